@@ -1,0 +1,34 @@
+# `make run` and `make test` work on a fresh Debian machine as root: each installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+export LAUNCHBAY_TEST_POSTGRES_URL ?= postgresql+psycopg://launchbay:launchbay@127.0.0.1:5432/postgres
+
+.PHONY: run test test-fast install services bench clean
+
+run: install
+	$(BIN)/launchbay serve
+
+test: install services
+	$(BIN)/pytest
+
+# The fast set: everything but the end-to-end tests marked `slow`.
+test-fast: install services
+	$(BIN)/pytest -m "not slow"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	scripts/ensure-python.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+services:
+	scripts/ensure-postgres.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache

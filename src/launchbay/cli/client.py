@@ -1,0 +1,79 @@
+"""The CLI's HTTP client: credentials on disk, errors turned into one readable line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+
+err = Console(stderr=True)
+
+
+def credentials_path() -> Path:
+    return Path(os.environ.get("LAUNCHBAY_CLI_CONFIG") or typer.get_app_dir("launchbay")) / "credentials.json"
+
+
+def save_credentials(url: str, token: str) -> Path:
+    path = credentials_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"url": url.rstrip("/"), "token": token}, f)
+    os.chmod(path, 0o600)
+    return path
+
+
+def load_credentials() -> dict[str, str]:
+    """`LAUNCHBAY_URL`/`LAUNCHBAY_TOKEN` win over the file written by `launchbay login`."""
+    saved: dict[str, str] = {}
+    path = credentials_path()
+    if path.exists():
+        saved = json.loads(path.read_text())
+    url = os.environ.get("LAUNCHBAY_URL") or saved.get("url") or "http://127.0.0.1:8420"
+    token = os.environ.get("LAUNCHBAY_TOKEN") or saved.get("token") or ""
+    return {"url": url.rstrip("/"), "token": token}
+
+
+class Client:
+    def __init__(self, url: str | None = None, token: str | None = None):
+        creds = load_credentials()
+        self.url = (url or creds["url"]).rstrip("/")
+        token = creds["token"] if token is None else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=f"{self.url}/api", headers=headers, timeout=30)
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+             params: dict[str, Any] | None = None) -> Any:
+        try:
+            response = self.http.request(method, path, json=body, params=params)
+        except httpx.HTTPError as exc:
+            err.print(f"[red]error:[/] cannot reach {self.url}: {exc}")
+            raise typer.Exit(2) from None
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"error": response.text or response.reason_phrase}
+            message = problem.get("error", "request failed")
+            details = problem.get("details")
+            if isinstance(details, list):
+                message += ": " + "; ".join(f"{d.get('field')}: {d.get('message')}" for d in details)
+            if response.status_code == 401:
+                message += " (run `launchbay login`)"
+            err.print(f"[red]error:[/] {message} [dim]({response.status_code} {problem.get('code', '')})[/]")
+            raise typer.Exit(1)
+        return response.json() if response.content else None
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.call("POST", path, body or {})
+
+    def delete(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.call("DELETE", path, body or {})

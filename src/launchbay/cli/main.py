@@ -1,0 +1,301 @@
+"""`launchbay`: serve the control plane, migrate its store, and drive it over its API."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated, Optional
+
+import typer
+
+from launchbay.cli.client import Client, err, save_credentials
+from launchbay.cli.output import emit, out
+
+app = typer.Typer(help="launchbay: a self-hosted deployment platform.", no_args_is_help=True)
+db_app = typer.Typer(help="The control plane's store.", no_args_is_help=True)
+projects_app = typer.Typer(help="Projects.", no_args_is_help=True)
+envs_app = typer.Typer(help="Environments and their variables.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(projects_app, name="projects")
+app.add_typer(envs_app, name="envs")
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.command()
+def serve(
+    listen: Annotated[Optional[str], typer.Option(help="HOST:PORT (LAUNCHBAY_LISTEN).")] = None,
+) -> None:
+    """Run the control plane (API and workers) in the foreground."""
+    import uvicorn
+
+    from launchbay.http.app import create_app
+    from launchbay.settings import Settings
+
+    settings = Settings(**({"listen": listen} if listen else {}))
+    out.print(f"launchbay listening on http://{settings.listen} (data in {settings.data_dir})")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level="info", proxy_headers=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the store's migrations."""
+    from launchbay.settings import Settings
+    from launchbay.store.db import make_engine
+    from launchbay.store.migrate import upgrade
+
+    settings = Settings()
+    upgrade(make_engine(settings.resolved_database_url))
+    out.print("database is at the newest migration")
+
+
+@app.command()
+def login(
+    url: Annotated[str, typer.Option(help="The control plane's URL.")] = "http://127.0.0.1:8420",
+    email: Annotated[Optional[str], typer.Option(help="Account e-mail address.")] = None,
+    password: Annotated[Optional[str], typer.Option(
+        envvar="LAUNCHBAY_PASSWORD", help="Password (asked for when not given).")] = None,
+    token: Annotated[Optional[str], typer.Option(help="Store this API token instead.")] = None,
+) -> None:
+    """Log in and keep the token in the user's config dir (mode 0600)."""
+    if token is None:
+        email = email or typer.prompt("E-mail")
+        password = password or getpass.getpass("Password: ")
+        result = Client(url, token="").post(
+            "/auth/login", {"email": email, "password": password, "clientKind": "cli"})
+        token = result["token"]
+    me = Client(url, token=token).get("/organizations/current-context")
+    path = save_credentials(url, token)
+    org = (me.get("currentOrganization") or {}).get("name", "-")
+    out.print(f"logged in as {me['user']['email']} (organization {org}); token saved to {path}")
+
+
+@app.command()
+def logout() -> None:
+    """End the session and forget the stored token."""
+    from launchbay.cli.client import credentials_path
+
+    path = credentials_path()
+    if path.exists():
+        Client().call("POST", "/auth/logout", {})
+        path.unlink()
+    out.print("logged out")
+
+
+@app.command()
+def whoami(as_json: Json = False) -> None:
+    """Show the logged-in user and current organization."""
+    ctx = Client().get("/organizations/current-context")
+    org = ctx.get("currentOrganization") or {}
+    emit({"email": ctx["user"]["email"], "organization": org.get("name"),
+          "role": org.get("role")} if not as_json else ctx, as_json)
+
+
+def project_id(client: Client, ref: str) -> str:
+    """A project given by id, slug or name."""
+    if ref.startswith("prj_"):
+        return ref
+    for p in client.get("/projects", limit=500)["items"]:
+        if ref in (p["slug"], p["name"]):
+            return p["id"]
+    err.print(f"[red]error:[/] no project {ref!r}")
+    raise typer.Exit(1)
+
+
+def environment_id(client: Client, ref: str) -> str:
+    """An environment given by id or as PROJECT/ENVIRONMENT."""
+    if ref.startswith("env_"):
+        return ref
+    project, _, name = ref.rpartition("/")
+    if project:
+        for e in client.get("/environments", projectId=project_id(client, project),
+                            limit=500)["items"]:
+            if e["name"] == name:
+                return e["id"]
+    err.print(f"[red]error:[/] no environment {ref!r} (use an id or PROJECT/ENVIRONMENT)")
+    raise typer.Exit(1)
+
+
+PROJECT_COLUMNS = [("ID", "id"), ("NAME", "name"), ("SLUG", "slug"),
+                   ("STATUS", "lifecycleStatus"), ("CREATED", "createdAt")]
+
+
+@projects_app.command("list")
+def projects_list(as_json: Json = False) -> None:
+    """List projects."""
+    emit(Client().get("/projects", limit=500)["items"], as_json, PROJECT_COLUMNS)
+
+
+@projects_app.command("create")
+def projects_create(
+    name: str,
+    description: Annotated[Optional[str], typer.Option(help="What the project is.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Create a project."""
+    emit(Client().post("/projects", {"name": name, "description": description}), as_json)
+
+
+@projects_app.command("show")
+def projects_show(project: str, as_json: Json = False) -> None:
+    """Show a project (id, slug or name)."""
+    client = Client()
+    emit(client.get(f"/projects/{project_id(client, project)}"), as_json)
+
+
+@projects_app.command("rename")
+def projects_rename(project: str, name: str) -> None:
+    """Rename a project."""
+    client = Client()
+    emit(client.post(f"/projects/{project_id(client, project)}/rename", {"name": name}), False)
+
+
+@projects_app.command("archive")
+def projects_archive(project: str,
+                     reason: Annotated[Optional[str], typer.Option()] = None) -> None:
+    """Archive a project (read-only until restored)."""
+    client = Client()
+    emit(client.post(f"/projects/{project_id(client, project)}/archive", {"reason": reason}),
+         False)
+
+
+@projects_app.command("restore")
+def projects_restore(project: str) -> None:
+    """Restore an archived project."""
+    client = Client()
+    emit(client.post(f"/projects/{project_id(client, project)}/restore"), False)
+
+
+@projects_app.command("delete")
+def projects_delete(project: str, yes: Annotated[bool, typer.Option("--yes")] = False) -> None:
+    """Delete an archived project."""
+    client = Client()
+    pid = project_id(client, project)
+    if not yes:
+        typer.confirm(f"Delete project {pid} for good?", abort=True)
+    emit(client.delete(f"/projects/{pid}", {"confirmation": {"projectId": pid}}), False)
+
+
+ENV_COLUMNS = [("ID", "id"), ("NAME", "name"), ("KIND", "kind"), ("STATUS", "lifecycleStatus"),
+               ("PROJECT", "projectId")]
+
+
+@envs_app.command("list")
+def envs_list(
+    project: Annotated[Optional[str], typer.Option(help="Only this project's.")] = None,
+    as_json: Json = False,
+) -> None:
+    """List environments."""
+    client = Client()
+    pid = project_id(client, project) if project else None
+    emit(client.get("/environments", projectId=pid, limit=500)["items"], as_json, ENV_COLUMNS)
+
+
+@envs_app.command("create")
+def envs_create(
+    project: str,
+    name: str,
+    kind: Annotated[str, typer.Option(help="production, staging, development, preview...")] = "custom",
+    as_json: Json = False,
+) -> None:
+    """Create an environment in a project."""
+    client = Client()
+    emit(client.post("/environments", {"projectId": project_id(client, project), "name": name,
+                                       "kind": kind}), as_json)
+
+
+@envs_app.command("show")
+def envs_show(environment: str, as_json: Json = False) -> None:
+    """Show an environment with its (masked) variables."""
+    client = Client()
+    env = client.get(f"/environments/{environment_id(client, environment)}")
+    if as_json:
+        emit(env, True)
+        return
+    variables = env.pop("maskedVariables")
+    emit(env, False)
+    emit(variables, False, [("KEY", "key"), ("VALUE", "value"), ("KIND", "kind"),
+                            ("EXPOSURE", "exposure")], title="variables")
+
+
+def _env_action(environment: str, action: str, body: dict | None = None) -> None:
+    client = Client()
+    emit(client.post(f"/environments/{environment_id(client, environment)}/{action}", body),
+         False)
+
+
+@envs_app.command("clone")
+def envs_clone(environment: str, target_name: str) -> None:
+    """Clone an environment and its variables."""
+    _env_action(environment, "clone", {"targetName": target_name})
+
+
+@envs_app.command("promote")
+def envs_promote(environment: str, target_name: str) -> None:
+    """Copy an environment's variables into another (created if missing)."""
+    _env_action(environment, "promote", {"targetName": target_name})
+
+
+@envs_app.command("rename")
+def envs_rename(environment: str, name: str) -> None:
+    """Rename an environment."""
+    _env_action(environment, "rename", {"name": name})
+
+
+@envs_app.command("lock")
+def envs_lock(environment: str, reason: Annotated[Optional[str], typer.Option()] = None) -> None:
+    """Lock an environment against changes."""
+    _env_action(environment, "lock", {"reason": reason})
+
+
+@envs_app.command("unlock")
+def envs_unlock(environment: str) -> None:
+    """Unlock an environment."""
+    _env_action(environment, "unlock")
+
+
+@envs_app.command("archive")
+def envs_archive(environment: str,
+                 reason: Annotated[Optional[str], typer.Option()] = None) -> None:
+    """Archive an environment."""
+    _env_action(environment, "archive", {"reason": reason})
+
+
+Exposure = Annotated[bool, typer.Option("--build-time", help="Build-time instead of runtime.")]
+
+
+@envs_app.command("set")
+def envs_set(
+    environment: str,
+    assignment: Annotated[str, typer.Argument(metavar="KEY=VALUE")],
+    secret: Annotated[bool, typer.Option("--secret", help="Encrypt and mask it.")] = False,
+    build_time: Exposure = False,
+) -> None:
+    """Set a variable."""
+    key, sep, value = assignment.partition("=")
+    if not sep:
+        err.print("[red]error:[/] expected KEY=VALUE")
+        raise typer.Exit(2)
+    client = Client()
+    client.post(f"/environments/{environment_id(client, environment)}/variables", {
+        "key": key, "value": value, "kind": "secret" if secret else "plain-config",
+        "exposure": "build-time" if build_time else "runtime"})
+    out.print(f"set {key}")
+
+
+@envs_app.command("unset")
+def envs_unset(environment: str, key: str, build_time: Exposure = False) -> None:
+    """Remove a variable."""
+    client = Client()
+    client.delete(f"/environments/{environment_id(client, environment)}/variables/{key}",
+                  {"exposure": "build-time" if build_time else "runtime"})
+    out.print(f"removed {key}")
+
+
+@envs_app.command("diff")
+def envs_diff(environment: str, other: str, as_json: Json = False) -> None:
+    """Compare two environments' variables."""
+    client = Client()
+    rows = client.get(f"/environments/{environment_id(client, environment)}/diff/"
+                      f"{environment_id(client, other)}")
+    emit(rows, as_json, [("KEY", "key"), ("EXPOSURE", "exposure"), ("CHANGE", "change")])

@@ -1,0 +1,1 @@
+"""HTTP faces: thin adapters from requests to operations."""

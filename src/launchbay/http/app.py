@@ -1,0 +1,48 @@
+"""The control plane's HTTP application: health, the native API and its OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+
+from launchbay import __version__
+from launchbay.control_plane import ControlPlane
+from launchbay.http import errors, native
+from launchbay.settings import Settings
+
+
+def create_app(settings: Settings | None = None, control_plane: ControlPlane | None = None) -> FastAPI:
+    cp = control_plane or ControlPlane(settings or Settings())
+    app = FastAPI(title="launchbay", version=__version__, openapi_url="/api/openapi.json",
+                  docs_url="/api/docs", redoc_url=None)
+    app.state.control_plane = cp
+    errors.install(app)
+
+    @app.get("/health", tags=["system"])
+    def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["system"])
+    def ready() -> JSONResponse:
+        """Readiness: the store answers and its migrations are current."""
+        state = cp.readiness()
+        return JSONResponse({"status": "ready" if state["ready"] else "not-ready", **state},
+                            status_code=200 if state["ready"] else 503)
+
+    api, schemas = native.router(cp)
+    app.include_router(api, prefix="/api")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                              description="launchbay native API")
+            doc.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

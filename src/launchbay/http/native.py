@@ -1,0 +1,200 @@
+"""The native API under `/api`: seed 004's paths, each bound to one catalog operation.
+
+Every route is a row of `ROUTES`. The input of the operation is built from the path
+parameters (which win), the query string and the JSON body, and validated by the operation's
+own input model; the OpenAPI document is generated from the same models.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, create_model
+from pydantic.json_schema import models_json_schema
+
+from launchbay.control_plane import ControlPlane
+from launchbay.operations import CATALOG, Actor, Meta
+from launchbay.operations.catalog import Operation
+from launchbay.operations.errors import Invalid, Unauthenticated
+from launchbay.operations.schemas import Schema
+
+SESSION_COOKIE = "launchbay_session"
+
+# (method, path, operation key, success status)
+ROUTES: list[tuple[str, str, str, int]] = [
+    ("GET", "/bootstrap/auth/status", "bootstrap.status", 200),
+    ("POST", "/bootstrap/auth/first-admin", "bootstrap.first-admin", 201),
+    ("POST", "/capabilities/query", "capabilities.query", 200),
+    ("POST", "/auth/login", "auth.login", 200),
+    ("POST", "/auth/logout", "auth.logout", 200),
+    ("GET", "/account/profile", "account.profile.show", 200),
+    ("POST", "/account/profile", "account.profile.update", 200),
+    ("POST", "/account/password", "account.password.change", 200),
+    ("GET", "/account/sessions", "account.sessions.list", 200),
+    ("POST", "/account/sessions/{sessionId}/revoke", "account.sessions.revoke", 200),
+    ("GET", "/account/tokens", "tokens.list", 200),
+    ("POST", "/account/tokens", "tokens.create", 201),
+    ("GET", "/account/tokens/{tokenId}", "tokens.show", 200),
+    ("POST", "/account/tokens/{tokenId}/rotate", "tokens.rotate", 200),
+    ("POST", "/account/tokens/{tokenId}/revoke", "tokens.revoke", 200),
+    ("GET", "/organizations/current-context", "organizations.current-context", 200),
+    ("POST", "/organizations/current-context/switch", "organizations.switch", 200),
+    ("POST", "/organizations", "organizations.create", 201),
+    ("GET", "/organizations/{organizationId}/profile", "organizations.show", 200),
+    ("POST", "/organizations/{organizationId}/profile", "organizations.update", 200),
+    ("DELETE", "/organizations/{organizationId}", "organizations.delete", 200),
+    ("GET", "/organizations/{organizationId}/members", "organizations.members.list", 200),
+    ("POST", "/organizations/{organizationId}/members/{memberId}/role",
+     "organizations.members.role", 200),
+    ("DELETE", "/organizations/{organizationId}/members/{memberId}",
+     "organizations.members.remove", 200),
+    ("POST", "/organizations/{organizationId}/owner-transfer", "organizations.owner-transfer",
+     200),
+    ("GET", "/organizations/{organizationId}/invitations", "organizations.invitations.list",
+     200),
+    ("POST", "/organizations/{organizationId}/invitations", "organizations.invitations.create",
+     201),
+    ("POST", "/invitations/accept", "organizations.invitations.accept", 200),
+    ("GET", "/projects/count", "projects.count", 200),
+    ("GET", "/projects", "projects.list", 200),
+    ("POST", "/projects", "projects.create", 201),
+    ("GET", "/projects/{projectId}", "projects.show", 200),
+    ("DELETE", "/projects/{projectId}", "projects.delete", 200),
+    ("POST", "/projects/{projectId}/rename", "projects.rename", 200),
+    ("POST", "/projects/{projectId}/description", "projects.describe", 200),
+    ("POST", "/projects/{projectId}/archive", "projects.archive", 200),
+    ("POST", "/projects/{projectId}/restore", "projects.restore", 200),
+    ("GET", "/projects/{projectId}/delete-check", "projects.delete-check", 200),
+    ("GET", "/environments/count", "environments.count", 200),
+    ("GET", "/environments", "environments.list", 200),
+    ("POST", "/environments", "environments.create", 201),
+    ("GET", "/environments/{environmentId}", "environments.show", 200),
+    ("POST", "/environments/{environmentId}/lock", "environments.lock", 200),
+    ("POST", "/environments/{environmentId}/unlock", "environments.unlock", 200),
+    ("POST", "/environments/{environmentId}/archive", "environments.archive", 200),
+    ("POST", "/environments/{environmentId}/clone", "environments.clone", 201),
+    ("POST", "/environments/{environmentId}/rename", "environments.rename", 200),
+    ("POST", "/environments/{environmentId}/variables", "environments.variables.set", 200),
+    ("DELETE", "/environments/{environmentId}/variables/{key}",
+     "environments.variables.delete", 200),
+    ("GET", "/environments/{environmentId}/effective-precedence",
+     "environments.effective-precedence", 200),
+    ("POST", "/environments/{environmentId}/promote", "environments.promote", 200),
+    ("GET", "/environments/{environmentId}/diff/{otherEnvironmentId}", "environments.diff", 200),
+    ("GET", "/audit-events", "audit-events.list", 200),
+    ("GET", "/audit-events/{auditEventId}", "audit-events.show", 200),
+]
+
+
+def credentials(request: Request) -> str | None:
+    """The bearer secret of a request: the Authorization header, else the session cookie."""
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return request.cookies.get(SESSION_COOKIE)
+
+
+async def resolve_actor(cp: ControlPlane, request: Request, op: Operation) -> Actor | None:
+    secret = credentials(request)
+    if secret is None:
+        return None
+    actor = await run_in_threadpool(cp.authenticate, secret)
+    if actor is None and op.scope != "public":
+        raise Unauthenticated("invalid or expired credentials", code="invalid_token")
+    return actor
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid("request body is not valid JSON", code="malformed_json") from None
+    if not isinstance(body, dict):
+        raise Invalid("request body must be a JSON object", code="malformed_json")
+    return body
+
+
+def dump(result: Any) -> Any:
+    return result.model_dump(mode="json", by_alias=True) if isinstance(result, BaseModel) else result
+
+
+def meta_of(request: Request) -> Meta:
+    return Meta(ip_address=request.client.host if request.client else None,
+                user_agent=request.headers.get("user-agent"))
+
+
+def _on_login(request: Request, response: Response, result: Any) -> None:
+    response.set_cookie(SESSION_COOKIE, result.token, httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https", path="/",
+                        expires=result.expires_at)
+
+
+def _on_logout(request: Request, response: Response, result: Any) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+AFTER = {"auth.login": _on_login, "auth.logout": _on_logout}
+
+
+def router(cp: ControlPlane) -> tuple[APIRouter, dict[str, Any]]:
+    """The `/api` router and the JSON schemas its OpenAPI entries refer to."""
+    api = APIRouter()
+    schemas: dict[str, Any] = {}
+    for method, path, key, status in ROUTES:
+        _add(api, cp, method, path, CATALOG[key], status, schemas)
+    return api, schemas
+
+
+def _add(api: APIRouter, cp: ControlPlane, method: str, path: str, op: Operation, status: int,
+         schemas: dict[str, Any]) -> None:
+    after = AFTER.get(op.key)
+
+    async def endpoint(request: Request) -> Response:
+        actor = await resolve_actor(cp, request, op)
+        data: dict[str, Any] = dict(request.query_params)
+        if method != "GET":
+            data.update(await json_body(request))
+        data.update(request.path_params)
+        result = await run_in_threadpool(cp.ops.run, op.key, actor, data, meta_of(request))
+        response = JSONResponse(dump(result), status_code=status)
+        if after:
+            after(request, response, result)
+        return response
+
+    api.add_api_route(path, endpoint, methods=[method], status_code=status,
+                      response_model=op.output, name=op.key, operation_id=op.key,
+                      summary=op.description.splitlines()[0], description=op.description,
+                      tags=[op.family], openapi_extra=_openapi(method, path, op, schemas))
+
+
+def _openapi(method: str, path: str, op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
+    in_path = set(re.findall(r"{(\w+)}", path))
+    fields = {name: (f.annotation, f) for name, f in op.input.model_fields.items()
+              if (f.alias or name) not in in_path}
+    params: list[dict[str, Any]] = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in in_path
+    ]
+    extra: dict[str, Any] = {"parameters": params}
+    if not fields:
+        return extra
+    model: type[BaseModel] = create_model(f"{op.input.__name__}Body", __base__=Schema, **fields)  # type: ignore[call-overload]
+    mapping, defs = models_json_schema(
+        [(model, "validation")], by_alias=True, ref_template="#/components/schemas/{model}")
+    schemas.update(defs.get("$defs", {}))
+    ref = mapping[(model, "validation")]["$ref"]
+    schema = schemas[ref.rsplit("/", 1)[1]]
+    if method == "GET":
+        params += [{"name": name, "in": "query", "required": name in schema.get("required", []),
+                    "schema": prop} for name, prop in schema.get("properties", {}).items()]
+    else:
+        extra["requestBody"] = {"content": {"application/json": {
+            "schema": {"$ref": ref}}}}
+    return extra

@@ -1,0 +1,14 @@
+"""Business operations. Importing this package fills the catalog."""
+
+from launchbay.operations import (  # noqa: F401  (each module registers its operations)
+    audit,
+    capabilities,
+    environments,
+    identity,
+    organizations,
+    projects,
+    tokens,
+)
+from launchbay.operations.catalog import CATALOG, Actor, Meta, Operations
+
+__all__ = ["CATALOG", "Actor", "Meta", "Operations"]

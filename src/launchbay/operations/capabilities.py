@@ -1,0 +1,60 @@
+"""`capabilities.query`: what the caller may do, answered from the catalog without running it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from launchbay.operations.catalog import CATALOG, Context, operation, role_at_least, role_in
+from launchbay.operations.schemas import Field, Schema
+
+
+class Query(Schema):
+    operation_key: str = Field(min_length=1, max_length=200)
+
+
+class CapabilitiesIn(Schema):
+    queries: list[Query] = Field(default_factory=list, max_length=500)
+
+
+class Capability(Schema):
+    operation_key: str
+    allowed: bool
+    mode: str
+    hint: str | None = None
+    reason: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class CapabilitiesOut(Schema):
+    capabilities: list[Capability]
+
+
+@operation("capabilities.query", scope="public")
+def query_capabilities(ctx: Context, data: CapabilitiesIn) -> CapabilitiesOut:
+    """For each asked operation (all when none is asked): may the caller run it, and if not, why."""
+    actor = ctx.actor
+    role = role_in(ctx.db, actor, actor.organization_id) if actor else None
+    keys = [q.operation_key for q in data.queries] or sorted(CATALOG)
+    answers = []
+    for key in keys:
+        op = CATALOG.get(key)
+        if op is None:
+            answers.append(Capability(operation_key=key, allowed=False, mode="unknown",
+                                      reason="no such operation"))
+            continue
+        reason = hint = None
+        if op.scope != "public" and actor is None:
+            reason, hint = "authentication required", "log in or send an API token"
+        elif op.scope != "public" and not actor.scope_allows(op.family, op.mutates):  # type: ignore[union-attr]
+            reason = f"token scopes do not include {op.family}:{'write' if op.mutates else 'read'}"
+        elif op.scope == "organization" and role is None:
+            reason, hint = "no current organization", "switch to an organization"
+        elif op.scope == "organization" and op.role and not role_at_least(role, op.role):  # type: ignore[arg-type]
+            reason = f"needs the {op.role} role; you are {role}"
+        answers.append(Capability(
+            operation_key=key, allowed=reason is None,
+            mode="unrestricted" if reason is None else "denied", hint=hint, reason=reason,
+            details={"requiredRole": op.role, "mutates": op.mutates, "auditEvent": op.audit,
+                     "description": op.description.splitlines()[0]},
+        ))
+    return CapabilitiesOut(capabilities=answers)

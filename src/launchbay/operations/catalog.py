@@ -1,0 +1,244 @@
+"""The operations catalog: the one way state is read and changed.
+
+Each operation is declared once with `@operation(key, role=..., audit=...)` on a handler
+`(ctx, input) -> output` whose annotations give the typed input and output. `run` validates
+the input, resolves the organization the operation acts in, checks the caller's role and
+token scopes, runs the handler in one transaction, and records the audit event.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_type_hints
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
+
+from launchbay.crypto import SecretBox
+from launchbay.operations.errors import (
+    Forbidden,
+    NotFound,
+    OperationError,
+    Unauthenticated,
+    validation_failed,
+)
+from launchbay.settings import Settings
+from launchbay.store.models import AuditEvent, Membership, new_id
+
+Role = Literal["viewer", "developer", "admin", "owner"]
+ROLES: tuple[Role, ...] = ("viewer", "developer", "admin", "owner")
+Scope = Literal["public", "account", "organization"]
+
+REDACTED_KEYS = ("value", "password", "token", "secret")
+
+
+def role_at_least(role: str, needed: str) -> bool:
+    return ROLES.index(role) >= ROLES.index(needed)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who calls: a user through a session, or through an API token with scopes."""
+
+    user_id: str
+    organization_id: str | None
+    session_id: str | None = None
+    token_id: str | None = None
+    scopes: frozenset[str] | None = None  # None: a session, limited only by role
+
+    def scope_allows(self, family: str, write: bool) -> bool:
+        if self.scopes is None or "*" in self.scopes:
+            return True
+        wanted = {f"{family}:write", f"{family}:*"} if write else {
+            f"{family}:read", f"{family}:write", f"{family}:*"
+        }
+        return bool(self.scopes & wanted)
+
+
+@dataclass
+class Meta:
+    """Facts about the request that some operations record (sessions, audit)."""
+
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass
+class Context:
+    db: DbSession
+    settings: Settings
+    secrets: SecretBox
+    actor: Actor | None
+    organization_id: str | None
+    role: Role | None
+    meta: Meta
+    operation: Operation
+    audited: list[AuditEvent] = field(default_factory=list)
+
+    @property
+    def user_id(self) -> str:
+        assert self.actor is not None
+        return self.actor.user_id
+
+    @property
+    def org_id(self) -> str:
+        assert self.organization_id is not None
+        return self.organization_id
+
+    def audit(self, aggregate_id: str | None, **payload: Any) -> None:
+        """Records this operation's audit event in its transaction; secrets never reach it."""
+        redacted = sorted(k for k in payload if any(word in k.lower() for word in REDACTED_KEYS))
+        event = AuditEvent(
+            id=new_id("aud"),
+            organization_id=self.organization_id,
+            actor_user_id=self.actor.user_id if self.actor else None,
+            actor_token_id=self.actor.token_id if self.actor else None,
+            event_type=self.operation.audit or self.operation.key,
+            aggregate_id=aggregate_id,
+            payload={k: ("[redacted]" if k in redacted else v) for k, v in payload.items()},
+            redacted_fields=redacted,
+        )
+        self.db.add(event)
+        self.audited.append(event)
+
+
+@dataclass(frozen=True)
+class Operation:
+    key: str
+    handler: Callable[[Context, Any], Any]
+    input: type[BaseModel]
+    output: type[BaseModel] | None
+    scope: Scope
+    role: Role | None
+    audit: str | None
+    description: str
+    role_for: Callable[[Any], Role] | None = None
+
+    @property
+    def family(self) -> str:
+        return self.key.split(".", 1)[0]
+
+    @property
+    def mutates(self) -> bool:
+        return self.audit is not None
+
+    def required_role(self, data: Any = None) -> Role | None:
+        if self.role_for is not None and data is not None:
+            return self.role_for(data)
+        return self.role
+
+
+CATALOG: dict[str, Operation] = {}
+
+
+def role_in(db: DbSession, actor: Actor, org_id: str | None) -> Role | None:
+    """The actor's role in an organization; a token only ever acts in its own."""
+    if org_id is None or (actor.token_id and org_id != actor.organization_id):
+        return None
+    return db.scalar(
+        select(Membership.role).where(
+            Membership.organization_id == org_id, Membership.user_id == actor.user_id
+        )
+    )
+
+
+def operation(
+    key: str,
+    *,
+    scope: Scope = "organization",
+    role: Role | None = "viewer",
+    audit: str | None = None,
+    role_for: Callable[[Any], Role] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declares an operation. `audit` names the event of a state change; reads have none."""
+
+    def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+        hints = get_type_hints(handler)
+        params = list(inspect.signature(handler).parameters)
+        output = hints.get("return")
+        assert key not in CATALOG, f"operation {key} declared twice"
+        CATALOG[key] = Operation(
+            key=key,
+            handler=handler,
+            input=hints[params[1]],
+            output=output if isinstance(output, type) and issubclass(output, BaseModel) else None,
+            scope=scope,
+            role=role if scope == "organization" else None,
+            audit=audit,
+            description=inspect.getdoc(handler) or key,
+            role_for=role_for,
+        )
+        return handler
+
+    return register
+
+
+class Operations:
+    """Runs catalog operations against one store; faces and the CLI server hold one."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker):
+        self.settings = settings
+        self.sessions = sessions
+        self.secrets = SecretBox(settings.secret_key)
+
+    def run(
+        self,
+        key: str,
+        actor: Actor | None,
+        data: dict[str, Any] | BaseModel | None = None,
+        meta: Meta | None = None,
+    ) -> Any:
+        op = CATALOG.get(key)
+        if op is None:
+            raise NotFound(f"unknown operation {key}", code="unknown_operation")
+        try:
+            payload = data if isinstance(data, op.input) else op.input.model_validate(data or {})
+        except ValidationError as exc:
+            raise validation_failed(exc.errors()) from None
+        with self.sessions() as db:
+            try:
+                org_id, role = self._authorize(db, op, actor, payload)
+                ctx = Context(db, self.settings, self.secrets, actor, org_id, role,
+                              meta or Meta(), op)
+                result = op.handler(ctx, payload)
+                if op.mutates and not ctx.audited:
+                    raise RuntimeError(f"operation {key} changed state without an audit event")
+                db.commit()
+                return result
+            except OperationError as exc:
+                if exc.commit:
+                    db.commit()
+                else:
+                    db.rollback()
+                raise
+            except BaseException:
+                db.rollback()
+                raise
+
+    def _authorize(
+        self, db: DbSession, op: Operation, actor: Actor | None, payload: BaseModel
+    ) -> tuple[str | None, Role | None]:
+        if op.scope == "public":
+            return (actor.organization_id if actor else None), None
+        if actor is None:
+            raise Unauthenticated("authentication required")
+        if not actor.scope_allows(op.family, op.mutates):
+            raise Forbidden(
+                f"token scopes do not allow {op.key}", code="insufficient_scope",
+                details={"needed": f"{op.family}:{'write' if op.mutates else 'read'}"},
+            )
+        if op.scope == "account":
+            return actor.organization_id, None
+        org_id = getattr(payload, "organization_id", None) or actor.organization_id
+        role = role_in(db, actor, org_id)
+        if role is None:
+            raise NotFound("organization not found", code="organization_not_found")
+        needed = op.required_role(payload)
+        if needed and not role_at_least(role, needed):
+            raise Forbidden(f"{op.key} needs the {needed} role; you are {role}",
+                            details={"needed": needed, "role": role})
+        return org_id, role

@@ -1,0 +1,331 @@
+"""Bootstrap of the first admin, password login, sessions, account profile, and resolving a
+bearer secret into an `Actor`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import EmailStr, field_validator
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import sessionmaker
+
+from launchbay.crypto import generate_password, hash_password, hash_token, new_token, verify_password
+from launchbay.operations.catalog import Actor, Context, operation
+from launchbay.operations.errors import Conflict, Invalid, NotFound, RateLimited, Unauthenticated
+from launchbay.operations.schemas import Empty, Field, Name, Schema, Timestamp
+from launchbay.slugs import unique_slug
+from launchbay.store.models import (
+    ApiToken,
+    LoginThrottle,
+    Membership,
+    Organization,
+    Session,
+    User,
+    new_id,
+    utcnow,
+)
+
+SESSION_PREFIX, TOKEN_PREFIX = "lbs", "lbt"
+
+
+class LoginMethod(Schema):
+    key: str = "local-password"
+    configured: bool = True
+    enabled: bool = True
+    reason: str | None = None
+
+
+LOGIN_METHODS = [LoginMethod()]
+
+
+class BootstrapStatus(Schema):
+    bootstrap_required: bool
+    first_admin_configured: bool
+    organization_configured: bool
+    login_methods: list[LoginMethod]
+    first_admin_email: str | None = None
+    login_url: str
+    organization_id: str | None = None
+    organization_slug: str | None = None
+    next_steps: list[str]
+
+
+@operation("bootstrap.status", scope="public")
+def bootstrap_status(ctx: Context, _: Empty) -> BootstrapStatus:
+    """Whether this instance still needs its first admin."""
+    admin = ctx.db.scalar(
+        select(User).join(Membership, Membership.user_id == User.id)
+        .where(Membership.role == "owner").order_by(User.created_at).limit(1)
+    )
+    org = ctx.db.scalar(select(Organization).order_by(Organization.created_at).limit(1))
+    return BootstrapStatus(
+        bootstrap_required=admin is None,
+        first_admin_configured=admin is not None,
+        organization_configured=org is not None,
+        login_methods=LOGIN_METHODS,
+        first_admin_email=admin.email if admin else None,
+        login_url="/api/auth/login",
+        organization_id=org.id if org else None,
+        organization_slug=org.slug if org else None,
+        next_steps=["POST /api/bootstrap/auth/first-admin"] if admin is None
+        else ["POST /api/auth/login"],
+    )
+
+
+class FirstAdminIn(Schema):
+    email: EmailStr
+    display_name: Name | None = None
+    password: str | None = Field(None, min_length=8, max_length=200)
+    organization_name: Name | None = None
+
+
+class FirstAdminOut(Schema):
+    bootstrap_required: bool = False
+    created: bool = True
+    email: str
+    login_methods: list[LoginMethod]
+    organization_id: str
+    organization_slug: str
+    user_id: str
+    generated_password: str | None = None
+    login_url: str = "/api/auth/login"
+
+
+@operation("bootstrap.first-admin", scope="public", audit="bootstrap.first-admin-created")
+def create_first_admin(ctx: Context, data: FirstAdminIn) -> FirstAdminOut:
+    """Creates the first admin and their organization; refused once any user exists."""
+    if ctx.db.scalar(select(func.count()).select_from(User)):
+        raise Conflict("the first admin already exists", code="bootstrap_complete")
+    generated = None if data.password else generate_password()
+    email = data.email.lower()
+    user = User(
+        id=new_id("usr"), email=email, display_name=data.display_name or email.split("@")[0],
+        password_hash=hash_password(data.password or generated),  # type: ignore[arg-type]
+    )
+    org = create_organization_for(ctx, user, data.organization_name or "Default")
+    ctx.organization_id = org.id
+    ctx.audit(user.id, email=email, organizationId=org.id)
+    return FirstAdminOut(email=email, login_methods=LOGIN_METHODS, organization_id=org.id,
+                         organization_slug=org.slug, user_id=user.id, generated_password=generated)
+
+
+def create_organization_for(ctx: Context, user: User, name: str) -> Organization:
+    """A new organization with `user` as its owner (used by bootstrap and `organizations.create`)."""
+    slug = unique_slug(name, lambda s: ctx.db.scalar(
+        select(Organization.id).where(Organization.slug == s)) is not None)
+    org = Organization(id=new_id("org"), name=name, slug=slug)
+    ctx.db.add_all([user, org])
+    ctx.db.flush()
+    ctx.db.add(Membership(id=new_id("mem"), organization_id=org.id, user_id=user.id, role="owner"))
+    return org
+
+
+class LoginIn(Schema):
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=200)
+    client_kind: str = Field("web", pattern="^(web|cli|api)$")
+
+
+class LoginOut(Schema):
+    token: str
+    session_id: str
+    expires_at: Timestamp
+
+
+@operation("auth.login", scope="public", audit="session.created")
+def login(ctx: Context, data: LoginIn) -> LoginOut:
+    """Password login. Repeated failures lock the address out for a growing time."""
+    email = data.email.strip().lower()
+    now = utcnow()
+    throttle = ctx.db.get(LoginThrottle, email)
+    if throttle and throttle.locked_until and throttle.locked_until > now:
+        wait = int((throttle.locked_until - now).total_seconds()) + 1
+        raise RateLimited("too many failed logins; try again later",
+                          details={"retryAfterSeconds": wait})
+    user = ctx.db.scalar(select(User).where(User.email == email))
+    if not verify_password(data.password, user.password_hash if user else None):
+        throttle = throttle or LoginThrottle(key=email, failures=0)
+        throttle.failures += 1
+        over = throttle.failures - ctx.settings.login_max_failures
+        if over >= 0:
+            seconds = min(ctx.settings.login_lockout_seconds * 2**over, 3600)
+            throttle.locked_until = now + timedelta(seconds=seconds)
+        ctx.db.add(throttle)
+        raise Unauthenticated("invalid email or password", code="invalid_credentials", commit=True)
+    ctx.db.execute(delete(LoginThrottle).where(LoginThrottle.key == email))
+    first_org = ctx.db.scalar(
+        select(Membership.organization_id).where(Membership.user_id == user.id)  # type: ignore[union-attr]
+        .order_by(Membership.joined_at).limit(1)
+    )
+    token = new_token(SESSION_PREFIX)
+    session = Session(
+        id=new_id("ses"), user_id=user.id, organization_id=first_org,  # type: ignore[union-attr]
+        token_hash=hash_token(token), client_kind=data.client_kind,
+        ip_address=ctx.meta.ip_address, user_agent=(ctx.meta.user_agent or "")[:500] or None,
+        expires_at=now + timedelta(hours=ctx.settings.session_ttl_hours),
+    )
+    ctx.db.add(session)
+    ctx.organization_id = first_org
+    ctx.audit(session.id, userId=user.id, clientKind=data.client_kind)  # type: ignore[union-attr]
+    return LoginOut(token=token, session_id=session.id, expires_at=session.expires_at)
+
+
+class SessionRevoked(Schema):
+    session_id: str
+    revoked_at: Timestamp
+
+
+@operation("auth.logout", scope="account", audit="session.revoked")
+def logout(ctx: Context, _: Empty) -> SessionRevoked:
+    """Ends the calling session."""
+    if not ctx.actor or not ctx.actor.session_id:
+        raise Invalid("only a session can log out; revoke API tokens instead", code="not_a_session")
+    return _revoke_session(ctx, ctx.actor.session_id)
+
+
+def _revoke_session(ctx: Context, session_id: str) -> SessionRevoked:
+    session = ctx.db.get(Session, session_id)
+    if session is None or session.user_id != ctx.user_id:
+        raise NotFound("session not found")
+    session.revoked_at = session.revoked_at or utcnow()
+    ctx.audit(session.id)
+    return SessionRevoked(session_id=session.id, revoked_at=session.revoked_at)
+
+
+class Profile(Schema):
+    user_id: str
+    email: str
+    display_name: str
+    avatar_url: str | None
+    email_verified: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+def _profile(user: User) -> Profile:
+    return Profile(user_id=user.id, email=user.email, display_name=user.display_name,
+                   avatar_url=user.avatar_url, email_verified=user.email_verified,
+                   created_at=user.created_at, updated_at=user.updated_at)
+
+
+@operation("account.profile.show", scope="account")
+def show_profile(ctx: Context, _: Empty) -> Profile:
+    """The caller's profile."""
+    return _profile(ctx.db.get_one(User, ctx.user_id))
+
+
+class ProfileIn(Schema):
+    display_name: Name | None = None
+    avatar_url: str | None = Field(None, max_length=2000, pattern=r"^(https?://|/)")
+
+
+@operation("account.profile.update", scope="account", audit="account.profile-updated")
+def update_profile(ctx: Context, data: ProfileIn) -> Profile:
+    """Changes the caller's display name or avatar."""
+    user = ctx.db.get_one(User, ctx.user_id)
+    changes = data.model_dump(exclude_unset=True)
+    for field_name, value in changes.items():
+        if field_name == "display_name" and value is None:
+            raise Invalid("Validation failed",
+                          details=[{"field": "displayName", "message": "must not be null"}])
+        setattr(user, field_name, value)
+    ctx.db.flush()
+    ctx.audit(user.id, fields=sorted(changes))
+    return _profile(user)
+
+
+class PasswordIn(Schema):
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=8, max_length=200)
+
+
+@operation("account.password.change", scope="account", audit="account.password-changed")
+def change_password(ctx: Context, data: PasswordIn) -> Profile:
+    """Replaces the caller's password and ends their other sessions."""
+    user = ctx.db.get_one(User, ctx.user_id)
+    if not verify_password(data.current_password, user.password_hash):
+        raise Invalid("current password is wrong", code="invalid_credentials",
+                      details=[{"field": "currentPassword", "message": "does not match"}])
+    user.password_hash = hash_password(data.new_password)
+    for session in ctx.db.scalars(select(Session).where(
+            Session.user_id == user.id, Session.revoked_at.is_(None))):
+        if ctx.actor and session.id != ctx.actor.session_id:
+            session.revoked_at = utcnow()
+    ctx.audit(user.id)
+    return _profile(user)
+
+
+class SessionItem(Schema):
+    session_id: str
+    user_id: str
+    client_kind: str
+    display_name: str | None
+    created_at: Timestamp
+    expires_at: Timestamp
+    ip_address: str | None
+    user_agent: str | None
+    current: bool
+    last_active_at: Timestamp
+
+
+class SessionList(Schema):
+    items: list[SessionItem]
+    next_cursor: str | None = None
+
+
+@operation("account.sessions.list", scope="account")
+def list_sessions(ctx: Context, _: Empty) -> SessionList:
+    """The caller's live sessions, newest first."""
+    rows = ctx.db.scalars(
+        select(Session).where(Session.user_id == ctx.user_id, Session.revoked_at.is_(None),
+                              Session.expires_at > utcnow())
+        .order_by(Session.created_at.desc())
+    )
+    return SessionList(items=[
+        SessionItem(session_id=s.id, user_id=s.user_id, client_kind=s.client_kind,
+                    display_name=s.user_agent, created_at=s.created_at, expires_at=s.expires_at,
+                    ip_address=s.ip_address, user_agent=s.user_agent,
+                    current=ctx.actor is not None and s.id == ctx.actor.session_id,
+                    last_active_at=s.last_active_at)
+        for s in rows
+    ])
+
+
+class SessionRef(Schema):
+    session_id: str
+
+
+@operation("account.sessions.revoke", scope="account", audit="session.revoked")
+def revoke_session(ctx: Context, data: SessionRef) -> SessionRevoked:
+    """Ends one of the caller's sessions (another device, say)."""
+    return _revoke_session(ctx, data.session_id)
+
+
+# Activity stamps are written at most this often, so that reads stay reads.
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+def authenticate(sessions: sessionmaker, secret: str) -> Actor | None:
+    """The actor behind a session or API token secret, or None if it is unknown or dead."""
+    now = utcnow()
+    token_hash = hash_token(secret)
+    with sessions() as db:
+        if secret.startswith(f"{SESSION_PREFIX}_"):
+            s = db.scalar(select(Session).where(Session.token_hash == token_hash))
+            if s is None or s.revoked_at or s.expires_at <= now:
+                return None
+            if now - s.last_active_at > _TOUCH_EVERY:
+                s.last_active_at = now
+                db.commit()
+            return Actor(user_id=s.user_id, organization_id=s.organization_id, session_id=s.id)
+        if secret.startswith(f"{TOKEN_PREFIX}_"):
+            t = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+            if t is None or t.revoked_at or (t.expires_at and t.expires_at <= now):
+                return None
+            if t.last_used_at is None or now - t.last_used_at > _TOUCH_EVERY:
+                t.last_used_at = now
+                db.commit()
+            return Actor(user_id=t.user_id, organization_id=t.organization_id, token_id=t.id,
+                         scopes=frozenset(t.scopes))
+    return None
+

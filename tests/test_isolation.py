@@ -1,0 +1,183 @@
+"""Authorization: other organizations' objects are invisible (404), viewers cannot change
+anything (403), and tokens act within their scopes."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import Api, add_member, snapshot
+from launchbay.http.native import ROUTES
+from launchbay.operations import CATALOG
+
+
+@pytest.fixture
+def world(admin: Api):
+    """Organization A (the admin's) with a project, an environment and a secret; organization
+    B whose only member is Bob."""
+    project = admin.post("/projects", {"name": "alpha"})["id"]
+    env = admin.post("/environments", {"projectId": project, "name": "prod"})["id"]
+    other_env = admin.post("/environments", {"projectId": project, "name": "stage"})["id"]
+    admin.post(f"/environments/{env}/variables", {"key": "TOKEN", "value": "a-secret",
+                                                  "kind": "secret"})
+    org_b = admin.post("/organizations", {"name": "Beta"})["organizationId"]
+    bob = add_member(admin, org_b, "bob@example.com", "admin")
+    return {"project": project, "env": env, "other_env": other_env, "org_b": org_b, "bob": bob}
+
+
+def _member_id(api: Api, org_id: str, user_id: str) -> str:
+    return next(m["memberId"] for m in api.get(f"/organizations/{org_id}/members")["items"]
+                if m["userId"] == user_id)
+
+
+def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world, cp):
+    bob: Api = world["bob"]
+    assert bob.get("/organizations/current-context")["currentOrganization"]["name"] == "Beta"
+    assert bob.get("/projects")["items"] == []
+    before = snapshot(cp)
+    p, e = world["project"], world["env"]
+    attempts = [
+        ("GET", f"/projects/{p}", None),
+        ("GET", f"/projects/{p}/delete-check", None),
+        ("POST", f"/projects/{p}/rename", {"name": "stolen"}),
+        ("POST", f"/projects/{p}/archive", {}),
+        ("DELETE", f"/projects/{p}", {"confirmation": {"projectId": p}}),
+        ("GET", f"/environments/{e}", None),
+        ("GET", f"/environments/{e}/effective-precedence", None),
+        ("GET", f"/environments/{e}/diff/{world['other_env']}", None),
+        ("POST", f"/environments/{e}/variables", {"key": "X", "value": "1"}),
+        ("DELETE", f"/environments/{e}/variables/TOKEN", {"exposure": "runtime"}),
+        ("POST", f"/environments/{e}/clone", {"targetName": "mine"}),
+        ("POST", f"/environments/{e}/rename", {"name": "mine"}),
+        ("POST", f"/environments/{e}/lock", {}),
+        ("POST", "/environments", {"projectId": p, "name": "mine"}),
+        ("GET", f"/organizations/{admin.org_id}/members", None),
+        ("POST", f"/organizations/{admin.org_id}/profile", {"name": "stolen"}),
+        ("POST", f"/organizations/{admin.org_id}/invitations",
+         {"email": "evil@example.com", "role": "admin"}),
+    ]
+    for method, path, body in attempts:
+        response = bob.request(method, path, body)
+        assert response.status_code == 404, (method, path, response.status_code, response.text)
+        assert set(response.json()) == {"error", "code", "details"}
+    assert bob.get("/environments/count")["count"] == 0
+    assert snapshot(cp) == before
+    assert admin.get(f"/projects/{p}")["name"] == "alpha"
+
+
+def test_switching_into_a_foreign_organization_is_404(admin, world):
+    bob: Api = world["bob"]
+    response = bob.request("POST", "/organizations/current-context/switch",
+                           {"organizationId": admin.org_id})
+    assert response.status_code == 404
+
+
+# A valid input for every mutating operation of an organization, so that a 403 is the role's.
+def _bodies(ids: dict[str, str]) -> dict[str, dict]:
+    return {
+        "organizations.update": {"name": "renamed"},
+        "organizations.delete": {"confirmation": {"organizationId": ids["organizationId"]}},
+        "organizations.members.role": {"role": "admin"},
+        "organizations.members.remove": {},
+        "organizations.owner-transfer": {"fromMemberId": ids["ownerMemberId"],
+                                         "toMemberId": ids["memberId"]},
+        "organizations.invitations.create": {"email": "new@example.com", "role": "viewer"},
+        "projects.create": {"name": "new"},
+        "projects.delete": {"confirmation": {"projectId": ids["projectId"]}},
+        "projects.rename": {"name": "renamed"},
+        "projects.describe": {"description": "d"},
+        "projects.archive": {},
+        "projects.restore": {},
+        "environments.create": {"projectId": ids["projectId"], "name": "new"},
+        "environments.lock": {},
+        "environments.unlock": {},
+        "environments.archive": {},
+        "environments.clone": {"targetName": "copy"},
+        "environments.rename": {"name": "renamed"},
+        "environments.variables.set": {"key": "A", "value": "1"},
+        "environments.variables.delete": {"exposure": "runtime"},
+        "environments.promote": {"targetName": "next"},
+    }
+
+
+def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
+    viewer = add_member(admin, admin.org_id, "viola@example.com", "viewer")
+    ids = {"projectId": world["project"], "environmentId": world["env"],
+           "organizationId": admin.org_id, "memberId": viewer.member_id,
+           "ownerMemberId": _member_id(admin, admin.org_id, admin.user_id), "key": "TOKEN"}
+    bodies = _bodies(ids)
+    mutating = [(m, p, k) for m, p, k, _ in ROUTES
+                if CATALOG[k].mutates and CATALOG[k].scope == "organization"]
+    assert {k for _, _, k in mutating} == set(bodies), "every mutating operation needs a body here"
+    before = snapshot(cp)
+    for method, path, key in mutating:
+        response = viewer.request(method, path.format(**ids), bodies[key])
+        assert response.status_code == 403, (key, response.status_code, response.text)
+        assert response.json()["code"] == "forbidden"
+    assert snapshot(cp) == before
+    # ...while reading works.
+    assert viewer.get(f"/projects/{world['project']}")["name"] == "alpha"
+    assert viewer.get(f"/environments/{world['env']}")["maskedVariables"][0]["value"] == "****"
+
+
+def test_developer_deploys_but_does_not_manage_secrets_or_members(admin, world):
+    dev = add_member(admin, admin.org_id, "dev@example.com", "developer")
+    env = world["env"]
+    dev.post(f"/environments/{env}/variables", {"key": "PLAIN", "value": "1"})
+    assert dev.request("POST", f"/environments/{env}/variables",
+                       {"key": "S", "value": "x", "kind": "secret"}).status_code == 403
+    assert dev.request("DELETE", f"/environments/{env}/variables/TOKEN",
+                       {"exposure": "runtime"}).status_code == 403
+    # Replacing a secret with a plain value would be a way around that.
+    assert dev.request("POST", f"/environments/{env}/variables",
+                       {"key": "TOKEN", "value": "plain"}).status_code == 403
+    assert dev.request("POST", f"/organizations/{admin.org_id}/invitations",
+                       {"email": "x@example.com", "role": "viewer"}).status_code == 403
+    assert dev.post("/projects", {"name": "dev-project"})["id"]
+
+
+def test_token_scopes_and_organization_binding(admin, world, client):
+    reader = admin.post("/account/tokens", {"displayName": "ci-read", "scopes": ["projects:read"]})
+    assert reader["token"].startswith("lbt_") and reader["status"] == "active"
+    assert "token" not in admin.get(f"/account/tokens/{reader['tokenId']}") or \
+        admin.get(f"/account/tokens/{reader['tokenId']}")["token"] is None
+    ro = Api(client, reader["token"])
+    assert ro.get("/projects")["items"][0]["name"] == "alpha"
+    denied = ro.request("POST", "/projects", {"name": "nope"})
+    assert denied.status_code == 403 and denied.json()["code"] == "insufficient_scope"
+    assert ro.request("GET", f"/environments/{world['env']}").status_code == 403
+    # A token cannot mint a wider one.
+    wider = ro.request("POST", "/account/tokens", {"displayName": "x", "scopes": ["*"]})
+    assert wider.status_code == 403
+    # The token is bound to its organization: B's objects are 404 even though its user is in B.
+    beta_project = admin.post("/projects", {"name": "in-a"})  # still in A
+    assert beta_project
+    writer = admin.post("/account/tokens", {"displayName": "deploy", "scopes": ["*"],
+                                            "organizationId": world["org_b"]})
+    in_b = Api(client, writer["token"])
+    assert in_b.request("GET", f"/projects/{world['project']}").status_code == 404
+    assert in_b.post("/projects", {"name": "beta-app"})["id"]
+    # Rotation kills the old secret; revocation kills the token.
+    rotated = admin.post(f"/account/tokens/{writer['tokenId']}/rotate")
+    assert in_b.request("GET", "/projects").status_code == 401
+    assert Api(client, rotated["token"]).get("/projects")["items"][0]["name"] == "beta-app"
+    admin.post(f"/account/tokens/{writer['tokenId']}/revoke")
+    assert Api(client, rotated["token"]).request("GET", "/projects").status_code == 401
+    listed = {t["tokenId"]: t["status"] for t in admin.get("/account/tokens")["items"]}
+    assert listed[writer["tokenId"]] == "revoked" and listed[reader["tokenId"]] == "active"
+
+
+def test_token_loses_rights_with_its_creator(admin, world, client):
+    dev = add_member(admin, admin.org_id, "dev2@example.com", "developer")
+    token = dev.post("/account/tokens", {"displayName": "t", "scopes": ["*"]})["token"]
+    assert Api(client, token).post("/projects", {"name": "by-token"})
+    admin.post(f"/organizations/{admin.org_id}/members/{dev.member_id}/role", {"role": "viewer"})
+    assert Api(client, token).request("POST", "/projects", {"name": "x"}).status_code == 403
+    admin.ok("DELETE", f"/organizations/{admin.org_id}/members/{dev.member_id}", {})
+    assert Api(client, token).request("GET", "/projects").status_code == 404
+
+
+def test_unknown_scope_is_rejected(admin):
+    response = admin.request("POST", "/account/tokens",
+                             {"displayName": "t", "scopes": ["rockets:launch"]})
+    assert response.status_code == 400 and response.json()["error"] == "Validation failed"
+    assert response.json()["details"][0]["field"] == "scopes"

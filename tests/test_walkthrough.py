@@ -1,0 +1,100 @@
+"""The acceptance walk of the core over HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
+
+
+def test_bootstrap_login_project_environment_secret_clone_diff(client, cp):
+    status = client.get("/api/bootstrap/auth/status").json()
+    assert status["bootstrapRequired"] is True and status["firstAdminConfigured"] is False
+
+    created = client.post("/api/bootstrap/auth/first-admin",
+                          json={"email": ADMIN_EMAIL, "displayName": "Ada"})
+    assert created.status_code == 201
+    first = created.json()
+    assert first["created"] is True and len(first["generatedPassword"]) >= 16
+    again = client.post("/api/bootstrap/auth/first-admin", json={"email": "x@example.com"})
+    assert again.status_code == 409 and again.json()["code"] == "bootstrap_complete"
+    assert client.get("/api/bootstrap/auth/status").json()["bootstrapRequired"] is False
+
+    response = client.post("/api/auth/login",
+                           json={"email": ADMIN_EMAIL, "password": first["generatedPassword"]})
+    assert response.status_code == 200
+    session = response.json()
+    assert session["token"] and session["sessionId"] and session["expiresAt"].endswith("Z")
+    cookie = response.headers["set-cookie"]
+    assert "launchbay_session=" in cookie and "HttpOnly" in cookie
+    api = Api(client, session["token"])
+
+    project_id = api.post("/projects", {"name": "Web Shop"})["id"]
+    project = api.get(f"/projects/{project_id}")
+    assert project["slug"] == "web-shop" and project["organizationId"] == first["organizationId"]
+
+    env_id = api.post("/environments", {"projectId": project_id, "name": "production",
+                                        "kind": "production"})["id"]
+    assert api.post(f"/environments/{env_id}/variables", {
+        "key": "DATABASE_PASSWORD", "value": "s3cr3t-plaintext", "kind": "secret",
+        "exposure": "runtime"}) is None
+    api.post(f"/environments/{env_id}/variables",
+             {"key": "LOG_LEVEL", "value": "info", "kind": "plain-config", "exposure": "runtime"})
+    variables = {v["key"]: v for v in api.get(f"/environments/{env_id}")["maskedVariables"]}
+    assert variables["DATABASE_PASSWORD"]["value"] == "****"
+    assert variables["DATABASE_PASSWORD"]["isSecret"] is True
+    assert variables["LOG_LEVEL"]["value"] == "info"
+
+    with cp.engine.connect() as conn:
+        stored = conn.execute(text("SELECT value FROM environment_variables "
+                                   "WHERE key = 'DATABASE_PASSWORD'")).scalar_one()
+        dump = " ".join(str(v) for row in conn.execute(
+            text("SELECT * FROM environment_variables")) for v in row)
+        audit = " ".join(str(v) for row in conn.execute(text("SELECT * FROM audit_events"))
+                         for v in row)
+    assert "s3cr3t-plaintext" not in dump and "s3cr3t-plaintext" not in audit
+    assert cp.ops.secrets.decrypt(stored) == "s3cr3t-plaintext"
+
+    clone_id = api.post(f"/environments/{env_id}/clone", {"targetName": "staging"})["id"]
+    clone = api.get(f"/environments/{clone_id}")
+    assert clone["parentEnvironmentId"] == env_id and clone["name"] == "staging"
+    diff = api.get(f"/environments/{env_id}/diff/{clone_id}")
+    assert {d["key"] for d in diff} == {"DATABASE_PASSWORD", "LOG_LEVEL"}
+    assert all(d["change"] == "unchanged" for d in diff)
+    assert all(d["left"]["value"] == "****" for d in diff if d["key"] == "DATABASE_PASSWORD")
+
+    # The trail: every step above left an audit event.
+    events = {e["eventType"] for e in api.get("/audit-events", params={"limit": 100})["items"]}
+    assert {"bootstrap.first-admin-created", "session.created", "project.created",
+            "environment.created", "environment.variable-set", "environment.cloned"} <= events
+
+
+def test_password_given_at_bootstrap_is_used(client):
+    client.post("/api/bootstrap/auth/first-admin",
+                json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    ok = client.post("/api/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    assert ok.status_code == 200
+
+
+def test_cookie_authenticates_and_logout_ends_the_session(client, admin):
+    client.cookies.clear()
+    response = client.post("/api/auth/login",
+                           json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    token = response.json()["token"]
+    assert client.get("/api/projects").status_code == 200  # the cookie alone
+    client.post("/api/auth/logout")
+    client.cookies.clear()
+    dead = client.get("/api/projects", headers={"Authorization": f"Bearer {token}"})
+    assert dead.status_code == 401 and dead.json()["code"] == "invalid_token"
+
+
+def test_health_ready_and_openapi(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["migrations"] == "current"
+    doc = client.get("/api/openapi.json").json()
+    assert "/api/projects" in doc["paths"] and "/api/environments/{environmentId}/clone" in doc["paths"]
+    body = doc["paths"]["/api/projects"]["post"]["requestBody"]["content"]["application/json"]
+    name = body["schema"]["$ref"].rsplit("/", 1)[1]
+    assert "name" in doc["components"]["schemas"][name]["properties"]
+    assert client.get("/api/docs").status_code == 200
