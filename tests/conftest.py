@@ -125,3 +125,34 @@ def snapshot(cp: ControlPlane) -> dict[str, list[tuple[Any, ...]]]:
             rows[table.name] = [tuple(r) for r in conn.execute(
                 select(*cols).order_by(*table.primary_key.columns))]
     return rows
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(cp: ControlPlane) -> Iterator[str]:
+    """The control plane served by uvicorn on a loopback port, for clients that need real HTTP."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(create_app(control_plane=cp), host="127.0.0.1", port=port,
+                            log_level="warning")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not uv.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    uv.should_exit = True
+    thread.join(10)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 
 def slugify(text: str, max_length: int = 48) -> str:
+    text = re.sub(r"['\u2019`]", "", text)  # "Emile's" -> "emiles", not "emile-s"
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     return slug[:max_length].strip("-") or "x"

@@ -195,6 +195,7 @@ class Operations:
         op = CATALOG.get(key)
         if op is None:
             raise NotFound(f"unknown operation {key}", code="unknown_operation")
+        self._authenticate(op, actor)  # before validation: strangers learn nothing of inputs
         try:
             payload = data if isinstance(data, op.input) else op.input.model_validate(data or {})
         except ValidationError as exc:
@@ -219,11 +220,10 @@ class Operations:
                 db.rollback()
                 raise
 
-    def _authorize(
-        self, db: DbSession, op: Operation, actor: Actor | None, payload: BaseModel
-    ) -> tuple[str | None, Role | None]:
+    @staticmethod
+    def _authenticate(op: Operation, actor: Actor | None) -> None:
         if op.scope == "public":
-            return (actor.organization_id if actor else None), None
+            return
         if actor is None:
             raise Unauthenticated("authentication required")
         if not actor.scope_allows(op.family, op.mutates):
@@ -231,6 +231,13 @@ class Operations:
                 f"token scopes do not allow {op.key}", code="insufficient_scope",
                 details={"needed": f"{op.family}:{'write' if op.mutates else 'read'}"},
             )
+
+    def _authorize(
+        self, db: DbSession, op: Operation, actor: Actor | None, payload: BaseModel
+    ) -> tuple[str | None, Role | None]:
+        if op.scope == "public":
+            return (actor.organization_id if actor else None), None
+        assert actor is not None
         if op.scope == "account":
             return actor.organization_id, None
         org_id = getattr(payload, "organization_id", None) or actor.organization_id

@@ -1,0 +1,114 @@
+"""The CLI against a real server over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, free_port
+from launchbay.cli.main import app
+
+
+@pytest.fixture
+def cli(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAUNCHBAY_CLI_CONFIG", str(tmp_path / "cli"))
+    monkeypatch.setenv("LAUNCHBAY_URL", server)
+    monkeypatch.delenv("LAUNCHBAY_TOKEN", raising=False)
+    httpx.post(f"{server}/api/bootstrap/auth/first-admin",
+               json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True) -> str:
+        result = runner.invoke(app, list(args))
+        if ok:
+            assert result.exit_code == 0, (args, result.output)
+        else:
+            assert result.exit_code != 0, (args, result.output)
+        return result.output
+
+    run.server = server  # type: ignore[attr-defined]
+    run.config = tmp_path / "cli"  # type: ignore[attr-defined]
+    return run
+
+
+def test_login_projects_and_environments(cli):
+    out = cli("login", "--url", cli.server, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+    assert "logged in as admin@example.com" in out
+    creds = cli.config / "credentials.json"
+    assert stat.S_IMODE(os.stat(creds).st_mode) == 0o600
+    assert json.loads(creds.read_text())["token"].startswith("lbs_")
+
+    cli("projects", "create", "Web Shop")
+    projects = json.loads(cli("projects", "list", "--json"))
+    assert [p["slug"] for p in projects] == ["web-shop"]
+    assert "Web Shop" in cli("projects", "list")  # the table for people
+
+    cli("envs", "create", "web-shop", "production", "--kind", "production")
+    cli("envs", "set", "web-shop/production", "DATABASE_URL=postgres://db", "--secret")
+    cli("envs", "set", "web-shop/production", "LOG_LEVEL=debug")
+    shown = json.loads(cli("envs", "show", "web-shop/production", "--json"))
+    values = {v["key"]: v["value"] for v in shown["maskedVariables"]}
+    assert values == {"DATABASE_URL": "****", "LOG_LEVEL": "debug"}
+    assert "postgres://db" not in cli("envs", "show", "web-shop/production")
+
+    cli("envs", "clone", "web-shop/production", "staging")
+    diff = json.loads(cli("envs", "diff", "web-shop/production", "web-shop/staging", "--json"))
+    assert {d["change"] for d in diff} == {"unchanged"}
+    envs = json.loads(cli("envs", "list", "--project", "web-shop", "--json"))
+    assert sorted(e["name"] for e in envs) == ["production", "staging"]
+
+    cli("projects", "archive", "web-shop")
+    failed = cli("envs", "create", "web-shop", "qa", ok=False)
+    assert "archived" in failed
+    cli("projects", "restore", "web-shop")
+
+    cli("logout")
+    assert not creds.exists()
+
+
+def test_cli_errors_are_one_readable_line(cli):
+    out = cli("projects", "list", ok=False)
+    assert "authentication required" in out and "launchbay login" in out
+    bad = cli("login", "--url", cli.server, "--email", ADMIN_EMAIL, "--password", "nope", ok=False)
+    assert "invalid email or password" in bad
+    cli("login", "--url", cli.server, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+    assert "no project 'ghost'" in cli("projects", "show", "ghost", ok=False)
+    assert "expected KEY=VALUE" in cli("envs", "set", "env_x", "NOVALUE", ok=False)
+
+
+def test_serve_and_db_upgrade_as_processes(tmp_path):
+    """`launchbay db upgrade` and `launchbay serve --listen` from a shell, with env settings."""
+    env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path / "data")}
+    env.pop("LAUNCHBAY_DATABASE_URL", None)
+    exe = os.path.join(os.path.dirname(sys.executable), "launchbay")
+    upgraded = subprocess.run([exe, "db", "upgrade"], env=env, capture_output=True, text=True,
+                              timeout=60)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert (tmp_path / "data" / "launchbay.db").exists()
+    port = free_port()
+    proc = subprocess.Popen([exe, "serve", "--listen", f"127.0.0.1:{port}"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "serve did not answer"
+            time.sleep(0.1)
+        assert httpx.get(f"http://127.0.0.1:{port}/ready").json()["ready"] is True
+        key = tmp_path / "data" / "master.key"
+        assert not key.exists() or stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,92 @@
+"""The store on both backends: migrations, readiness, time zones, constraints."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from launchbay.control_plane import ControlPlane
+from launchbay.store.db import make_engine, make_sessionmaker
+from launchbay.store.migrate import is_current, upgrade
+from launchbay.store.models import Base, Organization, Project, new_id
+
+
+def test_migrations_create_every_table_and_are_idempotent(database_url):
+    engine = make_engine(database_url)
+    assert not is_current(engine)
+    upgrade(engine)
+    upgrade(engine)
+    assert is_current(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert {t.name for t in Base.metadata.sorted_tables} <= tables
+    engine.dispose()
+
+
+def test_ready_is_503_until_migrated(settings, database_url):
+    from fastapi.testclient import TestClient
+
+    from launchbay.http.app import create_app
+
+    cp = ControlPlane(settings, migrate=False)
+    client = TestClient(create_app(control_plane=cp))
+    pending = client.get("/ready")
+    assert pending.status_code == 503 and pending.json()["migrations"] == "pending"
+    assert client.get("/health").status_code == 200
+    upgrade(cp.engine)
+    assert client.get("/ready").status_code == 200
+    cp.close()
+
+
+def test_ready_is_503_when_the_database_is_unreachable(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from launchbay.http.app import create_app
+    from launchbay.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, database_url=(
+        "postgresql+psycopg://nobody:x@127.0.0.1:1/none?connect_timeout=1"))
+    client = TestClient(create_app(control_plane=ControlPlane(settings, migrate=False)))
+    response = client.get("/ready")
+    assert response.status_code == 503 and "unreachable" in response.json()["database"]
+
+
+def test_timestamps_round_trip_as_utc(cp):
+    when = datetime(2030, 5, 6, 7, 8, 9, tzinfo=timezone(timedelta(hours=2)))
+    with cp.sessions() as db:
+        db.add(Organization(id="org_t", name="t", slug="t", created_at=when, updated_at=when))
+        db.commit()
+    with cp.sessions() as db:
+        stored = db.get_one(Organization, "org_t").created_at
+    assert stored == when and stored.tzinfo == timezone.utc and stored.hour == 5
+
+
+def test_unique_slug_per_organization_is_enforced_by_the_store(cp):
+    with cp.sessions() as db:
+        db.add(Organization(id="org_a", name="a", slug="a"))
+        db.add(Project(id=new_id("prj"), organization_id="org_a", name="x", slug="x"))
+        db.commit()
+        db.add(Project(id=new_id("prj"), organization_id="org_a", name="X", slug="x"))
+        with pytest.raises(IntegrityError):
+            db.commit()
+
+
+def test_deleting_an_organization_cascades(cp):
+    with cp.sessions() as db:
+        db.add(Organization(id="org_c", name="c", slug="c"))
+        db.add(Project(id="prj_c", organization_id="org_c", name="x", slug="x"))
+        db.commit()
+        db.delete(db.get_one(Organization, "org_c"))
+        db.commit()
+        assert db.scalar(select(Project).where(Project.id == "prj_c")) is None
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    make_sessionmaker(engine)
+    engine.dispose()

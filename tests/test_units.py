@@ -1,0 +1,98 @@
+"""Pure logic: settings, crypto, slugs, scopes, the catalog's declarations."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from pydantic import ValidationError
+
+from launchbay.crypto import SecretBox, hash_password, verify_password
+from launchbay.http.native import ROUTES
+from launchbay.operations import CATALOG, Actor
+from launchbay.operations.tokens import check_scope
+from launchbay.settings import Settings
+from launchbay.slugs import slugify, unique_slug
+
+
+def test_settings_from_env_and_toml(tmp_path, monkeypatch):
+    toml = tmp_path / "launchbay.toml"
+    toml.write_text('base_domain = "apps.example.com"\nlisten = "0.0.0.0:9000"\n')
+    monkeypatch.setenv("LAUNCHBAY_CONFIG", str(toml))
+    monkeypatch.setenv("LAUNCHBAY_LISTEN", "127.0.0.1:9100")
+    import importlib
+
+    import launchbay.settings as module
+
+    importlib.reload(module)
+    s = module.Settings(data_dir=tmp_path)
+    assert s.base_domain == "apps.example.com"  # from the file
+    assert (s.host, s.port) == ("127.0.0.1", 9100)  # the environment wins over the file
+    assert s.resolved_database_url == f"sqlite:///{tmp_path / 'launchbay.db'}"
+    monkeypatch.delenv("LAUNCHBAY_CONFIG")
+    importlib.reload(module)
+
+
+def test_listen_must_be_host_port():
+    for bad in ["8420", "localhost", "host:99999", ":80"]:
+        with pytest.raises(ValidationError):
+            Settings(listen=bad)
+
+
+def test_master_secret_is_generated_once_with_mode_0600(tmp_path):
+    first = Settings(data_dir=tmp_path).secret_key
+    path = tmp_path / "master.key"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert Settings(data_dir=tmp_path).secret_key == first
+    assert Settings(data_dir=tmp_path, master_secret="given").secret_key == b"given"
+
+
+def test_secret_box_round_trip_and_wrong_key():
+    box = SecretBox(b"one")
+    sealed = box.encrypt("hunter2")
+    assert "hunter2" not in sealed and box.decrypt(sealed) == "hunter2"
+    assert box.encrypt("hunter2") != sealed  # random nonce
+    with pytest.raises(ValueError):
+        SecretBox(b"two").decrypt(sealed)
+
+
+def test_password_hashing():
+    hashed = hash_password("correct horse")
+    assert hashed.startswith("$argon2")
+    assert verify_password("correct horse", hashed)
+    assert not verify_password("wrong", hashed)
+    assert not verify_password("anything", None)
+
+
+def test_slugs():
+    assert slugify("Web Shop!") == "web-shop"
+    assert slugify("Émile's  café") == "emiles-cafe"
+    assert slugify("***") == "x"
+    assert unique_slug("a", lambda s: s in {"a", "a-2"}) == "a-3"
+
+
+def test_scopes():
+    assert check_scope("*") == "*"
+    assert check_scope("projects:read")
+    for bad in ["projects", "projects:delete", "rockets:read", "PROJECTS:read"]:
+        with pytest.raises(ValueError):
+            check_scope(bad)
+    reader = Actor(user_id="u", organization_id="o", token_id="t",
+                   scopes=frozenset({"projects:read", "environments:write"}))
+    assert reader.scope_allows("projects", write=False)
+    assert not reader.scope_allows("projects", write=True)
+    assert reader.scope_allows("environments", write=False)  # write implies read
+    assert Actor(user_id="u", organization_id="o").scope_allows("anything", write=True)
+
+
+def test_catalog_declarations():
+    routed = {key for _, _, key, _ in ROUTES}
+    assert routed == set(CATALOG), "every operation is reachable over the native API"
+    for key, op in CATALOG.items():
+        assert op.description and op.description != key, f"{key} needs a docstring"
+        if op.scope == "organization":
+            assert op.role in ("viewer", "developer", "admin", "owner")
+        if op.mutates:
+            assert "." in op.audit  # an event name like `project.created`
+    assert not CATALOG["projects.list"].mutates and CATALOG["projects.create"].mutates
