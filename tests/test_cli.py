@@ -112,3 +112,30 @@ def test_serve_and_db_upgrade_as_processes(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.slow
+def test_make_run_answers_health(tmp_path):
+    """The README's first command, as written, serves /health."""
+    import signal
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    port = free_port()
+    env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path), "LAUNCHBAY_LISTEN":
+           f"127.0.0.1:{port}"}
+    proc = subprocess.Popen(["make", "-s", "run"], cwd=root, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300  # a first run installs the virtualenv
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None, "make run failed"
+                time.sleep(0.2)
+        assert response.json() == {"status": "ok"}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)

@@ -4,8 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from launchbay.operations.catalog import CATALOG, Context, operation, role_at_least, role_in
+from launchbay.operations.catalog import (
+    CATALOG,
+    Context,
+    credential_refusal,
+    operation,
+    role_in,
+    role_refusal,
+)
 from launchbay.operations.schemas import Field, Schema
+
+
+HINTS = {
+    "unauthenticated": "log in or send an API token",
+    "organization_not_found": "switch to an organization you are a member of",
+    "insufficient_scope": "use a token with a wider scope",
+}
 
 
 class Query(Schema):
@@ -42,15 +56,9 @@ def query_capabilities(ctx: Context, data: CapabilitiesIn) -> CapabilitiesOut:
             answers.append(Capability(operation_key=key, allowed=False, mode="unknown",
                                       reason="no such operation"))
             continue
-        reason = hint = None
-        if op.scope != "public" and actor is None:
-            reason, hint = "authentication required", "log in or send an API token"
-        elif op.scope != "public" and not actor.scope_allows(op.family, op.mutates):  # type: ignore[union-attr]
-            reason = f"token scopes do not include {op.family}:{'write' if op.mutates else 'read'}"
-        elif op.scope == "organization" and role is None:
-            reason, hint = "no current organization", "switch to an organization"
-        elif op.scope == "organization" and op.role and not role_at_least(role, op.role):  # type: ignore[arg-type]
-            reason = f"needs the {op.role} role; you are {role}"
+        refused = credential_refusal(op, actor) or role_refusal(op, role, op.role)
+        reason = refused.message if refused else None
+        hint = HINTS.get(refused.code) if refused else None
         answers.append(Capability(
             operation_key=key, allowed=reason is None,
             mode="unrestricted" if reason is None else "denied", hint=hint, reason=reason,

@@ -135,15 +135,41 @@ class Operation:
 CATALOG: dict[str, Operation] = {}
 
 
+def membership_role(db: DbSession, user_id: str, org_id: str) -> Role | None:
+    return db.scalar(select(Membership.role).where(
+        Membership.organization_id == org_id, Membership.user_id == user_id))
+
+
 def role_in(db: DbSession, actor: Actor, org_id: str | None) -> Role | None:
     """The actor's role in an organization; a token only ever acts in its own."""
     if org_id is None or (actor.token_id and org_id != actor.organization_id):
         return None
-    return db.scalar(
-        select(Membership.role).where(
-            Membership.organization_id == org_id, Membership.user_id == actor.user_id
-        )
-    )
+    return membership_role(db, actor.user_id, org_id)
+
+
+def credential_refusal(op: Operation, actor: Actor | None) -> OperationError | None:
+    """Why the caller's credentials cannot run `op` (no login, or token scopes), if they can't."""
+    if op.scope == "public":
+        return None
+    if actor is None:
+        return Unauthenticated("authentication required")
+    if not actor.scope_allows(op.family, op.mutates):
+        needed = f"{op.family}:{'write' if op.mutates else 'read'}"
+        return Forbidden(f"token scopes do not include {needed}", code="insufficient_scope",
+                         details={"needed": needed})
+    return None
+
+
+def role_refusal(op: Operation, role: Role | None, needed: Role | None) -> OperationError | None:
+    """Why a caller with `role` in the organization (None: not a member) cannot run `op`."""
+    if op.scope != "organization":
+        return None
+    if role is None:
+        return NotFound("organization not found", code="organization_not_found")
+    if needed and not role_at_least(role, needed):
+        return Forbidden(f"{op.key} needs the {needed} role; you are {role}",
+                         details={"needed": needed, "role": role})
+    return None
 
 
 def operation(
@@ -195,7 +221,8 @@ class Operations:
         op = CATALOG.get(key)
         if op is None:
             raise NotFound(f"unknown operation {key}", code="unknown_operation")
-        self._authenticate(op, actor)  # before validation: strangers learn nothing of inputs
+        if refused := credential_refusal(op, actor):  # before validation: strangers learn
+            raise refused                               # nothing of the inputs
         try:
             payload = data if isinstance(data, op.input) else op.input.model_validate(data or {})
         except ValidationError as exc:
@@ -220,32 +247,14 @@ class Operations:
                 db.rollback()
                 raise
 
-    @staticmethod
-    def _authenticate(op: Operation, actor: Actor | None) -> None:
-        if op.scope == "public":
-            return
-        if actor is None:
-            raise Unauthenticated("authentication required")
-        if not actor.scope_allows(op.family, op.mutates):
-            raise Forbidden(
-                f"token scopes do not allow {op.key}", code="insufficient_scope",
-                details={"needed": f"{op.family}:{'write' if op.mutates else 'read'}"},
-            )
-
     def _authorize(
         self, db: DbSession, op: Operation, actor: Actor | None, payload: BaseModel
     ) -> tuple[str | None, Role | None]:
-        if op.scope == "public":
+        if op.scope != "organization":
             return (actor.organization_id if actor else None), None
         assert actor is not None
-        if op.scope == "account":
-            return actor.organization_id, None
         org_id = getattr(payload, "organization_id", None) or actor.organization_id
         role = role_in(db, actor, org_id)
-        if role is None:
-            raise NotFound("organization not found", code="organization_not_found")
-        needed = op.required_role(payload)
-        if needed and not role_at_least(role, needed):
-            raise Forbidden(f"{op.key} needs the {needed} role; you are {role}",
-                            details={"needed": needed, "role": role})
+        if refused := role_refusal(op, role, op.required_role(payload)):
+            raise refused
         return org_id, role

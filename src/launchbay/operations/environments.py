@@ -216,13 +216,15 @@ def archive_environment(ctx: Context, data: WithReason) -> IdOut:
     return IdOut(id=env.id)
 
 
-class EnvironmentClone(EnvironmentRef):
+class EnvironmentCopy(EnvironmentRef):
+    """Input of clone and promote: the target environment's name, and kind if it is new."""
+
     target_name: Name
     target_kind: Kind | None = None
 
 
 @operation("environments.clone", role="developer", audit="environment.cloned")
-def clone_environment(ctx: Context, data: EnvironmentClone) -> IdOut:
+def clone_environment(ctx: Context, data: EnvironmentCopy) -> IdOut:
     """A new environment in the same project with the same variables."""
     source = get_environment(ctx, data.environment_id)
     if source.lifecycle_status == "archived":
@@ -333,13 +335,8 @@ def effective_precedence(ctx: Context, data: EnvironmentRef) -> EffectivePrecede
                                precedence=PRECEDENCE, generated_at=utcnow())
 
 
-class EnvironmentPromote(EnvironmentRef):
-    target_name: Name
-    target_kind: Kind | None = None
-
-
 @operation("environments.promote", role="developer", audit="environment.promoted")
-def promote_environment(ctx: Context, data: EnvironmentPromote) -> IdOut:
+def promote_environment(ctx: Context, data: EnvironmentCopy) -> IdOut:
     """Copies this environment's variables into the named one, creating it if needed."""
     source = get_environment(ctx, data.environment_id)
     target_id = ctx.db.scalar(select(Environment.id).where(

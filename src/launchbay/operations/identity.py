@@ -5,14 +5,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import EmailStr, field_validator
+from pydantic import EmailStr
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import generate_password, hash_password, hash_token, new_token, verify_password
 from launchbay.operations.catalog import Actor, Context, operation
 from launchbay.operations.errors import Conflict, Invalid, NotFound, RateLimited, Unauthenticated
-from launchbay.operations.schemas import Empty, Field, Name, Schema, Timestamp
+from launchbay.operations.schemas import (
+    Empty,
+    Field,
+    ImageUrl,
+    Name,
+    Schema,
+    Timestamp,
+    apply_update,
+)
 from launchbay.slugs import unique_slug
 from launchbay.store.models import (
     ApiToken,
@@ -216,21 +224,16 @@ def show_profile(ctx: Context, _: Empty) -> Profile:
 
 class ProfileIn(Schema):
     display_name: Name | None = None
-    avatar_url: str | None = Field(None, max_length=2000, pattern=r"^(https?://|/)")
+    avatar_url: ImageUrl | None = None
 
 
 @operation("account.profile.update", scope="account", audit="account.profile-updated")
 def update_profile(ctx: Context, data: ProfileIn) -> Profile:
     """Changes the caller's display name or avatar."""
     user = ctx.db.get_one(User, ctx.user_id)
-    changes = data.model_dump(exclude_unset=True)
-    for field_name, value in changes.items():
-        if field_name == "display_name" and value is None:
-            raise Invalid("Validation failed",
-                          details=[{"field": "displayName", "message": "must not be null"}])
-        setattr(user, field_name, value)
+    fields = apply_update(user, data, required=("display_name",))
     ctx.db.flush()
-    ctx.audit(user.id, fields=sorted(changes))
+    ctx.audit(user.id, fields=fields)
     return _profile(user)
 
 

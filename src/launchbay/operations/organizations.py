@@ -9,10 +9,16 @@ from pydantic import EmailStr
 from sqlalchemy import func, select
 
 from launchbay.crypto import hash_password, hash_token, new_token, verify_password
-from launchbay.operations.catalog import Actor, Context, operation, role_at_least, role_in
+from launchbay.operations.catalog import (
+    Context,
+    membership_role,
+    operation,
+    role_at_least,
+    role_in,
+)
 from launchbay.operations.errors import Conflict, Forbidden, Invalid, NotFound
 from launchbay.operations.identity import LOGIN_METHODS, LoginMethod, create_organization_for
-from launchbay.operations.schemas import Field, Id, Name, Schema, Timestamp
+from launchbay.operations.schemas import Field, Id, ImageUrl, Name, Schema, Timestamp, apply_update
 from launchbay.store.models import (
     Invitation,
     Membership,
@@ -150,20 +156,16 @@ def show_organization(ctx: Context, data: OrgRef) -> OrgProfile:
 
 class OrgUpdate(OrgRef):
     name: Name | None = None
-    logo_url: str | None = Field(None, max_length=2000, pattern=r"^(https?://|/)")
+    logo_url: ImageUrl | None = None
 
 
 @operation("organizations.update", role="admin", audit="organization.updated")
 def update_organization(ctx: Context, data: OrgUpdate) -> OrgProfile:
     """Renames an organization or changes its logo."""
     org = ctx.db.get_one(Organization, ctx.org_id)
-    changes = data.model_dump(exclude_unset=True, exclude={"organization_id"})
-    if "name" in changes and not changes["name"]:
-        raise Invalid("Validation failed", details=[{"field": "name", "message": "required"}])
-    for key, value in changes.items():
-        setattr(org, key, value)
+    fields = apply_update(org, data, required=("name",), exclude={"organization_id"})
     ctx.db.flush()
-    ctx.audit(org.id, fields=sorted(changes))
+    ctx.audit(org.id, fields=fields)
     return _profile(ctx, org)
 
 
@@ -206,10 +208,6 @@ class Member(Schema):
     status: str = "active"
 
 
-def _as_actor(user_id: str) -> Actor:
-    return Actor(user_id=user_id, organization_id=None)
-
-
 def _member(m: Membership, u: User) -> Member:
     return Member(member_id=m.id, user_id=u.id, role=m.role, joined_at=m.joined_at,
                   avatar_url=u.avatar_url, display_name=u.display_name, email=u.email)
@@ -246,8 +244,11 @@ def _get_member(ctx: Context, member_id: str) -> tuple[Membership, User]:
     return row[0], row[1]
 
 
-class RoleChange(OrgRef):
+class MemberRef(OrgRef):
     member_id: Id
+
+
+class RoleChange(MemberRef):
     role: InvitableRole
 
 
@@ -260,10 +261,6 @@ def change_member_role(ctx: Context, data: RoleChange) -> Member:
     previous, member.role = member.role, data.role
     ctx.audit(member.id, userId=user.id, previousRole=previous, role=data.role)
     return _member(member, user)
-
-
-class MemberRef(OrgRef):
-    member_id: Id
 
 
 class MemberRemoved(Schema):
@@ -428,7 +425,7 @@ def accept_invitation(ctx: Context, data: InvitationAccept) -> InvitationAccepte
                     password_hash=hash_password(data.password))
         ctx.db.add(user)
         ctx.db.flush()
-    if role_in(ctx.db, _as_actor(user.id), inv.organization_id):
+    if membership_role(ctx.db, user.id, inv.organization_id):
         raise Conflict("you are already a member", code="already_member")
     member = Membership(id=new_id("mem"), organization_id=inv.organization_id, user_id=user.id,
                         role=inv.role)

@@ -16,10 +16,27 @@ def iso(value: datetime) -> str:
 Timestamp = Annotated[datetime, PlainSerializer(iso, return_type=str)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+ImageUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r"^(https?://|/)")]
 
 
 class Schema(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+def apply_update(target: object, data: BaseModel, *, required: tuple[str, ...] = (),
+                 exclude: set[str] | None = None) -> list[str]:
+    """Copies the fields a partial update sent onto `target`; `required` ones cannot be null."""
+    from launchbay.operations.errors import Invalid
+
+    changes = data.model_dump(exclude_unset=True, exclude=exclude)
+    nulls = [name for name in required if name in changes and changes[name] is None]
+    if nulls:
+        raise Invalid("Validation failed", details=[
+            {"field": data.model_fields[n].alias or n, "message": "must not be null"}
+            for n in nulls])
+    for name, value in changes.items():
+        setattr(target, name, value)
+    return sorted(changes)
 
 
 class IdOut(Schema):
@@ -34,4 +51,5 @@ class Empty(Schema):
     pass
 
 
-__all__ = ["CountOut", "Empty", "Field", "Id", "IdOut", "Name", "Schema", "Timestamp", "iso"]
+__all__ = ["CountOut", "Empty", "Field", "Id", "IdOut", "ImageUrl", "Name", "Schema", "Timestamp",
+           "apply_update", "iso"]
