@@ -66,7 +66,8 @@ def test_variables_exposures_precedence_and_delete(admin, project):
     admin.post(f"/environments/{env}/variables",
                {"key": "API_URL", "value": "https://run2", "exposure": "runtime"})  # replaces
     view = admin.get(f"/environments/{env}/effective-precedence")
-    assert view["precedence"][-2:] == ["environment", "deployment-snapshot"]
+    order = view["precedence"]
+    assert order.index("environment") < order.index("resource") < order.index("deployment-snapshot")
     values = {(e["key"], e["exposure"]): e["value"] for e in view["effectiveEntries"]}
     assert values == {("API_URL", "build-time"): "https://build",
                       ("API_URL", "runtime"): "https://run2"}

@@ -27,14 +27,12 @@ from launchbay.operations.errors import (
     validation_failed,
 )
 from launchbay.settings import Settings
-from launchbay.store.models import AuditEvent, Membership, new_id
+from launchbay.store import audit
+from launchbay.store.models import AuditEvent, Membership
 
 Role = Literal["viewer", "developer", "admin", "owner"]
 ROLES: tuple[Role, ...] = ("viewer", "developer", "admin", "owner")
 Scope = Literal["public", "account", "organization"]
-
-REDACTED_KEYS = ("value", "password", "token", "secret")
-
 
 def role_at_least(role: str, needed: str) -> bool:
     return ROLES.index(role) >= ROLES.index(needed)  # type: ignore[arg-type]
@@ -78,6 +76,7 @@ class Context:
     meta: Meta
     operation: Operation
     audited: list[AuditEvent] = field(default_factory=list)
+    callbacks: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def user_id(self) -> str:
@@ -91,19 +90,15 @@ class Context:
 
     def audit(self, aggregate_id: str | None, **payload: Any) -> None:
         """Records this operation's audit event in its transaction; secrets never reach it."""
-        redacted = sorted(k for k in payload if any(word in k.lower() for word in REDACTED_KEYS))
-        event = AuditEvent(
-            id=new_id("aud"),
+        self.audited.append(audit.record(
+            self.db, self.operation.audit or self.operation.key, aggregate_id,
             organization_id=self.organization_id,
             actor_user_id=self.actor.user_id if self.actor else None,
-            actor_token_id=self.actor.token_id if self.actor else None,
-            event_type=self.operation.audit or self.operation.key,
-            aggregate_id=aggregate_id,
-            payload={k: ("[redacted]" if k in redacted else v) for k, v in payload.items()},
-            redacted_fields=redacted,
-        )
-        self.db.add(event)
-        self.audited.append(event)
+            actor_token_id=self.actor.token_id if self.actor else None, **payload))
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Runs `callback` once the operation's transaction has committed (e.g. wake workers)."""
+        self.callbacks.append(callback)
 
 
 @dataclass(frozen=True)
@@ -236,6 +231,8 @@ class Operations:
                 if op.mutates and not ctx.audited:
                     raise RuntimeError(f"operation {key} changed state without an audit event")
                 db.commit()
+                for callback in ctx.callbacks:
+                    callback()
                 return result
             except OperationError as exc:
                 if exc.commit:

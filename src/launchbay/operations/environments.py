@@ -9,31 +9,25 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import RootModel
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
-from launchbay.crypto import MASK
-from launchbay.operations.catalog import Context, operation, role_at_least
-from launchbay.operations.errors import Conflict, Forbidden, NotFound
+from launchbay.operations import variables
+from launchbay.operations.catalog import Context, operation
+from launchbay.operations.errors import Conflict, NotFound
 from launchbay.operations.projects import get_project
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Name, Schema, Timestamp
+from launchbay.operations.variables import (
+    PRECEDENCE,
+    Entry,
+    Exposure,
+    MaskedVariable,
+    VariableIn,
+    VariableKey,
+    masked,
+)
 from launchbay.store.models import Environment, EnvironmentVariable, new_id, utcnow
 
 Kind = Literal["local", "development", "test", "staging", "production", "preview", "custom"]
-Exposure = Literal["build-time", "runtime"]
-VariableKind = Literal["plain-config", "secret"]
-VariableKey = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-# Lowest to highest: a later layer overrides an earlier one.
-PRECEDENCE = ["defaults", "system", "organization", "project", "environment",
-              "deployment-snapshot"]
-
-
-class MaskedVariable(Schema):
-    key: str
-    value: str
-    scope: str
-    exposure: Exposure
-    is_secret: bool
-    kind: VariableKind
 
 
 class EnvironmentOut(Schema):
@@ -51,16 +45,8 @@ class EnvironmentOut(Schema):
     masked_variables: list[MaskedVariable]
 
 
-def _masked(v: EnvironmentVariable) -> MaskedVariable:
-    secret = v.kind == "secret"
-    return MaskedVariable(key=v.key, value=MASK if secret else v.value, scope=v.scope,
-                          exposure=v.exposure, is_secret=secret, kind=v.kind)  # type: ignore[arg-type]
-
-
 def _variables(ctx: Context, env_id: str) -> list[EnvironmentVariable]:
-    return list(ctx.db.scalars(select(EnvironmentVariable).where(
-        EnvironmentVariable.environment_id == env_id).order_by(
-        EnvironmentVariable.key, EnvironmentVariable.exposure)))
+    return variables.listed(ctx, EnvironmentVariable, env_id)  # type: ignore[return-value]
 
 
 def _out(ctx: Context, e: Environment) -> EnvironmentOut:
@@ -70,7 +56,7 @@ def _out(ctx: Context, e: Environment) -> EnvironmentOut:
         lifecycle_status=e.lifecycle_status,  # type: ignore[arg-type]
         locked_at=e.locked_at, lock_reason=e.lock_reason, archived_at=e.archived_at,
         archive_reason=e.archive_reason, created_at=e.created_at,
-        masked_variables=[_masked(v) for v in _variables(ctx, e.id)],
+        masked_variables=[masked(v) for v in _variables(ctx, e.id)],
     )
 
 
@@ -107,17 +93,6 @@ def _new_environment(ctx: Context, project_id: str, name: str, kind: str,
     ctx.db.add(env)
     ctx.db.flush()
     return env
-
-
-def _copy_variables(ctx: Context, source: Environment, target: Environment) -> int:
-    """Makes target's variables exactly source's (ciphertext is copied, never decrypted)."""
-    ctx.db.execute(delete(EnvironmentVariable).where(
-        EnvironmentVariable.environment_id == target.id))
-    variables = _variables(ctx, source.id)
-    ctx.db.add_all(EnvironmentVariable(id=new_id("var"), environment_id=target.id, key=v.key,
-                                       exposure=v.exposure, kind=v.kind, scope=v.scope,
-                                       value=v.value) for v in variables)
-    return len(variables)
 
 
 class ProjectFilter(Schema):
@@ -231,7 +206,7 @@ def clone_environment(ctx: Context, data: EnvironmentCopy) -> IdOut:
         raise Conflict("an archived environment cannot be cloned", code="environment_archived")
     env = _new_environment(ctx, source.project_id, data.target_name,
                            data.target_kind or source.kind, parent_id=source.id)
-    copied = _copy_variables(ctx, source, env)
+    copied = variables.copy_all(ctx, source.id, env.id)
     ctx.audit(env.id, sourceEnvironmentId=source.id, variables=copied)
     return IdOut(id=env.id)
 
@@ -251,11 +226,8 @@ def rename_environment(ctx: Context, data: EnvironmentRename) -> IdOut:
     return IdOut(id=env.id)
 
 
-class VariableSet(EnvironmentRef):
-    key: str = VariableKey
-    value: str = Field(max_length=65536)
-    kind: VariableKind = "plain-config"
-    exposure: Exposure = "runtime"
+class VariableSet(VariableIn):
+    environment_id: Id
     scope: str = Field("environment", max_length=40)
 
 
@@ -268,19 +240,8 @@ def _secret_role(data: VariableSet) -> str:
 def set_variable(ctx: Context, data: VariableSet) -> None:
     """Sets a variable; secrets (admin and up) are encrypted before they are stored."""
     env = get_environment(ctx, data.environment_id, mutable=True)
-    var = ctx.db.scalar(select(EnvironmentVariable).where(
-        EnvironmentVariable.environment_id == env.id, EnvironmentVariable.key == data.key,
-        EnvironmentVariable.exposure == data.exposure))
-    if var is not None and var.kind == "secret" and not role_at_least(ctx.role, "admin"):  # type: ignore[arg-type]
-        raise Forbidden("replacing a secret needs the admin role")
-    var = var or EnvironmentVariable(id=new_id("var"), environment_id=env.id, key=data.key,
-                                     exposure=data.exposure)
-    var.kind, var.scope = data.kind, data.scope
-    var.value = ctx.secrets.encrypt(data.value) if data.kind == "secret" else data.value
-    var.updated_at = utcnow()
-    ctx.db.add(var)
+    variables.put(ctx, EnvironmentVariable, env.id, data, data.scope)
     ctx.audit(env.id, key=data.key, exposure=data.exposure, kind=data.kind)
-    return None
 
 
 class VariableDelete(EnvironmentRef):
@@ -293,29 +254,16 @@ class VariableDelete(EnvironmentRef):
 def delete_variable(ctx: Context, data: VariableDelete) -> None:
     """Removes a variable (a secret needs the admin role)."""
     env = get_environment(ctx, data.environment_id, mutable=True)
-    var = ctx.db.scalar(select(EnvironmentVariable).where(
-        EnvironmentVariable.environment_id == env.id, EnvironmentVariable.key == data.key,
-        EnvironmentVariable.exposure == data.exposure))
-    if var is None:
-        raise NotFound(f"variable {data.key} ({data.exposure}) not found",
-                       code="variable_not_found")
-    if var.kind == "secret" and not role_at_least(ctx.role, "admin"):  # type: ignore[arg-type]
-        raise Forbidden("deleting a secret needs the admin role")
-    ctx.db.delete(var)
+    variables.remove(ctx, EnvironmentVariable, env.id, data.key, data.exposure)
     ctx.audit(env.id, key=data.key, exposure=data.exposure)
-    return None
-
-
-class PrecedenceEntry(MaskedVariable):
-    updated_at: Timestamp
 
 
 class EffectivePrecedence(Schema):
     schema_version: str = "environments.effective-precedence/v1"
     environment_id: str
     project_id: str
-    owned_entries: list[PrecedenceEntry]
-    effective_entries: list[PrecedenceEntry]
+    owned_entries: list[Entry]
+    effective_entries: list[Entry]
     precedence: list[str]
     generated_at: Timestamp
 
@@ -324,12 +272,11 @@ class EffectivePrecedence(Schema):
 def effective_precedence(ctx: Context, data: EnvironmentRef) -> EffectivePrecedence:
     """The environment's variables after precedence, masked.
 
-    Environments are the only layer that holds variables so far, so the effective set is the
-    owned set; resource and deployment layers add to `effectiveEntries` when they exist.
+    Environments are the highest layer an environment itself has, so its effective set is its
+    owned set; resources override it in their own effective configuration.
     """
     env = get_environment(ctx, data.environment_id)
-    entries = [PrecedenceEntry(**_masked(v).model_dump(), updated_at=v.updated_at)
-               for v in _variables(ctx, env.id)]
+    entries = [variables.entry(v) for v in _variables(ctx, env.id)]
     return EffectivePrecedence(environment_id=env.id, project_id=env.project_id,
                                owned_entries=entries, effective_entries=entries,
                                precedence=PRECEDENCE, generated_at=utcnow())
@@ -349,7 +296,7 @@ def promote_environment(ctx: Context, data: EnvironmentCopy) -> IdOut:
     else:
         target = _new_environment(ctx, source.project_id, data.target_name,
                                   data.target_kind or source.kind, parent_id=source.id)
-    copied = _copy_variables(ctx, source, target)
+    copied = variables.copy_all(ctx, source.id, target.id)
     ctx.audit(target.id, sourceEnvironmentId=source.id, variables=copied,
               created=target_id is None)
     return IdOut(id=target.id)
@@ -390,13 +337,10 @@ def diff_environments(ctx: Context, data: DiffIn) -> EnvironmentDiff:
         elif b is None:
             change = "removed"
         else:
-            same = (a.kind == b.kind) and _plaintext(ctx, a) == _plaintext(ctx, b)
+            same = a.kind == b.kind and variables.plaintext(ctx, a) == variables.plaintext(ctx, b)
             change = "unchanged" if same else "changed"
         entries.append(DiffEntry(key=key, exposure=exposure,  # type: ignore[arg-type]
-                                 left=_masked(a) if a else None, right=_masked(b) if b else None,
+                                 left=masked(a) if a else None, right=masked(b) if b else None,
                                  change=change))  # type: ignore[arg-type]
     return EnvironmentDiff(entries)
 
-
-def _plaintext(ctx: Context, v: EnvironmentVariable) -> str:
-    return ctx.secrets.decrypt(v.value) if v.kind == "secret" else v.value

@@ -174,21 +174,24 @@ class Environment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class EnvironmentVariable(Base):
-    """A variable; `value` holds ciphertext when `kind` is `secret`."""
+class VariableColumns:
+    """Columns of a variable; `value` holds ciphertext when `kind` is `secret`."""
 
-    __tablename__ = "environment_variables"
-    __table_args__ = (UniqueConstraint("environment_id", "key", "exposure"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    environment_id: Mapped[str] = mapped_column(
-        ForeignKey("environments.id", ondelete="CASCADE"), index=True
-    )
     key: Mapped[str] = mapped_column(String(200))
     exposure: Mapped[str] = mapped_column(String(20))
     kind: Mapped[str] = mapped_column(String(20))
-    scope: Mapped[str] = mapped_column(String(40), default="environment")
+    scope: Mapped[str] = mapped_column(String(40))
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class EnvironmentVariable(VariableColumns, Base):
+    __tablename__ = "environment_variables"
+    __table_args__ = (UniqueConstraint("environment_id", "key", "exposure"),)
+    environment_id: Mapped[str] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), index=True
+    )
 
 
 class AuditEvent(Base):
@@ -205,3 +208,181 @@ class AuditEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     redacted_fields: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Server(Base):
+    """A deployment target: a Docker engine (the local one is registered on first start)."""
+
+    __tablename__ = "servers"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # None: shared by every organization (the local engine); else owned by one.
+    organization_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(300))
+    port: Mapped[int] = mapped_column(Integer, default=0)
+    provider_key: Mapped[str] = mapped_column(String(40))
+    target_kind: Mapped[str] = mapped_column(String(40), default="single-server")
+    docker_url: Mapped[str | None] = mapped_column(String(500))
+    lifecycle_status: Mapped[str] = mapped_column(String(20), default="active")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Resource(Base):
+    """An application (or service) of an environment; profiles are validated JSON documents."""
+
+    __tablename__ = "resources"
+    __table_args__ = (UniqueConstraint("environment_id", "slug"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    environment_id: Mapped[str] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), index=True
+    )
+    server_id: Mapped[str] = mapped_column(ForeignKey("servers.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(40), default="application")
+    description: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    runtime_profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    network_profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    health_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    access_profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lifecycle_status: Mapped[str] = mapped_column(String(20), default="active")
+    archived_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The deployment whose container serves now (no FK: deployments point here too).
+    current_deployment_id: Mapped[str | None] = mapped_column(String(40))
+
+
+class ResourceVariable(VariableColumns, Base):
+    """A resource-level override of an environment variable."""
+
+    __tablename__ = "resource_variables"
+    __table_args__ = (UniqueConstraint("resource_id", "key", "exposure"),)
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), index=True
+    )
+
+
+class StorageVolume(Base):
+    """A named Docker volume. Only an explicit delete of the volume removes its data."""
+
+    __tablename__ = "storage_volumes"
+    __table_args__ = (UniqueConstraint("environment_id", "slug"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), default="named-volume")
+    description: Mapped[str | None] = mapped_column(Text)
+    docker_name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StorageAttachment(Base):
+    __tablename__ = "storage_attachments"
+    __table_args__ = (UniqueConstraint("resource_id", "destination_path"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), index=True
+    )
+    storage_volume_id: Mapped[str] = mapped_column(ForeignKey("storage_volumes.id"), index=True)
+    destination_path: Mapped[str] = mapped_column(String(500))
+    mount_mode: Mapped[str] = mapped_column(String(20), default="read-write")
+    attached_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Deployment(Base):
+    """One attempt to make a resource run a frozen plan (image, config, variables)."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_resource_created", "resource_id", "created_at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
+    server_id: Mapped[str] = mapped_column(ForeignKey("servers.id"))
+    status: Mapped[str] = mapped_column(String(20), default="created", index=True)
+    trigger_kind: Mapped[str] = mapped_column(String(20), default="create")
+    source_deployment_id: Mapped[str | None] = mapped_column(String(40))
+    rollback_of_deployment_id: Mapped[str | None] = mapped_column(String(40))
+    triggered_by: Mapped[str | None] = mapped_column(String(40))
+    plan: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Variables as they were when the deployment was created; secrets stay sealed.
+    environment_snapshot: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    container_id: Mapped[str | None] = mapped_column(String(80))
+    container_name: Mapped[str | None] = mapped_column(String(200))
+    host_port: Mapped[int | None] = mapped_column(Integer)
+    phase: Mapped[str | None] = mapped_column(String(40))
+    error_code: Mapped[str | None] = mapped_column(String(80))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    # Entries appended so far; incremented under the row lock, it orders the entries.
+    entry_count: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    archived_at: Mapped[datetime | None]
+
+
+class DeploymentEntry(Base):
+    """A deployment's progress: domain events and log lines, in one ordered stream."""
+
+    __tablename__ = "deployment_entries"
+    __table_args__ = (UniqueConstraint("deployment_id", "sequence"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    sequence: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))  # event | log
+    phase: Mapped[str] = mapped_column(String(20))
+    level: Mapped[str] = mapped_column(String(10), default="info")
+    source: Mapped[str] = mapped_column(String(20), default="launchbay")
+    event_type: Mapped[str | None] = mapped_column(String(60))
+    status: Mapped[str | None] = mapped_column(String(20))
+    message: Mapped[str] = mapped_column(Text)
+    masked: Mapped[bool] = mapped_column(default=False)
+    emitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OperatorWork(Base):
+    """A durable unit of engine work, claimed by one worker at a time under a lease."""
+
+    __tablename__ = "operator_work"
+    __table_args__ = (Index("ix_operator_work_claim", "status", "run_after"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    operation_key: Mapped[str] = mapped_column(String(80))
+    phase: Mapped[str | None] = mapped_column(String(40))
+    step: Mapped[str | None] = mapped_column(String(200))
+    organization_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    project_id: Mapped[str | None] = mapped_column(String(40))
+    resource_id: Mapped[str | None] = mapped_column(String(40))
+    deployment_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    server_id: Mapped[str | None] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_expires_at: Mapped[datetime | None]
+    error_code: Mapped[str | None] = mapped_column(String(80))
+    error_category: Mapped[str | None] = mapped_column(String(40))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    retry_of_work_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None]

@@ -1,0 +1,244 @@
+"""The Docker engine driver: containers, networks, volumes and logs of one engine.
+
+It knows nothing of HTTP or the store. Everything it creates carries the `launchbay.*`
+labels, so that launchbay can always tell its containers from anybody else's. It never
+removes a named volume except through `remove_volume`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+MANAGED = "launchbay.managed"
+
+__all__ = ["APIError", "ContainerSpec", "DockerEngine", "DockerException", "LogLine"]
+
+
+@dataclass
+class ContainerSpec:
+    name: str
+    image: str
+    labels: dict[str, str]
+    network: str
+    aliases: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    command: list[str] | None = None
+    internal_port: int | None = None
+    cpu_limit: float | None = None
+    memory_limit_mb: int | None = None
+    volumes: list[tuple[str, str, str]] = field(default_factory=list)  # (name, path, rw|ro)
+    restart_policy: str = "unless-stopped"
+
+
+@dataclass
+class ContainerInfo:
+    id: str
+    name: str
+    status: str  # created | running | exited | ...
+    labels: dict[str, str]
+    host_port: int | None
+    exit_code: int | None
+    oom_killed: bool = False
+
+
+@dataclass
+class LogLine:
+    timestamp: datetime
+    stream: str  # stdout | stderr
+    message: str
+
+
+class DockerEngine:
+    def __init__(self, url: str | None = None, timeout: int = 60):
+        self.url = url or "unix:///var/run/docker.sock"
+        self._timeout = timeout
+        self._client: docker.DockerClient | None = None
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = docker.DockerClient(base_url=self.url, timeout=self._timeout)
+        return self._client
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except (DockerException, OSError):
+            return False
+
+    def image_id(self, ref: str) -> str | None:
+        """The local image's id, or None when the engine does not have it."""
+        try:
+            return self.client.images.get(ref).id
+        except ImageNotFound:
+            return None
+
+    def pull(self, ref: str) -> str:
+        name, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
+        return self.client.images.pull(name, tag=tag or "latest").id
+
+    def ensure_network(self, name: str, labels: dict[str, str]) -> None:
+        if not self.client.networks.list(names=[name]):
+            try:
+                self.client.networks.create(name, driver="bridge", labels={MANAGED: "true", **labels})
+            except APIError as exc:  # created concurrently
+                if exc.status_code != 409:
+                    raise
+
+    def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        try:
+            self.client.volumes.get(name)
+        except NotFound:
+            self.client.volumes.create(name, labels={MANAGED: "true", **labels})
+
+    def remove_volume(self, name: str) -> None:
+        """Deletes a volume and its data: only for an explicit delete of that volume."""
+        try:
+            self.client.volumes.get(name).remove()
+        except NotFound:
+            pass
+
+    def run(self, spec: ContainerSpec) -> ContainerInfo:
+        """Creates and starts a container; its port is published on a free loopback port."""
+        kwargs: dict = {}
+        if spec.internal_port:
+            kwargs["ports"] = {f"{spec.internal_port}/tcp": ("127.0.0.1", None)}
+        if spec.cpu_limit:
+            kwargs["nano_cpus"] = int(spec.cpu_limit * 1e9)
+        if spec.memory_limit_mb:
+            kwargs["mem_limit"] = f"{spec.memory_limit_mb}m"
+        if spec.volumes:
+            kwargs["volumes"] = {name: {"bind": path, "mode": "ro" if mode == "ro" else "rw"}
+                                 for name, path, mode in spec.volumes}
+        container = self.client.containers.create(
+            spec.image, command=spec.command, name=spec.name, detach=True,
+            labels={MANAGED: "true", **spec.labels}, environment=spec.env,
+            restart_policy={"Name": spec.restart_policy}, network=spec.network,
+            **kwargs,
+        )
+        if spec.aliases:
+            network = self.client.networks.get(spec.network)
+            network.disconnect(container)
+            network.connect(container, aliases=spec.aliases)
+        container.start()
+        return self.inspect(container.id)  # type: ignore[return-value]
+
+    def inspect(self, container_id: str) -> ContainerInfo | None:
+        try:
+            container = self.client.containers.get(container_id)
+        except NotFound:
+            return None
+        return _info(container.attrs)
+
+    def containers(self, **labels: str) -> list[ContainerInfo]:
+        """launchbay's containers (running or not) carrying all the given labels."""
+        filters = [f"{MANAGED}=true"] + [f"{k}={v}" for k, v in labels.items()]
+        return [_info(c.attrs) for c in self.client.containers.list(
+            all=True, filters={"label": filters})]
+
+    def stop(self, container_id: str, timeout: int = 10) -> None:
+        try:
+            self.client.containers.get(container_id).stop(timeout=timeout)
+        except NotFound:
+            pass
+
+    def start(self, container_id: str) -> None:
+        self.client.containers.get(container_id).start()
+
+    def restart(self, container_id: str, timeout: int = 10) -> None:
+        self.client.containers.get(container_id).restart(timeout=timeout)
+
+    def remove(self, container_id: str) -> None:
+        """Removes a container (anonymous and named volumes stay)."""
+        try:
+            self.client.containers.get(container_id).remove(force=True, v=False)
+        except NotFound:
+            pass
+
+    def logs(self, container_id: str, tail: int = 100,
+             since: datetime | None = None) -> list[LogLine]:
+        """The last `tail` lines of stdout and stderr, oldest first."""
+        container = self.client.containers.get(container_id)
+        lines: list[LogLine] = []
+        for stream in ("stdout", "stderr"):
+            raw = container.logs(stdout=stream == "stdout", stderr=stream == "stderr",
+                                 timestamps=True, tail=tail, since=since)
+            lines += [_line(stream, text) for text in raw.decode(errors="replace").splitlines()]
+        lines.sort(key=lambda line: line.timestamp)
+        return lines[-tail:] if tail else []
+
+    def follow(self, container_id: str, tail: int = 0, stop: threading.Event | None = None,
+               since: datetime | None = None) -> Iterator[LogLine]:
+        """New lines as the container writes them, until it stops or `stop` is set."""
+        container = self.client.containers.get(container_id)
+        lines: queue.Queue[LogLine | None] = queue.Queue(maxsize=1000)
+        stop = stop or threading.Event()
+
+        def pump(stream: str) -> None:
+            try:
+                for chunk in container.logs(stdout=stream == "stdout", stderr=stream == "stderr",
+                                            stream=True, follow=True, timestamps=True,
+                                            tail=tail, since=since):
+                    if stop.is_set():
+                        break
+                    for text in chunk.decode(errors="replace").splitlines():
+                        lines.put(_line(stream, text))
+            except (DockerException, OSError):
+                pass
+            finally:
+                lines.put(None)
+
+        for stream in ("stdout", "stderr"):
+            threading.Thread(target=pump, args=(stream,), daemon=True).start()
+        done = 0
+        while done < 2 and not stop.is_set():
+            try:
+                item = lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if item is None:
+                done += 1
+            else:
+                yield item
+
+    def stats(self, container_id: str) -> dict:
+        return self.client.containers.get(container_id).stats(stream=False)
+
+    def disk_usage(self) -> dict:
+        return self.client.df()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _info(attrs: dict) -> ContainerInfo:
+    state = attrs.get("State", {})
+    port = None
+    for bindings in (attrs.get("NetworkSettings", {}).get("Ports") or {}).values():
+        for binding in bindings or []:
+            if binding.get("HostIp") in ("127.0.0.1", "0.0.0.0", ""):
+                port = int(binding["HostPort"])
+                break
+    return ContainerInfo(
+        id=attrs["Id"], name=attrs.get("Name", "").lstrip("/"), status=state.get("Status", "?"),
+        labels=attrs.get("Config", {}).get("Labels") or {}, host_port=port,
+        exit_code=state.get("ExitCode"), oom_killed=bool(state.get("OOMKilled")),
+    )
+
+
+def _line(stream: str, text: str) -> LogLine:
+    stamp, _, message = text.partition(" ")
+    try:
+        when = datetime.fromisoformat(stamp[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        when, message = datetime.now(timezone.utc), text
+    return LogLine(timestamp=when, stream=stream, message=message)

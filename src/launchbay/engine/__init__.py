@@ -1,0 +1,1 @@
+"""The engine: reconciles desired state into Docker through a durable work ledger."""

@@ -1,0 +1,48 @@
+"""The release plan a deployment freezes: what to run and how to tell it is healthy.
+
+Operations build it from the resource's profiles when the deployment is created; the engine
+only ever reads it, so a later change of the resource never changes a past deployment.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class HealthSpec(BaseModel):
+    enabled: bool = True
+    path: str = "/"
+    # None: any 2xx or 3xx answer counts as healthy.
+    expected_status: int | None = None
+    expected_text: str | None = None
+    interval_seconds: float = 5
+    timeout_seconds: float = 3
+    retries: int = 3
+    start_period_seconds: float = 10
+
+    @property
+    def deadline_seconds(self) -> float:
+        """How long a new release has to become healthy before it is failed."""
+        return self.start_period_seconds + self.retries * self.interval_seconds + self.timeout_seconds
+
+
+class Volume(BaseModel):
+    docker_name: str
+    path: str
+    mode: str = "rw"
+
+
+class ReleasePlan(BaseModel):
+    image: str
+    command: list[str] | None = None
+    internal_port: int | None = None
+    health: HealthSpec = HealthSpec()
+    cpu_limit: float | None = None
+    memory_limit_mb: int | None = None
+    restart_policy: str = "unless-stopped"
+    volumes: list[Volume] = []
+    network: str
+    aliases: list[str] = []
+    labels: dict[str, str] = {}
+    # Seconds the old release keeps serving in-flight requests after the switch.
+    drain_seconds: float = 0

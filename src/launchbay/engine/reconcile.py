@@ -1,0 +1,77 @@
+"""The reconciler: what a crash or a lost worker left behind is put right.
+
+- A deployment that is not finished but whose work is closed (failed, canceled, dead-lettered)
+  is failed with that reason: nothing stays "running" forever.
+- A container carrying launchbay's labels whose deployment is unknown, failed or canceled, or
+  superseded (not current, with no release of its resource under way) is removed.
+Volumes are never removed here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from launchbay.docker_engine import DockerException
+from launchbay.engine.journal import TERMINAL
+from launchbay.engine.ledger import OPEN
+from launchbay.engine.release import ACTIVE, finish
+from launchbay.engine.targets import Targets
+from launchbay.store.models import Deployment, OperatorWork, Resource
+
+log = logging.getLogger("launchbay.reconcile")
+
+
+def sweep(sessions: sessionmaker, targets: Targets) -> dict[str, int]:
+    failed = _fail_abandoned_deployments(sessions)
+    removed = 0
+    for server_id in targets.server_ids():
+        try:
+            removed += _remove_stray_containers(sessions, targets, server_id)
+        except (DockerException, OSError) as exc:
+            log.warning("cannot reach the Docker engine of %s: %s", server_id, exc)
+    return {"failedDeployments": failed, "removedContainers": removed}
+
+
+def _fail_abandoned_deployments(sessions: sessionmaker) -> int:
+    with sessions() as db:
+        unfinished = db.scalars(select(Deployment).where(
+            Deployment.status.in_(("created", *ACTIVE)))).all()
+        abandoned = []
+        for d in unfinished:
+            work = db.scalars(select(OperatorWork).where(
+                OperatorWork.deployment_id == d.id).order_by(OperatorWork.created_at.desc())).first()
+            if work is None or work.status not in OPEN:
+                reason = (f"its work item ended as {work.status}: {work.error_message or '-'}"
+                          if work else "it has no work item")
+                abandoned.append((d.id, reason))
+    for deployment_id, reason in abandoned:
+        finish(sessions, deployment_id, "failed", "work-lost", f"abandoned: {reason}")
+    return len(abandoned)
+
+
+def _remove_stray_containers(sessions: sessionmaker, targets: Targets, server_id: str) -> int:
+    docker = targets.docker(server_id)
+    removed = 0
+    for container in docker.containers(**{"launchbay.server": server_id}):
+        deployment_id = container.labels.get("launchbay.deployment")
+        with sessions() as db:
+            d = db.get(Deployment, deployment_id) if deployment_id else None
+            resource = db.get(Resource, d.resource_id) if d else None
+            busy = resource is not None and db.scalar(select(Deployment.id).where(
+                Deployment.resource_id == resource.id,
+                Deployment.status.in_(("created", *ACTIVE))).limit(1)) is not None
+        if d is None or resource is None:
+            why = "unknown deployment"
+        elif d.status in ("failed", "canceled") and resource.current_deployment_id != d.id:
+            why = f"deployment {d.status}"
+        elif (d.status in TERMINAL and resource.current_deployment_id != d.id and not busy):
+            why = "superseded release"
+        else:
+            continue
+        log.info("removing container %s: %s", container.name, why)
+        docker.remove(container.id)
+        removed += 1
+    return removed

@@ -1,0 +1,315 @@
+"""Running a deployment: start the new release beside the old one, verify its health, switch,
+then retire the old one. A release that is not healthy never takes over.
+
+The runner can be interrupted anywhere (the control plane killed) and run again: it first
+removes what an earlier attempt of the same deployment left, unless that attempt had already
+switched, in which case it only finishes the retirement.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from launchbay.crypto import SecretBox
+from launchbay.docker_engine import APIError, ContainerSpec, DockerEngine, DockerException
+from launchbay.engine import journal
+from launchbay.engine.health import verify
+from launchbay.engine.journal import TERMINAL
+from launchbay.engine.plan import ReleasePlan
+from launchbay.engine.targets import Targets
+from launchbay.engine.worker import Defer, Job, Retry
+from launchbay.store import audit
+from launchbay.store.models import Deployment, OperatorWork, Resource, utcnow
+
+log = logging.getLogger("launchbay.release")
+ACTIVE = ("planning", "planned", "running", "cancel-requested")
+
+
+def deployment_labels(d: Deployment) -> dict[str, str]:
+    return {"launchbay.organization": d.organization_id, "launchbay.project": d.project_id,
+            "launchbay.environment": d.environment_id, "launchbay.resource": d.resource_id,
+            "launchbay.deployment": d.id, "launchbay.server": d.server_id}
+
+
+def runtime_env(snapshot: dict[str, Any], secrets: SecretBox) -> tuple[dict[str, str], list[str]]:
+    """The container's environment from a deployment's frozen variables, and the secret values
+    (to mask them wherever they would be written)."""
+    env, hidden = {}, []
+    for var in snapshot.get("variables", []):
+        if var["exposure"] != "runtime":
+            continue
+        value = secrets.decrypt(var["value"]) if var["kind"] == "secret" else var["value"]
+        if var["kind"] == "secret":
+            hidden.append(value)
+        env[var["key"]] = value
+    return env, hidden
+
+
+class DeploymentRunner:
+    """The handler of `deployment` work items."""
+
+    def __init__(self, sessions: sessionmaker, secrets: SecretBox, targets: Targets):
+        self.sessions, self.secrets, self.targets = sessions, secrets, targets
+
+    def run(self, job: Job) -> str:
+        with self.sessions() as db:
+            deployment = db.get(Deployment, job.item.deployment_id)
+        if deployment is None:
+            return "canceled"  # deleted with its resource before it ran
+        if deployment.status in TERMINAL:
+            return "succeeded"
+        return Release(self, job, deployment).execute()
+
+    def give_up(self, item: OperatorWork, code: str, message: str) -> None:
+        with self.sessions() as db:
+            deployment = db.get(Deployment, item.deployment_id)
+            if deployment is None or deployment.status in TERMINAL:
+                return
+            resource = db.get(Resource, deployment.resource_id)
+            current = resource is not None and resource.current_deployment_id == deployment.id
+        if not current:
+            remove_containers(self.targets.docker(deployment.server_id),
+                              **{"launchbay.deployment": deployment.id})
+        finish(self.sessions, deployment.id, "failed", code, message)
+
+
+def remove_containers(docker: DockerEngine, **labels: str) -> list[str]:
+    removed = []
+    for container in docker.containers(**labels):
+        docker.remove(container.id)
+        removed.append(container.name)
+    return removed
+
+
+def finish(sessions: sessionmaker, deployment_id: str, status: str, code: str | None = None,
+           message: str | None = None) -> None:
+    """Ends a deployment: its status, a final event, and an audit event from the engine."""
+    with sessions() as db:
+        d = db.get_one(Deployment, deployment_id, with_for_update=True)
+        if d.status in TERMINAL:
+            return
+        d.status, d.finished_at = status, utcnow()
+        d.error_code, d.error_message = code, message
+        text = {"succeeded": "deployment succeeded", "canceled": "deployment canceled"}.get(
+            status, f"deployment failed: {message}")
+        journal.append(db, d.id, text, kind="event", phase="finish", status=status,
+                       event_type=f"deployment-{status}",
+                       level="error" if status == "failed" else "info")
+        audit.record(db, f"deployment.{status}", d.id, organization_id=d.organization_id,
+                     resourceId=d.resource_id, errorCode=code)
+        db.commit()
+
+
+class Release:
+    def __init__(self, runner: DeploymentRunner, job: Job, deployment: Deployment):
+        self.sessions, self.job, self.d = runner.sessions, job, deployment
+        self.plan = ReleasePlan.model_validate(deployment.plan)
+        self.env, self.hidden = runtime_env(deployment.environment_snapshot, runner.secrets)
+        self.docker = runner.targets.docker(deployment.server_id)
+
+    # -- journal -----------------------------------------------------------------------------
+    def log(self, message: str, phase: str, level: str = "info", source: str = "launchbay") -> None:
+        with self.sessions() as db:
+            journal.append(db, self.d.id, message, phase=phase, level=level, source=source,
+                           secrets=self.hidden)
+            db.commit()
+
+    def transition(self, status: str, phase: str, message: str, **fields: Any) -> None:
+        with self.sessions() as db:
+            d = db.get_one(Deployment, self.d.id, with_for_update=True)
+            if d.status == "cancel-requested":
+                return
+            d.status = status
+            for key, value in fields.items():
+                setattr(d, key, value)
+            journal.append(db, d.id, message, kind="event", phase=phase, status=status,
+                           event_type=f"deployment-{status}")
+            db.commit()
+        self.job.progress(phase=phase, step=message)
+
+    def update(self, **fields: Any) -> None:
+        with self.sessions() as db:
+            d = db.get_one(Deployment, self.d.id)
+            for key, value in fields.items():
+                setattr(d, key, value)
+            db.commit()
+
+    def cancel_requested(self) -> bool:
+        if self.job.lost.is_set():
+            return True
+        with self.sessions() as db:
+            return db.scalar(select(Deployment.status).where(
+                Deployment.id == self.d.id)) == "cancel-requested"
+
+    # -- the release -------------------------------------------------------------------------
+    def execute(self) -> str:
+        try:
+            return self._execute()
+        except APIError as exc:
+            if exc.status_code and exc.status_code < 500:  # the engine refused: a bad plan
+                message = exc.explanation or str(exc)
+                self.log(f"the Docker engine refused: {message}", "start", level="error")
+                self._discard()
+                finish(self.sessions, self.d.id, "failed", "runtime-rejected", str(message))
+                return "failed"
+            raise Retry("runtime-error", str(exc)) from exc
+        except (DockerException, OSError) as exc:
+            raise Retry("runtime-unreachable", f"Docker engine unreachable: {exc}") from exc
+
+    def _execute(self) -> str:
+        if self.d.status == "cancel-requested":
+            return self._cancel()
+        self._wait_for_earlier_releases()
+        if self.job.item.attempts > 1:
+            self.log(f"resuming after an interrupted attempt (attempt {self.job.item.attempts})",
+                     "plan", level="warn")
+        if self.d.phase == "switched":
+            return self._retire_and_succeed()
+        self.transition("planning", "plan", "deployment started", started_at=utcnow())
+        port = f", port {self.plan.internal_port}" if self.plan.internal_port else ""
+        self.transition("planned", "plan", f"plan: image {self.plan.image}{port}")
+        self.transition("running", "image", "preparing the image")
+        self._ensure_image()
+        removed = remove_containers(self.docker, **{"launchbay.deployment": self.d.id})
+        if removed:
+            self.log(f"removed {', '.join(removed)} left by an earlier attempt", "start")
+        if self.cancel_requested():
+            return self._cancel()
+        info = self._start()
+        url = (f"http://127.0.0.1:{info.host_port}{self.plan.health.path}"
+               if info.host_port else None)
+        self.job.progress(phase="verify", step="verifying health")
+        verdict = verify(url, self.plan.health, running=self._running(info.id),
+                         canceled=self.cancel_requested,
+                         note=lambda message: self.log(message, "verify"))
+        if verdict.outcome == "canceled":
+            return self._cancel()
+        if verdict.outcome != "healthy":
+            self._capture_runtime_logs(info.id)
+            self._discard()
+            code = "container-exited" if verdict.outcome == "exited" else "health-check-failed"
+            self.log(f"the new release is not healthy ({verdict.reason}); "
+                     "the previous release keeps serving", "verify", level="error")
+            finish(self.sessions, self.d.id, "failed", code, verdict.reason)
+            return "failed"
+        self.log(f"healthy: {verdict.reason}", "verify")
+        self._switch()
+        return self._retire_and_succeed()
+
+    def _wait_for_earlier_releases(self) -> None:
+        """One release of a resource at a time, in the order they were asked for."""
+        with self.sessions() as db:
+            earlier = db.scalar(select(Deployment.id).where(
+                Deployment.resource_id == self.d.resource_id, Deployment.id != self.d.id,
+                Deployment.status.in_(("created", *ACTIVE)),
+                Deployment.created_at < self.d.created_at).limit(1))
+        if earlier:
+            raise Defer(1.0, f"waiting for {earlier} to finish")
+
+    def _ensure_image(self) -> None:
+        image = self.plan.image
+        if self.docker.image_id(image):
+            self.log(f"image {image} is present", "image")
+            return
+        self.log(f"pulling {image}", "image")
+        try:
+            self.docker.pull(image)
+        except APIError as exc:
+            raise _ImageMissing(image, exc.explanation or str(exc)) from exc
+
+    def _start(self):  # type: ignore[no-untyped-def]
+        plan = self.plan
+        self.docker.ensure_network(plan.network, {"launchbay.environment": self.d.environment_id})
+        for volume in plan.volumes:
+            self.docker.ensure_volume(volume.docker_name,
+                                      {"launchbay.environment": self.d.environment_id})
+        env = dict(self.env)
+        if plan.internal_port:
+            env.setdefault("PORT", str(plan.internal_port))
+        name = f"lb-{plan.aliases[0] if plan.aliases else 'app'}-{self.d.id.split('_')[-1]}"
+        spec = ContainerSpec(
+            name=name, image=plan.image, labels={**plan.labels, **deployment_labels(self.d)},
+            network=plan.network, aliases=plan.aliases, env=env, command=plan.command,
+            internal_port=plan.internal_port, cpu_limit=plan.cpu_limit,
+            memory_limit_mb=plan.memory_limit_mb, restart_policy=plan.restart_policy,
+            volumes=[(v.docker_name, v.path, v.mode) for v in plan.volumes],
+        )
+        self.job.progress(phase="start", step=f"starting {name}")
+        info = self.docker.run(spec)
+        self.update(container_id=info.id, container_name=info.name, host_port=info.host_port,
+                    phase="verify")
+        where = f" on 127.0.0.1:{info.host_port}" if info.host_port else ""
+        self.log(f"started {info.name}{where}", "start")
+        return info
+
+    def _running(self, container_id: str) -> Callable[[], tuple[bool, str]]:
+        def check() -> tuple[bool, str]:
+            info = self.docker.inspect(container_id)
+            if info is None:
+                return False, "the container disappeared"
+            if info.status in ("running", "created"):
+                return True, info.status
+            why = " (out of memory)" if info.oom_killed else ""
+            return False, f"the container exited with code {info.exit_code}{why}"
+        return check
+
+    def _capture_runtime_logs(self, container_id: str) -> None:
+        try:
+            lines = self.docker.logs(container_id, tail=50)
+        except DockerException:
+            return
+        for line in lines:
+            self.log(line.message, "verify", level="error" if line.stream == "stderr" else "info",
+                     source="runtime")
+
+    def _discard(self) -> None:
+        remove_containers(self.docker, **{"launchbay.deployment": self.d.id})
+
+    def _cancel(self) -> str:
+        self._discard()
+        finish(self.sessions, self.d.id, "canceled")
+        return "canceled"
+
+    def _switch(self) -> None:
+        """The new release becomes the resource's current one, atomically."""
+        with self.sessions() as db:
+            d = db.get_one(Deployment, self.d.id, with_for_update=True)
+            resource = db.get_one(Resource, d.resource_id, with_for_update=True)
+            previous = resource.current_deployment_id
+            resource.current_deployment_id, d.phase = d.id, "switched"
+            journal.append(db, d.id, f"now serving (replacing {previous or 'nothing'})",
+                           kind="event", phase="switch", status=d.status,
+                           event_type="deployment-switched")
+            db.commit()
+        self.job.progress(phase="switch", step="switched")
+
+    def _retire_and_succeed(self) -> str:
+        drain = self.plan.drain_seconds
+        for container in self.docker.containers(**{"launchbay.resource": self.d.resource_id}):
+            if container.labels.get("launchbay.deployment") == self.d.id:
+                continue
+            self.docker.stop(container.id, timeout=max(int(drain), 5))
+            self.docker.remove(container.id)
+            self.log(f"retired {container.name}", "retire")
+        with self.sessions() as db:
+            d = db.get_one(Deployment, self.d.id)
+            if d.rollback_of_deployment_id:
+                rolled = db.get(Deployment, d.rollback_of_deployment_id)
+                if rolled is not None and rolled.status == "succeeded":
+                    rolled.status = "rolled-back"
+                    journal.append(db, rolled.id, f"rolled back by {d.id}", kind="event",
+                                   phase="finish", status="rolled-back",
+                                   event_type="deployment-rolled-back")
+            db.commit()
+        finish(self.sessions, self.d.id, "succeeded")
+        return "succeeded"
+
+
+class _ImageMissing(Retry):
+    def __init__(self, image: str, why: str):
+        super().__init__("image-not-found", f"image {image} is not available: {why}")

@@ -1,0 +1,42 @@
+"""Runtime controls of a resource's current release: stop, start, restart; and removing the
+containers of a deleted resource. Volumes are never touched."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import sessionmaker
+
+from launchbay.engine.release import remove_containers
+from launchbay.engine.targets import Targets
+from launchbay.engine.worker import Job, Refused
+from launchbay.store.models import Deployment, OperatorWork, Resource
+
+ACTIONS = ("stop", "start", "restart", "remove-resource")
+
+
+class RuntimeControl:
+    """The handler of `runtime-maintenance` work items."""
+
+    def __init__(self, sessions: sessionmaker, targets: Targets):
+        self.sessions, self.targets = sessions, targets
+
+    def run(self, job: Job) -> str:
+        item = job.item
+        action = item.payload["action"]
+        docker = self.targets.docker(item.server_id)  # type: ignore[arg-type]
+        if action == "remove-resource":
+            remove_containers(docker, **{"launchbay.resource": item.resource_id})  # type: ignore[arg-type]
+            return "succeeded"
+        with self.sessions() as db:
+            resource = db.get(Resource, item.resource_id)
+            current = resource and resource.current_deployment_id
+            deployment = db.get(Deployment, current) if current else None
+        if deployment is None or deployment.container_id is None:
+            raise Refused("no-runtime", "the resource has no running release")
+        job.progress(phase=action, step=f"{action} {deployment.container_name}")
+        if docker.inspect(deployment.container_id) is None:
+            raise Refused("runtime-missing", f"container {deployment.container_name} is gone")
+        getattr(docker, action)(deployment.container_id)
+        return "succeeded"
+
+    def give_up(self, item: OperatorWork, code: str, message: str) -> None:
+        pass

@@ -1,0 +1,154 @@
+"""Workers: threads that claim work items from the ledger and run the handler of their kind."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from launchbay.engine.ledger import KINDS, Ledger
+from launchbay.store.models import OperatorWork
+
+log = logging.getLogger("launchbay.worker")
+
+
+class Retry(Exception):
+    """A failure worth another attempt (the engine was busy, a pull timed out...)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class Refused(Exception):
+    """A failure no retry will mend (nothing to stop, a bad request)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class Defer(Exception):
+    """Not now: put the item back for `seconds` without spending an attempt."""
+
+    def __init__(self, seconds: float, step: str):
+        super().__init__(step)
+        self.seconds, self.step = seconds, step
+
+
+@dataclass
+class Job:
+    item: OperatorWork
+    worker_id: str
+    ledger: Ledger
+    lost: threading.Event = field(default_factory=threading.Event)
+
+    def progress(self, phase: str | None = None, step: str | None = None) -> None:
+        """Records where the work is and renews the lease; notices if another worker took it."""
+        values = {k: v for k, v in (("phase", phase), ("step", step)) if v is not None}
+        if not self.ledger.renew(self.item.id, self.worker_id, **values):
+            self.lost.set()
+
+
+class Handler(Protocol):
+    def run(self, job: Job) -> str: ...
+
+    def give_up(self, item: OperatorWork, code: str, message: str) -> None: ...
+
+
+class Workers:
+    """A pool of worker threads, woken at once when work is enqueued in this process."""
+
+    def __init__(self, ledger: Ledger, handlers: dict[str, Handler], *, count: int = 2,
+                 poll_seconds: float = 0.5, lease_seconds: float = 30,
+                 background: list[tuple[float, Callable[[], None]]] | None = None):
+        self.ledger, self.handlers, self.count = ledger, handlers, count
+        self.poll, self.lease = poll_seconds, lease_seconds
+        self.background = background or []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.id = f"{socket.gethostname()}:{os.getpid()}"
+
+    def start(self) -> None:
+        self.ledger.release_dead_owners(self.id.split(":")[0])
+        for n in range(self.count):
+            self._spawn(self._loop, f"{self.id}:{n}")
+        for every, task in self.background:
+            self._spawn(self._periodic, every, task)
+
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True,
+                                  name=f"launchbay-{target.__name__.strip('_')}")
+        thread.start()
+        self._threads.append(thread)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _periodic(self, every: float, task: Callable[[], None]) -> None:
+        while not self._stop.is_set():
+            try:
+                task()
+            except Exception:  # a failed sweep must not end the sweeper
+                log.exception("background task %s failed", getattr(task, "__name__", task))
+            self._stop.wait(every)
+
+    def _loop(self, worker_id: str) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self.ledger.claim(worker_id, tuple(k for k in KINDS if k in self.handlers))
+            except Exception:
+                log.exception("claiming work failed")
+                item = None
+            if item is None:
+                self._wake.wait(self.poll)
+                self._wake.clear()
+                continue
+            self.execute(item, worker_id)
+
+    def execute(self, item: OperatorWork, worker_id: str) -> None:
+        handler = self.handlers[item.kind]
+        if item.attempts > item.max_attempts:  # reclaimed after its workers died, too often
+            message = f"gave up after {item.max_attempts} attempts whose workers stopped"
+            self.ledger.fail(item.id, worker_id, "worker-lost", message, retriable=False)
+            handler.give_up(item, "worker-lost", message)
+            return
+        job = Job(item, worker_id, self.ledger)
+        beat = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(job, beat), daemon=True)
+        heartbeat.start()
+        try:
+            status = handler.run(job)
+            self.ledger.finish(item.id, worker_id, status)
+        except Defer as wait:
+            self.ledger.defer(item.id, worker_id, wait.seconds, wait.step)
+        except Refused as refusal:
+            self.ledger.fail(item.id, worker_id, refusal.code, refusal.message, retriable=False)
+            handler.give_up(item, refusal.code, refusal.message)
+        except Retry as failure:
+            if self.ledger.fail(item.id, worker_id, failure.code, failure.message,
+                                retriable=True) == "failed":
+                handler.give_up(item, failure.code, failure.message)
+        except Exception as exc:
+            log.exception("work %s (%s) failed", item.id, item.kind)
+            message = f"{type(exc).__name__}: {exc}"
+            self.ledger.fail(item.id, worker_id, "internal", message, retriable=False)
+            handler.give_up(item, "internal", message)
+        finally:
+            beat.set()
+            heartbeat.join(5)
+
+    def _heartbeat(self, job: Job, done: threading.Event) -> None:
+        while not done.wait(self.lease / 3):
+            job.progress()

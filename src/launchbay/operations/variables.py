@@ -1,0 +1,118 @@
+"""Variables of environments and resources: one set of rules for both owners.
+
+A variable is keyed by (key, exposure). Secret values are sealed before they are stored and
+leave the store only as `****`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sqlalchemy import delete, select
+
+from launchbay.crypto import MASK
+from launchbay.operations.catalog import Context, role_at_least
+from launchbay.operations.errors import Forbidden, NotFound
+from launchbay.operations.schemas import Field, Schema, Timestamp
+from launchbay.store.models import EnvironmentVariable, ResourceVariable, new_id, utcnow
+
+Exposure = Literal["build-time", "runtime"]
+VariableKind = Literal["plain-config", "secret"]
+VariableKey = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+# Lowest to highest: a later layer overrides an earlier one.
+PRECEDENCE = ["defaults", "system", "organization", "project", "environment", "resource",
+              "deployment-snapshot"]
+Variable = EnvironmentVariable | ResourceVariable
+Model = type[EnvironmentVariable] | type[ResourceVariable]
+
+
+class MaskedVariable(Schema):
+    key: str
+    value: str
+    scope: str
+    exposure: Exposure
+    is_secret: bool
+    kind: VariableKind
+
+
+class Entry(MaskedVariable):
+    updated_at: Timestamp
+
+
+class VariableIn(Schema):
+    key: str = VariableKey
+    value: str = Field(max_length=65536)
+    kind: VariableKind = "plain-config"
+    exposure: Exposure = "runtime"
+
+
+def masked(v: Variable) -> MaskedVariable:
+    secret = v.kind == "secret"
+    return MaskedVariable(key=v.key, value=MASK if secret else v.value, scope=v.scope,
+                          exposure=v.exposure, is_secret=secret, kind=v.kind)  # type: ignore[arg-type]
+
+
+def entry(v: Variable) -> Entry:
+    return Entry(**masked(v).model_dump(), updated_at=v.updated_at)
+
+
+def _owner(model: Model):  # type: ignore[no-untyped-def]
+    return model.environment_id if model is EnvironmentVariable else model.resource_id  # type: ignore[union-attr]
+
+
+def listed(ctx: Context, model: Model, owner_id: str) -> list[Variable]:
+    return list(ctx.db.scalars(select(model).where(_owner(model) == owner_id)
+                               .order_by(model.key, model.exposure)))
+
+
+def find(ctx: Context, model: Model, owner_id: str, key: str, exposure: str) -> Variable | None:
+    return ctx.db.scalar(select(model).where(
+        _owner(model) == owner_id, model.key == key, model.exposure == exposure))
+
+
+def put(ctx: Context, model: Model, owner_id: str, data: VariableIn, scope: str) -> str:
+    """Creates or replaces a variable; returns `created` or `updated`. Secrets need admin."""
+    existing = find(ctx, model, owner_id, data.key, data.exposure)
+    if (data.kind == "secret" or (existing is not None and existing.kind == "secret")) \
+            and not role_at_least(ctx.role, "admin"):  # type: ignore[arg-type]
+        raise Forbidden("managing secrets needs the admin role")
+    var = existing or model(id=new_id("var"), key=data.key, exposure=data.exposure,
+                            **{_owner(model).key: owner_id})
+    var.kind, var.scope = data.kind, scope
+    var.value = ctx.secrets.encrypt(data.value) if data.kind == "secret" else data.value
+    var.updated_at = utcnow()
+    ctx.db.add(var)
+    return "updated" if existing is not None else "created"
+
+
+def remove(ctx: Context, model: Model, owner_id: str, key: str, exposure: str) -> Variable:
+    var = find(ctx, model, owner_id, key, exposure)
+    if var is None:
+        raise NotFound(f"variable {key} ({exposure}) not found", code="variable_not_found")
+    if var.kind == "secret" and not role_at_least(ctx.role, "admin"):  # type: ignore[arg-type]
+        raise Forbidden("deleting a secret needs the admin role")
+    ctx.db.delete(var)
+    return var
+
+
+def copy_all(ctx: Context, source_env_id: str, target_env_id: str) -> int:
+    """Makes an environment's variables exactly another's (ciphertext is copied, not opened)."""
+    ctx.db.execute(delete(EnvironmentVariable).where(
+        EnvironmentVariable.environment_id == target_env_id))
+    variables = listed(ctx, EnvironmentVariable, source_env_id)
+    ctx.db.add_all(EnvironmentVariable(id=new_id("var"), environment_id=target_env_id, key=v.key,
+                                       exposure=v.exposure, kind=v.kind, scope=v.scope,
+                                       value=v.value) for v in variables)
+    return len(variables)
+
+
+def plaintext(ctx: Context, v: Variable) -> str:
+    return ctx.secrets.decrypt(v.value) if v.kind == "secret" else v.value
+
+
+def effective(ctx: Context, environment_id: str, resource_id: str | None = None) -> list[Variable]:
+    """Environment variables overridden by the resource's own, by (key, exposure)."""
+    merged = {(v.key, v.exposure): v for v in listed(ctx, EnvironmentVariable, environment_id)}
+    if resource_id:
+        merged.update({(v.key, v.exposure): v for v in listed(ctx, ResourceVariable, resource_id)})
+    return [merged[k] for k in sorted(merged)]
