@@ -9,7 +9,10 @@ if ! command -v dockerd >/dev/null 2>&1; then
 fi
 if ! docker info >/dev/null 2>&1; then
   mkdir -p /var/log/launchbay
-  nohup dockerd >/var/log/launchbay/dockerd.log 2>&1 &
+  # A larger address pool than the default (about 30 networks): launchbay makes one network
+  # per environment. Only for a dockerd started here; an existing one keeps its own settings.
+  nohup dockerd --default-address-pool base=10.213.0.0/16,size=24 \
+    >/var/log/launchbay/dockerd.log 2>&1 &
   for _ in $(seq 1 120); do
     docker info >/dev/null 2>&1 && break
     sleep 0.5

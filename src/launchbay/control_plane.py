@@ -1,14 +1,25 @@
-"""The control plane as one object: settings, store, operations. Faces and the CLI's `serve`
-build one and call nothing else."""
+"""The control plane as one object: settings, store, engine and operations. Faces and the CLI's
+`serve` and `worker` build one and call nothing else."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import text
 
+from launchbay.docker_engine import LogLine
+from launchbay.engine import reconcile
+from launchbay.engine.ledger import Ledger
+from launchbay.engine.release import DeploymentRunner
+from launchbay.engine.runtime_control import RuntimeControl
+from launchbay.engine.targets import Targets
+from launchbay.engine.worker import Workers
 from launchbay.operations import Actor, Operations
 from launchbay.operations.identity import authenticate
+from launchbay.operations.resources import RuntimeTarget
+from launchbay.operations.servers import ensure_local_server
 from launchbay.settings import Settings
 from launchbay.store.db import make_engine, make_sessionmaker
 from launchbay.store.migrate import is_current, upgrade
@@ -18,13 +29,45 @@ class ControlPlane:
     def __init__(self, settings: Settings, *, migrate: bool = True):
         self.settings = settings
         self.engine = make_engine(settings.resolved_database_url)
+        self.sessions = make_sessionmaker(self.engine)
         if migrate:
             upgrade(self.engine)
-        self.sessions = make_sessionmaker(self.engine)
-        self.ops = Operations(settings, self.sessions)
+            with self.sessions() as db:
+                ensure_local_server(db)
+        self.targets = Targets(self.sessions)
+        self.ledger = Ledger(self.sessions, settings.work_lease_seconds)
+        self.ops = Operations(settings, self.sessions, self.targets, self.wake)
+        self.workers = Workers(
+            self.ledger,
+            {"deployment": DeploymentRunner(self.sessions, self.ops.secrets, self.targets),
+             "runtime-maintenance": RuntimeControl(self.sessions, self.targets)},
+            count=settings.workers, poll_seconds=settings.worker_poll_seconds,
+            lease_seconds=settings.work_lease_seconds,
+            background=[(settings.reconcile_seconds, self.reconcile)])
+        self._started = False
 
     def authenticate(self, secret: str) -> Actor | None:
         return authenticate(self.sessions, secret)
+
+    def start_workers(self) -> None:
+        """Runs the engine in this process: workers, and the reconciler (which also runs once
+        now, so that what a crash left is put right at start)."""
+        if not self._started and self.settings.workers > 0:
+            self._started = True
+            self.workers.start()
+
+    def wake(self) -> None:
+        self.workers.wake()
+
+    def reconcile(self) -> dict[str, int]:
+        return reconcile.sweep(self.sessions, self.targets)
+
+    def follow_logs(self, target: RuntimeTarget, tail: int,
+                    stop: threading.Event) -> Iterator[LogLine]:
+        """Lines of a release's container as it writes them (`target` comes from the
+        `resources.runtime-logs.follow` operation, which authorized it)."""
+        return self.targets.docker(target.server_id).follow(target.container_id, tail=tail,
+                                                            stop=stop)
 
     def readiness(self) -> dict[str, Any]:
         """Whether the store answers and is at the newest migration."""
@@ -38,4 +81,8 @@ class ControlPlane:
         return {"ready": True, "database": "ok", "migrations": "current"}
 
     def close(self) -> None:
+        if self._started:
+            self.workers.stop()
+            self._started = False
+        self.targets.close()
         self.engine.dispose()

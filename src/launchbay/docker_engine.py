@@ -35,6 +35,9 @@ class ContainerSpec:
     memory_limit_mb: int | None = None
     volumes: list[tuple[str, str, str]] = field(default_factory=list)  # (name, path, rw|ro)
     restart_policy: str = "unless-stopped"
+    # An init process as PID 1 forwards signals (so SIGTERM stops the app at once) and reaps
+    # zombies; without it many apps ignore SIGTERM and every stop waits out its timeout.
+    init: bool = True
 
 
 @dataclass
@@ -92,6 +95,19 @@ class DockerEngine:
                 if exc.status_code != 409:
                     raise
 
+    def networks(self, **labels: str) -> list[tuple[str, dict[str, str], int]]:
+        """launchbay's networks with the given labels: (name, labels, attached containers)."""
+        filters = [f"{MANAGED}=true"] + [f"{k}={v}" for k, v in labels.items()]
+        return [(n.name, n.attrs.get("Labels") or {}, len(n.attrs.get("Containers") or {}))
+                for n in (self.client.networks.get(n.id) for n in self.client.networks.list(
+                    filters={"label": filters}))]
+
+    def remove_network(self, name: str) -> None:
+        try:
+            self.client.networks.get(name).remove()
+        except NotFound:
+            pass
+
     def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
         try:
             self.client.volumes.get(name)
@@ -121,7 +137,7 @@ class DockerEngine:
             spec.image, command=spec.command, name=spec.name, detach=True,
             labels={MANAGED: "true", **spec.labels}, environment=spec.env,
             restart_policy={"Name": spec.restart_policy}, network=spec.network,
-            **kwargs,
+            init=spec.init, **kwargs,
         )
         if spec.aliases:
             network = self.client.networks.get(spec.network)

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     # Seconds of lock-out after too many failed logins for one e-mail address.
     login_max_failures: int = 5
     login_lockout_seconds: int = 30
+    # The engine: worker threads in `serve`, how long a claimed work item stays leased without
+    # a heartbeat, how often idle workers look for work, and how often the reconciler sweeps.
+    workers: int = 2
+    work_lease_seconds: float = 30
+    worker_poll_seconds: float = 0.5
+    reconcile_seconds: float = 60
 
     @field_validator("listen")
     @classmethod

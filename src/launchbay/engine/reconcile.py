@@ -4,6 +4,7 @@
   is failed with that reason: nothing stays "running" forever.
 - A container carrying launchbay's labels whose deployment is unknown, failed or canceled, or
   superseded (not current, with no release of its resource under way) is removed.
+- A network of an environment that no longer exists is removed once nothing is attached.
 Volumes are never removed here.
 """
 
@@ -19,7 +20,7 @@ from launchbay.engine.journal import TERMINAL
 from launchbay.engine.ledger import OPEN
 from launchbay.engine.release import ACTIVE, finish
 from launchbay.engine.targets import Targets
-from launchbay.store.models import Deployment, OperatorWork, Resource
+from launchbay.store.models import Deployment, Environment, OperatorWork, Resource
 
 log = logging.getLogger("launchbay.reconcile")
 
@@ -30,6 +31,7 @@ def sweep(sessions: sessionmaker, targets: Targets) -> dict[str, int]:
     for server_id in targets.server_ids():
         try:
             removed += _remove_stray_containers(sessions, targets, server_id)
+            _remove_stray_networks(sessions, targets, server_id)
         except (DockerException, OSError) as exc:
             log.warning("cannot reach the Docker engine of %s: %s", server_id, exc)
     return {"failedDeployments": failed, "removedContainers": removed}
@@ -75,3 +77,12 @@ def _remove_stray_containers(sessions: sessionmaker, targets: Targets, server_id
         docker.remove(container.id)
         removed += 1
     return removed
+
+
+def _remove_stray_networks(sessions: sessionmaker, targets: Targets, server_id: str) -> None:
+    docker = targets.docker(server_id)
+    for name, labels, attached in docker.networks(**{"launchbay.server": server_id}):
+        with sessions() as db:
+            exists = db.get(Environment, labels.get("launchbay.environment", "")) is not None
+        if not exists and not attached:
+            docker.remove_network(name)

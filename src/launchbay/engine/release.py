@@ -9,6 +9,7 @@ switched, in which case it only finishes the retirement.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -224,7 +225,8 @@ class Release:
 
     def _start(self):  # type: ignore[no-untyped-def]
         plan = self.plan
-        self.docker.ensure_network(plan.network, {"launchbay.environment": self.d.environment_id})
+        self.docker.ensure_network(plan.network, {"launchbay.environment": self.d.environment_id,
+                                                  "launchbay.server": self.d.server_id})
         for volume in plan.volumes:
             self.docker.ensure_volume(volume.docker_name,
                                       {"launchbay.environment": self.d.environment_id})
@@ -289,13 +291,8 @@ class Release:
         self.job.progress(phase="switch", step="switched")
 
     def _retire_and_succeed(self) -> str:
-        drain = self.plan.drain_seconds
-        for container in self.docker.containers(**{"launchbay.resource": self.d.resource_id}):
-            if container.labels.get("launchbay.deployment") == self.d.id:
-                continue
-            self.docker.stop(container.id, timeout=max(int(drain), 5))
-            self.docker.remove(container.id)
-            self.log(f"retired {container.name}", "retire")
+        """The release serves: the deployment has succeeded. Then the releases it replaced are
+        stopped (after the drain period) and removed; never a newer one."""
         with self.sessions() as db:
             d = db.get_one(Deployment, self.d.id)
             if d.rollback_of_deployment_id:
@@ -306,7 +303,20 @@ class Release:
                                    phase="finish", status="rolled-back",
                                    event_type="deployment-rolled-back")
             db.commit()
+            newer = set(db.scalars(select(Deployment.id).where(
+                Deployment.resource_id == self.d.resource_id,
+                Deployment.created_at > self.d.created_at)))
         finish(self.sessions, self.d.id, "succeeded")
+        if self.plan.drain_seconds:
+            time.sleep(self.plan.drain_seconds)
+        for container in self.docker.containers(**{"launchbay.resource": self.d.resource_id}):
+            owner = container.labels.get("launchbay.deployment")
+            if owner == self.d.id or owner in newer:
+                continue
+            self.job.progress(phase="retire", step=f"retiring {container.name}")
+            self.docker.stop(container.id)
+            self.docker.remove(container.id)
+            self.log(f"retired {container.name}", "retire")
         return "succeeded"
 
 

@@ -36,6 +36,12 @@ class RuntimeControl:
         if docker.inspect(deployment.container_id) is None:
             raise Refused("runtime-missing", f"container {deployment.container_name} is gone")
         getattr(docker, action)(deployment.container_id)
+        info = docker.inspect(deployment.container_id)
+        if info is not None and info.host_port != deployment.host_port:
+            # A started container gets a new loopback port: record where it answers now.
+            with self.sessions() as db:
+                db.get_one(Deployment, deployment.id).host_port = info.host_port
+                db.commit()
         return "succeeded"
 
     def give_up(self, item: OperatorWork, code: str, message: str) -> None:

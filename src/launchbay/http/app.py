@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -10,14 +12,22 @@ from fastapi.responses import JSONResponse
 
 from launchbay import __version__
 from launchbay.control_plane import ControlPlane
-from launchbay.http import errors, native
+from launchbay.http import errors, native, streams
 from launchbay.settings import Settings
 
 
 def create_app(settings: Settings | None = None, control_plane: ControlPlane | None = None) -> FastAPI:
     cp = control_plane or ControlPlane(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        cp.start_workers()
+        yield
+        if control_plane is None:  # the app built it, so the app closes it
+            cp.close()
+
     app = FastAPI(title="launchbay", version=__version__, openapi_url="/api/openapi.json",
-                  docs_url="/api/docs", redoc_url=None)
+                  docs_url="/api/docs", redoc_url=None, lifespan=lifespan)
     app.state.control_plane = cp
     errors.install(app)
 
@@ -34,6 +44,7 @@ def create_app(settings: Settings | None = None, control_plane: ControlPlane | N
                             status_code=200 if state["ready"] else 503)
 
     api, schemas = native.router(cp)
+    streams.install(api, cp)
     app.include_router(api, prefix="/api")
 
     def openapi() -> dict[str, Any]:

@@ -3,10 +3,15 @@
 from launchbay.operations import (  # noqa: F401  (each module registers its operations)
     audit,
     capabilities,
+    deployments,
     environments,
     identity,
+    operator_work,
     organizations,
     projects,
+    resources,
+    servers,
+    storage,
     tokens,
 )
 from launchbay.operations.catalog import CATALOG, Actor, Meta, Operations

@@ -28,7 +28,9 @@ from launchbay.operations.errors import (
 )
 from launchbay.settings import Settings
 from launchbay.store import audit
-from launchbay.store.models import AuditEvent, Membership
+from launchbay.engine import ledger
+from launchbay.engine.targets import Targets
+from launchbay.store.models import AuditEvent, Membership, OperatorWork
 
 Role = Literal["viewer", "developer", "admin", "owner"]
 ROLES: tuple[Role, ...] = ("viewer", "developer", "admin", "owner")
@@ -75,6 +77,8 @@ class Context:
     role: Role | None
     meta: Meta
     operation: Operation
+    targets: Targets | None = None
+    wake: Callable[[], None] = lambda: None
     audited: list[AuditEvent] = field(default_factory=list)
     callbacks: list[Callable[[], None]] = field(default_factory=list)
 
@@ -95,6 +99,18 @@ class Context:
             organization_id=self.organization_id,
             actor_user_id=self.actor.user_id if self.actor else None,
             actor_token_id=self.actor.token_id if self.actor else None, **payload))
+
+    def enqueue(self, kind: str, operation_key: str, **refs: Any) -> OperatorWork:
+        """Adds engine work in this transaction; workers are woken once it commits."""
+        item = ledger.enqueue(self.db, kind, operation_key,
+                              organization_id=self.organization_id, **refs)
+        self.after_commit(self.wake)
+        return item
+
+    @property
+    def runtime(self) -> Targets:
+        assert self.targets is not None, "this control plane has no runtime targets"
+        return self.targets
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Runs `callback` once the operation's transaction has committed (e.g. wake workers)."""
@@ -201,10 +217,13 @@ def operation(
 class Operations:
     """Runs catalog operations against one store; faces and the CLI server hold one."""
 
-    def __init__(self, settings: Settings, sessions: sessionmaker):
+    def __init__(self, settings: Settings, sessions: sessionmaker, targets: Targets | None = None,
+                 wake: Callable[[], None] | None = None):
         self.settings = settings
         self.sessions = sessions
         self.secrets = SecretBox(settings.secret_key)
+        self.targets = targets
+        self.wake = wake or (lambda: None)
 
     def run(
         self,
@@ -226,7 +245,7 @@ class Operations:
             try:
                 org_id, role = self._authorize(db, op, actor, payload)
                 ctx = Context(db, self.settings, self.secrets, actor, org_id, role,
-                              meta or Meta(), op)
+                              meta or Meta(), op, self.targets, self.wake)
                 result = op.handler(ctx, payload)
                 if op.mutates and not ctx.audited:
                     raise RuntimeError(f"operation {key} changed state without an audit event")

@@ -1,0 +1,125 @@
+"""Server-Sent Events: a deployment's events and logs until it ends, and a release's runtime
+logs as they are written.
+
+Each stream sends one JSON object per `data:` line with `id:` set to its cursor, so a client
+that reconnects with `Last-Event-ID` resumes without losing or repeating anything; a comment
+line every `HEARTBEAT` seconds keeps proxies from closing an idle stream; a deployment's
+stream ends with `event: done`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from launchbay.control_plane import ControlPlane
+from launchbay.http.native import meta_of, resolve_actor
+from launchbay.operations import CATALOG
+from launchbay.operations.resources import log_line
+
+HEARTBEAT = 15.0
+POLL = 0.2
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def message(data: Any, id: str | None = None, event: str | None = None) -> str:
+    lines = [f"id: {id}"] if id is not None else []
+    if event:
+        lines.append(f"event: {event}")
+    lines.append(f"data: {json.dumps(data, separators=(',', ':'))}")
+    return "\n".join(lines) + "\n\n"
+
+
+def install(api: APIRouter, cp: ControlPlane) -> None:
+    events_op = CATALOG["deployments.events"]
+    follow_op = CATALOG["resources.runtime-logs.follow"]
+
+    @api.get("/deployments/{deploymentId}/events/stream", tags=["deployments"],
+             operation_id="deployments.events.stream",
+             summary="A deployment's events and logs as Server-Sent Events, until it ends.")
+    async def deployment_stream(request: Request, deploymentId: str) -> StreamingResponse:
+        actor = await resolve_actor(cp, request, events_op)
+        meta = meta_of(request)
+        cursor = request.headers.get("last-event-id") or request.query_params.get("cursor")
+        query = {"deploymentId": deploymentId, "historyLimit": 200,
+                 "includeHistory": request.query_params.get("includeHistory", "true")}
+
+        def read(after: str | None) -> Any:
+            return cp.ops.run("deployments.events", actor, {**query, "cursor": after}, meta)
+
+        first = await run_in_threadpool(read, cursor)  # errors (404...) before the stream opens
+
+        async def stream() -> AsyncIterator[str]:
+            page, after, beat = first, cursor, time.monotonic()
+            while True:
+                for envelope in page.envelopes:
+                    yield message(envelope.model_dump(mode="json", by_alias=True),
+                                  id=envelope.event.cursor)
+                after = page.next_cursor or after
+                if page.terminal:
+                    yield message({"deploymentId": deploymentId, "cursor": after}, id=after,
+                                  event="done")
+                    return
+                if time.monotonic() - beat >= HEARTBEAT:
+                    beat = time.monotonic()
+                    yield ": heartbeat\n\n"
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(POLL)
+                page = await run_in_threadpool(read, after)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @api.get("/resources/{resourceId}/runtime-logs/stream", tags=["resources"],
+             operation_id="resources.runtime-logs.stream",
+             summary="A release's runtime logs as Server-Sent Events, as they are written.")
+    async def runtime_stream(request: Request, resourceId: str) -> StreamingResponse:
+        actor = await resolve_actor(cp, request, follow_op)
+        params = dict(request.query_params)
+        tail = int(params.get("tailLines", 100)) if params.get("tailLines", "").isdigit() else 100
+        target = await run_in_threadpool(
+            cp.ops.run, "resources.runtime-logs.follow", actor,
+            {**params, "resourceId": resourceId}, meta_of(request))
+        stop = threading.Event()
+        lines: asyncio.Queue[Any] = asyncio.Queue(maxsize=1000)
+        loop = asyncio.get_running_loop()
+
+        def pump() -> None:
+            try:
+                for line in cp.follow_logs(target, tail, stop):
+                    asyncio.run_coroutine_threadsafe(lines.put(line), loop).result()
+            finally:
+                asyncio.run_coroutine_threadsafe(lines.put(None), loop)
+
+        threading.Thread(target=pump, daemon=True, name="launchbay-log-follow").start()
+
+        async def stream() -> AsyncIterator[str]:
+            n = 0
+            try:
+                while True:
+                    try:
+                        line = await asyncio.wait_for(lines.get(), HEARTBEAT)
+                    except TimeoutError:
+                        if await request.is_disconnected():
+                            return
+                        yield ": heartbeat\n\n"
+                        continue
+                    if line is None:
+                        yield message({"resourceId": resourceId, "reason": "runtime stopped"},
+                                      event="done")
+                        return
+                    n += 1
+                    entry = log_line(target, n, line)
+                    yield message(entry.model_dump(mode="json", by_alias=True), id=entry.cursor)
+            finally:
+                stop.set()
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)

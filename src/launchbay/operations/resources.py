@@ -1,0 +1,935 @@
+"""Resources: the applications of an environment, with their source, runtime, network and
+health profiles, variables and secrets, storage, and runtime controls."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import field_validator, model_validator
+from sqlalchemy import func, select
+
+from launchbay.docker_engine import DockerException
+from launchbay.operations import variables
+from launchbay.operations.catalog import Context, operation
+from launchbay.operations.environments import get_environment
+from launchbay.operations.errors import Conflict, Invalid, NotFound
+from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Name, Schema, Timestamp
+from launchbay.operations.servers import default_server, get_server
+from launchbay.operations.variables import Entry, Exposure, VariableIn, VariableKey
+from launchbay.slugs import slugify
+from launchbay.store.models import (
+    Deployment,
+    OperatorWork,
+    Resource,
+    ResourceVariable,
+    StorageAttachment,
+    StorageVolume,
+    new_id,
+    utcnow,
+)
+
+# -- profiles -----------------------------------------------------------------------------------
+
+
+class SourceProfile(Schema):
+    kind: Literal["docker-image", "git", "archive", "local-folder"] = "docker-image"
+    locator: str | None = Field(None, max_length=2000)
+    display_name: str | None = Field(None, max_length=200)
+    image_name: str | None = Field(None, max_length=500, pattern=r"^[a-z0-9][a-z0-9._/:-]*$")
+    image_tag: str | None = Field(None, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    image_digest: str | None = Field(None, pattern=r"^sha256:[a-f0-9]{64}$")
+    git_ref: str | None = Field(None, max_length=500)
+    commit_sha: str | None = Field(None, max_length=64)
+    base_directory: str | None = Field(None, max_length=500)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _image_needs_a_name(self) -> SourceProfile:
+        if self.kind == "docker-image" and not self.image_name:
+            raise ValueError("a docker-image source needs imageName")
+        return self
+
+    @property
+    def image(self) -> str | None:
+        if not self.image_name:
+            return None
+        if self.image_digest:
+            return f"{self.image_name}@{self.image_digest}"
+        return f"{self.image_name}:{self.image_tag or 'latest'}"
+
+
+class RuntimeProfile(Schema):
+    strategy: Literal["auto", "dockerfile", "docker-compose", "static",
+                      "workspace-commands"] = "auto"
+    install_command: str | None = Field(None, max_length=4000)
+    build_command: str | None = Field(None, max_length=4000)
+    start_command: str | None = Field(None, max_length=4000)
+    runtime_name: str | None = Field(None, max_length=100)
+    publish_directory: str | None = Field(None, max_length=500)
+    dockerfile_path: str | None = Field(None, max_length=500)
+    docker_compose_file_path: str | None = Field(None, max_length=500)
+    build_target: str | None = Field(None, max_length=200)
+    health_check_path: str | None = Field(None, max_length=500, pattern=r"^/")
+    cpu_limit: float | None = Field(None, gt=0, le=256)
+    memory_limit_mb: int | None = Field(None, ge=6, le=1_048_576)
+    restart_policy: Literal["unless-stopped", "always", "on-failure", "no"] = "unless-stopped"
+
+
+class NetworkProfile(Schema):
+    internal_port: int | None = Field(None, ge=1, le=65535)
+    upstream_protocol: Literal["http", "tcp"] = "http"
+    exposure_mode: Literal["none", "reverse-proxy", "direct-port"] = "reverse-proxy"
+    target_service_name: str | None = Field(None, max_length=200)
+    host_port: int | None = Field(None, ge=1, le=65535)
+
+
+class HttpCheck(Schema):
+    method: Literal["GET", "HEAD"] = "GET"
+    scheme: Literal["http"] = "http"
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    path: str = Field("/", max_length=500, pattern=r"^/")
+    expected_status_code: int | None = Field(None, ge=100, le=599)
+    expected_response_text: str | None = Field(None, max_length=500)
+
+
+class HealthPolicy(Schema):
+    enabled: bool = True
+    type: Literal["http", "none"] = "http"
+    interval_seconds: int = Field(5, ge=1, le=3600)
+    timeout_seconds: int = Field(3, ge=1, le=600)
+    retries: int = Field(3, ge=1, le=100)
+    start_period_seconds: int = Field(10, ge=0, le=3600)
+    http: HttpCheck = Field(default_factory=HttpCheck)
+
+
+class AccessProfile(Schema):
+    generated_access_mode: Literal["inherit", "disabled"] = "inherit"
+    path_prefix: str = Field("/", max_length=500, pattern=r"^/")
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def get_resource(ctx: Context, resource_id: str, *, mutable: bool = False) -> Resource:
+    """The resource if it belongs to the caller's organization; 404 otherwise. `mutable` also
+    refuses an archived resource or one in a locked or archived environment (409)."""
+    resource = ctx.db.get(Resource, resource_id)
+    if resource is None or resource.organization_id != ctx.org_id:
+        raise NotFound("resource not found", code="resource_not_found")
+    if mutable:
+        if resource.lifecycle_status != "active":
+            raise Conflict("the resource is archived", code="resource_archived")
+        get_environment(ctx, resource.environment_id, mutable=True)
+    return resource
+
+
+class Service(Schema):
+    name: str
+    kind: str = "web"
+
+
+class ResourceSummary(Schema):
+    id: str
+    project_id: str
+    environment_id: str
+    destination_id: str
+    name: str
+    slug: str
+    kind: str
+    description: str | None
+    created_at: Timestamp
+    services: list[Service]
+    network_profile: NetworkProfile
+    access_profile: AccessProfile
+    deployment_count: int
+    last_deployment_id: str | None
+    last_deployment_status: str | None
+    current_deployment_id: str | None
+    lifecycle_status: str
+
+
+def _latest(ctx: Context, resource_id: str) -> Deployment | None:
+    return ctx.db.scalar(select(Deployment).where(Deployment.resource_id == resource_id)
+                         .order_by(Deployment.created_at.desc()).limit(1))
+
+
+def summary(ctx: Context, r: Resource) -> ResourceSummary:
+    latest = _latest(ctx, r.id)
+    count = ctx.db.scalar(select(func.count()).select_from(Deployment).where(
+        Deployment.resource_id == r.id)) or 0
+    return ResourceSummary(
+        id=r.id, project_id=r.project_id, environment_id=r.environment_id,
+        destination_id=r.server_id, name=r.name, slug=r.slug, kind=r.kind,
+        description=r.description, created_at=r.created_at, services=[Service(name=r.slug)],
+        network_profile=NetworkProfile(**r.network_profile),
+        access_profile=AccessProfile(**r.access_profile), deployment_count=count,
+        last_deployment_id=latest.id if latest else None,
+        last_deployment_status=latest.status if latest else None,
+        current_deployment_id=r.current_deployment_id, lifecycle_status=r.lifecycle_status,
+    )
+
+
+class ResourceFilter(Schema):
+    project_id: Id | None = None
+    environment_id: Id | None = None
+    include_preview_resources: bool = False
+
+
+def _filtered(ctx: Context, data: ResourceFilter):  # type: ignore[no-untyped-def]
+    query = select(Resource).where(Resource.organization_id == ctx.org_id)
+    if data.project_id:
+        query = query.where(Resource.project_id == data.project_id)
+    if data.environment_id:
+        query = query.where(Resource.environment_id == data.environment_id)
+    return query
+
+
+@operation("resources.count")
+def count_resources(ctx: Context, data: ResourceFilter) -> CountOut:
+    """How many resources the organization (or a project or environment) has."""
+    return CountOut(count=ctx.db.scalar(
+        select(func.count()).select_from(_filtered(ctx, data).subquery())) or 0)
+
+
+class ResourceListIn(ResourceFilter):
+    limit: int = Field(100, gt=0, le=500)
+
+
+class ResourceList(Schema):
+    items: list[ResourceSummary]
+
+
+@operation("resources.list")
+def list_resources(ctx: Context, data: ResourceListIn) -> ResourceList:
+    """Resources by name."""
+    rows = ctx.db.scalars(_filtered(ctx, data).order_by(Resource.name, Resource.id)
+                          .limit(data.limit))
+    return ResourceList(items=[summary(ctx, r) for r in rows])
+
+
+class AttachmentOut(Schema):
+    id: str
+    storage_volume_id: str
+    storage_volume_name: str
+    storage_volume_kind: str
+    destination_path: str
+    mount_mode: str
+    attached_at: Timestamp
+
+
+class LatestDeployment(Schema):
+    id: str
+    status: str
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    server_id: str
+    destination_id: str
+
+
+class Route(Schema):
+    url: str
+    hostname: str
+    scheme: str = "http"
+    provider_key: str = "local-docker"
+    deployment_id: str | None = None
+    deployment_status: str | None = None
+    path_prefix: str = "/"
+    proxy_kind: str = "none"
+    target_port: int | None = None
+    updated_at: Timestamp | None = None
+
+
+class AccessSummary(Schema):
+    latest_generated_access_route: Route | None = None
+    proxy_route_status: str = "not-configured"
+
+
+class Lifecycle(Schema):
+    status: str
+    archived_at: Timestamp | None
+    deleted_at: Timestamp | None = None
+
+
+class ResourceShow(Schema):
+    schema_version: str = "resources.show/v1"
+    resource: ResourceSummary
+    source: SourceProfile | None
+    runtime_profile: RuntimeProfile
+    network_profile: NetworkProfile
+    access_profile: AccessProfile
+    health_policy: HealthPolicy | None
+    storage_attachments: list[AttachmentOut]
+    latest_deployment: LatestDeployment | None = None
+    access_summary: AccessSummary | None = None
+    lifecycle: Lifecycle
+    diagnostics: list[dict[str, Any]] = Field(default_factory=list)
+    generated_at: Timestamp
+
+
+class ResourceRef(Schema):
+    resource_id: Id
+
+
+class ResourceShowIn(ResourceRef):
+    include_latest_deployment: bool = False
+    include_access_summary: bool = False
+    include_profile_diagnostics: bool = False
+
+
+def attachments(ctx: Context, resource_id: str) -> list[tuple[StorageAttachment, StorageVolume]]:
+    return [(a, v) for a, v in ctx.db.execute(
+        select(StorageAttachment, StorageVolume).join(StorageVolume)
+        .where(StorageAttachment.resource_id == resource_id)
+        .order_by(StorageAttachment.destination_path)).all()]
+
+
+def current_route(ctx: Context, r: Resource) -> Route | None:
+    """Where the current release answers: its loopback port (the edge proxy adds hostnames)."""
+    current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id else None
+    if current is None or current.host_port is None:
+        return None
+    return Route(url=f"http://127.0.0.1:{current.host_port}/", hostname="127.0.0.1",
+                 deployment_id=current.id, deployment_status=current.status,
+                 target_port=current.host_port, updated_at=current.finished_at)
+
+
+@operation("resources.show")
+def show_resource(ctx: Context, data: ResourceShowIn) -> ResourceShow:
+    """One resource with its profiles; optionally its latest deployment and where it answers."""
+    r = get_resource(ctx, data.resource_id)
+    latest = _latest(ctx, r.id) if data.include_latest_deployment else None
+    return ResourceShow(
+        resource=summary(ctx, r), source=SourceProfile(**r.source) if r.source else None,
+        runtime_profile=RuntimeProfile(**r.runtime_profile),
+        network_profile=NetworkProfile(**r.network_profile),
+        access_profile=AccessProfile(**r.access_profile),
+        health_policy=HealthPolicy(**r.health_policy) if r.health_policy else None,
+        storage_attachments=[
+            AttachmentOut(id=a.id, storage_volume_id=v.id, storage_volume_name=v.name,
+                          storage_volume_kind=v.kind, destination_path=a.destination_path,
+                          mount_mode=a.mount_mode, attached_at=a.attached_at)
+            for a, v in attachments(ctx, r.id)],
+        latest_deployment=LatestDeployment(
+            id=latest.id, status=latest.status, created_at=latest.created_at,
+            started_at=latest.started_at, finished_at=latest.finished_at,
+            server_id=latest.server_id, destination_id=latest.server_id) if latest else None,
+        access_summary=AccessSummary(latest_generated_access_route=current_route(ctx, r))
+        if data.include_access_summary else None,
+        lifecycle=Lifecycle(status=r.lifecycle_status, archived_at=r.archived_at),
+        generated_at=utcnow(),
+    )
+
+
+# -- lifecycle ----------------------------------------------------------------------------------
+
+
+class ResourceCreate(Schema):
+    project_id: Id
+    environment_id: Id
+    name: Name
+    kind: Literal["application", "service", "worker", "static-site"] = "application"
+    description: str | None = Field(None, max_length=2000)
+    destination_id: Id | None = None
+    server_id: Id | None = None
+    source: SourceProfile | None = None
+    runtime_profile: RuntimeProfile = Field(default_factory=RuntimeProfile)
+    network_profile: NetworkProfile = Field(default_factory=NetworkProfile)
+    health_policy: HealthPolicy | None = None
+    access_profile: AccessProfile = Field(default_factory=AccessProfile)
+
+
+def _dump(profile: Schema) -> dict[str, Any]:
+    return profile.model_dump(mode="json", exclude_none=True)
+
+
+@operation("resources.create", role="developer", audit="resource.created")
+def create_resource(ctx: Context, data: ResourceCreate) -> IdOut:
+    """Creates a resource in an environment; its slug is unique in the environment."""
+    env = get_environment(ctx, data.environment_id, mutable=True)
+    if env.project_id != data.project_id:
+        raise Invalid("the environment does not belong to that project", code="context_mismatch")
+    server_id = data.server_id or data.destination_id
+    server = get_server(ctx, server_id) if server_id else default_server(ctx)
+    slug = slugify(data.name)
+    if ctx.db.scalar(select(Resource.id).where(Resource.environment_id == env.id,
+                                               Resource.slug == slug)):
+        raise Conflict(f"a resource named {slug!r} already exists in this environment",
+                       code="resource_exists")
+    resource = Resource(
+        id=new_id("res"), organization_id=ctx.org_id, project_id=env.project_id,
+        environment_id=env.id, server_id=server.id, name=data.name, slug=slug, kind=data.kind,
+        description=data.description, source=_dump(data.source) if data.source else None,
+        runtime_profile=_dump(data.runtime_profile), network_profile=_dump(data.network_profile),
+        health_policy=_dump(data.health_policy) if data.health_policy else None,
+        access_profile=_dump(data.access_profile),
+    )
+    ctx.db.add(resource)
+    ctx.db.flush()
+    ctx.audit(resource.id, name=resource.name, environmentId=env.id)
+    return IdOut(id=resource.id)
+
+
+class ResourceArchive(ResourceRef):
+    reason: str | None = Field(None, max_length=500)
+
+
+@operation("resources.archive", role="admin", audit="resource.archived")
+def archive_resource(ctx: Context, data: ResourceArchive) -> IdOut:
+    """Archives a resource: no new deployments; what runs keeps running."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    r.lifecycle_status, r.archived_at = "archived", utcnow()
+    ctx.audit(r.id, reason=data.reason)
+    return IdOut(id=r.id)
+
+
+class ResourceConfirmation(Schema):
+    resource_slug: str = Field(min_length=1, max_length=200)
+
+
+class ResourceDelete(ResourceRef):
+    confirmation: ResourceConfirmation
+
+
+@operation("resources.delete", role="admin", audit="resource.deleted")
+def delete_resource(ctx: Context, data: ResourceDelete) -> IdOut:
+    """Deletes a resource, its deployments and its containers (never its volumes); needs the
+    slug as confirmation."""
+    r = get_resource(ctx, data.resource_id)
+    if data.confirmation.resource_slug != r.slug:
+        raise Invalid("confirmation.resourceSlug does not match", code="confirmation_mismatch")
+    ctx.enqueue("runtime-maintenance", "resources.delete", resource_id=r.id,
+                server_id=r.server_id, project_id=r.project_id,
+                payload={"action": "remove-resource"})
+    ctx.db.delete(r)
+    ctx.audit(r.id, name=r.name, slug=r.slug)
+    return IdOut(id=r.id)
+
+
+# -- profiles -----------------------------------------------------------------------------------
+
+
+class SourceIn(ResourceRef):
+    source: SourceProfile
+    idempotency_key: str | None = Field(None, max_length=200)
+
+
+@operation("resources.configure-source", role="developer", audit="resource.source-configured")
+def configure_source(ctx: Context, data: SourceIn) -> IdOut:
+    """Sets where the resource's code or image comes from."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    r.source = _dump(data.source)
+    ctx.audit(r.id, kind=data.source.kind, image=data.source.image)
+    return IdOut(id=r.id)
+
+
+class RuntimeIn(ResourceRef):
+    runtime_profile: RuntimeProfile
+
+
+@operation("resources.configure-runtime", role="developer", audit="resource.runtime-configured")
+def configure_runtime(ctx: Context, data: RuntimeIn) -> IdOut:
+    """Sets how the resource is built and started (commands, limits, restart policy)."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    r.runtime_profile = _dump(data.runtime_profile)
+    ctx.audit(r.id)
+    return IdOut(id=r.id)
+
+
+class NetworkIn(ResourceRef):
+    network_profile: NetworkProfile
+
+
+@operation("resources.configure-network", role="developer", audit="resource.network-configured")
+def configure_network(ctx: Context, data: NetworkIn) -> IdOut:
+    """Sets the port the resource listens on and how it is exposed."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    r.network_profile = _dump(data.network_profile)
+    ctx.audit(r.id, internalPort=data.network_profile.internal_port)
+    return IdOut(id=r.id)
+
+
+class AccessIn(ResourceRef):
+    access_profile: AccessProfile
+
+
+@operation("resources.configure-access", role="developer", audit="resource.access-configured")
+def configure_access(ctx: Context, data: AccessIn) -> IdOut:
+    """Sets whether the resource gets a generated access route, and its path prefix."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    r.access_profile = _dump(data.access_profile)
+    ctx.audit(r.id)
+    return IdOut(id=r.id)
+
+
+class HealthIn(ResourceRef):
+    health_check: HealthPolicy
+
+
+@operation("resources.configure-health", role="developer", audit="resource.health-configured")
+def configure_health(ctx: Context, data: HealthIn) -> IdOut:
+    """Sets the checks a new release must pass before it takes over."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    r.health_policy = _dump(data.health_check)
+    ctx.audit(r.id, path=data.health_check.http.path)
+    return IdOut(id=r.id)
+
+
+@operation("resources.reset-health", role="developer", audit="resource.health-reset")
+def reset_health(ctx: Context, data: ResourceRef) -> IdOut:
+    """Goes back to the default health policy (HTTP GET / answering 2xx or 3xx)."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    r.health_policy = None
+    ctx.audit(r.id)
+    return IdOut(id=r.id)
+
+
+# -- variables and secrets ----------------------------------------------------------------------
+
+
+class ResourceVariableSet(VariableIn):
+    resource_id: Id
+
+
+def _secret_role(data: VariableIn) -> str:
+    return "admin" if data.kind == "secret" else "developer"
+
+
+@operation("resources.variables.set", role="developer", audit="resource.variable-set",
+           role_for=_secret_role)
+def set_resource_variable(ctx: Context, data: ResourceVariableSet) -> None:
+    """Sets a resource-level variable, overriding the environment's for this resource."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    variables.put(ctx, ResourceVariable, r.id, data, "resource")
+    ctx.audit(r.id, key=data.key, exposure=data.exposure, kind=data.kind)
+
+
+class ResourceVariableDelete(ResourceRef):
+    key: str = VariableKey
+    exposure: Exposure = "runtime"
+
+
+@operation("resources.variables.delete", role="developer", audit="resource.variable-deleted")
+def delete_resource_variable(ctx: Context, data: ResourceVariableDelete) -> None:
+    """Removes a resource-level variable (the environment's applies again)."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    variables.remove(ctx, ResourceVariable, r.id, data.key, data.exposure)
+    ctx.audit(r.id, key=data.key, exposure=data.exposure)
+
+
+class ImportIn(ResourceRef):
+    content: str = Field(max_length=1_000_000)
+    exposure: Exposure = "runtime"
+    secret_keys: list[str] = Field(default_factory=list)
+
+
+class Imported(Schema):
+    key: str
+    value: str
+    exposure: Exposure
+    kind: str
+    is_secret: bool
+    action: str
+    source_line: int
+
+
+class Duplicate(Schema):
+    key: str
+    exposure: Exposure
+    first_line: int
+    last_line: int
+    rule: str = "last-wins"
+
+
+class ImportOut(Schema):
+    resource_id: str
+    imported_entries: list[Imported]
+    duplicate_overrides: list[Duplicate]
+    existing_overrides: list[dict[str, Any]]
+
+
+def parse_dotenv(content: str) -> list[tuple[int, str, str]]:
+    """`.env` lines as (line, key, value): `export` prefixes, comments, quotes and `\\n`."""
+    entries = []
+    for number, raw in enumerate(content.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[7:].lstrip()
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise Invalid("Validation failed", details=[
+                {"field": "content", "message": f"line {number}: expected KEY=VALUE"}])
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            quote, value = value[0], value[1:-1]
+            if quote == '"':
+                value = value.replace("\\n", "\n").replace('\\"', '"')
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        entries.append((number, key, value))
+    return entries
+
+
+@operation("resources.variables.import", role="developer", audit="resource.variables-imported",
+           role_for=lambda data: "admin" if data.secret_keys else "developer")
+def import_variables(ctx: Context, data: ImportIn) -> ImportOut:
+    """Imports pasted `.env` content; keys listed in `secretKeys` become secrets."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    parsed = parse_dotenv(data.content)
+    first: dict[str, int] = {}
+    last: dict[str, tuple[int, str]] = {}
+    for number, key, value in parsed:
+        first.setdefault(key, number)
+        last[key] = (number, value)
+    secret = set(data.secret_keys)
+    imported = []
+    for key, (number, value) in last.items():
+        kind = "secret" if key in secret else "plain-config"
+        try:
+            entry = VariableIn(key=key, value=value, kind=kind, exposure=data.exposure)
+        except ValueError:
+            raise Invalid("Validation failed", details=[
+                {"field": "content", "message": f"line {number}: invalid key {key!r}"}]) from None
+        action = variables.put(ctx, ResourceVariable, r.id, entry, "resource")
+        imported.append(Imported(key=key, value="****" if kind == "secret" else value,
+                                 exposure=data.exposure, kind=kind, is_secret=kind == "secret",
+                                 action=action, source_line=number))
+    duplicates = [Duplicate(key=k, exposure=data.exposure, first_line=first[k],
+                            last_line=last[k][0]) for k in last if first[k] != last[k][0]]
+    ctx.audit(r.id, keys=sorted(last), exposure=data.exposure)
+    return ImportOut(resource_id=r.id, imported_entries=imported, duplicate_overrides=duplicates,
+                     existing_overrides=[])
+
+
+class SecretEntry(Entry):
+    resource_id: str
+
+
+class SecretList(Schema):
+    schema_version: str = "resources.secrets.list/v1"
+    resource_id: str
+    items: list[SecretEntry]
+    generated_at: Timestamp
+
+
+class SecretsIn(ResourceRef):
+    exposure: Exposure = "runtime"
+
+
+def _secret_entries(ctx: Context, r: Resource, exposure: str) -> list[SecretEntry]:
+    return [SecretEntry(**variables.entry(v).model_dump(), resource_id=r.id)
+            for v in variables.listed(ctx, ResourceVariable, r.id)
+            if v.kind == "secret" and v.exposure == exposure]
+
+
+@operation("resources.secrets.list")
+def list_secrets(ctx: Context, data: SecretsIn) -> SecretList:
+    """The resource's secrets, masked."""
+    r = get_resource(ctx, data.resource_id)
+    return SecretList(resource_id=r.id, items=_secret_entries(ctx, r, data.exposure),
+                      generated_at=utcnow())
+
+
+class SecretCreate(ResourceRef):
+    key: str = VariableKey
+    value: str = Field(max_length=65536)
+    exposure: Exposure = "runtime"
+
+
+class SecretRef(Schema):
+    resource_id: str
+    key: str
+    exposure: Exposure
+
+
+@operation("resources.secrets.create", role="admin", audit="resource.secret-created")
+def create_secret(ctx: Context, data: SecretCreate) -> SecretRef:
+    """Creates a resource secret; 409 if it exists (rotate it instead)."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    if variables.find(ctx, ResourceVariable, r.id, data.key, data.exposure):
+        raise Conflict(f"{data.key} already exists; rotate it instead", code="secret_exists")
+    variables.put(ctx, ResourceVariable, r.id, VariableIn(
+        key=data.key, value=data.value, kind="secret", exposure=data.exposure), "resource")
+    ctx.audit(r.id, key=data.key, exposure=data.exposure)
+    return SecretRef(resource_id=r.id, key=data.key, exposure=data.exposure)
+
+
+class SecretKeyIn(SecretsIn):
+    key: str = VariableKey
+
+
+class SecretShow(Schema):
+    schema_version: str = "resources.secrets.show/v1"
+    secret: SecretEntry
+    generated_at: Timestamp
+
+
+def _existing_secret(ctx: Context, r: Resource, key: str, exposure: str) -> ResourceVariable:
+    var = variables.find(ctx, ResourceVariable, r.id, key, exposure)
+    if var is None or var.kind != "secret":
+        raise NotFound(f"secret {key} ({exposure}) not found", code="secret_not_found")
+    return var  # type: ignore[return-value]
+
+
+@operation("resources.secrets.show")
+def show_secret(ctx: Context, data: SecretKeyIn) -> SecretShow:
+    """One resource secret, masked."""
+    r = get_resource(ctx, data.resource_id)
+    var = _existing_secret(ctx, r, data.key, data.exposure)
+    return SecretShow(secret=SecretEntry(**variables.entry(var).model_dump(), resource_id=r.id),
+                      generated_at=utcnow())
+
+
+class SecretRotate(SecretKeyIn):
+    value: str = Field(max_length=65536)
+
+
+@operation("resources.secrets.rotate", role="admin", audit="resource.secret-rotated")
+def rotate_secret(ctx: Context, data: SecretRotate) -> SecretRef:
+    """Replaces a secret's value; running releases keep the old one until the next deployment."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    _existing_secret(ctx, r, data.key, data.exposure)
+    variables.put(ctx, ResourceVariable, r.id, VariableIn(
+        key=data.key, value=data.value, kind="secret", exposure=data.exposure), "resource")
+    ctx.audit(r.id, key=data.key, exposure=data.exposure)
+    return SecretRef(resource_id=r.id, key=data.key, exposure=data.exposure)
+
+
+@operation("resources.secrets.delete", role="admin", audit="resource.secret-deleted")
+def delete_secret(ctx: Context, data: SecretKeyIn) -> SecretRef:
+    """Deletes a resource secret."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    ctx.db.delete(_existing_secret(ctx, r, data.key, data.exposure))
+    ctx.audit(r.id, key=data.key, exposure=data.exposure)
+    return SecretRef(resource_id=r.id, key=data.key, exposure=data.exposure)
+
+
+class EffectiveConfig(Schema):
+    schema_version: str = "resources.effective-config/v1"
+    resource_id: str
+    environment_id: str
+    owned_entries: list[Entry]
+    effective_entries: list[Entry]
+    overrides: list[dict[str, Any]]
+    precedence: list[str]
+    generated_at: Timestamp
+
+
+@operation("resources.effective-config")
+def effective_config(ctx: Context, data: ResourceRef) -> EffectiveConfig:
+    """The variables a new deployment of the resource would get, masked."""
+    r = get_resource(ctx, data.resource_id)
+    owned = variables.listed(ctx, ResourceVariable, r.id)
+    env_keys = {(v.key, v.exposure) for v in variables.effective(ctx, r.environment_id)}
+    return EffectiveConfig(
+        resource_id=r.id, environment_id=r.environment_id,
+        owned_entries=[variables.entry(v) for v in owned],
+        effective_entries=[variables.entry(v) for v in variables.effective(
+            ctx, r.environment_id, r.id)],
+        overrides=[{"key": v.key, "exposure": v.exposure, "overriddenScope": "environment",
+                    "winningScope": "resource"} for v in owned if (v.key, v.exposure) in env_keys],
+        precedence=variables.PRECEDENCE, generated_at=utcnow())
+
+
+# -- storage ------------------------------------------------------------------------------------
+
+
+class AttachIn(ResourceRef):
+    storage_volume_id: Id
+    destination_path: str = Field(min_length=2, max_length=500, pattern=r"^/[^\x00]*$")
+    mount_mode: Literal["read-write", "read-only"] = "read-write"
+
+    @field_validator("destination_path")
+    @classmethod
+    def _not_root(cls, path: str) -> str:
+        if path.rstrip("/") in ("", "/proc", "/sys", "/dev") or ".." in path.split("/"):
+            raise ValueError("choose a directory of the application, not a system path")
+        return path.rstrip("/")
+
+
+@operation("resources.storage.attach", role="developer", audit="resource.storage-attached")
+def attach_storage(ctx: Context, data: AttachIn) -> IdOut:
+    """Mounts a volume of the same environment into the resource (from its next deployment)."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    volume = ctx.db.get(StorageVolume, data.storage_volume_id)
+    if volume is None or volume.organization_id != ctx.org_id:
+        raise NotFound("storage volume not found", code="storage_volume_not_found")
+    if volume.environment_id != r.environment_id:
+        raise Conflict("the volume belongs to another environment", code="context_mismatch")
+    if ctx.db.scalar(select(StorageAttachment.id).where(
+            StorageAttachment.resource_id == r.id,
+            StorageAttachment.destination_path == data.destination_path)):
+        raise Conflict(f"something is already mounted at {data.destination_path}",
+                       code="attachment_exists")
+    attachment = StorageAttachment(id=new_id("att"), resource_id=r.id, storage_volume_id=volume.id,
+                                   destination_path=data.destination_path,
+                                   mount_mode=data.mount_mode)
+    ctx.db.add(attachment)
+    ctx.audit(r.id, storageVolumeId=volume.id, destinationPath=data.destination_path)
+    return IdOut(id=attachment.id)
+
+
+class DetachIn(ResourceRef):
+    attachment_id: Id
+
+
+@operation("resources.storage.detach", role="developer", audit="resource.storage-detached")
+def detach_storage(ctx: Context, data: DetachIn) -> IdOut:
+    """Unmounts a volume (from the next deployment); the volume and its data stay."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    attachment = ctx.db.get(StorageAttachment, data.attachment_id)
+    if attachment is None or attachment.resource_id != r.id:
+        raise NotFound("storage attachment not found")
+    ctx.db.delete(attachment)
+    ctx.audit(r.id, attachmentId=attachment.id)
+    return IdOut(id=attachment.id)
+
+
+# -- runtime ------------------------------------------------------------------------------------
+
+
+class Phase(Schema):
+    phase: str
+    status: str
+    error_code: str | None = None
+
+
+class RuntimeControl(Schema):
+    runtime_control_attempt_id: str
+    operation: str
+    status: str
+    started_at: Timestamp | None
+    completed_at: Timestamp | None
+    runtime_state: str
+    blocked_reason: str | None = None
+    error_code: str | None = None
+    phases: list[Phase]
+
+
+def _control(ctx: Context, data: ResourceRef, action: str) -> RuntimeControl:
+    r = get_resource(ctx, data.resource_id)
+    if r.current_deployment_id is None:
+        raise Conflict("the resource has no running release to control", code="no_runtime")
+    work = ctx.enqueue("runtime-maintenance", f"resources.runtime.{action}", resource_id=r.id,
+                       server_id=r.server_id, project_id=r.project_id,
+                       deployment_id=r.current_deployment_id, payload={"action": action})
+    ctx.db.flush()
+    ctx.audit(r.id, action=action, workId=work.id)
+    return control_status(work)
+
+
+def control_status(work: OperatorWork) -> RuntimeControl:
+    action = work.payload.get("action", "?")
+    status = {"pending": "accepted", "retry-scheduled": "accepted"}.get(work.status, work.status)
+    state = {"stop": "stopped", "start": "running", "restart": "running"}.get(action, "unknown")
+    if work.status not in ("succeeded",):
+        state = "stopping" if action == "stop" else "starting"
+    return RuntimeControl(
+        runtime_control_attempt_id=work.id, operation=action, status=status,
+        started_at=work.started_at, completed_at=work.finished_at, runtime_state=state,
+        error_code=work.error_code,
+        phases=[Phase(phase=action, status=work.status, error_code=work.error_code)])
+
+
+@operation("resources.runtime.stop", role="developer", audit="resource.runtime-stop-requested")
+def stop_runtime(ctx: Context, data: ResourceRef) -> RuntimeControl:
+    """Stops the current release's container (a deployment starts it again)."""
+    return _control(ctx, data, "stop")
+
+
+@operation("resources.runtime.start", role="developer", audit="resource.runtime-start-requested")
+def start_runtime(ctx: Context, data: ResourceRef) -> RuntimeControl:
+    """Starts the current release's container again."""
+    return _control(ctx, data, "start")
+
+
+@operation("resources.runtime.restart", role="developer",
+           audit="resource.runtime-restart-requested")
+def restart_runtime(ctx: Context, data: ResourceRef) -> RuntimeControl:
+    """Restarts the current release's container."""
+    return _control(ctx, data, "restart")
+
+
+class RuntimeLogsIn(ResourceRef):
+    deployment_id: Id | None = None
+    service_name: str | None = None
+    tail_lines: int = Field(100, ge=0, le=1000)
+    since: datetime | None = None
+    cursor: str | None = None
+    follow: bool = False
+
+
+class RuntimeLogLine(Schema):
+    resource_id: str
+    deployment_id: str
+    service_name: str
+    runtime_kind: str = "docker-container"
+    runtime_instance_id: str
+    stream: str
+    timestamp: Timestamp
+    sequence: int
+    cursor: str
+    message: str
+    masked: bool = False
+
+
+class RuntimeLogs(Schema):
+    resource_id: str
+    deployment_id: str | None
+    logs: list[RuntimeLogLine]
+
+
+class RuntimeTarget(Schema):
+    """What a log follower needs: resolved and authorized by an operation, used by a face."""
+
+    resource_id: str
+    deployment_id: str
+    server_id: str
+    container_id: str
+    service_name: str
+
+
+def _runtime_target(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget | None:
+    r = get_resource(ctx, data.resource_id)
+    deployment_id = data.deployment_id or r.current_deployment_id
+    d = ctx.db.get(Deployment, deployment_id) if deployment_id else None
+    if d is None or d.resource_id != r.id or d.container_id is None:
+        return None
+    return RuntimeTarget(resource_id=r.id, deployment_id=d.id, server_id=d.server_id,
+                         container_id=d.container_id, service_name=r.slug)
+
+
+def log_line(target: RuntimeTarget, n: int, line: Any) -> RuntimeLogLine:
+    return RuntimeLogLine(
+        resource_id=target.resource_id, deployment_id=target.deployment_id,
+        service_name=target.service_name, runtime_instance_id=target.container_id[:12],
+        stream=line.stream, timestamp=line.timestamp, sequence=n,
+        cursor=line.timestamp.isoformat(), message=line.message)
+
+
+@operation("resources.runtime-logs")
+def runtime_logs(ctx: Context, data: RuntimeLogsIn) -> RuntimeLogs:
+    """The last lines the resource's current (or a given) release wrote."""
+    target = _runtime_target(ctx, data)
+    if target is None:
+        return RuntimeLogs(resource_id=data.resource_id, deployment_id=None, logs=[])
+    try:
+        lines = ctx.runtime.docker(target.server_id).logs(
+            target.container_id, tail=data.tail_lines, since=data.since)
+    except DockerException:
+        lines = []
+    return RuntimeLogs(resource_id=target.resource_id, deployment_id=target.deployment_id,
+                       logs=[log_line(target, n, line) for n, line in enumerate(lines, 1)])
+
+
+@operation("resources.runtime-logs.follow")
+def follow_runtime_logs(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget:
+    """Authorizes following a release's logs; the face then streams them from the engine."""
+    target = _runtime_target(ctx, data)
+    if target is None:
+        raise NotFound("the resource has no release with logs", code="no_runtime")
+    return target

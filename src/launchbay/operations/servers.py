@@ -1,0 +1,220 @@
+"""Servers: deployment targets. The local Docker engine is registered on first start and
+shared by every organization; capacity is read from the machine and the engine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session as DbSession
+
+from launchbay.docker_engine import DockerException
+from launchbay.operations.catalog import Context, operation
+from launchbay.operations.errors import NotFound
+from launchbay.operations.schemas import CountOut, Field, Id, Schema, Timestamp
+from launchbay.store.models import Deployment, Resource, Server, new_id, utcnow
+
+LOCAL = "local-docker"
+
+
+def ensure_local_server(db: DbSession) -> Server:
+    """The shared server for the local engine, created on first start."""
+    server = db.scalar(select(Server).where(Server.provider_key == LOCAL,
+                                            Server.organization_id.is_(None)))
+    if server is None:
+        server = Server(id=new_id("srv"), name="local", host=socket.gethostname(), port=0,
+                        provider_key=LOCAL, docker_url=None)
+        db.add(server)
+        db.commit()
+    return server
+
+
+def _visible(ctx: Context):  # type: ignore[no-untyped-def]
+    return or_(Server.organization_id.is_(None), Server.organization_id == ctx.org_id)
+
+
+def get_server(ctx: Context, server_id: str) -> Server:
+    server = ctx.db.scalar(select(Server).where(Server.id == server_id, _visible(ctx)))
+    if server is None:
+        raise NotFound("server not found", code="server_not_found")
+    return server
+
+
+def default_server(ctx: Context) -> Server:
+    server = ctx.db.scalar(select(Server).where(_visible(ctx), Server.lifecycle_status == "active")
+                           .order_by(Server.organization_id.is_(None), Server.created_at))
+    if server is None:
+        raise NotFound("no server is registered", code="server_not_found")
+    return server
+
+
+class EdgeProxy(Schema):
+    kind: str = "none"
+    status: str = "pending"
+
+
+class ServerOut(Schema):
+    id: str
+    name: str
+    host: str
+    port: int
+    provider_key: str
+    target_kind: str
+    lifecycle_status: str
+    deactivated_at: Timestamp | None = None
+    deactivation_reason: str | None = None
+    edge_proxy: EdgeProxy = Field(default_factory=EdgeProxy)
+    credential: dict[str, Any] | None = None
+    created_at: Timestamp
+
+
+def _out(s: Server) -> ServerOut:
+    return ServerOut(id=s.id, name=s.name, host=s.host, port=s.port, provider_key=s.provider_key,
+                     target_kind=s.target_kind, lifecycle_status=s.lifecycle_status,
+                     credential={"kind": "local-docker-socket"} if s.docker_url is None else None,
+                     created_at=s.created_at)
+
+
+@operation("servers.count")
+def count_servers(ctx: Context, _: Schema) -> CountOut:
+    """How many servers the organization can deploy to."""
+    return CountOut(count=ctx.db.scalar(select(func.count()).select_from(Server).where(
+        _visible(ctx))) or 0)
+
+
+class ServerList(Schema):
+    items: list[ServerOut]
+
+
+class ListIn(Schema):
+    limit: int = Field(100, gt=0, le=500)
+
+
+@operation("servers.list")
+def list_servers(ctx: Context, data: ListIn) -> ServerList:
+    """The servers the organization can deploy to."""
+    rows = ctx.db.scalars(select(Server).where(_visible(ctx)).order_by(Server.created_at)
+                          .limit(data.limit))
+    return ServerList(items=[_out(s) for s in rows])
+
+
+class ServerRef(Schema):
+    server_id: Id
+
+
+class StatusCount(Schema):
+    status: str
+    count: int
+
+
+class Rollups(Schema):
+    resources: dict[str, Any]
+    deployments: dict[str, Any]
+
+
+class ServerShow(Schema):
+    schema_version: str = "servers.show/v1"
+    server: ServerOut
+    rollups: Rollups
+
+
+@operation("servers.show")
+def show_server(ctx: Context, data: ServerRef) -> ServerShow:
+    """One server with what the organization runs on it."""
+    server = get_server(ctx, data.server_id)
+    mine = (Resource.server_id == server.id, Resource.organization_id == ctx.org_id)
+    resource_ids = list(ctx.db.scalars(select(Resource.id).where(*mine)))
+    deployed = list(ctx.db.scalars(select(Resource.id).where(
+        *mine, Resource.current_deployment_id.is_not(None))))
+    counts = ctx.db.execute(select(Deployment.status, func.count()).where(
+        Deployment.server_id == server.id, Deployment.organization_id == ctx.org_id)
+        .group_by(Deployment.status)).all()
+    latest = ctx.db.scalar(select(Deployment).where(
+        Deployment.server_id == server.id, Deployment.organization_id == ctx.org_id)
+        .order_by(Deployment.created_at.desc()).limit(1))
+    return ServerShow(server=_out(server), rollups=Rollups(
+        resources={"total": len(resource_ids), "deployedResourceIds": deployed},
+        deployments={"total": sum(c for _, c in counts),
+                     "statusCounts": [{"status": s, "count": c} for s, c in counts],
+                     "latestDeploymentId": latest.id if latest else None,
+                     "latestDeploymentStatus": latest.status if latest else None}))
+
+
+class Capacity(Schema):
+    schema_version: str = "servers.capacity.inspect/v1"
+    server: dict[str, Any]
+    inspected_at: Timestamp
+    disk: list[dict[str, Any]]
+    inodes: list[dict[str, Any]]
+    docker: dict[str, Any]
+    memory: dict[str, Any]
+    cpu: dict[str, Any]
+    launchbay_containers: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+    partial: bool
+
+
+def _meminfo() -> dict[str, int]:
+    values = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            values[key] = int(rest.split()[0]) * 1024
+    total, available = values["MemTotal"], values.get("MemAvailable", values["MemFree"])
+    return {"total": total, "available": available, "used": total - available,
+            "usePercent": round(100 * (total - available) / total, 1)}
+
+
+@operation("servers.capacity")
+def server_capacity(ctx: Context, data: ServerRef) -> Capacity:
+    """Disk, memory, CPU and Docker usage of a server, and launchbay's containers on it."""
+    server = get_server(ctx, data.server_id)
+    warnings, partial = [], False
+    disk, inodes, docker_usage, containers = [], [], {}, []
+    for path in ("/var/lib/docker", str(ctx.settings.data_dir)):
+        if not os.path.exists(path):
+            continue
+        usage, stat = shutil.disk_usage(path), os.statvfs(path)
+        percent = round(100 * usage.used / usage.total, 1)
+        disk.append({"path": path, "mount": path, "size": usage.total, "used": usage.used,
+                     "available": usage.free, "usePercent": percent})
+        used_inodes = stat.f_files - stat.f_ffree
+        inodes.append({"path": path, "mount": path, "used": used_inodes, "free": stat.f_ffree,
+                       "usePercent": round(100 * used_inodes / max(stat.f_files, 1), 1)})
+        if percent >= 90:
+            warnings.append({"code": "full-disk", "message": f"{path} is {percent}% full",
+                             "path": path, "resource": "disk"})
+    try:
+        engine = ctx.runtime.docker(server.id)
+        df = engine.disk_usage()
+        docker_usage = {
+            "imagesSize": sum(i.get("Size", 0) for i in df.get("Images") or []),
+            "reclaimableImagesSize": sum(i.get("Size", 0) for i in df.get("Images") or []
+                                         if not i.get("Containers")),
+            "buildCacheSize": sum(b.get("Size", 0) for b in df.get("BuildCache") or []),
+            "containersSize": sum(c.get("SizeRw", 0) or 0 for c in df.get("Containers") or []),
+            "volumesSize": sum((v.get("UsageData") or {}).get("Size", 0) or 0
+                               for v in df.get("Volumes") or []),
+        }
+        containers = [{"id": c.id[:12], "name": c.name, "running": c.status == "running",
+                       "status": c.status, "deploymentId": c.labels.get("launchbay.deployment"),
+                       "resourceId": c.labels.get("launchbay.resource"),
+                       "projectId": c.labels.get("launchbay.project"),
+                       "environmentId": c.labels.get("launchbay.environment"),
+                       "serverId": server.id}
+                      for c in engine.containers(**{"launchbay.organization": ctx.org_id})]
+    except (DockerException, OSError) as exc:
+        partial = True
+        warnings.append({"code": "docker-unreachable", "message": str(exc)[:300],
+                         "resource": "docker"})
+    load = os.getloadavg()
+    return Capacity(
+        server={"id": server.id, "name": server.name, "host": server.host, "port": server.port,
+                "providerKey": server.provider_key, "targetKind": server.target_kind},
+        inspected_at=utcnow(), disk=disk, inodes=inodes, docker=docker_usage, memory=_meminfo(),
+        cpu={"logicalCores": os.cpu_count(), "loadAverage1m": load[0], "loadAverage5m": load[1],
+             "loadAverage15m": load[2]},
+        launchbay_containers=containers, warnings=warnings, partial=partial)

@@ -1,0 +1,86 @@
+"""Helpers for tests that deploy to the real Docker engine."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import docker
+import httpx
+
+from conftest import Api
+
+TERMINAL = {"succeeded", "failed", "canceled", "rolled-back"}
+
+
+def make_app(api: Api, image: str, *, name: str = "web", port: int | None = 8080,
+             health: dict[str, Any] | None = None) -> dict[str, str]:
+    """A project, an environment and a resource of `image`, ready to deploy."""
+    project = api.post("/projects", {"name": f"{name}-project"})["id"]
+    env = api.post("/environments", {"projectId": project, "name": "production",
+                                     "kind": "production"})["id"]
+    name_, _, tag = image.partition(":")
+    body: dict[str, Any] = {"projectId": project, "environmentId": env, "name": name,
+                            "source": {"kind": "docker-image", "imageName": name_,
+                                       "imageTag": tag or "latest"},
+                            "networkProfile": {"internalPort": port} if port else {}}
+    if health:
+        body["healthPolicy"] = health
+    resource = api.post("/resources", body)["id"]
+    return {"project": project, "env": env, "resource": resource}
+
+
+def set_image(api: Api, resource: str, image: str) -> None:
+    name, _, tag = image.partition(":")
+    api.post(f"/resources/{resource}/source",
+             {"source": {"kind": "docker-image", "imageName": name, "imageTag": tag}})
+
+
+def deploy(api: Api, ids: dict[str, str]) -> str:
+    return api.post("/deployments", {"projectId": ids["project"], "environmentId": ids["env"],
+                                     "resourceId": ids["resource"]})["id"]
+
+
+def wait(api: Api, deployment: str, statuses: set[str] = TERMINAL,
+         timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        d = api.get(f"/deployments/{deployment}")["deployment"]
+        if d["status"] in statuses:
+            return d
+        assert time.monotonic() < deadline, f"{deployment} stuck in {d['status']}"
+        time.sleep(0.1)
+
+
+def deployed(api: Api, ids: dict[str, str], timeout: float = 60) -> dict[str, Any]:
+    d = wait(api, deploy(api, ids), timeout=timeout)
+    assert d["status"] == "succeeded", (d["errorCode"], d["errorMessage"])
+    return d
+
+
+def body(url: str, within: float = 5) -> str:
+    """The 200 answer of `url`, allowing a just-started process a moment to listen."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            response = httpx.get(url, timeout=5)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"{url} does not answer"
+            time.sleep(0.05)
+    assert response.status_code == 200, response.status_code
+    return response.text
+
+
+def containers(**labels: str) -> list[Any]:
+    filters = ["launchbay.managed=true"] + [f"{k}={v}" for k, v in labels.items()]
+    return docker.from_env().containers.list(all=True, filters={"label": filters})
+
+
+def remove_runtime(server_id: str) -> None:
+    """Everything a test's control plane made in Docker: containers, then networks."""
+    client = docker.from_env()
+    for c in containers(**{"launchbay.server": server_id}):
+        c.remove(force=True)
+    for n in client.networks.list(filters={"label": [f"launchbay.server={server_id}"]}):
+        n.remove()

@@ -1,0 +1,64 @@
+"""Images the tests deploy, built locally from the static busybox (no registry is reachable).
+Built once per machine and reused: each tag carries a label with the recipe's hash."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import tarfile
+
+import docker
+
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+
+SERVE = ["httpd", "-f", "-v", "-p", "8080", "-h", "/www"]
+RECIPES: dict[str, tuple[str, list[str]]] = {
+    # tag: (index.html, command)
+    "lbtest/hello:v1": ("hello v1\n", SERVE),
+    "lbtest/hello:v2": ("hello v2\n", SERVE),
+    "lbtest/hello:v3": ("hello v3\n", SERVE),
+    # Answers only after 30 s: a deployment stays in health verification that long.
+    "lbtest/slow:v1": ("slow\n", ["sh", "-c", "echo warming up; sleep 30; exec httpd -f -p 8080 -h /www"]),
+    # Exits at once with an error on stderr.
+    "lbtest/crash:v1": ("", ["sh", "-c", "echo 'fatal: cannot open config' >&2; exit 3"]),
+    # Prints the environment it got, then serves it.
+    "lbtest/env:v1": ("", ["sh", "-c", "env > /www/index.html; exec httpd -f -p 8080 -h /www"]),
+}
+
+
+def _context(html: str, command: list[str]) -> bytes:
+    dockerfile = (
+        "FROM scratch\nCOPY busybox /bin/busybox\n"
+        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+        "COPY www /www\n"
+        f"CMD {__import__('json').dumps(command)}\n"
+    )
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("Dockerfile", dockerfile.encode()), ("www/index.html", html.encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        tar.add(BUSYBOX, arcname="busybox")
+    return buf.getvalue()
+
+
+def ensure(tag: str) -> str:
+    html, command = RECIPES[tag]
+    digest = hashlib.sha256(repr((html, command)).encode()).hexdigest()[:16]
+    client = docker.from_env()
+    try:
+        image = client.images.get(tag)
+        if image.labels.get("launchbay.test-recipe") == digest:
+            return tag
+    except docker.errors.ImageNotFound:
+        pass
+    client.images.build(fileobj=io.BytesIO(_context(html, command)), custom_context=True,
+                        tag=tag, labels={"launchbay.test-recipe": digest}, rm=True)
+    return tag
+
+
+def ensure_all() -> None:
+    for tag in RECIPES:
+        ensure(tag)
