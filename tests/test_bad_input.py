@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import snapshot
+from support import snapshot
 
 
 @pytest.fixture

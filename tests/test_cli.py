@@ -13,7 +13,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, free_port
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port
 from launchbay.cli.main import app
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, login, snapshot
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, login, snapshot
 
 
 def test_failed_logins_lock_the_address_out(client, admin, cp):

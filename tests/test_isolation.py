@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Api, add_member, snapshot
+from support import Api, add_member, snapshot
 from launchbay.http.native import ROUTES
 from launchbay.operations import CATALOG
 
@@ -19,9 +19,24 @@ def world(admin: Api):
     other_env = admin.post("/environments", {"projectId": project, "name": "stage"})["id"]
     admin.post(f"/environments/{env}/variables", {"key": "TOKEN", "value": "a-secret",
                                                   "kind": "secret"})
+    resource = admin.post("/resources", {
+        "projectId": project, "environmentId": env, "name": "web",
+        "source": {"kind": "docker-image", "imageName": "lbtest/hello", "imageTag": "v1"},
+        "networkProfile": {"internalPort": 8080}})["id"]
+    admin.post(f"/resources/{resource}/variables", {"key": "TOKEN", "value": "x"})
+    volume = admin.post("/storage-volumes", {"projectId": project, "environmentId": env,
+                                             "name": "data"})["id"]
+    attachment = admin.post(f"/resources/{resource}/storage-attachments",
+                            {"storageVolumeId": volume, "destinationPath": "/data"})["id"]
+    # No workers run here: the deployment stays `created`, its work item `pending`.
+    deployment = admin.post("/deployments", {"projectId": project, "environmentId": env,
+                                             "resourceId": resource})["id"]
+    work = admin.get("/operator-work")["items"][0]["id"]
     org_b = admin.post("/organizations", {"name": "Beta"})["organizationId"]
     bob = add_member(admin, org_b, "bob@example.com", "admin")
-    return {"project": project, "env": env, "other_env": other_env, "org_b": org_b, "bob": bob}
+    return {"project": project, "env": env, "other_env": other_env, "org_b": org_b, "bob": bob,
+            "resource": resource, "volume": volume, "attachment": attachment,
+            "deployment": deployment, "work": work}
 
 
 def _member_id(api: Api, org_id: str, user_id: str) -> str:
@@ -54,12 +69,28 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
         ("POST", f"/organizations/{admin.org_id}/profile", {"name": "stolen"}),
         ("POST", f"/organizations/{admin.org_id}/invitations",
          {"email": "evil@example.com", "role": "admin"}),
+        ("GET", f"/resources/{world['resource']}", None),
+        ("GET", f"/resources/{world['resource']}/effective-config", None),
+        ("GET", f"/resources/{world['resource']}/secrets", None),
+        ("POST", f"/resources/{world['resource']}/source",
+         {"source": {"kind": "docker-image", "imageName": "evil"}}),
+        ("DELETE", f"/resources/{world['resource']}", {"confirmation": {"resourceSlug": "web"}}),
+        ("GET", f"/deployments/{world['deployment']}", None),
+        ("GET", f"/deployments/{world['deployment']}/events", None),
+        ("POST", f"/deployments/{world['deployment']}/cancel",
+         {"confirm": world["deployment"]}),
+        ("GET", f"/storage-volumes/{world['volume']}", None),
+        ("DELETE", f"/storage-volumes/{world['volume']}", None),
+        ("GET", f"/operator-work/{world['work']}", None),
+        ("POST", f"/operator-work/{world['work']}/cancel", {}),
     ]
     for method, path, body in attempts:
         response = bob.request(method, path, body)
         assert response.status_code == 404, (method, path, response.status_code, response.text)
         assert set(response.json()) == {"error", "code", "details"}
     assert bob.get("/environments/count")["count"] == 0
+    assert bob.get("/resources")["items"] == [] and bob.get("/deployments")["items"] == []
+    assert bob.get("/operator-work")["items"] == []
     assert snapshot(cp) == before
     assert admin.get(f"/projects/{p}")["name"] == "alpha"
 
@@ -96,6 +127,46 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "environments.variables.set": {"key": "A", "value": "1"},
         "environments.variables.delete": {"exposure": "runtime"},
         "environments.promote": {"targetName": "next"},
+        "resources.create": {"projectId": ids["projectId"], "environmentId": ids["environmentId"],
+                             "name": "new"},
+        "resources.archive": {},
+        "resources.delete": {"confirmation": {"resourceSlug": "web"}},
+        "resources.configure-source": {"source": {"kind": "docker-image", "imageName": "x"}},
+        "resources.configure-runtime": {"runtimeProfile": {}},
+        "resources.configure-network": {"networkProfile": {"internalPort": 80}},
+        "resources.configure-access": {"accessProfile": {}},
+        "resources.configure-health": {"healthCheck": {}},
+        "resources.reset-health": {},
+        "resources.variables.set": {"key": "A", "value": "1"},
+        "resources.variables.delete": {"exposure": "runtime"},
+        "resources.variables.import": {"content": "A=1"},
+        "resources.secrets.create": {"key": "B", "value": "x"},
+        "resources.secrets.rotate": {"value": "y"},
+        "resources.secrets.delete": {},
+        "resources.storage.attach": {"storageVolumeId": ids["storageVolumeId"],
+                                     "destinationPath": "/other"},
+        "resources.storage.detach": {},
+        "resources.runtime.stop": {},
+        "resources.runtime.start": {},
+        "resources.runtime.restart": {},
+        "deployments.create": {"projectId": ids["projectId"],
+                               "environmentId": ids["environmentId"],
+                               "resourceId": ids["resourceId"]},
+        "deployments.cancel": {"confirm": ids["deploymentId"]},
+        "deployments.retry": {},
+        "deployments.redeploy": {},
+        "deployments.rollback": {},
+        "deployments.archive": {"confirm": ids["deploymentId"]},
+        "deployments.prune": {"before": "2030-01-01T00:00:00Z"},
+        "storage-volumes.create": {"projectId": ids["projectId"],
+                                   "environmentId": ids["environmentId"], "name": "more"},
+        "storage-volumes.rename": {"name": "renamed"},
+        "storage-volumes.delete": {},
+        "operator-work.retry": {},
+        "operator-work.cancel": {},
+        "operator-work.dead-letter": {},
+        "operator-work.mark-recovered": {},
+        "operator-work.prune": {"before": "2030-01-01T00:00:00Z"},
     }
 
 
@@ -103,7 +174,10 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
     viewer = add_member(admin, admin.org_id, "viola@example.com", "viewer")
     ids = {"projectId": world["project"], "environmentId": world["env"],
            "organizationId": admin.org_id, "memberId": viewer.member_id,
-           "ownerMemberId": _member_id(admin, admin.org_id, admin.user_id), "key": "TOKEN"}
+           "ownerMemberId": _member_id(admin, admin.org_id, admin.user_id), "key": "TOKEN",
+           "resourceId": world["resource"], "deploymentId": world["deployment"],
+           "storageVolumeId": world["volume"], "attachmentId": world["attachment"],
+           "workId": world["work"]}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Api, add_member, login
+from support import Api, add_member, login
 
 
 def test_create_and_switch_organization(admin):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api
 
 
 def test_bootstrap_login_project_environment_secret_clone_diff(client, cp):

@@ -25,6 +25,8 @@ from launchbay.http.native import meta_of, resolve_actor
 from launchbay.operations import CATALOG
 from launchbay.operations.resources import log_line
 
+# The operations whose results are streamed (besides their JSON routes, if any).
+STREAMED = ("deployments.events", "resources.runtime-logs.follow")
 HEARTBEAT = 15.0
 POLL = 0.2
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

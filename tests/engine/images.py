@@ -18,8 +18,10 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "lbtest/hello:v1": ("hello v1\n", SERVE),
     "lbtest/hello:v2": ("hello v2\n", SERVE),
     "lbtest/hello:v3": ("hello v3\n", SERVE),
-    # Answers only after 30 s: a deployment stays in health verification that long.
-    "lbtest/slow:v1": ("slow\n", ["sh", "-c", "echo warming up; sleep 30; exec httpd -f -p 8080 -h /www"]),
+    # Answers only after $DELAY seconds (30 by default): a deployment stays in health
+    # verification that long.
+    "lbtest/slow:v1": ("slow\n", ["sh", "-c", "echo warming up; sleep ${DELAY:-30}; "
+                                               "exec httpd -f -p 8080 -h /www"]),
     # Exits at once with an error on stderr.
     "lbtest/crash:v1": ("", ["sh", "-c", "echo 'fatal: cannot open config' >&2; exit 3"]),
     # Prints the environment it got, then serves it.

@@ -8,7 +8,7 @@ from typing import Any
 import docker
 import httpx
 
-from conftest import Api
+from support import Api
 
 TERMINAL = {"succeeded", "failed", "canceled", "rolled-back"}
 

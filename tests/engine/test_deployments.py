@@ -5,27 +5,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-
 import docker
 import httpx
 import pytest
 
-import images
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, add_member, login
-from engine_support import (
+from support import add_member
+from docker_support import (
     body,
     containers,
     deploy,
     deployed,
     make_app,
-    remove_runtime,
     set_image,
     wait,
 )
-from launchbay.settings import Settings
-
-pytestmark = pytest.mark.slow
 
 def assert_only_release(resource: str, deployment: str, within: float = 15) -> None:
     """Eventually the resource has exactly one container: `deployment`'s (old releases are
@@ -42,30 +35,6 @@ def assert_only_release(resource: str, deployment: str, within: float = 15) -> N
 
 FAST_FAIL = {"intervalSeconds": 1, "timeoutSeconds": 1, "retries": 2, "startPeriodSeconds": 0,
              "http": {"path": "/missing"}}
-
-
-@pytest.fixture(scope="session", autouse=True)
-def test_images() -> None:
-    images.ensure_all()
-
-
-@pytest.fixture
-def settings(tmp_path, database_url) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
-                    worker_poll_seconds=0.1, work_lease_seconds=5, reconcile_seconds=2)
-
-
-@pytest.fixture
-def api(server, cp) -> Iterator[Api]:
-    """The first admin over real HTTP, against a control plane whose engine runs."""
-    http = httpx.Client(base_url=server, timeout=30)
-    http.post("/api/bootstrap/auth/first-admin",
-              json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
-    admin = login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
-    admin.server_id = admin.get("/servers")["items"][0]["id"]  # type: ignore[attr-defined]
-    yield admin
-    remove_runtime(admin.server_id)  # type: ignore[attr-defined]
-    http.close()
 
 
 def test_deploy_redeploy_and_zero_leftovers(api):

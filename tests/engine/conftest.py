@@ -1,0 +1,47 @@
+"""Fixtures of the tests that deploy to the real Docker engine. Every test here is an
+end-to-end test, marked `slow` (`make test-fast` leaves them out)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import images
+from docker_support import remove_runtime
+from launchbay.settings import Settings
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, login
+
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_images() -> None:
+    images.ensure_all()
+
+
+@pytest.fixture
+def settings(tmp_path, database_url) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
+                    worker_poll_seconds=0.1, work_lease_seconds=5, reconcile_seconds=2)
+
+
+@pytest.fixture
+def api(server, cp) -> Iterator[Api]:
+    """The first admin over real HTTP, against a control plane whose engine runs."""
+    http = httpx.Client(base_url=server, timeout=30)
+    http.post("/api/bootstrap/auth/first-admin",
+              json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    admin = login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
+    admin.server_id = admin.get("/servers")["items"][0]["id"]  # type: ignore[attr-defined]
+    yield admin
+    remove_runtime(admin.server_id)  # type: ignore[attr-defined]
+    http.close()

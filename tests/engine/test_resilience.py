@@ -1,0 +1,139 @@
+"""The engine under interruption: event streams that resume, and a control plane killed with
+SIGKILL in the middle of a deployment."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+import images
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login
+from docker_support import body, containers, deploy, make_app, remove_runtime, wait
+
+
+def read_sse(response: httpx.Response) -> list[dict]:
+    """The messages of an event stream: {id, event, data} each, comments left out."""
+    messages, current = [], {}
+    for line in response.iter_lines():
+        if line == "":
+            if current:
+                messages.append(current)
+                current = {}
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(": ")
+        current[field] = json.loads(value) if field == "data" else value
+    return messages
+
+
+def test_event_stream_from_creation_to_done_and_resume(api):
+    ids = make_app(api, "lbtest/hello:v1")
+    deployment = deploy(api, ids)
+    with api.client.stream("GET", f"/api/deployments/{deployment}/events/stream",
+                           headers={"Authorization": f"Bearer {api.token}"}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        messages = read_sse(response)
+    assert messages[-1]["event"] == "done"
+    events = messages[:-1]
+    sequences = [int(m["id"]) for m in events]
+    assert sequences == list(range(1, len(events) + 1))  # every entry once, in order
+    kinds = [m["data"]["event"]["eventType"] for m in events if m["data"]["kind"] == "event"]
+    assert kinds[0] == "deployment-requested" and kinds[-1] == "deployment-succeeded"
+    assert all(m["data"]["schemaVersion"] == "deployments.stream-events/v1" for m in events)
+
+    middle = events[2]["id"]
+    with api.client.stream("GET", f"/api/deployments/{deployment}/events/stream",
+                           headers={"Authorization": f"Bearer {api.token}",
+                                    "Last-Event-ID": middle}) as response:
+        resumed = read_sse(response)
+    assert [m["id"] for m in resumed[:-1]] == [m["id"] for m in events[3:]]
+    assert resumed[-1]["event"] == "done"
+    unknown = api.request("GET", "/deployments/dep_nope/events/stream")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "deployment_not_found"
+
+
+def test_runtime_log_stream_delivers_new_lines(api):
+    ids = make_app(api, "lbtest/hello:v1")
+    d = wait(api, deploy(api, ids))
+    with api.client.stream("GET", f"/api/resources/{ids['resource']}/runtime-logs/stream",
+                           params={"tailLines": 0},
+                           headers={"Authorization": f"Bearer {api.token}"}) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        time.sleep(0.3)
+        body(d["url"])
+        for line in lines:
+            if line.startswith("data: "):
+                data = json.loads(line[6:])
+                assert data["deploymentId"] == d["id"] and "response:200" in data["message"]
+                break
+
+
+def _serve(tmp_path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path / "data"),
+           "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}", "LAUNCHBAY_WORK_LEASE_SECONDS": "3",
+           "LAUNCHBAY_WORKER_POLL_SECONDS": "0.1", "LAUNCHBAY_RECONCILE_SECONDS": "1"}
+    env.pop("LAUNCHBAY_DATABASE_URL", None)
+    exe = os.path.join(os.path.dirname(sys.executable), "launchbay")
+    proc = subprocess.Popen([exe, "serve"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
+        time.sleep(0.1)
+
+
+def test_sigkill_mid_deployment_then_restart(tmp_path):
+    images.ensure("lbtest/slow:v1")
+    port = free_port()
+    proc = _serve(tmp_path, port)
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    server_id = None
+    try:
+        http.post("/api/bootstrap/auth/first-admin",
+                  json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        api = login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
+        server_id = api.get("/servers")["items"][0]["id"]
+        ids = make_app(api, "lbtest/slow:v1")
+        api.post(f"/resources/{ids['resource']}/variables", {"key": "DELAY", "value": "4"})
+        deployment = deploy(api, ids)
+        deadline = time.monotonic() + 20
+        while not containers(**{"launchbay.deployment": deployment}):
+            assert time.monotonic() < deadline, "the release never started"
+            time.sleep(0.05)
+        first_container = containers(**{"launchbay.deployment": deployment})[0].id
+        assert wait(api, deployment, {"running"})["status"] == "running"
+
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        proc = _serve(tmp_path, port)
+
+        done = wait(api, deployment, timeout=60)
+        assert done["status"] == "succeeded", (done["errorCode"], done["errorMessage"])
+        assert body(done["url"]) == "slow\n"
+        logs = [e["message"] for e in api.get(f"/deployments/{deployment}/logs")["logs"]]
+        assert any("resuming after an interrupted attempt" in m for m in logs)
+        # No container launchbay does not know about: only the current release's remains.
+        mine = containers(**{"launchbay.server": server_id})
+        assert [c.labels["launchbay.deployment"] for c in mine] == [deployment]
+        assert first_container not in [c.id for c in mine]
+        work = api.get("/operator-work", params={"deploymentId": deployment})["items"]
+        assert work[0]["status"] == "succeeded" and work[0]["attempts"] == 2
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        if server_id:
+            remove_runtime(server_id)

@@ -1,0 +1,76 @@
+"""Helpers shared by the tests: API clients acting as users, and a view of the whole store."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from sqlalchemy import select
+
+from launchbay.control_plane import ControlPlane
+from launchbay.store.models import Base
+
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "admin-password-1"
+
+
+class Api:
+    """A client (TestClient or httpx.Client) acting with one bearer token (or none)."""
+
+    def __init__(self, client: Any, token: str | None = None):
+        self.client, self.token = client, token
+
+    def request(self, method: str, path: str, json: Any = None, **kw: Any) -> Any:
+        headers = kw.pop("headers", {})
+        if self.token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        return self.client.request(method, f"/api{path}", json=json, headers=headers, **kw)
+
+    def ok(self, method: str, path: str, json: Any = None, **kw: Any) -> Any:
+        """The JSON of a 2xx answer; anything else fails the test with the body."""
+        response = self.request(method, path, json, **kw)
+        assert response.status_code < 300, (method, path, response.status_code, response.text)
+        return response.json()
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.ok("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.ok("POST", path, json or {}, **kw)
+
+
+def login(client: Any, email: str, password: str) -> Api:
+    response = client.post("/api/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    client.cookies.clear()  # these clients authenticate with their bearer token only
+    return Api(client, response.json()["token"])
+
+
+def add_member(inviter: Api, org_id: str, email: str, role: str) -> Api:
+    """A new user who joined `org_id` through an invitation, logged in."""
+    invitation = inviter.post(f"/organizations/{org_id}/invitations",
+                              {"email": email, "role": role})
+    accepted = inviter.client.post("/api/invitations/accept", json={
+        "token": invitation["acceptToken"], "password": "member-password-1"})
+    assert accepted.status_code == 200, accepted.text
+    api = login(inviter.client, email, "member-password-1")
+    api.member_id = accepted.json()["memberId"]  # type: ignore[attr-defined]
+    api.user_id = accepted.json()["userId"]  # type: ignore[attr-defined]
+    return api
+
+
+def snapshot(cp: ControlPlane) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, minus activity stamps that reads may refresh."""
+    skip = {"last_active_at", "last_used_at"}
+    rows = {}
+    with cp.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            cols = [c for c in table.columns if c.name not in skip]
+            rows[table.name] = [tuple(r) for r in conn.execute(
+                select(*cols).order_by(*table.primary_key.columns))]
+    return rows
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
