@@ -8,6 +8,7 @@ export LAUNCHBAY_TEST_POSTGRES_URL ?= postgresql+psycopg://launchbay:launchbay@1
 .PHONY: run test test-fast install services bench clean
 
 run: install
+	scripts/ensure-docker.sh
 	$(BIN)/launchbay serve
 
 test: install services
@@ -27,8 +28,11 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# What the tests use: PostgreSQL, the Docker engine, and the tools test images are built from.
 services:
 	scripts/ensure-postgres.sh
+	scripts/ensure-docker.sh
+	scripts/ensure-test-tools.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

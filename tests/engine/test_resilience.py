@@ -3,7 +3,6 @@ SIGKILL in the middle of a deployment."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,24 +12,13 @@ import time
 import httpx
 
 import images
+from launchbay.cli.client import iter_sse
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login
 from docker_support import body, containers, deploy, make_app, remove_runtime, wait
 
 
 def read_sse(response: httpx.Response) -> list[dict]:
-    """The messages of an event stream: {id, event, data} each, comments left out."""
-    messages, current = [], {}
-    for line in response.iter_lines():
-        if line == "":
-            if current:
-                messages.append(current)
-                current = {}
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(": ")
-        current[field] = json.loads(value) if field == "data" else value
-    return messages
+    return list(iter_sse(response.iter_lines()))
 
 
 def test_event_stream_from_creation_to_done_and_resume(api):
@@ -67,14 +55,11 @@ def test_runtime_log_stream_delivers_new_lines(api):
                            params={"tailLines": 0},
                            headers={"Authorization": f"Bearer {api.token}"}) as response:
         assert response.status_code == 200
-        lines = response.iter_lines()
+        messages = iter_sse(response.iter_lines())
         time.sleep(0.3)
         body(d["url"])
-        for line in lines:
-            if line.startswith("data: "):
-                data = json.loads(line[6:])
-                assert data["deploymentId"] == d["id"] and "response:200" in data["message"]
-                break
+        data = next(messages)["data"]
+        assert data["deploymentId"] == d["id"] and "response:200" in data["message"]
 
 
 def _serve(tmp_path, port: int) -> subprocess.Popen:

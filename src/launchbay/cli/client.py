@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,19 +56,23 @@ class Client:
             err.print(f"[red]error:[/] cannot reach {self.url}: {exc}")
             raise typer.Exit(2) from None
         if response.status_code >= 400:
-            try:
-                problem = response.json()
-            except ValueError:
-                problem = {"error": response.text or response.reason_phrase}
-            message = problem.get("error", "request failed")
-            details = problem.get("details")
-            if isinstance(details, list):
-                message += ": " + "; ".join(f"{d.get('field')}: {d.get('message')}" for d in details)
-            if response.status_code == 401:
-                message += " (run `launchbay login`)"
-            err.print(f"[red]error:[/] {message} [dim]({response.status_code} {problem.get('code', '')})[/]")
-            raise typer.Exit(1)
+            self._fail(response)
         return response.json() if response.content else None
+
+    def _fail(self, response: httpx.Response) -> None:
+        """Prints the API's error as one line and exits 1."""
+        try:
+            problem = response.json()
+        except ValueError:
+            problem = {"error": response.text or response.reason_phrase}
+        message = problem.get("error", "request failed")
+        details = problem.get("details")
+        if isinstance(details, list):
+            message += ": " + "; ".join(f"{d.get('field')}: {d.get('message')}" for d in details)
+        if response.status_code == 401:
+            message += " (run `launchbay login`)"
+        err.print(f"[red]error:[/] {message} [dim]({response.status_code} {problem.get('code', '')})[/]")
+        raise typer.Exit(1)
 
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})
@@ -77,3 +82,32 @@ class Client:
 
     def delete(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.call("DELETE", path, body or {})
+
+    def stream(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """The messages of a Server-Sent Events endpoint, as they come."""
+        try:
+            with self.http.stream("GET", path, params=params, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._fail(response)
+                yield from iter_sse(response.iter_lines())
+        except httpx.HTTPError as exc:
+            err.print(f"[red]error:[/] lost the stream from {self.url}: {exc}")
+            raise typer.Exit(2) from None
+
+
+def iter_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """Parses an event stream into {id, event, data} messages (data decoded as JSON);
+    comment lines (heartbeats) are skipped."""
+    message: dict[str, Any] = {}
+    for line in lines:
+        if not line:
+            if message:
+                yield message
+                message = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            message[field] = json.loads(value) if field == "data" else value
+    if message:
+        yield message

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from launchbay.cli import apps
 from launchbay.cli.client import Client, err, save_credentials
 from launchbay.cli.output import emit, out
 
@@ -15,6 +16,9 @@ db_app = typer.Typer(help="The control plane's store.", no_args_is_help=True)
 projects_app = typer.Typer(help="Projects.", no_args_is_help=True)
 envs_app = typer.Typer(help="Environments and their variables.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(apps.apps_app, name="apps")
+for command in (apps.deploy, apps.logs, apps.rollback, apps.ps):
+    app.command()(command)
 app.add_typer(projects_app, name="projects")
 app.add_typer(envs_app, name="envs")
 
@@ -35,6 +39,26 @@ def serve(
     out.print(f"launchbay listening on http://{settings.listen} (data in {settings.data_dir})")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level="info", proxy_headers=False)
+
+
+@app.command()
+def worker() -> None:
+    """Run engine workers without the API (beside `serve`, or on another machine sharing the
+    database), until interrupted."""
+    import signal
+    import threading
+
+    from launchbay.control_plane import ControlPlane
+    from launchbay.settings import Settings
+
+    cp = ControlPlane(Settings())
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    cp.start_workers()
+    out.print(f"launchbay worker: {cp.settings.workers} workers on {cp.workers.id}")
+    stop.wait()
+    cp.close()
 
 
 @db_app.command("upgrade")

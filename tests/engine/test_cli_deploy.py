@@ -1,0 +1,118 @@
+"""The CLI's app commands against a real server and Docker engine, and `launchbay worker`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from docker_support import body, make_app, remove_runtime, wait
+from launchbay.cli.apps import split_image
+from launchbay.cli.main import app
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login
+
+
+@pytest.fixture
+def cli(api, server, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAUNCHBAY_CLI_CONFIG", str(tmp_path / "cli"))
+    monkeypatch.setenv("LAUNCHBAY_URL", server)
+    monkeypatch.setenv("LAUNCHBAY_TOKEN", api.token)
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True) -> str:
+        result = runner.invoke(app, list(args))
+        assert (result.exit_code == 0) == ok, (args, result.exit_code, result.output)
+        return result.output
+
+    return run
+
+
+def test_split_image():
+    assert split_image("nginx") == {"kind": "docker-image", "imageName": "nginx",
+                                    "imageTag": "latest"}
+    assert split_image("registry:5000/team/app:1.2")["imageName"] == "registry:5000/team/app"
+    assert split_image("registry:5000/team/app")["imageTag"] == "latest"
+    assert split_image("app@sha256:" + "a" * 64)["imageDigest"] == "sha256:" + "a" * 64
+
+
+def test_apps_deploy_logs_rollback_ps(cli, api):
+    cli("projects", "create", "shop")
+    cli("envs", "create", "shop", "production", "--kind", "production")
+    created = json.loads(cli("apps", "create", "web", "--project", "shop", "--env", "production",
+                             "--port", "8080", "--json"))
+    out = cli("deploy", "web", "--image", "lbtest/hello:v1")
+    assert "deployed" in out and "now serving" in out
+    url = json.loads(cli("apps", "show", "web", "--json"))["accessSummary"][
+        "latestGeneratedAccessRoute"]["url"]
+    assert body(url) == "hello v1\n"
+    out = cli("deploy", "shop/production/web", "--image", "lbtest/hello:v2", "--quiet")
+    v2_url = out.strip().split(": ")[-1]
+    assert body(v2_url) == "hello v2\n"
+
+    api.post(f"/resources/{created['id']}/health-policy", {"healthCheck": {
+        "intervalSeconds": 1, "timeoutSeconds": 1, "retries": 1, "startPeriodSeconds": 0,
+        "http": {"path": "/missing"}}})
+    failed = cli("deploy", "web", "--image", "lbtest/hello:v3", ok=False)
+    assert "deployment failed" in failed and "HTTP 404" in failed
+    assert body(v2_url) == "hello v2\n"  # the failed release never took over
+
+    assert "response:200" in cli("logs", "web", "--tail", "5")
+    api.post(f"/resources/{created['id']}/health-policy/reset")
+    out = cli("rollback", "web")
+    rolled_url = out.strip().split(": ")[-1]
+    assert body(rolled_url) == "hello v1\n"
+    rows = json.loads(cli("ps", "--json"))
+    assert rows[0]["app"] == "web" and rows[0]["url"] == rolled_url
+    assert "no app 'ghost'" in cli("deploy", "ghost", ok=False)
+
+
+def test_separate_worker_process_runs_deployments(tmp_path):
+    """`serve` without workers plus a `launchbay worker` process on the same database."""
+    port = free_port()
+    env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path / "data"),
+           "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}", "LAUNCHBAY_WORKER_POLL_SECONDS": "0.1"}
+    env.pop("LAUNCHBAY_DATABASE_URL", None)
+    exe = os.path.join(os.path.dirname(sys.executable), "launchbay")
+    serve = subprocess.Popen([exe, "serve"], env={**env, "LAUNCHBAY_WORKERS": "0"},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    server_id = None
+    try:
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if http.get("/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        http.post("/api/bootstrap/auth/first-admin",
+                  json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        api = login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
+        server_id = api.get("/servers")["items"][0]["id"]
+        ids = make_app(api, "lbtest/hello:v1")
+        deployment = api.post("/deployments", {"projectId": ids["project"],
+                                               "environmentId": ids["env"],
+                                               "resourceId": ids["resource"]})["id"]
+        time.sleep(1)
+        assert api.get(f"/deployments/{deployment}")["deployment"]["status"] == "created"
+        worker = subprocess.Popen([exe, "worker"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        done = wait(api, deployment, timeout=60)
+        assert done["status"] == "succeeded" and body(done["url"]) == "hello v1\n"
+    finally:
+        for proc in (serve, worker):
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(20)
+        if server_id:
+            remove_runtime(server_id)
