@@ -34,5 +34,9 @@ services:
 	scripts/ensure-docker.sh
 	scripts/ensure-test-tools.sh
 
+# Every benchmark; each prints its figures on its last line.
+bench: install services
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -25,6 +25,15 @@ def test_migrations_create_every_table_and_are_idempotent(database_url):
     engine.dispose()
 
 
+def test_head_constant_matches_the_migrations(tmp_path):
+    from alembic.script import ScriptDirectory
+
+    from launchbay.store.migrate import HEAD, alembic_config
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    assert ScriptDirectory.from_config(alembic_config(engine)).get_heads() == [HEAD]
+
+
 def test_ready_is_503_until_migrated(settings, database_url):
     from fastapi.testclient import TestClient
 

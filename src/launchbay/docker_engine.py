@@ -18,7 +18,8 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 MANAGED = "launchbay.managed"
 
-__all__ = ["APIError", "ContainerSpec", "DockerEngine", "DockerException", "LogLine"]
+__all__ = ["APIError", "ContainerSpec", "DockerEngine", "DockerException", "ImageNotFound",
+           "LogLine"]
 
 
 @dataclass
@@ -133,16 +134,13 @@ class DockerEngine:
         if spec.volumes:
             kwargs["volumes"] = {name: {"bind": path, "mode": "ro" if mode == "ro" else "rw"}
                                  for name, path, mode in spec.volumes}
+        endpoint = self.client.api.create_endpoint_config(aliases=spec.aliases or None)
         container = self.client.containers.create(
             spec.image, command=spec.command, name=spec.name, detach=True,
             labels={MANAGED: "true", **spec.labels}, environment=spec.env,
             restart_policy={"Name": spec.restart_policy}, network=spec.network,
-            init=spec.init, **kwargs,
+            networking_config={spec.network: endpoint}, init=spec.init, **kwargs,
         )
-        if spec.aliases:
-            network = self.client.networks.get(spec.network)
-            network.disconnect(container)
-            network.connect(container, aliases=spec.aliases)
         container.start()
         return self.inspect(container.id)  # type: ignore[return-value]
 

@@ -10,9 +10,15 @@ import httpx
 
 from launchbay.engine.plan import HealthSpec
 
-# Probing cadence while a release is being verified: fast, so a healthy app is switched to
-# as soon as it answers; the policy's interval and retries set the deadline.
-PROBE_EVERY = 0.05
+# Probing cadence while a release is being verified: very fast at first (most apps answer
+# within moments of starting), then fast, so a healthy app is switched to as soon as it
+# answers; the policy's interval and retries set the deadline.
+PROBE_FIRST, PROBE_FIRST_SECONDS, PROBE_EVERY = 0.005, 2.0, 0.02
+
+
+# One client for every probe: building one per request (an SSL context, the CA bundle) costs
+# more than the probe itself. Probes go to plain HTTP on loopback; no proxy from the env.
+_client = httpx.Client(follow_redirects=False, trust_env=False)
 
 
 @dataclass
@@ -24,7 +30,7 @@ class Verdict:
 def probe(url: str, spec: HealthSpec) -> tuple[bool, str]:
     """One HTTP check: (healthy, what was seen)."""
     try:
-        response = httpx.get(url, timeout=spec.timeout_seconds, follow_redirects=False)
+        response = _client.get(url, timeout=spec.timeout_seconds)
     except httpx.HTTPError as exc:
         return False, f"{type(exc).__name__}: {exc}"[:300]
     if spec.expected_status is not None:
@@ -70,4 +76,4 @@ def verify(url: str | None, spec: HealthSpec, *, running: Callable[[], tuple[boo
         if elapsed - last_note >= max(spec.interval_seconds, 1):
             last_note = elapsed
             note(f"waiting for a healthy answer from {spec.path} ({last})")
-        time.sleep(PROBE_EVERY)
+        time.sleep(PROBE_FIRST if elapsed < PROBE_FIRST_SECONDS else PROBE_EVERY)

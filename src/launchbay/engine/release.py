@@ -9,6 +9,7 @@ switched, in which case it only finishes the retirement.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import SecretBox
-from launchbay.docker_engine import APIError, ContainerSpec, DockerEngine, DockerException
+from launchbay.docker_engine import (
+    APIError,
+    ContainerSpec,
+    DockerEngine,
+    DockerException,
+    ImageNotFound,
+)
 from launchbay.engine import journal
 from launchbay.engine.health import verify
 from launchbay.engine.journal import TERMINAL
@@ -120,18 +127,20 @@ class Release:
                            secrets=self.hidden)
             db.commit()
 
-    def transition(self, status: str, phase: str, message: str, **fields: Any) -> None:
+    def transition(self, *steps: tuple[str, str, str], **fields: Any) -> None:
+        """Moves through (status, phase, message) steps in one transaction, an event each."""
         with self.sessions() as db:
             d = db.get_one(Deployment, self.d.id, with_for_update=True)
             if d.status == "cancel-requested":
                 return
-            d.status = status
             for key, value in fields.items():
                 setattr(d, key, value)
-            journal.append(db, d.id, message, kind="event", phase=phase, status=status,
-                           event_type=f"deployment-{status}")
+            for status, phase, message in steps:
+                d.status = status
+                journal.append(db, d.id, message, kind="event", phase=phase, status=status,
+                               event_type=f"deployment-{status}")
             db.commit()
-        self.job.progress(phase=phase, step=message)
+        self.job.progress(phase=steps[-1][1], step=steps[-1][2])
 
     def update(self, **fields: Any) -> None:
         with self.sessions() as db:
@@ -171,17 +180,18 @@ class Release:
                      "plan", level="warn")
         if self.d.phase == "switched":
             return self._retire_and_succeed()
-        self.transition("planning", "plan", "deployment started", started_at=utcnow())
+        if self.job.item.attempts > 1:
+            removed = remove_containers(self.docker, **{"launchbay.deployment": self.d.id})
+            if removed:
+                self.log(f"removed {', '.join(removed)} left by an earlier attempt", "start")
+        # Starting a container is mostly waiting for the engine: do it while the deployment's
+        # progress is recorded, not after.
+        starting = _InBackground(self._start)
         port = f", port {self.plan.internal_port}" if self.plan.internal_port else ""
-        self.transition("planned", "plan", f"plan: image {self.plan.image}{port}")
-        self.transition("running", "image", "preparing the image")
-        self._ensure_image()
-        removed = remove_containers(self.docker, **{"launchbay.deployment": self.d.id})
-        if removed:
-            self.log(f"removed {', '.join(removed)} left by an earlier attempt", "start")
-        if self.cancel_requested():
-            return self._cancel()
-        info = self._start()
+        self.transition(("planning", "plan", "deployment started"),
+                        ("planned", "plan", f"plan: image {self.plan.image}{port}"),
+                        ("running", "start", "starting the new release"), started_at=utcnow())
+        info = starting.result()
         url = (f"http://127.0.0.1:{info.host_port}{self.plan.health.path}"
                if info.host_port else None)
         self.job.progress(phase="verify", step="verifying health")
@@ -212,12 +222,9 @@ class Release:
         if earlier:
             raise Defer(1.0, f"waiting for {earlier} to finish")
 
-    def _ensure_image(self) -> None:
+    def _pull(self) -> None:
         image = self.plan.image
-        if self.docker.image_id(image):
-            self.log(f"image {image} is present", "image")
-            return
-        self.log(f"pulling {image}", "image")
+        self.log(f"image {image} is not on the server: pulling it", "image")
         try:
             self.docker.pull(image)
         except APIError as exc:
@@ -241,8 +248,11 @@ class Release:
             memory_limit_mb=plan.memory_limit_mb, restart_policy=plan.restart_policy,
             volumes=[(v.docker_name, v.path, v.mode) for v in plan.volumes],
         )
-        self.job.progress(phase="start", step=f"starting {name}")
-        info = self.docker.run(spec)
+        try:
+            info = self.docker.run(spec)
+        except ImageNotFound:
+            self._pull()
+            info = self.docker.run(spec)
         self.update(container_id=info.id, container_name=info.name, host_port=info.host_port,
                     phase="verify")
         where = f" on 127.0.0.1:{info.host_port}" if info.host_port else ""
@@ -318,6 +328,28 @@ class Release:
             self.docker.remove(container.id)
             self.log(f"retired {container.name}", "retire")
         return "succeeded"
+
+
+class _InBackground:
+    """Runs a function in a thread; `result()` returns its value or raises its exception."""
+
+    def __init__(self, fn: Callable[[], Any]):
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # handed to the caller
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class _ImageMissing(Retry):

@@ -43,12 +43,14 @@ def create_app(settings: Settings | None = None, control_plane: ControlPlane | N
         return JSONResponse({"status": "ready" if state["ready"] else "not-ready", **state},
                             status_code=200 if state["ready"] else 503)
 
-    api, schemas = native.router(cp)
+    api = native.router(cp)
     streams.install(api, cp)
     app.include_router(api, prefix="/api")
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
+            schemas: dict[str, Any] = {}
+            native.document(api.routes, schemas)
             doc = get_openapi(title=app.title, version=app.version, routes=app.routes,
                               description="launchbay native API")
             doc.setdefault("components", {}).setdefault("schemas", {}).update(schemas)

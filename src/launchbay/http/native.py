@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, create_model
@@ -203,17 +204,15 @@ def _on_logout(request: Request, response: Response, result: Any) -> None:
 AFTER = {"auth.login": _on_login, "auth.logout": _on_logout}
 
 
-def router(cp: ControlPlane) -> tuple[APIRouter, dict[str, Any]]:
-    """The `/api` router and the JSON schemas its OpenAPI entries refer to."""
+def router(cp: ControlPlane) -> APIRouter:
     api = APIRouter()
-    schemas: dict[str, Any] = {}
     for method, path, key, status in ROUTES:
-        _add(api, cp, method, path, CATALOG[key], status, schemas)
-    return api, schemas
+        _add(api, cp, method, path, CATALOG[key], status)
+    return api
 
 
-def _add(api: APIRouter, cp: ControlPlane, method: str, path: str, op: Operation, status: int,
-         schemas: dict[str, Any]) -> None:
+def _add(api: APIRouter, cp: ControlPlane, method: str, path: str, op: Operation,
+         status: int) -> None:
     after = AFTER.get(op.key)
 
     async def endpoint(request: Request) -> Response:
@@ -228,13 +227,31 @@ def _add(api: APIRouter, cp: ControlPlane, method: str, path: str, op: Operation
             after(request, response, result)
         return response
 
-    api.add_api_route(path, endpoint, methods=[method], status_code=status,
-                      response_model=op.output, name=op.key, operation_id=op.key,
-                      summary=op.description.splitlines()[0], description=op.description,
-                      tags=[op.family], openapi_extra=_openapi(method, path, op, schemas))
+    api.add_api_route(path, endpoint, methods=[method], status_code=status, name=op.key,
+                      operation_id=op.key, summary=op.description.splitlines()[0],
+                      description=op.description, tags=[op.family])
 
 
-def _openapi(method: str, path: str, op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
+def document(routes: list[Any], schemas: dict[str, Any]) -> None:
+    """Fills the OpenAPI entries of the native routes from their operations' models (done when
+    the document is first asked for, not at start-up)."""
+    for route in routes:
+        op = CATALOG.get(getattr(route, "name", ""))
+        if op is None or not isinstance(route, APIRoute):
+            continue
+        method = next(iter(route.methods))
+        route.openapi_extra = _openapi(method, route.path, op, route.status_code or 200, schemas)
+
+
+def _schema_ref(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    mapping, defs = models_json_schema(
+        [(model, "serialization")], by_alias=True, ref_template="#/components/schemas/{model}")
+    schemas.update(defs.get("$defs", {}))
+    return mapping[(model, "serialization")]
+
+
+def _openapi(method: str, path: str, op: Operation, status: int,
+             schemas: dict[str, Any]) -> dict[str, Any]:
     in_path = set(re.findall(r"{(\w+)}", path))
     fields = {name: (f.annotation, f) for name, f in op.input.model_fields.items()
               if (f.alias or name) not in in_path}
@@ -242,6 +259,9 @@ def _openapi(method: str, path: str, op: Operation, schemas: dict[str, Any]) -> 
         {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in in_path
     ]
     extra: dict[str, Any] = {"parameters": params}
+    if op.output is not None:
+        extra["responses"] = {str(status): {"description": "OK", "content": {
+            "application/json": {"schema": _schema_ref(op.output, schemas)}}}}
     if not fields:
         return extra
     model: type[BaseModel] = create_model(f"{op.input.__name__}Body", __base__=Schema, **fields)  # type: ignore[call-overload]
@@ -254,6 +274,5 @@ def _openapi(method: str, path: str, op: Operation, schemas: dict[str, Any]) -> 
         params += [{"name": name, "in": "query", "required": name in schema.get("required", []),
                     "schema": prop} for name, prop in schema.get("properties", {}).items()]
     else:
-        extra["requestBody"] = {"content": {"application/json": {
-            "schema": {"$ref": ref}}}}
+        extra["requestBody"] = {"content": {"application/json": {"schema": {"$ref": ref}}}}
     return extra

@@ -1,0 +1,5 @@
+"""`python -m launchbay`: the same as the `launchbay` command."""
+
+from launchbay.cli.main import app
+
+app()
