@@ -80,7 +80,9 @@ def containers(**labels: str) -> list[Any]:
 def remove_runtime(server_id: str) -> None:
     """Everything a test's control plane made in Docker: containers, then networks."""
     client = docker.from_env()
-    for c in containers(**{"launchbay.server": server_id}):
-        c.remove(force=True)
-    for n in client.networks.list(filters={"label": [f"launchbay.server={server_id}"]}):
-        n.remove()
+    for thing in (containers(**{"launchbay.server": server_id})
+                  + client.networks.list(filters={"label": [f"launchbay.server={server_id}"]})):
+        try:
+            thing.remove(**({"force": True} if hasattr(thing, "stop") else {}))
+        except docker.errors.NotFound:  # the engine retired it meanwhile
+            pass
