@@ -278,3 +278,27 @@ def test_other_organizations_cannot_see_or_touch_deployments(api):
                         ["organizationId"], "viola@example.com", "viewer")
     assert viewer.request("POST", f"/resources/{ids['resource']}/redeploy").status_code == 403
     assert viewer.get(f"/deployments/{d['id']}")["deployment"]["status"] == "succeeded"
+
+
+def test_containers_get_their_profile_labels_limits_and_loopback_port(api):
+    ids = make_app(api, "lbtest/hello:v1")
+    api.post(f"/resources/{ids['resource']}/runtime-profile", {"runtimeProfile": {
+        "cpuLimit": 0.5, "memoryLimitMb": 64, "restartPolicy": "always",
+        "startCommand": "httpd -f -p 8080 -h /www"}})
+    d = deployed(api, ids)
+    (container,) = containers(**{"launchbay.deployment": d["id"]})
+    host = container.attrs["HostConfig"]
+    assert host["NanoCpus"] == 500_000_000 and host["Memory"] == 64 * 1024 * 1024
+    assert host["RestartPolicy"]["Name"] == "always" and host["Init"] is True
+    bindings = container.attrs["NetworkSettings"]["Ports"]["8080/tcp"]
+    assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}
+    assert container.attrs["Config"]["Cmd"] == ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    labels = container.labels
+    assert labels["launchbay.resource"] == ids["resource"]
+    assert labels["launchbay.environment"] == ids["env"]
+    assert labels["launchbay.project"] == ids["project"]
+    network = container.attrs["NetworkSettings"]["Networks"][f"lb-{ids['env']}"]
+    assert "web" in network["Aliases"]
+    capacity = api.get(f"/servers/{api.server_id}/capacity")
+    assert capacity["cpu"]["logicalCores"] >= 1 and capacity["memory"]["total"] > 0
+    assert [c["deploymentId"] for c in capacity["launchbayContainers"]] == [d["id"]]

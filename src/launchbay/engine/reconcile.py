@@ -1,7 +1,8 @@
 """The reconciler: what a crash or a lost worker left behind is put right.
 
 - A deployment that is not finished but whose work is closed (failed, canceled, dead-lettered)
-  is failed with that reason: nothing stays "running" forever.
+  is failed with that reason (or canceled, if that was asked for): nothing stays "running"
+  forever.
 - A container carrying launchbay's labels whose deployment is unknown, failed or canceled, or
   superseded (not current, with no release of its resource under way) is removed.
 - A network of an environment that no longer exists is removed once nothing is attached.
@@ -48,9 +49,12 @@ def _fail_abandoned_deployments(sessions: sessionmaker) -> int:
             if work is None or work.status not in OPEN:
                 reason = (f"its work item ended as {work.status}: {work.error_message or '-'}"
                           if work else "it has no work item")
-                abandoned.append((d.id, reason))
-    for deployment_id, reason in abandoned:
-        finish(sessions, deployment_id, "failed", "work-lost", f"abandoned: {reason}")
+                abandoned.append((d.id, d.status, reason))
+    for deployment_id, status, reason in abandoned:
+        if status == "cancel-requested":  # what was asked for, even if its worker is gone
+            finish(sessions, deployment_id, "canceled")
+        else:
+            finish(sessions, deployment_id, "failed", "work-lost", f"abandoned: {reason}")
     return len(abandoned)
 
 

@@ -539,21 +539,26 @@ def cancel_deployment(ctx: Context, data: CancelIn) -> Canceled:
     d = ctx.db.get_one(Deployment, d.id, with_for_update=True)
     if d.status in TERMINAL:
         raise Conflict(f"the deployment already ended ({d.status})", code="deployment_terminal")
-    canceled_at = None
-    if d.status == "created":  # not picked up yet: nothing runs, end it here
+    canceled_at = request_cancel(ctx, d)
+    ctx.audit(d.id)
+    return Canceled(id=d.id, status=d.status, canceled_at=canceled_at)  # type: ignore[arg-type]
+
+
+def request_cancel(ctx: Context, d: Deployment) -> datetime | None:
+    """Cancels a deployment: at once if no worker has it yet (returns when), otherwise by
+    asking its worker, which removes the new container and ends it as `canceled`."""
+    if d.status == "created":
         d.status, d.finished_at = "canceled", utcnow()
-        canceled_at = d.finished_at
         for work in ctx.db.scalars(select(OperatorWork).where(
                 OperatorWork.deployment_id == d.id, OperatorWork.status.in_(OPEN))):
             work.status, work.finished_at = "canceled", utcnow()
         journal.append(ctx.db, d.id, "deployment canceled before it started", kind="event",
                        phase="finish", status="canceled", event_type="deployment-canceled")
-    else:
-        d.status, d.cancel_requested_at = "cancel-requested", utcnow()
-        journal.append(ctx.db, d.id, "cancel requested", kind="event", phase="cancel",
-                       status="cancel-requested", event_type="deployment-cancel-requested")
-    ctx.audit(d.id)
-    return Canceled(id=d.id, status=d.status, canceled_at=canceled_at)  # type: ignore[arg-type]
+        return d.finished_at
+    d.status, d.cancel_requested_at = "cancel-requested", utcnow()
+    journal.append(ctx.db, d.id, "cancel requested", kind="event", phase="cancel",
+                   status="cancel-requested", event_type="deployment-cancel-requested")
+    return None
 
 
 def _candidates(ctx: Context, d: Deployment) -> list[Deployment]:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.ledger import CLOSED, KINDS, OPEN
 from launchbay.operations.catalog import Context, operation
+from launchbay.operations.deployments import request_cancel
 from launchbay.operations.errors import Conflict, Invalid, NotFound
 from launchbay.operations.schemas import Field, Id, Schema, Timestamp
 from launchbay.store.models import Deployment, OperatorWork, new_id, utcnow
@@ -158,12 +159,12 @@ def cancel_work(ctx: Context, data: ReasonIn) -> Canceled:
     work = get_work(ctx, data.work_id)
     if work.status not in OPEN:
         raise Conflict(f"the item already ended ({work.status})", code="work_closed")
+    if work.deployment_id and work.kind == "deployment":
+        d = ctx.db.get(Deployment, work.deployment_id, with_for_update=True)
+        if d is not None and d.status not in TERMINAL:
+            request_cancel(ctx, d)
     work.status, work.finished_at, work.lease_owner = "canceled", utcnow(), None
     work.error_message = data.reason
-    if work.deployment_id and work.kind == "deployment":
-        d = ctx.db.get(Deployment, work.deployment_id)
-        if d is not None and d.status not in TERMINAL:
-            d.status, d.cancel_requested_at = "cancel-requested", utcnow()
     ctx.audit(work.id, reason=data.reason)
     return Canceled(work_id=work.id, status="canceled", canceled_at=work.finished_at)
 
