@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, free_port, login
 
 from launchbay.control_plane import ControlPlane
 from launchbay.http.app import create_app
 from launchbay.settings import Settings
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, free_port, login
 
 POSTGRES_URL = os.environ.get("LAUNCHBAY_TEST_POSTGRES_URL")
 

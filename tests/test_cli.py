@@ -11,9 +11,9 @@ import time
 
 import httpx
 import pytest
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port
 from typer.testing import CliRunner
 
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port
 from launchbay.cli.main import app
 
 

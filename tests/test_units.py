@@ -97,3 +97,15 @@ def test_catalog_declarations():
         if op.mutates:
             assert "." in op.audit  # an event name like `project.created`
     assert not CATALOG["projects.list"].mutates and CATALOG["projects.create"].mutates
+
+
+def test_the_code_passes_the_linter():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    ruff = Path(sys.executable).parent / "ruff"
+    result = subprocess.run([str(ruff), "check", "src", "tests", "bench"], cwd=root,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout

@@ -91,7 +91,8 @@ class DockerEngine:
     def ensure_network(self, name: str, labels: dict[str, str]) -> None:
         if not self.client.networks.list(names=[name]):
             try:
-                self.client.networks.create(name, driver="bridge", labels={MANAGED: "true", **labels})
+                self.client.networks.create(name, driver="bridge",
+                                            labels={MANAGED: "true", **labels})
             except APIError as exc:  # created concurrently
                 if exc.status_code != 409:
                     raise

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-
 import images
+import pytest
 from docker_support import remove_runtime
-from launchbay.settings import Settings
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, login
+
+from launchbay.settings import Settings
 
 HERE = Path(__file__).parent
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import docker
 import httpx
-
 from support import Api
 
 TERMINAL = {"succeeded", "failed", "canceled", "rolled-back"}

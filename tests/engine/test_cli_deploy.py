@@ -11,12 +11,12 @@ import time
 
 import httpx
 import pytest
+from docker_support import body, make_app, remove_runtime, wait
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login
 from typer.testing import CliRunner
 
-from docker_support import body, make_app, remove_runtime, wait
 from launchbay.cli.apps import split_image
 from launchbay.cli.main import app
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login
 
 
 @pytest.fixture

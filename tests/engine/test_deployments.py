@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import time
+
 import docker
 import httpx
 import pytest
-
-from support import add_member
 from docker_support import (
     body,
     containers,
@@ -19,6 +18,8 @@ from docker_support import (
     set_image,
     wait,
 )
+from support import add_member
+
 
 def assert_only_release(resource: str, deployment: str, within: float = 15) -> None:
     """Eventually the resource has exactly one container: `deployment`'s (old releases are

@@ -10,11 +10,11 @@ import sys
 import time
 
 import httpx
-
 import images
-from launchbay.cli.client import iter_sse
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login
 from docker_support import body, containers, deploy, make_app, remove_runtime, wait
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login
+
+from launchbay.cli.client import iter_sse
 
 
 def read_sse(response: httpx.Response) -> list[dict]:

@@ -111,7 +111,8 @@ def apps_list(as_json: Json = False) -> None:
 
 
 @apps_app.command("show")
-def apps_show(app_ref: Annotated[str, typer.Argument(metavar="APP")], as_json: Json = False) -> None:
+def apps_show(app_ref: Annotated[str, typer.Argument(metavar="APP")],
+              as_json: Json = False) -> None:
     """Show an app, its profiles and where it answers."""
     client = Client()
     resource = resolve_app(client, app_ref)
@@ -150,7 +151,8 @@ def deploy(
 
 def logs(
     app_ref: Annotated[str, typer.Argument(metavar="APP")],
-    follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    follow_: Annotated[bool, typer.Option("--follow", "-f",
+                                          help="Keep printing new lines.")] = False,
     tail: Annotated[int, typer.Option(help="Lines from the end to start with.")] = 100,
 ) -> None:
     """Print an app's runtime logs."""

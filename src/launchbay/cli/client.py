@@ -16,7 +16,8 @@ err = Console(stderr=True)
 
 
 def credentials_path() -> Path:
-    return Path(os.environ.get("LAUNCHBAY_CLI_CONFIG") or typer.get_app_dir("launchbay")) / "credentials.json"
+    folder = os.environ.get("LAUNCHBAY_CLI_CONFIG") or typer.get_app_dir("launchbay")
+    return Path(folder) / "credentials.json"
 
 
 def save_credentials(url: str, token: str) -> Path:
@@ -71,7 +72,8 @@ class Client:
             message += ": " + "; ".join(f"{d.get('field')}: {d.get('message')}" for d in details)
         if response.status_code == 401:
             message += " (run `launchbay login`)"
-        err.print(f"[red]error:[/] {message} [dim]({response.status_code} {problem.get('code', '')})[/]")
+        code = problem.get("code", "")
+        err.print(f"[red]error:[/] {message} [dim]({response.status_code} {code})[/]")
         raise typer.Exit(1)
 
     def get(self, path: str, **params: Any) -> Any:

@@ -239,7 +239,8 @@ def envs_list(
 def envs_create(
     project: str,
     name: str,
-    kind: Annotated[str, typer.Option(help="production, staging, development, preview...")] = "custom",
+    kind: Annotated[str, typer.Option(
+        help="production, staging, development, preview...")] = "custom",
     as_json: Json = False,
 ) -> None:
     """Create an environment in a project."""

@@ -23,7 +23,8 @@ class HealthSpec(BaseModel):
     @property
     def deadline_seconds(self) -> float:
         """How long a new release has to become healthy before it is failed."""
-        return self.start_period_seconds + self.retries * self.interval_seconds + self.timeout_seconds
+        checks = self.retries * self.interval_seconds
+        return self.start_period_seconds + checks + self.timeout_seconds
 
 
 class Volume(BaseModel):

@@ -45,7 +45,8 @@ def _fail_abandoned_deployments(sessions: sessionmaker) -> int:
         abandoned = []
         for d in unfinished:
             work = db.scalars(select(OperatorWork).where(
-                OperatorWork.deployment_id == d.id).order_by(OperatorWork.created_at.desc())).first()
+                OperatorWork.deployment_id == d.id)
+                .order_by(OperatorWork.created_at.desc())).first()
             if work is None or work.status not in OPEN:
                 reason = (f"its work item ended as {work.status}: {work.error_message or '-'}"
                           if work else "it has no work item")

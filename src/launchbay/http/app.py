@@ -16,7 +16,8 @@ from launchbay.http import errors, native, streams
 from launchbay.settings import Settings
 
 
-def create_app(settings: Settings | None = None, control_plane: ControlPlane | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None,
+               control_plane: ControlPlane | None = None) -> FastAPI:
     cp = control_plane or ControlPlane(settings or Settings())
 
     @asynccontextmanager

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from fastapi.routing import APIRoute
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, create_model
 from pydantic.json_schema import models_json_schema
 
@@ -183,7 +183,9 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 def dump(result: Any) -> Any:
-    return result.model_dump(mode="json", by_alias=True) if isinstance(result, BaseModel) else result
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json", by_alias=True)
+    return result
 
 
 def meta_of(request: Request) -> Meta:
@@ -243,11 +245,13 @@ def document(routes: list[Any], schemas: dict[str, Any]) -> None:
         route.openapi_extra = _openapi(method, route.path, op, route.status_code or 200, schemas)
 
 
-def _schema_ref(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+def _schema_ref(model: type[BaseModel], schemas: dict[str, Any],
+                mode: Literal["validation", "serialization"] = "serialization") -> dict[str, Any]:
+    """A `$ref` to the model's JSON schema, which is added (with its parts) to `schemas`."""
     mapping, defs = models_json_schema(
-        [(model, "serialization")], by_alias=True, ref_template="#/components/schemas/{model}")
+        [(model, mode)], by_alias=True, ref_template="#/components/schemas/{model}")
     schemas.update(defs.get("$defs", {}))
-    return mapping[(model, "serialization")]
+    return mapping[(model, mode)]
 
 
 def _openapi(method: str, path: str, op: Operation, status: int,
@@ -264,11 +268,9 @@ def _openapi(method: str, path: str, op: Operation, status: int,
             "application/json": {"schema": _schema_ref(op.output, schemas)}}}}
     if not fields:
         return extra
-    model: type[BaseModel] = create_model(f"{op.input.__name__}Body", __base__=Schema, **fields)  # type: ignore[call-overload]
-    mapping, defs = models_json_schema(
-        [(model, "validation")], by_alias=True, ref_template="#/components/schemas/{model}")
-    schemas.update(defs.get("$defs", {}))
-    ref = mapping[(model, "validation")]["$ref"]
+    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        f"{op.input.__name__}Body", __base__=Schema, **fields)
+    ref = _schema_ref(model, schemas, "validation")["$ref"]
     schema = schemas[ref.rsplit("/", 1)[1]]
     if method == "GET":
         params += [{"name": name, "in": "query", "required": name in schema.get("required", []),

@@ -14,7 +14,6 @@ from launchbay.operations.catalog import (
 )
 from launchbay.operations.schemas import Field, Schema
 
-
 HINTS = {
     "unauthenticated": "log in or send an API token",
     "organization_not_found": "switch to an organization you are a member of",

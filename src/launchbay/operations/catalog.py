@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import SecretBox
+from launchbay.engine import ledger
+from launchbay.engine.targets import Targets
 from launchbay.operations.errors import (
     Forbidden,
     NotFound,
@@ -28,8 +30,6 @@ from launchbay.operations.errors import (
 )
 from launchbay.settings import Settings
 from launchbay.store import audit
-from launchbay.engine import ledger
-from launchbay.engine.targets import Targets
 from launchbay.store.models import AuditEvent, Membership, OperatorWork
 
 Role = Literal["viewer", "developer", "admin", "owner"]

@@ -410,8 +410,8 @@ def plan_deployment(ctx: Context, data: PlanIn) -> PlanOut:
     blocked = readiness(r)
     if env.lifecycle_status != "active":
         blocked.append(f"environment-{env.lifecycle_status}")
-    plan = None if any(b.startswith("resource-source") or b.startswith("source-") for b in blocked) \
-        else build_plan(ctx, r)
+    no_source = any(b.startswith(("resource-source", "source-")) for b in blocked)
+    plan = None if no_source else build_plan(ctx, r)
     source = SourceProfile(**r.source) if r.source else None
     network = NetworkProfile(**r.network_profile)
     return PlanOut(

@@ -9,7 +9,13 @@ from pydantic import EmailStr
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.crypto import generate_password, hash_password, hash_token, new_token, verify_password
+from launchbay.crypto import (
+    generate_password,
+    hash_password,
+    hash_token,
+    new_token,
+    verify_password,
+)
 from launchbay.operations.catalog import Actor, Context, operation
 from launchbay.operations.errors import Conflict, Invalid, NotFound, RateLimited, Unauthenticated
 from launchbay.operations.schemas import (
@@ -118,7 +124,7 @@ def create_first_admin(ctx: Context, data: FirstAdminIn) -> FirstAdminOut:
 
 
 def create_organization_for(ctx: Context, user: User, name: str) -> Organization:
-    """A new organization with `user` as its owner (used by bootstrap and `organizations.create`)."""
+    """A new organization owned by `user` (bootstrap and `organizations.create`)."""
     slug = unique_slug(name, lambda s: ctx.db.scalar(
         select(Organization.id).where(Organization.slug == s)) is not None)
     org = Organization(id=new_id("org"), name=name, slug=slug)

@@ -404,7 +404,8 @@ class InvitationAccepted(Schema):
 
 @operation("organizations.invitations.accept", scope="public", audit="organization.member-joined")
 def accept_invitation(ctx: Context, data: InvitationAccept) -> InvitationAccepted:
-    """Joins the invited organization: as the logged-in user, or as a new account with a password."""
+    """Joins the invited organization: as the logged-in user, or as a new account (with a
+    password)."""
     inv = ctx.db.scalar(select(Invitation).where(Invitation.token_hash == hash_token(data.token)))
     if inv is None or inv.status != "pending" or inv.expires_at <= utcnow():
         raise NotFound("invitation not found or no longer valid", code="invitation_invalid")

@@ -416,13 +416,20 @@ class SourceIn(ResourceRef):
     idempotency_key: str | None = Field(None, max_length=200)
 
 
+def _configure(ctx: Context, resource_id: str, column: str, profile: Schema | None,
+               **audit: Any) -> IdOut:
+    """Replaces one profile of an active resource (None: back to the default)."""
+    r = get_resource(ctx, resource_id, mutable=True)
+    setattr(r, column, _dump(profile) if profile is not None else None)
+    ctx.audit(r.id, **audit)
+    return IdOut(id=r.id)
+
+
 @operation("resources.configure-source", role="developer", audit="resource.source-configured")
 def configure_source(ctx: Context, data: SourceIn) -> IdOut:
     """Sets where the resource's code or image comes from."""
-    r = get_resource(ctx, data.resource_id, mutable=True)
-    r.source = _dump(data.source)
-    ctx.audit(r.id, kind=data.source.kind, image=data.source.image)
-    return IdOut(id=r.id)
+    return _configure(ctx, data.resource_id, "source", data.source, kind=data.source.kind,
+                      image=data.source.image)
 
 
 class RuntimeIn(ResourceRef):
@@ -432,10 +439,7 @@ class RuntimeIn(ResourceRef):
 @operation("resources.configure-runtime", role="developer", audit="resource.runtime-configured")
 def configure_runtime(ctx: Context, data: RuntimeIn) -> IdOut:
     """Sets how the resource is built and started (commands, limits, restart policy)."""
-    r = get_resource(ctx, data.resource_id, mutable=True)
-    r.runtime_profile = _dump(data.runtime_profile)
-    ctx.audit(r.id)
-    return IdOut(id=r.id)
+    return _configure(ctx, data.resource_id, "runtime_profile", data.runtime_profile)
 
 
 class NetworkIn(ResourceRef):
@@ -445,10 +449,8 @@ class NetworkIn(ResourceRef):
 @operation("resources.configure-network", role="developer", audit="resource.network-configured")
 def configure_network(ctx: Context, data: NetworkIn) -> IdOut:
     """Sets the port the resource listens on and how it is exposed."""
-    r = get_resource(ctx, data.resource_id, mutable=True)
-    r.network_profile = _dump(data.network_profile)
-    ctx.audit(r.id, internalPort=data.network_profile.internal_port)
-    return IdOut(id=r.id)
+    return _configure(ctx, data.resource_id, "network_profile", data.network_profile,
+                      internalPort=data.network_profile.internal_port)
 
 
 class AccessIn(ResourceRef):
@@ -458,10 +460,7 @@ class AccessIn(ResourceRef):
 @operation("resources.configure-access", role="developer", audit="resource.access-configured")
 def configure_access(ctx: Context, data: AccessIn) -> IdOut:
     """Sets whether the resource gets a generated access route, and its path prefix."""
-    r = get_resource(ctx, data.resource_id, mutable=True)
-    r.access_profile = _dump(data.access_profile)
-    ctx.audit(r.id)
-    return IdOut(id=r.id)
+    return _configure(ctx, data.resource_id, "access_profile", data.access_profile)
 
 
 class HealthIn(ResourceRef):
@@ -471,19 +470,14 @@ class HealthIn(ResourceRef):
 @operation("resources.configure-health", role="developer", audit="resource.health-configured")
 def configure_health(ctx: Context, data: HealthIn) -> IdOut:
     """Sets the checks a new release must pass before it takes over."""
-    r = get_resource(ctx, data.resource_id, mutable=True)
-    r.health_policy = _dump(data.health_check)
-    ctx.audit(r.id, path=data.health_check.http.path)
-    return IdOut(id=r.id)
+    return _configure(ctx, data.resource_id, "health_policy", data.health_check,
+                      path=data.health_check.http.path)
 
 
 @operation("resources.reset-health", role="developer", audit="resource.health-reset")
 def reset_health(ctx: Context, data: ResourceRef) -> IdOut:
     """Goes back to the default health policy (HTTP GET / answering 2xx or 3xx)."""
-    r = get_resource(ctx, data.resource_id, mutable=True)
-    r.health_policy = None
-    ctx.audit(r.id)
-    return IdOut(id=r.id)
+    return _configure(ctx, data.resource_id, "health_policy", None)
 
 
 # -- variables and secrets ----------------------------------------------------------------------

@@ -1,13 +1,13 @@
 """core: identity, organizations, projects, environments, audit
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 16:25:19.089030
 """
-from alembic import op
 import sqlalchemy as sa
-import launchbay.store.models
+from alembic import op
 
+import launchbay.store.models
 
 revision = '0001'
 down_revision = None

@@ -4,10 +4,10 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22 16:40:09.585233
 """
-from alembic import op
 import sqlalchemy as sa
-import launchbay.store.models
+from alembic import op
 
+import launchbay.store.models
 
 revision = '0002'
 down_revision = '0001'
