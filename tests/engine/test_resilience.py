@@ -122,3 +122,18 @@ def test_sigkill_mid_deployment_then_restart(tmp_path):
         proc.wait(10)
         if server_id:
             remove_runtime(server_id)
+
+
+def test_event_stream_sends_heartbeats_while_waiting(api, monkeypatch):
+    from launchbay.http import streams
+
+    monkeypatch.setattr(streams, "HEARTBEAT", 0.3)
+    ids = make_app(api, "lbtest/slow:v1")
+    api.post(f"/resources/{ids['resource']}/variables", {"key": "DELAY", "value": "2"})
+    deployment = deploy(api, ids)
+    with api.client.stream("GET", f"/api/deployments/{deployment}/events/stream",
+                           headers={"Authorization": f"Bearer {api.token}"}) as response:
+        raw = list(response.iter_lines())
+    assert raw.count(": heartbeat") >= 2
+    assert "event: done" in raw
+    assert wait(api, deployment)["status"] == "succeeded"
