@@ -70,7 +70,8 @@ def main() -> None:
 
     data = tempfile.mkdtemp(prefix="lb-bench-")
     port = 18000 + os.getpid() % 1000
-    env = {**os.environ, "LAUNCHBAY_DATA_DIR": data, "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}"}
+    env = {**os.environ, "LAUNCHBAY_DATA_DIR": data, "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}",
+           "LAUNCHBAY_EDGE_ENABLED": "false"}  # the engine alone (the edge has its own bench)
     env.pop("LAUNCHBAY_DATABASE_URL", None)
     exe = os.path.join(os.path.dirname(sys.executable), "launchbay")
     serve = subprocess.Popen([exe, "serve"], env=env, stdout=subprocess.DEVNULL,

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, free_port, login
 
 from launchbay.control_plane import ControlPlane
 from launchbay.http.app import create_app
 from launchbay.settings import Settings
+
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, free_port, login
 
 POSTGRES_URL = os.environ.get("LAUNCHBAY_TEST_POSTGRES_URL")
 
@@ -41,7 +42,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]
 
 @pytest.fixture
 def settings(tmp_path: Any, database_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url,
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, edge_enabled=False,
                     login_max_failures=3, login_lockout_seconds=30)
 
 

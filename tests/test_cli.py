@@ -11,10 +11,11 @@ import time
 
 import httpx
 import pytest
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port
 from typer.testing import CliRunner
 
 from launchbay.cli.main import app
+
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port
 
 
 @pytest.fixture
@@ -86,7 +87,8 @@ def test_cli_errors_are_one_readable_line(cli):
 
 def test_serve_and_db_upgrade_as_processes(tmp_path):
     """`launchbay db upgrade` and `launchbay serve --listen` from a shell, with env settings."""
-    env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path / "data")}
+    env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path / "data"),
+           "LAUNCHBAY_EDGE_ENABLED": "false"}
     env.pop("LAUNCHBAY_DATABASE_URL", None)
     exe = os.path.join(os.path.dirname(sys.executable), "launchbay")
     upgraded = subprocess.run([exe, "db", "upgrade"], env=env, capture_output=True, text=True,
@@ -122,7 +124,8 @@ def test_make_run_answers_health(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     port = free_port()
-    env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path), "LAUNCHBAY_LISTEN":
+    env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path), "LAUNCHBAY_EDGE_ENABLED": "false",
+           "LAUNCHBAY_LISTEN":
            f"127.0.0.1:{port}"}
     proc = subprocess.Popen(["make", "-s", "run"], cwd=root, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

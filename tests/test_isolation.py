@@ -4,10 +4,11 @@ anything (403), and tokens act within their scopes."""
 from __future__ import annotations
 
 import pytest
-from support import Api, add_member, snapshot
 
 from launchbay.http.native import ROUTES
 from launchbay.operations import CATALOG
+
+from support import Api, add_member, snapshot
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import text
+
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api
 
 

@@ -10,9 +10,11 @@ from typing import Any
 from sqlalchemy import text
 
 from launchbay.docker_engine import LogLine
+from launchbay.edge_proxy import Caddy
 from launchbay.engine import reconcile
 from launchbay.engine.ledger import Ledger
 from launchbay.engine.release import DeploymentRunner
+from launchbay.engine.routing import EdgeProxy
 from launchbay.engine.runtime_control import RuntimeControl
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Workers
@@ -36,14 +38,21 @@ class ControlPlane:
                 ensure_local_server(db)
         self.targets = Targets(self.sessions)
         self.ledger = Ledger(self.sessions, settings.work_lease_seconds)
+        self.edge = EdgeProxy(self.sessions, settings, Caddy(
+            settings.edge_admin, state_dir=settings.data_dir / "caddy",
+            manage=settings.edge_manage)) if settings.edge_enabled else None
+        reroute = self.edge.apply if self.edge else None
         self.ops = Operations(settings, self.sessions, self.targets, self.wake)
+        background = [(settings.reconcile_seconds, self.reconcile)]
+        if self.edge:
+            background.append((1.0, self.edge.watch))
         self.workers = Workers(
             self.ledger,
-            {"deployment": DeploymentRunner(self.sessions, self.ops.secrets, self.targets),
-             "runtime-maintenance": RuntimeControl(self.sessions, self.targets)},
+            {"deployment": DeploymentRunner(self.sessions, self.ops.secrets, self.targets,
+                                            reroute),
+             "runtime-maintenance": RuntimeControl(self.sessions, self.targets, reroute)},
             count=settings.workers, poll_seconds=settings.worker_poll_seconds,
-            lease_seconds=settings.work_lease_seconds,
-            background=[(settings.reconcile_seconds, self.reconcile)])
+            lease_seconds=settings.work_lease_seconds, background=background)
         self._started = False
 
     def authenticate(self, secret: str) -> Actor | None:
@@ -84,5 +93,7 @@ class ControlPlane:
         if self._started:
             self.workers.stop()
             self._started = False
+        if self.edge:
+            self.edge.stop()
         self.targets.close()
         self.engine.dispose()

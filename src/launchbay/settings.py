@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     work_lease_seconds: float = 30
     worker_poll_seconds: float = 0.5
     reconcile_seconds: float = 60
+    # The edge proxy (Caddy): launchbay runs its own unless `edge_manage` is off, in which case
+    # it drives the Caddy whose admin API answers at `edge_admin`.
+    edge_enabled: bool = True
+    edge_manage: bool = True
+    edge_admin: str = "127.0.0.1:2019"
+    edge_bind: str = ""  # the address Caddy listens on; empty: every interface
+    edge_http_port: int = 80
+    edge_https_port: int = 443
+    # Seconds a replaced release keeps serving the requests it has before it is stopped.
+    edge_drain_seconds: float = 2
 
     @field_validator("listen")
     @classmethod

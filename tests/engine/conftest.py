@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import images
 import pytest
-from docker_support import remove_runtime
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, login
 
 from launchbay.settings import Settings
+
+import images
+from docker_support import remove_runtime
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, login
 
 HERE = Path(__file__).parent
 
@@ -31,6 +32,7 @@ def test_images() -> None:
 @pytest.fixture
 def settings(tmp_path, database_url) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
+                    edge_enabled=False,
                     worker_poll_seconds=0.1, work_lease_seconds=5, reconcile_seconds=2)
 
 

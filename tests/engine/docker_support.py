@@ -7,6 +7,7 @@ from typing import Any
 
 import docker
 import httpx
+
 from support import Api
 
 TERMINAL = {"succeeded", "failed", "canceled", "rolled-back"}

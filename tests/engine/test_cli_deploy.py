@@ -11,12 +11,13 @@ import time
 
 import httpx
 import pytest
-from docker_support import body, make_app, remove_runtime, wait
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login
 from typer.testing import CliRunner
 
 from launchbay.cli.apps import split_image
 from launchbay.cli.main import app
+
+from docker_support import body, make_app, remove_runtime, wait
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login
 
 
 @pytest.fixture
@@ -77,6 +78,7 @@ def test_separate_worker_process_runs_deployments(tmp_path):
     """`serve` without workers plus a `launchbay worker` process on the same database."""
     port = free_port()
     env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path / "data"),
+           "LAUNCHBAY_EDGE_ENABLED": "false",
            "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}", "LAUNCHBAY_WORKER_POLL_SECONDS": "0.1"}
     env.pop("LAUNCHBAY_DATABASE_URL", None)
     exe = os.path.join(os.path.dirname(sys.executable), "launchbay")

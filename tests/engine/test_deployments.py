@@ -9,6 +9,7 @@ import time
 import docker
 import httpx
 import pytest
+
 from docker_support import (
     body,
     containers,

@@ -10,11 +10,12 @@ import sys
 import time
 
 import httpx
+
+from launchbay.cli.client import iter_sse
+
 import images
 from docker_support import body, containers, deploy, make_app, remove_runtime, wait
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login
-
-from launchbay.cli.client import iter_sse
 
 
 def read_sse(response: httpx.Response) -> list[dict]:
@@ -64,6 +65,7 @@ def test_runtime_log_stream_delivers_new_lines(api):
 
 def _serve(tmp_path, port: int) -> subprocess.Popen:
     env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path / "data"),
+           "LAUNCHBAY_EDGE_ENABLED": "false",
            "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}", "LAUNCHBAY_WORK_LEASE_SECONDS": "3",
            "LAUNCHBAY_WORKER_POLL_SECONDS": "0.1", "LAUNCHBAY_RECONCILE_SECONDS": "1"}
     env.pop("LAUNCHBAY_DATABASE_URL", None)

@@ -25,6 +25,7 @@ from launchbay.docker_engine import (
     DockerException,
     ImageNotFound,
 )
+from launchbay.edge_proxy import EdgeError
 from launchbay.engine import journal
 from launchbay.engine.health import verify
 from launchbay.engine.journal import TERMINAL
@@ -61,8 +62,11 @@ def runtime_env(snapshot: dict[str, Any], secrets: SecretBox) -> tuple[dict[str,
 class DeploymentRunner:
     """The handler of `deployment` work items."""
 
-    def __init__(self, sessions: sessionmaker, secrets: SecretBox, targets: Targets):
+    def __init__(self, sessions: sessionmaker, secrets: SecretBox, targets: Targets,
+                 reroute: Callable[[], None] | None = None):
         self.sessions, self.secrets, self.targets = sessions, secrets, targets
+        # Makes the edge proxy route to the current releases (None: no edge proxy).
+        self.reroute = reroute
 
     def run(self, job: Job) -> str:
         with self.sessions() as db:
@@ -116,6 +120,7 @@ def finish(sessions: sessionmaker, deployment_id: str, status: str, code: str | 
 class Release:
     def __init__(self, runner: DeploymentRunner, job: Job, deployment: Deployment):
         self.sessions, self.job, self.d = runner.sessions, job, deployment
+        self.reroute = runner.reroute
         self.plan = ReleasePlan.model_validate(deployment.plan)
         self.env, self.hidden = runtime_env(deployment.environment_snapshot, runner.secrets)
         self.docker = runner.targets.docker(deployment.server_id)
@@ -301,8 +306,14 @@ class Release:
         self.job.progress(phase="switch", step="switched")
 
     def _retire_and_succeed(self) -> str:
-        """The release serves: the deployment has succeeded. Then the releases it replaced are
-        stopped (after the drain period) and removed; never a newer one."""
+        """Traffic moves to the release: the deployment has succeeded. Then the releases it
+        replaced are stopped (after the drain period) and removed; never a newer one."""
+        if self.reroute is not None:
+            try:
+                self.reroute()
+            except EdgeError as exc:  # nothing is retired while the edge still routes to it
+                raise Retry("edge-proxy", str(exc)) from exc
+            self.log("the edge proxy routes to the new release", "switch")
         with self.sessions() as db:
             d = db.get_one(Deployment, self.d.id)
             if d.rollback_of_deployment_id:

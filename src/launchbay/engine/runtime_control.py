@@ -3,6 +3,8 @@ containers of a deleted resource. Volumes are never touched."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.engine.release import remove_containers
@@ -16,14 +18,17 @@ ACTIONS = ("stop", "start", "restart", "remove-resource")
 class RuntimeControl:
     """The handler of `runtime-maintenance` work items."""
 
-    def __init__(self, sessions: sessionmaker, targets: Targets):
-        self.sessions, self.targets = sessions, targets
+    def __init__(self, sessions: sessionmaker, targets: Targets,
+                 reroute: Callable[[], None] | None = None):
+        self.sessions, self.targets, self.reroute = sessions, targets, reroute
 
     def run(self, job: Job) -> str:
         item = job.item
         action = item.payload["action"]
         docker = self.targets.docker(item.server_id)  # type: ignore[arg-type]
         if action == "remove-resource":
+            if self.reroute is not None:  # its route goes first, then its containers
+                self.reroute()
             remove_containers(docker, **{"launchbay.resource": item.resource_id})  # type: ignore[arg-type]
             return "succeeded"
         with self.sessions() as db:
@@ -42,6 +47,8 @@ class RuntimeControl:
             with self.sessions() as db:
                 db.get_one(Deployment, deployment.id).host_port = info.host_port
                 db.commit()
+            if self.reroute is not None:
+                self.reroute()
         return "succeeded"
 
     def give_up(self, item: OperatorWork, code: str, message: str) -> None:

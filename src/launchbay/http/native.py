@@ -122,6 +122,7 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("POST", "/resources/{resourceId}/runtime/restart", "resources.runtime.restart", 202),
     ("GET", "/resources/{resourceId}/runtime-logs", "resources.runtime-logs", 200),
     ("POST", "/resources/{resourceId}/redeploy", "deployments.redeploy", 201),
+    ("GET", "/resources/{resourceId}/proxy-configuration", "resources.proxy-configuration", 200),
     ("GET", "/storage-volumes", "storage-volumes.list", 200),
     ("POST", "/storage-volumes", "storage-volumes.create", 201),
     ("GET", "/storage-volumes/{storageVolumeId}", "storage-volumes.show", 200),

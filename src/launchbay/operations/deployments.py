@@ -25,6 +25,7 @@ from launchbay.operations.resources import (
     RuntimeProfile,
     SourceProfile,
     attachments,
+    generated_url,
     get_resource,
 )
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Schema, Timestamp
@@ -82,6 +83,7 @@ def build_plan(ctx: Context, r: Resource) -> ReleasePlan:
                         mode="ro" if a.mount_mode == "read-only" else "rw")
                  for a, v in attachments(ctx, r.id)],
         network=f"lb-{r.environment_id}", aliases=[r.slug],
+        drain_seconds=ctx.settings.edge_drain_seconds if ctx.settings.edge_enabled else 0,
     )
 
 
@@ -174,7 +176,10 @@ class DeploymentOut(Schema):
     error_message: str | None
     container_name: str | None
     host_port: int | None
+    # Where the release answers: `url` publicly (through the edge proxy when this is the
+    # resource's current release), `directUrl` on its own loopback port.
     url: str | None
+    direct_url: str | None
 
 
 def runtime_plan(d: Deployment) -> dict[str, Any]:
@@ -201,7 +206,15 @@ def runtime_plan(d: Deployment) -> dict[str, Any]:
     }
 
 
-def deployment_out(d: Deployment, logs: list[LogEntry] | None = None) -> DeploymentOut:
+def deployment_out(ctx: Context, d: Deployment,
+                   logs: list[LogEntry] | None = None) -> DeploymentOut:
+    direct = f"http://127.0.0.1:{d.host_port}/" if d.host_port and d.status == "succeeded" \
+        else None
+    url = direct
+    resource = ctx.db.get(Resource, d.resource_id)
+    if direct and resource is not None and resource.current_deployment_id == d.id:
+        generated = generated_url(ctx, resource)
+        url = generated[1] if generated else direct
     return DeploymentOut(
         id=d.id, project_id=d.project_id, environment_id=d.environment_id,
         resource_id=d.resource_id, server_id=d.server_id, destination_id=d.server_id,
@@ -212,9 +225,7 @@ def deployment_out(d: Deployment, logs: list[LogEntry] | None = None) -> Deploym
         log_count=d.entry_count, created_at=d.created_at, started_at=d.started_at,
         finished_at=d.finished_at, archived_at=d.archived_at, triggered_by=d.triggered_by,
         error_code=d.error_code, error_message=d.error_message,
-        container_name=d.container_name, host_port=d.host_port,
-        url=f"http://127.0.0.1:{d.host_port}/" if d.host_port and d.status == "succeeded"
-        else None,
+        container_name=d.container_name, host_port=d.host_port, url=url, direct_url=direct,
     )
 
 
@@ -292,7 +303,7 @@ def list_deployments(ctx: Context, data: DeploymentListIn) -> DeploymentList:
     """Deployments, newest first (without their logs: see `deployments.logs`)."""
     rows = ctx.db.scalars(_filtered(ctx, data).order_by(Deployment.created_at.desc())
                           .limit(data.limit))
-    return DeploymentList(items=[deployment_out(d) for d in rows])
+    return DeploymentList(items=[deployment_out(ctx, d) for d in rows])
 
 
 class DeploymentRef(Schema):
@@ -341,7 +352,7 @@ def show_deployment(ctx: Context, data: DeploymentRef) -> DeploymentShow:
                                 ("redeploy", recovery["redeployable"]),
                                 ("rollback", recovery["rollbackReady"])) if ok]
     return DeploymentShow(
-        deployment=deployment_out(d, _logs(ctx, d.id, limit=200)),
+        deployment=deployment_out(ctx, d, _logs(ctx, d.id, limit=200)),
         status={"current": d.status, "createdAt": d.created_at, "startedAt": d.started_at,
                 "finishedAt": d.finished_at, "rollbackOfDeploymentId": d.rollback_of_deployment_id},
         related_context={

@@ -10,6 +10,8 @@ from pydantic import field_validator, model_validator
 from sqlalchemy import func, select
 
 from launchbay.docker_engine import DockerException
+from launchbay.engine import routing
+from launchbay.engine.routing import generated_host, public_url
 from launchbay.operations import variables
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.environments import get_environment
@@ -20,7 +22,9 @@ from launchbay.operations.variables import Entry, Exposure, VariableIn, Variable
 from launchbay.slugs import slugify
 from launchbay.store.models import (
     Deployment,
+    Environment,
     OperatorWork,
+    Project,
     Resource,
     ResourceVariable,
     StorageAttachment,
@@ -244,7 +248,7 @@ class Route(Schema):
 
 class AccessSummary(Schema):
     latest_generated_access_route: Route | None = None
-    proxy_route_status: str = "not-configured"
+    proxy_route_status: str
 
 
 class Lifecycle(Schema):
@@ -286,11 +290,29 @@ def attachments(ctx: Context, resource_id: str) -> list[tuple[StorageAttachment,
         .order_by(StorageAttachment.destination_path)).all()]
 
 
+def generated_url(ctx: Context, r: Resource) -> tuple[str, str] | None:
+    """The resource's generated (hostname, URL) through the edge proxy, if it has one."""
+    if not ctx.settings.edge_enabled or r.access_profile.get("generatedAccessMode") == "disabled":
+        return None
+    env, project = ctx.db.get_one(Environment, r.environment_id), ctx.db.get_one(Project,
+                                                                                 r.project_id)
+    host = generated_host(r, env, project, ctx.settings.base_domain)
+    return host, public_url(ctx.settings, host)
+
+
 def current_route(ctx: Context, r: Resource) -> Route | None:
-    """Where the current release answers: its loopback port (the edge proxy adds hostnames)."""
+    """Where the current release answers: its generated URL through the edge proxy, or its
+    loopback port when there is no edge proxy."""
     current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id else None
     if current is None or current.host_port is None:
         return None
+    generated = generated_url(ctx, r)
+    if generated:
+        host, url = generated
+        return Route(url=url, hostname=host, deployment_id=current.id, proxy_kind="caddy",
+                     deployment_status=current.status, target_port=current.host_port,
+                     path_prefix=r.access_profile.get("pathPrefix", "/"),
+                     updated_at=current.finished_at)
     return Route(url=f"http://127.0.0.1:{current.host_port}/", hostname="127.0.0.1",
                  deployment_id=current.id, deployment_status=current.status,
                  target_port=current.host_port, updated_at=current.finished_at)
@@ -316,8 +338,10 @@ def show_resource(ctx: Context, data: ResourceShowIn) -> ResourceShow:
             id=latest.id, status=latest.status, created_at=latest.created_at,
             started_at=latest.started_at, finished_at=latest.finished_at,
             server_id=latest.server_id, destination_id=latest.server_id) if latest else None,
-        access_summary=AccessSummary(latest_generated_access_route=current_route(ctx, r))
-        if data.include_access_summary else None,
+        access_summary=AccessSummary(
+            latest_generated_access_route=current_route(ctx, r),
+            proxy_route_status="configured" if generated_url(ctx, r) and r.current_deployment_id
+            else "not-configured") if data.include_access_summary else None,
         lifecycle=Lifecycle(status=r.lifecycle_status, archived_at=r.archived_at),
         generated_at=utcnow(),
     )
@@ -927,3 +951,27 @@ def follow_runtime_logs(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget:
     if target is None:
         raise NotFound("the resource has no release with logs", code="no_runtime")
     return target
+
+
+class ProxyConfiguration(Schema):
+    schema_version: str = "resources.proxy-configuration/v1"
+    resource_id: str
+    provider_key: str
+    status: str
+    routes: list[dict[str, Any]]
+    generated_at: Timestamp
+
+
+class ProxyConfigurationIn(ResourceRef):
+    route_scope: Literal["planned", "latest", "deployment-snapshot"] = "latest"
+
+
+@operation("resources.proxy-configuration")
+def proxy_configuration(ctx: Context, data: ProxyConfigurationIn) -> ProxyConfiguration:
+    """The edge proxy (Caddy JSON) routes that serve the resource, as launchbay loads them."""
+    r = get_resource(ctx, data.resource_id)
+    found = routing.routes(ctx.db, ctx.settings, r.id) if ctx.settings.edge_enabled else []
+    return ProxyConfiguration(
+        resource_id=r.id, provider_key="caddy" if ctx.settings.edge_enabled else "none",
+        status="configured" if found else "not-configured",
+        routes=[route.caddy() for route in found], generated_at=utcnow())

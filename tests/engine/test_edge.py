@@ -1,0 +1,129 @@
+"""The edge proxy with a real Caddy: generated hostnames, restarts that lose nothing, and
+zero-downtime releases under constant traffic."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+
+from launchbay.control_plane import ControlPlane
+from launchbay.settings import Settings
+
+from docker_support import deploy, deployed, make_app, set_image, wait
+from support import free_port
+
+
+@pytest.fixture
+def settings(tmp_path, database_url) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
+                    worker_poll_seconds=0.1, work_lease_seconds=5, reconcile_seconds=2,
+                    edge_enabled=True, edge_bind="127.0.0.1", edge_http_port=free_port(),
+                    edge_admin=f"127.0.0.1:{free_port()}", edge_drain_seconds=1)
+
+
+def via_edge(settings: Settings, host: str, path: str = "/") -> httpx.Response:
+    """A request to the edge proxy on loopback, for `host`."""
+    return httpx.get(f"http://127.0.0.1:{settings.edge_http_port}{path}",
+                     headers={"Host": host}, timeout=5)
+
+
+def eventually(check, within: float = 15):
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.1)
+
+
+def host_of(api, resource: str) -> str:
+    route = api.get(f"/resources/{resource}", params={"includeAccessSummary": "true"})[
+        "accessSummary"]["latestGeneratedAccessRoute"]
+    return route["hostname"]
+
+
+def test_generated_hostname_routes_to_the_current_release(api, settings):
+    ids = make_app(api, "lbtest/hello:v1", name="web")
+    d = deployed(api, ids)
+    host = host_of(api, ids["resource"])
+    assert host == "web-production-web-project.localhost"
+    assert d["url"] == f"http://{host}:{settings.edge_http_port}/"
+    assert d["directUrl"].startswith("http://127.0.0.1:")
+    assert eventually(lambda: via_edge(settings, host).text == "hello v1\n")
+    missing = via_edge(settings, "nothing-here.localhost")
+    assert missing.status_code == 404 and "no app" in missing.text
+    config = api.get(f"/resources/{ids['resource']}/proxy-configuration")
+    assert config["status"] == "configured"
+    (route,) = config["routes"]
+    assert route["match"][0]["host"] == [host]
+    assert route["handle"][0]["upstreams"][0]["dial"] == f"127.0.0.1:{d['hostPort']}"
+
+
+def test_routes_survive_caddy_and_launchbay_restarts(api, settings, cp):
+    ids = make_app(api, "lbtest/hello:v1")
+    deployed(api, ids)
+    host = host_of(api, ids["resource"])
+    eventually(lambda: via_edge(settings, host).status_code == 200)
+
+    os.kill(cp.edge.caddy.pid(), signal.SIGKILL)  # Caddy dies...
+    eventually(lambda: via_edge(settings, host).text == "hello v1\n")  # ...and is back, routed
+
+    cp.close()  # launchbay stops (and its Caddy with it)
+    with pytest.raises(httpx.TransportError):
+        via_edge(settings, host)
+    again = ControlPlane(settings)
+    try:
+        again.start_workers()
+        assert eventually(lambda: via_edge(settings, host).text == "hello v1\n")
+    finally:
+        again.close()
+
+
+def test_zero_failed_requests_while_redeploying_twice(api, settings):
+    ids = make_app(api, "lbtest/hello:v1")
+    deployed(api, ids)
+    host = host_of(api, ids["resource"])
+    eventually(lambda: via_edge(settings, host).text == "hello v1\n")
+    seen: list[tuple[float, int, str]] = []
+    stop = threading.Event()
+
+    def traffic() -> None:  # 40 requests/s on loopback, bounded by count and time
+        client = httpx.Client(timeout=5)
+        started = time.monotonic()
+        for n in range(40 * 20):
+            if stop.is_set() or time.monotonic() - started > 20:
+                break
+            try:
+                r = client.get(f"http://127.0.0.1:{settings.edge_http_port}/",
+                               headers={"Host": host})
+                seen.append((time.monotonic(), r.status_code, r.text))
+            except httpx.HTTPError as exc:
+                seen.append((time.monotonic(), 0, repr(exc)))
+            time.sleep(max(0.0, started + (n + 1) / 40 - time.monotonic()))
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        time.sleep(1.5)
+        for image in ("lbtest/hello:v2", "lbtest/hello:v3"):
+            set_image(api, ids["resource"], image)
+            assert wait(api, deploy(api, ids))["status"] == "succeeded"
+            time.sleep(2.5)  # the replaced release drains, then is stopped
+    finally:
+        stop.set()
+        sender.join(30)
+    failures = [s for s in seen if s[1] != 200]
+    assert not failures, failures[:5]
+    versions = [text.strip() for _, _, text in seen]
+    order = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
+    assert order == ["hello v1", "hello v2", "hello v3"], order
+    assert len(seen) > 200
