@@ -9,6 +9,7 @@ export LAUNCHBAY_TEST_POSTGRES_URL ?= postgresql+psycopg://launchbay:launchbay@1
 
 run: install
 	scripts/ensure-docker.sh
+	scripts/ensure-caddy.sh
 	$(BIN)/launchbay serve
 
 test: install services
@@ -28,10 +29,12 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# What the tests use: PostgreSQL, the Docker engine, and the tools test images are built from.
+# What the tests use: PostgreSQL, the Docker engine, Caddy and Pebble, and the tools test images
+# are built from.
 services:
 	scripts/ensure-postgres.sh
 	scripts/ensure-docker.sh
+	scripts/ensure-caddy.sh --with-pebble
 	scripts/ensure-test-tools.sh
 
 # Every benchmark; each prints its figures on its last line.

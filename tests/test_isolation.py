@@ -32,12 +32,17 @@ def world(admin: Api):
     # No workers run here: the deployment stays `created`, its work item `pending`.
     deployment = admin.post("/deployments", {"projectId": project, "environmentId": env,
                                              "resourceId": resource})["id"]
-    work = admin.get("/operator-work")["items"][0]["id"]
+    binding = admin.post("/domain-bindings", {
+        "projectId": project, "environmentId": env, "resourceId": resource,
+        "domainName": "shop.example.com", "tlsMode": "auto"})["id"]
+    certificate = admin.get("/certificates")["items"][0]["id"]
+    work = admin.get("/operator-work", params={"kind": "deployment"})["items"][0]["id"]
     org_b = admin.post("/organizations", {"name": "Beta"})["organizationId"]
     bob = add_member(admin, org_b, "bob@example.com", "admin")
     return {"project": project, "env": env, "other_env": other_env, "org_b": org_b, "bob": bob,
             "resource": resource, "volume": volume, "attachment": attachment,
-            "deployment": deployment, "work": work}
+            "deployment": deployment, "work": work, "binding": binding,
+            "certificate": certificate}
 
 
 def _member_id(api: Api, org_id: str, user_id: str) -> str:
@@ -84,6 +89,11 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
         ("DELETE", f"/storage-volumes/{world['volume']}", None),
         ("GET", f"/operator-work/{world['work']}", None),
         ("POST", f"/operator-work/{world['work']}/cancel", {}),
+        ("GET", f"/domain-bindings/{world['binding']}", None),
+        ("POST", f"/domain-bindings/{world['binding']}/route", {"routeBehavior": "serve"}),
+        ("GET", f"/certificates/{world['certificate']}", None),
+        ("POST", "/certificates/import", {"domainBindingId": world["binding"],
+                                          "certificateChain": "x", "privateKey": "y"}),
     ]
     for method, path, body in attempts:
         response = bob.request(method, path, body)
@@ -168,6 +178,20 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "operator-work.dead-letter": {},
         "operator-work.mark-recovered": {},
         "operator-work.prune": {"before": "2030-01-01T00:00:00Z"},
+        "domain-bindings.create": {"projectId": ids["projectId"],
+                                   "environmentId": ids["environmentId"],
+                                   "resourceId": ids["resourceId"],
+                                   "domainName": "viewer.example.com", "tlsMode": "disabled"},
+        "domain-bindings.delete": {"confirmation": {"domainBindingId": ids["domainBindingId"]}},
+        "domain-bindings.route": {"routeBehavior": "serve"},
+        "domain-bindings.confirm-ownership": {},
+        "domain-bindings.retry-verification": {},
+        "certificates.import": {"domainBindingId": ids["domainBindingId"],
+                                "certificateChain": "x", "privateKey": "y"},
+        "certificates.issue-or-renew": {"domainBindingId": ids["domainBindingId"]},
+        "certificates.retry": {},
+        "certificates.revoke": {},
+        "certificates.delete": {},
     }
 
 
@@ -178,7 +202,8 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "ownerMemberId": _member_id(admin, admin.org_id, admin.user_id), "key": "TOKEN",
            "resourceId": world["resource"], "deploymentId": world["deployment"],
            "storageVolumeId": world["volume"], "attachmentId": world["attachment"],
-           "workId": world["work"]}
+           "workId": world["work"], "domainBindingId": world["binding"],
+           "certificateId": world["certificate"]}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

@@ -14,7 +14,7 @@ from launchbay.edge_proxy import Caddy
 from launchbay.engine import reconcile
 from launchbay.engine.ledger import Ledger
 from launchbay.engine.release import DeploymentRunner
-from launchbay.engine.routing import EdgeProxy
+from launchbay.engine.routing import EdgeProxy, RouteRealization
 from launchbay.engine.runtime_control import RuntimeControl
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Workers
@@ -38,11 +38,11 @@ class ControlPlane:
                 ensure_local_server(db)
         self.targets = Targets(self.sessions)
         self.ledger = Ledger(self.sessions, settings.work_lease_seconds)
+        self.ops = Operations(settings, self.sessions, self.targets, self.wake)
         self.edge = EdgeProxy(self.sessions, settings, Caddy(
             settings.edge_admin, state_dir=settings.data_dir / "caddy",
-            manage=settings.edge_manage)) if settings.edge_enabled else None
+            manage=settings.edge_manage), self.ops.secrets) if settings.edge_enabled else None
         reroute = self.edge.apply if self.edge else None
-        self.ops = Operations(settings, self.sessions, self.targets, self.wake)
         background = [(settings.reconcile_seconds, self.reconcile)]
         if self.edge:
             background.append((1.0, self.edge.watch))
@@ -50,7 +50,8 @@ class ControlPlane:
             self.ledger,
             {"deployment": DeploymentRunner(self.sessions, self.ops.secrets, self.targets,
                                             reroute),
-             "runtime-maintenance": RuntimeControl(self.sessions, self.targets, reroute)},
+             "runtime-maintenance": RuntimeControl(self.sessions, self.targets, reroute),
+             "route-realization": RouteRealization(self.sessions, settings, self.edge)},
             count=settings.workers, poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.work_lease_seconds, background=background)
         self._started = False

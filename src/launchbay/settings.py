@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     edge_https_port: int = 443
     # Seconds a replaced release keeps serving the requests it has before it is stopped.
     edge_drain_seconds: float = 2
+    # Where custom domains should point (the server's public addresses or hostnames); domain
+    # ownership checks compare DNS answers with these. The resolver is `IP:PORT`, or the system's.
+    edge_public_addresses: list[str] = []
+    dns_resolver: str | None = None
+    # ACME for `auto` TLS: the directory (Let's Encrypt by default), a contact address, and a
+    # PEM file of extra roots to trust for the directory itself (a private or test CA).
+    acme_directory: str = "https://acme-v02.api.letsencrypt.org/directory"
+    acme_email: str | None = None
+    acme_trusted_roots: str | None = None
 
     @field_validator("listen")
     @classmethod

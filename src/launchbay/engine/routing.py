@@ -1,9 +1,11 @@
 """Routing: the edge proxy's configuration, computed from the store and loaded into Caddy.
 
 Every resource whose current release answers on a port gets a route from its generated
-hostname, `{resource}-{environment}-{project}.{base domain}`, to that port. The whole
-configuration is loaded at once and carries a content hash as its `@id`, so a quick look
-tells whether Caddy still has it (after Caddy or launchbay restarted, say).
+hostname, `{resource}-{environment}-{project}.{base domain}`, to that port; every domain
+binding a route that serves the same release or redirects to its canonical binding. TLS
+bindings are served on the HTTPS port with an imported certificate, Caddy's internal CA or
+ACME; their plain-HTTP requests are redirected. The whole configuration is loaded at once and
+carries a content hash as its `@id`, so a quick look tells whether Caddy still has it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,22 +22,34 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
+from launchbay import dns_lookup, tls_certificates
+from launchbay.crypto import SecretBox
 from launchbay.edge_proxy import Caddy, EdgeError
+from launchbay.engine.worker import Job, Retry
 from launchbay.settings import Settings
 from launchbay.slugs import slugify
-from launchbay.store.models import Deployment, Environment, Project, Resource
+from launchbay.store.models import (
+    Certificate,
+    Deployment,
+    DomainBinding,
+    Environment,
+    OperatorWork,
+    Project,
+    Resource,
+    utcnow,
+)
 
 log = logging.getLogger("launchbay.routing")
-SERVER = "launchbay"
+SERVER, TLS_SERVER = "launchbay", "launchbay-tls"
 
 
 def generated_host(resource: Resource, env: Environment, project: Project, base: str) -> str:
     return f"{resource.slug}-{slugify(env.name)}-{project.slug}.{base}"
 
 
-def public_url(settings: Settings, host: str) -> str:
-    port = settings.edge_http_port
-    return f"http://{host}{'' if port == 80 else f':{port}'}/"
+def public_url(settings: Settings, host: str, tls: bool = False) -> str:
+    port, default = ((settings.edge_https_port, 443) if tls else (settings.edge_http_port, 80))
+    return f"{'https' if tls else 'http'}://{host}{'' if port == default else f':{port}'}"
 
 
 @dataclass
@@ -43,74 +58,134 @@ class Route:
     resource_id: str
     hosts: list[str]
     path_prefix: str
-    upstream: str | None  # host:port; None with a redirect
-    redirect: tuple[str, int] | None = None  # (location, status)
+    upstream: str | None  # host:port of the current release
+    redirect: tuple[str, int] | None = None  # (location without the path, status)
+    tls: str = "disabled"  # disabled | auto | internal | manual
 
-    def caddy(self) -> dict[str, Any]:
+    def caddy(self, https_port: int | None = None) -> dict[str, Any]:
+        """This route in Caddy's JSON; with `https_port`, as the plain-HTTP route of a TLS host,
+        which redirects to HTTPS on that port."""
         match: dict[str, Any] = {"host": self.hosts}
         if self.path_prefix != "/":
             prefix = self.path_prefix.rstrip("/")
             match["path"] = [prefix, f"{prefix}/*"]
-        if self.redirect:
-            location, status = self.redirect
-            handle = {"handler": "static_response", "status_code": status,
-                      "headers": {"Location": [location + "{http.request.uri}"]}}
+        if https_port is not None:
+            port = "" if https_port == 443 else f":{https_port}"
+            handle = _redirect("https://{http.request.host}" + port, 308)
+        elif self.redirect:
+            handle = _redirect(*self.redirect)
+        elif self.upstream is None:
+            handle = {"handler": "static_response", "status_code": 503,
+                      "body": "this app has no running release yet\n"}
         else:
             # Retry a refused connection briefly, so a request never fails at the instant a
             # release is replaced.
             handle = {"handler": "reverse_proxy", "upstreams": [{"dial": self.upstream}],
                       "load_balancing": {"try_duration": "5s", "try_interval": "100ms"}}
-        return {"@id": self.id, "match": [match], "handle": [handle], "terminal": True}
+        return {"@id": self.id + ("-to-https" if https_port is not None else ""),
+                "match": [match], "handle": [handle], "terminal": True}
+
+
+def _redirect(location: str, status: int) -> dict[str, Any]:
+    return {"handler": "static_response", "status_code": status,
+            "headers": {"Location": [location + "{http.request.uri}"]}}
 
 
 def routes(db: DbSession, settings: Settings, resource_id: str | None = None) -> list[Route]:
     """The routes the store says the edge should serve (all, or one resource's), most
     specific first."""
-    query = (select(Resource, Environment, Project, Deployment)
+    query = (select(Resource, Environment, Project)
              .join(Environment, Resource.environment_id == Environment.id)
-             .join(Project, Resource.project_id == Project.id)
-             .join(Deployment, Resource.current_deployment_id == Deployment.id)
-             .where(Deployment.host_port.is_not(None)))
+             .join(Project, Resource.project_id == Project.id))
     if resource_id:
         query = query.where(Resource.id == resource_id)
     found = []
-    for resource, env, project, current in db.execute(query).all():
-        if resource.access_profile.get("generatedAccessMode") == "disabled":
-            continue
-        found.append(Route(
-            id=f"lb-res-{resource.id}", resource_id=resource.id,
-            hosts=[generated_host(resource, env, project, settings.base_domain)],
-            path_prefix=resource.access_profile.get("pathPrefix", "/"),
-            upstream=f"127.0.0.1:{current.host_port}"))
+    for resource, env, project in db.execute(query).all():
+        current = db.get(Deployment, resource.current_deployment_id) \
+            if resource.current_deployment_id else None
+        upstream = f"127.0.0.1:{current.host_port}" if current and current.host_port else None
+        if upstream and resource.access_profile.get("generatedAccessMode") != "disabled":
+            found.append(Route(
+                id=f"lb-res-{resource.id}", resource_id=resource.id,
+                hosts=[generated_host(resource, env, project, settings.base_domain)],
+                path_prefix=resource.access_profile.get("pathPrefix", "/"), upstream=upstream))
+        for b in db.scalars(select(DomainBinding).where(DomainBinding.resource_id == resource.id)):
+            redirect = None
+            target = db.get(DomainBinding, b.redirect_to) if b.redirect_to else None
+            if target is not None:
+                tls = target.tls_mode != "disabled"
+                redirect = (public_url(settings, target.domain_name, tls), b.redirect_status or 301)
+            found.append(Route(id=f"lb-dom-{b.id}", resource_id=resource.id,
+                               hosts=[b.domain_name], path_prefix=b.path_prefix,
+                               upstream=upstream, redirect=redirect, tls=b.tls_mode))
     return sorted(found, key=lambda r: (-len(r.path_prefix), r.id))
 
 
-def render(found: list[Route], settings: Settings) -> dict[str, Any]:
-    listen = f"{settings.edge_bind}:{settings.edge_http_port}"
-    server: dict[str, Any] = {
-        "listen": [listen],
-        "routes": [r.caddy() for r in found] + [{"handle": [{
-            "handler": "static_response", "status_code": 404,
-            "body": "no app is served at this address\n"}]}],
+def render(found: list[Route], settings: Settings,
+           certificates: list[dict[str, Any]]) -> dict[str, Any]:
+    """Caddy's configuration for `found` routes, with `certificates` ({certificate, key, tags})
+    for `manual` TLS."""
+    not_found = {"handle": [{"handler": "static_response", "status_code": 404,
+                             "body": "no app is served at this address\n"}]}
+    tls_routes = [r for r in found if r.tls != "disabled"]
+    servers: dict[str, Any] = {SERVER: {
+        "listen": [f"{settings.edge_bind}:{settings.edge_http_port}"],
+        "routes": [r.caddy(settings.edge_https_port if r.tls != "disabled" else None)
+                   for r in found] + [not_found],
         "automatic_https": {"disable": True},
-    }
-    digest = hashlib.sha256(json.dumps(server, sort_keys=True).encode()).hexdigest()[:16]
-    server["@id"] = f"{SERVER}-{digest}"
-    return {"apps": {"http": {"servers": {SERVER: server}}}}
+    }}
+    apps: dict[str, Any] = {"http": {"http_port": settings.edge_http_port,
+                                     "https_port": settings.edge_https_port,
+                                     "servers": servers}}
+    if tls_routes:
+        servers[TLS_SERVER] = {
+            "listen": [f"{settings.edge_bind}:{settings.edge_https_port}"],
+            "routes": [r.caddy() for r in tls_routes] + [not_found],
+            "tls_connection_policies": [{}], "automatic_https": {"disable": True}}
+        policies = []
+        internal = sorted({h for r in tls_routes if r.tls == "internal" for h in r.hosts})
+        if internal:
+            policies.append({"subjects": internal, "issuers": [{"module": "internal"}]})
+        acme = sorted({h for r in tls_routes if r.tls == "auto" for h in r.hosts})
+        if acme:
+            issuer: dict[str, Any] = {"module": "acme", "ca": settings.acme_directory}
+            if settings.acme_email:
+                issuer["email"] = settings.acme_email
+            if settings.acme_trusted_roots:
+                issuer["trusted_roots_pem_files"] = [settings.acme_trusted_roots]
+            policies.append({"subjects": acme, "issuers": [issuer]})
+        apps["tls"] = {"automation": {"policies": policies},
+                       "certificates": {"automate": internal + acme, "load_pem": certificates}}
+        if internal:  # never touch the host's trust stores
+            apps["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
+    digest = hashlib.sha256(json.dumps(apps, sort_keys=True).encode()).hexdigest()[:16]
+    servers[SERVER]["@id"] = f"{SERVER}-{digest}"
+    return {"apps": apps}
+
+
+def imported_certificates(db: DbSession, secrets: SecretBox) -> list[dict[str, Any]]:
+    rows = db.execute(select(Certificate).join(
+        DomainBinding, Certificate.domain_binding_id == DomainBinding.id).where(
+        Certificate.source == "imported", Certificate.status == "issued",
+        DomainBinding.tls_mode == "manual")).scalars()
+    return [{"certificate": c.certificate_pem, "key": secrets.decrypt(c.private_key),
+             "tags": [c.id]} for c in rows]
 
 
 class EdgeProxy:
     """Keeps Caddy serving what the store says, whatever restarts."""
 
-    def __init__(self, sessions: sessionmaker, settings: Settings, caddy: Caddy):
-        self.sessions, self.settings, self.caddy = sessions, settings, caddy
+    def __init__(self, sessions: sessionmaker, settings: Settings, caddy: Caddy,
+                 secrets: SecretBox):
+        self.sessions, self.settings, self.caddy, self.secrets = sessions, settings, caddy, secrets
         self._lock = threading.Lock()
         self._applied: str | None = None
 
     def apply(self) -> None:
         """Loads the desired configuration unless Caddy already has exactly it."""
         with self._lock, self.sessions() as db:
-            config = render(routes(db, self.settings), self.settings)
+            config = render(routes(db, self.settings), self.settings,
+                            imported_certificates(db, self.secrets))
             config_id = config["apps"]["http"]["servers"][SERVER]["@id"]
             if config_id == self._applied and self.caddy.has(config_id):
                 return
@@ -126,5 +201,90 @@ class EdgeProxy:
         except EdgeError as exc:
             log.warning("edge proxy: %s", exc)
 
+    def served_certificate(self, domain: str) -> tls_certificates.CertificateFacts | None:
+        host = self.settings.edge_bind or "127.0.0.1"
+        return tls_certificates.served(host, self.settings.edge_https_port, domain)
+
     def stop(self) -> None:
         self.caddy.stop()
+
+
+class RouteRealization:
+    """The handler of `route-realization` work: a binding's DNS is observed, the edge proxy
+    updated, and for managed TLS the certificate Caddy serves recorded."""
+
+    CERTIFICATE_WAIT = 60.0
+
+    def __init__(self, sessions: sessionmaker, settings: Settings, edge: EdgeProxy | None):
+        self.sessions, self.settings, self.edge = sessions, settings, edge
+
+    def run(self, job: Job) -> str:
+        binding_id = job.item.payload.get("domainBindingId")
+        with self.sessions() as db:
+            binding = db.get(DomainBinding, binding_id) if binding_id else None
+            domain = binding.domain_name if binding else None
+        if domain:
+            job.progress(phase="dns", step=f"observing the DNS of {domain}")
+            observation = dns_lookup.observe(domain, self.settings.edge_public_addresses,
+                                             self.settings.dns_resolver)
+            with self.sessions() as db:
+                b = db.get(DomainBinding, binding_id)
+                if b is not None:
+                    b.dns_observation = observation
+                    b.verification_attempt_count += 1
+                    db.commit()
+        if self.edge is None:
+            return "succeeded"
+        job.progress(phase="proxy", step="loading the edge proxy configuration")
+        try:
+            self.edge.apply()
+        except EdgeError as exc:
+            raise Retry("edge-proxy", str(exc)) from exc
+        with self.sessions() as db:
+            b = db.get(DomainBinding, binding_id) if binding_id else None
+            if b is None:
+                return "succeeded"
+            b.status = "active"
+            db.commit()
+            managed = b.tls_mode in ("auto", "internal")
+        if managed:
+            self._record_certificate(job, binding_id, domain)  # type: ignore[arg-type]
+        return "succeeded"
+
+    def _record_certificate(self, job: Job, binding_id: str, domain: str) -> None:
+        """Waits until Caddy serves a certificate for the domain, then records what it is."""
+        assert self.edge is not None
+        deadline = time.monotonic() + self.CERTIFICATE_WAIT
+        while True:
+            job.progress(phase="certificate", step=f"waiting for a certificate for {domain}")
+            found = self.edge.served_certificate(domain)
+            if found is not None and found.covers(domain):
+                break
+            if time.monotonic() > deadline:
+                raise Retry("certificate-pending",
+                            f"no certificate for {domain} is served yet")
+            time.sleep(0.5)
+        with self.sessions() as db:
+            c = db.scalar(select(Certificate).where(Certificate.domain_binding_id == binding_id,
+                                                    Certificate.source == "managed"))
+            if c is not None:
+                renewed = c.fingerprint is not None and c.fingerprint != found.fingerprint
+                c.status, c.issuer, c.fingerprint = "issued", found.issuer, found.fingerprint
+                c.not_before, c.expires_at = found.not_before, found.expires_at
+                c.key_algorithm, c.subject_alternative_names = found.key_algorithm, found.names
+                c.issued_at = utcnow() if renewed or c.issued_at is None else c.issued_at
+                c.attempts = [*(c.attempts or []), {
+                    "id": f"att_{job.item.id.split('_')[-1]}", "status": "issued",
+                    "reason": "renew" if renewed else "issue", "providerKey": c.provider_key,
+                    "requestedAt": utcnow().isoformat(), "issuedAt": utcnow().isoformat(),
+                    "expiresAt": found.expires_at.isoformat()}][-20:]
+                db.commit()
+
+    def give_up(self, item: OperatorWork, code: str, message: str) -> None:
+        binding_id = item.payload.get("domainBindingId")
+        with self.sessions() as db:
+            c = db.scalar(select(Certificate).where(Certificate.domain_binding_id == binding_id,
+                                                    Certificate.source == "managed"))
+            if c is not None and code == "certificate-pending":
+                c.status = "failed"
+                db.commit()

@@ -3,7 +3,9 @@
 from launchbay.operations import (  # noqa: F401  (each module registers its operations)
     audit,
     capabilities,
+    certificates,
     deployments,
+    domains,
     environments,
     identity,
     operator_work,

@@ -297,7 +297,7 @@ def generated_url(ctx: Context, r: Resource) -> tuple[str, str] | None:
     env, project = ctx.db.get_one(Environment, r.environment_id), ctx.db.get_one(Project,
                                                                                  r.project_id)
     host = generated_host(r, env, project, ctx.settings.base_domain)
-    return host, public_url(ctx.settings, host)
+    return host, public_url(ctx.settings, host) + "/"
 
 
 def current_route(ctx: Context, r: Resource) -> Route | None:

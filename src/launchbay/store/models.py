@@ -386,3 +386,60 @@ class OperatorWork(Base):
     started_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class DomainBinding(Base):
+    """A custom domain (and path prefix) that serves a resource or redirects to another binding.
+    Unique across the whole server: the edge proxy routes every organization's traffic."""
+
+    __tablename__ = "domain_bindings"
+    __table_args__ = (UniqueConstraint("domain_name", "path_prefix"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), index=True
+    )
+    server_id: Mapped[str] = mapped_column(ForeignKey("servers.id"))
+    domain_name: Mapped[str] = mapped_column(String(253))
+    path_prefix: Mapped[str] = mapped_column(String(500), default="/")
+    tls_mode: Mapped[str] = mapped_column(String(20), default="auto")
+    redirect_to: Mapped[str | None] = mapped_column(String(40))  # another binding's id
+    redirect_status: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="requested")
+    dns_observation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    verification_attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Certificate(Base):
+    """A TLS certificate of a binding: imported (PEM, key sealed), or issued by Caddy (ACME or
+    its internal CA), in which case the fields describe what Caddy serves."""
+
+    __tablename__ = "certificates"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    domain_binding_id: Mapped[str | None] = mapped_column(
+        ForeignKey("domain_bindings.id", ondelete="SET NULL"), index=True
+    )
+    domain_name: Mapped[str] = mapped_column(String(253))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    source: Mapped[str] = mapped_column(String(20))  # managed | imported
+    provider_key: Mapped[str] = mapped_column(String(40))  # acme | caddy-internal | manual
+    issuer: Mapped[str | None] = mapped_column(String(500))
+    not_before: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    issued_at: Mapped[datetime | None]
+    fingerprint: Mapped[str | None] = mapped_column(String(100))
+    key_algorithm: Mapped[str | None] = mapped_column(String(40))
+    subject_alternative_names: Mapped[list[str]] = mapped_column(default=list)
+    certificate_pem: Mapped[str | None] = mapped_column(Text)
+    private_key: Mapped[str | None] = mapped_column(Text)  # sealed with the master secret
+    attempts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

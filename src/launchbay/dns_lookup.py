@@ -1,0 +1,46 @@
+"""DNS observation of a custom domain: what A, AAAA and CNAME records say, against where the
+domain should point. Uses dnspython, with the system resolver or a configured one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import dns.exception
+import dns.resolver
+
+
+def observe(domain: str, expected: list[str], resolver_address: str | None = None,
+            timeout: float = 3.0) -> dict[str, Any]:
+    """{status, expectedTargets, observedTargets, checkedAt, message}; status is `matched`,
+    `mismatched`, `unresolvable` or `pending` (nothing to compare with)."""
+    resolver = dns.resolver.Resolver(configure=resolver_address is None)
+    if resolver_address:
+        host, _, port = resolver_address.rpartition(":")
+        resolver.nameservers, resolver.port = [host], int(port)
+    resolver.lifetime = resolver.timeout = timeout
+    observed: list[str] = []
+    error = None
+    for kind in ("CNAME", "A", "AAAA"):
+        try:
+            answer = resolver.resolve(domain, kind, raise_on_no_answer=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers) as exc:
+            error = f"{domain} does not resolve ({type(exc).__name__})"
+            break
+        except dns.exception.DNSException as exc:
+            error = f"DNS lookup of {domain} failed: {type(exc).__name__}"
+            continue
+        observed += [r.to_text().rstrip(".") for r in answer]
+    wanted = [t.rstrip(".").lower() for t in expected]
+    if observed and wanted:
+        status = "matched" if set(observed) & set(wanted) else "mismatched"
+        message = (f"{domain} points here" if status == "matched" else
+                   f"{domain} points to {', '.join(observed)}, not {', '.join(wanted)}")
+    elif observed:
+        status, message = "pending", "no expected target is configured " \
+            "(LAUNCHBAY_EDGE_PUBLIC_ADDRESSES)"
+    else:
+        status, message = "unresolvable", error or f"{domain} has no A, AAAA or CNAME record"
+    return {"status": status, "expectedTargets": wanted, "observedTargets": observed,
+            "checkedAt": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "message": message}
