@@ -192,6 +192,8 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "certificates.retry": {},
         "certificates.revoke": {},
         "certificates.delete": {},
+        "servers.edge-proxy.configure": {"proxyKind": "caddy"},
+        "servers.edge-proxy.bootstrap": {},
     }
 
 
@@ -203,7 +205,8 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "resourceId": world["resource"], "deploymentId": world["deployment"],
            "storageVolumeId": world["volume"], "attachmentId": world["attachment"],
            "workId": world["work"], "domainBindingId": world["binding"],
-           "certificateId": world["certificate"]}
+           "certificateId": world["certificate"],
+           "serverId": admin.get("/servers")["items"][0]["id"]}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

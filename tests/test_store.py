@@ -99,3 +99,20 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     make_sessionmaker(engine)
     engine.dispose()
+
+
+def test_upgrading_a_database_with_rows_keeps_them(database_url):
+    """Every migration applies on top of data, not only on an empty database."""
+    engine = make_engine(database_url)
+    upgrade(engine, "0002")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO servers (id, name, host, port, provider_key, target_kind, "
+            "lifecycle_status, created_at) VALUES ('srv_old', 'local', 'h', 0, 'local-docker', "
+            "'single-server', 'active', '2026-01-01 00:00:00')")
+    upgrade(engine)
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT edge_proxy_kind, edge_proxy_status FROM servers WHERE id = 'srv_old'").one()
+    assert tuple(row) == ("caddy", "pending")
+    engine.dispose()

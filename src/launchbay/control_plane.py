@@ -12,9 +12,10 @@ from sqlalchemy import text
 from launchbay.docker_engine import LogLine
 from launchbay.edge_proxy import Caddy
 from launchbay.engine import reconcile
+from launchbay.engine.health_monitor import HealthMonitor
 from launchbay.engine.ledger import Ledger
 from launchbay.engine.release import DeploymentRunner
-from launchbay.engine.routing import EdgeProxy, RouteRealization
+from launchbay.engine.routing import EdgeProxy, ProxyBootstrap, RouteRealization
 from launchbay.engine.runtime_control import RuntimeControl
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Workers
@@ -43,7 +44,9 @@ class ControlPlane:
             settings.edge_admin, state_dir=settings.data_dir / "caddy",
             manage=settings.edge_manage), self.ops.secrets) if settings.edge_enabled else None
         reroute = self.edge.apply if self.edge else None
-        background = [(settings.reconcile_seconds, self.reconcile)]
+        self.health = HealthMonitor(self.sessions, settings, self.targets)
+        background = [(settings.reconcile_seconds, self.reconcile),
+                      (settings.health_observe_seconds, self.health.sweep)]
         if self.edge:
             background.append((1.0, self.edge.watch))
         self.workers = Workers(
@@ -51,7 +54,8 @@ class ControlPlane:
             {"deployment": DeploymentRunner(self.sessions, self.ops.secrets, self.targets,
                                             reroute),
              "runtime-maintenance": RuntimeControl(self.sessions, self.targets, reroute),
-             "route-realization": RouteRealization(self.sessions, settings, self.edge)},
+             "route-realization": RouteRealization(self.sessions, settings, self.edge),
+             "proxy-bootstrap": ProxyBootstrap(self.edge)},
             count=settings.workers, poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.work_lease_seconds, background=background)
         self._started = False

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     work_lease_seconds: float = 30
     worker_poll_seconds: float = 0.5
     reconcile_seconds: float = 60
+    health_observe_seconds: float = 30
     # The edge proxy (Caddy): launchbay runs its own unless `edge_manage` is off, in which case
     # it drives the Caddy whose admin API answers at `edge_admin`.
     edge_enabled: bool = True

@@ -127,3 +127,44 @@ def test_zero_failed_requests_while_redeploying_twice(api, settings):
     order = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
     assert order == ["hello v1", "hello v2", "hello v3"], order
     assert len(seen) > 200
+
+
+def test_health_live_cached_and_history(api, settings):
+    ids = make_app(api, "lbtest/hello:v1")
+    none = api.get(f"/resources/{ids['resource']}/health", params={"mode": "live"})
+    assert none["overall"] == "not-deployed"
+    deployed(api, ids)
+    live = api.get(f"/resources/{ids['resource']}/health", params={"mode": "live"})
+    assert live["overall"] == "healthy" and live["mode"] == "live"
+    assert live["runtime"] == {**live["runtime"], "lifecycle": "running", "health": "healthy"}
+    assert live["publicAccess"]["status"] == "ready" and live["publicAccess"]["httpStatus"] == 200
+    cached = api.get(f"/resources/{ids['resource']}/health")
+    assert cached["mode"] == "cached" and cached["observedAt"] == live["observedAt"]
+    stop = api.ok("POST", f"/resources/{ids['resource']}/runtime/stop")
+    eventually(lambda: api.get(f"/operator-work/{stop['runtimeControlAttemptId']}")["item"][
+        "status"] == "succeeded")
+    down = api.get(f"/resources/{ids['resource']}/health", params={"mode": "live"})
+    assert down["overall"] == "unhealthy" and down["runtime"]["lifecycle"] == "stopped"
+    history = api.get(f"/resources/{ids['resource']}/health-history")["observations"]
+    assert [o["overall"] for o in history][:2] == ["unhealthy", "healthy"]
+    assert history[0]["runtimeLifecycle"] == "stopped"
+
+
+def test_server_edge_proxy_bootstrap_and_configuration(api, settings, cp):
+    server = api.server_id
+    eventually(lambda: api.get(f"/servers/{server}")["server"]["edgeProxy"]["status"] == "ready")
+    shown = api.get(f"/servers/{server}")["server"]["edgeProxy"]
+    assert shown["kind"] == "caddy" and shown["lastSucceededAt"]
+    ids = make_app(api, "lbtest/hello:v1")
+    deployed(api, ids)
+    host = host_of(api, ids["resource"])
+    eventually(lambda: via_edge(settings, host).status_code == 200)
+    off = api.post(f"/servers/{server}/edge-proxy/configuration", {"proxyKind": "none"})
+    assert off["edgeProxy"]["kind"] == "none"
+    eventually(lambda: via_edge(settings, host).status_code == 404)  # no routes any more
+    api.post(f"/servers/{server}/edge-proxy/configuration", {"proxyKind": "caddy"})
+    eventually(lambda: via_edge(settings, host).status_code == 200)
+    os.kill(cp.edge.caddy.pid(), signal.SIGKILL)
+    attempt = api.ok("POST", f"/servers/{server}/edge-proxy/bootstrap")["attemptId"]
+    eventually(lambda: api.get(f"/operator-work/{attempt}")["item"]["status"] == "succeeded")
+    assert via_edge(settings, host).text == "hello v1\n"

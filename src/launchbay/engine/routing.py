@@ -36,6 +36,7 @@ from launchbay.store.models import (
     OperatorWork,
     Project,
     Resource,
+    Server,
     utcnow,
 )
 
@@ -96,7 +97,9 @@ def routes(db: DbSession, settings: Settings, resource_id: str | None = None) ->
     specific first."""
     query = (select(Resource, Environment, Project)
              .join(Environment, Resource.environment_id == Environment.id)
-             .join(Project, Resource.project_id == Project.id))
+             .join(Project, Resource.project_id == Project.id)
+             .join(Server, Resource.server_id == Server.id)
+             .where(Server.edge_proxy_kind == "caddy"))
     if resource_id:
         query = query.where(Resource.id == resource_id)
     found = []
@@ -195,11 +198,34 @@ class EdgeProxy:
     def watch(self) -> None:
         """Starts Caddy if it is down and re-applies the routes if it lost them."""
         try:
+            self.bootstrap()
+        except EdgeError as exc:
+            log.warning("edge proxy: %s", exc)
+
+    def bootstrap(self) -> None:
+        """Caddy running with the routes loaded, and the servers' edge status recorded (only
+        when it changes)."""
+        try:
             if self.caddy.start():
                 self._applied = None
             self.apply()
         except EdgeError as exc:
-            log.warning("edge proxy: %s", exc)
+            self._record("failed", str(exc))
+            raise
+        self._record("ready", None)
+
+    def _record(self, status: str, error: str | None) -> None:
+        if (status, error) == getattr(self, "_recorded", None):
+            return
+        now = utcnow()
+        with self.sessions() as db:
+            for server in db.scalars(select(Server).where(Server.docker_url.is_(None))):
+                server.edge_proxy_status, server.edge_proxy_error = status, error
+                server.edge_proxy_checked_at = now
+                if status == "ready":
+                    server.edge_proxy_ready_at = now
+            db.commit()
+        self._recorded = (status, error)
 
     def served_certificate(self, domain: str) -> tls_certificates.CertificateFacts | None:
         host = self.settings.edge_bind or "127.0.0.1"
@@ -288,3 +314,24 @@ class RouteRealization:
             if c is not None and code == "certificate-pending":
                 c.status = "failed"
                 db.commit()
+
+
+class ProxyBootstrap:
+    """The handler of `proxy-bootstrap` work: the edge proxy started and its routes loaded."""
+
+    def __init__(self, edge: EdgeProxy | None):
+        self.edge = edge
+
+    def run(self, job: Job) -> str:
+        if self.edge is None:
+            return "succeeded"  # no edge proxy on this control plane: nothing to start
+        job.progress(phase="proxy", step="starting the edge proxy and loading its routes")
+        self.edge._recorded = None  # a bootstrap always records its outcome
+        try:
+            self.edge.bootstrap()
+        except EdgeError as exc:
+            raise Retry("edge-proxy", str(exc)) from exc
+        return "succeeded"
+
+    def give_up(self, item: OperatorWork, code: str, message: str) -> None:
+        pass

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import RootModel, field_validator, model_validator
 from sqlalchemy import func, select
 
 from launchbay.docker_engine import DockerException
-from launchbay.engine import routing
+from launchbay.engine import health_monitor, routing
 from launchbay.engine.routing import generated_host, public_url
 from launchbay.operations import variables
 from launchbay.operations.catalog import Context, operation
@@ -23,6 +23,7 @@ from launchbay.slugs import slugify
 from launchbay.store.models import (
     Deployment,
     Environment,
+    HealthObservation,
     OperatorWork,
     Project,
     Resource,
@@ -975,3 +976,72 @@ def proxy_configuration(ctx: Context, data: ProxyConfigurationIn) -> ProxyConfig
         resource_id=r.id, provider_key="caddy" if ctx.settings.edge_enabled else "none",
         status="configured" if found else "not-configured",
         routes=[route.caddy() for route in found], generated_at=utcnow())
+
+
+class HealthQuery(ResourceRef):
+    mode: Literal["cached", "live"] = "cached"
+    include_checks: bool = True
+    include_public_access_probe: bool = True
+    include_runtime_probe: bool = True
+
+
+class HealthSummary(RootModel[dict[str, Any]]):
+    pass
+
+
+# A cached observation younger than this is answered as is.
+FRESH = 60
+
+
+@operation("resources.health")
+def resource_health(ctx: Context, data: HealthQuery) -> HealthSummary:
+    """The resource's health: runtime, health check, public route. `cached` answers the latest
+    observation when it is fresh; `live` observes now (and records it)."""
+    r = get_resource(ctx, data.resource_id)
+    if data.mode == "cached":
+        latest = ctx.db.scalar(select(HealthObservation).where(
+            HealthObservation.resource_id == r.id)
+            .order_by(HealthObservation.observed_at.desc()).limit(1))
+        if latest is not None and (utcnow() - latest.observed_at).total_seconds() < FRESH:
+            return HealthSummary({**latest.summary, "mode": "cached"})
+    summary = health_monitor.observe(ctx.db, ctx.settings, ctx.runtime, r)
+    health_monitor.record(ctx.db, r, summary)
+    return HealthSummary({**summary, "mode": "live"})
+
+
+class HealthHistoryIn(ResourceRef):
+    limit: int = Field(200, ge=1, le=720)
+    window_from: datetime | None = Field(None, alias="window.from")
+    window_to: datetime | None = Field(None, alias="window.to")
+
+
+class HealthHistory(Schema):
+    schema_version: str = "resources.health-history/v1"
+    resource_id: str
+    from_: Timestamp | None = Field(None, alias="from")
+    to: Timestamp | None
+    generated_at: Timestamp
+    observations: list[dict[str, Any]]
+
+
+@operation("resources.health-history")
+def health_history(ctx: Context, data: HealthHistoryIn) -> HealthHistory:
+    """The resource's recorded health observations, newest first (kept for a week)."""
+    r = get_resource(ctx, data.resource_id)
+    query = select(HealthObservation).where(HealthObservation.resource_id == r.id)
+    if data.window_from:
+        query = query.where(HealthObservation.observed_at >= data.window_from)
+    if data.window_to:
+        query = query.where(HealthObservation.observed_at <= data.window_to)
+    rows = ctx.db.scalars(query.order_by(HealthObservation.observed_at.desc()).limit(data.limit))
+    observations = [{
+        "observationId": o.id, "observedAt": o.summary.get("observedAt"), "overall": o.overall,
+        "runtimeLifecycle": o.summary["runtime"]["lifecycle"],
+        "runtimeHealth": o.summary["runtime"]["health"],
+        "publicAccessStatus": o.summary["publicAccess"]["status"],
+        "proxyStatus": o.summary["proxy"]["status"],
+        "healthPolicyStatus": o.summary["healthPolicy"]["status"],
+        "latestDeploymentId": (o.summary.get("latestDeployment") or {}).get("id"),
+        "summary": o.summary} for o in rows]
+    return HealthHistory(resource_id=r.id, from_=data.window_from, to=data.window_to,
+                         generated_at=utcnow(), observations=observations)

@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
 from launchbay.docker_engine import DockerException
 from launchbay.operations.catalog import Context, operation
-from launchbay.operations.errors import NotFound
+from launchbay.operations.errors import Forbidden, NotFound
 from launchbay.operations.schemas import CountOut, Field, Id, Schema, Timestamp
 from launchbay.store.models import Deployment, Resource, Server, new_id, utcnow
 
@@ -54,6 +54,10 @@ def default_server(ctx: Context) -> Server:
 class EdgeProxy(Schema):
     kind: str = "none"
     status: str = "pending"
+    last_attempt_at: Timestamp | None = None
+    last_succeeded_at: Timestamp | None = None
+    last_error_code: str | None = None
+    last_error_message: str | None = None
 
 
 class ServerOut(Schema):
@@ -66,14 +70,23 @@ class ServerOut(Schema):
     lifecycle_status: str
     deactivated_at: Timestamp | None = None
     deactivation_reason: str | None = None
-    edge_proxy: EdgeProxy = Field(default_factory=EdgeProxy)
+    edge_proxy: EdgeProxy
     credential: dict[str, Any] | None = None
     created_at: Timestamp
+
+
+def edge_proxy(s: Server) -> EdgeProxy:
+    return EdgeProxy(kind=s.edge_proxy_kind, status=s.edge_proxy_status,
+                     last_attempt_at=s.edge_proxy_checked_at,
+                     last_succeeded_at=s.edge_proxy_ready_at,
+                     last_error_code="edge-proxy" if s.edge_proxy_error else None,
+                     last_error_message=s.edge_proxy_error)
 
 
 def _out(s: Server) -> ServerOut:
     return ServerOut(id=s.id, name=s.name, host=s.host, port=s.port, provider_key=s.provider_key,
                      target_kind=s.target_kind, lifecycle_status=s.lifecycle_status,
+                     edge_proxy=edge_proxy(s),
                      credential={"kind": "local-docker-socket"} if s.docker_url is None else None,
                      created_at=s.created_at)
 
@@ -218,3 +231,47 @@ def server_capacity(ctx: Context, data: ServerRef) -> Capacity:
         cpu={"logicalCores": os.cpu_count(), "loadAverage1m": load[0], "loadAverage5m": load[1],
              "loadAverage15m": load[2]},
         launchbay_containers=containers, warnings=warnings, partial=partial)
+
+
+class EdgeProxyConfigure(ServerRef):
+    proxy_kind: Literal["caddy", "none"]
+
+
+class EdgeProxyConfigured(Schema):
+    id: str
+    edge_proxy: EdgeProxy
+
+
+def _server_admin(ctx: Context, server_id: str) -> Server:
+    """A server the caller may reconfigure: its organization's, or (owners only) the shared one."""
+    server = get_server(ctx, server_id)
+    if server.organization_id is None and ctx.role != "owner":
+        raise Forbidden("the shared server's edge proxy is configured by an owner")
+    return server
+
+
+@operation("servers.edge-proxy.configure", role="admin", audit="server.edge-proxy-configured")
+def configure_edge_proxy(ctx: Context, data: EdgeProxyConfigure) -> EdgeProxyConfigured:
+    """Chooses the server's edge proxy: `caddy` routes its resources, `none` leaves them on
+    their loopback ports only."""
+    server = _server_admin(ctx, data.server_id)
+    server.edge_proxy_kind = data.proxy_kind
+    server.edge_proxy_status = "pending"
+    ctx.enqueue("proxy-bootstrap", "servers.edge-proxy.configure", server_id=server.id)
+    ctx.audit(server.id, proxyKind=data.proxy_kind)
+    return EdgeProxyConfigured(id=server.id, edge_proxy=edge_proxy(server))
+
+
+class Bootstrapped(Schema):
+    server_id: str
+    attempt_id: str
+
+
+@operation("servers.edge-proxy.bootstrap", role="admin", audit="server.edge-proxy-bootstrapped")
+def bootstrap_edge_proxy(ctx: Context, data: ServerRef) -> Bootstrapped:
+    """(Re)starts the server's edge proxy and loads its routes; follow the returned work item."""
+    server = _server_admin(ctx, data.server_id)
+    work = ctx.enqueue("proxy-bootstrap", "servers.edge-proxy.bootstrap", server_id=server.id)
+    ctx.db.flush()
+    ctx.audit(server.id, workId=work.id)
+    return Bootstrapped(server_id=server.id, attempt_id=work.id)

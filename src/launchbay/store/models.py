@@ -226,6 +226,12 @@ class Server(Base):
     target_kind: Mapped[str] = mapped_column(String(40), default="single-server")
     docker_url: Mapped[str | None] = mapped_column(String(500))
     lifecycle_status: Mapped[str] = mapped_column(String(20), default="active")
+    # The edge proxy of the server: its kind (caddy | none) and the last bootstrap's outcome.
+    edge_proxy_kind: Mapped[str] = mapped_column(String(20), default="caddy")
+    edge_proxy_status: Mapped[str] = mapped_column(String(20), default="pending")
+    edge_proxy_checked_at: Mapped[datetime | None]
+    edge_proxy_ready_at: Mapped[datetime | None]
+    edge_proxy_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -443,3 +449,15 @@ class Certificate(Base):
     attempts: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class HealthObservation(Base):
+    """What a resource's health looked like at one moment (kept for its health history)."""
+
+    __tablename__ = "health_observations"
+    __table_args__ = (Index("ix_health_resource_observed", "resource_id", "observed_at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
+    observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    overall: Mapped[str] = mapped_column(String(20))
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,143 @@
+"""Health of a resource, observed: its container, its health check answered directly, and its
+public route answered through the edge proxy. Observations are kept for the health history."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
+
+from launchbay.docker_engine import DockerException
+from launchbay.engine.health import probe
+from launchbay.engine.plan import ReleasePlan
+from launchbay.engine.routing import generated_host
+from launchbay.engine.targets import Targets
+from launchbay.schemas_time import iso
+from launchbay.settings import Settings
+from launchbay.store.models import (
+    Deployment,
+    Environment,
+    HealthObservation,
+    Project,
+    Resource,
+    Server,
+    new_id,
+    utcnow,
+)
+
+log = logging.getLogger("launchbay.health")
+KEEP = timedelta(days=7)
+_edge = httpx.Client(trust_env=False, follow_redirects=False)
+
+
+def observe(db: DbSession, settings: Settings, targets: Targets, r: Resource) -> dict[str, Any]:
+    """A `resources.health/v1` summary of the resource, observed now."""
+    now = utcnow()
+    latest = db.scalar(select(Deployment).where(Deployment.resource_id == r.id)
+                       .order_by(Deployment.created_at.desc()).limit(1))
+    current = db.get(Deployment, r.current_deployment_id) if r.current_deployment_id else None
+    plan = ReleasePlan.model_validate(current.plan) if current else None
+    runtime: dict[str, Any] = {"lifecycle": "not-deployed", "health": "unknown",
+                               "observedAt": iso(now), "runtimeKind": "docker-container"}
+    if current is not None and current.container_id:
+        try:
+            info = targets.docker(current.server_id).inspect(current.container_id)
+        except (DockerException, OSError) as exc:
+            info, runtime["reasonCode"], runtime["message"] = None, "runtime-unreachable", str(exc)
+        if info is None:
+            runtime.update(lifecycle="missing", health="unhealthy")
+        elif info.status != "running":
+            runtime.update(lifecycle="stopped" if info.status == "exited" else info.status,
+                           health="unhealthy", message=f"container {info.status}")
+        else:
+            runtime["lifecycle"] = "running"
+            if plan and plan.health.enabled and current.host_port:
+                ok, seen = probe(f"http://127.0.0.1:{current.host_port}{plan.health.path}",
+                                 plan.health)
+                runtime.update(health="healthy" if ok else "unhealthy", message=seen)
+            else:
+                runtime["health"] = "healthy"
+    public = _public_access(db, settings, r, plan)
+    server = db.get(Server, r.server_id)
+    if runtime["lifecycle"] == "not-deployed":
+        overall = "not-deployed"
+    elif runtime["health"] != "healthy":
+        overall = "unhealthy"
+    elif public["status"] == "failed":
+        overall = "degraded"
+    else:
+        overall = "healthy"
+    return {
+        "schemaVersion": "resources.health/v1", "resourceId": r.id, "generatedAt": iso(now),
+        "observedAt": iso(now), "overall": overall,
+        "latestDeployment": {"id": latest.id, "status": latest.status,
+                             "createdAt": iso(latest.created_at),
+                             "finishedAt": iso(latest.finished_at) if latest.finished_at
+                             else None, "serverId": latest.server_id} if latest else None,
+        "runtime": runtime,
+        "healthPolicy": {"status": "configured" if r.health_policy else "default",
+                         "enabled": plan.health.enabled if plan else True, "type": "http",
+                         "path": plan.health.path if plan else "/",
+                         "expectedStatusCode": plan.health.expected_status if plan else None,
+                         "intervalSeconds": plan.health.interval_seconds if plan else None,
+                         "timeoutSeconds": plan.health.timeout_seconds if plan else None,
+                         "retries": plan.health.retries if plan else None,
+                         "startPeriodSeconds": plan.health.start_period_seconds if plan
+                         else None},
+        "publicAccess": public,
+        "proxy": {"kind": server.edge_proxy_kind if server else "none",
+                  "status": server.edge_proxy_status if server else "unknown"},
+    }
+
+
+def _public_access(db: DbSession, settings: Settings, r: Resource,
+                   plan: ReleasePlan | None) -> dict[str, Any]:
+    """Asks the edge proxy for the resource's health path at its generated hostname."""
+    if not settings.edge_enabled or r.access_profile.get("generatedAccessMode") == "disabled":
+        return {"status": "not-configured", "kind": "none"}
+    if plan is None:
+        return {"status": "not-ready", "kind": "generated-default-access",
+                "reasonCode": "runtime_not_ready"}
+    host = generated_host(r, db.get_one(Environment, r.environment_id),
+                          db.get_one(Project, r.project_id), settings.base_domain)
+    edge = settings.edge_bind or "127.0.0.1"
+    url = f"http://{edge}:{settings.edge_http_port}{plan.health.path}"
+    try:
+        answer = _edge.get(url, headers={"Host": host}, timeout=plan.health.timeout_seconds)
+    except httpx.HTTPError as exc:
+        return {"status": "failed", "kind": "generated-default-access", "url": f"http://{host}/",
+                "reasonCode": "edge_unreachable", "message": type(exc).__name__}
+    healthy = 200 <= answer.status_code < 400
+    return {"status": "ready" if healthy else "failed", "kind": "generated-default-access",
+            "url": f"http://{host}/", "httpStatus": answer.status_code,
+            "reasonCode": None if healthy else "resource_access_unhealthy"}
+
+
+def record(db: DbSession, r: Resource, summary: dict[str, Any]) -> HealthObservation:
+    observation = HealthObservation(id=new_id("hob"), resource_id=r.id,
+                                    overall=summary["overall"], summary=summary)
+    db.add(observation)
+    return observation
+
+
+class HealthMonitor:
+    """Records every deployed resource's health periodically, and forgets week-old records."""
+
+    def __init__(self, sessions: sessionmaker, settings: Settings, targets: Targets):
+        self.sessions, self.settings, self.targets = sessions, settings, targets
+
+    def sweep(self) -> int:
+        with self.sessions() as db:
+            resources = list(db.scalars(select(Resource).where(
+                Resource.current_deployment_id.is_not(None))))
+            for r in resources:
+                record(db, r, observe(db, self.settings, self.targets, r))
+            db.execute(delete(HealthObservation).where(
+                HealthObservation.observed_at < utcnow() - KEEP))
+            db.commit()
+        return len(resources)
