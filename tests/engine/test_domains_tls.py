@@ -228,3 +228,45 @@ def test_auto_tls_obtains_a_certificate_from_pebble(api):
     assert "Pebble" in cert["issuer"] and cert["providerKey"] == "acme"
     served = tls_certificates.served("127.0.0.1", EDGE_HTTPS, "auto.example.com")
     assert served.fingerprint == cert["fingerprint"] and "Pebble" in served.issuer
+
+
+def test_cli_domains_and_certs(api, server, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from launchbay.cli.main import app
+
+    monkeypatch.setenv("LAUNCHBAY_URL", server)
+    monkeypatch.setenv("LAUNCHBAY_TOKEN", api.token)
+    monkeypatch.setenv("LAUNCHBAY_CLI_CONFIG", str(tmp_path / "cli"))
+    runner = CliRunner()
+
+    def cli(*args: str, ok: bool = True) -> str:
+        result = runner.invoke(app, list(args))
+        assert (result.exit_code == 0) == ok, (args, result.output)
+        return result.output
+
+    ids = make_app(api, "lbtest/hello:v1", name="shop")
+    deployed(api, ids)
+    assert "bound cli.example.com" in cli("domains", "add", "shop", "cli.example.com",
+                                          "--tls", "disabled")
+    cli("domains", "add", "shop", "old.example.com", "--tls", "disabled", "--redirect-to",
+        "cli.example.com", "--status", "302")
+    listed = json.loads(cli("domains", "list", "shop", "--json"))
+    assert {b["domainName"] for b in listed} == {"cli.example.com", "old.example.com"}
+    deadline = time.monotonic() + 15
+    while via_edge("old.example.com").status_code != 302:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    cli("domains", "add", "shop", "tls.example.com", "--tls", "manual")
+    cert, key = certs.make(["tls.example.com"])
+    (tmp_path / "c.pem").write_text(certs.pem(cert))
+    (tmp_path / "k.pem").write_text(certs.key_pem(key))
+    assert "imported" in cli("certs", "import", "tls.example.com", "--cert",
+                             str(tmp_path / "c.pem"), "--key", str(tmp_path / "k.pem"))
+    listed_certs = json.loads(cli("certs", "list", "--json"))
+    assert [(c["domainName"], c["source"]) for c in listed_certs] == [
+        ("tls.example.com", "imported")]
+    assert "DOMAIN" in cli("certs", "list")
+    cli("domains", "rm", "old.example.com", "--yes")
+    assert "no binding for nope.example.com" in cli("domains", "rm", "nope.example.com",
+                                                    "--yes", ok=False)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from launchbay.cli import apps
+from launchbay.cli import apps, domains
 from launchbay.cli.client import Client, err, save_credentials
 from launchbay.cli.output import emit, out
 
@@ -17,6 +17,8 @@ projects_app = typer.Typer(help="Projects.", no_args_is_help=True)
 envs_app = typer.Typer(help="Environments and their variables.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(apps.apps_app, name="apps")
+app.add_typer(domains.domains_app, name="domains")
+app.add_typer(domains.certs_app, name="certs")
 for command in (apps.deploy, apps.logs, apps.rollback, apps.ps):
     app.command()(command)
 app.add_typer(projects_app, name="projects")
