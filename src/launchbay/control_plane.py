@@ -48,7 +48,8 @@ class ControlPlane:
         background = [(settings.reconcile_seconds, self.reconcile),
                       (settings.health_observe_seconds, self.health.sweep)]
         if self.edge:
-            background.append((1.0, self.edge.watch))
+            background += [(1.0, self.edge.watch),
+                           (settings.reconcile_seconds, self.edge.refresh_certificates)]
         self.workers = Workers(
             self.ledger,
             {"deployment": DeploymentRunner(self.sessions, self.ops.secrets, self.targets,

@@ -270,3 +270,21 @@ def test_cli_domains_and_certs(api, server, tmp_path, monkeypatch):
     cli("domains", "rm", "old.example.com", "--yes")
     assert "no binding for nope.example.com" in cli("domains", "rm", "nope.example.com",
                                                     "--yes", ok=False)
+
+
+def test_a_renewed_certificate_shows_as_a_renewal(api, cp):
+    ids = make_app(api, "lbtest/hello:v1")
+    deployed(api, ids)
+    binding = bind(api, ids, "renew.example.com", tlsMode="internal")
+    first = issued(api, binding)
+    other, _ = certs.make(["renew.example.com"], days=60)  # as if Caddy had renewed it
+    from launchbay.engine.routing import note_certificate
+
+    with cp.sessions() as db:
+        note_certificate(db, binding, tls_certificates.facts(other))
+        db.commit()
+    cp.edge.refresh_certificates()  # and the real served certificate is noticed again
+    renewed = api.get(f"/certificates/{first['id']}")
+    assert [a["reason"] for a in renewed["attempts"] if a["status"] == "issued"][-2:] == \
+        ["renew", "renew"]
+    assert renewed["fingerprint"] == first["fingerprint"]

@@ -37,6 +37,7 @@ from launchbay.store.models import (
     Project,
     Resource,
     Server,
+    new_id,
     utcnow,
 )
 
@@ -175,6 +176,25 @@ def imported_certificates(db: DbSession, secrets: SecretBox) -> list[dict[str, A
              "tags": [c.id]} for c in rows]
 
 
+def note_certificate(db: DbSession, binding_id: str,
+                     found: tls_certificates.CertificateFacts) -> None:
+    """Records what Caddy serves for a binding's managed certificate; a new fingerprint is an
+    issuance (or, after one, a renewal) in the certificate's attempts."""
+    c = db.scalar(select(Certificate).where(Certificate.domain_binding_id == binding_id,
+                                            Certificate.source == "managed"))
+    if c is None or c.fingerprint == found.fingerprint:
+        return
+    renewed = c.fingerprint is not None
+    c.status, c.issuer, c.fingerprint = "issued", found.issuer, found.fingerprint
+    c.not_before, c.expires_at = found.not_before, found.expires_at
+    c.key_algorithm, c.subject_alternative_names = found.key_algorithm, found.names
+    c.issued_at = utcnow()
+    c.attempts = [*(c.attempts or []), {
+        "id": new_id("att"), "status": "issued", "reason": "renew" if renewed else "issue",
+        "providerKey": c.provider_key, "requestedAt": utcnow().isoformat(),
+        "issuedAt": utcnow().isoformat(), "expiresAt": found.expires_at.isoformat()}][-20:]
+
+
 class EdgeProxy:
     """Keeps Caddy serving what the store says, whatever restarts."""
 
@@ -226,6 +246,19 @@ class EdgeProxy:
                     server.edge_proxy_ready_at = now
             db.commit()
         self._recorded = (status, error)
+
+    def refresh_certificates(self) -> None:
+        """Looks at what Caddy serves for every managed certificate, so that renewals (and
+        expiry dates) show without anybody asking."""
+        with self.sessions() as db:
+            bindings = list(db.execute(select(DomainBinding.id, DomainBinding.domain_name).where(
+                DomainBinding.tls_mode.in_(("auto", "internal")))).all())
+        for binding_id, domain in bindings:
+            found = self.served_certificate(domain)
+            if found is not None and found.covers(domain):
+                with self.sessions() as db:
+                    note_certificate(db, binding_id, found)
+                    db.commit()
 
     def served_certificate(self, domain: str) -> tls_certificates.CertificateFacts | None:
         host = self.settings.edge_bind or "127.0.0.1"
@@ -291,20 +324,8 @@ class RouteRealization:
                             f"no certificate for {domain} is served yet")
             time.sleep(0.5)
         with self.sessions() as db:
-            c = db.scalar(select(Certificate).where(Certificate.domain_binding_id == binding_id,
-                                                    Certificate.source == "managed"))
-            if c is not None:
-                renewed = c.fingerprint is not None and c.fingerprint != found.fingerprint
-                c.status, c.issuer, c.fingerprint = "issued", found.issuer, found.fingerprint
-                c.not_before, c.expires_at = found.not_before, found.expires_at
-                c.key_algorithm, c.subject_alternative_names = found.key_algorithm, found.names
-                c.issued_at = utcnow() if renewed or c.issued_at is None else c.issued_at
-                c.attempts = [*(c.attempts or []), {
-                    "id": f"att_{job.item.id.split('_')[-1]}", "status": "issued",
-                    "reason": "renew" if renewed else "issue", "providerKey": c.provider_key,
-                    "requestedAt": utcnow().isoformat(), "issuedAt": utcnow().isoformat(),
-                    "expiresAt": found.expires_at.isoformat()}][-20:]
-                db.commit()
+            note_certificate(db, binding_id, found)
+            db.commit()
 
     def give_up(self, item: OperatorWork, code: str, message: str) -> None:
         binding_id = item.payload.get("domainBindingId")
