@@ -194,6 +194,7 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "certificates.delete": {},
         "servers.edge-proxy.configure": {"proxyKind": "caddy"},
         "servers.edge-proxy.bootstrap": {},
+        "default-access-domain-policies.configure": {"mode": "disabled"},
     }
 
 

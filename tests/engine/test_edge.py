@@ -168,3 +168,28 @@ def test_server_edge_proxy_bootstrap_and_configuration(api, settings, cp):
     attempt = api.ok("POST", f"/servers/{server}/edge-proxy/bootstrap")["attemptId"]
     eventually(lambda: api.get(f"/operator-work/{attempt}")["item"]["status"] == "succeeded")
     assert via_edge(settings, host).text == "hello v1\n"
+
+
+def test_default_access_policy_template_and_switch(api, settings):
+    ids = make_app(api, "lbtest/hello:v1", name="web")
+    deployed(api, ids)
+    assert api.get("/default-access-domain-policies/show")["policy"] is None
+    api.post("/default-access-domain-policies", {
+        "scope": {"kind": "system"}, "mode": "enabled",
+        "templateRef": "{resource}.{project}.{baseDomain}"})
+    host = "web.web-project.localhost"
+    assert eventually(lambda: via_edge(settings, host).text == "hello v1\n")
+    assert host_of(api, ids["resource"]) == host
+    bad = api.request("POST", "/default-access-domain-policies",
+                      {"mode": "enabled", "templateRef": "{nope}.example.com"})
+    assert bad.status_code == 400
+    api.post("/default-access-domain-policies", {
+        "scope": {"kind": "deployment-target", "serverId": api.server_id}, "mode": "disabled"})
+    assert eventually(lambda: via_edge(settings, host).status_code == 404)
+    shown = api.get(f"/resources/{ids['resource']}", params={"includeAccessSummary": "true"})
+    assert shown["accessSummary"]["latestGeneratedAccessRoute"]["hostname"] == "127.0.0.1"
+    assert len(api.get("/default-access-domain-policies")["items"]) == 2
+    beta = api.post("/organizations", {"name": "Beta"})["organizationId"]
+    api.post("/organizations/current-context/switch", {"organizationId": beta})
+    refused = api.request("POST", "/default-access-domain-policies", {"mode": "enabled"})
+    assert refused.status_code == 403 and refused.json()["code"] == "instance_owner_required"

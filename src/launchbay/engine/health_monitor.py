@@ -21,9 +21,7 @@ from launchbay.schemas_time import iso
 from launchbay.settings import Settings
 from launchbay.store.models import (
     Deployment,
-    Environment,
     HealthObservation,
-    Project,
     Resource,
     Server,
     new_id,
@@ -98,13 +96,12 @@ def observe(db: DbSession, settings: Settings, targets: Targets, r: Resource) ->
 def _public_access(db: DbSession, settings: Settings, r: Resource,
                    plan: ReleasePlan | None) -> dict[str, Any]:
     """Asks the edge proxy for the resource's health path at its generated hostname."""
-    if not settings.edge_enabled or r.access_profile.get("generatedAccessMode") == "disabled":
+    host = generated_host(db, settings, r) if settings.edge_enabled else None
+    if host is None:
         return {"status": "not-configured", "kind": "none"}
     if plan is None:
         return {"status": "not-ready", "kind": "generated-default-access",
                 "reasonCode": "runtime_not_ready"}
-    host = generated_host(r, db.get_one(Environment, r.environment_id),
-                          db.get_one(Project, r.project_id), settings.base_domain)
     edge = settings.edge_bind or "127.0.0.1"
     url = f"http://{edge}:{settings.edge_http_port}{plan.health.path}"
     try:

@@ -29,6 +29,7 @@ from launchbay.engine.worker import Job, Retry
 from launchbay.settings import Settings
 from launchbay.slugs import slugify
 from launchbay.store.models import (
+    AccessPolicy,
     Certificate,
     Deployment,
     DomainBinding,
@@ -45,8 +46,34 @@ log = logging.getLogger("launchbay.routing")
 SERVER, TLS_SERVER = "launchbay", "launchbay-tls"
 
 
-def generated_host(resource: Resource, env: Environment, project: Project, base: str) -> str:
-    return f"{resource.slug}-{slugify(env.name)}-{project.slug}.{base}"
+DEFAULT_TEMPLATE = "{resource}-{environment}-{project}.{baseDomain}"
+
+
+def access_policy(db: DbSession, server_id: str) -> tuple[str, str]:
+    """(mode, hostname template) for a server's resources: its own policy, else the system's,
+    else generated hostnames on with the default template."""
+    for kind, sid in (("deployment-target", server_id), ("system", None)):
+        policy = db.scalar(select(AccessPolicy).where(
+            AccessPolicy.scope_kind == kind,
+            AccessPolicy.server_id == sid if sid else AccessPolicy.server_id.is_(None)))
+        if policy is not None:
+            return policy.mode, policy.template
+    return "enabled", DEFAULT_TEMPLATE
+
+
+def generated_host(db: DbSession, settings: Settings, resource: Resource,
+                   env: Environment | None = None, project: Project | None = None) -> str | None:
+    """The resource's generated hostname, or None when its access profile or the policy turn
+    generated access off."""
+    if resource.access_profile.get("generatedAccessMode") == "disabled":
+        return None
+    mode, template = access_policy(db, resource.server_id)
+    if mode == "disabled":
+        return None
+    env = env or db.get_one(Environment, resource.environment_id)
+    project = project or db.get_one(Project, resource.project_id)
+    return template.format(resource=resource.slug, environment=slugify(env.name),
+                           project=project.slug, baseDomain=settings.base_domain)
 
 
 def public_url(settings: Settings, host: str, tls: bool = False) -> str:
@@ -108,10 +135,10 @@ def routes(db: DbSession, settings: Settings, resource_id: str | None = None) ->
         current = db.get(Deployment, resource.current_deployment_id) \
             if resource.current_deployment_id else None
         upstream = f"127.0.0.1:{current.host_port}" if current and current.host_port else None
-        if upstream and resource.access_profile.get("generatedAccessMode") != "disabled":
+        host = generated_host(db, settings, resource, env, project) if upstream else None
+        if host:
             found.append(Route(
-                id=f"lb-res-{resource.id}", resource_id=resource.id,
-                hosts=[generated_host(resource, env, project, settings.base_domain)],
+                id=f"lb-res-{resource.id}", resource_id=resource.id, hosts=[host],
                 path_prefix=resource.access_profile.get("pathPrefix", "/"), upstream=upstream))
         for b in db.scalars(select(DomainBinding).where(DomainBinding.resource_id == resource.id)):
             redirect = None

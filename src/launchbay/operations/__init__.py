@@ -1,6 +1,7 @@
 """Business operations. Importing this package fills the catalog."""
 
 from launchbay.operations import (  # noqa: F401  (each module registers its operations)
+    access_policies,
     audit,
     capabilities,
     certificates,

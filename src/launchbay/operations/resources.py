@@ -22,10 +22,8 @@ from launchbay.operations.variables import Entry, Exposure, VariableIn, Variable
 from launchbay.slugs import slugify
 from launchbay.store.models import (
     Deployment,
-    Environment,
     HealthObservation,
     OperatorWork,
-    Project,
     Resource,
     ResourceVariable,
     StorageAttachment,
@@ -293,12 +291,8 @@ def attachments(ctx: Context, resource_id: str) -> list[tuple[StorageAttachment,
 
 def generated_url(ctx: Context, r: Resource) -> tuple[str, str] | None:
     """The resource's generated (hostname, URL) through the edge proxy, if it has one."""
-    if not ctx.settings.edge_enabled or r.access_profile.get("generatedAccessMode") == "disabled":
-        return None
-    env, project = ctx.db.get_one(Environment, r.environment_id), ctx.db.get_one(Project,
-                                                                                 r.project_id)
-    host = generated_host(r, env, project, ctx.settings.base_domain)
-    return host, public_url(ctx.settings, host) + "/"
+    host = generated_host(ctx.db, ctx.settings, r) if ctx.settings.edge_enabled else None
+    return (host, public_url(ctx.settings, host) + "/") if host else None
 
 
 def current_route(ctx: Context, r: Resource) -> Route | None:

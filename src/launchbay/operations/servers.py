@@ -15,7 +15,7 @@ from launchbay.docker_engine import DockerException
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.errors import Forbidden, NotFound
 from launchbay.operations.schemas import CountOut, Field, Id, Schema, Timestamp
-from launchbay.store.models import Deployment, Resource, Server, new_id, utcnow
+from launchbay.store.models import Deployment, Organization, Resource, Server, new_id, utcnow
 
 LOCAL = "local-docker"
 
@@ -242,11 +242,21 @@ class EdgeProxyConfigured(Schema):
     edge_proxy: EdgeProxy
 
 
+def require_instance_owner(ctx: Context, what: str) -> None:
+    """Settings every organization shares are changed only by the owner of the instance's first
+    organization (the one created at bootstrap)."""
+    first = ctx.db.scalar(select(Organization.id).order_by(Organization.created_at).limit(1))
+    if ctx.org_id != first or ctx.role != "owner":
+        raise Forbidden(f"{what} is changed by the owner of the instance's first organization",
+                        code="instance_owner_required")
+
+
 def _server_admin(ctx: Context, server_id: str) -> Server:
-    """A server the caller may reconfigure: its organization's, or (owners only) the shared one."""
+    """A server the caller may reconfigure: its organization's, or (the instance owner only)
+    the shared one."""
     server = get_server(ctx, server_id)
-    if server.organization_id is None and ctx.role != "owner":
-        raise Forbidden("the shared server's edge proxy is configured by an owner")
+    if server.organization_id is None:
+        require_instance_owner(ctx, "the shared server")
     return server
 
 

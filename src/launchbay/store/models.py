@@ -461,3 +461,16 @@ class HealthObservation(Base):
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)
     overall: Mapped[str] = mapped_column(String(20))
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class AccessPolicy(Base):
+    """How resources get generated hostnames: for the whole system, or for one server."""
+
+    __tablename__ = "default_access_policies"
+    __table_args__ = (UniqueConstraint("scope_kind", "server_id"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    scope_kind: Mapped[str] = mapped_column(String(30))  # system | deployment-target
+    server_id: Mapped[str | None] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(20))  # enabled | disabled
+    template: Mapped[str] = mapped_column(String(300))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
