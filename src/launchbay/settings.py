@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     edge_https_port: int = 443
     # Seconds a replaced release keeps serving the requests it has before it is stopped.
     edge_drain_seconds: float = 2
+    # TLS of generated hostnames: disabled (the default `localhost` base domain cannot have a
+    # public certificate), internal (Caddy's CA) or auto (ACME, for a real wildcard domain).
+    edge_generated_tls: Literal["disabled", "internal", "auto"] = "disabled"
     # Where custom domains should point (the server's public addresses or hostnames); domain
     # ownership checks compare DNS answers with these. The resolver is `IP:PORT`, or the system's.
     edge_public_addresses: list[str] = []

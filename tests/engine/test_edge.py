@@ -193,3 +193,20 @@ def test_default_access_policy_template_and_switch(api, settings):
     api.post("/organizations/current-context/switch", {"organizationId": beta})
     refused = api.request("POST", "/default-access-domain-policies", {"mode": "enabled"})
     assert refused.status_code == 403 and refused.json()["code"] == "instance_owner_required"
+
+
+def test_generated_hostnames_can_have_tls(api, settings, cp):
+    from launchbay import tls_certificates
+
+    cp.settings.edge_generated_tls = "internal"  # as if configured so
+    https = free_port()
+    cp.settings.edge_https_port = https
+    ids = make_app(api, "lbtest/hello:v1", name="web")
+    d = deployed(api, ids)
+    host = host_of(api, ids["resource"])
+    assert d["url"] == f"https://{host}:{https}/"
+    moved = eventually(lambda: via_edge(settings, host).status_code == 308 and
+                       via_edge(settings, host))
+    assert moved.headers["location"] == f"https://{host}:{https}/"
+    served = eventually(lambda: tls_certificates.served("127.0.0.1", https, host))
+    assert "Caddy Local Authority" in served.issuer and served.covers(host)

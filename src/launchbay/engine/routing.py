@@ -139,7 +139,8 @@ def routes(db: DbSession, settings: Settings, resource_id: str | None = None) ->
         if host:
             found.append(Route(
                 id=f"lb-res-{resource.id}", resource_id=resource.id, hosts=[host],
-                path_prefix=resource.access_profile.get("pathPrefix", "/"), upstream=upstream))
+                path_prefix=resource.access_profile.get("pathPrefix", "/"), upstream=upstream,
+                tls=settings.edge_generated_tls))
         for b in db.scalars(select(DomainBinding).where(DomainBinding.resource_id == resource.id)):
             redirect = None
             target = db.get(DomainBinding, b.redirect_to) if b.redirect_to else None

@@ -292,7 +292,8 @@ def attachments(ctx: Context, resource_id: str) -> list[tuple[StorageAttachment,
 def generated_url(ctx: Context, r: Resource) -> tuple[str, str] | None:
     """The resource's generated (hostname, URL) through the edge proxy, if it has one."""
     host = generated_host(ctx.db, ctx.settings, r) if ctx.settings.edge_enabled else None
-    return (host, public_url(ctx.settings, host) + "/") if host else None
+    tls = ctx.settings.edge_generated_tls != "disabled"
+    return (host, public_url(ctx.settings, host, tls) + "/") if host else None
 
 
 def current_route(ctx: Context, r: Resource) -> Route | None:
@@ -305,6 +306,7 @@ def current_route(ctx: Context, r: Resource) -> Route | None:
     if generated:
         host, url = generated
         return Route(url=url, hostname=host, deployment_id=current.id, proxy_kind="caddy",
+                     scheme=url.split(":", 1)[0],
                      deployment_status=current.status, target_port=current.host_port,
                      path_prefix=r.access_profile.get("pathPrefix", "/"),
                      updated_at=current.finished_at)
