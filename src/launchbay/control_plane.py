@@ -53,7 +53,7 @@ class ControlPlane:
         self.workers = Workers(
             self.ledger,
             {"deployment": DeploymentRunner(self.sessions, self.ops.secrets, self.targets,
-                                            reroute),
+                                            reroute, settings.data_dir / "workspaces"),
              "runtime-maintenance": RuntimeControl(self.sessions, self.targets, reroute),
              "route-realization": RouteRealization(self.sessions, settings, self.edge),
              "proxy-bootstrap": ProxyBootstrap(self.edge)},

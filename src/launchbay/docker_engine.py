@@ -8,6 +8,7 @@ removes a named volume except through `remove_volume`.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -153,9 +154,10 @@ class DockerEngine:
         return _info(container.attrs)
 
     def containers(self, **labels: str) -> list[ContainerInfo]:
-        """launchbay's containers (running or not) carrying all the given labels."""
+        """launchbay's containers (running or not) carrying all the given labels; from one
+        list call, so a container removed meanwhile cannot make it fail."""
         filters = [f"{MANAGED}=true"] + [f"{k}={v}" for k, v in labels.items()]
-        return [_info(c.attrs) for c in self.client.containers.list(
+        return [_listed(c) for c in self.client.api.containers(
             all=True, filters={"label": filters})]
 
     def stop(self, container_id: str, timeout: int = 10) -> None:
@@ -248,6 +250,17 @@ def _info(attrs: dict) -> ContainerInfo:
         labels=attrs.get("Config", {}).get("Labels") or {}, host_port=port,
         exit_code=state.get("ExitCode"), oom_killed=bool(state.get("OOMKilled")),
     )
+
+
+def _listed(entry: dict) -> ContainerInfo:
+    """A container as the engine's list call describes it."""
+    port = next((p.get("PublicPort") for p in entry.get("Ports") or []
+                 if p.get("PublicPort") and p.get("IP") in ("127.0.0.1", "0.0.0.0")), None)
+    exited = re.match(r"Exited \((-?\d+)\)", entry.get("Status", ""))
+    return ContainerInfo(
+        id=entry["Id"], name=(entry.get("Names") or ["/"])[0].lstrip("/"),
+        status=entry.get("State", "?"), labels=entry.get("Labels") or {}, host_port=port,
+        exit_code=int(exited.group(1)) if exited else None)
 
 
 def _line(stream: str, text: str) -> LogLine:

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     health_observe_seconds: float = 30
     # The edge proxy (Caddy): launchbay runs its own unless `edge_manage` is off, in which case
     # it drives the Caddy whose admin API answers at `edge_admin`.
+    # Builds from source: the base image of each detected runtime (public images by default),
+    # and limits that keep one build from taking the host down.
+    build_base_images: dict[str, str] = {
+        "python": "python:3.12-slim", "nodejs": "node:20-slim", "golang": "golang:1.22",
+        "php": "php:8.3-cli", "ruby": "ruby:3.3-slim", "java": "maven:3-eclipse-temurin-21",
+        "dotnet": "mcr.microsoft.com/dotnet/sdk:8.0", "static": "busybox:1.36"}
+    build_timeout_seconds: int = 1800
+    build_memory_mb: int = 2048
     edge_enabled: bool = True
     edge_manage: bool = True
     edge_admin: str = "127.0.0.1:2019"

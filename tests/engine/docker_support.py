@@ -80,9 +80,14 @@ def containers(**labels: str) -> list[Any]:
 def remove_runtime(server_id: str) -> None:
     """Everything a test's control plane made in Docker: containers, then networks."""
     client = docker.from_env()
-    for thing in (containers(**{"launchbay.server": server_id})
-                  + client.networks.list(filters={"label": [f"launchbay.server={server_id}"]})):
+    label = {"label": [f"launchbay.server={server_id}"]}
+    for entry in client.api.containers(all=True, filters=label):
         try:
-            thing.remove(**({"force": True} if hasattr(thing, "stop") else {}))
+            client.api.remove_container(entry["Id"], force=True)
         except docker.errors.NotFound:  # the engine retired it meanwhile
+            pass
+    for network in client.api.networks(filters=label):
+        try:
+            client.api.remove_network(network["Id"])
+        except docker.errors.NotFound:
             pass

@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import subprocess
 import tarfile
+import tempfile
+from pathlib import Path
 
 import docker
 
@@ -24,6 +27,8 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
                                                "exec httpd -f -p 8080 -h /www"]),
     # Exits at once with an error on stderr.
     "lbtest/crash:v1": ("", ["sh", "-c", "echo 'fatal: cannot open config' >&2; exit 3"]),
+    # A busybox with a shell and httpd: the base image of static sites in tests.
+    "lbtest/busybox:v1": ("", ["sh"]),
     # Prints the environment it got, then serves it.
     "lbtest/env:v1": ("", ["sh", "-c", "env > /www/index.html; exec httpd -f -p 8080 -h /www"]),
 }
@@ -59,6 +64,41 @@ def ensure(tag: str) -> str:
     client.images.build(fileobj=io.BytesIO(_context(html, command)), custom_context=True,
                         tag=tag, labels={"launchbay.test-recipe": digest}, rm=True)
     return tag
+
+
+def debian_mirror() -> str:
+    """The Debian mirror this machine's apt uses."""
+    for source in Path("/etc/apt/sources.list.d").glob("*.sources"):
+        for line in source.read_text().splitlines():
+            if line.startswith("URIs:") and "security" not in line:
+                return line.split()[1]
+    for line in Path("/etc/apt/sources.list").read_text().splitlines():
+        if line.startswith("deb ") and "security" not in line:
+            return line.split()[1]
+    return "http://deb.debian.org/debian"
+
+
+PYTHON_BASE = "lbtest/python:bookworm"
+
+
+def ensure_python_base() -> str:
+    """A Debian bookworm image with Python and pip (debootstrap, about a minute, once)."""
+    client = docker.from_env()
+    try:
+        client.images.get(PYTHON_BASE)
+        return PYTHON_BASE
+    except docker.errors.ImageNotFound:
+        pass
+    with tempfile.TemporaryDirectory(prefix="lb-debootstrap-") as root:
+        subprocess.run(["debootstrap", "--variant=minbase",
+                        "--include=python3,python3-pip,python-is-python3", "bookworm", root,
+                        debian_mirror()], check=True, capture_output=True, timeout=900)
+        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+        subprocess.run(["docker", "import", "--change", "ENV PIP_BREAK_SYSTEM_PACKAGES=1",
+                        "--change", "ENV PIP_DISABLE_PIP_VERSION_CHECK=1", "-", PYTHON_BASE],
+                       stdin=tar.stdout, check=True, capture_output=True, timeout=600)
+        tar.wait()
+    return PYTHON_BASE
 
 
 def ensure_all() -> None:

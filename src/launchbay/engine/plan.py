@@ -33,7 +33,21 @@ class Volume(BaseModel):
     mode: str = "rw"
 
 
+class BuildSpec(BaseModel):
+    """Where the source is and how to build it; the image is built when the deployment runs."""
+
+    repository: str
+    ref: str | None = None
+    base_directory: str = "."
+    runtime_profile: dict[str, object] = {}
+    base_images: dict[str, str] = {}
+    image_repository: str  # the built image is tagged `{image_repository}:{deployment id}`
+    timeout_seconds: int = 1800
+    memory_mb: int = 2048
+
+
 class ReleasePlan(BaseModel):
+    # Empty until a build produced it (`build` is then set); frozen afterwards.
     image: str
     command: list[str] | None = None
     internal_port: int | None = None
@@ -47,3 +61,5 @@ class ReleasePlan(BaseModel):
     labels: dict[str, str] = {}
     # Seconds the old release keeps serving in-flight requests after the switch.
     drain_seconds: float = 0
+    build: BuildSpec | None = None
+    commit_sha: str | None = None

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -26,7 +27,7 @@ from launchbay.docker_engine import (
     ImageNotFound,
 )
 from launchbay.edge_proxy import EdgeError
-from launchbay.engine import journal
+from launchbay.engine import build, journal
 from launchbay.engine.health import verify
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.plan import ReleasePlan
@@ -45,12 +46,14 @@ def deployment_labels(d: Deployment) -> dict[str, str]:
             "launchbay.deployment": d.id, "launchbay.server": d.server_id}
 
 
-def runtime_env(snapshot: dict[str, Any], secrets: SecretBox) -> tuple[dict[str, str], list[str]]:
-    """The container's environment from a deployment's frozen variables, and the secret values
-    (to mask them wherever they would be written)."""
+def runtime_env(snapshot: dict[str, Any], secrets: SecretBox, exposure: str = "runtime"
+                ) -> tuple[dict[str, str], list[str]]:
+    """The variables of one exposure from a deployment's frozen snapshot (the container's
+    environment, or the build's arguments), and the secret values among them (to mask them
+    wherever they would be written)."""
     env, hidden = {}, []
     for var in snapshot.get("variables", []):
-        if var["exposure"] != "runtime":
+        if var["exposure"] != exposure:
             continue
         value = secrets.decrypt(var["value"]) if var["kind"] == "secret" else var["value"]
         if var["kind"] == "secret":
@@ -63,8 +66,9 @@ class DeploymentRunner:
     """The handler of `deployment` work items."""
 
     def __init__(self, sessions: sessionmaker, secrets: SecretBox, targets: Targets,
-                 reroute: Callable[[], None] | None = None):
+                 reroute: Callable[[], None] | None = None, workspace: Path | None = None):
         self.sessions, self.secrets, self.targets = sessions, secrets, targets
+        self.workspace = workspace or Path("/tmp/launchbay-workspaces")
         # Makes the edge proxy route to the current releases (None: no edge proxy).
         self.reroute = reroute
 
@@ -123,6 +127,7 @@ class Release:
         self.reroute = runner.reroute
         self.plan = ReleasePlan.model_validate(deployment.plan)
         self.env, self.hidden = runtime_env(deployment.environment_snapshot, runner.secrets)
+        self.secrets, self.workspace = runner.secrets, runner.workspace
         self.docker = runner.targets.docker(deployment.server_id)
 
     # -- journal -----------------------------------------------------------------------------
@@ -189,13 +194,20 @@ class Release:
             removed = remove_containers(self.docker, **{"launchbay.deployment": self.d.id})
             if removed:
                 self.log(f"removed {', '.join(removed)} left by an earlier attempt", "start")
+        built = self.plan.build is not None and not self.plan.image
+        if built and not self._build():
+            return "failed"
         # Starting a container is mostly waiting for the engine: do it while the deployment's
         # progress is recorded, not after.
         starting = _InBackground(self._start)
         port = f", port {self.plan.internal_port}" if self.plan.internal_port else ""
-        self.transition(("planning", "plan", "deployment started"),
-                        ("planned", "plan", f"plan: image {self.plan.image}{port}"),
-                        ("running", "start", "starting the new release"), started_at=utcnow())
+        start = ("running", "start", f"starting the new release ({self.plan.image}{port})")
+        if built:
+            self.transition(start)
+        else:
+            self.transition(("planning", "plan", "deployment started"),
+                            ("planned", "plan", f"plan: image {self.plan.image}{port}"),
+                            start, started_at=utcnow())
         info = starting.result()
         url = (f"http://127.0.0.1:{info.host_port}{self.plan.health.path}"
                if info.host_port else None)
@@ -216,6 +228,28 @@ class Release:
         self.log(f"healthy: {verdict.reason}", "verify")
         self._switch()
         return self._retire_and_succeed()
+
+    def _build(self) -> bool:
+        """Builds the image from source and freezes it into the plan (so a retry or rollback
+        reuses it); False when the build failed (the deployment is then failed)."""
+        self.transition(("planning", "plan", "deployment started"),
+                        ("planned", "plan", f"plan: build from {self.plan.build.repository}"),
+                        ("running", "build", "building the image"), started_at=utcnow())
+        build_args, hidden = runtime_env(self.d.environment_snapshot, self.secrets,
+                                         exposure="build-time")
+        self.hidden += hidden
+        try:
+            image, sha = build.build(
+                self.plan.build, self.d.id, self.docker, self.workspace, build_args,
+                lambda message, level: self.log(message, "build", level))
+        except build.BuildFailed as exc:
+            self.log(f"the build failed: {exc.message}", "build", level="error")
+            finish(self.sessions, self.d.id, "failed", exc.code, exc.message)
+            return False
+        self.plan.image, self.plan.commit_sha = image, sha
+        self.update(plan=self.plan.model_dump(mode="json"))
+        self.log(f"built {image} from {sha[:12]}", "build")
+        return True
 
     def _wait_for_earlier_releases(self) -> None:
         """One release of a resource at a time, in the order they were asked for."""

@@ -4,17 +4,20 @@ through a work item; the engine records its progress in the deployment's journal
 from __future__ import annotations
 
 import shlex
+import tempfile
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import field_validator
 from sqlalchemy import func, select
 
+from launchbay import source_checkout
 from launchbay.crypto import MASK
 from launchbay.engine import journal
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.ledger import OPEN
-from launchbay.engine.plan import HealthSpec, ReleasePlan, Volume
+from launchbay.engine.plan import BuildSpec, HealthSpec, ReleasePlan, Volume
 from launchbay.operations import variables
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.environments import get_environment
@@ -29,6 +32,7 @@ from launchbay.operations.resources import (
     get_resource,
 )
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Schema, Timestamp
+from launchbay.runtime_detection import Detection, detect
 from launchbay.store.models import (
     Deployment,
     DeploymentEntry,
@@ -57,7 +61,7 @@ def readiness(resource: Resource) -> list[str]:
     source = SourceProfile(**resource.source) if resource.source else None
     if source is None:
         reasons.append("resource-source-missing")
-    elif source.kind != "docker-image":
+    elif source.kind not in ("docker-image", "git"):
         reasons.append("source-kind-not-supported-yet")
     return reasons
 
@@ -74,8 +78,17 @@ def build_plan(ctx: Context, r: Resource) -> ReleasePlan:
         expected_text=policy.http.expected_response_text,
         interval_seconds=policy.interval_seconds, timeout_seconds=policy.timeout_seconds,
         retries=policy.retries, start_period_seconds=policy.start_period_seconds)
+    build = None
+    if source.kind == "git":
+        build = BuildSpec(
+            repository=source.locator, ref=source.git_ref or source.commit_sha,  # type: ignore[arg-type]
+            base_directory=source.base_directory or ".",
+            runtime_profile=runtime.model_dump(by_alias=True, exclude_none=True),
+            base_images=ctx.settings.build_base_images, image_repository=f"lb/{r.id}",
+            timeout_seconds=ctx.settings.build_timeout_seconds,
+            memory_mb=ctx.settings.build_memory_mb)
     return ReleasePlan(
-        image=source.image,  # type: ignore[arg-type]
+        image=source.image or "", build=build,
         command=shlex.split(runtime.start_command) if runtime.start_command else None,
         internal_port=network.internal_port, health=health, cpu_limit=runtime.cpu_limit,
         memory_limit_mb=runtime.memory_limit_mb, restart_policy=runtime.restart_policy,
@@ -184,11 +197,15 @@ class DeploymentOut(Schema):
 
 def runtime_plan(d: Deployment) -> dict[str, Any]:
     plan = ReleasePlan.model_validate(d.plan)
+    source = ({"kind": "git", "locator": plan.build.repository, "displayName":
+               plan.build.repository, "commitSha": plan.commit_sha} if plan.build else
+              {"kind": "docker-image", "locator": plan.image, "displayName": plan.image})
     return {
-        "id": f"plan_{d.id.split('_')[-1]}",
-        "source": {"kind": "docker-image", "locator": plan.image, "displayName": plan.image},
-        "buildStrategy": "prebuilt-image", "packagingMode": "single-container",
-        "runtimeArtifact": {"kind": "image", "intent": "prebuilt-image", "image": plan.image},
+        "id": f"plan_{d.id.split('_')[-1]}", "source": source,
+        "buildStrategy": "auto" if plan.build else "prebuilt-image",
+        "packagingMode": "single-container",
+        "runtimeArtifact": {"kind": "image", "intent": "build-image" if plan.build
+                            else "prebuilt-image", "image": plan.image or None},
         "execution": {
             "kind": "docker-container", "startCommand": shlex.join(plan.command)
             if plan.command else None, "healthCheckPath": plan.health.path,
@@ -225,6 +242,7 @@ def deployment_out(ctx: Context, d: Deployment,
         log_count=d.entry_count, created_at=d.created_at, started_at=d.started_at,
         finished_at=d.finished_at, archived_at=d.archived_at, triggered_by=d.triggered_by,
         error_code=d.error_code, error_message=d.error_message,
+        source_commit_sha=ReleasePlan.model_validate(d.plan).commit_sha,
         container_name=d.container_name, host_port=d.host_port, url=url, direct_url=direct,
     )
 
@@ -408,6 +426,21 @@ FIXES = {
 }
 
 
+def _inspect(spec: BuildSpec, blocked: list[str]) -> tuple[Detection | None, list[dict[str, str]]]:
+    """Detection over a shallow checkout in a temporary folder (nothing is built or kept)."""
+    with tempfile.TemporaryDirectory(prefix="launchbay-plan-") as folder:
+        try:
+            source_checkout.checkout(spec.repository, spec.ref, Path(folder) / "src")
+        except (source_checkout.CheckoutError, OSError) as exc:
+            blocked.append("source-unavailable")
+            return None, [{"code": "source-unavailable", "message": str(exc)[:500],
+                           "fix": "check the repository URL, the ref and its credentials"}]
+        found = detect(Path(folder) / "src" / spec.base_directory, spec.runtime_profile)
+    if not found.buildable:
+        blocked.extend(p["code"] for p in found.unsupported)
+    return found, list(found.unsupported)
+
+
 @operation("deployments.plan")
 def plan_deployment(ctx: Context, data: PlanIn) -> PlanOut:
     """What a deployment of the resource would do, without creating or running anything."""
@@ -425,6 +458,20 @@ def plan_deployment(ctx: Context, data: PlanIn) -> PlanOut:
     plan = None if no_source else build_plan(ctx, r)
     source = SourceProfile(**r.source) if r.source else None
     network = NetworkProfile(**r.network_profile)
+    found, problems = (_inspect(plan.build, blocked) if plan and plan.build else (None, []))
+    commands = ([{"kind": kind, "command": command, "source": "detected"}
+                 for kind, command in (("install", found.install_command),
+                                       ("build", found.build_command),
+                                       ("start", found.start_command)) if command]
+                if found else
+                [{"kind": "start", "command": shlex.join(plan.command),
+                  "source": "resource-runtime-profile"}] if plan and plan.command else [])
+    if found:
+        reasoning = found.reasoning
+    elif source and source.kind == "docker-image":
+        reasoning = [f"the source is the prebuilt image {source.image}; nothing is built"]
+    else:
+        reasoning = ["no runnable source yet"]
     return PlanOut(
         context={"projectId": project.id, "environmentId": env.id, "resourceId": r.id,
                  "serverId": r.server_id, "destinationId": r.server_id,
@@ -432,19 +479,27 @@ def plan_deployment(ctx: Context, data: PlanIn) -> PlanOut:
                  "resourceName": r.name, "serverName": server.name if server else None},
         readiness={"status": "ready" if not blocked else "blocked", "ready": not blocked,
                    "reasonCodes": blocked},
-        source={"kind": source.kind if source else None, "displayName": source.image if source
-                else None, "locator": source.image if source else None,
-                "runtimeFamily": "container-image" if source else None,
-                "detectedFiles": [], "reasoning": [
-                    f"the source is the prebuilt image {source.image}; nothing is built"
-                    if source and source.kind == "docker-image" else "no runnable source yet"]},
-        planner={"plannerKey": "prebuilt-image", "supportTier": "first-class",
-                 "buildStrategy": "prebuilt-image", "packagingMode": "single-container",
+        source={"kind": source.kind if source else None,
+                "displayName": (source.locator or source.image) if source else None,
+                "locator": (source.locator or source.image) if source else None,
+                "runtimeFamily": found.runtime_family if found else
+                ("container-image" if source else None),
+                "framework": found.framework if found else None,
+                "packageManager": found.package_manager if found else None,
+                "detectedFiles": found.detected_files if found else [],
+                "detectedScripts": found.detected_scripts if found else [],
+                "dockerfilePath": found.dockerfile_path if found else None,
+                "composeFilePath": found.compose_file_path if found else None,
+                "reasoning": reasoning},
+        planner={"plannerKey": "auto" if found else "prebuilt-image",
+                 "supportTier": "first-class",
+                 "buildStrategy": ("dockerfile" if found.runtime_family == "docker" else "auto")
+                 if found else "prebuilt-image", "packagingMode": "single-container",
                  "targetKind": "single-server", "targetProviderKey": "local-docker"},
         artifact={"kind": "image", "runtimeArtifactKind": "image",
-                  "runtimeArtifactIntent": "prebuilt-image", "image": plan.image} if plan else None,
-        commands=[{"kind": "start", "command": shlex.join(plan.command),
-                   "source": "resource-runtime-profile"}] if plan and plan.command else [],
+                  "runtimeArtifactIntent": "build-image" if found else "prebuilt-image",
+                  "image": plan.image or None} if plan else None,
+        commands=commands,
         network=network.model_dump(by_alias=True, mode="json"),
         health={"enabled": plan.health.enabled, "kind": "http", "path": plan.health.path,
                 "port": plan.internal_port} if plan else {"enabled": False},
@@ -452,7 +507,7 @@ def plan_deployment(ctx: Context, data: PlanIn) -> PlanOut:
                 "routeCount": 1 if network.internal_port else 0, "routeGroupCount": 0},
         unsupported_reasons=[{"code": b, "message": b.replace("-", " "),
                               "fix": FIXES.get(b, "see the resource's profiles")}
-                             for b in blocked],
+                             for b in blocked] + problems,
         generated_at=utcnow())
 
 

@@ -48,9 +48,11 @@ class SourceProfile(Schema):
     metadata: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _image_needs_a_name(self) -> SourceProfile:
+    def _what_is_needed(self) -> SourceProfile:
         if self.kind == "docker-image" and not self.image_name:
             raise ValueError("a docker-image source needs imageName")
+        if self.kind == "git" and not self.locator:
+            raise ValueError("a git source needs locator (the repository URL or path)")
         return self
 
     @property

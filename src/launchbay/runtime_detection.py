@@ -1,0 +1,195 @@
+"""Detecting how to build and run a source tree: the runtime, framework and package manager,
+the install/build/start commands, with the reasoning behind each choice.
+
+Pure logic over a folder: the plan preview shows it without building anything, and builds
+use it to generate a Dockerfile. Commands given in the runtime profile win over detection.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOCKFILES = [("pnpm-lock.yaml", "pnpm"), ("yarn.lock", "yarn"), ("bun.lockb", "bun"),
+             ("package-lock.json", "npm")]
+NODE_FRAMEWORKS = ["next", "nuxt", "@sveltejs/kit", "astro", "vite", "express", "fastify"]
+PYTHON_FRAMEWORKS = ["django", "fastapi", "flask", "starlette"]
+DEFAULT_PORTS = {"nodejs": 3000, "python": 8000, "golang": 8080, "php": 8080, "ruby": 9292,
+                 "java": 8080, "dotnet": 8080, "static": 8080}
+
+
+@dataclass
+class Detection:
+    runtime_family: str  # python nodejs golang php ruby java dotnet static docker compose custom
+    framework: str | None = None
+    package_manager: str | None = None
+    detected_files: list[str] = field(default_factory=list)
+    detected_scripts: list[str] = field(default_factory=list)
+    install_command: str | None = None
+    build_command: str | None = None
+    start_command: str | None = None
+    port: int | None = None
+    publish_directory: str | None = None
+    dockerfile_path: str | None = None
+    compose_file_path: str | None = None
+    reasoning: list[str] = field(default_factory=list)
+    unsupported: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def buildable(self) -> bool:
+        return not self.unsupported
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[:200_000]
+    except OSError:
+        return ""
+
+
+def _procfile_web(root: Path) -> str | None:
+    for line in _read(root / "Procfile").splitlines():
+        if line.startswith("web:"):
+            return line[4:].strip()
+    return None
+
+
+def detect(root: Path, profile: dict[str, Any] | None = None) -> Detection:
+    """What `root` is and how to run it; `profile` (runtime profile fields, camelCase or not)
+    overrides commands, the Dockerfile path and the publish directory."""
+    profile = {re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): v
+               for k, v in (profile or {}).items() if v}
+    files = {p.name for p in root.iterdir()} if root.is_dir() else set()
+    d = _detect(root, files, profile)
+    for key, attr in (("installCommand", "install_command"), ("buildCommand", "build_command"),
+                      ("startCommand", "start_command"), ("publishDirectory", "publish_directory")):
+        if profile.get(key):
+            setattr(d, attr, profile[key])
+            d.reasoning.append(f"{key} comes from the runtime profile")
+    if d.runtime_family not in ("docker", "compose", "static") and not d.start_command:
+        d.unsupported.append({
+            "code": "start-command-unknown",
+            "message": f"no start command could be found for this {d.runtime_family} app",
+            "fix": "set runtimeProfile.startCommand, add a Procfile `web:` line, or a Dockerfile"})
+    return d
+
+
+def _detect(root: Path, files: set[str], profile: dict[str, Any]) -> Detection:
+    dockerfile = profile.get("dockerfilePath") or ("Dockerfile" if "Dockerfile" in files else None)
+    if dockerfile:
+        if not (root / dockerfile).is_file():
+            return Detection("docker", unsupported=[{
+                "code": "dockerfile-missing", "message": f"{dockerfile} does not exist",
+                "fix": "correct runtimeProfile.dockerfilePath"}])
+        return Detection("docker", detected_files=[dockerfile], dockerfile_path=dockerfile,
+                         reasoning=[f"{dockerfile} is present: it is built as is"])
+    compose = profile.get("dockerComposeFilePath") or next(
+        (n for n in ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+         if n in files), None)
+    if compose:
+        return Detection("compose", detected_files=[compose], compose_file_path=compose,
+                         reasoning=[f"{compose} describes a stack of services"])
+    web = _procfile_web(root)
+    for detector in (_node, _python, _go, _php, _ruby, _java, _dotnet):
+        found = detector(root, files)
+        if found:
+            if web:
+                found.start_command = web
+                found.detected_files.append("Procfile")
+                found.reasoning.append("the Procfile's web command starts it")
+            found.port = found.port or DEFAULT_PORTS.get(found.runtime_family)
+            return found
+    if "index.html" in files or any((root / d / "index.html").is_file()
+                                    for d in ("public", "dist", "build")):
+        publish = "." if "index.html" in files else next(
+            d for d in ("dist", "build", "public") if (root / d / "index.html").is_file())
+        return Detection("static", detected_files=["index.html"], publish_directory=publish,
+                         port=DEFAULT_PORTS["static"],
+                         reasoning=[f"index.html found in {publish}: served as a static site"])
+    return Detection("custom", unsupported=[{
+        "code": "runtime-unknown", "message": "no known runtime was recognized",
+        "fix": "add a Dockerfile, or set the runtime profile's install/build/start commands"}],
+        reasoning=["none of the files of a known runtime is present"])
+
+
+def _node(root: Path, files: set[str]) -> Detection | None:
+    if "package.json" not in files:
+        return None
+    try:
+        package = json.loads(_read(root / "package.json") or "{}")
+    except ValueError:
+        package = {}
+    scripts = package.get("scripts") or {}
+    deps = {**(package.get("dependencies") or {}), **(package.get("devDependencies") or {})}
+    manager, lock = next(((m, f) for f, m in LOCKFILES if f in files), ("npm", None))
+    install = {"npm": "npm ci" if lock else "npm install", "pnpm": "pnpm install --frozen-lockfile",
+               "yarn": "yarn install --frozen-lockfile", "bun": "bun install"}[manager]
+    framework = next((f for f in NODE_FRAMEWORKS if f in deps), None)
+    start = f"{manager} start" if "start" in scripts else (
+        f"node {package['main']}" if package.get("main") else
+        "node index.js" if "index.js" in files else "node server.js" if "server.js" in files
+        else None)
+    d = Detection("nodejs", framework=framework, package_manager=manager,
+                  detected_files=["package.json"] + ([lock] if lock else []),
+                  detected_scripts=sorted(scripts), install_command=install,
+                  build_command=f"{manager} run build" if "build" in scripts else None,
+                  start_command=start,
+                  reasoning=[f"package.json: a Node.js app; {manager} from "
+                             f"{lock or 'no lockfile (npm)'}"])
+    if framework:
+        d.reasoning.append(f"{framework} is a dependency")
+    return d
+
+
+def _python(root: Path, files: set[str]) -> Detection | None:
+    markers = [f for f in ("requirements.txt", "pyproject.toml", "Pipfile", "setup.py")
+               if f in files]
+    if not markers:
+        return None
+    text = " ".join(_read(root / f).lower() for f in markers)
+    manager = ("poetry" if "[tool.poetry]" in text else "uv" if "uv.lock" in files
+               else "pipenv" if "Pipfile" in files else "pip")
+    install = {"pip": "pip install --no-cache-dir -r requirements.txt" if "requirements.txt"
+               in markers else "pip install --no-cache-dir .",
+               "poetry": "pip install --no-cache-dir poetry && poetry install --no-root",
+               "uv": "pip install --no-cache-dir uv && uv sync", "pipenv":
+               "pip install --no-cache-dir pipenv && pipenv install --system --deploy"}[manager]
+    framework = "django" if "manage.py" in files else next(
+        (f for f in PYTHON_FRAMEWORKS if re.search(rf"\b{f}\b", text)), None)
+    entry = next((f for f in ("main.py", "app.py", "server.py") if f in files), None)
+    start = ("gunicorn --bind 0.0.0.0:$PORT wsgi" if framework == "django" else
+             f"uvicorn {entry[:-3]}:app --host 0.0.0.0 --port $PORT" if framework in (
+                 "fastapi", "starlette") and entry else
+             f"python {entry}" if entry else None)
+    return Detection("python", framework=framework, package_manager=manager,
+                     detected_files=markers + ([entry] if entry else []), install_command=install,
+                     start_command=start,
+                     reasoning=[f"{', '.join(markers)}: a Python app installed with {manager}"]
+                     + ([f"{entry} is the entry point"] if entry else []))
+
+
+def _simple(family: str, marker: str, install: str | None, build: str | None,
+            start: str | None, why: str):  # type: ignore[no-untyped-def]
+    def detector(root: Path, files: set[str]) -> Detection | None:
+        present = marker in files or (marker.startswith("*") and any(
+            f.endswith(marker[1:]) for f in files))
+        if not present:
+            return None
+        return Detection(family, detected_files=[marker], install_command=install,
+                         build_command=build, start_command=start, reasoning=[why])
+    return detector
+
+
+_go = _simple("golang", "go.mod", "go mod download", "go build -o /app/server .", "/app/server",
+              "go.mod: a Go module, built into one binary")
+_php = _simple("php", "composer.json", "composer install --no-dev", None,
+               "php -S 0.0.0.0:$PORT -t public", "composer.json: a PHP app")
+_ruby = _simple("ruby", "Gemfile", "bundle install", None,
+                "bundle exec rackup -o 0.0.0.0 -p $PORT", "Gemfile: a Ruby (Rack) app")
+_java = _simple("java", "pom.xml", None, "mvn -q -DskipTests package",
+                "java -jar target/app.jar", "pom.xml: a Java app built with Maven")
+_dotnet = _simple("dotnet", "*.csproj", None, "dotnet publish -c Release -o /app/out",
+                  "dotnet /app/out/app.dll", "a .csproj: a .NET app")

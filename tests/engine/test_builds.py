@@ -1,0 +1,125 @@
+"""Deployments built from source: local git repositories with a Dockerfile, an auto-detected
+Python app (on a locally built Debian base image), a static site, and a broken build."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from launchbay.settings import Settings
+
+import images
+from docker_support import body, deploy, deployed, wait
+
+APP = """import http.server, os
+
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("%s\\n" % GREETING).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+GREETING = "hello from python"
+http.server.HTTPServer(("", int(os.environ["PORT"])), Hello).serve_forever()
+"""
+
+
+@pytest.fixture(scope="module")
+def python_base() -> str:
+    return images.ensure_python_base()
+
+
+@pytest.fixture
+def settings(tmp_path, database_url, python_base) -> Settings:
+    images.ensure("lbtest/busybox:v1")
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
+                    worker_poll_seconds=0.1, work_lease_seconds=10, reconcile_seconds=2,
+                    edge_enabled=False,
+                    build_base_images={"python": python_base, "static": "lbtest/busybox:v1"})
+
+
+def repo(path: Path, files: dict[str, str], message: str = "change") -> str:
+    """A git repository at `path` with `files` committed; returns the commit SHA."""
+    if not (path / ".git").exists():
+        path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    for name, content in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(content)
+    subprocess.run(["git", "-C", str(path), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(path), "-c", "user.email=t@example.com", "-c",
+                    "user.name=t", "commit", "-q", "-m", message], check=True)
+    return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def git_app(api, url: str, port: int, name: str = "web", **runtime) -> dict[str, str]:
+    project = api.post("/projects", {"name": f"{name}-project"})["id"]
+    env = api.post("/environments", {"projectId": project, "name": "production"})["id"]
+    resource = api.post("/resources", {
+        "projectId": project, "environmentId": env, "name": name,
+        "source": {"kind": "git", "locator": url, "gitRef": "main"},
+        "networkProfile": {"internalPort": port}, "runtimeProfile": runtime})["id"]
+    return {"project": project, "env": env, "resource": resource}
+
+
+def build_log(api, deployment: str) -> list[str]:
+    return [e["message"] for e in api.get(f"/deployments/{deployment}/logs")["logs"]
+            if e["phase"] == "build"]
+
+
+def test_dockerfile_app_from_git(api, tmp_path):
+    sha = repo(tmp_path / "repo", {
+        "Dockerfile": "FROM lbtest/hello:v1\nCOPY site /www\n",
+        "site/index.html": "from git\n"})
+    ids = git_app(api, str(tmp_path / "repo"), 8080)
+    plan = api.get("/deployments/plan", params={
+        "projectId": ids["project"], "environmentId": ids["env"], "resourceId": ids["resource"],
+        "serverId": api.server_id})
+    assert plan["source"]["runtimeFamily"] == "docker" and plan["planner"]["buildStrategy"] == \
+        "dockerfile"
+    d = deployed(api, ids)
+    assert body(d["url"]) == "from git\n"
+    assert d["sourceCommitSha"] == sha
+    assert any(f"checked out {sha[:12]}" in m for m in build_log(api, d["id"]))
+
+
+def test_python_app_is_detected_built_and_reuses_its_cache(api, tmp_path):
+    repo(tmp_path / "py", {"requirements.txt": "# no dependencies\n", "app.py": APP})
+    ids = git_app(api, str(tmp_path / "py"), 8000)
+    plan = api.get("/deployments/plan", params={
+        "projectId": ids["project"], "environmentId": ids["env"], "resourceId": ids["resource"],
+        "serverId": api.server_id})
+    assert plan["source"]["runtimeFamily"] == "python"
+    assert {c["kind"]: c["command"] for c in plan["commands"]} == {
+        "install": "pip install --no-cache-dir -r requirements.txt", "start": "python app.py"}
+    assert plan["readiness"]["ready"] is True
+    first = deployed(api, ids, timeout=180)
+    assert body(first["url"]) == "hello from python\n"
+    repo(tmp_path / "py", {"app.py": APP.replace("hello from python", "hello again")})
+    second = deployed(api, ids, timeout=180)
+    assert body(second["url"]) == "hello again\n"
+    assert any("Using cache" in line for line in build_log(api, second["id"]))
+
+
+def test_broken_build_fails_with_the_compiler_error_and_keeps_serving(api, tmp_path):
+    repo(tmp_path / "b", {"requirements.txt": "\n", "app.py": APP})
+    ids = git_app(api, str(tmp_path / "b"), 8000, buildCommand="python -m py_compile app.py")
+    good = deployed(api, ids, timeout=180)
+    repo(tmp_path / "b", {"app.py": APP + "\ndef broken(:\n"})
+    bad = wait(api, deploy(api, ids), timeout=180)
+    assert bad["status"] == "failed" and bad["errorCode"] == "build-failed"
+    log = "\n".join(build_log(api, bad["id"]))
+    assert "SyntaxError" in log
+    assert body(good["url"]) == "hello from python\n"
+
+
+def test_static_site(api, tmp_path):
+    repo(tmp_path / "s", {"index.html": "<h1>static</h1>\n"})
+    ids = git_app(api, str(tmp_path / "s"), 8080)
+    d = deployed(api, ids, timeout=120)
+    assert body(d["url"]) == "<h1>static</h1>\n"

@@ -1,0 +1,79 @@
+"""Runtime detection over small source trees (pure logic: no build happens)."""
+
+from __future__ import annotations
+
+import json
+
+from launchbay.runtime_detection import detect
+
+
+def tree(root, files: dict[str, str]):
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return root
+
+
+def test_python_with_requirements(tmp_path):
+    d = detect(tree(tmp_path, {"requirements.txt": "flask==3.0\n", "app.py": "..."}))
+    assert (d.runtime_family, d.framework, d.package_manager) == ("python", "flask", "pip")
+    assert d.install_command == "pip install --no-cache-dir -r requirements.txt"
+    assert d.start_command == "python app.py" and d.port == 8000 and d.buildable
+    assert "requirements.txt" in d.detected_files and d.reasoning
+
+
+def test_fastapi_and_procfile(tmp_path):
+    d = detect(tree(tmp_path, {"pyproject.toml": "[project]\ndependencies=['fastapi']",
+                               "main.py": "app = ..."}))
+    assert d.framework == "fastapi" and d.start_command.startswith("uvicorn main:app")
+    d = detect(tree(tmp_path, {"Procfile": "web: gunicorn shop.wsgi\nworker: celery"}))
+    assert d.start_command == "gunicorn shop.wsgi" and "Procfile" in d.detected_files
+
+
+def test_node_with_lockfiles_and_scripts(tmp_path):
+    package = {"scripts": {"build": "vite build", "start": "node server.js"},
+               "dependencies": {"express": "4"}}
+    d = detect(tree(tmp_path, {"package.json": json.dumps(package), "yarn.lock": ""}))
+    assert (d.runtime_family, d.package_manager, d.framework) == ("nodejs", "yarn", "express")
+    assert d.install_command == "yarn install --frozen-lockfile"
+    assert d.build_command == "yarn run build" and d.start_command == "yarn start"
+    assert d.detected_scripts == ["build", "start"] and d.port == 3000
+
+
+def test_node_without_lockfile_uses_npm_install(tmp_path):
+    d = detect(tree(tmp_path, {"package.json": "{}", "index.js": ""}))
+    assert d.install_command == "npm install" and d.start_command == "node index.js"
+
+
+def test_other_runtimes(tmp_path):
+    for files, family in [({"go.mod": "module x"}, "golang"), ({"composer.json": "{}"}, "php"),
+                          ({"Gemfile": ""}, "ruby"), ({"pom.xml": ""}, "java"),
+                          ({"web.csproj": ""}, "dotnet")]:
+        root = tmp_path / family
+        root.mkdir()
+        d = detect(tree(root, files))
+        assert d.runtime_family == family and d.start_command, family
+
+
+def test_static_site_and_dockerfile_and_compose(tmp_path):
+    static = detect(tree(tmp_path / "s", {"dist/index.html": "<h1>hi</h1>"}))
+    assert static.runtime_family == "static" and static.publish_directory == "dist"
+    docker = detect(tree(tmp_path / "d", {"Dockerfile": "FROM x", "package.json": "{}"}))
+    assert docker.runtime_family == "docker" and docker.dockerfile_path == "Dockerfile"
+    compose = detect(tree(tmp_path / "c", {"compose.yaml": "services: {}"}))
+    assert compose.runtime_family == "compose" and compose.compose_file_path == "compose.yaml"
+
+
+def test_profile_overrides_and_unsupported_reasons(tmp_path):
+    d = detect(tree(tmp_path / "p", {"requirements.txt": ""}),
+               {"startCommand": "python -m shop", "installCommand": "pip install ."})
+    assert d.start_command == "python -m shop" and d.install_command == "pip install ."
+    assert any("runtime profile" in r for r in d.reasoning) and d.buildable
+    unknown = detect(tree(tmp_path / "u", {"README.md": "hello"}))
+    assert unknown.runtime_family == "custom" and not unknown.buildable
+    assert unknown.unsupported[0]["fix"]
+    no_start = detect(tree(tmp_path / "n", {"requirements.txt": ""}))
+    assert no_start.unsupported[0]["code"] == "start-command-unknown"
+    missing = detect(tree(tmp_path / "m", {"app.py": ""}), {"dockerfilePath": "ops/Dockerfile"})
+    assert missing.unsupported[0]["code"] == "dockerfile-missing"
