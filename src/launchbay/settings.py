@@ -53,6 +53,7 @@ class Settings(BaseSettings):
         "php": "php:8.3-cli", "ruby": "ruby:3.3-slim", "java": "maven:3-eclipse-temurin-21",
         "dotnet": "mcr.microsoft.com/dotnet/sdk:8.0", "static": "busybox:1.36"}
     build_timeout_seconds: int = 1800
+    upload_max_mb: int = 200
     build_memory_mb: int = 2048
     edge_enabled: bool = True
     edge_manage: bool = True

@@ -1,4 +1,5 @@
-"""Getting source code: a shallow git checkout of a branch, tag or commit."""
+"""Getting source code: a shallow git checkout of a branch, tag or commit, or an uploaded
+archive (tar.gz or zip) unpacked without letting any path escape its folder."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
+import zipfile
 from pathlib import Path
 
 SHA = re.compile(r"^[0-9a-f]{7,40}$")
@@ -38,3 +41,33 @@ def checkout(url: str, ref: str | None, dest: Path) -> str:
     else:
         _git("clone", "-q", "--depth", "1", *(["--branch", ref] if ref else []), url, str(dest))
     return _git("rev-parse", "HEAD", cwd=dest)
+
+
+def archive_kind(data: bytes) -> str | None:
+    """`tar.gz` or `zip` from the first bytes, or None."""
+    if data[:2] == b"\x1f\x8b":
+        return "tar.gz"
+    if data[:4] == b"PK\x03\x04":
+        return "zip"
+    return None
+
+
+def unpack(archive: Path, dest: Path) -> str:
+    """Unpacks an uploaded archive into `dest`; returns its content hash (the archive's name)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    root = dest.resolve()
+    try:
+        if archive.name.endswith(".zip"):
+            with zipfile.ZipFile(archive) as z:
+                for name in z.namelist():
+                    if root not in [(root / name).resolve(), *(root / name).resolve().parents]:
+                        raise CheckoutError(f"the archive has a path outside its folder: {name}")
+                z.extractall(root)
+        else:
+            with tarfile.open(archive, "r:gz") as t:
+                t.extractall(root, filter="data")  # refuses absolute paths, .. and devices
+    except (tarfile.TarError, zipfile.BadZipFile) as exc:
+        raise CheckoutError(f"the archive cannot be unpacked: {exc}") from exc
+    return archive.name.split(".", 1)[0]

@@ -123,3 +123,34 @@ def test_static_site(api, tmp_path):
     ids = git_app(api, str(tmp_path / "s"), 8080)
     d = deployed(api, ids, timeout=120)
     assert body(d["url"]) == "<h1>static</h1>\n"
+
+
+def test_cli_deploys_a_folder_without_a_dockerfile(api, server, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from launchbay.cli.main import app
+
+    folder = tmp_path / "myapp"
+    repo(folder, {"requirements.txt": "\n", "app.py": APP, ".gitignore": "secret.txt\n",
+                  ".dockerignore": "notes\n"})
+    (folder / "secret.txt").write_text("not uploaded")
+    (folder / "notes").mkdir()
+    (folder / "notes" / "todo.md").write_text("not uploaded either")
+    (folder / "extra.py").write_text("# untracked but not ignored: uploaded\n")
+    monkeypatch.setenv("LAUNCHBAY_URL", server)
+    monkeypatch.setenv("LAUNCHBAY_TOKEN", api.token)
+    monkeypatch.setenv("LAUNCHBAY_CLI_CONFIG", str(tmp_path / "cli"))
+    from launchbay.cli.packing import files_of
+
+    assert files_of(folder) == [".dockerignore", ".gitignore", "app.py", "extra.py",
+                                "requirements.txt"]
+    result = CliRunner().invoke(app, ["deploy", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "created app myapp (port 8000)" in result.output and "deployed" in result.output
+    url = result.output.strip().splitlines()[-1].split(": ")[-1]
+    assert body(url) == "hello from python\n"
+    again = CliRunner().invoke(app, ["deploy", str(folder), "--quiet"])  # same app, new release
+    assert again.exit_code == 0 and "created app" not in again.output, again.output
+    bad = api.request("POST", f"/resources/{api.get('/resources')['items'][0]['id']}"
+                      "/source/archive", content=b"not an archive")
+    assert bad.status_code == 400 and bad.json()["code"] == "archive_invalid"

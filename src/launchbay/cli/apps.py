@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -129,15 +130,56 @@ def apps_show(app_ref: Annotated[str, typer.Argument(metavar="APP")],
           "status": latest.get("status")}, False)
 
 
+def app_for_folder(client: Client, folder: Path, name: str | None, project: str | None,
+                   env: str) -> dict[str, Any]:
+    """The app a folder deploys to: found by name, or created (with its project and
+    environment) the first time, listening on the port detection suggests."""
+    from launchbay.cli.main import project_id
+    from launchbay.runtime_detection import detect
+    from launchbay.slugs import slugify
+
+    slug = slugify(name or folder.resolve().name)
+    found = [r for r in client.get("/resources", limit=500)["items"] if r["slug"] == slug]
+    if len(found) == 1:
+        return found[0]
+    projects = {p["slug"]: p["id"] for p in client.get("/projects", limit=500)["items"]}
+    pid = project_id(client, project) if project else projects.get(slug) or client.post(
+        "/projects", {"name": slug})["id"]
+    envs = {e["name"]: e["id"] for e in client.get("/environments", projectId=pid,
+                                                   limit=500)["items"]}
+    eid = envs.get(env) or client.post("/environments", {"projectId": pid, "name": env,
+                                                         "kind": "production"})["id"]
+    port = detect(folder).port or 8080
+    created = client.post("/resources", {"projectId": pid, "environmentId": eid, "name": slug,
+                                         "networkProfile": {"internalPort": port}})
+    out.print(f"created app {slug} (port {port})")
+    return client.get(f"/resources/{created['id']}")["resource"]
+
+
 def deploy(
-    app_ref: Annotated[str, typer.Argument(metavar="APP")],
+    app_ref: Annotated[str, typer.Argument(metavar="APP|FOLDER")],
     image: Annotated[Optional[str], typer.Option(help="Deploy this image (and keep it).")] = None,
+    app_name: Annotated[Optional[str], typer.Option(
+        "--app", help="With a folder: the app to deploy it to (default: the folder's name).")
+    ] = None,
+    project: Annotated[Optional[str], typer.Option(help="With a folder: its project.")] = None,
+    env: Annotated[str, typer.Option(help="With a folder: its environment.")] = "production",
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Do not follow.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the outcome.")] = False,
 ) -> None:
-    """Deploy an app and follow it live; exits non-zero if the deployment fails."""
+    """Deploy an app (or a folder of source, built on the server) and follow it live; exits
+    non-zero if the deployment fails."""
     client = Client()
-    resource = resolve_app(client, app_ref)
+    folder = Path(app_ref)
+    if folder.is_dir():
+        from launchbay.cli.packing import pack
+
+        resource = app_for_folder(client, folder, app_name, project, env)
+        archive = pack(folder)
+        client.upload(f"/resources/{resource['id']}/source/archive", archive, "application/gzip")
+        out.print(f"uploaded {len(archive) // 1024 + 1} KB of source")
+    else:
+        resource = resolve_app(client, app_ref)
     if image:
         client.post(f"/resources/{resource['id']}/source", {"source": split_image(image)})
     deployment = client.post("/deployments", {

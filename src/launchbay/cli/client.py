@@ -82,6 +82,17 @@ class Client:
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.call("POST", path, body or {})
 
+    def upload(self, path: str, content: bytes, media_type: str) -> Any:
+        try:
+            response = self.http.post(path, content=content,
+                                      headers={"Content-Type": media_type}, timeout=300)
+        except httpx.HTTPError as exc:
+            err.print(f"[red]error:[/] cannot reach {self.url}: {exc}")
+            raise typer.Exit(2) from None
+        if response.status_code >= 400:
+            self._fail(response)
+        return response.json()
+
     def delete(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.call("DELETE", path, body or {})
 

@@ -30,12 +30,17 @@ def build(spec: BuildSpec, deployment_id: str, docker: DockerEngine, workspace: 
     """Builds the image of one deployment; returns (image tag, commit SHA)."""
     where = workspace / deployment_id
     try:
-        log(f"fetching {spec.repository}" + (f" at {spec.ref}" if spec.ref else ""), "info")
         try:
-            sha = source_checkout.checkout(spec.repository, spec.ref, where)
+            if spec.archive:
+                log(f"unpacking the uploaded archive {Path(spec.archive).name}", "info")
+                sha = source_checkout.unpack(Path(spec.archive), where)
+            else:
+                log(f"fetching {spec.repository}" + (f" at {spec.ref}" if spec.ref else ""),
+                    "info")
+                sha = source_checkout.checkout(spec.repository, spec.ref, where)  # type: ignore[arg-type]
+                log(f"checked out {sha[:12]}", "info")
         except (source_checkout.CheckoutError, OSError) as exc:
             raise BuildFailed("source-unavailable", f"cannot fetch the source: {exc}") from exc
-        log(f"checked out {sha[:12]}", "info")
         root = (where / spec.base_directory).resolve()
         if where.resolve() not in [root, *root.parents] or not root.is_dir():
             raise BuildFailed("base-directory-missing",

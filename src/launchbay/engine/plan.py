@@ -36,8 +36,9 @@ class Volume(BaseModel):
 class BuildSpec(BaseModel):
     """Where the source is and how to build it; the image is built when the deployment runs."""
 
-    repository: str
+    repository: str | None = None  # a git URL or path...
     ref: str | None = None
+    archive: str | None = None  # ...or an uploaded archive (tar.gz or zip) on this server
     base_directory: str = "."
     runtime_profile: dict[str, object] = {}
     base_images: dict[str, str] = {}

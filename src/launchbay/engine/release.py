@@ -233,7 +233,8 @@ class Release:
         """Builds the image from source and freezes it into the plan (so a retry or rollback
         reuses it); False when the build failed (the deployment is then failed)."""
         self.transition(("planning", "plan", "deployment started"),
-                        ("planned", "plan", f"plan: build from {self.plan.build.repository}"),
+                        ("planned", "plan", "plan: build from "
+                         f"{self.plan.build.repository or 'the uploaded archive'}"),
                         ("running", "build", "building the image"), started_at=utcnow())
         build_args, hidden = runtime_env(self.d.environment_snapshot, self.secrets,
                                          exposure="build-time")

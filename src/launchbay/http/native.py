@@ -232,21 +232,29 @@ def _on_logout(request: Request, response: Response, result: Any) -> None:
 AFTER = {"auth.login": _on_login, "auth.logout": _on_logout}
 
 
+# Routes whose body is not JSON: the raw bytes become the operation's `content`.
+UPLOADS = [("POST", "/resources/{resourceId}/source/archive", "resources.upload-archive", 201)]
+
+
 def router(cp: ControlPlane) -> APIRouter:
     api = APIRouter()
     for method, path, key, status in ROUTES:
         _add(api, cp, method, path, CATALOG[key], status)
+    for method, path, key, status in UPLOADS:
+        _add(api, cp, method, path, CATALOG[key], status, raw=True)
     return api
 
 
 def _add(api: APIRouter, cp: ControlPlane, method: str, path: str, op: Operation,
-         status: int) -> None:
+         status: int, raw: bool = False) -> None:
     after = AFTER.get(op.key)
 
     async def endpoint(request: Request) -> Response:
         actor = await resolve_actor(cp, request, op)
         data: dict[str, Any] = dict(request.query_params)
-        if method != "GET":
+        if raw:
+            data["content"] = await request.body()
+        elif method != "GET":
             data.update(await json_body(request))
         data.update(request.path_params)
         result = await run_in_threadpool(cp.ops.run, op.key, actor, data, meta_of(request))

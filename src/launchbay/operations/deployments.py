@@ -61,7 +61,7 @@ def readiness(resource: Resource) -> list[str]:
     source = SourceProfile(**resource.source) if resource.source else None
     if source is None:
         reasons.append("resource-source-missing")
-    elif source.kind not in ("docker-image", "git"):
+    elif source.kind not in ("docker-image", "git", "archive"):
         reasons.append("source-kind-not-supported-yet")
     return reasons
 
@@ -79,9 +79,12 @@ def build_plan(ctx: Context, r: Resource) -> ReleasePlan:
         interval_seconds=policy.interval_seconds, timeout_seconds=policy.timeout_seconds,
         retries=policy.retries, start_period_seconds=policy.start_period_seconds)
     build = None
-    if source.kind == "git":
+    if source.kind in ("git", "archive"):
+        archive = source.kind == "archive"
         build = BuildSpec(
-            repository=source.locator, ref=source.git_ref or source.commit_sha,  # type: ignore[arg-type]
+            repository=None if archive else source.locator,
+            archive=source.locator if archive else None,
+            ref=None if archive else (source.git_ref or source.commit_sha),
             base_directory=source.base_directory or ".",
             runtime_profile=runtime.model_dump(by_alias=True, exclude_none=True),
             base_images=ctx.settings.build_base_images, image_repository=f"lb/{r.id}",
@@ -197,8 +200,9 @@ class DeploymentOut(Schema):
 
 def runtime_plan(d: Deployment) -> dict[str, Any]:
     plan = ReleasePlan.model_validate(d.plan)
-    source = ({"kind": "git", "locator": plan.build.repository, "displayName":
-               plan.build.repository, "commitSha": plan.commit_sha} if plan.build else
+    where = plan.build and (plan.build.repository or plan.build.archive)
+    source = ({"kind": "archive" if plan.build.archive else "git", "locator": where,
+               "displayName": where, "commitSha": plan.commit_sha} if plan.build else
               {"kind": "docker-image", "locator": plan.image, "displayName": plan.image})
     return {
         "id": f"plan_{d.id.split('_')[-1]}", "source": source,
@@ -430,7 +434,10 @@ def _inspect(spec: BuildSpec, blocked: list[str]) -> tuple[Detection | None, lis
     """Detection over a shallow checkout in a temporary folder (nothing is built or kept)."""
     with tempfile.TemporaryDirectory(prefix="launchbay-plan-") as folder:
         try:
-            source_checkout.checkout(spec.repository, spec.ref, Path(folder) / "src")
+            if spec.archive:
+                source_checkout.unpack(Path(spec.archive), Path(folder) / "src")
+            else:
+                source_checkout.checkout(spec.repository, spec.ref, Path(folder) / "src")  # type: ignore[arg-type]
         except (source_checkout.CheckoutError, OSError) as exc:
             blocked.append("source-unavailable")
             return None, [{"code": "source-unavailable", "message": str(exc)[:500],

@@ -3,12 +3,14 @@ health profiles, variables and secrets, storage, and runtime controls."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import RootModel, field_validator, model_validator
 from sqlalchemy import func, select
 
+from launchbay import source_checkout
 from launchbay.docker_engine import DockerException
 from launchbay.engine import health_monitor, routing
 from launchbay.engine.routing import generated_host, public_url
@@ -51,8 +53,8 @@ class SourceProfile(Schema):
     def _what_is_needed(self) -> SourceProfile:
         if self.kind == "docker-image" and not self.image_name:
             raise ValueError("a docker-image source needs imageName")
-        if self.kind == "git" and not self.locator:
-            raise ValueError("a git source needs locator (the repository URL or path)")
+        if self.kind in ("git", "archive") and not self.locator:
+            raise ValueError(f"a {self.kind} source needs locator (where it is)")
         return self
 
     @property
@@ -1043,3 +1045,35 @@ def health_history(ctx: Context, data: HealthHistoryIn) -> HealthHistory:
         "summary": o.summary} for o in rows]
     return HealthHistory(resource_id=r.id, from_=data.window_from, to=data.window_to,
                          generated_at=utcnow(), observations=observations)
+
+
+class ArchiveIn(ResourceRef):
+    content: bytes = Field(min_length=1)
+    filename: str = Field("source", max_length=200)
+
+
+class ArchiveOut(Schema):
+    id: str
+    archive_id: str
+    size: int
+
+
+@operation("resources.upload-archive", role="developer", audit="resource.archive-uploaded")
+def upload_archive(ctx: Context, data: ArchiveIn) -> ArchiveOut:
+    """Makes an uploaded tar.gz or zip of the source the resource's source (built on deploy)."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    kind = source_checkout.archive_kind(data.content)
+    if kind is None:
+        raise Invalid("the upload is not a tar.gz or zip archive", code="archive_invalid")
+    if len(data.content) > ctx.settings.upload_max_mb * 1024 * 1024:
+        raise Invalid(f"the archive is larger than {ctx.settings.upload_max_mb} MB",
+                      code="archive_too_large")
+    digest = hashlib.sha256(data.content).hexdigest()[:40]
+    folder = ctx.settings.data_dir / "sources" / r.id
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}.{kind}"
+    path.write_bytes(data.content)
+    r.source = {"kind": "archive", "locator": str(path), "displayName": data.filename,
+                "commitSha": digest}
+    ctx.audit(r.id, archiveId=digest, size=len(data.content))
+    return ArchiveOut(id=r.id, archive_id=digest, size=len(data.content))
