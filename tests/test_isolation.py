@@ -195,6 +195,7 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "servers.edge-proxy.configure": {"proxyKind": "caddy"},
         "servers.edge-proxy.bootstrap": {},
         "default-access-domain-policies.configure": {"mode": "disabled"},
+        "servers.capacity.prune": {},
     }
 
 

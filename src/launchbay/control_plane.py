@@ -75,7 +75,7 @@ class ControlPlane:
         self.workers.wake()
 
     def reconcile(self) -> dict[str, int]:
-        return reconcile.sweep(self.sessions, self.targets)
+        return reconcile.sweep(self.sessions, self.targets, self.settings.keep_images)
 
     def follow_logs(self, target: RuntimeTarget, tail: int,
                     stop: threading.Event) -> Iterator[LogLine]:

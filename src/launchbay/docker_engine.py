@@ -225,6 +225,30 @@ class DockerEngine:
             else:
                 yield item
 
+    def images(self, repository: str) -> list[tuple[str, list[str], int]]:
+        """(id, tags, size) of the images of a repository."""
+        return [(i["Id"], i.get("RepoTags") or [], i.get("Size", 0))
+                for i in self.client.api.images(name=repository)]
+
+    def remove_image(self, ref: str) -> bool:
+        """Removes an image by tag or id; False if it is in use or gone."""
+        try:
+            self.client.api.remove_image(ref)
+            return True
+        except (NotFound, APIError):
+            return False
+
+    def dangling_images(self) -> list[tuple[str, int]]:
+        return [(i["Id"], i.get("Size", 0))
+                for i in self.client.api.images(filters={"dangling": True})]
+
+    def prune_build_cache(self) -> int:
+        """Removes the build cache; the bytes reclaimed."""
+        try:
+            return int(self.client.api.prune_builds().get("SpaceReclaimed") or 0)
+        except APIError:  # a builder without BuildKit has no separate cache
+            return 0
+
     def stats(self, container_id: str) -> dict:
         return self.client.containers.get(container_id).stats(stream=False)
 

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
         "dotnet": "mcr.microsoft.com/dotnet/sdk:8.0", "static": "busybox:1.36"}
     build_timeout_seconds: int = 1800
     upload_max_mb: int = 200
+    # Built images kept per resource: the current one and the newest successful releases (the
+    # rollback targets); older ones are pruned. Volumes are never pruned.
+    keep_images: int = 5
     build_memory_mb: int = 2048
     edge_enabled: bool = True
     edge_manage: bool = True

@@ -79,26 +79,37 @@ def debian_mirror() -> str:
 
 
 PYTHON_BASE = "lbtest/python:bookworm"
+NODE_BASE = "lbtest/node:bookworm"
 
 
-def ensure_python_base() -> str:
-    """A Debian bookworm image with Python and pip (debootstrap, about a minute, once)."""
+def debian_image(tag: str, packages: list[str], env: list[str]) -> str:
+    """A Debian bookworm image with `packages` (debootstrap, a minute or two, once per
+    machine: the tag is reused)."""
     client = docker.from_env()
     try:
-        client.images.get(PYTHON_BASE)
-        return PYTHON_BASE
+        client.images.get(tag)
+        return tag
     except docker.errors.ImageNotFound:
         pass
     with tempfile.TemporaryDirectory(prefix="lb-debootstrap-") as root:
-        subprocess.run(["debootstrap", "--variant=minbase",
-                        "--include=python3,python3-pip,python-is-python3", "bookworm", root,
-                        debian_mirror()], check=True, capture_output=True, timeout=900)
+        subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
+                        "bookworm", root, debian_mirror()],
+                       check=True, capture_output=True, timeout=1200)
         tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", "--change", "ENV PIP_BREAK_SYSTEM_PACKAGES=1",
-                        "--change", "ENV PIP_DISABLE_PIP_VERSION_CHECK=1", "-", PYTHON_BASE],
-                       stdin=tar.stdout, check=True, capture_output=True, timeout=600)
+        changes = [arg for e in env for arg in ("--change", f"ENV {e}")]
+        subprocess.run(["docker", "import", *changes, "-", tag], stdin=tar.stdout, check=True,
+                       capture_output=True, timeout=600)
         tar.wait()
-    return PYTHON_BASE
+    return tag
+
+
+def ensure_python_base() -> str:
+    return debian_image(PYTHON_BASE, ["python3", "python3-pip", "python-is-python3"],
+                        ["PIP_BREAK_SYSTEM_PACKAGES=1", "PIP_DISABLE_PIP_VERSION_CHECK=1"])
+
+
+def ensure_node_base() -> str:
+    return debian_image(NODE_BASE, ["nodejs", "npm"], ["NPM_CONFIG_UPDATE_NOTIFIER=false"])
 
 
 def ensure_all() -> None:

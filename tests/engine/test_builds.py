@@ -154,3 +154,40 @@ def test_cli_deploys_a_folder_without_a_dockerfile(api, server, tmp_path, monkey
     bad = api.request("POST", f"/resources/{api.get('/resources')['items'][0]['id']}"
                       "/source/archive", content=b"not an archive")
     assert bad.status_code == 400 and bad.json()["code"] == "archive_invalid"
+
+
+def test_old_built_images_are_pruned_and_capacity_prune_spares_the_current_release(api, cp,
+                                                                                     tmp_path):
+    import docker
+
+    from launchbay.engine import reconcile
+
+    sha = repo(tmp_path / "r", {"Dockerfile": "FROM lbtest/hello:v1\nCOPY site /www\n",
+                                "site/index.html": "1\n"})
+    ids = git_app(api, str(tmp_path / "r"), 8080)
+    releases = [deployed(api, ids)]
+    for n in (2, 3):
+        sha = repo(tmp_path / "r", {"site/index.html": f"{n}\n"})
+        releases.append(deployed(api, ids))
+    assert releases[-1]["sourceCommitSha"] == sha
+    client = docker.from_env()
+    tags = lambda: sorted(t for i in client.images.list(f"lb/{ids['resource']}") for t in i.tags)  # noqa: E731
+    assert len(tags()) == 3
+    reconcile._prune_old_images(cp.sessions, cp.targets, api.server_id, keep=2)
+    kept = [d["runtimePlan"]["runtimeArtifact"]["image"] for d in releases[1:]]
+    assert tags() == sorted(kept)
+    assert body(releases[-1]["url"]) == "3\n"
+
+    stop = api.ok("POST", f"/resources/{ids['resource']}/runtime/stop")
+    deadline = __import__("time").monotonic() + 20
+    while api.get(f"/operator-work/{stop['runtimeControlAttemptId']}")["item"]["status"] != \
+            "succeeded":
+        assert __import__("time").monotonic() < deadline
+    preview = api.post(f"/servers/{api.server_id}/capacity/prune")
+    assert preview["dryRun"] is True
+    current = [c for c in preview["candidates"] if c["category"] == "stopped-containers"]
+    assert current and all(c["action"] == "skipped" for c in current)
+    done = api.post(f"/servers/{api.server_id}/capacity/prune",
+                    {"dryRun": False, "categories": ["stopped-containers"]})
+    assert done["summary"]["prunedCount"] == 0 and done["summary"]["skippedCount"] >= 1
+    api.ok("POST", f"/resources/{ids['resource']}/runtime/start")

@@ -6,6 +6,8 @@
 - A container carrying launchbay's labels whose deployment is unknown, failed or canceled, or
   superseded (not current, with no release of its resource under way) is removed.
 - A network of an environment that no longer exists is removed once nothing is attached.
+- Built images of a resource beyond the newest `keep` successful releases (and the current
+  one) are removed.
 Volumes are never removed here.
 """
 
@@ -26,13 +28,14 @@ from launchbay.store.models import Deployment, Environment, OperatorWork, Resour
 log = logging.getLogger("launchbay.reconcile")
 
 
-def sweep(sessions: sessionmaker, targets: Targets) -> dict[str, int]:
+def sweep(sessions: sessionmaker, targets: Targets, keep_images: int = 5) -> dict[str, int]:
     failed = _fail_abandoned_deployments(sessions)
     removed = 0
     for server_id in targets.server_ids():
         try:
             removed += _remove_stray_containers(sessions, targets, server_id)
             _remove_stray_networks(sessions, targets, server_id)
+            _prune_old_images(sessions, targets, server_id, keep_images)
         except (DockerException, OSError) as exc:
             log.warning("cannot reach the Docker engine of %s: %s", server_id, exc)
     return {"failedDeployments": failed, "removedContainers": removed}
@@ -91,3 +94,28 @@ def _remove_stray_networks(sessions: sessionmaker, targets: Targets, server_id: 
             exists = db.get(Environment, labels.get("launchbay.environment", "")) is not None
         if not exists and not attached:
             docker.remove_network(name)
+
+
+def _prune_old_images(sessions: sessionmaker, targets: Targets, server_id: str,
+                      keep: int) -> None:
+    """Removes a resource's built images (`lb/<resource>:*`) but those of its current release and
+    its newest `keep` successful releases."""
+    docker = targets.docker(server_id)
+    with sessions() as db:
+        resources = list(db.scalars(select(Resource).where(Resource.server_id == server_id)))
+        wanted: dict[str, set[str]] = {}
+        for r in resources:
+            releases = db.scalars(select(Deployment).where(
+                Deployment.resource_id == r.id, Deployment.status.in_(("succeeded",
+                                                                       "rolled-back")))
+                .order_by(Deployment.created_at.desc()).limit(keep))
+            images = {d.plan.get("image") for d in releases}
+            current = db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
+                else None
+            images.add(current.plan.get("image") if current else None)
+            wanted[r.id] = {i for i in images if i}
+    for resource_id, keep_these in wanted.items():
+        for _, tags, _size in docker.images(f"lb/{resource_id}"):
+            for tag in tags:
+                if tag not in keep_these:
+                    docker.remove_image(tag)

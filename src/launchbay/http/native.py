@@ -93,6 +93,7 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("GET", "/servers", "servers.list", 200),
     ("GET", "/servers/{serverId}", "servers.show", 200),
     ("GET", "/servers/{serverId}/capacity", "servers.capacity", 200),
+    ("POST", "/servers/{serverId}/capacity/prune", "servers.capacity.prune", 200),
     ("POST", "/servers/{serverId}/edge-proxy/configuration", "servers.edge-proxy.configure", 200),
     ("POST", "/servers/{serverId}/edge-proxy/bootstrap", "servers.edge-proxy.bootstrap", 202),
     ("GET", "/resources/count", "resources.count", 200),

@@ -285,3 +285,65 @@ def bootstrap_edge_proxy(ctx: Context, data: ServerRef) -> Bootstrapped:
     ctx.db.flush()
     ctx.audit(server.id, workId=work.id)
     return Bootstrapped(server_id=server.id, attempt_id=work.id)
+
+
+class PruneIn(ServerRef):
+    categories: list[Literal["stopped-containers", "dangling-images", "build-cache"]] = Field(
+        default_factory=lambda: ["stopped-containers", "dangling-images", "build-cache"])
+    dry_run: bool = True
+
+
+class PruneOut(Schema):
+    schema_version: str = "servers.capacity.prune/v1"
+    server: dict[str, Any]
+    categories: list[str]
+    dry_run: bool
+    pruned_at: Timestamp | None
+    summary: dict[str, int]
+    candidates: list[dict[str, Any]]
+    warnings: list[dict[str, Any]] = Field(default_factory=list)
+
+
+@operation("servers.capacity.prune", role="admin", audit="server.capacity-pruned")
+def prune_capacity(ctx: Context, data: PruneIn) -> PruneOut:
+    """Reclaims disk: launchbay's stopped containers (never a resource's current release),
+    dangling images and build cache. A dry run unless `dryRun` is false; volumes are never
+    touched."""
+    server = _server_admin(ctx, data.server_id)
+    engine = ctx.runtime.docker(server.id)
+    current = set(ctx.db.scalars(select(Deployment.container_id).join(
+        Resource, Resource.current_deployment_id == Deployment.id).where(
+        Deployment.container_id.is_not(None))))
+    candidates: list[dict[str, Any]] = []
+    reclaimed = 0
+    if "stopped-containers" in data.categories:
+        for c in engine.containers(**{"launchbay.server": server.id}):
+            if c.status in ("exited", "created", "dead"):
+                skipped = c.id in current
+                candidates.append({"id": c.id[:12], "category": "stopped-containers",
+                                   "target": c.name, "action": "skipped" if skipped else
+                                   "matched" if data.dry_run else "pruned",
+                                   "skippedReason": "active-runtime" if skipped else None})
+                if not skipped and not data.dry_run:
+                    engine.remove(c.id)
+    if "dangling-images" in data.categories:
+        for image_id, size in engine.dangling_images():
+            pruned = not data.dry_run and engine.remove_image(image_id)
+            reclaimed += size if pruned else 0
+            candidates.append({"id": image_id[7:19], "category": "dangling-images",
+                               "target": image_id, "size": size,
+                               "action": "pruned" if pruned else "matched"})
+    if "build-cache" in data.categories and not data.dry_run:
+        freed = engine.prune_build_cache()
+        reclaimed += freed
+        candidates.append({"id": "build-cache", "category": "build-cache", "target": "builder",
+                           "size": freed, "action": "pruned"})
+    ctx.audit(server.id, dryRun=data.dry_run, candidates=len(candidates))
+    matched = [c for c in candidates if c["action"] != "skipped"]
+    return PruneOut(
+        server={"id": server.id, "name": server.name}, categories=list(data.categories),
+        dry_run=data.dry_run, pruned_at=None if data.dry_run else utcnow(),
+        summary={"inspectedCount": len(candidates), "matchedCount": len(matched),
+                 "prunedCount": sum(1 for c in candidates if c["action"] == "pruned"),
+                 "skippedCount": len(candidates) - len(matched), "reclaimedBytes": reclaimed},
+        candidates=candidates)
