@@ -79,7 +79,6 @@ def debian_mirror() -> str:
 
 
 PYTHON_BASE = "lbtest/python:bookworm"
-NODE_BASE = "lbtest/node:bookworm"
 
 
 def debian_image(tag: str, packages: list[str], env: list[str]) -> str:
@@ -106,10 +105,6 @@ def debian_image(tag: str, packages: list[str], env: list[str]) -> str:
 def ensure_python_base() -> str:
     return debian_image(PYTHON_BASE, ["python3", "python3-pip", "python-is-python3"],
                         ["PIP_BREAK_SYSTEM_PACKAGES=1", "PIP_DISABLE_PIP_VERSION_CHECK=1"])
-
-
-def ensure_node_base() -> str:
-    return debian_image(NODE_BASE, ["nodejs", "npm"], ["NPM_CONFIG_UPDATE_NOTIFIER=false"])
 
 
 def ensure_all() -> None:
