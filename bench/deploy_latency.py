@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import docker
 import httpx
+from harness import launchbay
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "engine")]
-import images  # noqa: E402  (the tests' locally built images)
+import images  # the tests' locally built images (harness puts them on the path)
 
 N = int(os.environ.get("BENCH_N", "10"))
 IMAGE = "lbtest/hello:v1"
-
-
 PROBE = httpx.Client(trust_env=False, timeout=1)
 
 
@@ -66,65 +60,28 @@ def rss_mb(pid: int) -> float:
 def main() -> None:
     images.ensure(IMAGE)
     client = docker.from_env()
-    floor_times: list[float] = []
-
-    data = tempfile.mkdtemp(prefix="lb-bench-")
-    port = 18000 + os.getpid() % 1000
-    env = {**os.environ, "LAUNCHBAY_DATA_DIR": data, "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}",
-           "LAUNCHBAY_EDGE_ENABLED": "false"}  # the engine alone (the edge has its own bench)
-    env.pop("LAUNCHBAY_DATABASE_URL", None)
-    exe = os.path.join(os.path.dirname(sys.executable), "launchbay")
-    serve = subprocess.Popen([exe, "serve"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    server_id = None
-    try:
-        first_200(f"{base}/ready", timeout=60)
-        http = httpx.Client(base_url=f"{base}/api", timeout=30)
-        http.post("/bootstrap/auth/first-admin",
-                  json={"email": "bench@example.com", "password": "bench-password"})
-        token = http.post("/auth/login", json={"email": "bench@example.com",
-                                               "password": "bench-password"}).json()["token"]
-        http.headers["Authorization"] = f"Bearer {token}"
-        http.cookies.clear()
-        server_id = http.get("/servers").json()["items"][0]["id"]
-        project = http.post("/projects", json={"name": "bench"}).json()["id"]
-        environment = http.post("/environments", json={"projectId": project,
-                                                       "name": "production"}).json()["id"]
+    floor_times, deploy_times = [], []
+    # The engine alone: the edge proxy has its own benchmark.
+    with launchbay(edge_enabled="false") as lb:
         name, tag = IMAGE.split(":")
-        resource = http.post("/resources", json={
-            "projectId": project, "environmentId": environment, "name": "web",
-            "source": {"kind": "docker-image", "imageName": name, "imageTag": tag},
-            "networkProfile": {"internalPort": 8080}}).json()["id"]
-        deploy_times = []
-        floor_once(client)  # warm both paths once, then alternate so both see the same machine
+        app = lb.create_app("web", source={"kind": "docker-image", "imageName": name,
+                                           "imageTag": tag},
+                            networkProfile={"internalPort": 8080})
+        floor_once(client)  # warm both paths once, then alternate
         for _ in range(N):
             floor_times.append(floor_once(client))
             start = time.monotonic()
-            deployment = http.post("/deployments", json={
-                "projectId": project, "environmentId": environment,
-                "resourceId": resource}).json()["id"]
+            deployment = lb.deploy(app)
             while True:  # where the new release will answer, as soon as it is started
-                shown = http.get(f"/deployments/{deployment}").json()["deployment"]
+                shown = lb.api.get(f"/deployments/{deployment}").json()["deployment"]
                 if shown["hostPort"] or shown["status"] in ("failed", "canceled"):
                     break
                 time.sleep(0.005)  # as often as the floor polls its port
             first_200(f"http://127.0.0.1:{shown['hostPort']}/")
             deploy_times.append(time.monotonic() - start)
-            while http.get(f"/deployments/{deployment}").json()["deployment"]["status"] != \
-                    "succeeded":
-                time.sleep(0.02)
+            lb.succeeded(deployment)
         time.sleep(3)
-        idle = rss_mb(serve.pid)
-    finally:
-        serve.terminate()
-        serve.wait(20)
-        if server_id:
-            for c in client.containers.list(all=True, filters={
-                    "label": [f"launchbay.server={server_id}"]}):
-                c.remove(force=True)
-            for n in client.networks.list(filters={"label": [f"launchbay.server={server_id}"]}):
-                n.remove()
+        idle = rss_mb(lb.pid)
     median, floor_median = statistics.median(deploy_times), statistics.median(floor_times)
     print(f"floor runs: {', '.join(f'{t:.3f}' for t in floor_times)}")
     print(f"deploy runs: {', '.join(f'{t:.3f}' for t in deploy_times)}")

@@ -162,9 +162,12 @@ class DockerEngine:
 
     def stop(self, container_id: str, timeout: int = 10) -> None:
         try:
-            self.client.containers.get(container_id).stop(timeout=timeout)
+            self.client.api.stop(container_id, timeout=timeout)
         except NotFound:
             pass
+        except APIError as exc:
+            if not _concurrent(exc):
+                raise
 
     def start(self, container_id: str) -> None:
         self.client.containers.get(container_id).start()
@@ -173,11 +176,15 @@ class DockerEngine:
         self.client.containers.get(container_id).restart(timeout=timeout)
 
     def remove(self, container_id: str) -> None:
-        """Removes a container (anonymous and named volumes stay)."""
+        """Removes a container (anonymous and named volumes stay). Idempotent: a container
+        already gone, or being removed by someone else, counts as removed."""
         try:
-            self.client.containers.get(container_id).remove(force=True, v=False)
+            self.client.api.remove_container(container_id, force=True, v=False)
         except NotFound:
             pass
+        except APIError as exc:
+            if not _concurrent(exc):
+                raise
 
     def logs(self, container_id: str, tail: int = 100,
              since: datetime | None = None) -> list[LogLine]:
@@ -225,10 +232,12 @@ class DockerEngine:
             else:
                 yield item
 
-    def images(self, repository: str) -> list[tuple[str, list[str], int]]:
-        """(id, tags, size) of the images of a repository."""
-        return [(i["Id"], i.get("RepoTags") or [], i.get("Size", 0))
-                for i in self.client.api.images(name=repository)]
+    def tags(self, repository: str) -> list[str]:
+        """The tags `repository:*` that exist. An image shared with other repositories (the
+        same content built twice) lists only this repository's tags here."""
+        prefix = f"{repository}:"
+        return sorted({t for i in self.client.api.images(name=repository)
+                       for t in i.get("RepoTags") or [] if t.startswith(prefix)})
 
     def remove_image(self, ref: str) -> bool:
         """Removes an image by tag or id; False if it is in use or gone."""
@@ -274,6 +283,12 @@ def _info(attrs: dict) -> ContainerInfo:
         labels=attrs.get("Config", {}).get("Labels") or {}, host_port=port,
         exit_code=state.get("ExitCode"), oom_killed=bool(state.get("OOMKilled")),
     )
+
+
+def _concurrent(exc: APIError) -> bool:
+    """Whether the engine refused only because another caller is already doing the same."""
+    text = str(exc.explanation or exc).lower()
+    return exc.status_code == 409 and ("in progress" in text or "is not running" in text)
 
 
 def _listed(entry: dict) -> ContainerInfo:

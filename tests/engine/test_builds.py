@@ -158,8 +158,6 @@ def test_cli_deploys_a_folder_without_a_dockerfile(api, server, tmp_path, monkey
 
 def test_old_built_images_are_pruned_and_capacity_prune_spares_the_current_release(api, cp,
                                                                                      tmp_path):
-    import docker
-
     from launchbay.engine import reconcile
 
     sha = repo(tmp_path / "r", {"Dockerfile": "FROM lbtest/hello:v1\nCOPY site /www\n",
@@ -170,8 +168,11 @@ def test_old_built_images_are_pruned_and_capacity_prune_spares_the_current_relea
         sha = repo(tmp_path / "r", {"site/index.html": f"{n}\n"})
         releases.append(deployed(api, ids))
     assert releases[-1]["sourceCommitSha"] == sha
-    client = docker.from_env()
-    tags = lambda: sorted(t for i in client.images.list(f"lb/{ids['resource']}") for t in i.tags)  # noqa: E731
+    engine = cp.targets.docker(api.server_id)
+
+    def tags() -> list[str]:
+        return engine.tags(f"lb/{ids['resource']}")
+
     assert len(tags()) == 3
     reconcile._prune_old_images(cp.sessions, cp.targets, api.server_id, keep=2)
     kept = [d["runtimePlan"]["runtimeArtifact"]["image"] for d in releases[1:]]

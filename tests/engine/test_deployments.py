@@ -304,3 +304,34 @@ def test_containers_get_their_profile_labels_limits_and_loopback_port(api):
     capacity = api.get(f"/servers/{api.server_id}/capacity")
     assert capacity["cpu"]["logicalCores"] >= 1 and capacity["memory"]["total"] > 0
     assert [c["deploymentId"] for c in capacity["launchbayContainers"]] == [d["id"]]
+
+
+def test_driver_is_idempotent_and_keeps_to_its_own_tags(api, cp):
+    """Removing twice is fine (a release and the reconciler may race), and a resource's image
+    tags never include another resource's tags on the same image."""
+    import docker
+
+    from launchbay.docker_engine import ContainerSpec
+    from launchbay.engine import reconcile
+
+    engine = cp.targets.docker(api.server_id)
+    engine.ensure_network("lb-driver-test", {"launchbay.server": api.server_id})
+    info = engine.run(ContainerSpec(name="lb-driver-test", image="lbtest/hello:v1",
+                                    labels={"launchbay.server": api.server_id},
+                                    network="lb-driver-test"))
+    engine.stop(info.id)
+    engine.stop(info.id)
+    engine.remove(info.id)
+    engine.remove(info.id)
+    engine.remove_network("lb-driver-test")
+    image = docker.from_env().images.get("lbtest/hello:v1")
+    image.tag("lb/res_aaaaaaaaaaaaaaaa", "one")
+    image.tag("lb/res_bbbbbbbbbbbbbbbb", "two")
+    try:
+        assert engine.tags("lb/res_aaaaaaaaaaaaaaaa") == ["lb/res_aaaaaaaaaaaaaaaa:one"]
+        reconcile._prune_old_images(cp.sessions, cp.targets, api.server_id, keep=5)
+        assert engine.tags("lb/res_bbbbbbbbbbbbbbbb") == ["lb/res_bbbbbbbbbbbbbbbb:two"]
+        assert docker.from_env().images.get("lbtest/hello:v1")  # never another repository's
+    finally:
+        for tag in ("lb/res_aaaaaaaaaaaaaaaa:one", "lb/res_bbbbbbbbbbbbbbbb:two"):
+            engine.remove_image(tag)

@@ -70,9 +70,11 @@ def _remove_stray_containers(sessions: sessionmaker, targets: Targets, server_id
         with sessions() as db:
             d = db.get(Deployment, deployment_id) if deployment_id else None
             resource = db.get(Resource, d.resource_id) if d else None
-            busy = resource is not None and db.scalar(select(Deployment.id).where(
-                Deployment.resource_id == resource.id,
-                Deployment.status.in_(("created", *ACTIVE))).limit(1)) is not None
+            # A release of the resource is under way until its work ends (the drain and the
+            # retirement of older releases come after its deployment succeeded).
+            busy = resource is not None and db.scalar(select(OperatorWork.id).where(
+                OperatorWork.resource_id == resource.id, OperatorWork.kind == "deployment",
+                OperatorWork.status.in_(OPEN)).limit(1)) is not None
         if d is None or resource is None:
             why = "unknown deployment"
         elif d.status in ("failed", "canceled") and resource.current_deployment_id != d.id:
@@ -115,7 +117,6 @@ def _prune_old_images(sessions: sessionmaker, targets: Targets, server_id: str,
             images.add(current.plan.get("image") if current else None)
             wanted[r.id] = {i for i in images if i}
     for resource_id, keep_these in wanted.items():
-        for _, tags, _size in docker.images(f"lb/{resource_id}"):
-            for tag in tags:
-                if tag not in keep_these:
-                    docker.remove_image(tag)
+        for tag in docker.tags(f"lb/{resource_id}"):
+            if tag not in keep_these:
+                docker.remove_image(tag)  # untags; the layers go when nothing else uses them

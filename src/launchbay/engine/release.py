@@ -159,6 +159,11 @@ class Release:
                 setattr(d, key, value)
             db.commit()
 
+    def _switched(self) -> bool:
+        with self.sessions() as db:
+            return db.scalar(select(Deployment.phase).where(
+                Deployment.id == self.d.id)) == "switched"
+
     def cancel_requested(self) -> bool:
         if self.job.lost.is_set():
             return True
@@ -171,6 +176,10 @@ class Release:
         try:
             return self._execute()
         except APIError as exc:
+            if self._switched():  # it serves: never discard it; the reconciler tidies up
+                self.log(f"retiring older releases: {exc.explanation or exc}", "retire",
+                         level="warn")
+                return "succeeded"
             if exc.status_code and exc.status_code < 500:  # the engine refused: a bad plan
                 message = exc.explanation or str(exc)
                 self.log(f"the Docker engine refused: {message}", "start", level="error")
