@@ -1,19 +1,20 @@
 """DNS observation of a custom domain: what A, AAAA and CNAME records say, against where the
-domain should point. Uses dnspython, with the system resolver or a configured one."""
+domain should point. Uses dnspython (imported on first use: the server does not carry it until
+a domain is checked), with the system resolver or a configured one."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
 
-import dns.exception
-import dns.resolver
-
 
 def observe(domain: str, expected: list[str], resolver_address: str | None = None,
             timeout: float = 3.0) -> dict[str, Any]:
     """{status, expectedTargets, observedTargets, checkedAt, message}; status is `matched`,
     `mismatched`, `unresolvable` or `pending` (nothing to compare with)."""
+    import dns.exception
+    import dns.resolver
+
     resolver = dns.resolver.Resolver(configure=resolver_address is None)
     if resolver_address:
         host, _, port = resolver_address.rpartition(":")
