@@ -67,6 +67,17 @@ def git_app(api, url: str, port: int, name: str = "web", **runtime) -> dict[str,
     return {"project": project, "env": env, "resource": resource}
 
 
+def idle(api, resource: str, within: float = 20) -> None:
+    """Waits until no work of the resource is open."""
+    import time
+
+    deadline = time.monotonic() + within
+    while any(w["status"] in ("pending", "running", "retry-scheduled")
+              for w in api.get("/operator-work", params={"resourceId": resource})["items"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
 def build_log(api, deployment: str) -> list[str]:
     return [e["message"] for e in api.get(f"/deployments/{deployment}/logs")["logs"]
             if e["phase"] == "build"]
@@ -174,6 +185,7 @@ def test_old_built_images_are_pruned_and_capacity_prune_spares_the_current_relea
         return engine.tags(f"lb/{ids['resource']}")
 
     assert len(tags()) == 3
+    idle(api, ids["resource"])  # the last release has finished retiring the older ones
     reconcile._prune_old_images(cp.sessions, cp.targets, api.server_id, keep=2)
     kept = [d["runtimePlan"]["runtimeArtifact"]["image"] for d in releases[1:]]
     assert tags() == sorted(kept)
@@ -192,3 +204,27 @@ def test_old_built_images_are_pruned_and_capacity_prune_spares_the_current_relea
                     {"dryRun": False, "categories": ["stopped-containers"]})
     assert done["summary"]["prunedCount"] == 0 and done["summary"]["skippedCount"] >= 1
     api.ok("POST", f"/resources/{ids['resource']}/runtime/start")
+
+
+def test_pruning_leaves_a_resource_with_a_release_under_way_alone(api, cp, tmp_path):
+    from launchbay.engine import reconcile
+    from launchbay.engine.ledger import enqueue
+
+    repo(tmp_path / "q", {"Dockerfile": "FROM lbtest/hello:v1\nCOPY site /www\n",
+                          "site/index.html": "1\n"})
+    ids = git_app(api, str(tmp_path / "q"), 8080)
+    deployed(api, ids)
+    engine = cp.targets.docker(api.server_id)
+    image = engine.tags(f"lb/{ids['resource']}")[0]
+    engine.client.images.get(image).tag(f"lb/{ids['resource']}", "just-built")
+    with cp.sessions() as db:  # as if a build had just finished: the plan does not name it yet
+        work = enqueue(db, "deployment", "test", resource_id=ids["resource"])
+        work.status = "running"
+        db.commit()
+    reconcile._prune_old_images(cp.sessions, cp.targets, api.server_id, keep=5)
+    assert f"lb/{ids['resource']}:just-built" in engine.tags(f"lb/{ids['resource']}")
+    with cp.sessions() as db:
+        db.get(type(work), work.id).status = "succeeded"
+        db.commit()
+    reconcile._prune_old_images(cp.sessions, cp.targets, api.server_id, keep=5)
+    assert f"lb/{ids['resource']}:just-built" not in engine.tags(f"lb/{ids['resource']}")

@@ -105,8 +105,14 @@ def _prune_old_images(sessions: sessionmaker, targets: Targets, server_id: str,
     docker = targets.docker(server_id)
     with sessions() as db:
         resources = list(db.scalars(select(Resource).where(Resource.server_id == server_id)))
+        # A release under way may have built an image its plan does not name yet: leave the
+        # resource alone until its work ends.
+        busy = set(db.scalars(select(OperatorWork.resource_id).where(
+            OperatorWork.kind == "deployment", OperatorWork.status.in_(OPEN))))
         wanted: dict[str, set[str]] = {}
         for r in resources:
+            if r.id in busy:
+                continue
             releases = db.scalars(select(Deployment).where(
                 Deployment.resource_id == r.id, Deployment.status.in_(("succeeded",
                                                                        "rolled-back")))
