@@ -49,8 +49,8 @@ class Caddy:
         return {"listen": self.admin, "config": {"persist": False}}
 
     def alive(self) -> bool:
-        try:
-            return self._http.get("/config/").status_code == 200
+        try:  # a small object of the configuration, not the whole of it
+            return self._http.get("/config/admin/listen").status_code == 200
         except httpx.HTTPError:
             return False
 

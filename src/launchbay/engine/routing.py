@@ -231,6 +231,7 @@ class EdgeProxy:
         self.sessions, self.settings, self.caddy, self.secrets = sessions, settings, caddy, secrets
         self._lock = threading.Lock()
         self._applied: str | None = None
+        self._recorded: tuple[str, str | None] | None = None
 
     def apply(self) -> None:
         """Loads the desired configuration unless Caddy already has exactly it."""
@@ -244,15 +245,19 @@ class EdgeProxy:
             self._applied = config_id
 
     def watch(self) -> None:
-        """Starts Caddy if it is down and re-applies the routes if it lost them."""
+        """Starts Caddy if it is down and re-applies the routes if it lost them. Route changes
+        apply themselves; this only notices Caddy losing what was loaded."""
         try:
-            self.bootstrap()
+            if self._applied is None or not self.caddy.has(self._applied):
+                self.bootstrap()
         except EdgeError as exc:
             log.warning("edge proxy: %s", exc)
 
-    def bootstrap(self) -> None:
-        """Caddy running with the routes loaded, and the servers' edge status recorded (only
-        when it changes)."""
+    def bootstrap(self, record_always: bool = False) -> None:
+        """Caddy running with the routes loaded, and the servers' edge status recorded (when it
+        changes, or always)."""
+        if record_always:
+            self._recorded = None
         try:
             if self.caddy.start():
                 self._applied = None
@@ -263,7 +268,7 @@ class EdgeProxy:
         self._record("ready", None)
 
     def _record(self, status: str, error: str | None) -> None:
-        if (status, error) == getattr(self, "_recorded", None):
+        if (status, error) == self._recorded:
             return
         now = utcnow()
         with self.sessions() as db:
@@ -375,9 +380,8 @@ class ProxyBootstrap:
         if self.edge is None:
             return "succeeded"  # no edge proxy on this control plane: nothing to start
         job.progress(phase="proxy", step="starting the edge proxy and loading its routes")
-        self.edge._recorded = None  # a bootstrap always records its outcome
         try:
-            self.edge.bootstrap()
+            self.edge.bootstrap(record_always=True)
         except EdgeError as exc:
             raise Retry("edge-proxy", str(exc)) from exc
         return "succeeded"
