@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from launchbay import dockerfiles
 from launchbay.runtime_detection import detect
 
 
@@ -37,13 +38,18 @@ def test_node_with_lockfiles_and_scripts(tmp_path):
     d = detect(tree(tmp_path, {"package.json": json.dumps(package), "yarn.lock": ""}))
     assert (d.runtime_family, d.package_manager, d.framework) == ("nodejs", "yarn", "express")
     assert d.install_command == "yarn install --frozen-lockfile"
-    assert d.build_command == "yarn run build" and d.start_command == "yarn start"
+    # The start script runs directly (no package manager process in between).
+    assert d.build_command == "yarn run build" and d.start_command == "node server.js"
     assert d.detected_scripts == ["build", "start"] and d.port == 3000
 
 
 def test_node_without_lockfile_uses_npm_install(tmp_path):
-    d = detect(tree(tmp_path, {"package.json": "{}", "index.js": ""}))
+    package = {"dependencies": {"left-pad": "1"}}
+    d = detect(tree(tmp_path, {"package.json": json.dumps(package), "index.js": ""}))
     assert d.install_command == "npm install" and d.start_command == "node index.js"
+    bare = detect(tree(tmp_path / "bare", {"package.json": "{}", "index.js": ""}))
+    assert bare.install_command is None
+    assert any("no dependencies" in r for r in bare.reasoning)
 
 
 def test_other_runtimes(tmp_path):
@@ -63,6 +69,28 @@ def test_static_site_and_dockerfile_and_compose(tmp_path):
     assert docker.runtime_family == "docker" and docker.dockerfile_path == "Dockerfile"
     compose = detect(tree(tmp_path / "c", {"compose.yaml": "services: {}"}))
     assert compose.runtime_family == "compose" and compose.compose_file_path == "compose.yaml"
+    assert compose.unsupported[0]["code"] == "compose-invalid"  # no services
+
+
+def test_strategies_from_the_profile(tmp_path):
+    site = tree(tmp_path / "site", {"package.json": json.dumps(
+        {"scripts": {"build": "node build.js"}}), "build.js": ""})
+    static = detect(site, {"strategy": "static", "publishDirectory": "out"})
+    assert (static.runtime_family, static.builder_family) == ("static", "nodejs")
+    assert static.build_command == "npm run build" and static.publish_directory == "out"
+    text = dockerfiles.generate(static, "busybox:1", {"package.json"}, "node:20")
+    assert text.startswith("FROM node:20 AS site") and "COPY --from=site /app/out /www" in text
+    assert detect(site, {"strategy": "dockerfile"}).unsupported[0]["code"] == \
+        "dockerfile-missing"
+    assert detect(site, {"strategy": "docker-compose"}).unsupported[0]["code"] == \
+        "compose-file-missing"
+    work = detect(site, {"strategy": "workspace-commands", "runtimeName": "python",
+                         "installCommand": "make deps", "startCommand": "./serve"})
+    assert (work.runtime_family, work.base_image, work.start_command) == (
+        "workspace", "python", "./serve")
+    assert work.install_command == "make deps" and work.buildable
+    assert detect(site, {"strategy": "workspace-commands"}).unsupported[0]["code"] == \
+        "base-image-missing"
 
 
 def test_profile_overrides_and_unsupported_reasons(tmp_path):

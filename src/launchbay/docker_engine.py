@@ -37,6 +37,7 @@ class ContainerSpec:
     memory_limit_mb: int | None = None
     volumes: list[tuple[str, str, str]] = field(default_factory=list)  # (name, path, rw|ro)
     restart_policy: str = "unless-stopped"
+    networks: dict[str, list[str]] = field(default_factory=dict)  # more networks: aliases
     # An init process as PID 1 forwards signals (so SIGTERM stops the app at once) and reaps
     # zombies; without it many apps ignore SIGTERM and every stop waits out its timeout.
     init: bool = True
@@ -143,6 +144,8 @@ class DockerEngine:
             restart_policy={"Name": spec.restart_policy}, network=spec.network,
             networking_config={spec.network: endpoint}, init=spec.init, **kwargs,
         )
+        for network, aliases in spec.networks.items():
+            self.client.networks.get(network).connect(container, aliases=aliases or None)
         container.start()
         return self.inspect(container.id)  # type: ignore[return-value]
 

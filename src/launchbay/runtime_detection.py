@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from launchbay.compose_files import ComposeError, Stack, parse
+
 LOCKFILES = [("pnpm-lock.yaml", "pnpm"), ("yarn.lock", "yarn"), ("bun.lockb", "bun"),
              ("package-lock.json", "npm")]
 NODE_FRAMEWORKS = ["next", "nuxt", "@sveltejs/kit", "astro", "vite", "express", "fastify"]
 PYTHON_FRAMEWORKS = ["django", "fastapi", "flask", "starlette"]
+COMPOSE_FILES = ["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"]
 DEFAULT_PORTS = {"nodejs": 3000, "python": 8000, "golang": 8080, "php": 8080, "ruby": 9292,
                  "java": 8080, "dotnet": 8080, "static": 8080}
 
@@ -35,6 +38,9 @@ class Detection:
     publish_directory: str | None = None
     dockerfile_path: str | None = None
     compose_file_path: str | None = None
+    stack: Stack | None = None  # the services of a compose file
+    base_image: str | None = None  # workspace-commands: the image the commands run on
+    builder_family: str | None = None  # static: the runtime that builds the site
     reasoning: list[str] = field(default_factory=list)
     unsupported: list[dict[str, str]] = field(default_factory=list)
 
@@ -57,19 +63,27 @@ def _procfile_web(root: Path) -> str | None:
     return None
 
 
-def detect(root: Path, profile: dict[str, Any] | None = None) -> Detection:
-    """What `root` is and how to run it; `profile` (runtime profile fields, camelCase or not)
-    overrides commands, the Dockerfile path and the publish directory."""
+def detect(root: Path, profile: dict[str, Any] | None = None,
+           target_service: str | None = None) -> Detection:
+    """What `root` is and how to run it. `profile` (runtime profile fields, camelCase or not)
+    chooses the strategy and overrides commands, the Dockerfile and compose file paths and the
+    publish directory; `target_service` names a compose stack's web service."""
     profile = {re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): v
                for k, v in (profile or {}).items() if v}
     files = {p.name for p in root.iterdir()} if root.is_dir() else set()
-    d = _detect(root, files, profile)
+    strategy = profile.get("strategy", "auto")
+    d = STRATEGIES.get(strategy, _detect)(root, files, profile)
+    if strategy != "auto":
+        d.reasoning.insert(0, f"the runtime profile asks for the {strategy} strategy")
     for key, attr in (("installCommand", "install_command"), ("buildCommand", "build_command"),
                       ("startCommand", "start_command"), ("publishDirectory", "publish_directory")):
-        if profile.get(key):
+        if profile.get(key) and d.runtime_family not in ("docker", "compose"):
             setattr(d, attr, profile[key])
             d.reasoning.append(f"{key} comes from the runtime profile")
-    if d.runtime_family not in ("docker", "compose", "static") and not d.start_command:
+    if d.runtime_family == "compose" and d.buildable:
+        _read_stack(root, d, target_service)
+    if d.runtime_family not in ("docker", "compose", "static") and not d.start_command \
+            and d.buildable:
         d.unsupported.append({
             "code": "start-command-unknown",
             "message": f"no start command could be found for this {d.runtime_family} app",
@@ -77,21 +91,89 @@ def detect(root: Path, profile: dict[str, Any] | None = None) -> Detection:
     return d
 
 
+def _read_stack(root: Path, d: Detection, target: str | None) -> None:
+    try:
+        d.stack = parse(_read(root / d.compose_file_path), target)  # type: ignore[operator]
+    except ComposeError as exc:
+        d.unsupported.append({"code": exc.code, "message": exc.message, "fix": exc.fix})
+        return
+    for s in d.stack.services:
+        how = f"built from {s.build_context}" if s.build_context else f"image {s.image}"
+        role = "the web service" if s.name == d.stack.web else "a service of the stack"
+        d.reasoning.append(f"{s.name}: {role}, {how}"
+                           + (f", port {s.port}" if s.port else ""))
+        if s.volumes:
+            d.reasoning.append(
+                f"{s.name} keeps data in {', '.join(v[0] for v in s.volumes)}: each release "
+                "starts its own copy beside the previous one's on the same volume; keep "
+                "databases in a launchbay database instead")
+    d.port = d.stack.service(d.stack.web).port
+
+
+def _dockerfile(root: Path, files: set[str], profile: dict[str, Any]) -> Detection:
+    path = profile.get("dockerfilePath") or "Dockerfile"
+    d = _named_file(root, "docker", path, "dockerfilePath", "is built as is")
+    d.dockerfile_path = path if d.buildable else None
+    return d
+
+
+def _compose(root: Path, files: set[str], profile: dict[str, Any]) -> Detection:
+    path = profile.get("dockerComposeFilePath") or next(
+        (n for n in COMPOSE_FILES if n in files), COMPOSE_FILES[0])
+    d = _named_file(root, "compose", path, "dockerComposeFilePath",
+                    "describes a stack of services")
+    d.compose_file_path = path if d.buildable else None
+    return d
+
+
+def _named_file(root: Path, family: str, path: str, setting: str, what: str) -> Detection:
+    if not (root / path).is_file():
+        code = "dockerfile-missing" if family == "docker" else "compose-file-missing"
+        return Detection(family, unsupported=[{
+            "code": code, "message": f"{path} does not exist",
+            "fix": f"add {path} or correct runtimeProfile.{setting}"}])
+    return Detection(family, detected_files=[path], reasoning=[f"{path} {what}"])
+
+
+def _static(root: Path, files: set[str], profile: dict[str, Any]) -> Detection:
+    """A site of files: built first when the source has a builder (package.json...), then its
+    publish directory is served by a tiny file server."""
+    builder = next((f(root, files) for f in (_node, _python) if f(root, files)), None)
+    publish = profile.get("publishDirectory") or next(
+        (p for p in (".", "dist", "build", "public", "out")
+         if (root / p / "index.html").is_file()), "dist" if builder else ".")
+    d = Detection("static", detected_files=["index.html"] if (root / publish).is_dir() else [],
+                  publish_directory=publish, port=DEFAULT_PORTS["static"],
+                  reasoning=[f"{publish} is served as a static site"])
+    if builder:
+        d.framework, d.package_manager = builder.framework, builder.package_manager
+        d.install_command, d.build_command = builder.install_command, builder.build_command
+        d.detected_files += builder.detected_files
+        d.builder_family = builder.runtime_family
+        d.reasoning.append(f"built first with {builder.runtime_family} "
+                           f"({builder.package_manager})")
+    return d
+
+
+def _workspace(root: Path, files: set[str], profile: dict[str, Any]) -> Detection:
+    """The profile's own commands on the base image it names (`runtimeName`: a runtime whose
+    base image is configured, or an image reference)."""
+    runtime = profile.get("runtimeName")
+    d = Detection("workspace", base_image=runtime, port=8080,
+                  reasoning=[f"install, build and start commands run on {runtime}"])
+    if not runtime:
+        d.unsupported.append({"code": "base-image-missing",
+                              "message": "workspace-commands needs a base image",
+                              "fix": "set runtimeProfile.runtimeName to a runtime (python, "
+                                     "nodejs...) or an image reference"})
+    return d
+
+
 def _detect(root: Path, files: set[str], profile: dict[str, Any]) -> Detection:
-    dockerfile = profile.get("dockerfilePath") or ("Dockerfile" if "Dockerfile" in files else None)
-    if dockerfile:
-        if not (root / dockerfile).is_file():
-            return Detection("docker", unsupported=[{
-                "code": "dockerfile-missing", "message": f"{dockerfile} does not exist",
-                "fix": "correct runtimeProfile.dockerfilePath"}])
-        return Detection("docker", detected_files=[dockerfile], dockerfile_path=dockerfile,
-                         reasoning=[f"{dockerfile} is present: it is built as is"])
-    compose = profile.get("dockerComposeFilePath") or next(
-        (n for n in ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
-         if n in files), None)
-    if compose:
-        return Detection("compose", detected_files=[compose], compose_file_path=compose,
-                         reasoning=[f"{compose} describes a stack of services"])
+    if profile.get("dockerfilePath") or "Dockerfile" in files:
+        return _dockerfile(root, files, profile)
+    if profile.get("dockerComposeFilePath") or any(n in files for n in COMPOSE_FILES):
+        return _compose(root, files, profile)
     web = _procfile_web(root)
     for detector in (_node, _python, _go, _php, _ruby, _java, _dotnet):
         found = detector(root, files)
@@ -128,17 +210,24 @@ def _node(root: Path, files: set[str]) -> Detection | None:
     install = {"npm": "npm ci" if lock else "npm install", "pnpm": "pnpm install --frozen-lockfile",
                "yarn": "yarn install --frozen-lockfile", "bun": "bun install"}[manager]
     framework = next((f for f in NODE_FRAMEWORKS if f in deps), None)
-    start = f"{manager} start" if "start" in scripts else (
+    # The start script runs directly, not through the package manager: signals then reach the
+    # app (a clean stop) and no idle npm process sits beside it.
+    start = scripts.get("start") or (
         f"node {package['main']}" if package.get("main") else
         "node index.js" if "index.js" in files else "node server.js" if "server.js" in files
         else None)
     d = Detection("nodejs", framework=framework, package_manager=manager,
                   detected_files=["package.json"] + ([lock] if lock else []),
-                  detected_scripts=sorted(scripts), install_command=install,
+                  detected_scripts=sorted(scripts),
+                  install_command=install if deps or lock else None,
                   build_command=f"{manager} run build" if "build" in scripts else None,
                   start_command=start,
                   reasoning=[f"package.json: a Node.js app; {manager} from "
                              f"{lock or 'no lockfile (npm)'}"])
+    if not (deps or lock):
+        d.reasoning.append("package.json declares no dependencies: nothing to install")
+    if "start" in scripts:
+        d.reasoning.append("the start script runs the app")
     if framework:
         d.reasoning.append(f"{framework} is a dependency")
     return d
@@ -193,3 +282,7 @@ _java = _simple("java", "pom.xml", None, "mvn -q -DskipTests package",
                 "java -jar target/app.jar", "pom.xml: a Java app built with Maven")
 _dotnet = _simple("dotnet", "*.csproj", None, "dotnet publish -c Release -o /app/out",
                   "dotnet /app/out/app.dll", "a .csproj: a .NET app")
+
+
+STRATEGIES = {"dockerfile": _dockerfile, "docker-compose": _compose, "static": _static,
+              "workspace-commands": _workspace}

@@ -54,7 +54,8 @@ def wait(api: Api, deployment: str, statuses: set[str] = TERMINAL,
 
 def deployed(api: Api, ids: dict[str, str], timeout: float = 60) -> dict[str, Any]:
     d = wait(api, deploy(api, ids), timeout=timeout)
-    assert d["status"] == "succeeded", (d["errorCode"], d["errorMessage"])
+    assert d["status"] == "succeeded", (d["errorCode"], d["errorMessage"], [
+        e["message"] for e in api.get(f"/deployments/{d['id']}/logs")["logs"]][-8:])
     return d
 
 

@@ -79,11 +79,13 @@ def debian_mirror() -> str:
 
 
 PYTHON_BASE = "lbtest/python:bookworm"
+NODE_BASE = "lbtest/node:bookworm"
 
 
-def debian_image(tag: str, packages: list[str], env: list[str]) -> str:
+def debian_image(tag: str, packages: list[str], env: list[str], later: list[str] = ()) -> str:
     """A Debian bookworm image with `packages` (debootstrap, a minute or two, once per
-    machine: the tag is reused)."""
+    machine: the tag is reused), then `later` installed by apt inside it (debootstrap cannot
+    resolve virtual packages, which npm's dependencies need)."""
     client = docker.from_env()
     try:
         client.images.get(tag)
@@ -94,6 +96,11 @@ def debian_image(tag: str, packages: list[str], env: list[str]) -> str:
         subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
                         "bookworm", root, debian_mirror()],
                        check=True, capture_output=True, timeout=1200)
+        if later:
+            subprocess.run(["chroot", root, "sh", "-c", "apt-get update -q && DEBIAN_FRONTEND="
+                            "noninteractive apt-get install -y -q --no-install-recommends "
+                            + " ".join(later) + " && apt-get clean"],
+                           check=True, capture_output=True, timeout=1200)
         tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
         changes = [arg for e in env for arg in ("--change", f"ENV {e}")]
         subprocess.run(["docker", "import", *changes, "-", tag], stdin=tar.stdout, check=True,
@@ -105,6 +112,11 @@ def debian_image(tag: str, packages: list[str], env: list[str]) -> str:
 def ensure_python_base() -> str:
     return debian_image(PYTHON_BASE, ["python3", "python3-pip", "python-is-python3"],
                         ["PIP_BREAK_SYSTEM_PACKAGES=1", "PIP_DISABLE_PIP_VERSION_CHECK=1"])
+
+
+def ensure_node_base() -> str:
+    return debian_image(NODE_BASE, ["nodejs"], ["NPM_CONFIG_UPDATE_NOTIFIER=false",
+                                                "NPM_CONFIG_FUND=false"], later=["npm"])
 
 
 def ensure_all() -> None:

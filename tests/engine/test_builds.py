@@ -1,9 +1,12 @@
-"""Deployments built from source: local git repositories with a Dockerfile, an auto-detected
-Python app (on a locally built Debian base image), a static site, and a broken build."""
+"""Deployments built from source: local git repositories with a Dockerfile, auto-detected
+Python and Node apps (on locally built Debian base images), a static site, a compose stack,
+workspace commands, a private repository, and a broken build."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -29,17 +32,16 @@ http.server.HTTPServer(("", int(os.environ["PORT"])), Hello).serve_forever()
 
 
 @pytest.fixture(scope="module")
-def python_base() -> str:
-    return images.ensure_python_base()
+def base_images() -> dict[str, str]:
+    return {"python": images.ensure_python_base(), "nodejs": images.ensure_node_base(),
+            "static": images.ensure("lbtest/busybox:v1")}
 
 
 @pytest.fixture
-def settings(tmp_path, database_url, python_base) -> Settings:
-    images.ensure("lbtest/busybox:v1")
+def settings(tmp_path, database_url, base_images) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
                     worker_poll_seconds=0.1, work_lease_seconds=10, reconcile_seconds=2,
-                    edge_enabled=False,
-                    build_base_images={"python": python_base, "static": "lbtest/busybox:v1"})
+                    edge_enabled=False, build_base_images=base_images)
 
 
 def repo(path: Path, files: dict[str, str], message: str = "change") -> str:
@@ -57,14 +59,22 @@ def repo(path: Path, files: dict[str, str], message: str = "change") -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-def git_app(api, url: str, port: int, name: str = "web", **runtime) -> dict[str, str]:
+def git_app(api, url: str, port: int | None, name: str = "web", metadata=None,
+            **runtime) -> dict[str, str]:
     project = api.post("/projects", {"name": f"{name}-project"})["id"]
     env = api.post("/environments", {"projectId": project, "name": "production"})["id"]
     resource = api.post("/resources", {
         "projectId": project, "environmentId": env, "name": name,
-        "source": {"kind": "git", "locator": url, "gitRef": "main"},
-        "networkProfile": {"internalPort": port}, "runtimeProfile": runtime})["id"]
+        "source": {"kind": "git", "locator": url, "gitRef": "main", "metadata": metadata or {}},
+        "networkProfile": {"internalPort": port} if port else {},
+        "runtimeProfile": runtime})["id"]
     return {"project": project, "env": env, "resource": resource}
+
+
+def plan_of(api, ids: dict[str, str]) -> dict:
+    return api.get("/deployments/plan", params={
+        "projectId": ids["project"], "environmentId": ids["env"], "resourceId": ids["resource"],
+        "serverId": api.server_id})
 
 
 def idle(api, resource: str, within: float = 20) -> None:
@@ -132,8 +142,184 @@ def test_broken_build_fails_with_the_compiler_error_and_keeps_serving(api, tmp_p
 def test_static_site(api, tmp_path):
     repo(tmp_path / "s", {"index.html": "<h1>static</h1>\n"})
     ids = git_app(api, str(tmp_path / "s"), 8080)
+    plan = plan_of(api, ids)
+    assert (plan["source"]["runtimeFamily"], plan["planner"]["buildStrategy"]) == (
+        "static", "static")
+    assert any("served as a static site" in r for r in plan["source"]["reasoning"])
     d = deployed(api, ids, timeout=120)
     assert body(d["url"]) == "<h1>static</h1>\n"
+
+
+NODE_SERVER = """const http = require("http");
+const fs = require("fs");
+const page = fs.readFileSync(__dirname + "/dist/page.txt");
+http.createServer((req, res) => res.end(page)).listen(process.env.PORT);
+"""
+
+
+def test_node_app_is_built_with_its_build_script(api, tmp_path):
+    repo(tmp_path / "n", {
+        "package.json": json.dumps({"name": "n", "scripts": {
+            "build": "node build.js", "start": "node server.js"}}),
+        "build.js": 'require("fs").mkdirSync("dist", {recursive: true});\n'
+                    'require("fs").writeFileSync("dist/page.txt", "built by node " + '
+                    'process.version.split(".")[0] + "\\n");\n',
+        "server.js": NODE_SERVER})
+    ids = git_app(api, str(tmp_path / "n"), None)
+    plan = plan_of(api, ids)
+    assert plan["source"]["runtimeFamily"] == "nodejs"
+    assert plan["source"]["packageManager"] == "npm" and plan["health"]["port"] == 3000
+    assert {c["kind"]: c["command"] for c in plan["commands"]} == {
+        "build": "npm run build", "start": "node server.js"}
+    d = deployed(api, ids, timeout=180)
+    assert body(d["url"]).startswith("built by node v")
+    assert any("npm run build" in line for line in build_log(api, d["id"]))
+
+
+def test_workspace_commands_on_a_chosen_base_image(api, tmp_path):
+    repo(tmp_path / "w", {"page.txt": "from the workspace\n"})
+    ids = git_app(api, str(tmp_path / "w"), 8080, strategy="workspace-commands",
+                  runtimeName="static", installCommand="mkdir -p www",
+                  buildCommand="cp page.txt www/index.html",
+                  startCommand="exec httpd -f -p $PORT -h /app/www")
+    plan = plan_of(api, ids)
+    assert plan["planner"]["buildStrategy"] == "workspace-commands"
+    assert [c["kind"] for c in plan["commands"]] == ["install", "build", "start"]
+    d = deployed(api, ids, timeout=120)
+    assert body(d["url"]) == "from the workspace\n"
+
+
+API_CGI = """#!/bin/sh
+echo "Content-Type: text/plain"
+echo ""
+wget -qO- http://api:5000/
+"""
+COMPOSE = """services:
+  web:
+    build: ./web
+    ports: ["8080"]
+    environment: {STACK_NAME: demo}
+    depends_on: [api]
+  api:
+    image: lbtest/hello:v2
+    command: httpd -f -p 5000 -h /www
+"""
+
+
+def test_compose_stack_runs_its_services_on_their_own_network(api, cp, tmp_path):
+    repo(tmp_path / "c", {
+        "compose.yaml": COMPOSE,
+        "web/Dockerfile": "FROM lbtest/busybox:v1\nCOPY www /www\n"
+                          'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n',
+        "web/www/index.html": "stack web\n", "web/www/cgi-bin/api": API_CGI})
+    subprocess.run(["chmod", "+x", str(tmp_path / "c/web/www/cgi-bin/api")], check=True)
+    repo(tmp_path / "c", {}, message="executable")
+    ids = git_app(api, str(tmp_path / "c"), None)
+    plan = plan_of(api, ids)
+    assert plan["planner"]["buildStrategy"] == "docker-compose"
+    assert plan["planner"]["packagingMode"] == "compose-stack"
+    assert plan["artifact"]["metadata"]["services"] == "api,web"
+    assert any(r.startswith("web: the web service, built from ./web, port 8080")
+               for r in plan["source"]["reasoning"])
+    first = deployed(api, ids, timeout=120)
+    assert body(first["url"]) == "stack web\n"
+    assert body(first["url"] + "cgi-bin/api") == "hello v2\n"  # web reaches api by name
+    engine = cp.targets.docker(api.server_id)
+    services = {c.labels.get("launchbay.service", "web") for c in engine.containers(
+        **{"launchbay.deployment": first["id"]})}
+    assert services == {"web", "api"}
+    assert [(x["name"], x["web"]) for x in first["runtimePlan"]["services"]] == [
+        ("web", True), ("api", False)]
+    second = deployed(api, ids, timeout=120)
+    assert body(second["url"] + "cgi-bin/api") == "hello v2\n"
+    idle(api, ids["resource"])
+    assert not engine.containers(**{"launchbay.deployment": first["id"]})
+    networks = {name for name, *_ in engine.networks(**{"launchbay.resource": ids["resource"]})}
+    assert networks == {f"lb-stack-{second['id'].split('_')[-1]}"}  # the first one's is gone
+
+
+class PrivateGit:
+    """A git server on loopback (`git http-backend`) that wants a token."""
+
+    def __init__(self, root: Path, token: str):
+        import base64
+        import http.server
+        import threading
+
+        expected = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.backend()
+
+            def do_POST(self):
+                self.backend()
+
+            def backend(self):
+                if self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                    self.end_headers()
+                    return
+                path, _, query = self.path.partition("?")
+                data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                env = {"GIT_PROJECT_ROOT": str(root), "GIT_HTTP_EXPORT_ALL": "1",
+                       "PATH_INFO": path, "QUERY_STRING": query,
+                       "REQUEST_METHOD": self.command, "REMOTE_USER": "x",
+                       "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                       "CONTENT_LENGTH": str(len(data)),
+                       "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+                       "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
+                       "PATH": "/usr/bin:/bin"}
+                out = subprocess.run(["git", "http-backend"], input=data, env=env,
+                                     capture_output=True, check=True).stdout
+                head, _, rest = out.partition(b"\r\n\r\n")
+                headers = [h.split(": ", 1) for h in head.decode().split("\r\n") if h]
+                status = next((v for k, v in headers if k == "Status"), "200 OK")
+                self.send_response(int(status.split()[0]))
+                for key, value in headers:
+                    if key != "Status":
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(rest)))
+                self.end_headers()
+                self.wfile.write(rest)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_private_repository_with_a_token_and_secrets_masked_in_the_build_log(api, tmp_path):
+    token, run = "tok-9f8e7d6c5b4a", uuid.uuid4().hex  # `run`: no cached layer hides the output
+    repo(tmp_path / "git" / "private", {
+        "Dockerfile": "FROM lbtest/hello:v1\nARG API_KEY\n"
+                      f'RUN echo "{run}: building with key $API_KEY"\nCOPY site /www\n',
+        "site/index.html": "private\n"})
+    server = PrivateGit(tmp_path / "git", token)
+    try:
+        url = f"{server.url}/private/.git"
+        ids = git_app(api, url, 8080, metadata={"gitCredential": "GIT_TOKEN"})
+        plan = plan_of(api, ids)  # no token stored yet: the repository cannot be read
+        assert plan["readiness"]["reasonCodes"] == ["source-unavailable"]
+        assert any(p["code"] == "source-unavailable" for p in plan["unsupportedReasons"])
+        resource = ids["resource"]
+        api.post(f"/resources/{resource}/secrets", {"key": "GIT_TOKEN", "value": token})
+        api.post(f"/resources/{resource}/secrets", {"key": "API_KEY", "value": "k3y-v4lue",
+                                                     "exposure": "build-time"})
+        assert plan_of(api, ids)["readiness"]["ready"] is True
+        d = deployed(api, ids, timeout=120)
+        assert body(d["url"]) == "private\n"
+    finally:
+        server.server.shutdown()
+    log = build_log(api, d["id"])
+    assert f"{run}: building with key ****" in log, log
+    everything = json.dumps(api.get(f"/deployments/{d['id']}/logs"))
+    assert "k3y-v4lue" not in everything and token not in everything
+    env = api.get(f"/deployments/{d['id']}")["deployment"]["environmentSnapshot"]
+    assert {v["key"] for v in env["variables"]} == {"GIT_TOKEN", "API_KEY"}
 
 
 def test_cli_deploys_a_folder_without_a_dockerfile(api, server, tmp_path, monkeypatch):

@@ -1,18 +1,24 @@
 """Building a release's image from source: check it out, detect how to build it, generate a
 Dockerfile when there is none, and build it with the Docker engine, streaming its output into
-the deployment's log (phase `build`). Layers are cached between builds of a resource."""
+the deployment's log (phase `build`). Layers are cached between builds of a resource.
+A compose stack builds each service that has a build context."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from launchbay import dockerfiles, source_checkout
+from launchbay.compose_files import Stack
 from launchbay.docker_engine import APIError, DockerEngine
-from launchbay.engine.plan import BuildSpec
-from launchbay.runtime_detection import detect
+from launchbay.engine.plan import BuildSpec, ServicePlan, Volume
+from launchbay.runtime_detection import Detection, detect
+
+Log = Callable[[str, str], None]
 
 GENERATED = ".launchbay.Dockerfile"
 
@@ -25,9 +31,24 @@ class BuildFailed(Exception):
         self.code, self.message = code, message
 
 
+@dataclass
+class Built:
+    """What a build adds to the release plan."""
+
+    image: str
+    commit_sha: str
+    port: int | None = None  # detected; the network profile's port wins
+    # A compose stack: the web service's name, command, environment and volumes, and the others.
+    service_name: str | None = None
+    command: list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    volumes: list[Volume] = field(default_factory=list)
+    services: list[ServicePlan] = field(default_factory=list)
+
+
 def build(spec: BuildSpec, deployment_id: str, docker: DockerEngine, workspace: Path,
-          build_args: dict[str, str], log: Callable[[str, str], None]) -> tuple[str, str]:
-    """Builds the image of one deployment; returns (image tag, commit SHA)."""
+          build_args: dict[str, str], log: Log, credential: str | None = None) -> Built:
+    """Builds the image (or the stack's images) of one deployment."""
     where = workspace / deployment_id
     try:
         try:
@@ -37,48 +58,94 @@ def build(spec: BuildSpec, deployment_id: str, docker: DockerEngine, workspace: 
             else:
                 log(f"fetching {spec.repository}" + (f" at {spec.ref}" if spec.ref else ""),
                     "info")
-                sha = source_checkout.checkout(spec.repository, spec.ref, where)  # type: ignore[arg-type]
+                sha = source_checkout.checkout(spec.repository, spec.ref, where,  # type: ignore[arg-type]
+                                               credential)
                 log(f"checked out {sha[:12]}", "info")
         except (source_checkout.CheckoutError, OSError) as exc:
             raise BuildFailed("source-unavailable", f"cannot fetch the source: {exc}") from exc
-        root = (where / spec.base_directory).resolve()
-        if where.resolve() not in [root, *root.parents] or not root.is_dir():
-            raise BuildFailed("base-directory-missing",
-                              f"{spec.base_directory} is not a folder of the repository")
-        found = detect(root, spec.runtime_profile)
+        root = _inside(where, spec.base_directory)
+        found = detect(root, spec.runtime_profile, spec.target_service)
         for reason in found.reasoning:
             log(f"detected: {reason}", "info")
         if not found.buildable:
             problem = found.unsupported[0]
             raise BuildFailed(problem["code"], f"{problem['message']} ({problem['fix']})")
-        if found.runtime_family == "compose":
-            raise BuildFailed("compose-not-supported-yet",
-                              "compose stacks are not deployed yet; add a Dockerfile")
-        dockerfile = found.dockerfile_path
-        if dockerfile is None:
-            base = spec.base_images.get(found.runtime_family)
-            if not base:
-                raise BuildFailed("no-base-image",
-                                  f"no base image is configured for {found.runtime_family}")
-            text = dockerfiles.generate(found, base, {p.name for p in root.iterdir()})
-            if build_args:
-                text = text.replace("WORKDIR /app\n", "WORKDIR /app\n" + "".join(
-                    f"ARG {key}\n" for key in sorted(build_args)), 1)
-            (root / GENERATED).write_text(text)
-            dockerfile = GENERATED
-            log(f"generated a Dockerfile for {found.runtime_family} on {base}", "info")
         tag = f"{spec.image_repository}:{deployment_id.split('_')[-1]}"
-        _docker_build(docker, root, dockerfile, tag, build_args, spec, log)
-        return tag, sha
+        if found.stack is not None:
+            return _build_stack(found.stack, root, tag, spec, docker, build_args, log, sha)
+        dockerfile = found.dockerfile_path or _generate(found, root, spec, build_args, log)
+        _docker_build(docker, root, dockerfile, tag, build_args, spec, log,
+                      spec.runtime_profile.get("buildTarget"))  # type: ignore[arg-type]
+        start = spec.runtime_profile.get("startCommand")
+        return Built(tag, sha, port=found.port, command=shlex.split(start)  # type: ignore[arg-type]
+                     if start and found.dockerfile_path else None)
     finally:
         shutil.rmtree(where, ignore_errors=True)
 
 
+def _inside(where: Path, relative: str) -> Path:
+    """`relative` under `where`, refused if it is not a folder there."""
+    root = (where / relative).resolve()
+    if where.resolve() not in [root, *root.parents] or not root.is_dir():
+        raise BuildFailed("base-directory-missing", f"{relative} is not a folder of the source")
+    return root
+
+
+def _base_image(spec: BuildSpec, family: str) -> str:
+    base = spec.base_images.get(family)
+    if not base:
+        raise BuildFailed("no-base-image", f"no base image is configured for {family}")
+    return base
+
+
+def _generate(found: Detection, root: Path, spec: BuildSpec, build_args: dict[str, str],
+              log: Log) -> str:
+    if found.runtime_family == "workspace":
+        base = spec.base_images.get(found.base_image or "") or found.base_image or ""
+    else:
+        base = _base_image(spec, found.runtime_family)
+    builder = (_base_image(spec, found.builder_family) if found.builder_family
+               and (found.install_command or found.build_command) else None)
+    text = dockerfiles.generate(found, base, {p.name for p in root.iterdir()}, builder)
+    if build_args:
+        text = text.replace("WORKDIR /app\n", "WORKDIR /app\n" + "".join(
+            f"ARG {key}\n" for key in sorted(build_args)), 1)
+    (root / GENERATED).write_text(text)
+    log(f"generated a Dockerfile for {found.runtime_family} on {base}", "info")
+    return GENERATED
+
+
+def _build_stack(stack: Stack, root: Path, tag: str, spec: BuildSpec, docker: DockerEngine,
+                 build_args: dict[str, str], log: Log, sha: str) -> Built:
+    """Builds the services that have a build context, one image each; the others run their
+    image as named. Named volumes become the resource's volumes."""
+    images: dict[str, str] = {}
+    for service in stack.services:
+        if not service.build_context:
+            images[service.name] = service.image  # type: ignore[assignment]
+            continue
+        log(f"building service {service.name}", "info")
+        images[service.name] = f"{tag}-{service.name}"
+        _docker_build(docker, _inside(root, service.build_context),
+                      service.dockerfile or "Dockerfile", images[service.name],
+                      {**service.build_args, **build_args}, spec, log, service.build_target)
+    volume_prefix = spec.image_repository.replace("/", "-")
+
+    def volumes(service):  # type: ignore[no-untyped-def]
+        return [Volume(docker_name=f"{volume_prefix}-{name}", path=path, mode=mode)
+                for name, path, mode in service.volumes]
+    web = stack.service(stack.web)
+    return Built(images[web.name], sha, port=web.port, service_name=web.name,
+                 command=web.command, env=web.environment, volumes=volumes(web),
+                 services=[ServicePlan(name=s.name, image=images[s.name], command=s.command,
+                                       env=s.environment, volumes=volumes(s))
+                           for s in stack.services if s.name != web.name])
+
+
 def _docker_build(docker: DockerEngine, root: Path, dockerfile: str, tag: str,
-                  build_args: dict[str, str], spec: BuildSpec,
-                  log: Callable[[str, str], None]) -> None:
+                  build_args: dict[str, str], spec: BuildSpec, log: Log,
+                  target: str | None = None) -> None:
     started = time.monotonic()
-    target = spec.runtime_profile.get("buildTarget") or spec.runtime_profile.get("build_target")
     try:
         stream = docker.client.api.build(
             path=str(root), dockerfile=dockerfile, tag=tag, buildargs=build_args or None,

@@ -43,14 +43,30 @@ class BuildSpec(BaseModel):
     runtime_profile: dict[str, object] = {}
     base_images: dict[str, str] = {}
     image_repository: str  # the built image is tagged `{image_repository}:{deployment id}`
+    target_service: str | None = None  # a compose stack's web service
+    # The key of the secret variable that holds the git deploy key or access token (it is
+    # never passed to the build or the container).
+    credential_key: str | None = None
     timeout_seconds: int = 1800
     memory_mb: int = 2048
+
+
+class ServicePlan(BaseModel):
+    """A service of a compose stack beside the web one: on the release's own network only,
+    reachable there by its name."""
+
+    name: str
+    image: str
+    command: list[str] | None = None
+    env: dict[str, str] = {}
+    volumes: list[Volume] = []
 
 
 class ReleasePlan(BaseModel):
     # Empty until a build produced it (`build` is then set); frozen afterwards.
     image: str
     command: list[str] | None = None
+    env: dict[str, str] = {}  # defaults from the source (a compose file); variables win
     internal_port: int | None = None
     health: HealthSpec = HealthSpec()
     cpu_limit: float | None = None
@@ -64,3 +80,9 @@ class ReleasePlan(BaseModel):
     drain_seconds: float = 0
     build: BuildSpec | None = None
     commit_sha: str | None = None
+    # A compose stack: the web service's name and the other services, started first.
+    service_name: str | None = None
+    services: list[ServicePlan] = []
+
+    def images(self) -> set[str]:
+        return {i for i in (self.image, *(s.image for s in self.services)) if i}

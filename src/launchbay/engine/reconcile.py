@@ -5,7 +5,8 @@
   forever.
 - A container carrying launchbay's labels whose deployment is unknown, failed or canceled, or
   superseded (not current, with no release of its resource under way) is removed.
-- A network of an environment that no longer exists is removed once nothing is attached.
+- A network of an environment that no longer exists, or of a release that ended (a compose
+  stack's), is removed once nothing is attached.
 - Built images of a resource beyond the newest `keep` successful releases (and the current
   one) are removed.
 Volumes are never removed here.
@@ -21,6 +22,7 @@ from sqlalchemy.orm import sessionmaker
 from launchbay.docker_engine import DockerException
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.ledger import OPEN
+from launchbay.engine.plan import ReleasePlan
 from launchbay.engine.release import ACTIVE, finish
 from launchbay.engine.targets import Targets
 from launchbay.store.models import Deployment, Environment, OperatorWork, Resource
@@ -92,9 +94,15 @@ def _remove_stray_containers(sessions: sessionmaker, targets: Targets, server_id
 def _remove_stray_networks(sessions: sessionmaker, targets: Targets, server_id: str) -> None:
     docker = targets.docker(server_id)
     for name, labels, attached in docker.networks(**{"launchbay.server": server_id}):
+        if attached:
+            continue
         with sessions() as db:
-            exists = db.get(Environment, labels.get("launchbay.environment", "")) is not None
-        if not exists and not attached:
+            if "launchbay.deployment" in labels:  # a release's stack network
+                d = db.get(Deployment, labels["launchbay.deployment"])
+                gone = d is None or d.status in TERMINAL
+            else:
+                gone = db.get(Environment, labels.get("launchbay.environment", "")) is None
+        if gone:
             docker.remove_network(name)
 
 
@@ -117,11 +125,10 @@ def _prune_old_images(sessions: sessionmaker, targets: Targets, server_id: str,
                 Deployment.resource_id == r.id, Deployment.status.in_(("succeeded",
                                                                        "rolled-back")))
                 .order_by(Deployment.created_at.desc()).limit(keep))
-            images = {d.plan.get("image") for d in releases}
             current = db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
                 else None
-            images.add(current.plan.get("image") if current else None)
-            wanted[r.id] = {i for i in images if i}
+            wanted[r.id] = {image for d in [*releases, *([current] if current else [])]
+                            for image in ReleasePlan.model_validate(d.plan).images()}
     for resource_id, keep_these in wanted.items():
         for tag in docker.tags(f"lb/{resource_id}"):
             if tag not in keep_these:

@@ -46,20 +46,28 @@ def deployment_labels(d: Deployment) -> dict[str, str]:
             "launchbay.deployment": d.id, "launchbay.server": d.server_id}
 
 
-def runtime_env(snapshot: dict[str, Any], secrets: SecretBox, exposure: str = "runtime"
-                ) -> tuple[dict[str, str], list[str]]:
+def runtime_env(snapshot: dict[str, Any], secrets: SecretBox, exposure: str = "runtime",
+                credential_key: str | None = None) -> tuple[dict[str, str], list[str]]:
     """The variables of one exposure from a deployment's frozen snapshot (the container's
     environment, or the build's arguments), and the secret values among them (to mask them
-    wherever they would be written)."""
+    wherever they would be written). The source's git credential is never among them."""
     env, hidden = {}, []
     for var in snapshot.get("variables", []):
-        if var["exposure"] != exposure:
+        if var["exposure"] != exposure or var["key"] == credential_key:
             continue
         value = secrets.decrypt(var["value"]) if var["kind"] == "secret" else var["value"]
         if var["kind"] == "secret":
             hidden.append(value)
         env[var["key"]] = value
     return env, hidden
+
+
+def git_credential(snapshot: dict[str, Any], secrets: SecretBox, key: str | None) -> str | None:
+    """The deploy key or token stored in the secret variable `key` of the snapshot."""
+    for var in snapshot.get("variables", []):
+        if key and var["key"] == key and var["kind"] == "secret":
+            return secrets.decrypt(var["value"])
+    return None
 
 
 class DeploymentRunner:
@@ -94,6 +102,12 @@ class DeploymentRunner:
         finish(self.sessions, deployment.id, "failed", code, message)
 
 
+def stack_network(deployment_id: str) -> str:
+    """The network of one release of a compose stack: its services find each other there by
+    name, and never meet the services of another release."""
+    return f"lb-stack-{deployment_id.split('_')[-1]}"
+
+
 def remove_containers(docker: DockerEngine, **labels: str) -> list[str]:
     removed = []
     for container in docker.containers(**labels):
@@ -126,9 +140,12 @@ class Release:
         self.sessions, self.job, self.d = runner.sessions, job, deployment
         self.reroute = runner.reroute
         self.plan = ReleasePlan.model_validate(deployment.plan)
-        self.env, self.hidden = runtime_env(deployment.environment_snapshot, runner.secrets)
+        self.credential_key = self.plan.build.credential_key if self.plan.build else None
+        self.env, self.hidden = runtime_env(deployment.environment_snapshot, runner.secrets,
+                                            credential_key=self.credential_key)
         self.secrets, self.workspace = runner.secrets, runner.workspace
         self.docker = runner.targets.docker(deployment.server_id)
+        self.companions: list[tuple[str, str]] = []  # a stack's other services: (name, id)
 
     # -- journal -----------------------------------------------------------------------------
     def log(self, message: str, phase: str, level: str = "info", source: str = "launchbay") -> None:
@@ -246,19 +263,29 @@ class Release:
                          f"{self.plan.build.repository or 'the uploaded archive'}"),
                         ("running", "build", "building the image"), started_at=utcnow())
         build_args, hidden = runtime_env(self.d.environment_snapshot, self.secrets,
-                                         exposure="build-time")
-        self.hidden += hidden
+                                         exposure="build-time",
+                                         credential_key=self.credential_key)
+        credential = git_credential(self.d.environment_snapshot, self.secrets,
+                                    self.credential_key)
+        self.hidden += hidden + ([credential] if credential else [])
         try:
-            image, sha = build.build(
+            built = build.build(
                 self.plan.build, self.d.id, self.docker, self.workspace, build_args,
-                lambda message, level: self.log(message, "build", level))
+                lambda message, level: self.log(message, "build", level), credential)
         except build.BuildFailed as exc:
             self.log(f"the build failed: {exc.message}", "build", level="error")
             finish(self.sessions, self.d.id, "failed", exc.code, exc.message)
             return False
-        self.plan.image, self.plan.commit_sha = image, sha
-        self.update(plan=self.plan.model_dump(mode="json"))
-        self.log(f"built {image} from {sha[:12]}", "build")
+        plan = self.plan
+        plan.image, plan.commit_sha = built.image, built.commit_sha
+        plan.internal_port = plan.internal_port or built.port
+        plan.command = plan.command or built.command
+        plan.env, plan.service_name, plan.services = built.env, built.service_name, built.services
+        plan.volumes += built.volumes
+        self.update(plan=plan.model_dump(mode="json"))
+        self.log(f"built {built.image} from {built.commit_sha[:12]}"
+                 + (f" and {len(plan.services)} more service(s)" if plan.services else ""),
+                 "build")
         return True
 
     def _wait_for_earlier_releases(self) -> None:
@@ -271,37 +298,51 @@ class Release:
         if earlier:
             raise Defer(1.0, f"waiting for {earlier} to finish")
 
-    def _pull(self) -> None:
-        image = self.plan.image
-        self.log(f"image {image} is not on the server: pulling it", "image")
+    def _run(self, spec: ContainerSpec):  # type: ignore[no-untyped-def]
         try:
-            self.docker.pull(image)
-        except APIError as exc:
-            raise _ImageMissing(image, exc.explanation or str(exc)) from exc
+            return self.docker.run(spec)
+        except ImageNotFound:
+            self.log(f"image {spec.image} is not on the server: pulling it", "image")
+            try:
+                self.docker.pull(spec.image)
+            except APIError as exc:
+                raise _ImageMissing(spec.image, exc.explanation or str(exc)) from exc
+            return self.docker.run(spec)
 
     def _start(self):  # type: ignore[no-untyped-def]
-        plan = self.plan
+        """Starts the release's containers: a stack's other services first, on the release's
+        own network, then the web one, which also joins the environment's network."""
+        plan, labels = self.plan, deployment_labels(self.d)
         self.docker.ensure_network(plan.network, {"launchbay.environment": self.d.environment_id,
                                                   "launchbay.server": self.d.server_id})
-        for volume in plan.volumes:
+        for volume in [*plan.volumes, *(v for s in plan.services for v in s.volumes)]:
             self.docker.ensure_volume(volume.docker_name,
                                       {"launchbay.environment": self.d.environment_id})
-        env = dict(self.env)
+        suffix = self.d.id.split("_")[-1]
+        alias = plan.aliases[0] if plan.aliases else "app"
+        networks = {}
+        if plan.service_name:
+            stack = stack_network(self.d.id)
+            self.docker.ensure_network(stack, {**labels, "launchbay.stack": "true"})
+            networks = {stack: [plan.service_name]}
+            for service in plan.services:
+                info = self._run(ContainerSpec(
+                    name=f"lb-{alias}-{service.name}-{suffix}", image=service.image,
+                    labels={**plan.labels, **labels, "launchbay.service": service.name},
+                    network=stack, aliases=[service.name], env={**service.env, **self.env},
+                    command=service.command, restart_policy=plan.restart_policy,
+                    volumes=[(v.docker_name, v.path, v.mode) for v in service.volumes]))
+                self.companions.append((service.name, info.id))
+                self.log(f"started service {service.name} ({info.name})", "start")
+        env = {**plan.env, **self.env}
         if plan.internal_port:
             env.setdefault("PORT", str(plan.internal_port))
-        name = f"lb-{plan.aliases[0] if plan.aliases else 'app'}-{self.d.id.split('_')[-1]}"
-        spec = ContainerSpec(
-            name=name, image=plan.image, labels={**plan.labels, **deployment_labels(self.d)},
+        info = self._run(ContainerSpec(
+            name=f"lb-{alias}-{suffix}", image=plan.image, labels={**plan.labels, **labels},
             network=plan.network, aliases=plan.aliases, env=env, command=plan.command,
             internal_port=plan.internal_port, cpu_limit=plan.cpu_limit,
             memory_limit_mb=plan.memory_limit_mb, restart_policy=plan.restart_policy,
-            volumes=[(v.docker_name, v.path, v.mode) for v in plan.volumes],
-        )
-        try:
-            info = self.docker.run(spec)
-        except ImageNotFound:
-            self._pull()
-            info = self.docker.run(spec)
+            volumes=[(v.docker_name, v.path, v.mode) for v in plan.volumes], networks=networks))
         self.update(container_id=info.id, container_name=info.name, host_port=info.host_port,
                     phase="verify")
         where = f" on 127.0.0.1:{info.host_port}" if info.host_port else ""
@@ -309,14 +350,17 @@ class Release:
         return info
 
     def _running(self, container_id: str) -> Callable[[], tuple[bool, str]]:
+        """Whether the new release (and every service of its stack) still runs."""
         def check() -> tuple[bool, str]:
-            info = self.docker.inspect(container_id)
-            if info is None:
-                return False, "the container disappeared"
-            if info.status in ("running", "created"):
-                return True, info.status
-            why = " (out of memory)" if info.oom_killed else ""
-            return False, f"the container exited with code {info.exit_code}{why}"
+            for name, cid in [*self.companions, (None, container_id)]:
+                info = self.docker.inspect(cid)
+                which = f"service {name}: " if name else ""
+                if info is None:
+                    return False, f"{which}the container disappeared"
+                if info.status not in ("running", "created"):
+                    why = " (out of memory)" if info.oom_killed else ""
+                    return False, f"{which}the container exited with code {info.exit_code}{why}"
+            return True, "running"
         return check
 
     def _capture_runtime_logs(self, container_id: str) -> None:
@@ -330,6 +374,7 @@ class Release:
 
     def _discard(self) -> None:
         remove_containers(self.docker, **{"launchbay.deployment": self.d.id})
+        self.docker.remove_network(stack_network(self.d.id))
 
     def _cancel(self) -> str:
         self._discard()
@@ -382,6 +427,10 @@ class Release:
             self.docker.stop(container.id)
             self.docker.remove(container.id)
             self.log(f"retired {container.name}", "retire")
+        for name, labels, attached in self.docker.networks(
+                **{"launchbay.resource": self.d.resource_id, "launchbay.stack": "true"}):
+            if labels.get("launchbay.deployment") not in (self.d.id, *newer) and not attached:
+                self.docker.remove_network(name)
         return "succeeded"
 
 

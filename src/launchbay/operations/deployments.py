@@ -89,10 +89,15 @@ def build_plan(ctx: Context, r: Resource) -> ReleasePlan:
             runtime_profile=runtime.model_dump(by_alias=True, exclude_none=True),
             base_images=ctx.settings.build_base_images, image_repository=f"lb/{r.id}",
             timeout_seconds=ctx.settings.build_timeout_seconds,
-            memory_mb=ctx.settings.build_memory_mb)
+            memory_mb=ctx.settings.build_memory_mb,
+            target_service=network.target_service_name,
+            credential_key=source.metadata.get("gitCredential"))
     return ReleasePlan(
         image=source.image or "", build=build,
-        command=shlex.split(runtime.start_command) if runtime.start_command else None,
+        # A built image's start command is in its Dockerfile (generated) or given to it by the
+        # build (a Dockerfile of the source's own).
+        command=shlex.split(runtime.start_command) if runtime.start_command and not build
+        else None,
         internal_port=network.internal_port, health=health, cpu_limit=runtime.cpu_limit,
         memory_limit_mb=runtime.memory_limit_mb, restart_policy=runtime.restart_policy,
         volumes=[Volume(docker_name=v.docker_name, path=a.destination_path,
@@ -207,9 +212,12 @@ def runtime_plan(d: Deployment) -> dict[str, Any]:
     return {
         "id": f"plan_{d.id.split('_')[-1]}", "source": source,
         "buildStrategy": "auto" if plan.build else "prebuilt-image",
-        "packagingMode": "single-container",
+        "packagingMode": "compose-stack" if plan.service_name else "single-container",
         "runtimeArtifact": {"kind": "image", "intent": "build-image" if plan.build
                             else "prebuilt-image", "image": plan.image or None},
+        "services": [{"name": plan.service_name, "image": plan.image, "web": True}]
+        + [{"name": s.name, "image": s.image, "web": False} for s in plan.services]
+        if plan.service_name else [],
         "execution": {
             "kind": "docker-container", "startCommand": shlex.join(plan.command)
             if plan.command else None, "healthCheckPath": plan.health.path,
@@ -430,22 +438,36 @@ FIXES = {
 }
 
 
-def _inspect(spec: BuildSpec, blocked: list[str]) -> tuple[Detection | None, list[dict[str, str]]]:
+def _inspect(spec: BuildSpec, blocked: list[str], credential: str | None = None
+             ) -> tuple[Detection | None, list[dict[str, str]]]:
     """Detection over a shallow checkout in a temporary folder (nothing is built or kept)."""
     with tempfile.TemporaryDirectory(prefix="launchbay-plan-") as folder:
         try:
             if spec.archive:
                 source_checkout.unpack(Path(spec.archive), Path(folder) / "src")
             else:
-                source_checkout.checkout(spec.repository, spec.ref, Path(folder) / "src")  # type: ignore[arg-type]
+                source_checkout.checkout(spec.repository, spec.ref, Path(folder) / "src",  # type: ignore[arg-type]
+                                         credential)
         except (source_checkout.CheckoutError, OSError) as exc:
             blocked.append("source-unavailable")
             return None, [{"code": "source-unavailable", "message": str(exc)[:500],
                            "fix": "check the repository URL, the ref and its credentials"}]
-        found = detect(Path(folder) / "src" / spec.base_directory, spec.runtime_profile)
+        found = detect(Path(folder) / "src" / spec.base_directory, spec.runtime_profile,
+                       spec.target_service)
     if not found.buildable:
         blocked.extend(p["code"] for p in found.unsupported)
     return found, list(found.unsupported)
+
+
+def _git_credential(ctx: Context, r: Resource, spec: BuildSpec) -> str | None:
+    """The deploy key or token the source names, to look at a private repository."""
+    secret = next((v for v in variables.effective(ctx, r.environment_id, r.id)
+                   if v.key == spec.credential_key and v.kind == "secret"), None)
+    return ctx.secrets.decrypt(secret.value) if secret else None
+
+
+STRATEGY = {"docker": "dockerfile", "compose": "docker-compose", "static": "static",
+            "workspace": "workspace-commands"}
 
 
 @operation("deployments.plan")
@@ -465,7 +487,8 @@ def plan_deployment(ctx: Context, data: PlanIn) -> PlanOut:
     plan = None if no_source else build_plan(ctx, r)
     source = SourceProfile(**r.source) if r.source else None
     network = NetworkProfile(**r.network_profile)
-    found, problems = (_inspect(plan.build, blocked) if plan and plan.build else (None, []))
+    found, problems = (_inspect(plan.build, blocked, _git_credential(ctx, r, plan.build))
+                       if plan and plan.build else (None, []))
     commands = ([{"kind": kind, "command": command, "source": "detected"}
                  for kind, command in (("install", found.install_command),
                                        ("build", found.build_command),
@@ -500,16 +523,22 @@ def plan_deployment(ctx: Context, data: PlanIn) -> PlanOut:
                 "reasoning": reasoning},
         planner={"plannerKey": "auto" if found else "prebuilt-image",
                  "supportTier": "first-class",
-                 "buildStrategy": ("dockerfile" if found.runtime_family == "docker" else "auto")
-                 if found else "prebuilt-image", "packagingMode": "single-container",
+                 "buildStrategy": STRATEGY.get(found.runtime_family, "auto")
+                 if found else "prebuilt-image",
+                 "packagingMode": "compose-stack" if found and found.stack
+                 else "single-container",
                  "targetKind": "single-server", "targetProviderKey": "local-docker"},
         artifact={"kind": "image", "runtimeArtifactKind": "image",
                   "runtimeArtifactIntent": "build-image" if found else "prebuilt-image",
-                  "image": plan.image or None} if plan else None,
+                  "image": plan.image or None,
+                  "composeFile": found.compose_file_path if found else None,
+                  "metadata": {"services": ",".join(x.name for x in found.stack.services)}
+                  if found and found.stack else {}} if plan else None,
         commands=commands,
         network=network.model_dump(by_alias=True, mode="json"),
         health={"enabled": plan.health.enabled, "kind": "http", "path": plan.health.path,
-                "port": plan.internal_port} if plan else {"enabled": False},
+                "port": plan.internal_port or (found.port if found else None)}
+        if plan else {"enabled": False},
         access={"routeSource": "loopback-port", "hostname": "127.0.0.1", "scheme": "http",
                 "routeCount": 1 if network.internal_port else 0, "routeGroupCount": 0},
         unsupported_reasons=[{"code": b, "message": b.replace("-", " "),
