@@ -47,8 +47,13 @@ def _migrate(settings: Any) -> None:
 @app.command()
 def serve(
     listen: Annotated[Optional[str], typer.Option(help="HOST:PORT (LAUNCHBAY_LISTEN).")] = None,
+    face: Annotated[Optional[list[str]], typer.Option(
+        help="NAME=PORT: also serve a compatible API (dployr) at the root of its own port, "
+             "on the same host.")] = None,
 ) -> None:
     """Run the control plane (API and workers) in the foreground."""
+    import asyncio
+
     import uvicorn
 
     from launchbay.http.app import create_app
@@ -56,9 +61,28 @@ def serve(
 
     settings = Settings(**({"listen": listen} if listen else {}))
     _migrate(settings)
+    application = create_app(settings)
+    servers = [uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port,
+                                             log_level="info", proxy_headers=False))]
+    for spec in face or []:
+        name, _, port = spec.partition("=")
+        if name not in application.state.faces or not port.isdigit():
+            raise typer.BadParameter(f"{spec}: expected NAME=PORT with NAME one of "
+                                     + ", ".join(application.state.faces))
+        servers.append(uvicorn.Server(uvicorn.Config(
+            application.state.faces[name], host=settings.host, port=int(port),
+            log_level="info", proxy_headers=False, lifespan="off")))
+        out.print(f"the {name} API listens on http://{settings.host}:{port}")
     out.print(f"launchbay listening on http://{settings.listen} (data in {settings.data_dir})")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="info", proxy_headers=False)
+
+    async def main() -> None:  # one signal stops every listener
+        tasks = [asyncio.create_task(server.serve()) for server in servers]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
 
 
 @app.command()

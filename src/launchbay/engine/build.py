@@ -92,7 +92,11 @@ def _inside(where: Path, relative: str) -> Path:
 
 
 def _base_image(spec: BuildSpec, family: str) -> str:
-    base = spec.base_images.get(family)
+    """The family's configured base image; a version asked for by the runtime profile
+    (`runtimeName: python@3.11`) picks `build_base_images["python@3.11"]` when configured."""
+    name, _, version = str(spec.runtime_profile.get("runtimeName") or "").partition("@")
+    base = (version and name == family and spec.base_images.get(f"{family}@{version}")) \
+        or spec.base_images.get(family)
     if not base:
         raise BuildFailed("no-base-image", f"no base image is configured for {family}")
     return base

@@ -13,7 +13,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -40,6 +40,25 @@ def message(data: Any, id: str | None = None, event: str | None = None) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+async def journal_pages(request: Request, read: Callable[[str | None], Any], first: Any,
+                        after: str | None) -> AsyncIterator[Any]:
+    """A deployment's journal, page by page (`read(cursor)`), until the deployment ends or
+    the client leaves; None when a heartbeat is due."""
+    page, beat = first, time.monotonic()
+    while True:
+        yield page
+        after = page.next_cursor or after
+        if page.terminal:
+            return
+        if time.monotonic() - beat >= HEARTBEAT:
+            beat = time.monotonic()
+            yield None
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(POLL)
+        page = await run_in_threadpool(read, after)
+
+
 def install(api: APIRouter, cp: ControlPlane) -> None:
     events_op = CATALOG["deployments.events"]
     follow_op = CATALOG["resources.runtime-logs.follow"]
@@ -60,8 +79,11 @@ def install(api: APIRouter, cp: ControlPlane) -> None:
         first = await run_in_threadpool(read, cursor)  # errors (404...) before the stream opens
 
         async def stream() -> AsyncIterator[str]:
-            page, after, beat = first, cursor, time.monotonic()
-            while True:
+            after = cursor
+            async for page in journal_pages(request, read, first, cursor):
+                if page is None:
+                    yield ": heartbeat\n\n"
+                    continue
                 for envelope in page.envelopes:
                     yield message(envelope.model_dump(mode="json", by_alias=True),
                                   id=envelope.event.cursor)
@@ -69,14 +91,6 @@ def install(api: APIRouter, cp: ControlPlane) -> None:
                 if page.terminal:
                     yield message({"deploymentId": deploymentId, "cursor": after}, id=after,
                                   event="done")
-                    return
-                if time.monotonic() - beat >= HEARTBEAT:
-                    beat = time.monotonic()
-                    yield ": heartbeat\n\n"
-                if await request.is_disconnected():
-                    return
-                await asyncio.sleep(POLL)
-                page = await run_in_threadpool(read, after)
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 

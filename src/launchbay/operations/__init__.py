@@ -3,6 +3,7 @@
 from launchbay.operations import (  # noqa: F401  (each module registers its operations)
     access_policies,
     audit,
+    blueprints,
     capabilities,
     certificates,
     deployments,

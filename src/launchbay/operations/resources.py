@@ -425,12 +425,17 @@ def delete_resource(ctx: Context, data: ResourceDelete) -> IdOut:
     r = get_resource(ctx, data.resource_id)
     if data.confirmation.resource_slug != r.slug:
         raise Invalid("confirmation.resourceSlug does not match", code="confirmation_mismatch")
+    remove_resource(ctx, r)
+    return IdOut(id=r.id)
+
+
+def remove_resource(ctx: Context, r: Resource) -> None:
+    """Deletes the resource now; its containers and routes are removed by the engine."""
     ctx.enqueue("runtime-maintenance", "resources.delete", resource_id=r.id,
                 server_id=r.server_id, project_id=r.project_id,
                 payload={"action": "remove-resource"})
     ctx.db.delete(r)
     ctx.audit(r.id, name=r.name, slug=r.slug)
-    return IdOut(id=r.id)
 
 
 # -- profiles -----------------------------------------------------------------------------------

@@ -1,0 +1,415 @@
+"""Blueprints: an app described in one document (name, source, runtime, commands, port,
+variables, secrets), deployed in one call. This is how Dployr's API sees launchbay: a service
+is a resource of the organization's `services` project, a deployment is a launchbay
+deployment, and a deployment's blueprint is read back from its frozen plan and variables.
+"""
+
+from __future__ import annotations
+
+import shlex
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+
+from launchbay.engine.plan import ReleasePlan
+from launchbay.operations import variables
+from launchbay.operations.catalog import Context, operation
+from launchbay.operations.deployments import start
+from launchbay.operations.errors import Invalid, NotFound
+from launchbay.operations.resources import (
+    NetworkProfile,
+    RuntimeProfile,
+    SourceProfile,
+    get_resource,
+    remove_resource,
+)
+from launchbay.operations.servers import default_server
+from launchbay.operations.variables import VariableIn
+from launchbay.slugs import slugify
+from launchbay.store.models import (
+    Deployment,
+    Environment,
+    Project,
+    Resource,
+    ResourceVariable,
+    User,
+    new_id,
+)
+
+PROJECT = "services"
+Runtime = Literal["static", "golang", "php", "python", "nodejs", "ruby", "dotnet", "java",
+                  "docker", "k3s", "custom"]
+STATUS = {"created": "pending", "planning": "pending", "planned": "pending",
+          "running": "in_progress", "cancel-requested": "in_progress", "succeeded": "completed",
+          "rolled-back": "completed", "failed": "failed", "canceled": "failed"}
+
+
+class Plain(BaseModel):
+    """Blueprint documents keep their snake_case names (they are Dployr's)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class RuntimeIn(Plain):
+    type: Runtime
+    version: str | None = Field(None, max_length=50, pattern=r"^[A-Za-z0-9._-]+$")
+
+
+class RemoteIn(Plain):
+    url: str | None = Field(None, max_length=2000)
+    branch: str | None = Field(None, max_length=500)
+    commit_hash: str | None = Field(None, max_length=64, pattern=r"^[0-9a-fA-F]{4,64}$")
+
+
+class Commands(Plain):
+    """How a service is built and run: what a deploy request and an update share."""
+
+    run_cmd: str | None = Field(None, max_length=4000)
+    build_cmd: str | None = Field(None, max_length=4000)
+    port: int | None = Field(None, ge=1, le=65535)
+    working_dir: str | None = Field(None, max_length=500)
+    static_dir: str | None = Field(None, max_length=500)
+    image: str | None = Field(None, max_length=500, pattern=r"^[a-z0-9][a-z0-9._/:@-]*$")
+
+
+class Blueprint(Commands):
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str | None = Field(None, max_length=2000)
+    user_id: str | None = Field(None, max_length=200)
+    source: Literal["remote", "image"]
+    runtime: RuntimeIn
+    version: str | None = Field(None, max_length=100)
+    env_vars: dict[str, str] = {}
+    secrets: dict[str, str] = {}
+    remote: RemoteIn | None = None
+    domain: str | None = Field(None, max_length=253)
+    dns_provider: str | None = Field(None, max_length=100)
+
+
+class Deployed(Plain):
+    deployment_id: str
+    resource_id: str
+    name: str
+    created_at: datetime
+
+
+def _relative(path: str | None) -> str | None:
+    """A folder of the source: `working_dir`/`static_dir` are relative to the repository
+    (a leading `/app/` or `/`, the container's view of it, is dropped)."""
+    if not path:
+        return None
+    for prefix in ("/app/", "/"):
+        if path.startswith(prefix):
+            path = path[len(prefix):]
+    return path.strip("/") or None
+
+
+def profiles(b: Blueprint) -> tuple[SourceProfile, RuntimeProfile, NetworkProfile]:
+    """The resource profiles a blueprint asks for; 400 for what launchbay cannot run."""
+    if b.runtime.type == "k3s":
+        raise Invalid("runtime k3s is not supported: launchbay runs containers on Docker",
+                      code="runtime_not_supported")
+    if b.source == "image":
+        if not b.image:
+            raise Invalid("source image needs image", code="image_required")
+        name, tag = _split_image(b.image)
+        source = SourceProfile(kind="docker-image", image_name=name, image_tag=tag)
+    else:
+        if not b.remote or not b.remote.url:
+            raise Invalid("source remote needs remote.url", code="remote_required")
+        source = SourceProfile(kind="git", locator=b.remote.url,
+                               git_ref=b.remote.commit_hash or b.remote.branch,
+                               base_directory=_relative(b.working_dir))
+    strategy = {"static": "static", "docker": "dockerfile",
+                "custom": "workspace-commands"}.get(b.runtime.type, "auto")
+    runtime_name = b.image if b.runtime.type == "custom" and b.source == "remote" else (
+        f"{b.runtime.type}@{b.runtime.version}" if b.runtime.version else b.runtime.type)
+    runtime = RuntimeProfile(strategy=strategy, runtime_name=runtime_name,
+                             build_command=b.build_cmd, start_command=b.run_cmd,
+                             publish_directory=_relative(b.static_dir))
+    return source, runtime, NetworkProfile(internal_port=b.port)
+
+
+def _split_image(image: str) -> tuple[str, str]:
+    name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+    return name, tag or "latest"
+
+
+def _services_environment(ctx: Context) -> Environment:
+    """The organization's `services` project and its production environment, made on first
+    use."""
+    project = ctx.db.scalar(select(Project).where(Project.organization_id == ctx.org_id,
+                                                  Project.slug == PROJECT))
+    if project is None:
+        project = Project(id=new_id("prj"), organization_id=ctx.org_id, name=PROJECT,
+                          slug=PROJECT, description="Services deployed from blueprints")
+        ctx.db.add(project)
+        ctx.db.flush()
+    env = ctx.db.scalar(select(Environment).where(Environment.project_id == project.id,
+                                                  Environment.name == "production"))
+    if env is None:
+        env = Environment(id=new_id("env"), project_id=project.id, organization_id=ctx.org_id,
+                          name="production", kind="production")
+        ctx.db.add(env)
+        ctx.db.flush()
+    return env
+
+
+def _dump(profile: BaseModel) -> dict[str, Any]:
+    return profile.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+@operation("blueprints.deploy", role="developer", audit="blueprint.deployed")
+def deploy_blueprint(ctx: Context, data: Blueprint) -> Deployed:
+    """Creates the blueprint's service (or updates the one of that name) with its profiles,
+    variables and secrets, then deploys it."""
+    source, runtime, network = profiles(data)
+    env = _services_environment(ctx)
+    slug = slugify(data.name)
+    r = ctx.db.scalar(select(Resource).where(Resource.environment_id == env.id,
+                                             Resource.slug == slug))
+    if r is None:
+        r = Resource(id=new_id("res"), organization_id=ctx.org_id, project_id=env.project_id,
+                     environment_id=env.id, server_id=default_server(ctx).id, name=data.name,
+                     slug=slug, kind="application")
+        ctx.db.add(r)
+    r.description = data.description or r.description
+    r.source, r.runtime_profile = _dump(source), _dump(runtime)
+    r.network_profile = _dump(network)
+    ctx.db.flush()
+    _put_variables(ctx, r, data.env_vars, "plain-config")
+    _put_variables(ctx, r, data.secrets, "secret")
+    d = start(ctx, r, "blueprint")
+    ctx.audit(r.id, name=r.name, deploymentId=d.id, runtime=data.runtime.type,
+              source=data.source)
+    return Deployed(deployment_id=d.id, resource_id=r.id, name=r.name, created_at=d.created_at)
+
+
+def _put_variables(ctx: Context, r: Resource, values: dict[str, str], kind: str) -> None:
+    for key, value in values.items():
+        try:
+            item = VariableIn(key=key, value=value, kind=kind)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise Invalid(f"{key}: not a valid variable name", code="variable_invalid") from exc
+        variables.put(ctx, ResourceVariable, r.id, item, "resource")
+
+
+# -- reading back -------------------------------------------------------------------------------
+
+
+def blueprint_of(r: Resource, d: Deployment | None, env_vars: dict[str, str]) -> dict[str, Any]:
+    """The blueprint a deployment ran (or, without one, the resource's current one)."""
+    plan = ReleasePlan.model_validate(d.plan) if d is not None else None
+    source = SourceProfile(**r.source) if r.source else None
+    runtime = RuntimeProfile(**(plan.build.runtime_profile if plan and plan.build
+                                else r.runtime_profile))
+    remote = plan.build if plan and plan.build else None
+    kind, _, version = (runtime.runtime_name or "custom").partition("@")
+    if runtime.strategy == "workspace-commands":
+        kind = "custom"
+    image = (plan.image if plan and not plan.build else source.image if source and
+             source.kind == "docker-image" else None)
+    start_cmd = shlex.join(plan.command) if plan and plan.command and not plan.build \
+        else runtime.start_command
+    out = {
+        "name": r.name, "description": r.description or "",
+        "source": "image" if image or (source and source.kind == "docker-image") else "remote",
+        "runtime": {"type": kind, **({"version": version} if version else {})},
+        "run_cmd": start_cmd, "build_cmd": runtime.build_command,
+        "port": (plan.internal_port if plan else None)
+        or NetworkProfile(**r.network_profile).internal_port,
+        "working_dir": "/app/" + (remote.base_directory if remote and
+                                  remote.base_directory != "." else ""),
+        "static_dir": runtime.publish_directory, "image": image, "env_vars": env_vars,
+        "status": STATUS.get(d.status, "pending") if d else "pending",
+        "project_id": r.project_id,
+    }
+    if remote or (source and source.kind == "git"):
+        out["remote"] = {"url": remote.repository if remote else source.locator,  # type: ignore[union-attr]
+                         "branch": (remote.ref if remote else source.git_ref) or "",  # type: ignore[union-attr]
+                         "commit_hash": (plan.commit_sha if plan else None) or ""}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _snapshot_env(d: Deployment | None) -> dict[str, str]:
+    """The plain runtime variables a deployment was given (secrets are never shown)."""
+    if d is None:
+        return {}
+    return {v["key"]: v["value"] for v in d.environment_snapshot.get("variables", [])
+            if v["kind"] != "secret" and v["exposure"] == "runtime"}
+
+
+class Page(Plain):
+    limit: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0)
+
+
+class DeploymentView(Plain):
+    id: str
+    user_id: str | None
+    user_email: str | None
+    config: dict[str, Any]
+    status: str
+    metadata: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeploymentPage(Plain):
+    deployments: list[DeploymentView]
+    total: int
+
+
+def _services_query(ctx: Context):  # type: ignore[no-untyped-def]
+    return select(Resource).join(Project, Project.id == Resource.project_id).where(
+        Resource.organization_id == ctx.org_id, Project.slug == PROJECT)
+
+
+@operation("blueprints.deployments")
+def list_blueprint_deployments(ctx: Context, data: Page) -> DeploymentPage:
+    """The deployments of the organization's services, newest first."""
+    ids = _services_query(ctx).with_only_columns(Resource.id)
+    query = select(Deployment).where(Deployment.resource_id.in_(ids))
+    total = ctx.db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = ctx.db.scalars(query.order_by(Deployment.created_at.desc())
+                          .limit(data.limit).offset(data.offset)).all()
+    users = {u.id: u for u in ctx.db.scalars(select(User).where(
+        User.id.in_({d.triggered_by for d in rows if d.triggered_by})))}
+    views = []
+    for d in rows:
+        r = ctx.db.get_one(Resource, d.resource_id)
+        user = users.get(d.triggered_by or "")
+        views.append(DeploymentView(
+            id=d.id, user_id=d.triggered_by, user_email=user.email if user else None,
+            config=blueprint_of(r, d, _snapshot_env(d)), status=STATUS.get(d.status, "pending"),
+            metadata=d.error_message or "", created_at=d.created_at,
+            updated_at=d.finished_at or d.started_at or d.created_at))
+    return DeploymentPage(deployments=views, total=total)
+
+
+class ServiceView(Plain):
+    id: str
+    name: str
+    description: str
+    source: str
+    runtime: str
+    runtime_version: str | None
+    run_cmd: str | None
+    build_cmd: str | None
+    port: int | None
+    working_dir: str | None
+    static_dir: str | None
+    image: str | None
+    env_vars: dict[str, str]
+    status: str
+    remote: str | None
+    branch: str | None
+    commit_hash: str | None
+    blueprint: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ServicePage(Plain):
+    services: list[ServiceView]
+    total: int
+
+
+def _service_view(ctx: Context, r: Resource) -> ServiceView:
+    latest = ctx.db.scalar(select(Deployment).where(Deployment.resource_id == r.id)
+                           .order_by(Deployment.created_at.desc()).limit(1))
+    current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
+        else None
+    env_vars = {v.key: v.value for v in variables.listed(ctx, ResourceVariable, r.id)
+                if v.kind != "secret" and v.exposure == "runtime"}
+    b = blueprint_of(r, None, env_vars)
+    remote = b.get("remote") or {}
+    status = ("deploying" if latest and STATUS.get(latest.status) in ("pending", "in_progress")
+              else "running" if current and current.container_id else
+              "failed" if latest and latest.status == "failed" else "stopped")
+    return ServiceView(
+        id=r.id, name=r.name, description=r.description or "", source=b["source"],
+        runtime=b["runtime"]["type"], runtime_version=b["runtime"].get("version"),
+        run_cmd=b.get("run_cmd"), build_cmd=b.get("build_cmd"), port=b.get("port"),
+        working_dir=b.get("working_dir"), static_dir=b.get("static_dir"), image=b.get("image"),
+        env_vars=env_vars, status=status, remote=remote.get("url"), branch=remote.get("branch"),
+        commit_hash=(current.plan.get("commit_sha") if current else None) or None,
+        blueprint={**b, "status": status}, created_at=r.created_at,
+        updated_at=(latest.created_at if latest else r.created_at))
+
+
+@operation("blueprints.services")
+def list_services(ctx: Context, data: Page) -> ServicePage:
+    """The organization's services, oldest first."""
+    query = _services_query(ctx)
+    total = ctx.db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = ctx.db.scalars(query.order_by(Resource.created_at).limit(data.limit)
+                          .offset(data.offset)).all()
+    return ServicePage(services=[_service_view(ctx, r) for r in rows], total=total)
+
+
+class ServiceRef(Plain):
+    service_id: str
+
+
+def _service(ctx: Context, service_id: str, mutable: bool = False) -> Resource:
+    r = get_resource(ctx, service_id, mutable=mutable)
+    if ctx.db.get_one(Project, r.project_id).slug != PROJECT:
+        raise NotFound("resource not found", code="resource_not_found")
+    return r
+
+
+@operation("blueprints.services.show")
+def show_service(ctx: Context, data: ServiceRef) -> ServiceView:
+    return _service_view(ctx, _service(ctx, data.service_id))
+
+
+class ServiceUpdate(Commands):
+    service_id: str
+    name: str | None = Field(None, min_length=1, max_length=63,
+                             pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str | None = Field(None, max_length=2000)
+    runtime_version: str | None = Field(None, max_length=50, pattern=r"^[A-Za-z0-9._-]+$")
+    env_vars: dict[str, str] | None = None
+    branch: str | None = Field(None, max_length=500)
+    replace: bool = False  # PUT: the variables become exactly env_vars
+
+
+@operation("blueprints.services.update", role="developer", audit="blueprint.service-updated")
+def update_service(ctx: Context, data: ServiceUpdate) -> ServiceView:
+    """Changes a service's blueprint and deploys the change (a new release, health-gated)."""
+    r = _service(ctx, data.service_id, mutable=True)
+    current = blueprint_of(r, None, {})
+    if current.get("remote"):
+        current["remote"] = {k: v for k, v in current["remote"].items() if v}
+    b = Blueprint.model_validate({**current, **data.model_dump(
+        exclude_unset=True, exclude={"service_id", "replace", "env_vars", "branch",
+                                     "runtime_version"})})
+    if data.runtime_version is not None:
+        b.runtime.version = data.runtime_version
+    if data.branch is not None and b.remote is not None:
+        b.remote.branch, b.remote.commit_hash = data.branch, None
+    if data.name is not None and slugify(data.name) != r.slug:
+        raise Invalid("a service cannot be renamed; deploy a new one", code="rename_refused")
+    source, runtime, network = profiles(b)
+    r.description = b.description
+    r.source, r.runtime_profile = _dump(source), _dump(runtime)
+    r.network_profile = _dump(network)
+    if data.env_vars is not None:
+        if data.replace:
+            for var in variables.listed(ctx, ResourceVariable, r.id):
+                if var.kind != "secret" and var.key not in data.env_vars:
+                    ctx.db.delete(var)
+        _put_variables(ctx, r, data.env_vars, "plain-config")
+    ctx.db.flush()
+    d = start(ctx, r, "blueprint")
+    ctx.audit(r.id, deploymentId=d.id, fields=sorted(data.model_fields_set - {"service_id"}))
+    return _service_view(ctx, r)
+
+
+@operation("blueprints.services.delete", role="admin", audit="blueprint.service-deleted")
+def delete_service(ctx: Context, data: ServiceRef) -> None:
+    """Deletes a service: its containers, routes and deployments (never its volumes)."""
+    remove_resource(ctx, _service(ctx, data.service_id))
