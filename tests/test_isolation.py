@@ -196,6 +196,10 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "servers.edge-proxy.bootstrap": {},
         "default-access-domain-policies.configure": {"mode": "disabled"},
         "servers.capacity.prune": {},
+        "blueprints.deploy": {"name": "x", "source": "image", "runtime": {"type": "docker"},
+                              "image": "lbtest/hello:v1"},
+        "blueprints.services.update": {"port": 8081},
+        "blueprints.services.delete": {},
     }
 
 
@@ -207,7 +211,7 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "resourceId": world["resource"], "deploymentId": world["deployment"],
            "storageVolumeId": world["volume"], "attachmentId": world["attachment"],
            "workId": world["work"], "domainBindingId": world["binding"],
-           "certificateId": world["certificate"],
+           "certificateId": world["certificate"], "serviceId": world["resource"],
            "serverId": admin.get("/servers")["items"][0]["id"]}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES

@@ -175,6 +175,12 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("POST", "/operator-work/{workId}/cancel", "operator-work.cancel", 200),
     ("POST", "/operator-work/{workId}/dead-letter", "operator-work.dead-letter", 200),
     ("POST", "/operator-work/{workId}/mark-recovered", "operator-work.mark-recovered", 200),
+    ("POST", "/blueprints/deploy", "blueprints.deploy", 201),
+    ("GET", "/blueprints/deployments", "blueprints.deployments", 200),
+    ("GET", "/blueprints/services", "blueprints.services", 200),
+    ("GET", "/blueprints/services/{serviceId}", "blueprints.services.show", 200),
+    ("POST", "/blueprints/services/{serviceId}", "blueprints.services.update", 200),
+    ("DELETE", "/blueprints/services/{serviceId}", "blueprints.services.delete", 200),
 ]
 
 

@@ -49,7 +49,7 @@ STATUS = {"created": "pending", "planning": "pending", "planned": "pending",
 class Plain(BaseModel):
     """Blueprint documents keep their snake_case names (they are Dployr's)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
 class RuntimeIn(Plain):
@@ -351,7 +351,7 @@ def list_services(ctx: Context, data: Page) -> ServicePage:
 
 
 class ServiceRef(Plain):
-    service_id: str
+    service_id: str = Field(alias="serviceId")
 
 
 def _service(ctx: Context, service_id: str, mutable: bool = False) -> Resource:
@@ -367,7 +367,7 @@ def show_service(ctx: Context, data: ServiceRef) -> ServiceView:
 
 
 class ServiceUpdate(Commands):
-    service_id: str
+    service_id: str = Field(alias="serviceId")
     name: str | None = Field(None, min_length=1, max_length=63,
                              pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str | None = Field(None, max_length=2000)
