@@ -363,6 +363,7 @@ def _service(ctx: Context, service_id: str, mutable: bool = False) -> Resource:
 
 @operation("blueprints.services.show")
 def show_service(ctx: Context, data: ServiceRef) -> ServiceView:
+    """One service of the organization, with its current blueprint."""
     return _service_view(ctx, _service(ctx, data.service_id))
 
 
