@@ -24,6 +24,7 @@ from launchbay.operations.resources import (
     SourceProfile,
     get_resource,
     remove_resource,
+    stored_profile,
 )
 from launchbay.operations.servers import default_server
 from launchbay.operations.variables import VariableIn
@@ -157,15 +158,19 @@ def _services_environment(ctx: Context) -> Environment:
     return env
 
 
-def _dump(profile: BaseModel) -> dict[str, Any]:
-    return profile.model_dump(mode="json", exclude_none=True, by_alias=True)
+def _apply(r: Resource, b: Blueprint) -> None:
+    """Gives the resource the profiles the blueprint asks for."""
+    source, runtime, network = profiles(b)
+    r.description = b.description or r.description
+    r.source, r.runtime_profile = stored_profile(source), stored_profile(runtime)
+    r.network_profile = stored_profile(network)
 
 
 @operation("blueprints.deploy", role="developer", audit="blueprint.deployed")
 def deploy_blueprint(ctx: Context, data: Blueprint) -> Deployed:
     """Creates the blueprint's service (or updates the one of that name) with its profiles,
     variables and secrets, then deploys it."""
-    source, runtime, network = profiles(data)
+    profiles(data)  # refuses what cannot run before anything is created
     env = _services_environment(ctx)
     slug = slugify(data.name)
     r = ctx.db.scalar(select(Resource).where(Resource.environment_id == env.id,
@@ -175,9 +180,7 @@ def deploy_blueprint(ctx: Context, data: Blueprint) -> Deployed:
                      environment_id=env.id, server_id=default_server(ctx).id, name=data.name,
                      slug=slug, kind="application")
         ctx.db.add(r)
-    r.description = data.description or r.description
-    r.source, r.runtime_profile = _dump(source), _dump(runtime)
-    r.network_profile = _dump(network)
+    _apply(r, data)
     ctx.db.flush()
     _put_variables(ctx, r, data.env_vars, "plain-config")
     _put_variables(ctx, r, data.secrets, "secret")
@@ -394,10 +397,7 @@ def update_service(ctx: Context, data: ServiceUpdate) -> ServiceView:
         b.remote.branch, b.remote.commit_hash = data.branch, None
     if data.name is not None and slugify(data.name) != r.slug:
         raise Invalid("a service cannot be renamed; deploy a new one", code="rename_refused")
-    source, runtime, network = profiles(b)
-    r.description = b.description
-    r.source, r.runtime_profile = _dump(source), _dump(runtime)
-    r.network_profile = _dump(network)
+    _apply(r, b)
     if data.env_vars is not None:
         if data.replace:
             for var in variables.listed(ctx, ResourceVariable, r.id):

@@ -366,7 +366,8 @@ class ResourceCreate(Schema):
     access_profile: AccessProfile = Field(default_factory=AccessProfile)
 
 
-def _dump(profile: Schema) -> dict[str, Any]:
+def stored_profile(profile: Schema) -> dict[str, Any]:
+    """A profile as resources keep it (one shape for every writer)."""
     return profile.model_dump(mode="json", exclude_none=True)
 
 
@@ -386,10 +387,12 @@ def create_resource(ctx: Context, data: ResourceCreate) -> IdOut:
     resource = Resource(
         id=new_id("res"), organization_id=ctx.org_id, project_id=env.project_id,
         environment_id=env.id, server_id=server.id, name=data.name, slug=slug, kind=data.kind,
-        description=data.description, source=_dump(data.source) if data.source else None,
-        runtime_profile=_dump(data.runtime_profile), network_profile=_dump(data.network_profile),
-        health_policy=_dump(data.health_policy) if data.health_policy else None,
-        access_profile=_dump(data.access_profile),
+        description=data.description,
+        source=stored_profile(data.source) if data.source else None,
+        runtime_profile=stored_profile(data.runtime_profile),
+        network_profile=stored_profile(data.network_profile),
+        health_policy=stored_profile(data.health_policy) if data.health_policy else None,
+        access_profile=stored_profile(data.access_profile),
     )
     ctx.db.add(resource)
     ctx.db.flush()
@@ -450,7 +453,7 @@ def _configure(ctx: Context, resource_id: str, column: str, profile: Schema | No
                **audit: Any) -> IdOut:
     """Replaces one profile of an active resource (None: back to the default)."""
     r = get_resource(ctx, resource_id, mutable=True)
-    setattr(r, column, _dump(profile) if profile is not None else None)
+    setattr(r, column, stored_profile(profile) if profile is not None else None)
     ctx.audit(r.id, **audit)
     return IdOut(id=r.id)
 
