@@ -8,8 +8,8 @@ export LAUNCHBAY_TEST_POSTGRES_URL ?= postgresql+psycopg://launchbay:launchbay@1
 .PHONY: run test test-fast install services bench clean
 
 run: install
-	scripts/ensure-docker.sh
-	scripts/ensure-caddy.sh
+	src/launchbay/system_scripts/ensure-docker.sh
+	src/launchbay/system_scripts/ensure-caddy.sh
 	$(BIN)/launchbay serve
 
 test: install services
@@ -33,8 +33,8 @@ $(STAMP): pyproject.toml
 # are built from.
 services:
 	scripts/ensure-postgres.sh
-	scripts/ensure-docker.sh
-	scripts/ensure-caddy.sh --with-pebble
+	src/launchbay/system_scripts/ensure-docker.sh
+	src/launchbay/system_scripts/ensure-caddy.sh --with-pebble
 	scripts/ensure-test-tools.sh
 
 # Every benchmark; each prints its figures on its last line.

@@ -3,10 +3,12 @@ running anything (the engine's side is in tests/engine/test_dployr.py)."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import pytest
 
+from launchbay import __version__, host_facts
 from launchbay.http.dployr import from_ulid, ulid
 
 from support import Api, add_member, snapshot
@@ -132,3 +134,113 @@ def test_roles_and_other_organizations(face, admin, cp):
     r = bob("GET", "/logs/stream", params={"id": dep})
     assert r.status_code == 404, r.text
     assert snapshot(cp) == before
+
+
+def test_proxy_routes_roles_validation_and_operators(face, admin, cp):
+    developer = Face(add_member(admin, admin.org_id, "dev@example.com", "developer"))
+    route = {"domain": "app.example.com", "upstream": "http://127.0.0.1:3000"}
+    assert face("GET", "/proxy/status").json() == {"status": "disabled"}  # no edge here
+    assert developer("GET", "/proxy/status").status_code == 200
+    r = developer("POST", "/proxy/add", route)
+    assert r.status_code == 403 and r.json()["code"] == "auth.forbidden"  # Admin+ required
+    before = snapshot(cp)
+    for bad in ({"domain": "app.example.com"}, {**route, "upstream": "ftp://x:1"},
+                {**route, "upstream": "http://127.0.0.1:3000/path"},
+                {**route, "domain": "not a domain"}, {**route, "upstream": "http://h:99999"}):
+        r = face("POST", "/proxy/add", bad)
+        assert r.status_code == 400, (bad, r.text)
+        assert r.json()["error"] == "Validation failed" and r.json()["details"]
+    admin_port = cp.settings.edge_admin.rpartition(":")[2]
+    r = face("POST", "/proxy/add", {**route, "upstream": f"http://localhost:{admin_port}"})
+    assert r.status_code == 403 and "admin API" in r.json()["error"]
+    assert snapshot(cp) == before
+
+    assert face("POST", "/proxy/add", route).status_code == 201
+    assert face("POST", "/proxy/add", route).status_code == 409
+    (listed,) = admin.get("/proxy/routes")["items"]
+    assert listed["domain"] == "app.example.com" and listed["upstream"] == "http://127.0.0.1:3000"
+    (binding,) = admin.get("/domain-bindings")["items"]
+    assert binding["resourceId"] is None and binding["upstream"] == "http://127.0.0.1:3000"
+
+    # Another organization's admin: no routes to this machine's addresses, and no way to
+    # remove this one.
+    org_b = admin.post("/organizations", {"name": "Beta"})["organizationId"]
+    bob = Face(add_member(admin, org_b, "bob@example.com", "admin"))
+    r = bob("POST", "/proxy/add", {"domain": "b.example.com", "upstream": "http://127.0.0.1:1"})
+    assert r.status_code == 403 and "first organization" in r.json()["error"]
+    assert bob("DELETE", "/proxy/remove", params={"domain": "app.example.com"}).status_code == 404
+    assert bob("POST", "/proxy/restart").status_code == 403
+    assert face("DELETE", "/proxy/remove").status_code == 400  # which domain?
+    r = face("DELETE", "/proxy/remove", {"domain": "app.example.com"})
+    assert r.status_code == 200 and r.json() == {"message": "Route removed successfully"}
+    assert admin.get("/proxy/routes")["items"] == []
+    events = [e["eventType"] for e in admin.get("/audit-events")["items"]]
+    assert "proxy.route-added" in events and "proxy.route-removed" in events
+
+
+def test_system_status_and_info_describe_this_machine(face, admin):
+    status = face("GET", "/system/status").json()
+    assert status["status"] in ("healthy", "degraded")  # Docker answers in `make test`
+    assert status["services"] == {"total": 0, "running": 0, "stopped": 0}
+    assert status["uptime"][-1] == "s"
+    info = face("GET", "/system/info")
+    assert info.status_code == 200, info.text
+    hardware = info.json()["hardware"]
+    assert hardware["cpu_count"] == os.cpu_count()
+    with open("/proc/meminfo") as f:
+        total_kib = int(f.readline().split()[1])
+    assert hardware["mem_total"] == host_facts.human(total_kib * 1024)
+    assert hardware["os"] == "linux" and hardware["kernel"] == f"Linux {os.uname().release}"
+    root = [p for p in info.json()["storage"]["partitions"] if p["mountpoint"] == "/"]
+    assert root and root[0]["use_percent"].endswith("%")
+    assert info.json()["build"]["version"] == f"v{__version__}"
+    viewer = Face(add_member(admin, admin.org_id, "vic@example.com", "viewer"))
+    assert viewer("GET", "/system/status").status_code == 200  # Viewer+
+    assert viewer("GET", "/system/info").status_code == 403  # Admin+
+
+
+def test_human_sizes():
+    assert [host_facts.human(n) for n in (0, 1023, 1536, 7.5 * 2**30, 24 * 2**30)] == [
+        "0B", "1023B", "1.5Ki", "7.5Gi", "24Gi"]
+
+
+def test_install_refuses_another_version_without_an_upgrade_source(face, cp):
+    r = face("POST", "/system/install", {"version": "v9.9.9"})
+    assert r.status_code == 200
+    assert r.json()["status"] == "error"
+    assert "no upgrade source is configured" in r.json()["error"] and "9.9.9" in r.json()["error"]
+    # The running version: the dependencies are checked (here all present) and the doctor runs.
+    r = face("POST", "/system/install", {"version": f"v{__version__}"})
+    assert r.json()["status"] == "ok", r.json()
+    assert "Docker" in r.json()["output"] and "is up" in r.json()["output"]
+    assert "database: reachable, migrations current" in r.json()["output"]
+
+
+def test_registration_and_domain_through_claims_of_a_base(face, admin, cp):
+    """This control plane is its own base here: it signs claims through the native API and
+    verifies them with the base key it is configured with."""
+    r = face("POST", "/system/register", {"claim": "x", "instance_id": "inst_1"})
+    assert r.status_code == 409 and "no base configured" in r.json()["error"]
+    issuer = admin.client.get("/api/instance-claims/issuer").json()
+    cp.settings.base_issuer, cp.settings.base_public_key = issuer["issuer"], issuer["publicKey"]
+    claim = admin.post("/instance-claims", {"instanceId": "inst_1"})["claim"]
+
+    for body in ({"claim": claim, "instance_id": "inst_2"},  # someone else's
+                 {"claim": claim[:-4] + "AAAA", "instance_id": "inst_1"},  # tampered
+                 {"claim": claim, "instance_id": "inst_1", "issuer": "https://other"}):
+        r = admin.client.post("/compat/dployr/system/register", json=body)
+        assert r.status_code == 400 and r.json()["code"] == "claim_invalid", r.text
+    r = admin.client.post("/compat/dployr/system/register",
+                          json={"claim": claim, "instance_id": "inst_1"})
+    assert r.status_code == 200 and r.json()["instance_id"] == "inst_1"
+    # A domain claim is not a registration claim, and the other way round.
+    domain_claim = admin.post("/instance-claims", {"instanceId": "inst_1", "purpose": "domain",
+                                                   "domain": "my-box"})["claim"]
+    r = admin.client.post("/compat/dployr/system/register",
+                          json={"claim": domain_claim, "instance_id": "inst_1"})
+    assert r.status_code == 400
+    r = admin.client.post("/compat/dployr/system/domain", json={"token": domain_claim})
+    assert r.status_code == 200 and r.json() == {"domain": "my-box.localhost"}
+    (route,) = admin.get("/proxy/routes")["items"]  # the control plane itself, at its domain
+    assert route["domain"] == "my-box.localhost"
+    assert route["upstream"] == f"http://127.0.0.1:{cp.settings.port}"

@@ -200,6 +200,12 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
                               "image": "lbtest/hello:v1"},
         "blueprints.services.update": {"port": 8081},
         "blueprints.services.delete": {},
+        "proxy.restart": {},
+        "proxy.routes.add": {"domain": "viewer.example.com", "upstream": "http://10.0.0.1:80"},
+        "proxy.routes.remove": {},
+        "system.doctor": {},
+        "system.install": {},
+        "instance-claims.issue": {"instanceId": "inst_1"},
     }
 
 
@@ -212,7 +218,8 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "storageVolumeId": world["volume"], "attachmentId": world["attachment"],
            "workId": world["work"], "domainBindingId": world["binding"],
            "certificateId": world["certificate"], "serviceId": world["resource"],
-           "serverId": admin.get("/servers")["items"][0]["id"]}
+           "serverId": admin.get("/servers")["items"][0]["id"],
+           "domain": "viewer.example.com"}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

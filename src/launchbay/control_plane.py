@@ -43,6 +43,7 @@ class ControlPlane:
         self.edge = EdgeProxy(self.sessions, settings, Caddy(
             settings.edge_admin, state_dir=settings.data_dir / "caddy",
             manage=settings.edge_manage), self.ops.secrets) if settings.edge_enabled else None
+        self.ops.edge = self.edge
         reroute = self.edge.apply if self.edge else None
         self.health = HealthMonitor(self.sessions, settings, self.targets)
         background = [(settings.reconcile_seconds, self.reconcile),

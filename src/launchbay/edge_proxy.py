@@ -111,13 +111,29 @@ class Caddy:
     def pid(self) -> int | None:
         return self._process.pid if self._process and self._process.poll() is None else None
 
-    def stop(self) -> None:
+    def shutdown(self) -> None:
+        """Stops Caddy: ours by signal, another one through its admin API."""
         with self._lock:
-            if self._process is not None and self._process.poll() is None:
-                self._process.terminate()
-                try:
-                    self._process.wait(10)
-                except subprocess.TimeoutExpired:
-                    self._process.kill()
-            self._process = None
+            self._terminate()
+        try:
+            self._http.post("/stop")
+        except httpx.HTTPError:
+            pass  # not running
+        deadline = time.monotonic() + 10
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def _terminate(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._process = None
+
+    def stop(self) -> None:
+        """Stops the Caddy launchbay started (at launchbay's shutdown) and lets go of the API."""
+        with self._lock:
+            self._terminate()
         self._http.close()

@@ -72,12 +72,25 @@ class Settings(BaseSettings):
     # Where custom domains should point (the server's public addresses or hostnames); domain
     # ownership checks compare DNS answers with these. The resolver is `IP:PORT`, or the system's.
     edge_public_addresses: list[str] = []
+    # TLS of domains bound through a face whose requests have no TLS field (Dployr's `domain`
+    # and its proxy routes): auto (ACME), internal (Caddy's CA) or disabled.
+    edge_domain_tls: Literal["disabled", "internal", "auto"] = "auto"
     dns_resolver: str | None = None
     # ACME for `auto` TLS: the directory (Let's Encrypt by default), a contact address, and a
     # PEM file of extra roots to trust for the directory itself (a private or test CA).
     acme_directory: str = "https://acme-v02.api.letsencrypt.org/directory"
     acme_email: str | None = None
     acme_trusted_roots: str | None = None
+    # Registration with a base control plane (Dployr's /system/register and /system/domain):
+    # the claims it signs are verified against its public key (PEM text or a file) and issuer.
+    # As a base, launchbay signs claims as `claims_issuer` with a key generated in the data dir.
+    base_issuer: str | None = None
+    base_public_key: str | None = None
+    claims_issuer: str = "launchbay"
+    claims_audience: str = "dployr-instance"
+    # Where `system install` may fetch another launchbay version from (a pip index URL or a
+    # folder of wheels); without one, only the running version "installs".
+    upgrade_source: str | None = None
 
     @field_validator("listen")
     @classmethod

@@ -3,6 +3,7 @@ end-to-end test, marked `slow` (`make test-fast` leaves them out)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from launchbay.settings import Settings
 
 import images
 from docker_support import remove_runtime
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, login
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, free_port, login, spawn
 
 HERE = Path(__file__).parent
 
@@ -27,6 +28,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def test_images() -> None:
     images.ensure_all()
+
+
+@pytest.fixture(scope="module")
+def mock_dns() -> Iterator[str]:
+    """pebble-challtestsrv's DNS on loopback: every name resolves to 127.0.0.1."""
+    proc = spawn(["pebble-challtestsrv", "-dns01", f"127.0.0.1:{(port := free_port())}",
+                  "-http01", "", "-https01", "", "-tlsalpn01", "",
+                  "-management", f"127.0.0.1:{free_port()}", "-defaultIPv4", "127.0.0.1",
+                  "-defaultIPv6", ""])
+    time.sleep(0.5)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
 
 
 @pytest.fixture

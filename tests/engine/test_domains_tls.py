@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import ssl
-import subprocess
 import time
 
 import httpx
@@ -18,27 +17,9 @@ from launchbay.settings import Settings
 
 import certs
 from docker_support import deployed, make_app
-from support import add_member, free_port
+from support import add_member, free_port, spawn
 
 EDGE_HTTP, EDGE_HTTPS = free_port(), free_port()
-
-
-def _spawn(args: list[str], env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(args, env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-@pytest.fixture(scope="module")
-def mock_dns():
-    """pebble-challtestsrv's DNS on loopback: every name resolves to 127.0.0.1."""
-    port = free_port()
-    proc = _spawn(["pebble-challtestsrv", "-dns01", f"127.0.0.1:{port}", "-http01", "",
-                   "-https01", "", "-tlsalpn01", "", "-management", f"127.0.0.1:{free_port()}",
-                   "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-    time.sleep(0.5)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +38,7 @@ def pebble(tmp_path_factory, mock_dns):
         "certificate": str(folder / "cert.pem"), "privateKey": str(folder / "key.pem"),
         "httpPort": EDGE_HTTP, "tlsPort": EDGE_HTTPS, "ocspResponderURL": "",
         "externalAccountBindingRequired": False}}))
-    proc = _spawn(["pebble", "-config", str(folder / "config.json"), "-dnsserver", mock_dns],
+    proc = spawn(["pebble", "-config", str(folder / "config.json"), "-dnsserver", mock_dns],
                   {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"})
     deadline = time.monotonic() + 15
     while True:

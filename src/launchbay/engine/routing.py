@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
@@ -84,12 +85,14 @@ def public_url(settings: Settings, host: str, tls: bool = False) -> str:
 @dataclass
 class Route:
     id: str
-    resource_id: str
+    organization_id: str
+    resource_id: str | None  # None: a route added by hand, to a raw upstream
     hosts: list[str]
     path_prefix: str
-    upstream: str | None  # host:port of the current release
+    upstream: str | None  # host:port of the current release (or of a hand route's upstream)
     redirect: tuple[str, int] | None = None  # (location without the path, status)
     tls: str = "disabled"  # disabled | auto | internal | manual
+    upstream_tls: bool = False  # an https:// upstream
 
     def caddy(self, https_port: int | None = None) -> dict[str, Any]:
         """This route in Caddy's JSON; with `https_port`, as the plain-HTTP route of a TLS host,
@@ -111,6 +114,8 @@ class Route:
             # release is replaced.
             handle = {"handler": "reverse_proxy", "upstreams": [{"dial": self.upstream}],
                       "load_balancing": {"try_duration": "5s", "try_interval": "100ms"}}
+            if self.upstream_tls:
+                handle["transport"] = {"protocol": "http", "tls": {}}
         return {"@id": self.id + ("-to-https" if https_port is not None else ""),
                 "match": [match], "handle": [handle], "terminal": True}
 
@@ -138,7 +143,8 @@ def routes(db: DbSession, settings: Settings, resource_id: str | None = None) ->
         host = generated_host(db, settings, resource, env, project) if upstream else None
         if host:
             found.append(Route(
-                id=f"lb-res-{resource.id}", resource_id=resource.id, hosts=[host],
+                id=f"lb-res-{resource.id}", organization_id=resource.organization_id,
+                resource_id=resource.id, hosts=[host],
                 path_prefix=resource.access_profile.get("pathPrefix", "/"), upstream=upstream,
                 tls=settings.edge_generated_tls))
         for b in db.scalars(select(DomainBinding).where(DomainBinding.resource_id == resource.id)):
@@ -147,10 +153,31 @@ def routes(db: DbSession, settings: Settings, resource_id: str | None = None) ->
             if target is not None:
                 tls = target.tls_mode != "disabled"
                 redirect = (public_url(settings, target.domain_name, tls), b.redirect_status or 301)
-            found.append(Route(id=f"lb-dom-{b.id}", resource_id=resource.id,
+            found.append(Route(id=f"lb-dom-{b.id}", organization_id=b.organization_id,
+                               resource_id=resource.id,
                                hosts=[b.domain_name], path_prefix=b.path_prefix,
                                upstream=upstream, redirect=redirect, tls=b.tls_mode))
+    if resource_id is None:
+        found += hand_routes(db)
     return sorted(found, key=lambda r: (-len(r.path_prefix), r.id))
+
+
+def upstream_dial(url: str) -> tuple[str, bool]:
+    """(host:port to dial, whether over TLS) of a hand route's upstream URL."""
+    parts = urlsplit(url)
+    secure = parts.scheme == "https"
+    return f"{parts.hostname}:{parts.port or (443 if secure else 80)}", secure
+
+
+def hand_routes(db: DbSession) -> list[Route]:
+    """Routes added by hand: domain bindings that proxy to a raw upstream."""
+    rows = db.scalars(select(DomainBinding).join(Server, DomainBinding.server_id == Server.id)
+                      .where(DomainBinding.upstream.is_not(None),
+                             Server.edge_proxy_kind == "caddy"))
+    return [Route(id=f"lb-dom-{b.id}", organization_id=b.organization_id, resource_id=None,
+                  hosts=[b.domain_name],
+                  path_prefix=b.path_prefix, upstream=dial, tls=b.tls_mode, upstream_tls=secure)
+            for b in rows for dial, secure in [upstream_dial(b.upstream or "")]]
 
 
 def render(found: list[Route], settings: Settings,
@@ -252,6 +279,26 @@ class EdgeProxy:
                 self.bootstrap()
         except EdgeError as exc:
             log.warning("edge proxy: %s", exc)
+
+    def restart(self) -> None:
+        """Stops Caddy and starts it again with the routes (one that launchbay does not manage
+        only has its configuration loaded again)."""
+        if self.settings.edge_manage:
+            self.caddy.shutdown()
+        self._applied = None
+        self.bootstrap(record_always=True)
+
+    def repair(self) -> list[str]:
+        """What the doctor does for the edge: Caddy started if it is down, the routes loaded if
+        it lost them. Returns what it found and did."""
+        done = []
+        if not self.caddy.alive():
+            done.append("Caddy was not running: started it")
+            self._applied = None
+        elif self._applied is None or not self.caddy.has(self._applied):
+            done.append("Caddy had lost its routes: loaded them")
+        self.bootstrap()
+        return done
 
     def bootstrap(self, record_always: bool = False) -> None:
         """Caddy running with the routes loaded, and the servers' edge status recorded (when it

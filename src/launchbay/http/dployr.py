@@ -61,6 +61,19 @@ def _error(status: int, message: str | None = None, code: str | None = None,
     return JSONResponse(body, status_code=status)
 
 
+def documents_422(request: Request) -> bool:
+    """Whether the contract gives this request's validation errors a 422 (the deploy request
+    and service updates); the other paths answer 400."""
+    path = request.url.path.rstrip("/")
+    return (request.method == "POST" and path.endswith("/deployments")) or (
+        request.method in ("PUT", "PATCH") and "/services/" in path)
+
+
+def shaped(result: Any) -> JSONResponse:
+    """An operation's result in the contract's shape: absent rather than null."""
+    return JSONResponse(result.model_dump(mode="json", exclude_none=True))
+
+
 def create(cp: ControlPlane) -> FastAPI:
     face = FastAPI(title="launchbay (Dployr face)", openapi_url=None, docs_url=None,
                    redoc_url=None)
@@ -68,7 +81,7 @@ def create(cp: ControlPlane) -> FastAPI:
     @face.exception_handler(OperationError)
     async def _operation_error(request: Request, exc: OperationError) -> JSONResponse:
         if exc.message == "Validation failed" and isinstance(exc.details, list):
-            if request.method in ("POST", "PUT", "PATCH"):
+            if documents_422(request):
                 return JSONResponse({"error": "Validation failed", "details": exc.details},
                                     status_code=422)
             return _error(400, "Validation failed", "request.validation_failed", exc.details)
@@ -107,7 +120,7 @@ def create(cp: ControlPlane) -> FastAPI:
         return {k: v for k, v in request.query_params.items() if k in ("limit", "offset")}
 
     def deployment(view: Any) -> dict[str, Any]:
-        out = view.model_dump(mode="json")
+        out = view.model_dump(mode="json", exclude_none=True)
         out["id"] = ulid(view.id, view.created_at)
         return out
 
@@ -129,19 +142,16 @@ def create(cp: ControlPlane) -> FastAPI:
 
     @face.get("/services")
     async def list_services(request: Request) -> JSONResponse:
-        result = await run(request, "blueprints.services", page(request))
-        return JSONResponse(result.model_dump(mode="json"))
+        return shaped(await run(request, "blueprints.services", page(request)))
 
     @face.get("/services/{serviceId}")
     async def show_service(request: Request, serviceId: str) -> JSONResponse:
-        result = await run(request, "blueprints.services.show", {"service_id": serviceId})
-        return JSONResponse(result.model_dump(mode="json"))
+        return shaped(await run(request, "blueprints.services.show", {"service_id": serviceId}))
 
     async def update(request: Request, service_id: str, replace: bool) -> JSONResponse:
         body = await json_body(request)
-        result = await run(request, "blueprints.services.update",
-                           {**body, "service_id": service_id, "replace": replace})
-        return JSONResponse(result.model_dump(mode="json"))
+        return shaped(await run(request, "blueprints.services.update",
+                                {**body, "service_id": service_id, "replace": replace}))
 
     @face.put("/services/{serviceId}")
     async def replace_service(request: Request, serviceId: str) -> JSONResponse:
@@ -155,6 +165,60 @@ def create(cp: ControlPlane) -> FastAPI:
     async def delete_service(request: Request, serviceId: str) -> Response:
         await run(request, "blueprints.services.delete", {"service_id": serviceId})
         return Response(status_code=204)
+
+    @face.get("/proxy/status")
+    async def proxy_status(request: Request) -> JSONResponse:
+        state = await run(request, "proxy.status", {})
+        return JSONResponse({"status": state.status})
+
+    @face.post("/proxy/restart")
+    async def proxy_restart(request: Request) -> JSONResponse:
+        return shaped(await run(request, "proxy.restart", {}))
+
+    @face.post("/proxy/add")
+    async def proxy_add(request: Request) -> JSONResponse:
+        await run(request, "proxy.routes.add", await json_body(request))
+        return JSONResponse({"message": "Route added successfully"}, status_code=201)
+
+    @face.delete("/proxy/remove")
+    async def proxy_remove(request: Request) -> JSONResponse:
+        """The route's domain comes as `?domain=` or in a JSON body (the contract names
+        neither)."""
+        domain = request.query_params.get("domain") or (await json_body(request)).get("domain")
+        if not domain:
+            raise OperationError("domain is required (?domain= or a JSON body)",
+                                 code="request.bad_request")
+        await run(request, "proxy.routes.remove", {"domain": domain})
+        return JSONResponse({"message": "Route removed successfully"})
+
+    @face.get("/system/status")
+    async def system_status(request: Request) -> JSONResponse:
+        return shaped(await run(request, "system.status", {}))
+
+    @face.get("/system/info")
+    async def system_info(request: Request) -> JSONResponse:
+        return shaped(await run(request, "system.info", {}))
+
+    @face.post("/system/doctor")
+    async def system_doctor(request: Request) -> JSONResponse:
+        return shaped(await run(request, "system.doctor", {}))
+
+    @face.post("/system/install")
+    async def system_install(request: Request) -> JSONResponse:
+        return shaped(await run(request, "system.install", await json_body(request)))
+
+    async def public(request: Request, key: str) -> JSONResponse:
+        body = await json_body(request)
+        result = await run_in_threadpool(cp.ops.run, key, None, body, meta_of(request))
+        return shaped(result)
+
+    @face.post("/system/register")
+    async def system_register(request: Request) -> JSONResponse:
+        return await public(request, "system.register")
+
+    @face.post("/system/domain")
+    async def system_domain(request: Request) -> JSONResponse:
+        return await public(request, "system.domain")
 
     @face.get("/logs/stream")
     async def log_stream(request: Request) -> StreamingResponse:

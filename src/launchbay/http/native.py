@@ -181,6 +181,19 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("GET", "/blueprints/services/{serviceId}", "blueprints.services.show", 200),
     ("POST", "/blueprints/services/{serviceId}", "blueprints.services.update", 200),
     ("DELETE", "/blueprints/services/{serviceId}", "blueprints.services.delete", 200),
+    ("GET", "/proxy/status", "proxy.status", 200),
+    ("POST", "/proxy/restart", "proxy.restart", 200),
+    ("GET", "/proxy/routes", "proxy.routes.list", 200),
+    ("POST", "/proxy/routes", "proxy.routes.add", 201),
+    ("DELETE", "/proxy/routes/{domain}", "proxy.routes.remove", 200),
+    ("GET", "/system/status", "system.status", 200),
+    ("GET", "/system/info", "system.info", 200),
+    ("POST", "/system/doctor", "system.doctor", 200),
+    ("POST", "/system/install", "system.install", 200),
+    ("POST", "/system/register", "system.register", 200),
+    ("POST", "/system/domain", "system.domain", 200),
+    ("GET", "/instance-claims/issuer", "instance-claims.issuer", 200),
+    ("POST", "/instance-claims", "instance-claims.issue", 201),
 ]
 
 

@@ -13,9 +13,11 @@ from launchbay.operations import (  # noqa: F401  (each module registers its ope
     operator_work,
     organizations,
     projects,
+    proxy,
     resources,
     servers,
     storage,
+    system,
     tokens,
 )
 from launchbay.operations.catalog import CATALOG, Actor, Meta, Operations

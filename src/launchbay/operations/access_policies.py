@@ -14,7 +14,7 @@ from launchbay.operations.catalog import Context, operation
 from launchbay.operations.domains import check_domain
 from launchbay.operations.errors import Invalid
 from launchbay.operations.schemas import Field, Id, IdOut, Schema, Timestamp
-from launchbay.operations.servers import get_server, require_instance_owner
+from launchbay.operations.servers import get_server, require_instance_operator
 from launchbay.store.models import AccessPolicy, new_id, utcnow
 
 PLACEHOLDERS = {"resource", "environment", "project", "baseDomain"}
@@ -75,7 +75,7 @@ class PolicyIn(Schema):
 def configure_policy(ctx: Context, data: PolicyIn) -> IdOut:
     """Turns generated hostnames on or off, or changes their template, for the system or a
     server; routes follow at once."""
-    require_instance_owner(ctx, "the default access policy")
+    require_instance_operator(ctx, "the default access policy", "owner")
     server_id = None
     if data.scope.kind == "deployment-target":
         if not data.scope.server_id:

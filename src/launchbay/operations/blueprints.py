@@ -17,6 +17,7 @@ from launchbay.engine.plan import ReleasePlan
 from launchbay.operations import variables
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.deployments import start
+from launchbay.operations.domains import bind, check_domain
 from launchbay.operations.errors import Invalid, NotFound
 from launchbay.operations.resources import (
     NetworkProfile,
@@ -31,6 +32,7 @@ from launchbay.operations.variables import VariableIn
 from launchbay.slugs import slugify
 from launchbay.store.models import (
     Deployment,
+    DomainBinding,
     Environment,
     Project,
     Resource,
@@ -138,7 +140,7 @@ def _split_image(image: str) -> tuple[str, str]:
     return name, tag or "latest"
 
 
-def _services_environment(ctx: Context) -> Environment:
+def services_environment(ctx: Context) -> Environment:
     """The organization's `services` project and its production environment, made on first
     use."""
     project = ctx.db.scalar(select(Project).where(Project.organization_id == ctx.org_id,
@@ -171,7 +173,7 @@ def deploy_blueprint(ctx: Context, data: Blueprint) -> Deployed:
     """Creates the blueprint's service (or updates the one of that name) with its profiles,
     variables and secrets, then deploys it."""
     profiles(data)  # refuses what cannot run before anything is created
-    env = _services_environment(ctx)
+    env = services_environment(ctx)
     slug = slugify(data.name)
     r = ctx.db.scalar(select(Resource).where(Resource.environment_id == env.id,
                                              Resource.slug == slug))
@@ -184,10 +186,24 @@ def deploy_blueprint(ctx: Context, data: Blueprint) -> Deployed:
     ctx.db.flush()
     _put_variables(ctx, r, data.env_vars, "plain-config")
     _put_variables(ctx, r, data.secrets, "secret")
+    if data.domain:
+        _bind_domain(ctx, r, data.domain)
     d = start(ctx, r, "blueprint")
     ctx.audit(r.id, name=r.name, deploymentId=d.id, runtime=data.runtime.type,
               source=data.source)
     return Deployed(deployment_id=d.id, resource_id=r.id, name=r.name, created_at=d.created_at)
+
+
+def _bind_domain(ctx: Context, r: Resource, domain: str) -> None:
+    """The blueprint's domain serves the service (once; 409 if another app has it)."""
+    try:
+        domain = check_domain(domain)
+    except ValueError as exc:
+        raise Invalid(f"domain {exc}", code="domain_invalid") from exc
+    if not ctx.db.scalar(select(DomainBinding.id).where(DomainBinding.resource_id == r.id,
+                                                        DomainBinding.domain_name == domain)):
+        bind(ctx, domain, project_id=r.project_id, environment_id=r.environment_id,
+             server_id=r.server_id, resource_id=r.id, tls_mode=ctx.settings.edge_domain_tls)
 
 
 def _put_variables(ctx: Context, r: Resource, values: dict[str, str], kind: str) -> None:
@@ -265,7 +281,7 @@ class DeploymentPage(Plain):
     total: int
 
 
-def _services_query(ctx: Context):  # type: ignore[no-untyped-def]
+def services_query(ctx: Context):  # type: ignore[no-untyped-def]
     return select(Resource).join(Project, Project.id == Resource.project_id).where(
         Resource.organization_id == ctx.org_id, Project.slug == PROJECT)
 
@@ -273,7 +289,7 @@ def _services_query(ctx: Context):  # type: ignore[no-untyped-def]
 @operation("blueprints.deployments")
 def list_blueprint_deployments(ctx: Context, data: Page) -> DeploymentPage:
     """The deployments of the organization's services, newest first."""
-    ids = _services_query(ctx).with_only_columns(Resource.id)
+    ids = services_query(ctx).with_only_columns(Resource.id)
     query = select(Deployment).where(Deployment.resource_id.in_(ids))
     total = ctx.db.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = ctx.db.scalars(query.order_by(Deployment.created_at.desc())
@@ -346,7 +362,7 @@ def _service_view(ctx: Context, r: Resource) -> ServiceView:
 @operation("blueprints.services")
 def list_services(ctx: Context, data: Page) -> ServicePage:
     """The organization's services, oldest first."""
-    query = _services_query(ctx)
+    query = services_query(ctx)
     total = ctx.db.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = ctx.db.scalars(query.order_by(Resource.created_at).limit(data.limit)
                           .offset(data.offset)).all()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -31,6 +31,9 @@ from launchbay.operations.errors import (
 from launchbay.settings import Settings
 from launchbay.store import audit
 from launchbay.store.models import AuditEvent, Membership, OperatorWork
+
+if TYPE_CHECKING:
+    from launchbay.engine.routing import EdgeProxy
 
 Role = Literal["viewer", "developer", "admin", "owner"]
 ROLES: tuple[Role, ...] = ("viewer", "developer", "admin", "owner")
@@ -79,6 +82,7 @@ class Context:
     operation: Operation
     targets: Targets | None = None
     wake: Callable[[], None] = lambda: None
+    edge: EdgeProxy | None = None
     audited: list[AuditEvent] = field(default_factory=list)
     callbacks: list[Callable[[], None]] = field(default_factory=list)
 
@@ -224,6 +228,7 @@ class Operations:
         self.secrets = SecretBox(settings.secret_key)
         self.targets = targets
         self.wake = wake or (lambda: None)
+        self.edge: EdgeProxy | None = None  # the control plane's, when it runs one
 
     def run(
         self,
@@ -245,7 +250,7 @@ class Operations:
             try:
                 org_id, role = self._authorize(db, op, actor, payload)
                 ctx = Context(db, self.settings, self.secrets, actor, org_id, role,
-                              meta or Meta(), op, self.targets, self.wake)
+                              meta or Meta(), op, self.targets, self.wake, self.edge)
                 result = op.handler(ctx, payload)
                 if op.mutates and not ctx.audited:
                     raise RuntimeError(f"operation {key} changed state without an audit event")

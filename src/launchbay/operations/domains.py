@@ -47,7 +47,8 @@ class BindingOut(Schema):
     id: str
     project_id: str
     environment_id: str
-    resource_id: str
+    resource_id: str | None  # None: a route added by hand, to `upstream`
+    upstream: str | None
     server_id: str
     destination_id: str
     domain_name: str
@@ -66,8 +67,8 @@ class BindingOut(Schema):
 def binding_out(ctx: Context, b: DomainBinding) -> BindingOut:
     return BindingOut(
         id=b.id, project_id=b.project_id, environment_id=b.environment_id,
-        resource_id=b.resource_id, server_id=b.server_id, destination_id=b.server_id,
-        domain_name=b.domain_name, path_prefix=b.path_prefix,
+        resource_id=b.resource_id, upstream=b.upstream, server_id=b.server_id,
+        destination_id=b.server_id, domain_name=b.domain_name, path_prefix=b.path_prefix,
         proxy_kind="caddy" if ctx.settings.edge_enabled else "none", tls_mode=b.tls_mode,
         redirect_to=b.redirect_to, redirect_status=b.redirect_status,
         certificate_policy=b.tls_mode, status=b.status,
@@ -132,17 +133,45 @@ class BindingCreate(Schema):
     _prefix = field_validator("path_prefix")(classmethod(lambda cls, v: check_prefix(v)))
 
 
-def _redirect_target(ctx: Context, b: DomainBinding, target_id: str | None) -> str | None:
+def _redirect_target(ctx: Context, binding_id: str | None, resource_id: str | None,
+                     target_id: str | None) -> str | None:
     if target_id is None:
         return None
     target = get_binding(ctx, target_id)
-    if target.id == b.id or target.redirect_to is not None:
+    if target.id == binding_id or target.redirect_to is not None or target.upstream:
         raise Conflict("redirect to a binding that serves the resource",
                        code="redirect_target_invalid")
-    if target.resource_id != b.resource_id:
+    if target.resource_id != resource_id:
         raise Conflict("a binding redirects only to another binding of its resource",
                        code="redirect_target_invalid")
     return target.id
+
+
+def bind(ctx: Context, domain: str, *, project_id: str, environment_id: str, server_id: str,
+         tls_mode: str, resource_id: str | None = None, upstream: str | None = None,
+         path_prefix: str = "/", redirect_to: str | None = None,
+         redirect_status: int | None = None) -> DomainBinding:
+    """A new binding of `domain` to a resource (or a raw upstream), with its managed
+    certificate; the edge proxy's update is queued. 409 when the domain is taken."""
+    if ctx.db.scalar(select(DomainBinding.id).where(DomainBinding.domain_name == domain,
+                                                    DomainBinding.path_prefix == path_prefix)):
+        raise Conflict(f"{domain}{path_prefix if path_prefix != '/' else ''} is already bound",
+                       code="domain_taken")
+    b = DomainBinding(id=new_id("dom"), organization_id=ctx.org_id, project_id=project_id,
+                      environment_id=environment_id, resource_id=resource_id,
+                      server_id=server_id, upstream=upstream, domain_name=domain,
+                      path_prefix=path_prefix, tls_mode=tls_mode, redirect_to=redirect_to,
+                      redirect_status=(redirect_status or 301) if redirect_to else None)
+    ctx.db.add(b)
+    ctx.db.flush()  # the certificate refers to it
+    if b.tls_mode in ("auto", "internal"):
+        ctx.db.add(Certificate(
+            id=new_id("crt"), organization_id=ctx.org_id, domain_binding_id=b.id,
+            domain_name=b.domain_name, status="pending", source="managed",
+            provider_key="acme" if b.tls_mode == "auto" else "caddy-internal"))
+        ctx.db.flush()
+    realize(ctx, b, "create")
+    return b
 
 
 @operation("domain-bindings.create", role="developer", audit="domain-binding.created")
@@ -153,26 +182,11 @@ def create_binding(ctx: Context, data: BindingCreate) -> IdOut:
     if (r.project_id, r.environment_id) != (data.project_id, data.environment_id):
         raise Invalid("the resource does not belong to that project and environment",
                       code="context_mismatch")
-    if ctx.db.scalar(select(DomainBinding.id).where(
-            DomainBinding.domain_name == data.domain_name,
-            DomainBinding.path_prefix == data.path_prefix)):
-        raise Conflict(f"{data.domain_name}{data.path_prefix if data.path_prefix != '/' else ''}"
-                       " is already bound", code="domain_taken")
-    b = DomainBinding(id=new_id("dom"), organization_id=ctx.org_id, project_id=r.project_id,
-                      environment_id=r.environment_id, resource_id=r.id, server_id=r.server_id,
-                      domain_name=data.domain_name, path_prefix=data.path_prefix,
-                      tls_mode=data.tls_mode)
-    b.redirect_to = _redirect_target(ctx, b, data.redirect_to)
-    b.redirect_status = (data.redirect_status or 301) if b.redirect_to else None
-    ctx.db.add(b)
-    ctx.db.flush()  # the certificate refers to it
-    if b.tls_mode in ("auto", "internal"):
-        ctx.db.add(Certificate(
-            id=new_id("crt"), organization_id=ctx.org_id, domain_binding_id=b.id,
-            domain_name=b.domain_name, status="pending", source="managed",
-            provider_key="acme" if b.tls_mode == "auto" else "caddy-internal"))
-    ctx.db.flush()
-    realize(ctx, b, "create")
+    b = bind(ctx, data.domain_name, project_id=r.project_id, environment_id=r.environment_id,
+             server_id=r.server_id, resource_id=r.id, path_prefix=data.path_prefix,
+             tls_mode=data.tls_mode,
+             redirect_to=_redirect_target(ctx, None, r.id, data.redirect_to),
+             redirect_status=data.redirect_status)
     ctx.audit(b.id, domainName=b.domain_name, resourceId=r.id, tlsMode=b.tls_mode)
     return IdOut(id=b.id)
 
@@ -223,10 +237,11 @@ def show_binding(ctx: Context, data: BindingRef) -> BindingShow:
     from launchbay.operations.certificates import certificate_out
 
     b = get_binding(ctx, data.domain_binding_id)
-    r = get_resource(ctx, b.resource_id)
+    r = get_resource(ctx, b.resource_id) if b.resource_id else None
     behavior = "redirect" if b.redirect_to else "serve"
-    fallback = current_route(ctx, r)
-    ready = b.status == "active" and (behavior == "redirect" or r.current_deployment_id)
+    fallback = current_route(ctx, r) if r else None
+    serving = r.current_deployment_id if r else b.upstream
+    ready = b.status == "active" and (behavior == "redirect" or serving)
     return BindingShow(
         binding=binding_out(ctx, b),
         route_readiness={
@@ -238,12 +253,12 @@ def show_binding(ctx: Context, data: BindingRef) -> BindingShow:
                                          else "https", "routeBehavior": behavior,
                                          "redirectTo": b.redirect_to,
                                          "redirectStatus": b.redirect_status},
-                              "context": {"resourceId": r.id,
-                                          "deploymentId": r.current_deployment_id,
-                                          "serverId": b.server_id},
+                              "context": {"resourceId": b.resource_id,
+                                          "deploymentId": r.current_deployment_id if r else None,
+                                          "upstream": b.upstream, "serverId": b.server_id},
                               "domainVerification": b.dns_observation.get("status", "pending"),
                               "blockingReason": None if ready else (
-                                  "runtime_not_ready" if not r.current_deployment_id
+                                  "runtime_not_ready" if not serving
                                   else "proxy_not_applied")}},
         generated_access_fallback=fallback.model_dump(by_alias=True, mode="json")
         if fallback else None,
@@ -302,7 +317,7 @@ def route_binding(ctx: Context, data: RouteIn) -> IdOut:
         if ctx.db.scalar(select(DomainBinding.id).where(DomainBinding.redirect_to == b.id)):
             raise Conflict("other bindings redirect to this one; it must keep serving",
                            code="redirect_chain")
-        b.redirect_to = _redirect_target(ctx, b, data.redirect_to)
+        b.redirect_to = _redirect_target(ctx, b.id, b.resource_id, data.redirect_to)
         b.redirect_status = data.redirect_status
     else:
         b.redirect_to = b.redirect_status = None

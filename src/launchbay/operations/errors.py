@@ -40,6 +40,12 @@ class Conflict(OperationError):
     status, code = 409, "conflict"
 
 
+class Unavailable(OperationError):
+    """A service launchbay drives (Docker, Caddy) failed to do what was asked."""
+
+    status, code = 503, "unavailable"
+
+
 class RateLimited(OperationError):
     status, code = 429, "rate_limited"
 

@@ -11,8 +11,9 @@ from typing import Any, Literal
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
+from launchbay import host_facts
 from launchbay.docker_engine import DockerException
-from launchbay.operations.catalog import Context, operation
+from launchbay.operations.catalog import Context, Role, operation, role_at_least
 from launchbay.operations.errors import Forbidden, NotFound
 from launchbay.operations.schemas import CountOut, Field, Id, Schema, Timestamp
 from launchbay.store.models import Deployment, Organization, Resource, Server, new_id, utcnow
@@ -170,15 +171,10 @@ class Capacity(Schema):
     partial: bool
 
 
-def _meminfo() -> dict[str, int]:
-    values = {}
-    with open("/proc/meminfo") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            values[key] = int(rest.split()[0]) * 1024
-    total, available = values["MemTotal"], values.get("MemAvailable", values["MemFree"])
-    return {"total": total, "available": available, "used": total - available,
-            "usePercent": round(100 * (total - available) / total, 1)}
+def _memory() -> dict[str, Any]:
+    m = host_facts.memory()
+    return {"total": m["total"], "available": m["available"], "used": m["used"],
+            "usePercent": round(100 * m["used"] / m["total"], 1)}
 
 
 @operation("servers.capacity")
@@ -227,7 +223,7 @@ def server_capacity(ctx: Context, data: ServerRef) -> Capacity:
     return Capacity(
         server={"id": server.id, "name": server.name, "host": server.host, "port": server.port,
                 "providerKey": server.provider_key, "targetKind": server.target_kind},
-        inspected_at=utcnow(), disk=disk, inodes=inodes, docker=docker_usage, memory=_meminfo(),
+        inspected_at=utcnow(), disk=disk, inodes=inodes, docker=docker_usage, memory=_memory(),
         cpu={"logicalCores": os.cpu_count(), "loadAverage1m": load[0], "loadAverage5m": load[1],
              "loadAverage15m": load[2]},
         launchbay_containers=containers, warnings=warnings, partial=partial)
@@ -242,13 +238,18 @@ class EdgeProxyConfigured(Schema):
     edge_proxy: EdgeProxy
 
 
-def require_instance_owner(ctx: Context, what: str) -> None:
-    """Settings every organization shares are changed only by the owner of the instance's first
-    organization (the one created at bootstrap)."""
-    first = ctx.db.scalar(select(Organization.id).order_by(Organization.created_at).limit(1))
-    if ctx.org_id != first or ctx.role != "owner":
-        raise Forbidden(f"{what} is changed by the owner of the instance's first organization",
-                        code="instance_owner_required")
+def operators_organization(db: DbSession) -> str | None:
+    """The instance's first organization (created at bootstrap): its members run the machine."""
+    return db.scalar(select(Organization.id).order_by(Organization.created_at).limit(1))
+
+
+def require_instance_operator(ctx: Context, what: str, role: Role = "admin") -> None:
+    """What every organization shares (the machine, its edge proxy, shared servers) is changed
+    only by members of the instance's first organization with `role`."""
+    if ctx.org_id != operators_organization(ctx.db) or not role_at_least(ctx.role or "viewer",
+                                                                          role):
+        raise Forbidden(f"{what} is changed by an {role} of the instance's first organization",
+                        code=f"instance_{role}_required")
 
 
 def _server_admin(ctx: Context, server_id: str) -> Server:
@@ -256,7 +257,7 @@ def _server_admin(ctx: Context, server_id: str) -> Server:
     the shared one."""
     server = get_server(ctx, server_id)
     if server.organization_id is None:
-        require_instance_owner(ctx, "the shared server")
+        require_instance_operator(ctx, "the shared server", "owner")
     return server
 
 

@@ -395,8 +395,9 @@ class OperatorWork(Base):
 
 
 class DomainBinding(Base):
-    """A custom domain (and path prefix) that serves a resource or redirects to another binding.
-    Unique across the whole server: the edge proxy routes every organization's traffic."""
+    """A custom domain (and path prefix) that serves a resource, redirects to another binding,
+    or (a route added by hand: no resource) proxies to a raw `upstream` URL. Unique across the
+    whole server: the edge proxy routes every organization's traffic."""
 
     __tablename__ = "domain_bindings"
     __table_args__ = (UniqueConstraint("domain_name", "path_prefix"),)
@@ -406,10 +407,11 @@ class DomainBinding(Base):
     )
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
-    resource_id: Mapped[str] = mapped_column(
+    resource_id: Mapped[str | None] = mapped_column(
         ForeignKey("resources.id", ondelete="CASCADE"), index=True
     )
     server_id: Mapped[str] = mapped_column(ForeignKey("servers.id"))
+    upstream: Mapped[str | None] = mapped_column(String(500))  # a hand route's target URL
     domain_name: Mapped[str] = mapped_column(String(253))
     path_prefix: Mapped[str] = mapped_column(String(500), default="/")
     tls_mode: Mapped[str] = mapped_column(String(20), default="auto")
@@ -474,3 +476,15 @@ class AccessPolicy(Base):
     mode: Mapped[str] = mapped_column(String(20))  # enabled | disabled
     template: Mapped[str] = mapped_column(String(300))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class InstanceRegistration(Base):
+    """This instance's registration with a base control plane (Dployr's `/system/register`
+    and `/system/domain`): what the base's verified claims said."""
+
+    __tablename__ = "instance_registrations"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(200))
+    issuer: Mapped[str] = mapped_column(String(500))
+    domain: Mapped[str | None] = mapped_column(String(253))
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
