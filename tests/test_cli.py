@@ -142,3 +142,18 @@ def test_make_run_answers_health(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
+
+
+def test_system_and_proxy_commands(cli):
+    cli("login", "--url", cli.server, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+    info = json.loads(cli("system", "info", "--json"))
+    assert info["hardware"]["cpu_count"] == os.cpu_count()
+    assert "FILESYSTEM" in cli("system", "info")
+    assert "database: reachable, migrations current" in cli("system", "doctor")
+    assert json.loads(cli("system", "status", "--json"))["proxy"]["status"] == "disabled"
+    assert "routing app.example.com" in cli("proxy", "add", "app.example.com",
+                                            "http://10.1.2.3:8080")
+    assert "http://10.1.2.3:8080" in cli("proxy", "routes")
+    cli("proxy", "remove", "app.example.com")
+    assert json.loads(cli("proxy", "routes", "--json")) == []
+    assert "no route was added by hand" in cli("proxy", "remove", "app.example.com", ok=False)

@@ -76,7 +76,7 @@ def test_python_app_from_git_with_commands_then_env_changes(api, tmp_path):
     d = completed(api, "pyapp")
     assert d["status"] == "completed", d
     assert d["config"]["runtime"] == {"type": "python", "version": "3.11"}
-    assert d["config"]["remote"]["commit_hash"]
+    assert d["config"]["remote"]["commit_hash"] and d["config"]["domain"] == "pyapp.localhost"
     service = face(api, "GET", "/services").json()["services"][0]
     assert service["status"] == "running" and service["runtime"] == "python"
     assert service["commit_hash"] == d["config"]["remote"]["commit_hash"]

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from launchbay.cli import apps, domains
+from launchbay.cli import apps, domains, system
 from launchbay.cli.client import Client, err, save_credentials
 from launchbay.cli.output import emit, out
 
@@ -19,6 +19,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(apps.apps_app, name="apps")
 app.add_typer(domains.domains_app, name="domains")
 app.add_typer(domains.certs_app, name="certs")
+app.add_typer(system.system_app, name="system")
+app.add_typer(system.proxy_app, name="proxy")
 for command in (apps.deploy, apps.logs, apps.rollback, apps.ps):
     app.command()(command)
 app.add_typer(projects_app, name="projects")

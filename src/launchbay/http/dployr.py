@@ -185,10 +185,7 @@ def create(cp: ControlPlane) -> FastAPI:
         """The route's domain comes as `?domain=` or in a JSON body (the contract names
         neither)."""
         domain = request.query_params.get("domain") or (await json_body(request)).get("domain")
-        if not domain:
-            raise OperationError("domain is required (?domain= or a JSON body)",
-                                 code="request.bad_request")
-        await run(request, "proxy.routes.remove", {"domain": domain})
+        await run(request, "proxy.routes.remove", {"domain": domain or ""})
         return JSONResponse({"message": "Route removed successfully"})
 
     @face.get("/system/status")

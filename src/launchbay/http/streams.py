@@ -55,7 +55,8 @@ async def journal_pages(request: Request, read: Callable[[str | None], Any], fir
             yield None
         if await request.is_disconnected():
             return
-        await asyncio.sleep(POLL)
+        if not page.envelopes:  # caught up: wait for more (a long history pages at once)
+            await asyncio.sleep(POLL)
         page = await run_in_threadpool(read, after)
 
 

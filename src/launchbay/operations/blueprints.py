@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
+from sqlalchemy.orm import object_session
 
 from launchbay.engine.plan import ReleasePlan
 from launchbay.operations import variables
@@ -243,13 +244,20 @@ def blueprint_of(r: Resource, d: Deployment | None, env_vars: dict[str, str]) ->
                                   remote.base_directory != "." else ""),
         "static_dir": runtime.publish_directory, "image": image, "env_vars": env_vars,
         "status": STATUS.get(d.status, "pending") if d else "pending",
-        "project_id": r.project_id,
+        "project_id": r.project_id, "domain": _domain_of(r),
     }
     if remote or (source and source.kind == "git"):
         out["remote"] = {"url": remote.repository if remote else source.locator,  # type: ignore[union-attr]
                          "branch": (remote.ref if remote else source.git_ref) or "",  # type: ignore[union-attr]
                          "commit_hash": (plan.commit_sha if plan else None) or ""}
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _domain_of(r: Resource) -> str | None:
+    """The service's first domain (the one its blueprint asked for)."""
+    db = object_session(r)
+    return db.scalar(select(DomainBinding.domain_name).where(DomainBinding.resource_id == r.id)
+                     .order_by(DomainBinding.created_at).limit(1)) if db else None
 
 
 def _snapshot_env(d: Deployment | None) -> dict[str, str]:
