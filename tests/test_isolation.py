@@ -206,6 +206,12 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "system.doctor": {},
         "system.install": {},
         "instance-claims.issue": {"instanceId": "inst_1"},
+        "plans.assign": {"targetOrganizationId": ids["organizationId"], "plan": "enterprise"},
+        "usage-intents.record": {"idempotencyKey": "k", "capabilityKey": "c", "source": "s"},
+        "deployments.hosted.deploy-image": {"image": "lbtest/hello:v1"},
+        "deployments.hosted.delete": {},
+        "deployments.hosted.restart": {},
+        "deployments.hosted.configure": {"configData": {"A": "1"}},
     }
 
 
@@ -219,7 +225,7 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "workId": world["work"], "domainBindingId": world["binding"],
            "certificateId": world["certificate"], "serviceId": world["resource"],
            "serverId": admin.get("/servers")["items"][0]["id"],
-           "domain": "viewer.example.com"}
+           "domain": "viewer.example.com", "name": "some-app", "deploymentName": "some-app"}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     base_public_key: str | None = None
     claims_issuer: str = "launchbay"
     claims_audience: str = "dployr-instance"
+    # Plans of hosted deployments (the Shipyard face): how many each plan allows (None:
+    # unlimited), and the plan of an organization nobody assigned one.
+    plans: dict[str, int | None] = {"free": 1, "business": 10, "enterprise": None}
+    default_plan: str = "free"
     # Where `system install` may fetch another launchbay version from (a pip index URL or a
     # folder of wheels); without one, only the running version "installs".
     upgrade_source: str | None = None

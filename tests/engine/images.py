@@ -31,6 +31,12 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "lbtest/busybox:v1": ("", ["sh"]),
     # Prints the environment it got, then serves it.
     "lbtest/env:v1": ("", ["sh", "-c", "env > /www/index.html; exec httpd -f -p 8080 -h /www"]),
+    # Serves its environment, logs a line a second and keeps part of a core busy (metrics).
+    "lbtest/busy:v1": ("", ["sh", "-c", "env > /www/index.html; (while :; do i=0; while "
+                                        "[ $i -lt 3000 ]; do i=$((i+1)); done; sleep 0.1; "
+                                        "done) & "
+                                        "(while :; do echo tick; sleep 1; done) & "
+                                        "exec httpd -f -p 8080 -h /www"]),
 }
 
 

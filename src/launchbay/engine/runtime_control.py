@@ -30,6 +30,11 @@ class RuntimeControl:
             if self.reroute is not None:  # its route goes first, then its containers
                 self.reroute()
             remove_containers(docker, **{"launchbay.resource": item.resource_id})  # type: ignore[arg-type]
+            if item.payload.get("deleteResource"):  # it was kept to show `Deleting` until now
+                with self.sessions() as db:
+                    if (resource := db.get(Resource, item.resource_id)) is not None:
+                        db.delete(resource)
+                        db.commit()
             return "succeeded"
         with self.sessions() as db:
             resource = db.get(Resource, item.resource_id)

@@ -9,9 +9,11 @@ from launchbay.operations import (  # noqa: F401  (each module registers its ope
     deployments,
     domains,
     environments,
+    hosted,
     identity,
     operator_work,
     organizations,
+    plans,
     projects,
     proxy,
     resources,
@@ -19,6 +21,7 @@ from launchbay.operations import (  # noqa: F401  (each module registers its ope
     storage,
     system,
     tokens,
+    usage,
 )
 from launchbay.operations.catalog import CATALOG, Actor, Meta, Operations
 

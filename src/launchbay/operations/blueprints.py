@@ -118,7 +118,7 @@ def profiles(b: Blueprint) -> tuple[SourceProfile, RuntimeProfile, NetworkProfil
     if b.source == "image":
         if not b.image:
             raise Invalid("source image needs image", code="image_required")
-        name, tag = _split_image(b.image)
+        name, tag = split_image(b.image)
         source = SourceProfile(kind="docker-image", image_name=name, image_tag=tag)
     else:
         if not b.remote or not b.remote.url:
@@ -136,19 +136,19 @@ def profiles(b: Blueprint) -> tuple[SourceProfile, RuntimeProfile, NetworkProfil
     return source, runtime, NetworkProfile(internal_port=b.port)
 
 
-def _split_image(image: str) -> tuple[str, str]:
+def split_image(image: str) -> tuple[str, str]:
     name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
     return name, tag or "latest"
 
 
-def services_environment(ctx: Context) -> Environment:
-    """The organization's `services` project and its production environment, made on first
-    use."""
+def own_environment(ctx: Context, slug: str, name: str, description: str) -> Environment:
+    """The production environment of the organization's project `slug`, both made on first
+    use: where services of a face (Dployr's, hosted deployments) live."""
     project = ctx.db.scalar(select(Project).where(Project.organization_id == ctx.org_id,
-                                                  Project.slug == PROJECT))
+                                                  Project.slug == slug))
     if project is None:
-        project = Project(id=new_id("prj"), organization_id=ctx.org_id, name=PROJECT,
-                          slug=PROJECT, description="Services deployed from blueprints")
+        project = Project(id=new_id("prj"), organization_id=ctx.org_id, name=name, slug=slug,
+                          description=description)
         ctx.db.add(project)
         ctx.db.flush()
     env = ctx.db.scalar(select(Environment).where(Environment.project_id == project.id,
@@ -159,6 +159,10 @@ def services_environment(ctx: Context) -> Environment:
         ctx.db.add(env)
         ctx.db.flush()
     return env
+
+
+def services_environment(ctx: Context) -> Environment:
+    return own_environment(ctx, PROJECT, PROJECT, "Services deployed from blueprints")
 
 
 def _apply(r: Resource, b: Blueprint) -> None:
@@ -185,8 +189,8 @@ def deploy_blueprint(ctx: Context, data: Blueprint) -> Deployed:
         ctx.db.add(r)
     _apply(r, data)
     ctx.db.flush()
-    _put_variables(ctx, r, data.env_vars, "plain-config")
-    _put_variables(ctx, r, data.secrets, "secret")
+    put_variables(ctx, r, data.env_vars, "plain-config")
+    put_variables(ctx, r, data.secrets, "secret")
     if data.domain:
         _bind_domain(ctx, r, data.domain)
     d = start(ctx, r, "blueprint")
@@ -207,7 +211,7 @@ def _bind_domain(ctx: Context, r: Resource, domain: str) -> None:
              server_id=r.server_id, resource_id=r.id, tls_mode=ctx.settings.edge_domain_tls)
 
 
-def _put_variables(ctx: Context, r: Resource, values: dict[str, str], kind: str) -> None:
+def put_variables(ctx: Context, r: Resource, values: dict[str, str], kind: str) -> None:
     for key, value in values.items():
         try:
             item = VariableIn(key=key, value=value, kind=kind)  # type: ignore[arg-type]
@@ -427,7 +431,7 @@ def update_service(ctx: Context, data: ServiceUpdate) -> ServiceView:
             for var in variables.listed(ctx, ResourceVariable, r.id):
                 if var.kind != "secret" and var.key not in data.env_vars:
                     ctx.db.delete(var)
-        _put_variables(ctx, r, data.env_vars, "plain-config")
+        put_variables(ctx, r, data.env_vars, "plain-config")
     ctx.db.flush()
     d = start(ctx, r, "blueprint")
     ctx.audit(r.id, deploymentId=d.id, fields=sorted(data.model_fields_set - {"service_id"}))

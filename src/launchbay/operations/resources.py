@@ -837,7 +837,7 @@ class RuntimeControl(Schema):
     phases: list[Phase]
 
 
-def _control(ctx: Context, data: ResourceRef, action: str) -> RuntimeControl:
+def control_runtime(ctx: Context, data: ResourceRef, action: str) -> RuntimeControl:
     r = get_resource(ctx, data.resource_id)
     if r.current_deployment_id is None:
         raise Conflict("the resource has no running release to control", code="no_runtime")
@@ -865,20 +865,20 @@ def control_status(work: OperatorWork) -> RuntimeControl:
 @operation("resources.runtime.stop", role="developer", audit="resource.runtime-stop-requested")
 def stop_runtime(ctx: Context, data: ResourceRef) -> RuntimeControl:
     """Stops the current release's container (a deployment starts it again)."""
-    return _control(ctx, data, "stop")
+    return control_runtime(ctx, data, "stop")
 
 
 @operation("resources.runtime.start", role="developer", audit="resource.runtime-start-requested")
 def start_runtime(ctx: Context, data: ResourceRef) -> RuntimeControl:
     """Starts the current release's container again."""
-    return _control(ctx, data, "start")
+    return control_runtime(ctx, data, "start")
 
 
 @operation("resources.runtime.restart", role="developer",
            audit="resource.runtime-restart-requested")
 def restart_runtime(ctx: Context, data: ResourceRef) -> RuntimeControl:
     """Restarts the current release's container."""
-    return _control(ctx, data, "restart")
+    return control_runtime(ctx, data, "restart")
 
 
 class RuntimeLogsIn(ResourceRef):

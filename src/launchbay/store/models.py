@@ -46,6 +46,7 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(200), unique=True)
     logo_url: Mapped[str | None] = mapped_column(String(2000))
+    plan: Mapped[str | None] = mapped_column(String(40))  # None: the instance's default plan
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -488,3 +489,24 @@ class InstanceRegistration(Base):
     issuer: Mapped[str] = mapped_column(String(500))
     domain: Mapped[str | None] = mapped_column(String(253))
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UsageIntent(Base):
+    """A metered event (a hosted deployment created or deleted...), recorded once per
+    idempotency key, for whoever bills the organization (seed 004's `usage-intents`)."""
+
+    __tablename__ = "usage_intents"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    capability_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="accepted")
+    reason: Mapped[str | None] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(String(100))
+    organization_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    actor: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    resource_refs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    quantity: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,114 @@
+"""The Shipyard-compatible face (seed 002): hosted deployments under `/api/deployments`, with
+Shipyard's field names, status values and `{"error": "..."}` errors, over launchbay's
+`deployments.hosted.*` operations.
+
+Mounted at `/compat/shipyard` and servable at the root of its own listener. A launchbay API
+token (scopes `deployments:read` / `deployments:write`) or session is the credential;
+`team_id` selects the team (organization) context.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException
+
+from launchbay.control_plane import ControlPlane
+from launchbay.http.native import credentials, json_body, meta_of
+from launchbay.operations.errors import OperationError, Unauthenticated
+
+
+def create(cp: ControlPlane) -> FastAPI:
+    face = FastAPI(title="launchbay (Shipyard face)", openapi_url=None, docs_url=None,
+                   redoc_url=None)
+
+    @face.exception_handler(OperationError)
+    async def _operation_error(_: Request, exc: OperationError) -> JSONResponse:
+        message = exc.message
+        if exc.message == "Validation failed" and isinstance(exc.details, list):
+            message = "; ".join(f"{d['field']}: {d['message']}" for d in exc.details)
+        return JSONResponse({"error": message}, status_code=exc.status)
+
+    @face.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @face.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "Internal server error"}, status_code=500)
+
+    async def run(request: Request, key: str, data: dict[str, Any]) -> Any:
+        secret = credentials(request)
+        actor = await run_in_threadpool(cp.authenticate, secret) if secret else None
+        if actor is None:
+            raise Unauthenticated("Unauthorized")
+        team = request.query_params.get("team_id") or data.pop("team_id", None)
+        if team:
+            data["organizationId"] = team
+        return await run_in_threadpool(cp.ops.run, key, actor, data, meta_of(request))
+
+    def shaped(result: Any, status: int = 200) -> JSONResponse:
+        return JSONResponse(result.model_dump(mode="json", by_alias=True, exclude_none=True),
+                            status_code=status)
+
+    def is_form(request: Request) -> bool:
+        return request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data"))
+
+    async def body(request: Request) -> dict[str, Any]:
+        """JSON, or a form post (the Shipyard web console posts forms)."""
+        if is_form(request):
+            return dict(await request.form())  # type: ignore[arg-type]
+        return await json_body(request)
+
+    def query(request: Request) -> dict[str, Any]:
+        return dict(request.query_params)
+
+    @face.get("/api/deployments")
+    async def list_deployments(request: Request) -> JSONResponse:
+        result = await run(request, "deployments.hosted.list", query(request))
+        return JSONResponse([item.model_dump(mode="json", by_alias=True, exclude_none=True)
+                             for item in result.items])
+
+    @face.post("/api/deployments/deploy-image")
+    async def deploy_image(request: Request) -> JSONResponse:
+        return shaped(await run(request, "deployments.hosted.deploy-image", await body(request)),
+                      201)
+
+    @face.get("/api/deployments/status")
+    async def status(request: Request) -> JSONResponse:
+        return shaped(await run(request, "deployments.hosted.status", query(request)))
+
+    @face.post("/api/deployments/delete")
+    async def delete(request: Request) -> Response:
+        done = await run(request, "deployments.hosted.delete", await body(request))
+        if is_form(request):  # a browser's form: back to its deployments page
+            return RedirectResponse("/deployments", status_code=303)
+        return shaped(done)
+
+    @face.post("/api/deployments/restart")
+    async def restart(request: Request) -> JSONResponse:
+        return shaped(await run(request, "deployments.hosted.restart", await body(request)))
+
+    @face.get("/api/deployments/config")
+    async def config(request: Request) -> JSONResponse:
+        return shaped(await run(request, "deployments.hosted.config", query(request)))
+
+    @face.put("/api/deployments/config")
+    async def configure(request: Request) -> JSONResponse:
+        return shaped(await run(request, "deployments.hosted.configure", await body(request)))
+
+    @face.get("/api/deployments/{name}/logs")
+    async def logs(request: Request, name: str) -> JSONResponse:
+        return shaped(await run(request, "deployments.hosted.logs",
+                                {**query(request), "name": name}))
+
+    @face.get("/api/deployments/{name}/metrics")
+    async def metrics(request: Request, name: str) -> JSONResponse:
+        return shaped(await run(request, "deployments.hosted.metrics",
+                                {**query(request), "name": name}))
+
+    return face

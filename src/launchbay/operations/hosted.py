@@ -1,0 +1,385 @@
+"""Hosted deployments: "run this image at a URL" in one call (the Shipyard face's unit).
+
+A hosted deployment is a resource named by a short lowercase name, unique on the instance,
+in the caller's personal project (`hosted-<user>`) or, in a team context, the organization's
+`hosted-team` project. `public` ones are served at `{name}.{base domain}` (a domain binding);
+`internal` ones only inside their environment's network. Plans limit how many an
+organization runs; every create and delete is a usage intent. The operations are of the
+`deployments` family, so API keys scoped `deployments:read` / `deployments:write` use them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import field_validator
+from sqlalchemy import func, select
+
+from launchbay.docker_engine import DockerException
+from launchbay.engine.routing import public_url
+from launchbay.operations import usage
+from launchbay.operations.blueprints import own_environment, put_variables, split_image
+from launchbay.operations.catalog import Context, operation
+from launchbay.operations.deployments import start
+from launchbay.operations.domains import bind, realize
+from launchbay.operations.errors import Conflict, NotFound
+from launchbay.operations.plans import check_limit, plan_of
+from launchbay.operations.resources import (
+    AccessProfile,
+    NetworkProfile,
+    ResourceRef,
+    RuntimeLogsIn,
+    SourceProfile,
+    control_runtime,
+    runtime_logs,
+    stored_profile,
+)
+from launchbay.operations.schemas import Field, Id, Schema
+from launchbay.operations.servers import default_server
+from launchbay.operations.variables import listed
+from launchbay.store.models import (
+    Deployment,
+    DomainBinding,
+    Project,
+    Resource,
+    ResourceVariable,
+    new_id,
+)
+
+NAME = r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$"
+TEAM = "hosted-team"
+ALPHABET = string.ascii_lowercase + string.digits
+
+
+def _personal(ctx: Context) -> str:
+    return f"hosted-{ctx.user_id.split('_')[-1][:12]}"
+
+
+def _projects(ctx: Context) -> list[str]:
+    """The hosted projects the caller sees: their own and the team's."""
+    return [_personal(ctx), TEAM]
+
+
+def _query(ctx: Context, slugs: list[str]):  # type: ignore[no-untyped-def]
+    return select(Resource).join(Project, Project.id == Resource.project_id).where(
+        Resource.organization_id == ctx.org_id, Project.slug.in_(slugs))
+
+
+def _count(ctx: Context) -> int:
+    """Hosted deployments the organization runs (what its plan limits)."""
+    return ctx.db.scalar(select(func.count()).select_from(Resource).join(
+        Project, Project.id == Resource.project_id).where(
+        Resource.organization_id == ctx.org_id, Project.slug.like("hosted-%"),
+        Resource.lifecycle_status != "deleting")) or 0
+
+
+def get_hosted(ctx: Context, name: str, mutable: bool = False) -> Resource:
+    r = ctx.db.scalar(_query(ctx, _projects(ctx)).where(Resource.slug == name))
+    if r is None:
+        raise NotFound("Deployment not found", code="deployment_not_found")
+    if mutable and r.lifecycle_status != "active":
+        raise Conflict("the deployment is being deleted", code="deployment_deleting")
+    return r
+
+
+class Ingress(Schema):
+    id: str
+    name: str
+    host: str
+    url: str
+
+
+class HostedOut(Schema):
+    name: str
+    status: Literal["Pending", "Provisioning", "Ready", "Error", "Deleting"]
+    template: str
+    visibility: Literal["public", "internal"]
+    ingresses: list[Ingress]
+    last_error: str | None = None
+    can_delete: bool
+
+
+def _state(ctx: Context, r: Resource) -> tuple[str, str | None]:
+    """(status, last error) from the resource's releases."""
+    if r.lifecycle_status == "deleting":
+        return "Deleting", None
+    latest = ctx.db.scalar(select(Deployment).where(Deployment.resource_id == r.id)
+                           .order_by(Deployment.created_at.desc()).limit(1))
+    current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
+        else None
+    error = latest.error_message if latest and latest.status in ("failed", "canceled") else None
+    if current is not None and current.container_id:
+        return "Ready", error
+    if error is not None or (latest and latest.status in ("failed", "canceled")):
+        return "Error", error or "the deployment failed"
+    if latest is not None and latest.status in ("running", "cancel-requested"):
+        return "Provisioning", None
+    return "Pending", None
+
+
+def _ingresses(ctx: Context, r: Resource) -> list[Ingress]:
+    rows = ctx.db.scalars(select(DomainBinding).where(DomainBinding.resource_id == r.id)
+                          .order_by(DomainBinding.created_at))
+    return [Ingress(id=r.slug, name=r.slug, host=b.domain_name,
+                    url=public_url(ctx.settings, b.domain_name, b.tls_mode != "disabled"))
+            for b in rows]
+
+
+def hosted_out(ctx: Context, r: Resource) -> HostedOut:
+    status, error = _state(ctx, r)
+    ingresses = _ingresses(ctx, r)
+    return HostedOut(name=r.slug, status=status,  # type: ignore[arg-type]
+                     template=(r.description or "image").removeprefix("template:"),
+                     visibility="public" if ingresses else "internal", ingresses=ingresses,
+                     last_error=error, can_delete=status != "Deleting")
+
+
+class TeamContext(Schema):
+    """`organization_id` is the team (the face maps Shipyard's `team_id` to it)."""
+
+    organization_id: Id | None = None
+
+
+class HostedList(Schema):
+    items: list[HostedOut]
+
+
+@operation("deployments.hosted.list")
+def list_hosted(ctx: Context, data: TeamContext) -> HostedList:
+    """The caller's own hosted deployments, or the team's in a team context."""
+    slugs = [TEAM] if data.organization_id else [_personal(ctx)]
+    rows = ctx.db.scalars(_query(ctx, slugs).order_by(Resource.created_at))
+    return HostedList(items=[hosted_out(ctx, r) for r in rows])
+
+
+class ImageDeploy(TeamContext):
+    image: str = Field(min_length=1, max_length=500, pattern=r"^[a-z0-9][a-z0-9._/:@-]*$")
+    name: str | None = Field(None, pattern=NAME)
+    container_port: int = Field(8080, ge=1, le=65535)
+    env_vars: dict[str, str] = Field(default_factory=dict)
+    visibility: Literal["public", "internal"] = "public"
+
+    @field_validator("env_vars")
+    @classmethod
+    def _few(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 200:
+            raise ValueError("at most 200 variables")
+        return value
+
+
+def _new_name(ctx: Context) -> str:
+    while True:
+        name = "".join(secrets.choice(ALPHABET) for _ in range(10))
+        if not name[0].isdigit() and not _taken(ctx, name):
+            return name
+
+
+def _taken(ctx: Context, name: str) -> bool:
+    """Names are unique on the whole instance: they become hostnames."""
+    return bool(ctx.db.scalar(select(Resource.id).join(Project, Project.id == Resource.project_id)
+                              .where(Project.slug.like("hosted-%"), Resource.slug == name)))
+
+
+def create_hosted(ctx: Context, data: ImageDeploy, source: SourceProfile, port: int,
+                  template: str) -> Resource:
+    """The hosted deployment's resource, variables and route, and its first release; 403 over
+    the plan, 409 for a taken name."""
+    check_limit(ctx, ctx.org_id, _count(ctx))
+    if data.name and _taken(ctx, data.name):
+        raise Conflict("Deployment name already exists", code="name_taken")
+    name = data.name or _new_name(ctx)
+    env = own_environment(ctx, *((TEAM, "Team deployments") if data.organization_id else
+                                 (_personal(ctx), "My deployments")), "Hosted deployments")
+    r = Resource(id=new_id("res"), organization_id=ctx.org_id, project_id=env.project_id,
+                 environment_id=env.id, server_id=default_server(ctx).id, name=name, slug=name,
+                 kind="application", description=f"template:{template}",
+                 source=stored_profile(source),
+                 network_profile=stored_profile(NetworkProfile(internal_port=port)),
+                 access_profile=stored_profile(AccessProfile(generated_access_mode="disabled")))
+    ctx.db.add(r)
+    ctx.db.flush()
+    put_variables(ctx, r, data.env_vars, "plain-config")
+    if data.visibility == "public":
+        bind(ctx, f"{name}.{ctx.settings.base_domain}", project_id=r.project_id,
+             environment_id=r.environment_id, server_id=r.server_id, resource_id=r.id,
+             tls_mode=ctx.settings.edge_domain_tls)
+    d = start(ctx, r, "hosted")
+    _usage(ctx, r, "created", deploymentId=d.id)
+    return r
+
+
+def _usage(ctx: Context, r: Resource, what: str, **refs: Any) -> None:
+    usage.record(ctx, f"hosted-deployment:{r.id}:{what}", f"deployments.hosted.{what}",
+                 "shipyard", resource_refs={"projectId": r.project_id,
+                                            "environmentId": r.environment_id,
+                                            "resourceId": r.id, "serverId": r.server_id,
+                                            **refs},
+                 attributes={"name": r.slug, "plan": plan_of(ctx, ctx.org_id)[0]})
+
+
+@operation("deployments.hosted.deploy-image", role="developer", audit="hosted-deployment.created")
+def deploy_image(ctx: Context, data: ImageDeploy) -> HostedOut:
+    """Runs a container image at a URL (or only inside its network when `internal`)."""
+    image, tag = split_image(data.image)
+    r = create_hosted(ctx, data, SourceProfile(kind="docker-image", image_name=image,
+                                               image_tag=tag), data.container_port, "image")
+    ctx.audit(r.id, name=r.slug, image=data.image, visibility=data.visibility)
+    return hosted_out(ctx, r)
+
+
+class HostedRef(TeamContext):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class HostedStatus(Schema):
+    status: str
+    deployment_ready: bool
+    allow_delete: bool
+    allow_request: bool
+    ingresses: list[Ingress]
+    status_message: str | None = None
+
+
+@operation("deployments.hosted.status")
+def hosted_status(ctx: Context, data: HostedRef) -> HostedStatus:
+    """A hosted deployment's status, with its ingresses once it is ready."""
+    out = hosted_out(ctx, get_hosted(ctx, data.name))
+    _, limit = plan_of(ctx, ctx.org_id)
+    ready = out.status == "Ready"
+    return HostedStatus(status=out.status, deployment_ready=ready, allow_delete=out.can_delete,
+                        allow_request=limit is None or _count(ctx) < limit,
+                        ingresses=out.ingresses if ready else [],
+                        status_message=out.last_error)
+
+
+class HostedAction(TeamContext):
+    deployment_name: str = Field(min_length=1, max_length=100)
+
+
+class Done(Schema):
+    success: bool = True
+    message: str
+
+
+@operation("deployments.hosted.delete", role="developer", audit="hosted-deployment.deleted")
+def delete_hosted(ctx: Context, data: HostedAction) -> Done:
+    """Stops serving the deployment at once and removes it (status `Deleting` until its
+    containers are gone)."""
+    r = get_hosted(ctx, data.deployment_name, mutable=True)
+    for b in ctx.db.scalars(select(DomainBinding).where(DomainBinding.resource_id == r.id)):
+        ctx.db.delete(b)
+        realize(ctx, b, "delete")
+    r.lifecycle_status = "deleting"
+    ctx.enqueue("runtime-maintenance", "deployments.hosted.delete", resource_id=r.id,
+                server_id=r.server_id, project_id=r.project_id,
+                payload={"action": "remove-resource", "deleteResource": True})
+    _usage(ctx, r, "deleted")
+    ctx.audit(r.id, name=r.slug)
+    return Done(message=f"Deployment {r.slug} is being deleted")
+
+
+@operation("deployments.hosted.restart", role="developer", audit="hosted-deployment.restarted")
+def restart_hosted(ctx: Context, data: HostedAction) -> Done:
+    """Restarts the deployment's container (same image, same configuration)."""
+    r = get_hosted(ctx, data.deployment_name, mutable=True)
+    control_runtime(ctx, ResourceRef(resource_id=r.id), "restart")
+    return Done(message=f"Deployment {r.slug} is restarting")
+
+
+class ConfigOut(Schema):
+    config_data: dict[str, str]
+
+
+def _config(ctx: Context, r: Resource) -> dict[str, str]:
+    return {v.key: v.value for v in listed(ctx, ResourceVariable, r.id)
+            if v.kind != "secret" and v.exposure == "runtime"}
+
+
+@operation("deployments.hosted.config")
+def hosted_config(ctx: Context, data: HostedRef) -> ConfigOut:
+    """The deployment's environment variables."""
+    return ConfigOut(config_data=_config(ctx, get_hosted(ctx, data.name)))
+
+
+class ConfigIn(HostedAction):
+    config_data: dict[str, str]
+
+
+@operation("deployments.hosted.configure", role="developer",
+           audit="hosted-deployment.configured")
+def configure_hosted(ctx: Context, data: ConfigIn) -> ConfigOut:
+    """Replaces the environment variables and deploys them (a new release beside the old one:
+    no downtime)."""
+    r = get_hosted(ctx, data.deployment_name, mutable=True)
+    before = _config(ctx, r)
+    for var in listed(ctx, ResourceVariable, r.id):
+        if var.kind != "secret" and var.key not in data.config_data:
+            ctx.db.delete(var)
+    put_variables(ctx, r, data.config_data, "plain-config")
+    ctx.db.flush()
+    d = start(ctx, r, "hosted-config")
+    ctx.audit(r.id, deploymentId=d.id, changed=sorted(
+        k for k in {*before, *data.config_data} if before.get(k) != data.config_data.get(k)))
+    return ConfigOut(config_data=data.config_data)
+
+
+class LogsIn(HostedRef):
+    service: str | None = Field(None, max_length=100)
+    tail: int = Field(100, ge=0, le=10000)
+
+
+class LogsOut(Schema):
+    logs: str
+
+
+@operation("deployments.hosted.logs")
+def hosted_logs(ctx: Context, data: LogsIn) -> LogsOut:
+    """The last `tail` lines the deployment's container wrote."""
+    r = get_hosted(ctx, data.name)
+    found = runtime_logs(ctx, RuntimeLogsIn(resource_id=r.id, service_name=data.service,
+                                            tail_lines=min(data.tail, 1000)))
+    return LogsOut(logs="".join(line.message.rstrip("\n") + "\n" for line in found.logs))
+
+
+class Metrics(Schema):
+    cpu_usage: str
+    memory_usage: str
+    timestamp: str
+
+
+def millicores(stats: dict[str, Any]) -> int:
+    """CPU use between Docker's two samples, in thousandths of a core."""
+    cpu, pre = stats.get("cpu_stats", {}), stats.get("precpu_stats", {})
+    used = cpu.get("cpu_usage", {}).get("total_usage", 0) - \
+        pre.get("cpu_usage", {}).get("total_usage", 0)
+    system = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    cores = cpu.get("online_cpus") or len(cpu.get("cpu_usage", {}).get("percpu_usage") or [1])
+    return round(1000 * cores * used / system) if used > 0 and system > 0 else 0
+
+
+def memory_bytes(stats: dict[str, Any]) -> int:
+    """Memory in use, without the page cache (as `docker stats` shows it)."""
+    mem = stats.get("memory_stats", {})
+    cache = mem.get("stats", {}).get("inactive_file", mem.get("stats", {}).get("cache", 0))
+    return max(mem.get("usage", 0) - cache, 0)
+
+
+@operation("deployments.hosted.metrics")
+def hosted_metrics(ctx: Context, data: HostedRef) -> Metrics:
+    """CPU (millicores) and memory (Mi) of the deployment's container, from Docker's stats."""
+    r = get_hosted(ctx, data.name)
+    current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
+        else None
+    if current is None or not current.container_id:
+        raise Conflict("the deployment has no running container", code="no_runtime")
+    try:
+        stats = ctx.runtime.docker(r.server_id).stats(current.container_id)
+    except DockerException as exc:
+        raise Conflict(f"no metrics: {exc}", code="no_runtime") from None
+    return Metrics(cpu_usage=f"{millicores(stats)}m",
+                   memory_usage=f"{round(memory_bytes(stats) / 2**20)}Mi",
+                   timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
