@@ -8,7 +8,9 @@ from typing import Any
 import docker
 import httpx
 
-from support import Api
+from launchbay.settings import Settings
+
+from support import Api, free_port
 
 TERMINAL = {"succeeded", "failed", "canceled", "rolled-back"}
 
@@ -92,3 +94,15 @@ def remove_runtime(server_id: str) -> None:
             client.api.remove_network(network["Id"])
         except docker.errors.NotFound:
             pass
+
+
+def edge_settings(tmp_path, database_url: str, mock_dns: str, http_port: int,
+                  **extra) -> Settings:
+    """A control plane with its own Caddy on loopback, domains resolved by the mock DNS and
+    served without TLS: what the compatible faces' end-to-end tests run on."""
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
+                    worker_poll_seconds=0.1, work_lease_seconds=10, reconcile_seconds=2,
+                    edge_enabled=True, edge_bind="127.0.0.1", edge_http_port=http_port,
+                    edge_admin=f"127.0.0.1:{free_port()}", edge_drain_seconds=0.5,
+                    edge_domain_tls="disabled", dns_resolver=mock_dns,
+                    edge_public_addresses=["127.0.0.1"], **extra)

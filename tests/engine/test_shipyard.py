@@ -10,6 +10,7 @@ import pytest
 
 from launchbay.settings import Settings
 
+from docker_support import edge_settings
 from support import free_port
 
 EDGE_HTTP = free_port()
@@ -17,12 +18,8 @@ EDGE_HTTP = free_port()
 
 @pytest.fixture
 def settings(tmp_path, database_url, mock_dns) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
-                    worker_poll_seconds=0.1, work_lease_seconds=10, reconcile_seconds=2,
-                    edge_enabled=True, edge_bind="127.0.0.1", edge_http_port=EDGE_HTTP,
-                    edge_admin=f"127.0.0.1:{free_port()}", edge_drain_seconds=0.5,
-                    edge_domain_tls="disabled", dns_resolver=mock_dns,
-                    edge_public_addresses=["127.0.0.1"], default_plan="business")
+    return edge_settings(tmp_path, database_url, mock_dns, EDGE_HTTP,
+                         default_plan="business")
 
 
 def face(api, method: str, path: str, json=None, **kw) -> httpx.Response:
