@@ -129,6 +129,22 @@ def test_zero_failed_requests_while_redeploying_twice(api, settings):
     assert len(seen) > 200
 
 
+def test_a_release_asked_for_while_the_previous_drains_survives_it(api, settings):
+    """The release being replaced retires only older releases, even one asked for during its
+    drain period."""
+    ids = make_app(api, "lbtest/hello:v1")
+    deployed(api, ids)
+    host = host_of(api, ids["resource"])
+    set_image(api, ids["resource"], "lbtest/hello:v2")
+    assert wait(api, deploy(api, ids))["status"] == "succeeded"
+    set_image(api, ids["resource"], "lbtest/hello:v3")  # v2 is still draining v1
+    last = wait(api, deploy(api, ids))
+    assert last["status"] == "succeeded"
+    time.sleep(2.5)  # both drains are over
+    assert via_edge(settings, host).text == "hello v3\n"
+    assert httpx.get(last["directUrl"], timeout=5).text == "hello v3\n"
+
+
 def test_health_live_cached_and_history(api, settings):
     ids = make_app(api, "lbtest/hello:v1")
     none = api.get(f"/resources/{ids['resource']}/health", params={"mode": "live"})

@@ -413,13 +413,13 @@ class Release:
                                    phase="finish", status="rolled-back",
                                    event_type="deployment-rolled-back")
             db.commit()
-            newer = set(db.scalars(select(Deployment.id).where(
-                Deployment.resource_id == self.d.resource_id,
-                Deployment.created_at > self.d.created_at)))
         finish(self.sessions, self.d.id, "succeeded")
         if self.plan.drain_seconds:
             time.sleep(self.plan.drain_seconds)
-        for container in self.docker.containers(**{"launchbay.resource": self.d.resource_id}):
+        # Asked after the drain: a release asked for meanwhile may already be starting.
+        containers = self.docker.containers(**{"launchbay.resource": self.d.resource_id})
+        newer = self._newer_releases()
+        for container in containers:
             owner = container.labels.get("launchbay.deployment")
             if owner == self.d.id or owner in newer:
                 continue
@@ -432,6 +432,12 @@ class Release:
             if labels.get("launchbay.deployment") not in (self.d.id, *newer) and not attached:
                 self.docker.remove_network(name)
         return "succeeded"
+
+    def _newer_releases(self) -> set[str]:
+        with self.sessions() as db:
+            return set(db.scalars(select(Deployment.id).where(
+                Deployment.resource_id == self.d.resource_id,
+                Deployment.created_at > self.d.created_at)))
 
 
 class _InBackground:
