@@ -212,6 +212,12 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "deployments.hosted.delete": {},
         "deployments.hosted.restart": {},
         "deployments.hosted.configure": {"configData": {"A": "1"}},
+        "deployments.hosted.create": {"template": "hello"},
+        "deployments.hosted.auto-update.configure": {"enabled": True},
+        "deployments.hosted.auto-update.apply": {},
+        "templates.create": {"name": "viewer-made", "blueprint": {"image": "lbtest/hello:v1"}},
+        "templates.update": {"description": "changed"},
+        "templates.disable": {},
     }
 
 

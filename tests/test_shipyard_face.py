@@ -127,3 +127,61 @@ def test_read_only_keys_plans_and_teams(admin, cp):
     assert b("GET", "").json() == []
     assert b("GET", "", params={"team_id": admin.org_id}).status_code == 404
     assert b("GET", "/status", params={"name": "team-app"}).status_code == 404
+
+
+def test_template_deployments_history_and_auto_update_settings(admin, cp):
+    enterprise(admin)
+    admin.post("/templates", {"name": "hello", "blueprint": {
+        "image": "lbtest/hello:${version}", "variables": {"GREETING": "hi"}},
+        "parameters": [{"name": "version", "default": "v1", "values": ["v1", "v2"]},
+                       {"name": "REGION", "required": True}]})
+    admin.post("/templates", {"name": "retired", "blueprint": {"image": "lbtest/hello:v1"}})
+    admin.post("/templates/retired/disable")
+    face = Face(admin, key(admin, "deployments:write"))
+    reader = Face(admin, key(admin, "deployments:read"))
+    before = snapshot(cp)
+    r = face("POST", "", {"template": "hello"})
+    assert r.status_code == 400 and r.json() == {"error": "missing required parameter REGION"}
+    for template in ("nothing-like-it", "retired"):
+        r = face("POST", "", {"template": template, "envVars": {"REGION": "eu"}})
+        assert r.status_code == 404 and r.json() == {"error": f"template {template} not found"}
+    assert face("POST", "", {"template": "hello", "envVars": {
+        "REGION": "eu", "version": "v9"}}).status_code == 400
+    assert reader("POST", "", {"template": "hello", "envVars": {"REGION": "eu"}}
+                  ).status_code == 403
+    assert snapshot(cp) == before
+
+    r = face("POST", "", {"template": "hello", "envVars": {"REGION": "eu", "version": "v2"},
+                          "visibility": "public"})
+    assert r.status_code == 201, r.text
+    created = r.json()
+    name = created["name"]
+    assert (created["template"], created["status"], created["visibility"]) == (
+        "hello", "Pending", "public")
+    assert face("GET", "/config", params={"name": name}).json()["configData"] == {
+        "GREETING": "hi", "REGION": "eu", "version": "v2"}
+    native = admin.get("/hosted-deployments")["items"][0]
+    assert native["name"] == name and native["template"] == "hello"
+    resource = admin.get("/resources")["items"][0]
+    source = admin.get(f"/resources/{resource['id']}")["source"]
+    assert (source["imageName"], source["imageTag"]) == ("lbtest/hello", "v2")
+
+    assert face("GET", "/auto-update", params={"name": name}).json() == {
+        "enabled": False, "strategy": "rolling"}
+    for bad in ({"deployment_name": name}, {"deployment_name": name, "enabled": True,
+                                            "strategy": "sideways"}):
+        assert face("PUT", "/auto-update", bad).status_code == 400
+    r = face("PUT", "/auto-update", {"deployment_name": name, "enabled": True,
+                                     "strategy": "recreate"})
+    assert r.status_code == 200 and r.json() == {"enabled": True, "strategy": "recreate"}
+    assert face("GET", "/auto-update", params={"name": name}).json()["strategy"] == "recreate"
+    face("PUT", "/config", {"deployment_name": name, "configData": {"REGION": "us"}})
+
+    history = face("GET", f"/{name}/history").json()["revisions"]
+    assert [(h["revision"], h["type"]) for h in history] == [
+        (1, "created"), (2, "auto-update"), (3, "config")]
+    assert all(h["user"] == "admin@example.com" for h in history)
+    assert history[2]["details"]["changed"] == ["GREETING", "REGION", "version"]
+    assert history[0]["details"]["template"] == "hello"
+    assert face("GET", "/nothere/history").status_code == 404
+    assert face("GET", "/nothere/events").status_code == 404

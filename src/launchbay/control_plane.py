@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,7 @@ from sqlalchemy import text
 
 from launchbay.docker_engine import LogLine
 from launchbay.edge_proxy import Caddy
-from launchbay.engine import reconcile
+from launchbay.engine import auto_update, reconcile
 from launchbay.engine.health_monitor import HealthMonitor
 from launchbay.engine.ledger import Ledger
 from launchbay.engine.release import DeploymentRunner
@@ -19,13 +20,16 @@ from launchbay.engine.routing import EdgeProxy, ProxyBootstrap, RouteRealization
 from launchbay.engine.runtime_control import RuntimeControl
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Workers
-from launchbay.operations import Actor, Operations
+from launchbay.operations import Actor, Operations, templates
+from launchbay.operations.errors import OperationError
 from launchbay.operations.identity import authenticate
 from launchbay.operations.resources import RuntimeTarget
 from launchbay.operations.servers import ensure_local_server
 from launchbay.settings import Settings
 from launchbay.store.db import make_engine, make_sessionmaker
 from launchbay.store.migrate import is_current, upgrade
+
+log = logging.getLogger(__name__)
 
 
 class ControlPlane:
@@ -37,6 +41,7 @@ class ControlPlane:
             upgrade(self.engine)
             with self.sessions() as db:
                 ensure_local_server(db)
+                templates.load_files(db, settings.resolved_templates_dir)
         self.targets = Targets(self.sessions)
         self.ledger = Ledger(self.sessions, settings.work_lease_seconds)
         self.ops = Operations(settings, self.sessions, self.targets, self.wake)
@@ -47,7 +52,8 @@ class ControlPlane:
         reroute = self.edge.apply if self.edge else None
         self.health = HealthMonitor(self.sessions, settings, self.targets)
         background = [(settings.reconcile_seconds, self.reconcile),
-                      (settings.health_observe_seconds, self.health.sweep)]
+                      (settings.health_observe_seconds, self.health.sweep),
+                      (settings.auto_update_seconds, self.auto_update)]
         if self.edge:
             background += [(1.0, self.edge.watch),
                            (settings.reconcile_seconds, self.edge.refresh_certificates)]
@@ -77,6 +83,21 @@ class ControlPlane:
 
     def reconcile(self) -> dict[str, int]:
         return reconcile.sweep(self.sessions, self.targets, self.settings.keep_images)
+
+    def auto_update(self) -> int:
+        """Redeploys the hosted deployments whose image tag moved, each on behalf of whoever
+        turned auto-update on (so their permissions still apply); returns how many."""
+        started = 0
+        for found in auto_update.outdated(self.sessions, self.targets):
+            actor = Actor(user_id=found.user_id, organization_id=found.organization_id)
+            try:
+                self.ops.run("deployments.hosted.auto-update.apply", actor,
+                             {"deploymentName": found.name,
+                              "organizationId": found.organization_id})
+                started += 1
+            except OperationError as exc:
+                log.warning("auto-update of %s refused: %s", found.name, exc.message)
+        return started
 
     def follow_logs(self, target: RuntimeTarget, tail: int,
                     stop: threading.Event) -> Iterator[LogLine]:

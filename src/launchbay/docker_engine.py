@@ -52,6 +52,7 @@ class ContainerInfo:
     host_port: int | None
     exit_code: int | None
     oom_killed: bool = False
+    image_id: str | None = None
 
 
 @dataclass
@@ -85,6 +86,22 @@ class DockerEngine:
             return self.client.images.get(ref).id
         except ImageNotFound:
             return None
+
+    def current_image_id(self, ref: str) -> str | None:
+        """The image `ref` names now: pulled again first when it came from a registry that
+        now has another digest for it (unreachable registry: the local one)."""
+        try:
+            image = self.client.images.get(ref)
+        except ImageNotFound:
+            return None
+        pulled = {d.partition("@")[2] for d in image.attrs.get("RepoDigests") or []}
+        if pulled:
+            try:
+                if self.client.images.get_registry_data(ref).id not in pulled:
+                    return self.pull(ref)
+            except (DockerException, OSError):
+                pass
+        return image.id
 
     def pull(self, ref: str) -> str:
         name, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
@@ -261,6 +278,15 @@ class DockerEngine:
         except APIError:  # a builder without BuildKit has no separate cache
             return 0
 
+    def events(self, since: datetime, **labels: str) -> list[dict]:
+        """The engine's recent events (it keeps the last 256) of launchbay's containers with
+        all the given labels, oldest first."""
+        filters = {"type": ["container"],
+                   "label": [f"{MANAGED}=true"] + [f"{k}={v}" for k, v in labels.items()]}
+        until = datetime.now(timezone.utc)
+        return list(self.client.api.events(since=since, until=until, filters=filters,
+                                           decode=True))
+
     def stats(self, container_id: str) -> dict:
         return self.client.containers.get(container_id).stats(stream=False)
 
@@ -285,6 +311,7 @@ def _info(attrs: dict) -> ContainerInfo:
         id=attrs["Id"], name=attrs.get("Name", "").lstrip("/"), status=state.get("Status", "?"),
         labels=attrs.get("Config", {}).get("Labels") or {}, host_port=port,
         exit_code=state.get("ExitCode"), oom_killed=bool(state.get("OOMKilled")),
+        image_id=attrs.get("Image"),
     )
 
 
@@ -302,7 +329,7 @@ def _listed(entry: dict) -> ContainerInfo:
     return ContainerInfo(
         id=entry["Id"], name=(entry.get("Names") or ["/"])[0].lstrip("/"),
         status=entry.get("State", "?"), labels=entry.get("Labels") or {}, host_port=port,
-        exit_code=int(exited.group(1)) if exited else None)
+        exit_code=int(exited.group(1)) if exited else None, image_id=entry.get("ImageID"))
 
 
 def _line(stream: str, text: str) -> LogLine:

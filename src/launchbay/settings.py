@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 0.5
     reconcile_seconds: float = 60
     health_observe_seconds: float = 30
+    # How often hosted deployments with auto-update look for a new image behind their tag.
+    auto_update_seconds: float = 60
     # The edge proxy (Caddy): launchbay runs its own unless `edge_manage` is off, in which case
     # it drives the Caddy whose admin API answers at `edge_admin`.
     # Builds from source: the base image of each detected runtime (public images by default),
@@ -92,6 +94,9 @@ class Settings(BaseSettings):
     # unlimited), and the plan of an organization nobody assigned one.
     plans: dict[str, int | None] = {"free": 1, "business": 10, "enterprise": None}
     default_plan: str = "free"
+    # The folder of template files (YAML, one template each), loaded at start; default
+    # `{data_dir}/templates`.
+    templates_dir: Path | None = None
     # Where `system install` may fetch another launchbay version from (a pip index URL or a
     # folder of wheels); without one, only the running version "installs".
     upgrade_source: str | None = None
@@ -122,6 +127,10 @@ class Settings(BaseSettings):
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    @property
+    def resolved_templates_dir(self) -> Path:
+        return self.templates_dir or self.data_dir / "templates"
 
     @property
     def resolved_database_url(self) -> str:

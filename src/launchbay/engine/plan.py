@@ -78,6 +78,9 @@ class ReleasePlan(BaseModel):
     labels: dict[str, str] = {}
     # Seconds the old release keeps serving in-flight requests after the switch.
     drain_seconds: float = 0
+    # Stop the running release before starting this one (never two at once; a short outage).
+    # If this one fails, the stopped release is started again.
+    recreate: bool = False
     build: BuildSpec | None = None
     commit_sha: str | None = None
     # A compose stack: the web service's name and the other services, started first.

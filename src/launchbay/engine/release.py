@@ -146,6 +146,7 @@ class Release:
         self.secrets, self.workspace = runner.secrets, runner.workspace
         self.docker = runner.targets.docker(deployment.server_id)
         self.companions: list[tuple[str, str]] = []  # a stack's other services: (name, id)
+        self.stopped: list[str] = []  # the releases a recreate stopped (started again on failure)
 
     # -- journal -----------------------------------------------------------------------------
     def log(self, message: str, phase: str, level: str = "info", source: str = "launchbay") -> None:
@@ -223,6 +224,8 @@ class Release:
         built = self.plan.build is not None and not self.plan.image
         if built and not self._build():
             return "failed"
+        if self.plan.recreate:
+            self._stop_older()
         # Starting a container is mostly waiting for the engine: do it while the deployment's
         # progress is recorded, not after.
         starting = _InBackground(self._start)
@@ -375,6 +378,19 @@ class Release:
     def _discard(self) -> None:
         remove_containers(self.docker, **{"launchbay.deployment": self.d.id})
         self.docker.remove_network(stack_network(self.d.id))
+        for container_id in self.stopped:
+            self.docker.start(container_id)
+        if self.stopped:
+            self.log("started the previous release again", "start", level="warn")
+
+    def _stop_older(self) -> None:
+        """A recreate: the releases this one replaces stop before it starts."""
+        newer = self._newer_releases()
+        for container in self.docker.containers(**{"launchbay.resource": self.d.resource_id}):
+            if container.labels.get("launchbay.deployment") not in (self.d.id, *newer):
+                self.docker.stop(container.id)
+                self.stopped.append(container.id)
+                self.log(f"stopped {container.name} (recreate)", "start")
 
     def _cancel(self) -> str:
         self._discard()

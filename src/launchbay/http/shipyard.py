@@ -9,15 +9,17 @@ token (scopes `deployments:read` / `deployments:write`) or session is the creden
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from launchbay.control_plane import ControlPlane
 from launchbay.http.native import credentials, json_body, meta_of
+from launchbay.http.streams import SSE_HEADERS, followed, number
 from launchbay.operations.errors import OperationError, Unauthenticated
 
 
@@ -101,14 +103,61 @@ def create(cp: ControlPlane) -> FastAPI:
     async def configure(request: Request) -> JSONResponse:
         return shaped(await run(request, "deployments.hosted.configure", await body(request)))
 
-    @face.get("/api/deployments/{name}/logs")
-    async def logs(request: Request, name: str) -> JSONResponse:
-        return shaped(await run(request, "deployments.hosted.logs",
-                                {**query(request), "name": name}))
+    @face.post("/api/deployments")
+    async def create(request: Request) -> JSONResponse:
+        return shaped(await run(request, "deployments.hosted.create", await body(request)), 201)
 
-    @face.get("/api/deployments/{name}/metrics")
-    async def metrics(request: Request, name: str) -> JSONResponse:
-        return shaped(await run(request, "deployments.hosted.metrics",
-                                {**query(request), "name": name}))
+    @face.get("/api/deployments/auto-update")
+    async def auto_update(request: Request) -> JSONResponse:
+        return shaped(await run(request, "deployments.hosted.auto-update", query(request)))
+
+    @face.put("/api/deployments/auto-update")
+    async def configure_auto_update(request: Request) -> JSONResponse:
+        return shaped(await run(request, "deployments.hosted.auto-update.configure",
+                                await body(request)))
+
+    @face.get("/api/deployments/{name}/logs")
+    async def logs(request: Request, name: str) -> Response:
+        params = {**query(request), "name": name}
+        if params.pop("follow", "false").lower() not in ("true", "1"):
+            return shaped(await run(request, "deployments.hosted.logs", params))
+        # Followed: the last `tail` lines, then each new one as it is written (plain text,
+        # as `kubectl logs -f` prints them), until the container stops or the client leaves.
+        target = await run(request, "deployments.hosted.logs.follow", params)
+        tail = number(params, "tail", 100)
+
+        async def lines() -> AsyncIterator[str]:
+            async for line in followed(request, cp, target, tail):
+                if line is not None:
+                    yield line.message.rstrip("\n") + "\n"
+
+        return StreamingResponse(lines(), media_type="text/plain; charset=utf-8",
+                                 headers=SSE_HEADERS)
+
+    @face.get("/api/deployments/{name}/logs/stream")
+    async def log_events(request: Request, name: str) -> StreamingResponse:
+        """Server-Sent Events: one `data:` line per log line (its text)."""
+        params = {**query(request), "name": name}
+        target = await run(request, "deployments.hosted.logs.follow", params)
+        tail = number(params, "tail", 0)
+
+        async def events() -> AsyncIterator[str]:
+            async for line in followed(request, cp, target, tail):
+                yield ": heartbeat\n\n" if line is None else \
+                    "".join(f"data: {part}\n" for part in line.message.rstrip("\n")
+                            .split("\n")) + "\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    def _reader(key: str):  # type: ignore[no-untyped-def]
+        async def read(request: Request, name: str) -> JSONResponse:
+            return shaped(await run(request, key, {**query(request), "name": name}))
+        return read
+
+    for path, key in (("metrics", "deployments.hosted.metrics"),
+                      ("history", "deployments.hosted.history"),
+                      ("events", "deployments.hosted.events")):
+        face.add_api_route(f"/api/deployments/{{name}}/{path}", _reader(key), methods=["GET"])
+
 
     return face

@@ -21,12 +21,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from launchbay.control_plane import ControlPlane
+from launchbay.docker_engine import LogLine
 from launchbay.http.native import meta_of, resolve_actor
 from launchbay.operations import CATALOG
-from launchbay.operations.resources import log_line
+from launchbay.operations.resources import RuntimeTarget, log_line
 
 # The operations whose results are streamed (besides their JSON routes, if any).
-STREAMED = ("deployments.events", "resources.runtime-logs.follow")
+STREAMED = ("deployments.events", "resources.runtime-logs.follow",
+            "deployments.hosted.logs.follow")
 HEARTBEAT = 15.0
 POLL = 0.2
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -62,7 +64,6 @@ async def journal_pages(request: Request, read: Callable[[str | None], Any], fir
 
 def install(api: APIRouter, cp: ControlPlane) -> None:
     events_op = CATALOG["deployments.events"]
-    follow_op = CATALOG["resources.runtime-logs.follow"]
 
     @api.get("/deployments/{deploymentId}/events/stream", tags=["deployments"],
              operation_id="deployments.events.stream",
@@ -99,44 +100,76 @@ def install(api: APIRouter, cp: ControlPlane) -> None:
              operation_id="resources.runtime-logs.stream",
              summary="A release's runtime logs as Server-Sent Events, as they are written.")
     async def runtime_stream(request: Request, resourceId: str) -> StreamingResponse:
-        actor = await resolve_actor(cp, request, follow_op)
         params = dict(request.query_params)
-        tail = int(params.get("tailLines", 100)) if params.get("tailLines", "").isdigit() else 100
-        target = await run_in_threadpool(
-            cp.ops.run, "resources.runtime-logs.follow", actor,
-            {**params, "resourceId": resourceId}, meta_of(request))
-        stop = threading.Event()
-        lines: asyncio.Queue[Any] = asyncio.Queue(maxsize=1000)
-        loop = asyncio.get_running_loop()
+        return await log_stream(request, cp, "resources.runtime-logs.follow",
+                                {**params, "resourceId": resourceId},
+                                number(params, "tailLines", 100))
 
-        def pump() -> None:
+    @api.get("/hosted-deployments/{name}/logs/stream", tags=["deployments"],
+             operation_id="deployments.hosted.logs.stream",
+             summary="A hosted deployment's logs as Server-Sent Events, as they are written.")
+    async def hosted_stream(request: Request, name: str) -> StreamingResponse:
+        params = dict(request.query_params)
+        return await log_stream(request, cp, "deployments.hosted.logs.follow",
+                                {**params, "name": name}, number(params, "tail", 0))
+
+
+def number(params: dict[str, Any], key: str, default: int) -> int:
+    """A count from the query string (the operation validated it; a follower only needs it)."""
+    value = str(params.get(key, ""))
+    return int(value) if value.isdigit() else default
+
+
+async def log_stream(request: Request, cp: ControlPlane, key: str, data: dict[str, Any],
+                     tail: int) -> StreamingResponse:
+    """The SSE stream of a container's log lines (`key` authorizes it and names the
+    container), ending with `event: done` when the container stops."""
+    actor = await resolve_actor(cp, request, CATALOG[key])
+    target = await run_in_threadpool(cp.ops.run, key, actor, data, meta_of(request))
+
+    async def stream() -> AsyncIterator[str]:
+        n = 0
+        async for line in followed(request, cp, target, tail):
+            if line is None:
+                yield ": heartbeat\n\n"
+                continue
+            n += 1
+            entry = log_line(target, n, line)
+            yield message(entry.model_dump(mode="json", by_alias=True), id=entry.cursor)
+        if not await request.is_disconnected():
+            yield message({"resourceId": target.resource_id, "reason": "runtime stopped"},
+                          event="done")
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def followed(request: Request, cp: ControlPlane, target: RuntimeTarget,
+                   tail: int) -> AsyncIterator[LogLine | None]:
+    """The container's lines as it writes them (the last `tail` first), until it stops or the
+    client leaves; None when a heartbeat is due."""
+    stop = threading.Event()
+    lines: asyncio.Queue[Any] = asyncio.Queue(maxsize=1000)
+    loop = asyncio.get_running_loop()
+
+    def pump() -> None:
+        try:
+            for line in cp.follow_logs(target, tail, stop):
+                asyncio.run_coroutine_threadsafe(lines.put(line), loop).result()
+        finally:
+            asyncio.run_coroutine_threadsafe(lines.put(None), loop)
+
+    threading.Thread(target=pump, daemon=True, name="launchbay-log-follow").start()
+    try:
+        while True:
             try:
-                for line in cp.follow_logs(target, tail, stop):
-                    asyncio.run_coroutine_threadsafe(lines.put(line), loop).result()
-            finally:
-                asyncio.run_coroutine_threadsafe(lines.put(None), loop)
-
-        threading.Thread(target=pump, daemon=True, name="launchbay-log-follow").start()
-
-        async def stream() -> AsyncIterator[str]:
-            n = 0
-            try:
-                while True:
-                    try:
-                        line = await asyncio.wait_for(lines.get(), HEARTBEAT)
-                    except TimeoutError:
-                        if await request.is_disconnected():
-                            return
-                        yield ": heartbeat\n\n"
-                        continue
-                    if line is None:
-                        yield message({"resourceId": resourceId, "reason": "runtime stopped"},
-                                      event="done")
-                        return
-                    n += 1
-                    entry = log_line(target, n, line)
-                    yield message(entry.model_dump(mode="json", by_alias=True), id=entry.cursor)
-            finally:
-                stop.set()
-
-        return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+                line = await asyncio.wait_for(lines.get(), HEARTBEAT)
+            except TimeoutError:
+                if await request.is_disconnected():
+                    return
+                yield None
+                continue
+            if line is None:
+                return
+            yield line
+    finally:
+        stop.set()

@@ -20,6 +20,7 @@ from launchbay.operations import (  # noqa: F401  (each module registers its ope
     servers,
     storage,
     system,
+    templates,
     tokens,
     usage,
 )

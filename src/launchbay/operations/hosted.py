@@ -23,29 +23,37 @@ from launchbay.engine.routing import public_url
 from launchbay.operations import usage
 from launchbay.operations.blueprints import own_environment, put_variables, split_image
 from launchbay.operations.catalog import Context, operation
-from launchbay.operations.deployments import start
+from launchbay.operations.deployments import build_plan, start
 from launchbay.operations.domains import bind, realize
-from launchbay.operations.errors import Conflict, NotFound
+from launchbay.operations.errors import Conflict, NotFound, Unavailable
 from launchbay.operations.plans import check_limit, plan_of
 from launchbay.operations.resources import (
     AccessProfile,
     NetworkProfile,
     ResourceRef,
     RuntimeLogsIn,
+    RuntimeProfile,
+    RuntimeTarget,
     SourceProfile,
+    archive_source,
     control_runtime,
-    runtime_logs,
+    followable,
+    runtime_target,
     stored_profile,
 )
-from launchbay.operations.schemas import Field, Id, Schema
+from launchbay.operations.schemas import Field, Id, Schema, Timestamp
 from launchbay.operations.servers import default_server
+from launchbay.operations.templates import compose_archive, get_template, render
 from launchbay.operations.variables import listed
 from launchbay.store.models import (
+    AuditEvent,
     Deployment,
     DomainBinding,
+    HostedDeployment,
     Project,
     Resource,
     ResourceVariable,
+    User,
     new_id,
 )
 
@@ -131,10 +139,10 @@ def _ingresses(ctx: Context, r: Resource) -> list[Ingress]:
 def hosted_out(ctx: Context, r: Resource) -> HostedOut:
     status, error = _state(ctx, r)
     ingresses = _ingresses(ctx, r)
+    hosted = ctx.db.get_one(HostedDeployment, r.id)
     return HostedOut(name=r.slug, status=status,  # type: ignore[arg-type]
-                     template=(r.description or "image").removeprefix("template:"),
-                     visibility="public" if ingresses else "internal", ingresses=ingresses,
-                     last_error=error, can_delete=status != "Deleting")
+                     template=hosted.template, visibility=hosted.visibility,  # type: ignore[arg-type]
+                     ingresses=ingresses, last_error=error, can_delete=status != "Deleting")
 
 
 class TeamContext(Schema):
@@ -155,10 +163,7 @@ def list_hosted(ctx: Context, data: TeamContext) -> HostedList:
     return HostedList(items=[hosted_out(ctx, r) for r in rows])
 
 
-class ImageDeploy(TeamContext):
-    image: str = Field(min_length=1, max_length=500, pattern=r"^[a-z0-9][a-z0-9._/:@-]*$")
-    name: str | None = Field(None, pattern=NAME)
-    container_port: int = Field(8080, ge=1, le=65535)
+class HostedIn(TeamContext):
     env_vars: dict[str, str] = Field(default_factory=dict)
     visibility: Literal["public", "internal"] = "public"
 
@@ -168,6 +173,16 @@ class ImageDeploy(TeamContext):
         if len(value) > 200:
             raise ValueError("at most 200 variables")
         return value
+
+
+class ImageDeploy(HostedIn):
+    image: str = Field(min_length=1, max_length=500, pattern=r"^[a-z0-9][a-z0-9._/:@-]*$")
+    name: str | None = Field(None, pattern=NAME)
+    container_port: int = Field(8080, ge=1, le=65535)
+
+
+class TemplateDeploy(HostedIn):
+    template: str = Field(min_length=1, max_length=100)
 
 
 def _new_name(ctx: Context) -> str:
@@ -183,25 +198,27 @@ def _taken(ctx: Context, name: str) -> bool:
                               .where(Project.slug.like("hosted-%"), Resource.slug == name)))
 
 
-def create_hosted(ctx: Context, data: ImageDeploy, source: SourceProfile, port: int,
-                  template: str) -> Resource:
+def create_hosted(ctx: Context, data: HostedIn, name: str | None, template: str,
+                  source: dict[str, Any], runtime: RuntimeProfile, network: NetworkProfile,
+                  variables: dict[str, str]) -> Resource:
     """The hosted deployment's resource, variables and route, and its first release; 403 over
     the plan, 409 for a taken name."""
     check_limit(ctx, ctx.org_id, _count(ctx))
-    if data.name and _taken(ctx, data.name):
+    if name and _taken(ctx, name):
         raise Conflict("Deployment name already exists", code="name_taken")
-    name = data.name or _new_name(ctx)
+    name = name or _new_name(ctx)
     env = own_environment(ctx, *((TEAM, "Team deployments") if data.organization_id else
                                  (_personal(ctx), "My deployments")), "Hosted deployments")
     r = Resource(id=new_id("res"), organization_id=ctx.org_id, project_id=env.project_id,
                  environment_id=env.id, server_id=default_server(ctx).id, name=name, slug=name,
-                 kind="application", description=f"template:{template}",
-                 source=stored_profile(source),
-                 network_profile=stored_profile(NetworkProfile(internal_port=port)),
+                 kind="application", description=f"Hosted deployment ({template})",
+                 source=source, runtime_profile=stored_profile(runtime),
+                 network_profile=stored_profile(network),
                  access_profile=stored_profile(AccessProfile(generated_access_mode="disabled")))
     ctx.db.add(r)
     ctx.db.flush()
-    put_variables(ctx, r, data.env_vars, "plain-config")
+    ctx.db.add(HostedDeployment(resource_id=r.id, template=template, visibility=data.visibility))
+    put_variables(ctx, r, variables, "plain-config")
     if data.visibility == "public":
         bind(ctx, f"{name}.{ctx.settings.base_domain}", project_id=r.project_id,
              environment_id=r.environment_id, server_id=r.server_id, resource_id=r.id,
@@ -224,9 +241,32 @@ def _usage(ctx: Context, r: Resource, what: str, **refs: Any) -> None:
 def deploy_image(ctx: Context, data: ImageDeploy) -> HostedOut:
     """Runs a container image at a URL (or only inside its network when `internal`)."""
     image, tag = split_image(data.image)
-    r = create_hosted(ctx, data, SourceProfile(kind="docker-image", image_name=image,
-                                               image_tag=tag), data.container_port, "image")
+    source = SourceProfile(kind="docker-image", image_name=image, image_tag=tag)
+    r = create_hosted(ctx, data, data.name, "image", stored_profile(source), RuntimeProfile(),
+                      NetworkProfile(internal_port=data.container_port), data.env_vars)
     ctx.audit(r.id, name=r.slug, image=data.image, visibility=data.visibility)
+    return hosted_out(ctx, r)
+
+
+@operation("deployments.hosted.create", role="developer", audit="hosted-deployment.created")
+def deploy_template(ctx: Context, data: TemplateDeploy) -> HostedOut:
+    """Runs a template of the catalog at a URL; `envVars` also fill in its parameters."""
+    _, doc = get_template(ctx, data.template, usable=True)
+    b = render(doc, data.env_vars)
+    runtime = RuntimeProfile(start_command=b.command, health_check_path=b.health_path,
+                             cpu_limit=b.cpu_limit, memory_limit_mb=b.memory_limit_mb)
+    if b.compose is not None:
+        source = archive_source(ctx, "templates", compose_archive(b.compose), "tar.gz",
+                                f"template {doc.name}")
+        runtime.strategy = "docker-compose"
+    else:
+        image, tag = split_image(b.image or "")
+        source = stored_profile(SourceProfile(kind="docker-image", image_name=image,
+                                              image_tag=tag))
+    r = create_hosted(ctx, data, None, doc.name, source, runtime,
+                      NetworkProfile(internal_port=b.port, target_service_name=b.web_service),
+                      {**b.variables, **data.env_vars})
+    ctx.audit(r.id, name=r.slug, template=doc.name, visibility=data.visibility)
     return hosted_out(ctx, r)
 
 
@@ -335,13 +375,29 @@ class LogsOut(Schema):
     logs: str
 
 
+def _target(ctx: Context, data: LogsIn) -> RuntimeTarget | None:
+    r = get_hosted(ctx, data.name)
+    return runtime_target(ctx, RuntimeLogsIn(resource_id=r.id, service_name=data.service))
+
+
 @operation("deployments.hosted.logs")
 def hosted_logs(ctx: Context, data: LogsIn) -> LogsOut:
-    """The last `tail` lines the deployment's container wrote."""
-    r = get_hosted(ctx, data.name)
-    found = runtime_logs(ctx, RuntimeLogsIn(resource_id=r.id, service_name=data.service,
-                                            tail_lines=min(data.tail, 1000)))
-    return LogsOut(logs="".join(line.message.rstrip("\n") + "\n" for line in found.logs))
+    """The last `tail` lines the deployment's container (or its `service`) wrote."""
+    target = _target(ctx, data)
+    if target is None or data.tail == 0:
+        return LogsOut(logs="")
+    try:
+        lines = ctx.runtime.docker(target.server_id).logs(target.container_id,
+                                                          tail=min(data.tail, 10000))
+    except DockerException:
+        lines = []
+    return LogsOut(logs="".join(line.message.rstrip("\n") + "\n" for line in lines))
+
+
+@operation("deployments.hosted.logs.follow")
+def follow_hosted_logs(ctx: Context, data: LogsIn) -> RuntimeTarget:
+    """Authorizes following the deployment's logs; the face streams them from the engine."""
+    return followable(_target(ctx, data))
 
 
 class Metrics(Schema):
@@ -367,19 +423,187 @@ def memory_bytes(stats: dict[str, Any]) -> int:
     return max(mem.get("usage", 0) - cache, 0)
 
 
+class MetricsIn(HostedRef):
+    service: str | None = Field(None, max_length=100)
+
+
 @operation("deployments.hosted.metrics")
-def hosted_metrics(ctx: Context, data: HostedRef) -> Metrics:
-    """CPU (millicores) and memory (Mi) of the deployment's container, from Docker's stats."""
-    r = get_hosted(ctx, data.name)
-    current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
-        else None
-    if current is None or not current.container_id:
+def hosted_metrics(ctx: Context, data: MetricsIn) -> Metrics:
+    """CPU (millicores) and memory (Mi) of the deployment's container (or its `service`),
+    from Docker's stats."""
+    target = _target(ctx, LogsIn(name=data.name, service=data.service,
+                                 organization_id=data.organization_id))
+    if target is None:
         raise Conflict("the deployment has no running container", code="no_runtime")
     try:
-        stats = ctx.runtime.docker(r.server_id).stats(current.container_id)
+        stats = ctx.runtime.docker(target.server_id).stats(target.container_id)
     except DockerException as exc:
         raise Conflict(f"no metrics: {exc}", code="no_runtime") from None
     return Metrics(cpu_usage=f"{millicores(stats)}m",
                    memory_usage=f"{round(memory_bytes(stats) / 2**20)}Mi",
-                   timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                   timestamp=_now())
 
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- history and events -----------------------------------------------------------------------
+
+REVISIONS = {"hosted-deployment.created": "created", "hosted-deployment.configured": "config",
+             "hosted-deployment.restarted": "restart",
+             "hosted-deployment.image-updated": "image",
+             "hosted-deployment.auto-update-configured": "auto-update"}
+
+
+class Revision(Schema):
+    revision: int
+    type: str
+    created_at: Timestamp
+    user_id: str | None
+    user: str | None  # who, by email; None for the platform itself
+    deployment_id: str | None = None
+    details: dict[str, Any]
+
+
+class History(Schema):
+    revisions: list[Revision]
+
+
+@operation("deployments.hosted.history")
+def hosted_history(ctx: Context, data: HostedRef) -> History:
+    """What changed the deployment and who did it: creation, configuration changes (the
+    variables' names), restarts, image changes and auto-update settings, oldest first."""
+    r = get_hosted(ctx, data.name)
+    rows = ctx.db.execute(select(AuditEvent, User.email).outerjoin(
+        User, User.id == AuditEvent.actor_user_id).where(
+        AuditEvent.organization_id == ctx.org_id, AuditEvent.aggregate_id == r.id,
+        AuditEvent.event_type.in_(REVISIONS)).order_by(AuditEvent.created_at, AuditEvent.id))
+    return History(revisions=[Revision(
+        revision=n, type=REVISIONS[e.event_type], created_at=e.created_at,
+        user_id=e.actor_user_id, user=email, deployment_id=e.payload.get("deploymentId"),
+        details={k: v for k, v in e.payload.items() if k != "deploymentId"})
+        for n, (e, email) in enumerate(rows, 1)])
+
+
+class Event(Schema):
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+    container: str
+    service: str
+    timestamp: str
+
+
+class Events(Schema):
+    events: list[Event]
+
+
+EVENTS = {"create": ("Normal", "Created"), "start": ("Normal", "Started"),
+          "restart": ("Normal", "Restarted"), "stop": ("Normal", "Stopped"),
+          "kill": ("Normal", "Killing"), "die": ("Warning", "Died"),
+          "oom": ("Warning", "OOMKilled"), "destroy": ("Normal", "Removed"),
+          "health_status: healthy": ("Normal", "Healthy"),
+          "health_status: unhealthy": ("Warning", "Unhealthy")}
+
+
+def runtime_event(raw: dict[str, Any], web: str) -> Event | None:
+    """A Docker container event as the deployment's event (`web`: the service of containers
+    that name none); None for the ones not kept."""
+    action = raw.get("Action") or raw.get("status") or ""
+    kind = EVENTS.get(action)
+    if kind is None:
+        return None
+    attrs = raw.get("Actor", {}).get("Attributes", {})
+    name = attrs.get("name", "")
+    message = {"die": f"exited with code {attrs.get('exitCode', '?')}",
+               "kill": f"sent signal {attrs.get('signal', '?')}"}.get(action, action)
+    stamp = datetime.fromtimestamp(raw.get("timeNano", 0) / 1e9, UTC)
+    return Event(type=kind[0], reason=kind[1], message=f"{name}: {message}", container=name,
+                 service=attrs.get("launchbay.service", web),
+                 timestamp=stamp.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+@operation("deployments.hosted.events")
+def hosted_events(ctx: Context, data: HostedRef) -> Events:
+    """What happened to the deployment's containers (created, started, died, OOM-killed,
+    health changes...), from the Docker engine's recent events."""
+    r = get_hosted(ctx, data.name)
+    try:
+        raw = ctx.runtime.docker(r.server_id).events(r.created_at,
+                                                      **{"launchbay.resource": r.id})
+    except DockerException as exc:
+        raise Unavailable(f"the Docker engine is unreachable: {exc}", code="runtime_down") \
+            from None
+    current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
+        else None
+    web = (current.plan.get("service_name") if current else None) or r.slug
+    return Events(events=[e for e in (runtime_event(x, web) for x in raw) if e is not None])
+
+
+# -- auto-update ------------------------------------------------------------------------------
+
+
+class AutoUpdate(Schema):
+    enabled: bool
+    strategy: Literal["rolling", "recreate"]
+
+
+@operation("deployments.hosted.auto-update")
+def hosted_auto_update(ctx: Context, data: HostedRef) -> AutoUpdate:
+    """Whether the deployment follows its image's tag, and how it replaces the container."""
+    h = ctx.db.get_one(HostedDeployment, get_hosted(ctx, data.name).id)
+    return AutoUpdate(enabled=h.auto_update, strategy=h.update_strategy)  # type: ignore[arg-type]
+
+
+class AutoUpdateIn(HostedAction):
+    enabled: bool
+    strategy: Literal["rolling", "recreate"] | None = None
+
+
+@operation("deployments.hosted.auto-update.configure", role="developer",
+           audit="hosted-deployment.auto-update-configured")
+def configure_auto_update(ctx: Context, data: AutoUpdateIn) -> AutoUpdate:
+    """Turns auto-update on or off: when the deployment's image tag points to another image
+    (a new push to its registry, or a re-tagged local image), it is redeployed, `rolling`
+    (beside the old container, switched when healthy) or `recreate` (stopped, then started).
+    Updates run on behalf of whoever turned it on."""
+    r = get_hosted(ctx, data.deployment_name, mutable=True)
+    h = ctx.db.get_one(HostedDeployment, r.id)
+    h.auto_update, h.update_strategy = data.enabled, data.strategy or h.update_strategy
+    h.auto_update_by = ctx.user_id if data.enabled else None
+    ctx.audit(r.id, enabled=h.auto_update, strategy=h.update_strategy)
+    return AutoUpdate(enabled=h.auto_update, strategy=h.update_strategy)  # type: ignore[arg-type]
+
+
+class ImageUpdated(Schema):
+    deployment_id: str
+    image: str
+    image_id: str
+
+
+@operation("deployments.hosted.auto-update.apply", role="developer",
+           audit="hosted-deployment.image-updated")
+def apply_auto_update(ctx: Context, data: HostedAction) -> ImageUpdated:
+    """Redeploys the deployment when its image tag now points to another image than the
+    running container's (what the auto-update watcher calls); 409 when nothing changed."""
+    r = get_hosted(ctx, data.deployment_name, mutable=True)
+    h = ctx.db.get_one(HostedDeployment, r.id)
+    current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
+        else None
+    image = current.plan.get("image") if current is not None else None
+    if not h.auto_update or current is None or not current.container_id or not image:
+        raise Conflict("auto-update is off or the deployment has no running image",
+                       code="auto_update_off")
+    docker = ctx.runtime.docker(r.server_id)
+    running = docker.inspect(current.container_id)
+    latest = docker.current_image_id(image)
+    if latest is None or running is None or running.image_id == latest:
+        raise Conflict(f"{image} is unchanged", code="image_unchanged")
+    plan = build_plan(ctx, r)
+    plan.recreate = h.update_strategy == "recreate"
+    plan.labels["launchbay.image-id"] = latest
+    d = start(ctx, r, "auto-update", plan=plan.model_dump(mode="json"))
+    ctx.audit(r.id, deploymentId=d.id, image=image, imageId=latest,
+              previousImageId=running.image_id, strategy=h.update_strategy)
+    return ImageUpdated(deployment_id=d.id, image=image, image_id=latest)

@@ -920,14 +920,24 @@ class RuntimeTarget(Schema):
     service_name: str
 
 
-def _runtime_target(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget | None:
+def runtime_target(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget | None:
     r = get_resource(ctx, data.resource_id)
     deployment_id = data.deployment_id or r.current_deployment_id
     d = ctx.db.get(Deployment, deployment_id) if deployment_id else None
     if d is None or d.resource_id != r.id or d.container_id is None:
         return None
+    web = d.plan.get("service_name") or r.slug
+    if data.service_name in (None, web, r.slug):
+        return RuntimeTarget(resource_id=r.id, deployment_id=d.id, server_id=d.server_id,
+                             container_id=d.container_id, service_name=web)
+    # Another service of a compose stack.
+    found = ctx.runtime.docker(d.server_id).containers(**{
+        "launchbay.deployment": d.id, "launchbay.service": data.service_name})
+    if not found:
+        raise NotFound(f"the release has no service {data.service_name}",
+                       code="service_not_found")
     return RuntimeTarget(resource_id=r.id, deployment_id=d.id, server_id=d.server_id,
-                         container_id=d.container_id, service_name=r.slug)
+                         container_id=found[0].id, service_name=data.service_name)
 
 
 def log_line(target: RuntimeTarget, n: int, line: Any) -> RuntimeLogLine:
@@ -941,7 +951,7 @@ def log_line(target: RuntimeTarget, n: int, line: Any) -> RuntimeLogLine:
 @operation("resources.runtime-logs")
 def runtime_logs(ctx: Context, data: RuntimeLogsIn) -> RuntimeLogs:
     """The last lines the resource's current (or a given) release wrote."""
-    target = _runtime_target(ctx, data)
+    target = runtime_target(ctx, data)
     if target is None:
         return RuntimeLogs(resource_id=data.resource_id, deployment_id=None, logs=[])
     try:
@@ -956,9 +966,13 @@ def runtime_logs(ctx: Context, data: RuntimeLogsIn) -> RuntimeLogs:
 @operation("resources.runtime-logs.follow")
 def follow_runtime_logs(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget:
     """Authorizes following a release's logs; the face then streams them from the engine."""
-    target = _runtime_target(ctx, data)
+    return followable(runtime_target(ctx, data))
+
+
+def followable(target: RuntimeTarget | None) -> RuntimeTarget:
+    """The container whose logs are followed; 404 when there is none running."""
     if target is None:
-        raise NotFound("the resource has no release with logs", code="no_runtime")
+        raise NotFound("there is no running container to follow", code="no_runtime")
     return target
 
 
@@ -1055,6 +1069,19 @@ def health_history(ctx: Context, data: HealthHistoryIn) -> HealthHistory:
                          generated_at=utcnow(), observations=observations)
 
 
+def archive_source(ctx: Context, owner: str, content: bytes, kind: str,
+                   display_name: str) -> dict[str, Any]:
+    """Keeps a source archive in the data dir, named by its content, and returns the archive
+    source that points to it."""
+    digest = hashlib.sha256(content).hexdigest()[:40]
+    folder = ctx.settings.data_dir / "sources" / owner
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}.{kind}"
+    path.write_bytes(content)
+    return {"kind": "archive", "locator": str(path), "displayName": display_name,
+            "commitSha": digest}
+
+
 class ArchiveIn(ResourceRef):
     content: bytes = Field(min_length=1)
     filename: str = Field("source", max_length=200)
@@ -1076,12 +1103,7 @@ def upload_archive(ctx: Context, data: ArchiveIn) -> ArchiveOut:
     if len(data.content) > ctx.settings.upload_max_mb * 1024 * 1024:
         raise Invalid(f"the archive is larger than {ctx.settings.upload_max_mb} MB",
                       code="archive_too_large")
-    digest = hashlib.sha256(data.content).hexdigest()[:40]
-    folder = ctx.settings.data_dir / "sources" / r.id
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{digest}.{kind}"
-    path.write_bytes(data.content)
-    r.source = {"kind": "archive", "locator": str(path), "displayName": data.filename,
-                "commitSha": digest}
+    r.source = archive_source(ctx, r.id, data.content, kind, data.filename)
+    digest = r.source["commitSha"]
     ctx.audit(r.id, archiveId=digest, size=len(data.content))
     return ArchiveOut(id=r.id, archive_id=digest, size=len(data.content))

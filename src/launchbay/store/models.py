@@ -510,3 +510,32 @@ class UsageIntent(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Template(Base):
+    """A catalog entry of the instance: what to run, its parameters and lifetime policy
+    (`document`, the template as written). Templates of the templates folder carry the
+    digest of the file they were last loaded from."""
+
+    __tablename__ = "templates"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    document: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    origin: Mapped[str] = mapped_column(String(20), default="api")  # api | file
+    file_digest: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HostedDeployment(Base):
+    """What a hosted deployment adds to its resource: the template it came from, its
+    visibility and whether (and how, on whose behalf) it follows its image's tag."""
+
+    __tablename__ = "hosted_deployments"
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True)
+    template: Mapped[str] = mapped_column(String(100))
+    visibility: Mapped[str] = mapped_column(String(20), default="public")
+    auto_update: Mapped[bool] = mapped_column(default=False, index=True)
+    update_strategy: Mapped[str] = mapped_column(String(20), default="rolling")
+    auto_update_by: Mapped[str | None] = mapped_column(String(40))

@@ -1,0 +1,320 @@
+"""Templates: the instance's catalog of things users run in one call (a hosted deployment, an
+ephemeral environment).
+
+A template names what to run (an image, or a compose stack whose services all have images),
+the parameters a user fills in (`${name}` in the blueprint), and the lifetime and sharing
+policy of what is made from it. The catalog is the instance's: every organization sees the
+visible, enabled templates; only operators (admins of the instance's first organization)
+change it. Files in the templates folder are loaded at start; a file's template is reloaded
+when the file changes, and the API may change it meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError, field_validator, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+
+from launchbay.compose_files import ComposeError, parse
+from launchbay.operations.catalog import Context, operation
+from launchbay.operations.errors import Conflict, Invalid, NotFound, validation_failed
+from launchbay.operations.schemas import Field, Schema, Timestamp
+from launchbay.operations.servers import operators_organization, require_instance_operator
+from launchbay.store import audit
+from launchbay.store.models import Template, new_id, utcnow
+
+log = logging.getLogger(__name__)
+
+NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+IMAGE = r"^[a-z0-9][a-z0-9._/:@${}-]*$"  # placeholders allowed: `app:${version}`
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# A value never spans lines: it is substituted into compose documents too.
+SAFE_VALUE = re.compile(r"^[^\x00-\x1f\x7f]*$")
+
+
+class Parameter(Schema):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)
+    description: str | None = Field(None, max_length=500)
+    required: bool = False
+    default: str | None = Field(None, max_length=500)
+    pattern: str | None = Field(None, max_length=500)
+    values: list[str] | None = Field(None, max_length=100)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class Blueprint(Schema):
+    """What runs: an image, or a compose document (the `web` service, or `webService`, gets
+    the route and the health check)."""
+
+    image: str | None = Field(None, max_length=500, pattern=IMAGE)
+    compose: str | None = Field(None, max_length=100_000)
+    web_service: str | None = Field(None, max_length=100)
+    port: int = Field(8080, ge=1, le=65535)
+    command: str | None = Field(None, max_length=4000)
+    health_path: str = Field("/", max_length=500, pattern=r"^/")
+    variables: dict[str, str] = Field(default_factory=dict, max_length=200)
+    cpu_limit: float | None = Field(None, gt=0, le=256)
+    memory_limit_mb: int | None = Field(None, ge=6, le=1_048_576)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Blueprint:
+        if (self.image is None) == (self.compose is None):
+            raise ValueError("a blueprint has either image or compose")
+        if self.compose is not None:
+            try:
+                stack = parse(self.compose, self.web_service)
+            except ComposeError as exc:
+                raise ValueError(f"compose: {exc.message} ({exc.fix})") from None
+            built = [s.name for s in stack.services if not s.image]
+            if built:
+                raise ValueError(f"compose: services of a template run images; "
+                                 f"{', '.join(built)} only has a build context")
+        return self
+
+
+class TemplateDoc(Schema):
+    """A template as written (in a file or through the API)."""
+
+    name: str = Field(pattern=NAME)
+    description: str = Field("", max_length=2000)
+    icon: str | None = Field(None, max_length=200)
+    category: str | None = Field(None, max_length=200)
+    visible: bool = True
+    enabled: bool = True
+    blueprint: Blueprint
+    parameters: list[Parameter] = Field(default_factory=list, max_length=50)
+    # Lifetime of an instance in seconds (None: unlimited), how much one extension adds and
+    # how many are allowed.
+    ttl: int | None = Field(None, ge=60)
+    extend_ttl: int | None = Field(None, ge=60, alias="extendTTL")
+    max_extends: int = Field(0, ge=0, le=1000)
+    quota: int | None = Field(None, ge=1, le=1000)  # instances per user
+    owner_claim: str | None = Field(None, max_length=100)  # a group claim: team-owned
+    pool_size: int = Field(0, ge=0, le=50)  # warm, unowned instances kept ready
+
+    @model_validator(mode="after")
+    def _parameters(self) -> TemplateDoc:
+        names = [p.name for p in self.parameters]
+        if len(set(names)) != len(names):
+            raise ValueError("parameter names must be unique")
+        return self
+
+
+class TemplateOut(TemplateDoc):
+    is_unlimited: bool
+    origin: str
+    created_at: Timestamp
+    updated_at: Timestamp
+    # Operators see what a template runs; others what they may fill in.
+    blueprint: Blueprint | None = None  # type: ignore[assignment]
+
+
+def template_out(ctx: Context, t: Template) -> TemplateOut:
+    doc = TemplateDoc.model_validate(t.document)
+    data = doc.model_dump()
+    if not _operator(ctx):
+        data["blueprint"] = None
+    return TemplateOut(**data, is_unlimited=doc.ttl is None, origin=t.origin,
+                       created_at=t.created_at, updated_at=t.updated_at)
+
+
+def _operator(ctx: Context) -> bool:
+    return ctx.org_id == operators_organization(ctx.db) and ctx.role in ("admin", "owner")
+
+
+def get_template(ctx: Context, name: str, usable: bool = False) -> tuple[Template, TemplateDoc]:
+    """The template called `name`; `usable` also refuses a disabled one (as not found)."""
+    t = ctx.db.scalar(select(Template).where(Template.name == name))
+    doc = TemplateDoc.model_validate(t.document) if t is not None else None
+    if t is None or doc is None or (usable and not doc.enabled):
+        raise NotFound(f"template {name} not found", code="template_not_found")
+    return t, doc
+
+
+# -- instantiating ----------------------------------------------------------------------------
+
+
+def render(doc: TemplateDoc, given: dict[str, str]) -> Blueprint:
+    """The blueprint with its parameters filled in from `given` (defaults otherwise);
+    400 for a missing required parameter or a value the template does not allow."""
+    values: dict[str, str] = {}
+    for p in doc.parameters:
+        value = given.get(p.name, p.default)
+        if value is None or (p.required and value == ""):
+            if p.required:
+                raise Invalid(f"missing required parameter {p.name}",
+                              code="missing_parameter", details={"parameter": p.name})
+            value = ""
+        if not SAFE_VALUE.match(value) or len(value) > 500 \
+                or (p.values is not None and value not in p.values) \
+                or (p.pattern is not None and value and not re.fullmatch(p.pattern, value)):
+            raise Invalid(f"invalid value for parameter {p.name}", code="invalid_parameter",
+                          details={"parameter": p.name})
+        values[p.name] = value
+
+    def fill(text: str) -> str:
+        return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+    b = doc.blueprint
+    try:
+        return Blueprint.model_validate({
+            **b.model_dump(), "image": b.image and fill(b.image),
+            "compose": b.compose and fill(b.compose), "command": b.command and fill(b.command),
+            "variables": {k: fill(v) for k, v in b.variables.items()}})
+    except ValidationError as exc:
+        raise Invalid(f"the parameters make an invalid blueprint: {exc.errors()[0]['msg']}",
+                      code="invalid_parameter") from None
+
+
+def compose_archive(compose: str) -> bytes:
+    """A stack's source as the engine builds it: a tar.gz holding only its compose file."""
+    data = compose.encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
+        info = tarfile.TarInfo("docker-compose.yml")
+        info.size, info.mtime = len(data), 0
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+# -- the catalog ------------------------------------------------------------------------------
+
+
+class TemplateListIn(Schema):
+    include_hidden: bool = False
+
+
+class TemplateList(Schema):
+    items: list[TemplateOut]
+
+
+@operation("templates.list")
+def list_templates(ctx: Context, data: TemplateListIn) -> TemplateList:
+    """The visible, enabled templates (operators may ask for every one)."""
+    every = data.include_hidden and _operator(ctx)
+    rows = ctx.db.scalars(select(Template).order_by(Template.name))
+    items = [template_out(ctx, t) for t in rows]
+    return TemplateList(items=[i for i in items if every or (i.visible and i.enabled)])
+
+
+class TemplateRef(Schema):
+    name: str = Field(min_length=1, max_length=100)
+
+
+@operation("templates.show")
+def show_template(ctx: Context, data: TemplateRef) -> TemplateOut:
+    """One template (a hidden or disabled one only for operators)."""
+    t, doc = get_template(ctx, data.name)
+    if not _operator(ctx) and not (doc.visible and doc.enabled):
+        raise NotFound(f"template {data.name} not found", code="template_not_found")
+    return template_out(ctx, t)
+
+
+@operation("templates.create", role="admin", audit="template.created")
+def create_template(ctx: Context, data: TemplateDoc) -> TemplateOut:
+    """Adds a template to the instance's catalog (operators)."""
+    require_instance_operator(ctx, "the template catalog")
+    if ctx.db.scalar(select(Template.id).where(Template.name == data.name)):
+        raise Conflict(f"template {data.name} already exists", code="template_exists")
+    t = Template(id=new_id("tpl"), name=data.name, document=data.model_dump(mode="json"))
+    ctx.db.add(t)
+    ctx.db.flush()
+    ctx.audit(t.id, name=t.name)
+    return template_out(ctx, t)
+
+
+class TemplateUpdate(TemplateRef):
+    """The fields to change; the others keep their values."""
+
+    description: str | None = None
+    icon: str | None = None
+    category: str | None = None
+    visible: bool | None = None
+    enabled: bool | None = None
+    blueprint: dict[str, Any] | None = None
+    parameters: list[dict[str, Any]] | None = None
+    ttl: int | None = None
+    extend_ttl: int | None = Field(None, alias="extendTTL")
+    max_extends: int | None = None
+    quota: int | None = None
+    owner_claim: str | None = None
+    pool_size: int | None = None
+
+
+def _change(ctx: Context, name: str, changes: dict[str, Any]) -> TemplateOut:
+    require_instance_operator(ctx, "the template catalog")
+    t, doc = get_template(ctx, name)
+    try:
+        new = TemplateDoc.model_validate({**doc.model_dump(by_alias=True), **changes})
+    except ValidationError as exc:
+        raise validation_failed(exc.errors()) from None
+    t.document, t.updated_at = new.model_dump(mode="json"), utcnow()
+    ctx.audit(t.id, name=t.name, changed=sorted(changes))
+    return template_out(ctx, t)
+
+
+@operation("templates.update", role="admin", audit="template.updated")
+def update_template(ctx: Context, data: TemplateUpdate) -> TemplateOut:
+    """Changes a template (operators); what was made from it keeps running as it was."""
+    changes = data.model_dump(by_alias=True, exclude_unset=True, exclude={"name"})
+    return _change(ctx, data.name, changes)
+
+
+@operation("templates.disable", role="admin", audit="template.disabled")
+def disable_template(ctx: Context, data: TemplateRef) -> TemplateOut:
+    """Takes a template out of the catalog: nothing new is made from it (operators)."""
+    return _change(ctx, data.name, {"enabled": False})
+
+
+# -- the templates folder ---------------------------------------------------------------------
+
+
+def load_files(db: DbSession, folder: Path) -> list[str]:
+    """Loads the folder's template files (`*.yaml`, `*.yml`) into the catalog: new ones, and
+    those whose file changed since it was last loaded. A file that is not a valid template is
+    logged and skipped. Returns the names loaded."""
+    import yaml
+
+    loaded = []
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() \
+            else []:
+        raw = path.read_bytes()
+        digest = hashlib.sha256(raw).hexdigest()
+        try:
+            document = yaml.safe_load(raw) or {}
+            document.setdefault("name", path.stem)
+            doc = TemplateDoc.model_validate(document)
+        except (yaml.YAMLError, ValidationError, AttributeError) as exc:
+            log.warning("template file %s is not a valid template: %s", path, exc)
+            continue
+        t = db.scalar(select(Template).where(Template.name == doc.name))
+        if t is not None and t.file_digest == digest:
+            continue
+        if t is None:
+            t = Template(id=new_id("tpl"), name=doc.name)
+            db.add(t)
+        t.document, t.origin, t.file_digest, t.updated_at = \
+            doc.model_dump(mode="json"), "file", digest, utcnow()
+        db.flush()
+        audit.record(db, "template.loaded", t.id, organization_id=None, actor_user_id=None,
+                     actor_token_id=None, name=doc.name, file=str(path))
+        loaded.append(doc.name)
+    db.commit()
+    return loaded
