@@ -86,7 +86,8 @@ def test_cli_errors_are_one_readable_line(cli):
 
 
 def test_serve_and_db_upgrade_as_processes(tmp_path):
-    """`launchbay db upgrade` and `launchbay serve --listen` from a shell, with env settings."""
+    """`launchbay db upgrade` and `launchbay serve --listen --face` from a shell, with env
+    settings."""
     env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path / "data"),
            "LAUNCHBAY_EDGE_ENABLED": "false"}
     env.pop("LAUNCHBAY_DATABASE_URL", None)
@@ -95,8 +96,9 @@ def test_serve_and_db_upgrade_as_processes(tmp_path):
                               timeout=60)
     assert upgraded.returncode == 0, upgraded.stderr
     assert (tmp_path / "data" / "launchbay.db").exists()
-    port = free_port()
-    proc = subprocess.Popen([exe, "serve", "--listen", f"127.0.0.1:{port}"], env=env,
+    port, shipyard = free_port(), free_port()
+    proc = subprocess.Popen([exe, "serve", "--listen", f"127.0.0.1:{port}", "--face",
+                             f"shipyard={shipyard}"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
@@ -109,6 +111,9 @@ def test_serve_and_db_upgrade_as_processes(tmp_path):
             assert time.monotonic() < deadline and proc.poll() is None, "serve did not answer"
             time.sleep(0.1)
         assert httpx.get(f"http://127.0.0.1:{port}/ready").json()["ready"] is True
+        # The Shipyard face at the root of its own port.
+        refused = httpx.get(f"http://127.0.0.1:{shipyard}/api/deployments")
+        assert refused.status_code == 401 and refused.json() == {"error": "Unauthorized"}
         key = tmp_path / "data" / "master.key"
         assert not key.exists() or stat.S_IMODE(os.stat(key).st_mode) == 0o600
     finally:

@@ -79,6 +79,11 @@ def test_raw_image_ready_config_logs_metrics_restart_delete(api):
 
     assert face(api, "POST", "/restart", {"deployment_name": "busy-app"}).status_code == 200
     assert until(lambda: "MODE=second" in via_url(ingress["url"]).text)
+    history = face(api, "GET", "/busy-app/history").json()["revisions"]
+    assert [(h["type"], h["user"]) for h in history] == [
+        ("created", "admin@example.com"), ("config", "admin@example.com"),
+        ("restart", "admin@example.com")]
+    assert history[1]["details"]["changed"] == ["MODE"]
 
     r = face(api, "POST", "/delete", {"deployment_name": "busy-app"})
     assert r.status_code == 200

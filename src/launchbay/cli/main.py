@@ -50,8 +50,8 @@ def _migrate(settings: Any) -> None:
 def serve(
     listen: Annotated[Optional[str], typer.Option(help="HOST:PORT (LAUNCHBAY_LISTEN).")] = None,
     face: Annotated[Optional[list[str]], typer.Option(
-        help="NAME=PORT: also serve a compatible API (dployr) at the root of its own port, "
-             "on the same host.")] = None,
+        help="NAME=PORT: also serve a compatible API (dployr, shipyard) at the root of its "
+             "own port, on the same host.")] = None,
 ) -> None:
     """Run the control plane (API and workers) in the foreground."""
     import asyncio
