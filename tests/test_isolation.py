@@ -218,6 +218,10 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "templates.create": {"name": "viewer-made", "blueprint": {"image": "lbtest/hello:v1"}},
         "templates.update": {"description": "changed"},
         "templates.disable": {},
+        "instances.run": {"template": "hello"},
+        "instances.extend": {},
+        "instances.delete": {},
+        "instances.expire": {},
     }
 
 
@@ -231,7 +235,8 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "workId": world["work"], "domainBindingId": world["binding"],
            "certificateId": world["certificate"], "serviceId": world["resource"],
            "serverId": admin.get("/servers")["items"][0]["id"],
-           "domain": "viewer.example.com", "name": "some-app", "deploymentName": "some-app"}
+           "domain": "viewer.example.com", "name": "some-app", "deploymentName": "some-app",
+           "template": "hello", "uuid": "0000abcd"}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

@@ -20,7 +20,7 @@ from launchbay.engine.routing import EdgeProxy, ProxyBootstrap, RouteRealization
 from launchbay.engine.runtime_control import RuntimeControl
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Workers
-from launchbay.operations import Actor, Operations, templates
+from launchbay.operations import Actor, Operations, instances, templates
 from launchbay.operations.errors import OperationError
 from launchbay.operations.identity import authenticate
 from launchbay.operations.resources import RuntimeTarget
@@ -53,7 +53,8 @@ class ControlPlane:
         self.health = HealthMonitor(self.sessions, settings, self.targets)
         background = [(settings.reconcile_seconds, self.reconcile),
                       (settings.health_observe_seconds, self.health.sweep),
-                      (settings.auto_update_seconds, self.auto_update)]
+                      (settings.auto_update_seconds, self.auto_update),
+                      (settings.instance_reap_seconds, self.reap)]
         if self.edge:
             background += [(1.0, self.edge.watch),
                            (settings.reconcile_seconds, self.edge.refresh_certificates)]
@@ -99,12 +100,31 @@ class ControlPlane:
                 log.warning("auto-update of %s refused: %s", found.name, exc.message)
         return started
 
+    def reap(self) -> int:
+        """Removes the ephemeral environments whose lifetime is over, each on behalf of its
+        owner (the audit trail says who and why); returns how many."""
+        removed = 0
+        for uuid, org_id, user_id in instances.expired(self.sessions):
+            try:
+                self.ops.run("instances.expire", Actor(user_id=user_id, organization_id=org_id),
+                             {"uuid": uuid, "organizationId": org_id})
+                removed += 1
+            except OperationError as exc:
+                log.warning("instance %s not reaped: %s", uuid, exc.message)
+        return removed
+
     def follow_logs(self, target: RuntimeTarget, tail: int,
                     stop: threading.Event) -> Iterator[LogLine]:
         """Lines of a release's container as it writes them (`target` comes from the
         `resources.runtime-logs.follow` operation, which authorized it)."""
         return self.targets.docker(target.server_id).follow(target.container_id, tail=tail,
                                                             stop=stop)
+
+    def runtime_reachable(self) -> bool:
+        """Whether the local runtime target (the Docker engine) answers."""
+        with self.sessions() as db:
+            local = ensure_local_server(db).id
+        return self.targets.docker(local).ping()
 
     def readiness(self) -> dict[str, Any]:
         """Whether the store answers and is at the newest migration."""

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     # unlimited), and the plan of an organization nobody assigned one.
     plans: dict[str, int | None] = {"free": 1, "business": 10, "enterprise": None}
     default_plan: str = "free"
+    # Ephemeral environments: how many a user may run (a template's `quota` may say less),
+    # what one extension adds when the template does not say, how often expired ones go.
+    instance_quota: int = 5
+    instance_extend_seconds: int = 7200
+    instance_reap_seconds: float = 30
     # The folder of template files (YAML, one template each), loaded at start; default
     # `{data_dir}/templates`.
     templates_dir: Path | None = None

@@ -10,7 +10,7 @@ from sqlalchemy.orm import sessionmaker
 from launchbay.engine.release import remove_containers
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Job, Refused
-from launchbay.store.models import Deployment, OperatorWork, Resource
+from launchbay.store.models import Deployment, Environment, OperatorWork, Resource
 
 ACTIONS = ("stop", "start", "restart", "remove-resource")
 
@@ -33,7 +33,9 @@ class RuntimeControl:
             if item.payload.get("deleteResource"):  # it was kept to show `Deleting` until now
                 with self.sessions() as db:
                     if (resource := db.get(Resource, item.resource_id)) is not None:
-                        db.delete(resource)
+                        env = db.get(Environment, resource.environment_id)
+                        db.delete(env if item.payload.get("deleteEnvironment") and env
+                                  else resource)
                         db.commit()
             return "succeeded"
         with self.sessions() as db:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from launchbay import __version__
 from launchbay.control_plane import ControlPlane
-from launchbay.http import dployr, errors, native, shipyard, streams
+from launchbay.http import dploy, dployr, errors, native, shipyard, streams
 from launchbay.settings import Settings
 
 
@@ -47,7 +47,8 @@ def create_app(settings: Settings | None = None,
     api = native.router(cp)
     streams.install(api, cp)
     app.include_router(api, prefix="/api")
-    app.state.faces = {"dployr": dployr.create(cp), "shipyard": shipyard.create(cp)}
+    app.state.faces = {"dployr": dployr.create(cp), "shipyard": shipyard.create(cp),
+                       "dploy": dploy.create(cp)}
     for name, face in app.state.faces.items():
         app.mount(f"/compat/{name}", face)
 

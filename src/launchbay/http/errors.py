@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -42,3 +43,20 @@ def install(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"error": "internal error", "code": "internal", "details": {}},
                             status_code=500)
+
+
+def install_plain(face: FastAPI, message_of: Callable[[OperationError], str]) -> None:
+    """Errors as `{"error": "..."}` (the Shipyard and Dploy faces' shape); `message_of` words
+    an operation's refusal as the face's clients expect it."""
+    @face.exception_handler(OperationError)
+    async def _operation_error(_: Request, exc: OperationError) -> JSONResponse:
+        return JSONResponse({"error": message_of(exc)}, status_code=exc.status)
+
+    @face.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @face.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return JSONResponse({"error": "Internal server error"}, status_code=500)

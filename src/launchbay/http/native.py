@@ -213,6 +213,13 @@ ROUTES: list[tuple[str, str, str, int]] = [
      "deployments.hosted.auto-update.configure", 200),
     ("POST", "/hosted-deployments/{deploymentName}/auto-update/apply",
      "deployments.hosted.auto-update.apply", 201),
+    ("GET", "/instance-templates", "instances.available", 200),
+    ("GET", "/instances", "instances.list", 200),
+    ("POST", "/instances", "instances.run", 200),
+    ("GET", "/instances/{template}", "instances.status", 200),
+    ("POST", "/instances/{template}/extend", "instances.extend", 200),
+    ("DELETE", "/instances/{template}", "instances.delete", 204),
+    ("POST", "/instances/{uuid}/expire", "instances.expire", 200),
     ("GET", "/templates", "templates.list", 200),
     ("POST", "/templates", "templates.create", 201),
     ("GET", "/templates/{name}", "templates.show", 200),
@@ -304,7 +311,8 @@ def _add(api: APIRouter, cp: ControlPlane, method: str, path: str, op: Operation
             data.update(await json_body(request))
         data.update(request.path_params)
         result = await run_in_threadpool(cp.ops.run, op.key, actor, data, meta_of(request))
-        response = JSONResponse(dump(result), status_code=status)
+        response = Response(status_code=204) if status == 204 else \
+            JSONResponse(dump(result), status_code=status)
         if after:
             after(request, response, result)
         return response

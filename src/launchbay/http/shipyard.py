@@ -15,32 +15,25 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
-from starlette.exceptions import HTTPException
 
 from launchbay.control_plane import ControlPlane
+from launchbay.http import errors
 from launchbay.http.native import credentials, json_body, meta_of
 from launchbay.http.streams import SSE_HEADERS, followed, number
 from launchbay.operations.errors import OperationError, Unauthenticated
+
+
+def _message(exc: OperationError) -> str:
+    if exc.message == "Validation failed" and isinstance(exc.details, list):
+        return "; ".join(f"{d['field']}: {d['message']}" for d in exc.details)
+    return exc.message
 
 
 def create(cp: ControlPlane) -> FastAPI:
     face = FastAPI(title="launchbay (Shipyard face)", openapi_url=None, docs_url=None,
                    redoc_url=None)
 
-    @face.exception_handler(OperationError)
-    async def _operation_error(_: Request, exc: OperationError) -> JSONResponse:
-        message = exc.message
-        if exc.message == "Validation failed" and isinstance(exc.details, list):
-            message = "; ".join(f"{d['field']}: {d['message']}" for d in exc.details)
-        return JSONResponse({"error": message}, status_code=exc.status)
-
-    @face.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
-
-    @face.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": "Internal server error"}, status_code=500)
+    errors.install_plain(face, _message)
 
     async def run(request: Request, key: str, data: dict[str, Any]) -> Any:
         secret = credentials(request)

@@ -11,6 +11,7 @@ from launchbay.operations import (  # noqa: F401  (each module registers its ope
     environments,
     hosted,
     identity,
+    instances,
     operator_work,
     organizations,
     plans,

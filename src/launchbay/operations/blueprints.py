@@ -141,9 +141,8 @@ def split_image(image: str) -> tuple[str, str]:
     return name, tag or "latest"
 
 
-def own_environment(ctx: Context, slug: str, name: str, description: str) -> Environment:
-    """The production environment of the organization's project `slug`, both made on first
-    use: where services of a face (Dployr's, hosted deployments) live."""
+def own_project(ctx: Context, slug: str, name: str, description: str) -> Project:
+    """The organization's project `slug`, made on first use (a face's own project)."""
     project = ctx.db.scalar(select(Project).where(Project.organization_id == ctx.org_id,
                                                   Project.slug == slug))
     if project is None:
@@ -151,6 +150,13 @@ def own_environment(ctx: Context, slug: str, name: str, description: str) -> Env
                           description=description)
         ctx.db.add(project)
         ctx.db.flush()
+    return project
+
+
+def own_environment(ctx: Context, slug: str, name: str, description: str) -> Environment:
+    """The production environment of the organization's project `slug`, both made on first
+    use: where services of a face (Dployr's, hosted deployments) live."""
+    project = own_project(ctx, slug, name, description)
     env = ctx.db.scalar(select(Environment).where(Environment.project_id == project.id,
                                                   Environment.name == "production"))
     if env is None:

@@ -84,6 +84,7 @@ class Context:
     wake: Callable[[], None] = lambda: None
     edge: EdgeProxy | None = None
     audited: list[AuditEvent] = field(default_factory=list)
+    unchanged: bool = False  # a mutating operation that found nothing to change
     callbacks: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -252,7 +253,7 @@ class Operations:
                 ctx = Context(db, self.settings, self.secrets, actor, org_id, role,
                               meta or Meta(), op, self.targets, self.wake, self.edge)
                 result = op.handler(ctx, payload)
-                if op.mutates and not ctx.audited:
+                if op.mutates and not ctx.audited and not ctx.unchanged:
                     raise RuntimeError(f"operation {key} changed state without an audit event")
                 db.commit()
                 for callback in ctx.callbacks:

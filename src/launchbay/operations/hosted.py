@@ -21,30 +21,31 @@ from sqlalchemy import func, select
 from launchbay.docker_engine import DockerException
 from launchbay.engine.routing import public_url
 from launchbay.operations import usage
-from launchbay.operations.blueprints import own_environment, put_variables, split_image
+from launchbay.operations.blueprints import own_environment, put_variables
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.deployments import build_plan, start
-from launchbay.operations.domains import bind, realize
+from launchbay.operations.domains import bind
 from launchbay.operations.errors import Conflict, NotFound, Unavailable
 from launchbay.operations.plans import check_limit, plan_of
 from launchbay.operations.resources import (
-    AccessProfile,
-    NetworkProfile,
     ResourceRef,
     RuntimeLogsIn,
-    RuntimeProfile,
     RuntimeTarget,
-    SourceProfile,
-    archive_source,
     control_runtime,
     followable,
     runtime_target,
-    stored_profile,
 )
 from launchbay.operations.schemas import Field, Id, Schema, Timestamp
-from launchbay.operations.servers import default_server
-from launchbay.operations.templates import compose_archive, get_template, render
+from launchbay.operations.templates import (
+    Blueprint,
+    get_template,
+    made_state,
+    make_resource,
+    render,
+    take_down,
+)
 from launchbay.operations.variables import listed
+from launchbay.schemas_time import iso_seconds
 from launchbay.store.models import (
     AuditEvent,
     Deployment,
@@ -54,7 +55,6 @@ from launchbay.store.models import (
     Resource,
     ResourceVariable,
     User,
-    new_id,
 )
 
 NAME = r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$"
@@ -110,24 +110,6 @@ class HostedOut(Schema):
     can_delete: bool
 
 
-def _state(ctx: Context, r: Resource) -> tuple[str, str | None]:
-    """(status, last error) from the resource's releases."""
-    if r.lifecycle_status == "deleting":
-        return "Deleting", None
-    latest = ctx.db.scalar(select(Deployment).where(Deployment.resource_id == r.id)
-                           .order_by(Deployment.created_at.desc()).limit(1))
-    current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
-        else None
-    error = latest.error_message if latest and latest.status in ("failed", "canceled") else None
-    if current is not None and current.container_id:
-        return "Ready", error
-    if error is not None or (latest and latest.status in ("failed", "canceled")):
-        return "Error", error or "the deployment failed"
-    if latest is not None and latest.status in ("running", "cancel-requested"):
-        return "Provisioning", None
-    return "Pending", None
-
-
 def _ingresses(ctx: Context, r: Resource) -> list[Ingress]:
     rows = ctx.db.scalars(select(DomainBinding).where(DomainBinding.resource_id == r.id)
                           .order_by(DomainBinding.created_at))
@@ -137,7 +119,7 @@ def _ingresses(ctx: Context, r: Resource) -> list[Ingress]:
 
 
 def hosted_out(ctx: Context, r: Resource) -> HostedOut:
-    status, error = _state(ctx, r)
+    status, error = made_state(ctx, r)
     ingresses = _ingresses(ctx, r)
     hosted = ctx.db.get_one(HostedDeployment, r.id)
     return HostedOut(name=r.slug, status=status,  # type: ignore[arg-type]
@@ -199,8 +181,7 @@ def _taken(ctx: Context, name: str) -> bool:
 
 
 def create_hosted(ctx: Context, data: HostedIn, name: str | None, template: str,
-                  source: dict[str, Any], runtime: RuntimeProfile, network: NetworkProfile,
-                  variables: dict[str, str]) -> Resource:
+                  b: Blueprint) -> Resource:
     """The hosted deployment's resource, variables and route, and its first release; 403 over
     the plan, 409 for a taken name."""
     check_limit(ctx, ctx.org_id, _count(ctx))
@@ -209,16 +190,8 @@ def create_hosted(ctx: Context, data: HostedIn, name: str | None, template: str,
     name = name or _new_name(ctx)
     env = own_environment(ctx, *((TEAM, "Team deployments") if data.organization_id else
                                  (_personal(ctx), "My deployments")), "Hosted deployments")
-    r = Resource(id=new_id("res"), organization_id=ctx.org_id, project_id=env.project_id,
-                 environment_id=env.id, server_id=default_server(ctx).id, name=name, slug=name,
-                 kind="application", description=f"Hosted deployment ({template})",
-                 source=source, runtime_profile=stored_profile(runtime),
-                 network_profile=stored_profile(network),
-                 access_profile=stored_profile(AccessProfile(generated_access_mode="disabled")))
-    ctx.db.add(r)
-    ctx.db.flush()
+    r = make_resource(ctx, env, name, b, f"Hosted deployment ({template})", data.env_vars)
     ctx.db.add(HostedDeployment(resource_id=r.id, template=template, visibility=data.visibility))
-    put_variables(ctx, r, variables, "plain-config")
     if data.visibility == "public":
         bind(ctx, f"{name}.{ctx.settings.base_domain}", project_id=r.project_id,
              environment_id=r.environment_id, server_id=r.server_id, resource_id=r.id,
@@ -240,10 +213,8 @@ def _usage(ctx: Context, r: Resource, what: str, **refs: Any) -> None:
 @operation("deployments.hosted.deploy-image", role="developer", audit="hosted-deployment.created")
 def deploy_image(ctx: Context, data: ImageDeploy) -> HostedOut:
     """Runs a container image at a URL (or only inside its network when `internal`)."""
-    image, tag = split_image(data.image)
-    source = SourceProfile(kind="docker-image", image_name=image, image_tag=tag)
-    r = create_hosted(ctx, data, data.name, "image", stored_profile(source), RuntimeProfile(),
-                      NetworkProfile(internal_port=data.container_port), data.env_vars)
+    r = create_hosted(ctx, data, data.name, "image",
+                      Blueprint(image=data.image, port=data.container_port))
     ctx.audit(r.id, name=r.slug, image=data.image, visibility=data.visibility)
     return hosted_out(ctx, r)
 
@@ -252,20 +223,7 @@ def deploy_image(ctx: Context, data: ImageDeploy) -> HostedOut:
 def deploy_template(ctx: Context, data: TemplateDeploy) -> HostedOut:
     """Runs a template of the catalog at a URL; `envVars` also fill in its parameters."""
     _, doc = get_template(ctx, data.template, usable=True)
-    b = render(doc, data.env_vars)
-    runtime = RuntimeProfile(start_command=b.command, health_check_path=b.health_path,
-                             cpu_limit=b.cpu_limit, memory_limit_mb=b.memory_limit_mb)
-    if b.compose is not None:
-        source = archive_source(ctx, "templates", compose_archive(b.compose), "tar.gz",
-                                f"template {doc.name}")
-        runtime.strategy = "docker-compose"
-    else:
-        image, tag = split_image(b.image or "")
-        source = stored_profile(SourceProfile(kind="docker-image", image_name=image,
-                                              image_tag=tag))
-    r = create_hosted(ctx, data, None, doc.name, source, runtime,
-                      NetworkProfile(internal_port=b.port, target_service_name=b.web_service),
-                      {**b.variables, **data.env_vars})
+    r = create_hosted(ctx, data, None, doc.name, render(doc, data.env_vars))
     ctx.audit(r.id, name=r.slug, template=doc.name, visibility=data.visibility)
     return hosted_out(ctx, r)
 
@@ -309,13 +267,7 @@ def delete_hosted(ctx: Context, data: HostedAction) -> Done:
     """Stops serving the deployment at once and removes it (status `Deleting` until its
     containers are gone)."""
     r = get_hosted(ctx, data.deployment_name, mutable=True)
-    for b in ctx.db.scalars(select(DomainBinding).where(DomainBinding.resource_id == r.id)):
-        ctx.db.delete(b)
-        realize(ctx, b, "delete")
-    r.lifecycle_status = "deleting"
-    ctx.enqueue("runtime-maintenance", "deployments.hosted.delete", resource_id=r.id,
-                server_id=r.server_id, project_id=r.project_id,
-                payload={"action": "remove-resource", "deleteResource": True})
+    take_down(ctx, r, "deployments.hosted.delete")
     _usage(ctx, r, "deleted")
     ctx.audit(r.id, name=r.slug)
     return Done(message=f"Deployment {r.slug} is being deleted")
@@ -445,7 +397,7 @@ def hosted_metrics(ctx: Context, data: MetricsIn) -> Metrics:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_seconds(datetime.now(UTC))
 
 
 # -- history and events -----------------------------------------------------------------------
@@ -521,7 +473,7 @@ def runtime_event(raw: dict[str, Any], web: str) -> Event | None:
     stamp = datetime.fromtimestamp(raw.get("timeNano", 0) / 1e9, UTC)
     return Event(type=kind[0], reason=kind[1], message=f"{name}: {message}", container=name,
                  service=attrs.get("launchbay.service", web),
-                 timestamp=stamp.strftime("%Y-%m-%dT%H:%M:%SZ"))
+                 timestamp=iso_seconds(stamp))
 
 
 @operation("deployments.hosted.events")

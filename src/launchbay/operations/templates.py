@@ -24,12 +24,34 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from launchbay.compose_files import ComposeError, parse
+from launchbay.operations.blueprints import put_variables, split_image
 from launchbay.operations.catalog import Context, operation
+from launchbay.operations.domains import realize
 from launchbay.operations.errors import Conflict, Invalid, NotFound, validation_failed
+from launchbay.operations.resources import (
+    AccessProfile,
+    NetworkProfile,
+    RuntimeProfile,
+    SourceProfile,
+    archive_source,
+    stored_profile,
+)
 from launchbay.operations.schemas import Field, Schema, Timestamp
-from launchbay.operations.servers import operators_organization, require_instance_operator
+from launchbay.operations.servers import (
+    default_server,
+    operators_organization,
+    require_instance_operator,
+)
 from launchbay.store import audit
-from launchbay.store.models import Template, new_id, utcnow
+from launchbay.store.models import (
+    Deployment,
+    DomainBinding,
+    Environment,
+    Resource,
+    Template,
+    new_id,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +166,8 @@ def get_template(ctx: Context, name: str, usable: bool = False) -> tuple[Templat
     t = ctx.db.scalar(select(Template).where(Template.name == name))
     doc = TemplateDoc.model_validate(t.document) if t is not None else None
     if t is None or doc is None or (usable and not doc.enabled):
-        raise NotFound(f"template {name} not found", code="template_not_found")
+        raise NotFound(f"template {name} not found", code="template_not_found",
+                       details={"template": name})
     return t, doc
 
 
@@ -192,6 +215,67 @@ def compose_archive(compose: str) -> bytes:
         info.size, info.mtime = len(data), 0
         tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def make_resource(ctx: Context, env: Environment, name: str, b: Blueprint, description: str,
+                  variables: dict[str, str]) -> Resource:
+    """The resource that runs a (rendered) blueprint in `env`, with its variables; served
+    only at the URLs its maker binds (no generated hostname)."""
+    runtime = RuntimeProfile(start_command=b.command, health_check_path=b.health_path,
+                             cpu_limit=b.cpu_limit, memory_limit_mb=b.memory_limit_mb)
+    if b.compose is not None:
+        source = archive_source(ctx, "templates", compose_archive(b.compose), "tar.gz",
+                                description)
+        runtime.strategy = "docker-compose"
+    else:
+        image, tag = split_image(b.image or "")
+        source = stored_profile(SourceProfile(kind="docker-image", image_name=image,
+                                              image_tag=tag))
+    r = Resource(id=new_id("res"), organization_id=ctx.org_id, project_id=env.project_id,
+                 environment_id=env.id, server_id=default_server(ctx).id, name=name, slug=name,
+                 kind="application", description=description, source=source,
+                 runtime_profile=stored_profile(runtime),
+                 network_profile=stored_profile(NetworkProfile(
+                     internal_port=b.port, target_service_name=b.web_service)),
+                 access_profile=stored_profile(AccessProfile(generated_access_mode="disabled")))
+    ctx.db.add(r)
+    ctx.db.flush()
+    put_variables(ctx, r, {**b.variables, **variables}, "plain-config")
+    return r
+
+
+def made_state(ctx: Context, r: Resource) -> tuple[str, str | None]:
+    """(status, last error) of a resource made from a blueprint, from its releases: Pending,
+    Provisioning (a release starting or being verified), Ready, Error, Deleting."""
+    if r.lifecycle_status == "deleting":
+        return "Deleting", None
+    latest = ctx.db.scalar(select(Deployment).where(Deployment.resource_id == r.id)
+                           .order_by(Deployment.created_at.desc()).limit(1))
+    current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
+        else None
+    error = latest.error_message if latest and latest.status in ("failed", "canceled") else None
+    if current is not None and current.container_id:
+        return "Ready", error
+    if error is not None or (latest and latest.status in ("failed", "canceled")):
+        return "Error", error or "the deployment failed"
+    if latest is not None and latest.status in ("running", "cancel-requested"):
+        return "Provisioning", None
+    return "Pending", None
+
+
+def take_down(ctx: Context, r: Resource, operation_key: str, *,
+              environment: bool = False) -> None:
+    """Stops serving a resource made from a blueprint at once (its domains go) and shows it
+    as `deleting` until the engine has removed its containers; the engine then deletes its
+    row, and its `environment` too when that was made for it alone."""
+    for b in ctx.db.scalars(select(DomainBinding).where(DomainBinding.resource_id == r.id)):
+        ctx.db.delete(b)
+        realize(ctx, b, "delete")
+    r.lifecycle_status = "deleting"
+    ctx.enqueue("runtime-maintenance", operation_key, resource_id=r.id, server_id=r.server_id,
+                project_id=r.project_id, payload={"action": "remove-resource",
+                                                  "deleteResource": True,
+                                                  "deleteEnvironment": environment})
 
 
 # -- the catalog ------------------------------------------------------------------------------

@@ -59,6 +59,9 @@ class User(Base):
     avatar_url: Mapped[str | None] = mapped_column(String(2000))
     password_hash: Mapped[str | None] = mapped_column(String(200))
     email_verified: Mapped[bool] = mapped_column(default=False)
+    # What an OpenID Connect provider last said of the user (`sub`, username, groups): owner
+    # keys of ephemeral environments come from it.
+    claims: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -539,3 +542,28 @@ class HostedDeployment(Base):
     auto_update: Mapped[bool] = mapped_column(default=False, index=True)
     update_strategy: Mapped[str] = mapped_column(String(20), default="rolling")
     auto_update_by: Mapped[str | None] = mapped_column(String(40))
+
+
+class Instance(Base):
+    """An ephemeral environment made from a template (Dploy's unit): a resource in an
+    environment of its own, owned by a user or a team (`owner_key`, in its URL), living until
+    `expires_at` (None: unlimited). A warm pool's members have no owner until claimed."""
+
+    __tablename__ = "instances"
+    __table_args__ = (Index("ix_instances_owner", "organization_id", "template", "owner_key"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"))
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), unique=True)
+    template: Mapped[str] = mapped_column(String(100))
+    uuid: Mapped[str] = mapped_column(String(8), unique=True)
+    owner_key: Mapped[str | None] = mapped_column(String(100))
+    owner_user_id: Mapped[str | None] = mapped_column(String(40))
+    shared: Mapped[bool] = mapped_column(default=False)
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    expires_at: Mapped[datetime | None]
+    extend_count: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="active")  # pooled|active|deleting
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]

@@ -1,0 +1,314 @@
+"""Ephemeral environments ("instances"): a template run for one user, or one team, in an
+environment of its own, until it expires (Dploy's unit).
+
+A user has at most one instance of a template; asking again returns it. When the template's
+`ownerClaim` names a claim in which the user has a group, the instance is the group's
+(`shared`): everyone in it gets the same one. Each instance is a resource of the
+organization's `ephemeral` project, in its own environment (so its own network), served at
+`{owner}-{uuid}.{base domain}`. Expired instances are removed by the reaper
+(`instances.expire`, on behalf of their owner).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from launchbay.engine.routing import public_url
+from launchbay.operations.blueprints import own_project
+from launchbay.operations.catalog import Context, operation
+from launchbay.operations.deployments import start
+from launchbay.operations.domains import bind
+from launchbay.operations.errors import Conflict, Forbidden, Invalid, NotFound
+from launchbay.operations.schemas import Empty, Field, Id, Schema, Timestamp
+from launchbay.operations.templates import (
+    TemplateDoc,
+    get_template,
+    made_state,
+    make_resource,
+    render,
+    take_down,
+)
+from launchbay.schemas_time import iso_seconds
+from launchbay.slugs import slugify
+from launchbay.store.models import Environment, Instance, Resource, Template, User, new_id, utcnow
+
+PROJECT = "ephemeral"
+STATUS = {"Pending": "pending", "Provisioning": "Progressing", "Ready": "Healthy",
+          "Error": "Degraded", "Deleting": "Deleting"}
+
+
+def _keys(ctx: Context) -> tuple[str, list[str]]:
+    """The caller's own owner key and those of their groups."""
+    user = ctx.db.get_one(User, ctx.user_id)
+    name = user.claims.get("username") or user.email.split("@")[0]
+    groups = user.claims.get("groups") or []
+    return slugify(str(name), 40), [slugify(str(g), 40) for g in groups if g]
+
+
+def owner_of(ctx: Context, doc: TemplateDoc) -> tuple[str, bool]:
+    """(owner key, shared) of the caller's instance of `doc`: their group, when the template's
+    owner claim holds one for them; themselves otherwise."""
+    user = ctx.db.get_one(User, ctx.user_id)
+    if doc.owner_claim:
+        value = user.claims.get(doc.owner_claim)
+        group = value[0] if isinstance(value, list) and value else value
+        if isinstance(group, str) and group:
+            return slugify(group, 40), True
+    return _keys(ctx)[0], False
+
+
+def _visible(ctx: Context):  # type: ignore[no-untyped-def]
+    """The caller's instances: their own, and their groups' shared ones."""
+    me, groups = _keys(ctx)
+    return select(Instance).where(
+        Instance.organization_id == ctx.org_id, Instance.status != "pooled",
+        ((Instance.owner_key == me) & Instance.shared.is_(False))
+        | (Instance.owner_key.in_(groups) & Instance.shared.is_(True)))
+
+
+def _mine(ctx: Context, template: str, mutable: bool = False) -> Instance:
+    _, doc = get_template(ctx, template)
+    owner, shared = owner_of(ctx, doc)
+    inst = ctx.db.scalar(_visible(ctx).where(Instance.template == template,
+                                             Instance.owner_key == owner,
+                                             Instance.shared.is_(shared)))
+    if inst is None or (mutable and inst.status == "deleting"):
+        raise NotFound(f"Environment {template} not found", code="instance_not_found")
+    return inst
+
+
+# -- views --------------------------------------------------------------------------------------
+
+
+class InstanceOut(Schema):
+    uuid: str
+    status: Literal["pending", "Progressing", "Healthy", "Degraded", "Deleting"]
+    url: str
+    expires_at: str  # RFC 3339 UTC; empty for an unlimited lifetime
+    owner: str
+    shared: bool
+
+
+class InstanceItem(InstanceOut):
+    name: str
+    description: str
+    icon: str | None
+    extend_count: int
+    max_extends: int
+    extend_ttl: int = Field(alias="extendTTL")
+    is_unlimited: bool
+
+
+def host_of(ctx: Context, inst: Instance) -> str:
+    return f"{inst.owner_key}-{inst.uuid}.{ctx.settings.base_domain}"
+
+
+def _expires(inst: Instance) -> str:
+    return iso_seconds(inst.expires_at) if inst.expires_at else ""
+
+
+def instance_out(ctx: Context, inst: Instance) -> InstanceOut:
+    status, _ = made_state(ctx, ctx.db.get_one(Resource, inst.resource_id))
+    if inst.status == "deleting":
+        status = "Deleting"
+    return InstanceOut(uuid=inst.uuid, status=STATUS[status],  # type: ignore[arg-type]
+                       url=public_url(ctx.settings, host_of(ctx, inst),
+                                      ctx.settings.edge_domain_tls != "disabled"),
+                       expires_at=_expires(inst), owner=inst.owner_key or "",
+                       shared=inst.shared)
+
+
+def _item(ctx: Context, inst: Instance, doc: TemplateDoc) -> InstanceItem:
+    return InstanceItem(**instance_out(ctx, inst).model_dump(), name=doc.name,
+                        description=doc.description, icon=doc.icon,
+                        extend_count=inst.extend_count, max_extends=doc.max_extends,
+                        extendTTL=_extension(ctx, doc), is_unlimited=doc.ttl is None)
+
+
+def _extension(ctx: Context, doc: TemplateDoc) -> int:
+    return doc.extend_ttl or ctx.settings.instance_extend_seconds
+
+
+# -- operations ---------------------------------------------------------------------------------
+
+
+class Offered(Schema):
+    name: str
+    description: str
+    icon: str | None
+    category: str | None
+    ttl: int | None
+    extend_ttl: int = Field(alias="extendTTL")
+    max_extends: int
+    is_unlimited: bool
+
+
+class OfferedList(Schema):
+    items: list[Offered]
+
+
+@operation("instances.available", scope="public")
+def available(ctx: Context, _: Empty) -> OfferedList:
+    """The templates anyone may run as an ephemeral environment (visible and enabled)."""
+    docs = [TemplateDoc.model_validate(t.document)
+            for t in ctx.db.scalars(select(Template).order_by(Template.name))]
+    return OfferedList(items=[Offered(
+        name=d.name, description=d.description, icon=d.icon, category=d.category, ttl=d.ttl,
+        extendTTL=_extension(ctx, d), max_extends=d.max_extends, is_unlimited=d.ttl is None)
+        for d in docs if d.visible and d.enabled])
+
+
+class InstanceList(Schema):
+    environments: list[InstanceItem]
+    count: int
+    limit: int
+
+
+@operation("instances.list")
+def list_instances(ctx: Context, _: Empty) -> InstanceList:
+    """The caller's ephemeral environments (their own and their teams'), and their quota."""
+    items = []
+    for inst in ctx.db.scalars(_visible(ctx).order_by(Instance.created_at)):
+        t = ctx.db.scalar(select(Template).where(Template.name == inst.template))
+        if t is not None:
+            items.append(_item(ctx, inst, TemplateDoc.model_validate(t.document)))
+    return InstanceList(environments=items, count=len(items),
+                        limit=ctx.settings.instance_quota)
+
+
+class RunIn(Schema):
+    template: str = Field(min_length=1, max_length=100)
+    parameters: dict[str, str] = Field(default_factory=dict, max_length=50)
+
+
+@operation("instances.run", role="developer", audit="instance.created")
+def run(ctx: Context, data: RunIn) -> InstanceOut:
+    """The caller's instance of a template: the existing one, or a new one (403 over the
+    quota, 400 for a missing or invalid parameter)."""
+    _, doc = get_template(ctx, data.template, usable=True)
+    owner, shared = owner_of(ctx, doc)
+    existing = ctx.db.scalar(_visible(ctx).where(
+        Instance.template == doc.name, Instance.owner_key == owner,
+        Instance.shared.is_(shared), Instance.status == "active"))
+    if existing is not None:
+        ctx.unchanged = True
+        return instance_out(ctx, existing)
+    blueprint = render(doc, data.parameters)
+    limit = doc.quota or ctx.settings.instance_quota
+    running = ctx.db.scalar(select(func.count()).select_from(Instance).where(
+        Instance.organization_id == ctx.org_id, Instance.owner_user_id == ctx.user_id,
+        Instance.status == "active")) or 0
+    if running >= limit:
+        raise Forbidden(f"Maximum {limit} environments allowed", code="quota_exceeded",
+                        details={"limit": limit})
+    inst = _make(ctx, doc, blueprint, data.parameters)
+    inst.owner_key, inst.owner_user_id, inst.shared = owner, ctx.user_id, shared
+    inst.claimed_at, inst.status = utcnow(), "active"
+    inst.expires_at = inst.claimed_at + timedelta(seconds=doc.ttl) if doc.ttl else None
+    r = ctx.db.get_one(Resource, inst.resource_id)
+    bind(ctx, host_of(ctx, inst), project_id=r.project_id, environment_id=r.environment_id,
+         server_id=r.server_id, resource_id=r.id, tls_mode=ctx.settings.edge_domain_tls)
+    ctx.audit(r.id, uuid=inst.uuid, template=doc.name, owner=owner, shared=shared)
+    return instance_out(ctx, inst)
+
+
+def _make(ctx: Context, doc: TemplateDoc, b, parameters: dict[str, str]) -> Instance:  # type: ignore[no-untyped-def]
+    """A new instance of `doc`: its environment, resource and first release (no owner yet)."""
+    uid = secrets.token_hex(4)
+    while ctx.db.scalar(select(Instance.id).where(Instance.uuid == uid)):
+        uid = secrets.token_hex(4)
+    project = own_project(ctx, PROJECT, "Ephemeral environments",
+                          "Environments made from templates, removed when they expire")
+    env = Environment(id=new_id("env"), project_id=project.id, organization_id=ctx.org_id,
+                      name=f"{doc.name}-{uid}", kind="preview")
+    ctx.db.add(env)
+    ctx.db.flush()
+    r = make_resource(ctx, env, doc.name, b, f"Ephemeral {doc.name} ({uid})", {})
+    inst = Instance(id=new_id("inst"), organization_id=ctx.org_id, resource_id=r.id,
+                    template=doc.name, uuid=uid, parameters=parameters)
+    ctx.db.add(inst)
+    start(ctx, r, "instance")
+    return inst
+
+
+class InstanceRef(Schema):
+    template: str = Field(min_length=1, max_length=100)
+
+
+@operation("instances.status")
+def status(ctx: Context, data: InstanceRef) -> InstanceOut:
+    """The caller's instance of a template; 404 when they have none."""
+    return instance_out(ctx, _mine(ctx, data.template))
+
+
+class Extended(Schema):
+    expires_at: str
+
+
+@operation("instances.extend", role="developer", audit="instance.extended")
+def extend(ctx: Context, data: InstanceRef) -> Extended:
+    """Pushes the instance's expiry back by the template's `extendTTL` (400 unlimited, 409
+    when `maxExtends` are used up)."""
+    inst = _mine(ctx, data.template, mutable=True)
+    _, doc = get_template(ctx, data.template)
+    if inst.expires_at is None:
+        raise Invalid("the environment has an unlimited TTL", code="unlimited")
+    if inst.extend_count >= doc.max_extends:
+        raise Conflict("maximum extensions reached", code="max_extensions")
+    inst.expires_at += timedelta(seconds=_extension(ctx, doc))
+    inst.extend_count += 1
+    ctx.audit(inst.resource_id, uuid=inst.uuid, expiresAt=_expires(inst),
+              extendCount=inst.extend_count)
+    return Extended(expires_at=_expires(inst))
+
+
+def _remove(ctx: Context, inst: Instance, why: str) -> None:
+    take_down(ctx, ctx.db.get_one(Resource, inst.resource_id), f"instances.{why}",
+              environment=True)
+    inst.status = "deleting"
+    ctx.audit(inst.resource_id, uuid=inst.uuid, template=inst.template, reason=why)
+
+
+@operation("instances.delete", role="developer", audit="instance.deleted")
+def delete(ctx: Context, data: InstanceRef) -> None:
+    """Removes the caller's instance of a template (its URL at once, then its containers)."""
+    _remove(ctx, _mine(ctx, data.template, mutable=True), "delete")
+
+
+def expired(sessions: sessionmaker) -> list[tuple[str, str, str]]:
+    """(uuid, organization, owner) of the active instances whose lifetime is over."""
+    with sessions() as db:
+        return [tuple(row) for row in db.execute(  # type: ignore[misc]
+            select(Instance.uuid, Instance.organization_id, Instance.owner_user_id).where(
+                Instance.status == "active", Instance.expires_at <= utcnow(),
+                Instance.owner_user_id.is_not(None)))]
+
+
+class ExpireIn(Schema):
+    organization_id: Id | None = None
+    uuid: str = Field(pattern=r"^[0-9a-f]{8}$")
+
+
+class Expired(Schema):
+    uuid: str
+    expired_at: Timestamp
+
+
+@operation("instances.expire", role="developer", audit="instance.expired")
+def expire(ctx: Context, data: ExpireIn) -> Expired:
+    """Removes an instance whose lifetime is over (what the reaper calls, on behalf of its
+    owner); 409 when it has not expired."""
+    inst = ctx.db.scalar(select(Instance).where(Instance.organization_id == ctx.org_id,
+                                                Instance.uuid == data.uuid))
+    if inst is None or inst.owner_user_id != ctx.user_id:
+        raise NotFound("instance not found", code="instance_not_found")
+    if inst.status != "active" or inst.expires_at is None or inst.expires_at > utcnow():
+        raise Conflict("the instance has not expired", code="not_expired")
+    expired_at = inst.expires_at
+    _remove(ctx, inst, "expire")
+    return Expired(uuid=inst.uuid, expired_at=expired_at)

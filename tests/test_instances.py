@@ -1,0 +1,157 @@
+"""Ephemeral environments through the native API, without running anything (the engine's
+side, the Dploy face and OIDC are tested end to end in tests/engine/test_dploy.py): one
+instance per owner and template, quotas, parameters, extensions, teams, the reaper, and
+other organizations."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from launchbay.store.models import Instance, User, utcnow
+
+from support import add_member, snapshot
+
+IMAGE = {"image": "lbtest/hello:v1"}
+
+
+def catalog(admin) -> None:
+    for body in ({"name": "webterm", "description": "Browser-based shell", "icon": "terminal",
+                  "blueprint": IMAGE, "ttl": 3600, "extendTTL": 600, "maxExtends": 2},
+                 {"name": "lab", "blueprint": {**IMAGE, "variables": {"SIZE": "${size}"}},
+                  "parameters": [{"name": "size", "required": True}], "quota": 1},
+                 {"name": "forever", "blueprint": IMAGE},
+                 {"name": "team-lab", "blueprint": IMAGE, "ttl": 600, "ownerClaim": "groups"}):
+        admin.post("/templates", body)
+
+
+def groups(cp, user_id: str, *names: str) -> None:
+    """What the identity provider said (the Dploy face stores it at each login)."""
+    with cp.sessions() as db:
+        db.get_one(User, user_id).claims = {"groups": list(names)}
+        db.commit()
+
+
+def test_one_instance_per_owner_quota_parameters_and_extensions(admin, cp):
+    catalog(admin)
+    first = admin.post("/instances", {"template": "webterm"})
+    assert re.fullmatch(r"[0-9a-f]{8}", first["uuid"])
+    assert first["url"] == f"https://admin-{first['uuid']}.localhost"
+    assert first["status"] == "pending" and first["owner"] == "admin"
+    assert first["shared"] is False
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first["expiresAt"])
+    again = admin.post("/instances", {"template": "webterm"})
+    assert again["uuid"] == first["uuid"]
+    assert admin.get("/instances/webterm")["uuid"] == first["uuid"]
+    (item,) = admin.get("/instances")["environments"]
+    assert item | {"name": "webterm", "description": "Browser-based shell", "icon": "terminal",
+                   "extendCount": 0, "maxExtends": 2, "extendTTL": 600,
+                   "isUnlimited": False} == item
+    assert admin.get("/instances")["limit"] == 5
+    # The instance is an ordinary resource, in an environment of its own.
+    (resource,) = admin.get("/resources")["items"]
+    assert resource["name"] == "webterm"
+    (binding,) = admin.get("/domain-bindings")["items"]
+    assert binding["domainName"] == f"admin-{first['uuid']}.localhost"
+
+    before = snapshot(cp)
+    r = admin.request("POST", "/instances", {"template": "lab"})
+    assert r.status_code == 400 and r.json()["error"] == "missing required parameter size"
+    r = admin.request("POST", "/instances", {"template": "lab", "parameters": {"size": "L"}})
+    assert r.status_code == 403 and r.json()["error"] == "Maximum 1 environments allowed"
+    r = admin.request("POST", "/instances", {"template": "nothing"})
+    assert r.status_code == 404
+    assert admin.request("GET", "/instances/forever").status_code == 404
+    assert snapshot(cp) == before
+
+    expires = first["expiresAt"]
+    extended = admin.post("/instances/webterm/extend")["expiresAt"]
+    assert _seconds(extended) - _seconds(expires) == 600
+    admin.post("/instances/webterm/extend")
+    r = admin.request("POST", "/instances/webterm/extend")
+    assert r.status_code == 409 and r.json()["error"] == "maximum extensions reached"
+    admin.post("/instances", {"template": "forever"})
+    forever = admin.get("/instances/forever")
+    assert forever["expiresAt"] == ""
+    r = admin.request("POST", "/instances/forever/extend")
+    assert r.status_code == 400 and r.json()["error"] == "the environment has an unlimited TTL"
+
+    r = admin.request("DELETE", "/instances/webterm")
+    assert r.status_code == 204 and r.content == b""
+    assert admin.get("/instances/webterm")["status"] == "Deleting"
+    assert admin.get("/domain-bindings", params={"resourceId": resource["id"]})["items"] == []
+    assert admin.request("DELETE", "/instances/webterm").status_code == 404
+
+
+def _seconds(stamp: str) -> int:
+    from datetime import datetime
+    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+
+
+def test_teams_share_an_instance_and_others_see_nothing(admin, cp):
+    catalog(admin)
+    ann = add_member(admin, admin.org_id, "ann@example.com", "developer")
+    ben = add_member(admin, admin.org_id, "ben@example.com", "developer")
+    groups(cp, ann.user_id, "Team A")
+    groups(cp, ben.user_id, "Team A")
+    shared = ann.post("/instances", {"template": "team-lab"})
+    assert shared["owner"] == "team-a" and shared["shared"] is True
+    assert ben.post("/instances", {"template": "team-lab"})["uuid"] == shared["uuid"]
+    assert [e["uuid"] for e in ben.get("/instances")["environments"]] == [shared["uuid"]]
+    # A personal template stays personal; someone outside the team sees none of it.
+    assert ann.post("/instances", {"template": "webterm"})["owner"] == "ann"
+    assert ben.request("GET", "/instances/webterm").status_code == 404
+    assert admin.get("/instances")["environments"] == []
+    other = admin.post("/organizations", {"name": "Beta"})["organizationId"]
+    stranger = add_member(admin, other, "eve@example.com", "developer")
+    groups(cp, stranger.user_id, "Team A")
+    assert stranger.get("/instances")["environments"] == []
+    assert stranger.request("GET", "/instances/team-lab").status_code == 404
+
+
+def test_the_reaper_removes_expired_instances_on_behalf_of_their_owner(admin, cp):
+    catalog(admin)
+    uuid = admin.post("/instances", {"template": "webterm"})["uuid"]
+    assert cp.reap() == 0  # not expired yet
+    r = admin.request("POST", f"/instances/{uuid}/expire")
+    assert r.status_code == 409
+    with cp.sessions() as db:
+        inst = db.query(Instance).filter_by(uuid=uuid).one()
+        inst.expires_at = utcnow() - timedelta(seconds=1)
+        db.commit()
+    assert cp.reap() == 1
+    assert admin.get("/instances/webterm")["status"] == "Deleting"
+    (event,) = admin.get("/audit-events", params={"eventType": "instance.expired"})["items"]
+    assert event["actorUserId"] == admin.user_id
+    assert cp.reap() == 0
+
+
+def test_the_dploy_face_speaks_dploy(admin, cp):
+    catalog(admin)
+
+    def face(method: str, path: str, token: str | None = admin.token, **kw):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return admin.client.request(method, f"/compat/dploy{path}", headers=headers, **kw)
+
+    assert face("GET", "/health", None).json() == {"status": "ok"}
+    offered = face("GET", "/api/environments/available", None).json()
+    assert [o["name"] for o in offered] == ["forever", "lab", "team-lab", "webterm"]
+    assert offered[3] == {"name": "webterm", "description": "Browser-based shell",
+                          "icon": "terminal", "category": None, "ttl": 3600, "extendTTL": 600,
+                          "maxExtends": 2, "isUnlimited": False}
+    assert face("GET", "/run/webterm", None).status_code == 401
+    assert face("GET", "/run/webterm", None).json() == {"error": "unauthorized"}
+    r = face("GET", "/run/nothing")
+    assert r.status_code == 404 and r.json() == {"error": "Environment nothing not found"}
+    r = face("GET", "/run/lab")
+    assert r.status_code == 400 and r.json() == {"error": "missing required parameter size"}
+
+    made = face("GET", "/run/webterm").json()
+    assert set(made) == {"uuid", "status", "url", "expiresAt", "owner", "shared"}
+    assert face("GET", "/api/run/webterm").json()["uuid"] == made["uuid"]
+    assert face("GET", "/run/webterm/status").json()["uuid"] == made["uuid"]
+    listed = face("GET", "/api/environments").json()
+    assert listed["count"] == 1 and listed["limit"] == 5
+    assert face("POST", "/api/run/webterm/extend").json()["expiresAt"] > made["expiresAt"]
+    assert face("DELETE", "/run/webterm").status_code == 204
+    assert face("DELETE", "/api/run/webterm").status_code == 404
