@@ -106,3 +106,17 @@ def edge_settings(tmp_path, database_url: str, mock_dns: str, http_port: int,
                     edge_admin=f"127.0.0.1:{free_port()}", edge_drain_seconds=0.5,
                     edge_domain_tls="disabled", dns_resolver=mock_dns,
                     edge_public_addresses=["127.0.0.1"], **extra)
+
+
+def eventually(check, within: float = 30):  # type: ignore[no-untyped-def]
+    """`check()`'s first truthy result, tried every 0.1 s for `within` seconds; a request
+    that fails meanwhile (a proxy reloading, a container starting) is just tried again."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if result := check():
+                return result
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.1)

@@ -16,7 +16,7 @@ from launchbay import tls_certificates
 from launchbay.settings import Settings
 
 import certs
-from docker_support import deployed, make_app
+from docker_support import deployed, eventually, make_app
 from support import add_member, free_port, spawn
 
 EDGE_HTTP, EDGE_HTTPS = free_port(), free_port()
@@ -114,10 +114,7 @@ def test_custom_domain_redirect_path_prefix_and_dns(api):
     assert moved.headers["location"] == f"http://www.example.com:{EDGE_HTTP}/some/page?x=1"
     api.post(f"/domain-bindings/{apex}/route", {"routeBehavior": "redirect", "redirectTo": www,
                                                 "redirectStatus": 308})
-    deadline = time.monotonic() + 10
-    while via_edge("example.com").status_code != 308:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    eventually(lambda: via_edge("example.com").status_code == 308, within=10)
 
     api_binding = bind(api, ids, "api.example.com", tlsMode="disabled", pathPrefix="/v1/")
     active(api, api_binding)
@@ -146,10 +143,7 @@ def test_custom_domain_redirect_path_prefix_and_dns(api):
     assert bob.get("/domain-bindings")["items"] == []
 
     api.ok("DELETE", f"/domain-bindings/{apex}", {"confirmation": {"domainBindingId": apex}})
-    deadline = time.monotonic() + 10
-    while via_edge("example.com").status_code != 404:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    eventually(lambda: via_edge("example.com").status_code == 404, within=10)
 
 
 def test_internal_tls_is_served_from_caddys_local_ca(api):

@@ -13,7 +13,7 @@ import pytest
 from launchbay.settings import Settings
 
 import images
-from docker_support import body, edge_settings
+from docker_support import body, edge_settings, eventually
 from support import free_port
 from test_builds import APP, repo
 
@@ -30,16 +30,6 @@ def via_edge(host: str) -> httpx.Response:
     return httpx.get(f"http://127.0.0.1:{EDGE_HTTP}/", headers={"Host": host}, timeout=5)
 
 
-def eventually(check, within: float = 20):
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            if result := check():
-                return result
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "never happened"
-        time.sleep(0.1)
 
 
 def face(api, method: str, path: str, json=None, **kw) -> httpx.Response:

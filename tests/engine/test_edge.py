@@ -14,7 +14,7 @@ import pytest
 from launchbay.control_plane import ControlPlane
 from launchbay.settings import Settings
 
-from docker_support import deploy, deployed, make_app, set_image, wait
+from docker_support import deploy, deployed, eventually, make_app, set_image, wait
 from support import free_port
 
 
@@ -32,17 +32,6 @@ def via_edge(settings: Settings, host: str, path: str = "/") -> httpx.Response:
                      headers={"Host": host}, timeout=5)
 
 
-def eventually(check, within: float = 15):
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "never happened"
-        time.sleep(0.1)
 
 
 def host_of(api, resource: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from launchbay.settings import Settings
 
-from docker_support import edge_settings
+from docker_support import edge_settings, eventually
 from support import free_port
 
 EDGE_HTTP = free_port()
@@ -31,16 +31,6 @@ def face(api, method: str, path: str, json=None, **kw) -> httpx.Response:
                               headers={"Authorization": f"Bearer {api.token}"}, **kw)
 
 
-def until(check, within: float = 60):
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            if result := check():
-                return result
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "never happened"
-        time.sleep(0.2)
 
 
 def via_url(url: str) -> httpx.Response:
@@ -54,21 +44,21 @@ def test_raw_image_ready_config_logs_metrics_restart_delete(api):
     r = face(api, "POST", "/deploy-image", {"image": "lbtest/busy:v1", "name": "busy-app",
                                            "envVars": {"MODE": "first"}})
     assert r.status_code == 201, r.text
-    ready = until(lambda: (s := face(api, "GET", "/status", params={"name": "busy-app"}).json())
-                  ["status"] == "Ready" and s)
+    ready = eventually(lambda: (s := face(api, "GET", "/status", params={
+        "name": "busy-app"}).json())["status"] == "Ready" and s)
     assert ready["deploymentReady"] is True
     (ingress,) = ready["ingresses"]
     assert ingress["host"] == "busy-app.localhost"
     assert ingress["url"] == f"http://busy-app.localhost:{EDGE_HTTP}"
-    assert until(lambda: "MODE=first" in via_url(ingress["url"]).text)
+    assert eventually(lambda: "MODE=first" in via_url(ingress["url"]).text)
 
     r = face(api, "PUT", "/config", {"deployment_name": "busy-app",
                                      "configData": {"MODE": "second"}})
     assert r.status_code == 200
-    assert until(lambda: "MODE=second" in via_url(ingress["url"]).text)
+    assert eventually(lambda: "MODE=second" in via_url(ingress["url"]).text)
     assert "MODE=first" not in via_url(ingress["url"]).text
 
-    logs = until(lambda: (text := face(api, "GET", "/busy-app/logs",
+    logs = eventually(lambda: (text := face(api, "GET", "/busy-app/logs",
                                        params={"tail": 2}).json()["logs"]).count("tick") == 2
                  and text)
     assert logs == "tick\ntick\n"
@@ -78,7 +68,7 @@ def test_raw_image_ready_config_logs_metrics_restart_delete(api):
     assert metrics["timestamp"].endswith("Z")
 
     assert face(api, "POST", "/restart", {"deployment_name": "busy-app"}).status_code == 200
-    assert until(lambda: "MODE=second" in via_url(ingress["url"]).text)
+    assert eventually(lambda: "MODE=second" in via_url(ingress["url"]).text)
     history = face(api, "GET", "/busy-app/history").json()["revisions"]
     assert [(h["type"], h["user"]) for h in history] == [
         ("created", "admin@example.com"), ("config", "admin@example.com"),
@@ -88,8 +78,8 @@ def test_raw_image_ready_config_logs_metrics_restart_delete(api):
     r = face(api, "POST", "/delete", {"deployment_name": "busy-app"})
     assert r.status_code == 200
     assert via_url(ingress["url"]).status_code in (404, 200)  # the route goes at once...
-    until(lambda: via_url(ingress["url"]).status_code == 404, within=15)
-    until(lambda: face(api, "GET", "/status", params={"name": "busy-app"}).status_code == 404)
+    eventually(lambda: via_url(ingress["url"]).status_code == 404, within=15)
+    eventually(lambda: face(api, "GET", "/status", params={"name": "busy-app"}).status_code == 404)
     assert face(api, "GET", "").json() == []
 
 
@@ -112,16 +102,16 @@ def test_template_stack_logs_stream_history_events_and_auto_update(api):
     r = face(api, "POST", "", {"template": "web-and-worker", "envVars": {"role": "live"}})
     assert r.status_code == 201, r.text
     name = r.json()["name"]
-    ready = until(lambda: (s := face(api, "GET", "/status", params={"name": name}).json())
+    ready = eventually(lambda: (s := face(api, "GET", "/status", params={"name": name}).json())
                   ["status"] == "Ready" and s)
     (ingress,) = ready["ingresses"]
-    assert until(lambda: "ROLE=live" in via_url(ingress["url"]).text)
+    assert eventually(lambda: "ROLE=live" in via_url(ingress["url"]).text)
 
     # The worker service: its logs and its CPU, chosen with `service`.
-    worker = until(lambda: "tick" in (text := face(api, "GET", f"/{name}/logs", params={
+    worker = eventually(lambda: "tick" in (text := face(api, "GET", f"/{name}/logs", params={
         "service": "worker", "tail": 5}).json()["logs"]) and text)
     assert set(worker.split()) == {"tick"}
-    cpu = until(lambda: int(face(api, "GET", f"/{name}/metrics", params={
+    cpu = eventually(lambda: int(face(api, "GET", f"/{name}/metrics", params={
         "service": "worker"}).json()["cpuUsage"][:-1]) > 10 or None)
     assert cpu
     assert face(api, "GET", f"/{name}/logs", params={"service": "nope"}).status_code == 404
@@ -148,7 +138,7 @@ def test_template_stack_logs_stream_history_events_and_auto_update(api):
     assert data == ["tick", "tick"]  # new lines only: no tail unless asked for
 
     assert face(api, "POST", "/restart", {"deployment_name": name}).status_code == 200
-    events = until(lambda: (e := face(api, "GET", f"/{name}/events").json()["events"])
+    events = eventually(lambda: (e := face(api, "GET", f"/{name}/events").json()["events"])
                    and any(x["reason"] == "Restarted" for x in e) and e)
     assert {"Created", "Started"} <= {e["reason"] for e in events}
     assert {e["service"] for e in events} == {"web", "worker"}
@@ -164,20 +154,20 @@ def test_auto_update_follows_a_retagged_local_image(api):
     try:
         r = face(api, "POST", "/deploy-image", {"image": f"{moving}:latest", "name": "follows"})
         assert r.status_code == 201, r.text
-        url = until(lambda: (s := face(api, "GET", "/status", params={"name": "follows"})
+        url = eventually(lambda: (s := face(api, "GET", "/status", params={"name": "follows"})
                              .json())["status"] == "Ready" and s)["ingresses"][0]["url"]
-        assert until(lambda: via_url(url).text == "hello v1\n")
+        assert eventually(lambda: via_url(url).text == "hello v1\n")
         engine.images.get("lbtest/hello:v2").tag(moving, "latest")
         time.sleep(1.5)  # auto-update is off: nothing happens
         assert via_url(url).text == "hello v1\n"
 
         assert face(api, "PUT", "/auto-update", {"deployment_name": "follows", "enabled": True,
                                                  "strategy": "rolling"}).status_code == 200
-        assert until(lambda: via_url(url).text == "hello v2\n")
+        assert eventually(lambda: via_url(url).text == "hello v2\n")
         face(api, "PUT", "/auto-update", {"deployment_name": "follows", "enabled": True,
                                           "strategy": "recreate"})
         engine.images.get("lbtest/hello:v3").tag(moving, "latest")
-        assert until(lambda: via_url(url).text == "hello v3\n")
+        assert eventually(lambda: via_url(url).text == "hello v3\n")
 
         history = face(api, "GET", "/follows/history").json()["revisions"]
         images = [h for h in history if h["type"] == "image"]
@@ -197,15 +187,15 @@ def test_a_release_being_verified_is_provisioning_and_a_crash_is_an_error(api):
     r = face(api, "POST", "/deploy-image", {"image": "lbtest/slow:v1", "name": "slow-start",
                                            "envVars": {"DELAY": "4"}})
     assert r.status_code == 201
-    seen = until(lambda: (s := face(api, "GET", "/status", params={"name": "slow-start"})
+    seen = eventually(lambda: (s := face(api, "GET", "/status", params={"name": "slow-start"})
                           .json())["status"] == "Provisioning" and s)
     assert seen["deploymentReady"] is False and seen["ingresses"] == []
-    assert until(lambda: face(api, "GET", "/status", params={"name": "slow-start"})
+    assert eventually(lambda: face(api, "GET", "/status", params={"name": "slow-start"})
                  .json()["status"] == "Ready")
 
     assert face(api, "POST", "/deploy-image", {"image": "lbtest/crash:v1",
                                               "name": "crashes"}).status_code == 201
-    failed = until(lambda: (s := face(api, "GET", "/status", params={"name": "crashes"})
+    failed = eventually(lambda: (s := face(api, "GET", "/status", params={"name": "crashes"})
                             .json())["status"] == "Error" and s)
     assert "exited" in failed["statusMessage"]
     (listed,) = [d for d in face(api, "GET", "").json() if d["name"] == "crashes"]
