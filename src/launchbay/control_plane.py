@@ -88,30 +88,29 @@ class ControlPlane:
     def auto_update(self) -> int:
         """Redeploys the hosted deployments whose image tag moved, each on behalf of whoever
         turned auto-update on (so their permissions still apply); returns how many."""
-        started = 0
-        for found in auto_update.outdated(self.sessions, self.targets):
-            actor = Actor(user_id=found.user_id, organization_id=found.organization_id)
-            try:
-                self.ops.run("deployments.hosted.auto-update.apply", actor,
-                             {"deploymentName": found.name,
-                              "organizationId": found.organization_id})
-                started += 1
-            except OperationError as exc:
-                log.warning("auto-update of %s refused: %s", found.name, exc.message)
-        return started
+        return self._on_behalf("deployments.hosted.auto-update.apply", [
+            (found.user_id, found.organization_id, {"deploymentName": found.name})
+            for found in auto_update.outdated(self.sessions, self.targets)])
 
     def reap(self) -> int:
         """Removes the ephemeral environments whose lifetime is over, each on behalf of its
         owner (the audit trail says who and why); returns how many."""
-        removed = 0
-        for uuid, org_id, user_id in instances.expired(self.sessions):
+        return self._on_behalf("instances.expire", [
+            (user_id, org_id, {"uuid": uuid})
+            for uuid, org_id, user_id in instances.expired(self.sessions)])
+
+    def _on_behalf(self, key: str, calls: list[tuple[str, str, dict[str, Any]]]) -> int:
+        """Runs `key` once per (user, organization, input) as that user: the platform acts
+        for people, within what they may do. Returns how many were done."""
+        done = 0
+        for user_id, org_id, data in calls:
             try:
-                self.ops.run("instances.expire", Actor(user_id=user_id, organization_id=org_id),
-                             {"uuid": uuid, "organizationId": org_id})
-                removed += 1
+                self.ops.run(key, Actor(user_id=user_id, organization_id=org_id),
+                             {**data, "organizationId": org_id})
+                done += 1
             except OperationError as exc:
-                log.warning("instance %s not reaped: %s", uuid, exc.message)
-        return removed
+                log.warning("%s for %s refused: %s", key, user_id, exc.message)
+        return done
 
     def follow_logs(self, target: RuntimeTarget, tail: int,
                     stop: threading.Event) -> Iterator[LogLine]:

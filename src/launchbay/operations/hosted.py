@@ -327,15 +327,15 @@ class LogsOut(Schema):
     logs: str
 
 
-def _target(ctx: Context, data: LogsIn) -> RuntimeTarget | None:
-    r = get_hosted(ctx, data.name)
-    return runtime_target(ctx, RuntimeLogsIn(resource_id=r.id, service_name=data.service))
+def _target(ctx: Context, name: str, service: str | None) -> RuntimeTarget | None:
+    r = get_hosted(ctx, name)
+    return runtime_target(ctx, RuntimeLogsIn(resource_id=r.id, service_name=service))
 
 
 @operation("deployments.hosted.logs")
 def hosted_logs(ctx: Context, data: LogsIn) -> LogsOut:
     """The last `tail` lines the deployment's container (or its `service`) wrote."""
-    target = _target(ctx, data)
+    target = _target(ctx, data.name, data.service)
     if target is None or data.tail == 0:
         return LogsOut(logs="")
     try:
@@ -349,7 +349,7 @@ def hosted_logs(ctx: Context, data: LogsIn) -> LogsOut:
 @operation("deployments.hosted.logs.follow")
 def follow_hosted_logs(ctx: Context, data: LogsIn) -> RuntimeTarget:
     """Authorizes following the deployment's logs; the face streams them from the engine."""
-    return followable(_target(ctx, data))
+    return followable(_target(ctx, data.name, data.service))
 
 
 class Metrics(Schema):
@@ -383,8 +383,7 @@ class MetricsIn(HostedRef):
 def hosted_metrics(ctx: Context, data: MetricsIn) -> Metrics:
     """CPU (millicores) and memory (Mi) of the deployment's container (or its `service`),
     from Docker's stats."""
-    target = _target(ctx, LogsIn(name=data.name, service=data.service,
-                                 organization_id=data.organization_id))
+    target = _target(ctx, data.name, data.service)
     if target is None:
         raise Conflict("the deployment has no running container", code="no_runtime")
     try:

@@ -26,6 +26,7 @@ from launchbay.operations.domains import bind
 from launchbay.operations.errors import Conflict, Forbidden, Invalid, NotFound
 from launchbay.operations.schemas import Empty, Field, Id, Schema, Timestamp
 from launchbay.operations.templates import (
+    Blueprint,
     TemplateDoc,
     get_template,
     made_state,
@@ -71,12 +72,16 @@ def _visible(ctx: Context):  # type: ignore[no-untyped-def]
         | (Instance.owner_key.in_(groups) & Instance.shared.is_(True)))
 
 
+def _owned(ctx: Context, doc: TemplateDoc):  # type: ignore[no-untyped-def]
+    """The query of the caller's instance of `doc` (theirs, or their team's)."""
+    owner, shared = owner_of(ctx, doc)
+    return _visible(ctx).where(Instance.template == doc.name, Instance.owner_key == owner,
+                               Instance.shared.is_(shared))
+
+
 def _mine(ctx: Context, template: str, mutable: bool = False) -> Instance:
     _, doc = get_template(ctx, template)
-    owner, shared = owner_of(ctx, doc)
-    inst = ctx.db.scalar(_visible(ctx).where(Instance.template == template,
-                                             Instance.owner_key == owner,
-                                             Instance.shared.is_(shared)))
+    inst = ctx.db.scalar(_owned(ctx, doc))
     if inst is None or (mutable and inst.status == "deleting"):
         raise NotFound(f"Environment {template} not found", code="instance_not_found")
     return inst
@@ -191,10 +196,7 @@ def run(ctx: Context, data: RunIn) -> InstanceOut:
     """The caller's instance of a template: the existing one, or a new one (403 over the
     quota, 400 for a missing or invalid parameter)."""
     _, doc = get_template(ctx, data.template, usable=True)
-    owner, shared = owner_of(ctx, doc)
-    existing = ctx.db.scalar(_visible(ctx).where(
-        Instance.template == doc.name, Instance.owner_key == owner,
-        Instance.shared.is_(shared), Instance.status == "active"))
+    existing = ctx.db.scalar(_owned(ctx, doc).where(Instance.status == "active"))
     if existing is not None:
         ctx.unchanged = True
         return instance_out(ctx, existing)
@@ -207,6 +209,7 @@ def run(ctx: Context, data: RunIn) -> InstanceOut:
         raise Forbidden(f"Maximum {limit} environments allowed", code="quota_exceeded",
                         details={"limit": limit})
     inst = _make(ctx, doc, blueprint, data.parameters)
+    owner, shared = owner_of(ctx, doc)
     inst.owner_key, inst.owner_user_id, inst.shared = owner, ctx.user_id, shared
     inst.claimed_at, inst.status = utcnow(), "active"
     inst.expires_at = inst.claimed_at + timedelta(seconds=doc.ttl) if doc.ttl else None
@@ -217,7 +220,7 @@ def run(ctx: Context, data: RunIn) -> InstanceOut:
     return instance_out(ctx, inst)
 
 
-def _make(ctx: Context, doc: TemplateDoc, b, parameters: dict[str, str]) -> Instance:  # type: ignore[no-untyped-def]
+def _make(ctx: Context, doc: TemplateDoc, b: Blueprint, parameters: dict[str, str]) -> Instance:
     """A new instance of `doc`: its environment, resource and first release (no owner yet)."""
     uid = secrets.token_hex(4)
     while ctx.db.scalar(select(Instance.id).where(Instance.uuid == uid)):
