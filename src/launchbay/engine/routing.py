@@ -45,6 +45,10 @@ from launchbay.store.models import (
 
 log = logging.getLogger("launchbay.routing")
 SERVER, TLS_SERVER = "launchbay", "launchbay-tls"
+# Every configuration change restarts Caddy's servers: requests in flight on the old ones get
+# this long to finish (Caddy's default waits forever, pinning retired upstreams). Idle
+# keep-alive connections are closed at once; see docs/architecture.md, "Edge proxy reloads".
+GRACE_PERIOD = "30s"
 
 
 DEFAULT_TEMPLATE = "{resource}-{environment}-{project}.{baseDomain}"
@@ -195,7 +199,7 @@ def render(found: list[Route], settings: Settings,
     }}
     apps: dict[str, Any] = {"http": {"http_port": settings.edge_http_port,
                                      "https_port": settings.edge_https_port,
-                                     "servers": servers}}
+                                     "grace_period": GRACE_PERIOD, "servers": servers}}
     if tls_routes:
         servers[TLS_SERVER] = {
             "listen": [f"{settings.edge_bind}:{settings.edge_https_port}"],
