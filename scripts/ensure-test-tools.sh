@@ -9,3 +9,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# A real OpenID Connect provider (npm oidc-provider, pinned by its lock file) for the sign-in tests.
+if [ ! -d tests/oidc_provider/node_modules/oidc-provider ]; then
+  command -v npm >/dev/null 2>&1 || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+  npm ci --prefix tests/oidc_provider --no-audit --no-fund --loglevel=error
+fi

@@ -71,14 +71,20 @@ def admin(client: TestClient) -> Api:
 
 
 @pytest.fixture
-def server(cp: ControlPlane) -> Iterator[str]:
+def server_port() -> int:
+    """The port of `server` (a module that must know it beforehand overrides this)."""
+    return free_port()
+
+
+@pytest.fixture
+def server(cp: ControlPlane, server_port: int) -> Iterator[str]:
     """The control plane served by uvicorn on a loopback port, for clients that need real HTTP."""
     import threading
     import time
 
     import uvicorn
 
-    port = free_port()
+    port = server_port
     config = uvicorn.Config(create_app(control_plane=cp), host="127.0.0.1", port=port,
                             log_level="warning")
     uv = uvicorn.Server(config)

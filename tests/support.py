@@ -82,3 +82,21 @@ def spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Pope
     """A helper process of a test (a mock DNS, an ACME server), its output discarded."""
     return subprocess.Popen(args, env={**os.environ, **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], within: float = 30) -> None:
+    """Until a GET of `url` answers 200 from the helper process `proc` (which must not exit)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if httpx.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, f"{proc.args} exited"
+        assert time.monotonic() < deadline, f"{url} did not answer"
+        time.sleep(0.1)

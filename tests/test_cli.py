@@ -7,7 +7,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -15,7 +14,7 @@ from typer.testing import CliRunner
 
 from launchbay.cli.main import app
 
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, wait_until_up
 
 
 @pytest.fixture
@@ -101,15 +100,7 @@ def test_serve_and_db_upgrade_as_processes(tmp_path):
                              f"shipyard={shipyard}"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, "serve did not answer"
-            time.sleep(0.1)
+        wait_until_up(f"http://127.0.0.1:{port}/health", proc)
         assert httpx.get(f"http://127.0.0.1:{port}/ready").json()["ready"] is True
         # The Shipyard face at the root of its own port.
         refused = httpx.get(f"http://127.0.0.1:{shipyard}/api/deployments")
@@ -135,15 +126,9 @@ def test_make_run_answers_health(tmp_path):
     proc = subprocess.Popen(["make", "-s", "run"], cwd=root, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 300  # a first run installs the virtualenv
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/health")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None, "make run failed"
-                time.sleep(0.2)
-        assert response.json() == {"status": "ok"}
+        # a first run installs the virtualenv
+        wait_until_up(f"http://127.0.0.1:{port}/health", proc, within=300)
+        assert httpx.get(f"http://127.0.0.1:{port}/health").json() == {"status": "ok"}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)

@@ -70,7 +70,18 @@ class ControlPlane:
         self._started = False
 
     def authenticate(self, secret: str) -> Actor | None:
-        return authenticate(self.sessions, secret)
+        """The actor behind a launchbay session or API token, or (when OpenID Connect is
+        configured) an id_token from the provider: its user, provisioned at first sight."""
+        actor = authenticate(self.sessions, secret)
+        if actor is None and self.ops.oidc is not None and secret.count(".") == 2:
+            try:
+                who = self.ops.run("auth.oidc.sign-in", None, {"idToken": secret})
+            except OperationError as exc:
+                if exc.status != 401:
+                    raise
+                return None
+            actor = Actor(user_id=who.user_id, organization_id=who.organization_id)
+        return actor
 
     def start_workers(self) -> None:
         """Runs the engine in this process: workers, and the reconciler (which also runs once
@@ -143,4 +154,6 @@ class ControlPlane:
         if self.edge:
             self.edge.stop()
         self.targets.close()
+        if self.ops.oidc:
+            self.ops.oidc.close()
         self.engine.dispose()

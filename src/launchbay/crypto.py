@@ -55,8 +55,9 @@ class SecretBox:
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
-    def decrypt(self, ciphertext: str) -> str:
+    def decrypt(self, ciphertext: str, ttl: int | None = None) -> str:
+        """The plaintext; with `ttl`, only if it was encrypted at most that many seconds ago."""
         try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
-        except InvalidToken as exc:  # a different master secret: never return garbage
+            return self._fernet.decrypt(ciphertext.encode(), ttl=ttl).decode()
+        except InvalidToken as exc:  # another master secret (or too old): never return garbage
             raise ValueError("secret cannot be decrypted with this master secret") from exc

@@ -99,6 +99,19 @@ class Settings(BaseSettings):
     instance_quota: int = 5
     instance_extend_seconds: int = 7200
     instance_reap_seconds: float = 30
+    # OpenID Connect sign-in (the Dploy face's /auth/*): the provider, this client's
+    # credentials, the scopes asked for, the claims that hold the username and the groups, the
+    # organization (slug) users join as developers at first sign-in (default: the instance's
+    # first), and the origins `return_url` may point at besides the face's own.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_scopes: str = "openid profile email groups"
+    oidc_username_claim: str = "preferred_username"
+    oidc_groups_claim: str = "groups"
+    oidc_organization: str | None = None
+    oidc_redirect_url: str | None = None  # default: the face's own /auth/callback
+    oidc_return_origins: list[str] = []
     # The folder of template files (YAML, one template each), loaded at start; default
     # `{data_dir}/templates`.
     templates_dir: Path | None = None

@@ -108,6 +108,13 @@ def edge_settings(tmp_path, database_url: str, mock_dns: str, http_port: int,
                     edge_public_addresses=["127.0.0.1"], **extra)
 
 
+def via_url(url: str, edge_port: int) -> httpx.Response:
+    """A public URL of the edge, sent to Caddy on loopback (the name resolves nowhere else)."""
+    parts = httpx.URL(url)
+    return httpx.get(f"http://127.0.0.1:{edge_port}{parts.raw_path.decode()}",
+                     headers={"Host": parts.host}, timeout=5)
+
+
 def eventually(check, within: float = 30):  # type: ignore[no-untyped-def]
     """`check()`'s first truthy result, tried every 0.1 s for `within` seconds; a request
     that fails meanwhile (a proxy reloading, a container starting) is just tried again."""

@@ -14,6 +14,7 @@ import pytest
 
 from launchbay.settings import Settings
 
+import docker_support
 from docker_support import edge_settings, eventually
 from support import free_port
 
@@ -34,10 +35,7 @@ def face(api, method: str, path: str, json=None, **kw) -> httpx.Response:
 
 
 def via_url(url: str) -> httpx.Response:
-    """The ingress URL, sent to Caddy on loopback (the name resolves nowhere else)."""
-    parts = httpx.URL(url)
-    return httpx.get(f"http://127.0.0.1:{EDGE_HTTP}{parts.raw_path.decode()}",
-                     headers={"Host": parts.host}, timeout=5)
+    return docker_support.via_url(url, EDGE_HTTP)
 
 
 def test_raw_image_ready_config_logs_metrics_restart_delete(api):

@@ -3,8 +3,9 @@ environments from templates under `/run/:env` (and `/api/run/:env`), over launch
 `instances.*` operations, with Dploy's field names, status values and `{"error": "..."}`
 errors.
 
-Mounted at `/compat/dploy` and servable at the root of its own listener. A launchbay API
-token or session is the credential (OpenID Connect login comes with `/auth/*`).
+Mounted at `/compat/dploy` and servable at the root of its own listener. The credential is a
+Bearer id_token from the configured OpenID Connect provider (obtained through `/auth/login`),
+or a launchbay API token or session.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from launchbay.control_plane import ControlPlane
 from launchbay.http import errors
 from launchbay.http.native import credentials, meta_of
 from launchbay.operations.errors import OperationError, Unauthenticated
+from launchbay.operations.oidc_login import FLOW_SECONDS
+
+FLOW_COOKIE = "lb_oidc_flow"
 
 
 def _message(exc: OperationError) -> str:
@@ -86,5 +90,40 @@ def create(cp: ControlPlane) -> FastAPI:
         face.add_api_route(f"{prefix}/run/{{env}}/status", status, methods=["GET"])
         face.add_api_route(f"{prefix}/run/{{env}}/extend", extend, methods=["POST"])
         face.add_api_route(f"{prefix}/run/{{env}}", delete, methods=["DELETE"])
+
+    @face.get("/auth/login")
+    async def login(request: Request, return_url: str = "/") -> Response:
+        """Sends the browser to the provider; the sign-in's secrets wait in a sealed cookie."""
+        redirect_uri = cp.settings.oidc_redirect_url or str(request.url_for("oidc_callback"))
+        started = await run(request, "auth.oidc.start",
+                            {"redirectUri": redirect_uri, "returnUrl": return_url}, public=True)
+        response = RedirectResponse(started.authorization_url, status_code=302)
+        response.set_cookie(FLOW_COOKIE, started.flow, max_age=FLOW_SECONDS, httponly=True,
+                            samesite="lax", secure=request.url.scheme == "https")
+        return response
+
+    @face.get("/auth/callback", name="oidc_callback")
+    async def callback(request: Request, code: str = "", state: str = "",
+                       iss: str | None = None) -> Response:
+        """Back from the provider: to `return_url#token=<id_token>`."""
+        if "error" in request.query_params:
+            return JSONResponse({"error": request.query_params.get(
+                "error_description") or request.query_params["error"]}, status_code=401)
+        signed = await run(request, "auth.oidc.callback", {
+            "code": code, "state": state, "iss": iss,
+            "flow": request.cookies.get(FLOW_COOKIE, "")},
+            public=True)
+        response = RedirectResponse(f"{signed.return_url}#token={signed.id_token}",
+                                    status_code=302)
+        response.delete_cookie(FLOW_COOKIE)
+        return response
+
+    @face.get("/auth/logout")
+    async def logout() -> Response:
+        """Nothing is kept on the server for a Bearer id_token: forgets a sign-in under way;
+        the client drops its token."""
+        response = JSONResponse({"status": "logged out"})
+        response.delete_cookie(FLOW_COOKIE)
+        return response
 
     return face

@@ -33,6 +33,9 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("POST", "/capabilities/query", "capabilities.query", 200),
     ("POST", "/auth/login", "auth.login", 200),
     ("POST", "/auth/logout", "auth.logout", 200),
+    ("POST", "/auth/oidc/start", "auth.oidc.start", 200),
+    ("POST", "/auth/oidc/callback", "auth.oidc.callback", 200),
+    ("POST", "/auth/oidc/sign-in", "auth.oidc.sign-in", 200),
     ("GET", "/account/profile", "account.profile.show", 200),
     ("POST", "/account/profile", "account.profile.update", 200),
     ("POST", "/account/password", "account.password.change", 200),
@@ -273,6 +276,8 @@ def meta_of(request: Request) -> Meta:
 
 
 def _on_login(request: Request, response: Response, result: Any) -> None:
+    if result.token is None:  # an OpenID Connect sign-in that asked for no session
+        return
     response.set_cookie(SESSION_COOKIE, result.token, httponly=True, samesite="lax",
                         secure=request.url.scheme == "https", path="/",
                         expires=result.expires_at)
@@ -282,7 +287,7 @@ def _on_logout(request: Request, response: Response, result: Any) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 
-AFTER = {"auth.login": _on_login, "auth.logout": _on_logout}
+AFTER = {"auth.login": _on_login, "auth.oidc.callback": _on_login, "auth.logout": _on_logout}
 
 
 # Routes whose body is not JSON: the raw bytes become the operation's `content`.

@@ -12,6 +12,7 @@ from launchbay.operations import (  # noqa: F401  (each module registers its ope
     hosted,
     identity,
     instances,
+    oidc_login,
     operator_work,
     organizations,
     plans,

@@ -21,6 +21,7 @@ from sqlalchemy.orm import sessionmaker
 from launchbay.crypto import SecretBox
 from launchbay.engine import ledger
 from launchbay.engine.targets import Targets
+from launchbay.oidc import OidcClient
 from launchbay.operations.errors import (
     Forbidden,
     NotFound,
@@ -83,6 +84,7 @@ class Context:
     targets: Targets | None = None
     wake: Callable[[], None] = lambda: None
     edge: EdgeProxy | None = None
+    oidc: OidcClient | None = None  # the OpenID Connect provider, when one is configured
     audited: list[AuditEvent] = field(default_factory=list)
     unchanged: bool = False  # a mutating operation that found nothing to change
     callbacks: list[Callable[[], None]] = field(default_factory=list)
@@ -230,6 +232,7 @@ class Operations:
         self.targets = targets
         self.wake = wake or (lambda: None)
         self.edge: EdgeProxy | None = None  # the control plane's, when it runs one
+        self.oidc = OidcClient.from_settings(settings)
 
     def run(
         self,
@@ -251,7 +254,8 @@ class Operations:
             try:
                 org_id, role = self._authorize(db, op, actor, payload)
                 ctx = Context(db, self.settings, self.secrets, actor, org_id, role,
-                              meta or Meta(), op, self.targets, self.wake, self.edge)
+                              meta or Meta(), op, self.targets, self.wake, self.edge,
+                              self.oidc)
                 result = op.handler(ctx, payload)
                 if op.mutates and not ctx.audited and not ctx.unchanged:
                     raise RuntimeError(f"operation {key} changed state without an audit event")

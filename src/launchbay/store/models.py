@@ -59,6 +59,8 @@ class User(Base):
     avatar_url: Mapped[str | None] = mapped_column(String(2000))
     password_hash: Mapped[str | None] = mapped_column(String(200))
     email_verified: Mapped[bool] = mapped_column(default=False)
+    # `{issuer}|{sub}` of a user who signs in with OpenID Connect.
+    external_id: Mapped[str | None] = mapped_column(String(500), unique=True)
     # What an OpenID Connect provider last said of the user (`sub`, username, groups): owner
     # keys of ephemeral environments come from it.
     claims: Mapped[dict[str, Any]] = mapped_column(default=dict)
