@@ -126,6 +126,40 @@ def test_the_reaper_removes_expired_instances_on_behalf_of_their_owner(admin, cp
     assert cp.reap() == 0
 
 
+def test_warm_pools_are_filled_in_the_sign_in_organization_and_only_ready_members_claimed(
+        admin, cp):
+    admin.post("/templates", {"name": "warm", "blueprint": {**IMAGE, "variables": {
+        "SIZE": "${size}"}}, "parameters": [{"name": "size", "default": "S"}], "poolSize": 2})
+    assert cp.fill_pools() == 1
+    pool = admin.post("/instance-pools/warm/fill")  # already full: nothing changes
+    assert pool | {"size": 2, "ready": 0, "starting": 2, "added": [], "removed": []} == pool
+    (filled,) = admin.get("/audit-events", params={"eventType": "instance.pool-filled"})["items"]
+    detail = admin.get(f"/audit-events/{filled['auditEventId']}")
+    assert len(detail["event"]["payload"]["added"]) == 2
+    assert admin.get("/instances")["environments"] == []  # pooled members belong to nobody
+    assert len(admin.get("/resources")["items"]) == 2
+    # Nothing is ready without an engine: the pool is exhausted, and nothing changes.
+    before = snapshot(cp)
+    r = admin.request("POST", "/instances", {"template": "warm"})
+    assert r.status_code == 503 and r.json()["error"] == "no pooled instance available"
+    assert snapshot(cp) == before
+    # Other parameters than the pool's are a cold start of their own.
+    cold = admin.post("/instances", {"template": "warm", "parameters": {"size": "L"}})
+    assert cold["status"] == "pending" and len(admin.get("/resources")["items"]) == 3
+    # A smaller pool loses its surplus; pools live in the sign-in organization only.
+    admin.request("PATCH", "/templates/warm", json={"poolSize": 1})
+    assert len(cp.fill_pools() and admin.post("/instance-pools/warm/fill")["removed"]) == 0
+    with cp.sessions() as db:
+        assert db.query(Instance).filter_by(template="warm", status="pooled").count() == 1
+    other = admin.post("/organizations", {"name": "Beta"})["organizationId"]
+    r = admin.request("POST", "/instance-pools/warm/fill", json={"organizationId": other})
+    assert r.status_code == 409
+    assert r.json()["error"] == "warm pools are kept in the sign-in organization only"
+    admin.post("/organizations/current-context/switch", {"organizationId": other})
+    elsewhere = admin.post("/instances", {"template": "warm"})  # no pool here: a cold start
+    assert elsewhere["status"] == "pending" and elsewhere["uuid"] != cold["uuid"]
+
+
 def test_the_dploy_face_speaks_dploy(admin, cp):
     catalog(admin)
 

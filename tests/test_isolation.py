@@ -222,6 +222,7 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "instances.extend": {},
         "instances.delete": {},
         "instances.expire": {},
+        "instances.pool.fill": {},
     }
 
 

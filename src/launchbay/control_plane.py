@@ -54,7 +54,8 @@ class ControlPlane:
         background = [(settings.reconcile_seconds, self.reconcile),
                       (settings.health_observe_seconds, self.health.sweep),
                       (settings.auto_update_seconds, self.auto_update),
-                      (settings.instance_reap_seconds, self.reap)]
+                      (settings.instance_reap_seconds, self.reap),
+                      (settings.instance_pool_seconds, self.fill_pools)]
         if self.edge:
             background += [(1.0, self.edge.watch),
                            (settings.reconcile_seconds, self.edge.refresh_certificates)]
@@ -109,6 +110,12 @@ class ControlPlane:
         return self._on_behalf("instances.expire", [
             (user_id, org_id, {"uuid": uuid})
             for uuid, org_id, user_id in instances.expired(self.sessions)])
+
+    def fill_pools(self) -> int:
+        """Keeps the warm pools of templates at their size, on behalf of the owner of the
+        organization they are kept in; returns how many pools were looked at."""
+        return self._on_behalf("instances.pool.fill", instances.pools(self.sessions,
+                                                                      self.settings))
 
     def _on_behalf(self, key: str, calls: list[tuple[str, str, dict[str, Any]]]) -> int:
         """Runs `key` once per (user, organization, input) as that user: the platform acts

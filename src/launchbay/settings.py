@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     instance_quota: int = 5
     instance_extend_seconds: int = 7200
     instance_reap_seconds: float = 30
+    # How often warm pools are topped up (a claim is refilled within this time).
+    instance_pool_seconds: float = 2
     # OpenID Connect sign-in (the Dploy face's /auth/*): the provider, this client's
     # credentials, the scopes asked for, the claims that hold the username and the groups, the
     # organization (slug) users join as developers at first sign-in (default: the instance's

@@ -59,5 +59,6 @@ def api(server, cp) -> Iterator[Api]:
     admin = login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
     admin.server_id = admin.get("/servers")["items"][0]["id"]  # type: ignore[attr-defined]
     yield admin
+    cp.workers.stop()  # nothing starts containers (a warm pool filling) while they go
     remove_runtime(admin.server_id)  # type: ignore[attr-defined]
     http.close()

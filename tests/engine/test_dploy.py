@@ -6,6 +6,7 @@ reaper."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from oidc_support import oidc_settings, running_provider, sign_in, token_of
 from sqlalchemy import select
 
 from launchbay.settings import Settings
-from launchbay.store.models import AuditEvent, Instance, utcnow
+from launchbay.store.models import AuditEvent, Instance, Resource, utcnow
 
 from docker_support import containers, edge_settings, eventually, via_url
 from support import free_port
@@ -50,7 +51,8 @@ def server_port() -> int:
 @pytest.fixture
 def settings(tmp_path, database_url, mock_dns, provider) -> Settings:
     return edge_settings(tmp_path, database_url, mock_dns, EDGE_HTTP, base_domain="env.test",
-                         instance_reap_seconds=0.5, **oidc_settings(OIDC_PORT))
+                         instance_reap_seconds=0.5, instance_pool_seconds=0.5,
+                         **oidc_settings(OIDC_PORT))
 
 
 class Person:
@@ -159,3 +161,41 @@ def test_team_members_share_an_instance_and_the_reaper_removes_expired_ones(api,
 
 def _resource_of(api, name: str) -> str:
     return next(r["id"] for r in api.get("/resources")["items"] if r["name"] == name)
+
+
+def test_warm_pool_claims_healthy_instances_runs_out_and_refills(api, server, cp):
+    api.post("/templates", {"name": "pooled", "blueprint": IMAGE, "ttl": 3600, "poolSize": 2})
+    people = [Person(server, name) for name in ("alice", "carol", "dave")]
+
+    def members() -> dict[str, Any]:
+        with cp.sessions() as db:
+            return {i.uuid: i.status for i in db.scalars(
+                select(Instance).where(Instance.template == "pooled"))}
+
+    def pool_ready() -> bool:  # two pooled members serving a release
+        with cp.sessions() as db:
+            return len(db.scalars(select(Instance).join(
+                Resource, Resource.id == Instance.resource_id).where(
+                Instance.template == "pooled", Instance.status == "pooled",
+                Resource.current_deployment_id.is_not(None))).all()) == 2
+
+    eventually(pool_ready, within=60)  # the background filler started both
+    pooled = set(members())
+    assert len(pooled) == 2
+    with ThreadPoolExecutor(3) as claims:  # three people at once, for two warm instances
+        answers = list(claims.map(lambda p: p("GET", "/run/pooled"), people))
+    won = [r.json() for r in answers if r.status_code == 200]
+    lost = [r for r in answers if r.status_code != 200]
+    assert len(won) == 2 and {w["uuid"] for w in won} == pooled
+    assert all(w["status"] == "Healthy" for w in won)
+    assert [(r.status_code, r.json()) for r in lost] == \
+        [(503, {"error": "no pooled instance available"})]
+    for claimed in won:
+        page = eventually(lambda c=claimed: (r := via_url(c["url"], EDGE_HTTP))
+                          .status_code == 200 and r)
+        assert "HOSTNAME" in page.text
+    loser = people[[r.status_code for r in answers].index(503)]
+    late = eventually(lambda: (r := loser("GET", "/run/pooled")).status_code == 200 and r.json(),
+                      within=60)  # the pool refilled in the background
+    assert late["uuid"] not in pooled and late["status"] == "Healthy"
+    eventually(lambda: sum(s == "pooled" for s in members().values()) == 2)

@@ -223,6 +223,7 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("POST", "/instances/{template}/extend", "instances.extend", 200),
     ("DELETE", "/instances/{template}", "instances.delete", 204),
     ("POST", "/instances/{uuid}/expire", "instances.expire", 200),
+    ("POST", "/instance-pools/{template}/fill", "instances.pool.fill", 200),
     ("GET", "/templates", "templates.list", 200),
     ("POST", "/templates", "templates.create", 201),
     ("GET", "/templates/{name}", "templates.show", 200),

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import object_session
 
 from launchbay.engine.plan import ReleasePlan
@@ -148,8 +149,12 @@ def own_project(ctx: Context, slug: str, name: str, description: str) -> Project
     if project is None:
         project = Project(id=new_id("prj"), organization_id=ctx.org_id, name=name, slug=slug,
                           description=description)
-        ctx.db.add(project)
-        ctx.db.flush()
+        try:
+            with ctx.db.begin_nested():  # another request may be making it at this moment
+                ctx.db.add(project)
+        except IntegrityError:
+            project = ctx.db.scalars(select(Project).where(
+                Project.organization_id == ctx.org_id, Project.slug == slug)).one()
     return project
 
 

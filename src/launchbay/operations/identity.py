@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from pydantic import EmailStr
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import (
@@ -27,6 +28,7 @@ from launchbay.operations.schemas import (
     Timestamp,
     apply_update,
 )
+from launchbay.settings import Settings
 from launchbay.slugs import unique_slug
 from launchbay.store.models import (
     ApiToken,
@@ -338,3 +340,11 @@ def authenticate(sessions: sessionmaker, secret: str) -> Actor | None:
                          scopes=frozenset(t.scopes))
     return None
 
+
+def sign_in_organization(db: DbSession, settings: Settings) -> Organization | None:
+    """Where people who sign in with OpenID Connect land (`LAUNCHBAY_OIDC_ORGANIZATION`, or the
+    instance's first organization), and where warm pools are kept for them."""
+    query = select(Organization)
+    if settings.oidc_organization:
+        return db.scalar(query.where(Organization.slug == settings.oidc_organization))
+    return db.scalar(query.order_by(Organization.created_at).limit(1))

@@ -15,7 +15,7 @@ import secrets
 from datetime import timedelta
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.engine.routing import public_url
@@ -23,7 +23,8 @@ from launchbay.operations.blueprints import own_project
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.deployments import start
 from launchbay.operations.domains import bind
-from launchbay.operations.errors import Conflict, Forbidden, Invalid, NotFound
+from launchbay.operations.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from launchbay.operations.identity import sign_in_organization
 from launchbay.operations.schemas import Empty, Field, Id, Schema, Timestamp
 from launchbay.operations.templates import (
     Blueprint,
@@ -35,8 +36,18 @@ from launchbay.operations.templates import (
     take_down,
 )
 from launchbay.schemas_time import iso_seconds
+from launchbay.settings import Settings
 from launchbay.slugs import slugify
-from launchbay.store.models import Environment, Instance, Resource, Template, User, new_id, utcnow
+from launchbay.store.models import (
+    Environment,
+    Instance,
+    Membership,
+    Resource,
+    Template,
+    User,
+    new_id,
+    utcnow,
+)
 
 PROJECT = "ephemeral"
 STATUS = {"Pending": "pending", "Provisioning": "Progressing", "Ready": "Healthy",
@@ -208,7 +219,12 @@ def run(ctx: Context, data: RunIn) -> InstanceOut:
     if running >= limit:
         raise Forbidden(f"Maximum {limit} environments allowed", code="quota_exceeded",
                         details={"limit": limit})
-    inst = _make(ctx, doc, blueprint, data.parameters)
+    from_pool = bool(doc.pool_size) and _is_default(doc, data.parameters) \
+        and _keeps_pools(ctx)
+    if from_pool:
+        inst = _claim(ctx, doc)
+    else:
+        inst = _make(ctx, doc, blueprint, data.parameters)
     owner, shared = owner_of(ctx, doc)
     inst.owner_key, inst.owner_user_id, inst.shared = owner, ctx.user_id, shared
     inst.claimed_at, inst.status = utcnow(), "active"
@@ -216,8 +232,113 @@ def run(ctx: Context, data: RunIn) -> InstanceOut:
     r = ctx.db.get_one(Resource, inst.resource_id)
     bind(ctx, host_of(ctx, inst), project_id=r.project_id, environment_id=r.environment_id,
          server_id=r.server_id, resource_id=r.id, tls_mode=ctx.settings.edge_domain_tls)
-    ctx.audit(r.id, uuid=inst.uuid, template=doc.name, owner=owner, shared=shared)
+    ctx.audit(r.id, uuid=inst.uuid, template=doc.name, owner=owner, shared=shared,
+              fromPool=from_pool)
     return instance_out(ctx, inst)
+
+
+# -- warm pools ---------------------------------------------------------------------------------
+
+
+def _is_default(doc: TemplateDoc, given: dict[str, str]) -> bool:
+    """Whether `given` asks for what pool members are made with (every parameter's default)."""
+    defaults = {p.name: p.default for p in doc.parameters}
+    return all(defaults.get(name) == value for name, value in given.items())
+
+
+def _keeps_pools(ctx: Context) -> bool:
+    """Whether the caller's organization is where warm pools are kept (elsewhere a pool
+    template starts cold)."""
+    org = sign_in_organization(ctx.db, ctx.settings)
+    return org is not None and org.id == ctx.org_id
+
+
+def _claim(ctx: Context, doc: TemplateDoc) -> Instance:
+    """A ready member of the template's warm pool, taken for the caller (a conditional update,
+    so two callers never get the same one); 503 when none is ready."""
+    members = ctx.db.scalars(select(Instance).where(
+        Instance.organization_id == ctx.org_id, Instance.template == doc.name,
+        Instance.status == "pooled").order_by(Instance.created_at))
+    for inst in members:
+        if made_state(ctx, ctx.db.get_one(Resource, inst.resource_id))[0] != "Ready":
+            continue
+        taken = ctx.db.execute(update(Instance).where(
+            Instance.id == inst.id, Instance.status == "pooled").values(status="active"))
+        if taken.rowcount == 1:  # type: ignore[attr-defined]
+            return inst
+    raise Unavailable("no pooled instance available", code="pool_exhausted",
+                      details={"template": doc.name})
+
+
+class PoolIn(Schema):
+    organization_id: Id | None = None
+    template: str = Field(min_length=1, max_length=100)
+
+
+class Pool(Schema):
+    template: str
+    size: int = Field(description="members the template asks for (0 when it is disabled)")
+    ready: int
+    starting: int
+    added: list[str] = Field(description="uuids of the members started now")
+    removed: list[str] = Field(description="uuids of failed or surplus members taken down")
+
+
+@operation("instances.pool.fill", role="admin", audit="instance.pool-filled")
+def fill_pool(ctx: Context, data: PoolIn) -> Pool:
+    """Brings a template's warm pool to its `poolSize`: failed members are replaced, missing
+    ones started (with the parameters' defaults), surplus ones removed. Pools are kept in the
+    sign-in organization; the control plane calls this in the background."""
+    if not _keeps_pools(ctx):
+        raise Conflict("warm pools are kept in the sign-in organization only",
+                       code="not_the_pool_organization")
+    template, doc = get_template(ctx, data.template)
+    # One filler at a time per template (PostgreSQL; SQLite serializes writers, and a pool
+    # filled twice over loses its surplus at the next fill).
+    ctx.db.scalar(select(Template.id).where(Template.id == template.id).with_for_update())
+    size = doc.pool_size if doc.enabled else 0
+    ready, starting, removed = [], [], []
+    for inst in ctx.db.scalars(select(Instance).where(
+            Instance.organization_id == ctx.org_id, Instance.template == doc.name,
+            Instance.status == "pooled").order_by(Instance.created_at)):
+        state, _ = made_state(ctx, ctx.db.get_one(Resource, inst.resource_id))
+        if state == "Error" or len(ready) + len(starting) >= size:
+            take_down(ctx, ctx.db.get_one(Resource, inst.resource_id), "instances.pool.fill",
+                      environment=True)
+            inst.status = "deleting"
+            removed.append(inst.uuid)
+        else:
+            (ready if state == "Ready" else starting).append(inst.uuid)
+    added = []
+    if len(ready) + len(starting) < size:
+        blueprint = render(doc, {})
+        for _ in range(size - len(ready) - len(starting)):
+            inst = _make(ctx, doc, blueprint, {})
+            inst.status = "pooled"
+            added.append(inst.uuid)
+    if added or removed:
+        ctx.audit(template.id, template=doc.name, added=added, removed=removed)
+    else:
+        ctx.unchanged = True
+    return Pool(template=doc.name, size=size, ready=len(ready), starting=len(starting) +
+                len(added), added=added, removed=removed)
+
+
+def pools(sessions: sessionmaker, settings: Settings) -> list[tuple[str, str, dict[str, str]]]:
+    """(owner of the sign-in organization, organization, {template}) for each template with a
+    warm pool, or pooled members left: the control plane fills them on the owner's behalf
+    (`instances.pool.fill` changes nothing when a pool is as it should be)."""
+    with sessions() as db:
+        org = sign_in_organization(db, settings)
+        if org is None:
+            return []
+        owner = db.scalar(select(Membership.user_id).where(
+            Membership.organization_id == org.id, Membership.role == "owner"))
+        pooled = set(db.scalars(select(Instance.template).where(
+            Instance.organization_id == org.id, Instance.status == "pooled")))
+        due = sorted(pooled | {t.name for t in db.scalars(select(Template))
+                               if TemplateDoc.model_validate(t.document).pool_size})
+    return [(owner, org.id, {"template": name}) for name in due] if owner else []
 
 
 def _make(ctx: Context, doc: TemplateDoc, b: Blueprint, parameters: dict[str, str]) -> Instance:

@@ -21,7 +21,7 @@ from launchbay.crypto import SecretBox, hash_token, new_token
 from launchbay.oidc import OidcClient, OidcError, pkce_pair
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
-from launchbay.operations.identity import SESSION_PREFIX
+from launchbay.operations.identity import SESSION_PREFIX, sign_in_organization
 from launchbay.operations.schemas import Field, Schema, Timestamp
 from launchbay.slugs import slugify
 from launchbay.store.models import Membership, Organization, Session, User, new_id, utcnow
@@ -222,13 +222,10 @@ def _link_or_create(ctx: Context, external: str, kept: dict[str, Any]) -> User:
 
 
 def _organization(ctx: Context) -> Organization:
-    query = select(Organization)
-    slug = ctx.settings.oidc_organization
-    query = query.where(Organization.slug == slug) if slug else \
-        query.order_by(Organization.created_at).limit(1)
-    org = ctx.db.scalar(query)
+    org = sign_in_organization(ctx.db, ctx.settings)
     if org is None:
-        raise Conflict(f"organization {slug} does not exist" if slug else
+        raise Conflict(f"organization {ctx.settings.oidc_organization} does not exist"
+                       if ctx.settings.oidc_organization else
                        "launchbay has no organization yet: create the first admin first",
                        code="oidc_organization_missing")
     return org
