@@ -42,8 +42,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]
 
 @pytest.fixture
 def settings(tmp_path: Any, database_url: str) -> Settings:
+    # Tests write their own catalog: the shipped templates are tested in test_templates.py.
     return Settings(data_dir=tmp_path / "data", database_url=database_url, edge_enabled=False,
-                    login_max_failures=3, login_lockout_seconds=30)
+                    login_max_failures=3, login_lockout_seconds=30, shipped_templates=False)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from launchbay.control_plane import ControlPlane
 from launchbay.operations.errors import Invalid
-from launchbay.operations.templates import TemplateDoc, compose_archive, render
+from launchbay.operations.templates import TemplateDoc, files_archive, render
 
 from support import add_member, snapshot
 
@@ -49,6 +49,10 @@ def test_parameters_fill_the_blueprint_and_are_checked():
         with pytest.raises(Invalid, match="invalid value for parameter"):
             render(t, bad)
 
+    site = doc(blueprint={"files": {"index.html": "<h1>${title}</h1>", "app/x.txt": "$1"}},
+               parameters=[{"name": "title", "default": "Mine"}])
+    assert render(site, {}).files == {"index.html": "<h1>Mine</h1>", "app/x.txt": "$1"}
+
 
 def test_what_a_template_may_say():
     assert doc().ttl is None and doc().pool_size == 0
@@ -57,38 +61,55 @@ def test_what_a_template_may_say():
                 {"blueprint": {"image": "a:b", "compose": STACK}},
                 {"blueprint": {"compose": "services:\n  web:\n    build: .\n"}},
                 {"blueprint": {"compose": "services: [oops"}},
+                {"blueprint": {"image": "a:b", "files": {"index.html": ""}}},
+                {"blueprint": {"files": {"../etc/passwd": ""}}},
+                {"blueprint": {"files": {"/etc/passwd": ""}}},
+                {"blueprint": {"files": {"a/../../b": ""}}},
+                {"blueprint": {"files": {"big": "x" * 1_000_001}}},
                 {"name": "Not A Name"},
                 {"parameters": [{"name": "a"}, {"name": "a"}]},
                 {"parameters": [{"name": "a", "pattern": "("}]},
                 {"ttl": 5}):
         with pytest.raises(ValidationError):
             doc(**bad)
-    assert compose_archive(STACK) == compose_archive(STACK)  # named by content: stable
+    files = {"docker-compose.yml": STACK, "b/c.txt": "c"}
+    assert files_archive(files) == files_archive(dict(reversed(files.items())))  # stable
 
 
-def test_the_templates_folder_is_loaded_at_start(settings):
+def test_the_templates_folder_and_the_shipped_templates_are_loaded_at_start(settings):
     folder = settings.data_dir / "templates"
-    folder.mkdir(parents=True)
+    (folder / "site").mkdir(parents=True)
     (folder / "hello.yaml").write_text(
         "description: Says hello\nblueprint:\n  image: lbtest/hello:v1\nttl: 3600\n")
     (folder / "broken.yml").write_text("blueprint: {image: 'NOT VALID'}\n")
-    cp = ControlPlane(settings)
+    (folder / "site" / "index.html").write_text("<p>${who}</p>")
+    (folder / "site.yaml").write_text("blueprint:\n  filesFrom: site\n")
+    (folder / "escape.yaml").write_text("blueprint:\n  filesFrom: ../..\n")  # not beside it
+    cp = ControlPlane(settings.model_copy(update={"shipped_templates": True}))
     try:
         with cp.sessions() as db:
-            from launchbay.operations.templates import load_files
+            from launchbay.operations.templates import SHIPPED, load_files
             from launchbay.store.models import AuditEvent, Template
-            (t,) = db.query(Template).all()
-            assert (t.name, t.origin, t.document["description"]) == ("hello", "file",
-                                                                     "Says hello")
-            assert db.query(AuditEvent).filter_by(event_type="template.loaded").count() == 1
+            assert {t.name: t.origin for t in db.query(Template)} == {
+                "hello": "file", "site": "file", "webterm": "shipped", "static-site": "shipped"}
+            t = db.query(Template).filter_by(name="hello").one()
+            assert t.document["description"] == "Says hello"
+            site = db.query(Template).filter_by(name="site").one()
+            assert site.document["blueprint"]["files"] == {"index.html": "<p>${who}</p>"}
+            assert db.query(AuditEvent).filter_by(event_type="template.loaded").count() == 4
             assert load_files(db, folder) == []  # unchanged files are not loaded again
             t.document = {**t.document, "description": "changed through the API"}
             db.commit()
             assert load_files(db, folder) == []  # ...and do not undo the API's change
             (folder / "hello.yaml").write_text("blueprint:\n  image: lbtest/hello:v2\n")
-            assert load_files(db, folder) == ["hello"]  # a changed file wins
+            (folder / "site" / "index.html").write_text("<p>changed</p>")
+            assert load_files(db, folder) == ["hello", "site"]  # a changed file wins
             db.refresh(t)
             assert t.document["blueprint"]["image"] == "lbtest/hello:v2"
+            # A template file takes a shipped template's place, for good.
+            (folder / "webterm.yaml").write_text("blueprint:\n  image: lbtest/hello:v1\n")
+            assert load_files(db, folder) == ["webterm"]
+            assert load_files(db, SHIPPED, origin="shipped") == []
     finally:
         cp.close()
 

@@ -41,6 +41,8 @@ class ControlPlane:
             upgrade(self.engine)
             with self.sessions() as db:
                 ensure_local_server(db)
+                if settings.shipped_templates:
+                    templates.load_files(db, templates.SHIPPED, origin="shipped")
                 templates.load_files(db, settings.resolved_templates_dir)
         self.targets = Targets(self.sessions)
         self.ledger = Ledger(self.sessions, settings.work_lease_seconds)

@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     # The folder of template files (YAML, one template each), loaded at start; default
     # `{data_dir}/templates`.
     templates_dir: Path | None = None
+    # Whether the templates shipped with launchbay (webterm, static-site) are in the catalog;
+    # a template file or an API change of the same name takes precedence.
+    shipped_templates: bool = True
     # Where `system install` may fetch another launchbay version from (a pip index URL or a
     # folder of wheels); without one, only the running version "installs".
     upgrade_source: str | None = None

@@ -46,7 +46,7 @@ def mock_dns() -> Iterator[str]:
 @pytest.fixture
 def settings(tmp_path, database_url) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
-                    edge_enabled=False,
+                    edge_enabled=False, shipped_templates=False,
                     worker_poll_seconds=0.1, work_lease_seconds=5, reconcile_seconds=2)
 
 

@@ -99,7 +99,9 @@ def remove_runtime(server_id: str) -> None:
 def edge_settings(tmp_path, database_url: str, mock_dns: str, http_port: int,
                   **extra) -> Settings:
     """A control plane with its own Caddy on loopback, domains resolved by the mock DNS and
-    served without TLS: what the compatible faces' end-to-end tests run on."""
+    served without TLS: what the compatible faces' end-to-end tests run on (their own
+    template catalog, unless they ask for the shipped templates)."""
+    extra = {"shipped_templates": False, **extra}
     return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
                     worker_poll_seconds=0.1, work_lease_seconds=10, reconcile_seconds=2,
                     edge_enabled=True, edge_bind="127.0.0.1", edge_http_port=http_port,

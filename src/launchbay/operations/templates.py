@@ -11,6 +11,7 @@ when the file changes, and the API may change it meanwhile.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import logging
@@ -60,6 +61,7 @@ IMAGE = r"^[a-z0-9][a-z0-9._/:@${}-]*$"  # placeholders allowed: `app:${version}
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # A value never spans lines: it is substituted into compose documents too.
 SAFE_VALUE = re.compile(r"^[^\x00-\x1f\x7f]*$")
+FILE_PATH = re.compile(r"^[A-Za-z0-9_.-][A-Za-z0-9_./-]{0,254}$")
 
 
 class Parameter(Schema):
@@ -82,11 +84,13 @@ class Parameter(Schema):
 
 
 class Blueprint(Schema):
-    """What runs: an image, or a compose document (the `web` service, or `webService`, gets
-    the route and the health check)."""
+    """What runs: an image, a compose document (the `web` service, or `webService`, gets
+    the route and the health check), or the `files` of a source tree that launchbay builds
+    like any other (runtime detected, base images from `build_base_images`)."""
 
     image: str | None = Field(None, max_length=500, pattern=IMAGE)
     compose: str | None = Field(None, max_length=100_000)
+    files: dict[str, str] | None = Field(None, max_length=200)
     web_service: str | None = Field(None, max_length=100)
     port: int = Field(8080, ge=1, le=65535)
     command: str | None = Field(None, max_length=4000)
@@ -95,10 +99,20 @@ class Blueprint(Schema):
     cpu_limit: float | None = Field(None, gt=0, le=256)
     memory_limit_mb: int | None = Field(None, ge=6, le=1_048_576)
 
+    @field_validator("files")
+    @classmethod
+    def _relative_paths(cls, files: dict[str, str] | None) -> dict[str, str] | None:
+        for path in files or {}:
+            if not FILE_PATH.match(path) or ".." in path.split("/"):
+                raise ValueError(f"{path!r} is not a relative path of the source")
+        if files is not None and sum(len(text) for text in files.values()) > 1_000_000:
+            raise ValueError("the files hold more than 1 MB")
+        return files
+
     @model_validator(mode="after")
     def _one_kind(self) -> Blueprint:
-        if (self.image is None) == (self.compose is None):
-            raise ValueError("a blueprint has either image or compose")
+        if [self.image, self.compose, self.files].count(None) != 2:
+            raise ValueError("a blueprint has one of image, compose or files")
         if self.compose is not None:
             try:
                 stack = parse(self.compose, self.web_service)
@@ -200,20 +214,24 @@ def render(doc: TemplateDoc, given: dict[str, str]) -> Blueprint:
         return Blueprint.model_validate({
             **b.model_dump(), "image": b.image and fill(b.image),
             "compose": b.compose and fill(b.compose), "command": b.command and fill(b.command),
+            "files": b.files and {path: fill(text) for path, text in b.files.items()},
             "variables": {k: fill(v) for k, v in b.variables.items()}})
     except ValidationError as exc:
         raise Invalid(f"the parameters make an invalid blueprint: {exc.errors()[0]['msg']}",
                       code="invalid_parameter") from None
 
 
-def compose_archive(compose: str) -> bytes:
-    """A stack's source as the engine builds it: a tar.gz holding only its compose file."""
-    data = compose.encode()
+def files_archive(files: dict[str, str]) -> bytes:
+    """A source tree as the engine builds it: a tar.gz of `files` (path: text), the same bytes
+    for the same files (the archive is named by its content)."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
-        info = tarfile.TarInfo("docker-compose.yml")
-        info.size, info.mtime = len(data), 0
-        tar.addfile(info, io.BytesIO(data))
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
+        for path, text in sorted(files.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(path)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 
@@ -223,10 +241,10 @@ def make_resource(ctx: Context, env: Environment, name: str, b: Blueprint, descr
     only at the URLs its maker binds (no generated hostname)."""
     runtime = RuntimeProfile(start_command=b.command, health_check_path=b.health_path,
                              cpu_limit=b.cpu_limit, memory_limit_mb=b.memory_limit_mb)
-    if b.compose is not None:
-        source = archive_source(ctx, "templates", compose_archive(b.compose), "tar.gz",
-                                description)
-        runtime.strategy = "docker-compose"
+    if b.compose is not None or b.files is not None:
+        files = b.files if b.files is not None else {"docker-compose.yml": b.compose or ""}
+        source = archive_source(ctx, "templates", files_archive(files), "tar.gz", description)
+        runtime.strategy = "auto" if b.files is not None else "docker-compose"
     else:
         image, tag = split_image(b.image or "")
         source = stored_profile(SourceProfile(kind="docker-image", image_name=image,
@@ -370,35 +388,56 @@ def disable_template(ctx: Context, data: TemplateRef) -> TemplateOut:
 # -- the templates folder ---------------------------------------------------------------------
 
 
-def load_files(db: DbSession, folder: Path) -> list[str]:
+SHIPPED = Path(__file__).resolve().parent.parent / "shipped_templates"
+
+
+def load_files(db: DbSession, folder: Path, origin: str = "file") -> list[str]:
     """Loads the folder's template files (`*.yaml`, `*.yml`) into the catalog: new ones, and
-    those whose file changed since it was last loaded. A file that is not a valid template is
-    logged and skipped. Returns the names loaded."""
+    those whose file changed since it was last loaded. A blueprint's `filesFrom` names a folder
+    beside the file whose files become the blueprint's `files`. A file that is not a valid
+    template is logged and skipped. Templates `shipped` with launchbay never replace one of
+    another origin. Returns the names loaded."""
     import yaml
 
     loaded = []
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() \
             else []:
         raw = path.read_bytes()
-        digest = hashlib.sha256(raw).hexdigest()
         try:
             document = yaml.safe_load(raw) or {}
             document.setdefault("name", path.stem)
+            files = _files_from(path.parent, document.get("blueprint"))
             doc = TemplateDoc.model_validate(document)
-        except (yaml.YAMLError, ValidationError, AttributeError) as exc:
+        except (yaml.YAMLError, ValidationError, AttributeError, OSError, ValueError) as exc:
             log.warning("template file %s is not a valid template: %s", path, exc)
             continue
+        digest = hashlib.sha256(raw + repr(sorted(files.items())).encode()).hexdigest()
         t = db.scalar(select(Template).where(Template.name == doc.name))
-        if t is not None and t.file_digest == digest:
+        if t is not None and (t.file_digest == digest or
+                              (origin == "shipped" and t.origin != "shipped")):
             continue
         if t is None:
             t = Template(id=new_id("tpl"), name=doc.name)
             db.add(t)
         t.document, t.origin, t.file_digest, t.updated_at = \
-            doc.model_dump(mode="json"), "file", digest, utcnow()
+            doc.model_dump(mode="json"), origin, digest, utcnow()
         db.flush()
         audit.record(db, "template.loaded", t.id, organization_id=None, actor_user_id=None,
                      actor_token_id=None, name=doc.name, file=str(path))
         loaded.append(doc.name)
     db.commit()
     return loaded
+
+
+def _files_from(folder: Path, blueprint: Any) -> dict[str, str]:
+    """Replaces a blueprint's `filesFrom` (a folder under `folder`) by the files in it."""
+    if not isinstance(blueprint, dict) or "filesFrom" not in blueprint:
+        return {}
+    root = (folder / str(blueprint.pop("filesFrom"))).resolve()
+    if folder.resolve() not in root.parents or not root.is_dir():
+        raise ValueError(f"filesFrom: {root} is not a folder beside the template")
+    blueprint["files"] = {str(p.relative_to(root)): p.read_text()
+                          for p in sorted(root.rglob("*")) if p.is_file()
+                          and not any(part.startswith((".", "__")) for part in
+                                      p.relative_to(root).parts)}
+    return blueprint["files"]
