@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from launchbay.cli.main import app
 
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, wait_until_up
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login, wait_until_up
 
 
 @pytest.fixture
@@ -147,3 +147,23 @@ def test_system_and_proxy_commands(cli):
     cli("proxy", "remove", "app.example.com")
     assert json.loads(cli("proxy", "routes", "--json")) == []
     assert "no route was added by hand" in cli("proxy", "remove", "app.example.com", ok=False)
+
+
+def test_ephemeral_environment_commands(cli):
+    cli("login", "--url", cli.server, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+    admin = login(httpx.Client(base_url=cli.server), ADMIN_EMAIL, ADMIN_PASSWORD)
+    admin.post("/templates", {"name": "lab", "description": "A lab", "ttl": 3600,
+                              "maxExtends": 1, "blueprint": {"image": "lbtest/hello:v1"},
+                              "parameters": [{"name": "size", "required": True}]})
+    assert "A lab" in cli("envs", "templates")
+    assert "missing required parameter size" in cli("envs", "run", "lab", "--no-wait",
+                                                    ok=False)
+    started = json.loads(cli("envs", "run", "lab", "-p", "size=L", "--no-wait", "--json"))
+    assert started["status"] == "pending"
+    listed = cli("envs", "instances")
+    assert started["uuid"] in listed and "1 of 5 allowed" in listed
+    assert "lab now expires at" in cli("envs", "extend", "lab")
+    assert "maximum extensions reached" in cli("envs", "extend", "lab", ok=False)
+    assert "deleted your lab environment" in cli("envs", "delete", "lab", "--yes")
+    (gone,) = json.loads(cli("envs", "instances", "--json"))["environments"]
+    assert gone["status"] == "Deleting"

@@ -7,14 +7,15 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from launchbay.cli import apps, domains, system
+from launchbay.cli import apps, domains, instances, system
 from launchbay.cli.client import Client, err, save_credentials
 from launchbay.cli.output import emit, out
 
 app = typer.Typer(help="launchbay: a self-hosted deployment platform.", no_args_is_help=True)
 db_app = typer.Typer(help="The control plane's store.", no_args_is_help=True)
 projects_app = typer.Typer(help="Projects.", no_args_is_help=True)
-envs_app = typer.Typer(help="Environments and their variables.", no_args_is_help=True)
+envs_app = typer.Typer(help="Environments and their variables; ephemeral environments from "
+                        "templates.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(apps.apps_app, name="apps")
 app.add_typer(domains.domains_app, name="domains")
@@ -25,6 +26,9 @@ for command in (apps.deploy, apps.logs, apps.rollback, apps.ps):
     app.command()(command)
 app.add_typer(projects_app, name="projects")
 app.add_typer(envs_app, name="envs")
+for command in (instances.templates, instances.run, instances.instances, instances.extend,
+                instances.delete):
+    envs_app.command()(command)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
