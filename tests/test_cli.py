@@ -95,9 +95,9 @@ def test_serve_and_db_upgrade_as_processes(tmp_path):
                               timeout=60)
     assert upgraded.returncode == 0, upgraded.stderr
     assert (tmp_path / "data" / "launchbay.db").exists()
-    port, shipyard = free_port(), free_port()
+    port, shipyard, dploy = free_port(), free_port(), free_port()
     proc = subprocess.Popen([exe, "serve", "--listen", f"127.0.0.1:{port}", "--face",
-                             f"shipyard={shipyard}"], env=env,
+                             f"shipyard={shipyard}", "--face", f"dploy={dploy}"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_until_up(f"http://127.0.0.1:{port}/health", proc)
@@ -105,6 +105,11 @@ def test_serve_and_db_upgrade_as_processes(tmp_path):
         # The Shipyard face at the root of its own port.
         refused = httpx.get(f"http://127.0.0.1:{shipyard}/api/deployments")
         assert refused.status_code == 401 and refused.json() == {"error": "Unauthorized"}
+        # The Dploy face at the root of its own, offering the templates launchbay ships.
+        offered = httpx.get(f"http://127.0.0.1:{dploy}/api/environments/available").json()
+        assert {t["name"] for t in offered} == {"webterm", "static-site"}
+        refused = httpx.get(f"http://127.0.0.1:{dploy}/run/webterm")
+        assert refused.status_code == 401 and refused.json() == {"error": "unauthorized"}
         key = tmp_path / "data" / "master.key"
         assert not key.exists() or stat.S_IMODE(os.stat(key).st_mode) == 0o600
     finally:
