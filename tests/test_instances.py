@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from launchbay.store.models import Instance, User, utcnow
+from launchbay.store.models import Deployment, Instance, User, utcnow
 
 from support import add_member, snapshot
 
@@ -148,9 +148,23 @@ def test_warm_pools_are_filled_in_the_sign_in_organization_and_only_ready_member
     assert cold["status"] == "pending" and len(admin.get("/resources")["items"]) == 3
     # A smaller pool loses its surplus; pools live in the sign-in organization only.
     admin.request("PATCH", "/templates/warm", json={"poolSize": 1})
-    assert len(cp.fill_pools() and admin.post("/instance-pools/warm/fill")["removed"]) == 0
+    assert cp.fill_pools() == 1
+    assert admin.post("/instance-pools/warm/fill")["removed"] == []  # the background did it
     with cp.sessions() as db:
-        assert db.query(Instance).filter_by(template="warm", status="pooled").count() == 1
+        (member,) = db.query(Instance).filter_by(template="warm", status="pooled").all()
+        uuid, resource_id = member.uuid, member.resource_id
+        # A member that failed is replaced a minute after its failure, not at once.
+        failed = db.query(Deployment).filter_by(resource_id=resource_id).one()
+        failed.status, failed.finished_at = "failed", utcnow()
+        db.commit()
+    pool = admin.post("/instance-pools/warm/fill")
+    assert (pool["failing"], pool["added"], pool["removed"]) == ([uuid], [], [])
+    with cp.sessions() as db:
+        db.query(Deployment).filter_by(resource_id=resource_id).one().finished_at = \
+            utcnow() - timedelta(minutes=2)
+        db.commit()
+    pool = admin.post("/instance-pools/warm/fill")
+    assert pool["removed"] == [uuid] and len(pool["added"]) == 1 and pool["failing"] == []
     other = admin.post("/organizations", {"name": "Beta"})["organizationId"]
     r = admin.request("POST", "/instance-pools/warm/fill", json={"organizationId": other})
     assert r.status_code == 409

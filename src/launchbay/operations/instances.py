@@ -39,6 +39,7 @@ from launchbay.schemas_time import iso_seconds
 from launchbay.settings import Settings
 from launchbay.slugs import slugify
 from launchbay.store.models import (
+    Deployment,
     Environment,
     Instance,
     Membership,
@@ -239,6 +240,8 @@ def run(ctx: Context, data: RunIn) -> InstanceOut:
 
 # -- warm pools ---------------------------------------------------------------------------------
 
+POOL_RETRY = timedelta(seconds=60)
+
 
 def _is_default(doc: TemplateDoc, given: dict[str, str]) -> bool:
     """Whether `given` asks for what pool members are made with (every parameter's default)."""
@@ -282,6 +285,9 @@ class Pool(Schema):
     starting: int
     added: list[str] = Field(description="uuids of the members started now")
     removed: list[str] = Field(description="uuids of failed or surplus members taken down")
+    failing: list[str] = Field(description="uuids of members that failed less than a minute "
+                                           "ago (replaced then: a broken template does not "
+                                           "churn)")
 
 
 @operation("instances.pool.fill", role="admin", audit="instance.pool-filled")
@@ -297,12 +303,17 @@ def fill_pool(ctx: Context, data: PoolIn) -> Pool:
     # filled twice over loses its surplus at the next fill).
     ctx.db.scalar(select(Template.id).where(Template.id == template.id).with_for_update())
     size = doc.pool_size if doc.enabled else 0
-    ready, starting, removed = [], [], []
+    ready, starting, failing, removed = [], [], [], []
     for inst in ctx.db.scalars(select(Instance).where(
             Instance.organization_id == ctx.org_id, Instance.template == doc.name,
             Instance.status == "pooled").order_by(Instance.created_at)):
         state, _ = made_state(ctx, ctx.db.get_one(Resource, inst.resource_id))
-        if state == "Error" or len(ready) + len(starting) >= size:
+        kept = len(ready) + len(starting) + len(failing)
+        if state == "Error" and kept < size and ctx.db.scalar(select(Deployment.id).where(
+                Deployment.resource_id == inst.resource_id,
+                Deployment.finished_at > utcnow() - POOL_RETRY).limit(1)):
+            failing.append(inst.uuid)
+        elif state == "Error" or kept >= size:
             take_down(ctx, ctx.db.get_one(Resource, inst.resource_id), "instances.pool.fill",
                       environment=True)
             inst.status = "deleting"
@@ -310,9 +321,10 @@ def fill_pool(ctx: Context, data: PoolIn) -> Pool:
         else:
             (ready if state == "Ready" else starting).append(inst.uuid)
     added = []
-    if len(ready) + len(starting) < size:
+    missing = size - len(ready) - len(starting) - len(failing)
+    if missing > 0:
         blueprint = render(doc, {})
-        for _ in range(size - len(ready) - len(starting)):
+        for _ in range(missing):
             inst = _make(ctx, doc, blueprint, {})
             inst.status = "pooled"
             added.append(inst.uuid)
@@ -321,7 +333,7 @@ def fill_pool(ctx: Context, data: PoolIn) -> Pool:
     else:
         ctx.unchanged = True
     return Pool(template=doc.name, size=size, ready=len(ready), starting=len(starting) +
-                len(added), added=added, removed=removed)
+                len(added), added=added, removed=removed, failing=failing)
 
 
 def pools(sessions: sessionmaker, settings: Settings) -> list[tuple[str, str, dict[str, str]]]:
