@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from launchbay import __version__
 from launchbay.control_plane import ControlPlane
-from launchbay.http import dploy, dployr, errors, native, shipyard, streams
+from launchbay.http import console, dploy, dployr, errors, native, shipyard, streams
 from launchbay.settings import Settings
 
 
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None,
                        "dploy": dploy.create(cp)}
     for name, face in app.state.faces.items():
         app.mount(f"/compat/{name}", face)
+    console.mount(app, cp)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

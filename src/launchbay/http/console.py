@@ -1,0 +1,527 @@
+"""The web console: server-rendered pages (Jinja2) at `/`, over the same operations as the API
+(a page shows what an operation returns, a form runs an operation), htmx for forms that
+update part of a page, and the API's Server-Sent Events streams for live logs.
+
+The session is the API's session cookie. Every POST carries a CSRF token (double submit: the
+`lb_csrf` cookie, HttpOnly and SameSite=Strict, must equal the form's `csrf` field or the
+`X-CSRF-Token` header). A refused form is shown again with the operation's error messages
+next to its fields.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from launchbay.control_plane import ControlPlane
+from launchbay.http.native import AFTER, SESSION_COOKIE, credentials, meta_of
+from launchbay.operations.errors import OperationError, Unauthenticated
+from launchbay.operations.identity import Actor
+
+ASSETS = Path(__file__).parent / "console_assets"
+CSRF_COOKIE = "lb_csrf"
+Form = dict[str, str]
+
+
+class Refused(Exception):
+    """A form the console shows again, with `errors` ({field: message}; "" for the form)."""
+
+    def __init__(self, errors: dict[str, str], status: int = 400):
+        self.errors, self.status = errors, status
+
+
+def field_errors(exc: OperationError) -> dict[str, str]:
+    """An operation's refusal as {field: message}: validation details name their field (the
+    last part of its path), anything else belongs to the whole form."""
+    if isinstance(exc.details, list):
+        found = {str(d.get("field", "")).split(".")[-1]: d.get("message", "invalid")
+                 for d in exc.details if isinstance(d, dict)}
+        if found:
+            return found
+    return {"": exc.message}
+
+
+def _ago(value: str | None) -> str:
+    """A timestamp of the API as people read it: `2026-11-29 21:40:44`."""
+    if not value:
+        return "-"
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(d: dict[str, Any]) -> str:
+    if not d.get("startedAt"):
+        return "-"
+    start = datetime.fromisoformat(d["startedAt"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat((d.get("finishedAt") or d["startedAt"]).replace("Z", "+00:00"))
+    seconds = (end - start).total_seconds()
+    return f"{seconds:.1f} s" if d.get("finishedAt") else "running"
+
+
+templates = Jinja2Templates(directory=ASSETS / "templates")
+templates.env.filters.update(when=_ago, duration=_duration)
+
+
+class Console:
+    """What every page needs: the caller, operations run as them, and rendering."""
+
+    def __init__(self, cp: ControlPlane):
+        self.cp = cp
+
+    async def actor(self, request: Request) -> Actor | None:
+        secret = request.cookies.get(SESSION_COOKIE) or credentials(request)
+        return await run_in_threadpool(self.cp.authenticate, secret) if secret else None
+
+    async def run(self, request: Request, key: str, data: dict[str, Any] | None = None,
+                  actor: Actor | None = None) -> dict[str, Any]:
+        """An operation's result as the API shows it (JSON field names)."""
+        result = await run_in_threadpool(self.cp.ops.run, key, actor or request.state.actor,
+                                         data or {}, meta_of(request))
+        return result.model_dump(mode="json", by_alias=True) if result is not None else {}
+
+    async def context(self, request: Request) -> dict[str, Any] | None:
+        """The signed-in caller and their organizations (fetched once per request)."""
+        if getattr(request.state, "actor", None) is None:
+            return None
+        if getattr(request.state, "context", None) is None:
+            request.state.context = await self.run(request, "organizations.current-context")
+        return request.state.context  # type: ignore[no-any-return]
+
+    async def page(self, request: Request, name: str, status: int = 200,
+                   **values: Any) -> HTMLResponse:
+        context = await self.context(request)
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+        response = templates.TemplateResponse(request, name, {
+            "me": context, "csrf": token, "errors": {}, "form": {}, **values},
+            status_code=status)
+        if request.cookies.get(CSRF_COOKIE) != token:
+            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
+                                secure=request.url.scheme == "https", path="/")
+        return response
+
+
+async def form_of(request: Request) -> Form:
+    """The posted form, refused (403) unless it carries the CSRF token of the cookie."""
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    sent = form.pop("csrf", "") or request.headers.get("x-csrf-token", "")
+    if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()):
+        raise OperationError("the form is out of date: reload the page and try again",
+                             code="csrf_failed")
+    return form
+
+
+def see_other(url: str, request: Request) -> Response:
+    """After a successful form: the next page (htmx follows `HX-Redirect`)."""
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+def create(cp: ControlPlane) -> APIRouter:
+    console = Console(cp)
+    router = APIRouter(include_in_schema=False)
+    Handler = Callable[..., Awaitable[Response]]
+
+    def page(path: str, public: bool = False) -> Callable[[Handler], Handler]:
+        """A GET page: signed in unless `public` (else to /login, or /setup on a new
+        instance); a refusal (404 for another organization's object) renders as a page."""
+        def decorate(handler: Handler) -> Handler:
+            async def endpoint(request: Request, **params: Any) -> Response:
+                request.state.actor = await console.actor(request)
+                if request.state.actor is None and not public:
+                    return RedirectResponse(await _entry(request), status_code=303)
+                try:
+                    return await handler(request, **params)
+                except OperationError as exc:
+                    return await console.page(request, "error.html", exc.status, error=exc)
+            endpoint.__signature__ = _signature(handler)  # type: ignore[attr-defined]
+            router.add_api_route(path, endpoint, methods=["GET"], response_class=HTMLResponse)
+            return handler
+        return decorate
+
+    def action(path: str, template: str | None = None,
+               public: bool = False) -> Callable[[Handler], Handler]:
+        """A POST form: CSRF-checked; `Refused` (or an operation's refusal) shows `template`
+        again with the errors next to the fields and the values as typed."""
+        def decorate(handler: Handler) -> Handler:
+            async def endpoint(request: Request, **params: Any) -> Response:
+                request.state.actor = await console.actor(request)
+                if request.state.actor is None and not public:
+                    return RedirectResponse("/login", status_code=303)
+                form: Form = {}
+                try:
+                    form = await form_of(request)
+                    return await handler(request, form, **params)
+                except (OperationError, Refused) as exc:
+                    errors = exc.errors if isinstance(exc, Refused) else field_errors(exc)
+                    status = exc.status
+                    if template is None or getattr(exc, "code", "") == "csrf_failed":
+                        return await console.page(request, "error.html", 403 if getattr(
+                            exc, "code", "") == "csrf_failed" else status, error=exc)
+                    values = await _again[template](request, **params) \
+                        if template in _again else {}
+                    return await console.page(request, template, status, errors=errors,
+                                              form=form, **values)
+            endpoint.__signature__ = _signature(handler, skip=1)  # type: ignore[attr-defined]
+            router.add_api_route(path, endpoint, methods=["POST"], response_class=HTMLResponse)
+            return handler
+        return decorate
+
+    async def _entry(request: Request) -> str:
+        status = await console.run(request, "bootstrap.status", actor=None)
+        return "/setup" if status["bootstrapRequired"] else "/login"
+
+    # What a page shows when its form is shown again after a refusal.
+    _again: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {}
+
+    # -- signing in ------------------------------------------------------------------------
+
+    @page("/", public=True)
+    async def home(request: Request) -> Response:
+        if request.state.actor is None:
+            return RedirectResponse(await _entry(request), status_code=303)
+        return RedirectResponse("/projects", status_code=303)
+
+    @page("/setup", public=True)
+    async def setup(request: Request) -> Response:
+        if not (await console.run(request, "bootstrap.status", actor=None))["bootstrapRequired"]:
+            return RedirectResponse("/login", status_code=303)
+        return await console.page(request, "setup.html")
+
+    @action("/setup", "setup.html", public=True)
+    async def setup_done(request: Request, form: Form) -> Response:
+        if form.get("password") != form.get("confirm"):
+            raise Refused({"confirm": "the two passwords differ"})
+        await console.run(request, "bootstrap.first-admin", {
+            "email": form.get("email"), "password": form.get("password"),
+            "organizationName": form.get("organizationName") or None}, actor=None)
+        return await _sign_in(request, form)
+
+    @page("/login", public=True)
+    async def login(request: Request) -> Response:
+        return await console.page(request, "login.html")
+
+    @action("/login", "login.html", public=True)
+    async def login_done(request: Request, form: Form) -> Response:
+        return await _sign_in(request, form)
+
+    async def _sign_in(request: Request, form: Form) -> Response:
+        try:
+            result = await run_in_threadpool(cp.ops.run, "auth.login", None, {
+                "email": form.get("email"), "password": form.get("password")},
+                meta_of(request))
+        except Unauthenticated as exc:
+            raise Refused({"password": exc.message}, exc.status) from None
+        response = see_other("/projects", request)
+        AFTER["auth.login"](request, response, result)
+        return response
+
+    @action("/logout")
+    async def logout(request: Request, form: Form) -> Response:
+        await console.run(request, "auth.logout")
+        response = RedirectResponse("/login", status_code=303)
+        AFTER["auth.logout"](request, response, None)
+        return response
+
+    @action("/organizations/switch")
+    async def switch(request: Request, form: Form) -> Response:
+        await console.run(request, "organizations.switch",
+                          {"organizationId": form.get("organizationId")})
+        return see_other("/projects", request)
+
+    # -- projects --------------------------------------------------------------------------
+
+    async def projects_values(request: Request) -> dict[str, Any]:
+        return {"projects": (await console.run(request, "projects.list", {"limit": 500}))
+                ["items"]}
+
+    _again["projects.html"] = projects_values
+
+    @page("/projects")
+    async def projects(request: Request) -> Response:
+        return await console.page(request, "projects.html", **await projects_values(request))
+
+    @action("/projects", "projects.html")
+    async def project_create(request: Request, form: Form) -> Response:
+        made = await console.run(request, "projects.create", {
+            "name": form.get("name", ""), "description": form.get("description") or None})
+        return see_other(f"/projects/{made['id']}", request)
+
+    async def project_values(request: Request, project_id: str) -> dict[str, Any]:
+        project = await console.run(request, "projects.show", {"projectId": project_id})
+        envs = (await console.run(request, "environments.list",
+                                  {"projectId": project_id, "limit": 500}))["items"]
+        resources = (await console.run(request, "resources.list",
+                                       {"projectId": project_id, "limit": 500}))["items"]
+        return {"project": project, "environments": envs, "resources": resources}
+
+    _again["project.html"] = project_values
+
+    @page("/projects/{project_id}")
+    async def project(request: Request, project_id: str) -> Response:
+        return await console.page(request, "project.html",
+                                  **await project_values(request, project_id))
+
+    @action("/projects/{project_id}/environments", "project.html")
+    async def environment_create(request: Request, form: Form, project_id: str) -> Response:
+        await console.run(request, "environments.create", {
+            "projectId": project_id, "name": form.get("name", ""),
+            "kind": form.get("kind") or "custom"})
+        return see_other(f"/projects/{project_id}", request)
+
+    @action("/projects/{project_id}/apps", "project.html")
+    async def app_create(request: Request, form: Form, project_id: str) -> Response:
+        image, _, tag = form.get("image", "").partition(":")
+        if not image:
+            raise Refused({"image": "an image to run, such as nginx:1.27"})
+        port = form.get("port", "")
+        if not port.isdigit():
+            raise Refused({"port": "the port the app listens on, such as 8080"})
+        made = await console.run(request, "resources.create", {
+            "projectId": project_id, "environmentId": form.get("environmentId", ""),
+            "name": form.get("name", ""),
+            "source": {"kind": "docker-image", "imageName": image, "imageTag": tag or "latest"},
+            "networkProfile": {"internalPort": int(port)}})
+        return see_other(f"/resources/{made['id']}", request)
+
+    # -- resources and deployments ---------------------------------------------------------
+
+    async def resource_values(request: Request, resource_id: str) -> dict[str, Any]:
+        shown = await console.run(request, "resources.show", {
+            "resourceId": resource_id, "includeLatestDeployment": True,
+            "includeAccessSummary": True})
+        r = shown["resource"]
+        deployments = (await console.run(request, "deployments.list", {
+            "resourceId": resource_id, "limit": 50}))["items"]
+        config = await console.run(request, "resources.effective-config",
+                                   {"resourceId": resource_id})
+        domains = (await console.run(request, "domain-bindings.list",
+                                     {"resourceId": resource_id}))["items"]
+        health = await console.run(request, "resources.health-history",
+                                   {"resourceId": resource_id, "limit": 20})
+        project = await console.run(request, "projects.show", {"projectId": r["projectId"]})
+        current = next((d for d in deployments if d["id"] == r["currentDeploymentId"]), None)
+        return {"shown": shown, "resource": r, "deployments": deployments, "current": current,
+                "variables": config["ownedEntries"], "domains": domains,
+                "health": health["observations"], "project": project,
+                "people": await people(request)}
+
+    async def people(request: Request) -> dict[str, str]:
+        """Who is who in the organization: {user id: email}."""
+        me = await console.context(request)
+        org = me and me["currentOrganization"] and me["currentOrganization"]["organizationId"]
+        members = await console.run(request, "organizations.members.list",
+                                    {"organizationId": org, "limit": 250})
+        return {m["userId"]: m["email"] for m in members["items"]}
+
+    _again["resource.html"] = resource_values
+
+    @page("/resources/{resource_id}")
+    async def resource(request: Request, resource_id: str) -> Response:
+        return await console.page(request, "resource.html",
+                                  **await resource_values(request, resource_id))
+
+    @action("/resources/{resource_id}/deploy", "resource.html")
+    async def deploy(request: Request, form: Form, resource_id: str) -> Response:
+        r = (await console.run(request, "resources.show", {"resourceId": resource_id}))
+        if form.get("image"):
+            image, _, tag = form["image"].partition(":")
+            await console.run(request, "resources.configure-source", {
+                "resourceId": resource_id, "source": {
+                    "kind": "docker-image", "imageName": image, "imageTag": tag or "latest"}})
+        made = await console.run(request, "deployments.create", {
+            "projectId": r["resource"]["projectId"],
+            "environmentId": r["resource"]["environmentId"], "resourceId": resource_id})
+        return see_other(f"/deployments/{made['id']}", request)
+
+    @action("/resources/{resource_id}/redeploy", "resource.html")
+    async def redeploy(request: Request, form: Form, resource_id: str) -> Response:
+        made = await console.run(request, "deployments.redeploy", {"resourceId": resource_id})
+        return see_other(f"/deployments/{made['id']}", request)
+
+    @action("/resources/{resource_id}/variables", "resource.html")
+    async def variable_set(request: Request, form: Form, resource_id: str) -> Response:
+        await console.run(request, "resources.variables.set", {
+            "resourceId": resource_id, "key": form.get("key", ""),
+            "value": form.get("value", ""),
+            "kind": "secret" if form.get("secret") else "plain-config",
+            "exposure": "runtime"})
+        return see_other(f"/resources/{resource_id}#variables", request)
+
+    @action("/resources/{resource_id}/variables/delete", "resource.html")
+    async def variable_delete(request: Request, form: Form, resource_id: str) -> Response:
+        await console.run(request, "resources.variables.delete", {
+            "resourceId": resource_id, "key": form.get("key", ""), "exposure": "runtime"})
+        return see_other(f"/resources/{resource_id}#variables", request)
+
+    @action("/resources/{resource_id}/domains", "resource.html")
+    async def domain_add(request: Request, form: Form, resource_id: str) -> Response:
+        r = (await console.run(request, "resources.show", {"resourceId": resource_id}))
+        await console.run(request, "domain-bindings.create", {
+            "projectId": r["resource"]["projectId"],
+            "environmentId": r["resource"]["environmentId"], "resourceId": resource_id,
+            "domainName": form.get("domainName", ""),
+            "tlsMode": form.get("tlsMode") or "auto"})
+        return see_other(f"/resources/{resource_id}#domains", request)
+
+    @page("/resources/{resource_id}/logs")
+    async def runtime_logs(request: Request, resource_id: str) -> Response:
+        shown = await console.run(request, "resources.show", {"resourceId": resource_id})
+        return await console.page(request, "runtime_logs.html", resource=shown["resource"])
+
+    @page("/deployments/{deployment_id}")
+    async def deployment(request: Request, deployment_id: str) -> Response:
+        d = (await console.run(request, "deployments.show",
+                               {"deploymentId": deployment_id}))["deployment"]
+        shown = await console.run(request, "resources.show", {"resourceId": d["resourceId"]})
+        return await console.page(request, "deployment.html", deployment=d,
+                                  resource=shown["resource"])
+
+    @page("/deployments/{deployment_id}/status")
+    async def deployment_status(request: Request, deployment_id: str) -> Response:
+        d = (await console.run(request, "deployments.show",
+                               {"deploymentId": deployment_id}))["deployment"]
+        return await console.page(request, "deployment_status.html", deployment=d)
+
+    @action("/deployments/{deployment_id}/rollback")
+    async def rollback_to(request: Request, form: Form, deployment_id: str) -> Response:
+        """Serves this earlier release of its resource again."""
+        d = (await console.run(request, "deployments.show",
+                               {"deploymentId": deployment_id}))["deployment"]
+        shown = await console.run(request, "resources.show", {"resourceId": d["resourceId"]})
+        made = await console.run(request, "deployments.rollback", {
+            "deploymentId": shown["resource"]["currentDeploymentId"] or deployment_id,
+            "rollbackCandidateDeploymentId": deployment_id})
+        return see_other(f"/deployments/{made['id']}", request)
+
+    @action("/resources/{resource_id}/rollback")
+    async def rollback(request: Request, form: Form, resource_id: str) -> Response:
+        """Serves the release before the current one again."""
+        shown = await console.run(request, "resources.show", {"resourceId": resource_id})
+        current = shown["resource"]["currentDeploymentId"]
+        if current is None:
+            raise OperationError("nothing is deployed yet", code="no_current_release")
+        made = await console.run(request, "deployments.rollback", {"deploymentId": current})
+        return see_other(f"/deployments/{made['id']}", request)
+
+    @action("/deployments/{deployment_id}/cancel")
+    async def cancel(request: Request, form: Form, deployment_id: str) -> Response:
+        await console.run(request, "deployments.cancel",
+                          {"deploymentId": deployment_id, "confirm": deployment_id})
+        return see_other(f"/deployments/{deployment_id}", request)
+
+    # -- the instance ------------------------------------------------------------------------
+
+    @page("/servers")
+    async def servers(request: Request) -> Response:
+        listed = (await console.run(request, "servers.list"))["items"]
+        capacity = [await console.run(request, "servers.capacity", {"serverId": s["id"]})
+                    for s in listed]
+        return await console.page(request, "servers.html",
+                                  servers=zip(listed, capacity, strict=True),
+                                  proxy=await console.run(request, "proxy.status"))
+
+    @page("/work")
+    async def work(request: Request) -> Response:
+        status = request.query_params.get("status") or None
+        items = (await console.run(request, "operator-work.list",
+                                   {"status": status, "limit": 100}))["items"]
+        return await console.page(request, "work.html", items=items, wanted=status)
+
+    @action("/work/{work_id}/retry")
+    async def work_retry(request: Request, form: Form, work_id: str) -> Response:
+        await console.run(request, "operator-work.retry", {"workId": work_id})
+        return see_other("/work", request)
+
+    @action("/work/{work_id}/cancel")
+    async def work_cancel(request: Request, form: Form, work_id: str) -> Response:
+        await console.run(request, "operator-work.cancel",
+                          {"workId": work_id, "reason": "canceled in the console"})
+        return see_other("/work", request)
+
+    @page("/members")
+    async def members(request: Request) -> Response:
+        me = await console.context(request)
+        org = me and me["currentOrganization"] and me["currentOrganization"]["organizationId"]
+        listed = await console.run(request, "organizations.members.list",
+                                   {"organizationId": org, "limit": 250})
+        return await console.page(request, "members.html", members=listed["items"])
+
+    async def tokens_values(request: Request) -> dict[str, Any]:
+        return {"tokens": (await console.run(request, "tokens.list"))["items"]}
+
+    _again["tokens.html"] = tokens_values
+
+    @page("/tokens")
+    async def tokens(request: Request) -> Response:
+        return await console.page(request, "tokens.html", **await tokens_values(request))
+
+    @action("/tokens", "tokens.html")
+    async def token_create(request: Request, form: Form) -> Response:
+        scopes = [s for s in form.get("scopes", "").replace(",", " ").split() if s]
+        made = await console.run(request, "tokens.create", {
+            "displayName": form.get("displayName", ""), "scopes": scopes or ["*"]})
+        # The secret is shown this once, on this answer: never stored for a later page.
+        return await console.page(request, "tokens.html", created=made,
+                                  **await tokens_values(request))
+
+    @action("/tokens/{token_id}/revoke")
+    async def token_revoke(request: Request, form: Form, token_id: str) -> Response:
+        await console.run(request, "tokens.revoke", {"tokenId": token_id})
+        return see_other("/tokens", request)
+
+    # -- environments on demand --------------------------------------------------------------
+
+    async def instances_values(request: Request) -> dict[str, Any]:
+        return {"offered": (await console.run(request, "instances.available"))["items"],
+                "mine": await console.run(request, "instances.list")}
+
+    _again["instances.html"] = instances_values
+
+    @page("/instances")
+    async def instances(request: Request) -> Response:
+        return await console.page(request, "instances.html",
+                                  **await instances_values(request))
+
+    @action("/instances", "instances.html")
+    async def instance_run(request: Request, form: Form) -> Response:
+        template = form.pop("template", "")
+        await console.run(request, "instances.run", {
+            "template": template, "parameters": {k: v for k, v in form.items() if v}})
+        return see_other("/instances", request)
+
+    @action("/instances/{template}/extend", "instances.html")
+    async def instance_extend(request: Request, form: Form, template: str) -> Response:
+        await console.run(request, "instances.extend", {"template": template})
+        return see_other("/instances", request)
+
+    @action("/instances/{template}/delete", "instances.html")
+    async def instance_delete(request: Request, form: Form, template: str) -> Response:
+        await console.run(request, "instances.delete", {"template": template})
+        return see_other("/instances", request)
+
+    return router
+
+
+def _signature(handler: Callable[..., Any], skip: int = 0) -> Any:
+    """The handler's signature without its `form` (which the endpoint reads itself)."""
+    import inspect
+
+    sig = inspect.signature(handler)
+    params = [p for i, p in enumerate(sig.parameters.values()) if not (skip and i == 1)]
+    return sig.replace(parameters=params)
+
+
+def mount(app: FastAPI, cp: ControlPlane) -> None:
+    app.include_router(create(cp))
+    app.mount("/static", StaticFiles(directory=ASSETS / "static"), name="console-static")

@@ -1,0 +1,170 @@
+"""The web console over HTTP, without a browser (tests/engine/test_console_browser.py drives
+Chromium): first-run setup, sign-in, CSRF, forms that show the operation's errors next to
+their fields, secrets masked, tokens shown once, and pages that never show another
+organization's data whatever the URL says."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from launchbay.http.app import create_app
+
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, add_member, snapshot
+
+
+class Browser:
+    """A person's browser: its own cookies, and the CSRF token of the last page it saw."""
+
+    def __init__(self, cp: Any):
+        self.http = TestClient(create_app(control_plane=cp))
+        self.csrf = ""
+
+    def get(self, path: str, **kw: Any) -> Any:
+        page = self.http.get(path, **kw)
+        if found := re.search(r'name="csrf" value="([^"]+)"', page.text):
+            self.csrf = found.group(1)
+        return page
+
+    def post(self, path: str, data: dict[str, str] | None = None, csrf: bool = True) -> Any:
+        form = {**(data or {}), **({"csrf": self.csrf} if csrf else {})}
+        return self.http.post(path, data=form, follow_redirects=False)
+
+    def sign_in(self, email: str, password: str) -> Browser:
+        self.get("/login")
+        assert self.post("/login", {"email": email, "password": password}).status_code == 303
+        return self
+
+
+def errors(page: Any) -> dict[str, str]:
+    """The error shown next to each field (by the field's name; "" for the whole form)."""
+    found = {m.group(1): m.group(2) for m in re.finditer(
+        r'<p class="error" id="e-([A-Za-z]+)" role="alert">([^<]*)</p>', page.text)}
+    if whole := re.search(r'<p class="error" role="alert" id="form-error">([^<]*)</p>',
+                          page.text):
+        found[""] = whole.group(1)
+    return found
+
+
+def test_first_run_setup_signs_the_first_admin_in(cp):
+    browser = Browser(cp)
+    assert browser.get("/", follow_redirects=False).headers["location"] == "/setup"
+    assert browser.get("/projects", follow_redirects=False).headers["location"] == "/setup"
+    browser.get("/setup")
+    before = snapshot(cp)
+    refused = browser.post("/setup", {"email": "first@example.com", "password": "long-enough-1",
+                                      "confirm": "something-else"})
+    assert refused.status_code == 400
+    assert errors(refused) == {"confirm": "the two passwords differ"}
+    assert 'value="first@example.com"' in refused.text  # what was typed stays
+    assert snapshot(cp) == before
+    done = browser.post("/setup", {"email": "first@example.com", "password": "long-enough-1",
+                                   "confirm": "long-enough-1", "organizationName": "Acme"})
+    assert done.status_code == 303 and done.headers["location"] == "/projects"
+    projects = browser.get("/projects")
+    assert projects.status_code == 200 and "first@example.com" in projects.text
+    assert "Acme" in projects.text
+    assert browser.get("/setup", follow_redirects=False).headers["location"] == "/login"
+
+    assert browser.post("/logout").headers["location"] == "/login"
+    assert browser.get("/projects", follow_redirects=False).headers["location"] == "/login"
+    wrong = browser.post("/login", {"email": "first@example.com", "password": "nope-nope-1"})
+    assert wrong.status_code == 401
+    assert errors(wrong) == {"password": "invalid email or password"}
+
+
+def test_forms_check_csrf_and_show_the_api_errors_next_to_their_fields(admin, cp):
+    browser = Browser(cp).sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    browser.get("/projects")
+    before = snapshot(cp)
+    forged = browser.post("/projects", {"name": "forged"}, csrf=False)
+    assert forged.status_code == 403 and "reload the page" in forged.text
+    other = browser.http.post("/projects", data={"name": "forged", "csrf": "guessed"})
+    assert other.status_code == 403
+    refused = browser.post("/projects", {"name": "", "description": "kept as typed"})
+    assert refused.status_code == 400
+    assert errors(refused) == {"name": "String should have at least 1 character"}
+    assert 'aria-invalid="true" aria-describedby="e-name"' in refused.text
+    assert 'value="kept as typed"' in refused.text
+    assert snapshot(cp) == before
+
+    project = browser.post("/projects", {"name": "Web Shop"}).headers["location"]
+    browser.get(project)
+    assert browser.post(f"{project}/environments",
+                        {"name": "production", "kind": "production"}).status_code == 303
+    env = re.search(r'option value="(env_[^"]+)"', browser.get(project).text).group(1)
+    app = {"name": "web", "environmentId": env, "image": "lbtest/hello:v1", "port": "x"}
+    assert errors(browser.post(f"{project}/apps", app)) == {
+        "port": "the port the app listens on, such as 8080"}
+    resource = browser.post(f"{project}/apps", {**app, "port": "8080"}).headers["location"]
+    assert resource.startswith("/resources/res_")
+
+    browser.get(resource)
+    saved = browser.post(f"{resource}/variables", {"key": "API_KEY", "value": "hunter2-xyz",
+                                                   "secret": "1"})
+    assert saved.status_code == 303
+    page = browser.get(resource)
+    assert "API_KEY" in page.text and "hunter2-xyz" not in page.text  # masked after save
+    assert errors(browser.post(f"{resource}/variables", {"key": "9", "value": "v"}))["key"]
+
+    deployed = browser.post(f"{resource}/deploy", {"image": ""}).headers["location"]
+    shown = browser.get(deployed)
+    assert "lbtest/hello:v1" in shown.text and "/events/stream" in shown.text
+    row = re.search(rf'<a href="{deployed}">.*?</tr>', browser.get(resource).text, re.S)
+    assert ADMIN_EMAIL in row.group(0) and "created" in row.group(0)  # who, and its status
+
+    browser.get("/tokens")
+    created = browser.post("/tokens", {"displayName": "ci", "scopes": "deployments:write"})
+    secret = re.search(r'id="new-token">([^<]+)<', created.text).group(1)
+    assert secret.startswith("lbt_")
+    later = browser.get("/tokens").text
+    assert secret not in later and "ci" in later  # shown once
+
+
+@pytest.fixture
+def foreign(admin, cp) -> dict[str, str]:
+    """Organization A's objects (the admin's); Bob is the only member of organization B."""
+    project = admin.post("/projects", {"name": "alpha-secret-project"})["id"]
+    env = admin.post("/environments", {"projectId": project, "name": "prod"})["id"]
+    resource = admin.post("/resources", {
+        "projectId": project, "environmentId": env, "name": "alpha-web",
+        "source": {"kind": "docker-image", "imageName": "lbtest/hello", "imageTag": "v1"},
+        "networkProfile": {"internalPort": 8080}})["id"]
+    deployment = admin.post("/deployments", {"projectId": project, "environmentId": env,
+                                             "resourceId": resource})["id"]
+    work = admin.get("/operator-work")["items"][0]["id"]
+    org_b = admin.post("/organizations", {"name": "Beta"})["organizationId"]
+    add_member(admin, org_b, "bob@example.com", "admin")
+    return {"project": project, "resource": resource, "deployment": deployment, "work": work}
+
+
+def test_pages_never_show_another_organizations_data(foreign, cp):
+    bob = Browser(cp).sign_in("bob@example.com", "member-password-1")
+    listed = bob.get("/projects")
+    assert "alpha-secret-project" not in listed.text and "Beta" in listed.text
+    before = snapshot(cp)
+    for path in (f"/projects/{foreign['project']}", f"/resources/{foreign['resource']}",
+                 f"/resources/{foreign['resource']}/logs",
+                 f"/deployments/{foreign['deployment']}",
+                 f"/deployments/{foreign['deployment']}/status",
+                 f"/api/deployments/{foreign['deployment']}/events/stream"):
+        page = bob.get(path)
+        assert page.status_code == 404, (path, page.status_code)
+        assert "alpha" not in page.text, path
+    for path, data in ((f"/resources/{foreign['resource']}/variables", {"key": "K", "value": "v"}),
+                       (f"/resources/{foreign['resource']}/deploy", {"image": ""}),
+                       (f"/resources/{foreign['resource']}/redeploy", {}),
+                       (f"/resources/{foreign['resource']}/rollback", {}),
+                       (f"/resources/{foreign['resource']}/domains", {"domainName": "x.test"}),
+                       (f"/projects/{foreign['project']}/environments", {"name": "x"}),
+                       (f"/deployments/{foreign['deployment']}/cancel", {}),
+                       (f"/deployments/{foreign['deployment']}/rollback", {}),
+                       (f"/work/{foreign['work']}/cancel", {})):
+        refused = bob.post(path, data)
+        assert refused.status_code == 404, (path, refused.status_code)
+        assert "alpha" not in refused.text, path
+    assert "alpha" not in bob.get("/work").text
+    assert snapshot(cp) == before
