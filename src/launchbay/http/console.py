@@ -384,14 +384,17 @@ def create(cp: ControlPlane) -> APIRouter:
         d = (await console.run(request, "deployments.show",
                                {"deploymentId": deployment_id}))["deployment"]
         shown = await console.run(request, "resources.show", {"resourceId": d["resourceId"]})
-        return await console.page(request, "deployment.html", deployment=d,
-                                  resource=shown["resource"])
+        project = await console.run(request, "projects.show", {"projectId": d["projectId"]})
+        return await console.page(request, "deployment.html", deployment=d, project=project,
+                                  resource=shown["resource"], people=await people(request))
 
     @page("/deployments/{deployment_id}/status")
     async def deployment_status(request: Request, deployment_id: str) -> Response:
+        """The status part of the deployment page, which htmx refreshes until it ends."""
         d = (await console.run(request, "deployments.show",
                                {"deploymentId": deployment_id}))["deployment"]
-        return await console.page(request, "deployment_status.html", deployment=d)
+        return await console.page(request, "deployment_status.html", deployment=d,
+                                  people=await people(request))
 
     @action("/deployments/{deployment_id}/rollback")
     async def rollback_to(request: Request, form: Form, deployment_id: str) -> Response:
