@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -137,13 +138,18 @@ def create(cp: ControlPlane) -> APIRouter:
         instance); a refusal (404 for another organization's object) renders as a page."""
         def decorate(handler: Handler) -> Handler:
             async def endpoint(request: Request, **params: Any) -> Response:
+                started = time.perf_counter()
                 request.state.actor = await console.actor(request)
                 if request.state.actor is None and not public:
                     return RedirectResponse(await _entry(request), status_code=303)
                 try:
-                    return await handler(request, **params)
+                    response = await handler(request, **params)
                 except OperationError as exc:
-                    return await console.page(request, "error.html", exc.status, error=exc)
+                    response = await console.page(request, "error.html", exc.status, error=exc)
+                # What rendering the page cost the server (browsers' dev tools show it).
+                response.headers["Server-Timing"] = \
+                    f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+                return response
             endpoint.__signature__ = _signature(handler)  # type: ignore[attr-defined]
             router.add_api_route(path, endpoint, methods=["GET"], response_class=HTMLResponse)
             return handler
