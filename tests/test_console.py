@@ -110,6 +110,10 @@ def test_forms_check_csrf_and_show_the_api_errors_next_to_their_fields(admin, cp
     assert "API_KEY" in page.text and "hunter2-xyz" not in page.text  # masked after save
     assert errors(browser.post(f"{resource}/variables", {"key": "9", "value": "v"}))["key"]
 
+    added = browser.post(f"{resource}/domains", {"domainName": "shop.example.com",
+                                                 "tlsMode": "auto"})
+    assert added.status_code == 303
+    assert "https://shop.example.com/" in browser.get(project).text  # the app's URLs
     deployed = browser.post(f"{resource}/deploy", {"image": ""}).headers["location"]
     shown = browser.get(deployed)
     assert "lbtest/hello:v1" in shown.text and "/events/stream" in shown.text

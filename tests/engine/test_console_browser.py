@@ -130,6 +130,8 @@ def test_setup_deploy_watch_open_configure_redeploy_roll_back(browser, server, s
     driver.get(server + resource)
     url = driver.find_element(By.ID, "app-url").get_attribute("href")
     assert f":{settings.edge_http_port}" in url
+    driver.get(server + project)
+    assert url in driver.find_element(By.ID, "main").text  # the project lists it too
     driver.get(url)  # `*.localhost` is loopback to Chromium: Caddy answers
     assert until(lambda: "hello v1" in driver.page_source or driver.refresh(), within=30)
 

@@ -67,12 +67,13 @@ def access_policy(db: DbSession, server_id: str) -> tuple[str, str]:
 
 
 def generated_host(db: DbSession, settings: Settings, resource: Resource,
-                   env: Environment | None = None, project: Project | None = None) -> str | None:
-    """The resource's generated hostname, or None when its access profile or the policy turn
-    generated access off."""
+                   env: Environment | None = None, project: Project | None = None,
+                   policy: tuple[str, str] | None = None) -> str | None:
+    """The resource's generated hostname, or None when its access profile or the policy (its
+    server's `access_policy`, unless given) turn generated access off."""
     if resource.access_profile.get("generatedAccessMode") == "disabled":
         return None
-    mode, template = access_policy(db, resource.server_id)
+    mode, template = policy or access_policy(db, resource.server_id)
     if mode == "disabled":
         return None
     env = env or db.get_one(Environment, resource.environment_id)

@@ -269,7 +269,9 @@ def create(cp: ControlPlane) -> APIRouter:
                                   {"projectId": project_id, "limit": 500}))["items"]
         resources = (await console.run(request, "resources.list",
                                        {"projectId": project_id, "limit": 500}))["items"]
-        return {"project": project, "environments": envs, "resources": resources}
+        urls = (await console.run(request, "resources.urls", {"projectId": project_id}))
+        return {"project": project, "environments": envs, "resources": resources,
+                "urls": urls["items"]}
 
     _again["project.html"] = project_values
 

@@ -103,6 +103,7 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("GET", "/resources", "resources.list", 200),
     ("POST", "/resources", "resources.create", 201),
     ("GET", "/resources/{resourceId}", "resources.show", 200),
+    ("GET", "/projects/{projectId}/resource-urls", "resources.urls", 200),
     ("DELETE", "/resources/{resourceId}", "resources.delete", 200),
     ("POST", "/resources/{resourceId}/archive", "resources.archive", 200),
     ("POST", "/resources/{resourceId}/source", "resources.configure-source", 200),

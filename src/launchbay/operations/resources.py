@@ -18,12 +18,14 @@ from launchbay.operations import variables
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.environments import get_environment
 from launchbay.operations.errors import Conflict, Invalid, NotFound
+from launchbay.operations.projects import get_project
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Name, Schema, Timestamp
 from launchbay.operations.servers import default_server, get_server
 from launchbay.operations.variables import Entry, Exposure, VariableIn, VariableKey
 from launchbay.slugs import slugify
 from launchbay.store.models import (
     Deployment,
+    DomainBinding,
     HealthObservation,
     OperatorWork,
     Resource,
@@ -329,6 +331,39 @@ def current_route(ctx: Context, r: Resource) -> Route | None:
     return Route(url=f"http://127.0.0.1:{current.host_port}/", hostname="127.0.0.1",
                  deployment_id=current.id, deployment_status=current.status,
                  target_port=current.host_port, updated_at=current.finished_at)
+
+
+class ResourceUrlsIn(Schema):
+    project_id: Id
+
+
+class ResourceUrls(Schema):
+    items: dict[str, list[str]] = Field(
+        description="resource id: its public URLs, the generated one first")
+
+
+@operation("resources.urls")
+def resource_urls(ctx: Context, data: ResourceUrlsIn) -> ResourceUrls:
+    """Where each resource of a project answers publicly: its generated URL while a release
+    serves, then its custom domains. One pass for a whole project (its list page)."""
+    get_project(ctx, data.project_id)
+    urls: dict[str, list[str]] = {}
+    policies: dict[str, tuple[str, str]] = {}
+    tls = ctx.settings.edge_generated_tls != "disabled"
+    for r in ctx.db.scalars(select(Resource).where(Resource.organization_id == ctx.org_id,
+                                                   Resource.project_id == data.project_id)):
+        policy = policies.get(r.server_id) or routing.access_policy(ctx.db, r.server_id)
+        policies[r.server_id] = policy
+        host = generated_host(ctx.db, ctx.settings, r, policy=policy) \
+            if ctx.settings.edge_enabled and r.current_deployment_id else None
+        urls[r.id] = [public_url(ctx.settings, host, tls) + "/"] if host else []
+    for b in ctx.db.scalars(select(DomainBinding).where(
+            DomainBinding.organization_id == ctx.org_id,
+            DomainBinding.project_id == data.project_id,
+            DomainBinding.resource_id.is_not(None)).order_by(DomainBinding.domain_name)):
+        urls.setdefault(b.resource_id, []).append(  # type: ignore[arg-type]
+            public_url(ctx.settings, b.domain_name, b.tls_mode != "disabled") + b.path_prefix)
+    return ResourceUrls(items=urls)
 
 
 @operation("resources.show")
