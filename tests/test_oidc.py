@@ -18,6 +18,7 @@ from support import add_member, free_port, snapshot
 
 LOGIN = "/compat/dploy/auth/login"
 CALLBACK = "http://testserver/compat/dploy/auth/callback"
+CONSOLE_CALLBACK = "http://testserver/login/oidc/callback"
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def oidc_port() -> int:
 
 @pytest.fixture(scope="module")
 def provider(oidc_port: int) -> Any:
-    with running_provider(oidc_port, [CALLBACK]) as issuer:
+    with running_provider(oidc_port, [CALLBACK, CONSOLE_CALLBACK]) as issuer:
         yield issuer
 
 
@@ -129,3 +130,13 @@ def test_sign_in_is_404_when_no_provider_is_configured(tmp_path, database_url):
         assert r.json() == {"error": "OpenID Connect sign-in is not configured"}
     finally:
         cp.close()
+
+
+def test_the_console_signs_in_with_the_provider(admin, client):
+    page = client.get("/login")
+    assert 'href="/login/oidc"' in page.text  # offered when a provider is configured
+    assert sign_in(client, "alice", "/login/oidc") == "/projects"
+    projects = client.get("/projects")
+    assert projects.status_code == 200 and "alice@example.com" in projects.text
+    refused = client.get("/login/oidc/callback", params={"code": "x", "state": "forged"})
+    assert refused.status_code == 400 and 'role="alert"' in refused.text

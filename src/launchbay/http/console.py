@@ -25,9 +25,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from launchbay.control_plane import ControlPlane
-from launchbay.http.native import AFTER, SESSION_COOKIE, credentials, meta_of
+from launchbay.http.native import AFTER, FLOW_COOKIE, SESSION_COOKIE, credentials, meta_of
 from launchbay.operations.errors import OperationError, Unauthenticated
 from launchbay.operations.identity import Actor
+from launchbay.operations.oidc_login import FLOW_SECONDS
 
 ASSETS = Path(__file__).parent / "console_assets"
 CSRF_COOKIE = "lb_csrf"
@@ -102,7 +103,8 @@ class Console:
         context = await self.context(request)
         token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
         response = templates.TemplateResponse(request, name, {
-            "me": context, "csrf": token, "errors": {}, "form": {}, **values},
+            "me": context, "csrf": token, "errors": {}, "form": {},
+            "single_sign_on": bool(self.cp.settings.oidc_issuer), **values},
             status_code=status)
         if request.cookies.get(CSRF_COOKIE) != token:
             response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
@@ -133,7 +135,8 @@ def create(cp: ControlPlane) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     Handler = Callable[..., Awaitable[Response]]
 
-    def page(path: str, public: bool = False) -> Callable[[Handler], Handler]:
+    def page(path: str, public: bool = False,
+             name: str | None = None) -> Callable[[Handler], Handler]:
         """A GET page: signed in unless `public` (else to /login, or /setup on a new
         instance); a refusal (404 for another organization's object) renders as a page."""
         def decorate(handler: Handler) -> Handler:
@@ -151,7 +154,8 @@ def create(cp: ControlPlane) -> APIRouter:
                     f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
                 return response
             endpoint.__signature__ = _signature(handler)  # type: ignore[attr-defined]
-            router.add_api_route(path, endpoint, methods=["GET"], response_class=HTMLResponse)
+            router.add_api_route(path, endpoint, methods=["GET"], response_class=HTMLResponse,
+                                 name=name)
             return handler
         return decorate
 
@@ -230,6 +234,37 @@ def create(cp: ControlPlane) -> APIRouter:
             raise Refused({"password": exc.message}, exc.status) from None
         response = see_other("/projects", request)
         AFTER["auth.login"](request, response, result)
+        return response
+
+    @page("/login/oidc", public=True)
+    async def login_oidc(request: Request) -> Response:
+        """Sends the browser to the OpenID Connect provider (when one is configured)."""
+        started = await console.run(request, "auth.oidc.start", {
+            "redirectUri": str(request.url_for("console_oidc_callback")),
+            "returnUrl": "/projects"}, actor=None)
+        response = RedirectResponse(started["authorizationUrl"], status_code=302)
+        response.set_cookie(FLOW_COOKIE, started["flow"], max_age=FLOW_SECONDS, httponly=True,
+                            samesite="lax", secure=request.url.scheme == "https")
+        return response
+
+    @page("/login/oidc/callback", public=True, name="console_oidc_callback")
+    async def login_oidc_done(request: Request) -> Response:
+        """Back from the provider: a console session, then the projects."""
+        query = request.query_params
+        if "error" in query:
+            return await console.page(request, "login.html", 401, errors={
+                "": query.get("error_description") or query["error"]})
+        try:
+            signed = await run_in_threadpool(cp.ops.run, "auth.oidc.callback", None, {
+                "code": query.get("code", ""), "state": query.get("state", ""),
+                "iss": query.get("iss"), "flow": request.cookies.get(FLOW_COOKIE, ""),
+                "createSession": True}, meta_of(request))
+        except OperationError as exc:
+            return await console.page(request, "login.html", exc.status,
+                                      errors={"": exc.message})
+        response = RedirectResponse(signed.return_url, status_code=302)
+        AFTER["auth.oidc.callback"](request, response, signed)
+        response.delete_cookie(FLOW_COOKIE)
         return response
 
     @action("/logout")

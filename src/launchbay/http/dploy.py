@@ -18,11 +18,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from launchbay.control_plane import ControlPlane
 from launchbay.http import errors
-from launchbay.http.native import credentials, meta_of
+from launchbay.http.native import FLOW_COOKIE, credentials, meta_of
 from launchbay.operations.errors import OperationError, Unauthenticated
 from launchbay.operations.oidc_login import FLOW_SECONDS
-
-FLOW_COOKIE = "lb_oidc_flow"
 
 
 def _message(exc: OperationError) -> str:

@@ -25,6 +25,8 @@ from launchbay.operations.errors import Invalid, Unauthenticated
 from launchbay.operations.schemas import Schema
 
 SESSION_COOKIE = "launchbay_session"
+# An OpenID Connect sign-in under way: its state, nonce and PKCE verifier, sealed.
+FLOW_COOKIE = "lb_oidc_flow"
 
 # (method, path, operation key, success status)
 ROUTES: list[tuple[str, str, str, int]] = [
