@@ -99,6 +99,12 @@ def test_forms_check_csrf_and_show_the_api_errors_next_to_their_fields(admin, cp
     app = {"name": "web", "environmentId": env, "image": "lbtest/hello:v1", "port": "x"}
     assert errors(browser.post(f"{project}/apps", app)) == {
         "port": "the port the app listens on, such as 8080"}
+    assert errors(browser.post(f"{project}/apps", {**app, "port": "80", "repository": "/x"})) \
+        == {"repository": "an image or a repository, not both"}
+    built = browser.post(f"{project}/apps", {**app, "name": "api", "image": "", "port": "80",
+                                             "repository": "https://git.example.com/api.git",
+                                             "ref": "main"}).headers["location"]
+    assert "https://git.example.com/api.git" in browser.get(built).text  # built from source
     resource = browser.post(f"{project}/apps", {**app, "port": "8080"}).headers["location"]
     assert resource.startswith("/resources/res_")
 
@@ -172,3 +178,23 @@ def test_pages_never_show_another_organizations_data(foreign, cp):
         assert "alpha" not in refused.text, path
     assert "alpha" not in bob.get("/work").text
     assert snapshot(cp) == before
+
+
+def test_environments_on_demand_from_templates_with_parameters(admin, cp):
+    admin.post("/templates", {"name": "lab", "description": "A lab", "ttl": 3600,
+                              "maxExtends": 1, "blueprint": {"image": "lbtest/hello:v1"},
+                              "parameters": [{"name": "size", "values": ["S", "L"],
+                                              "default": "S", "description": "Size"}]})
+    browser = Browser(cp).sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    page = browser.get("/instances")
+    assert 'name="p.size"' in page.text and "A lab" in page.text
+    refused = browser.post("/instances", {"template": "lab", "p.size": "XXL"})
+    assert refused.status_code == 400
+    assert errors(refused) == {"": "invalid value for parameter size"}
+    assert browser.post("/instances", {"template": "lab", "p.size": "L"}).status_code == 303
+    (mine,) = admin.get("/instances")["environments"]
+    assert mine["name"] == "lab" and mine["uuid"] in browser.get("/instances").text
+    assert browser.post("/instances/lab/extend").status_code == 303
+    assert admin.get("/instances")["environments"][0]["extendCount"] == 1
+    assert browser.post("/instances/lab/delete").status_code == 303
+    assert admin.get("/instances")["environments"][0]["status"] == "Deleting"

@@ -26,6 +26,7 @@ from fastapi.templating import Jinja2Templates
 
 from launchbay.control_plane import ControlPlane
 from launchbay.http.native import AFTER, FLOW_COOKIE, SESSION_COOKIE, credentials, meta_of
+from launchbay.operations.blueprints import split_image
 from launchbay.operations.errors import OperationError, Unauthenticated
 from launchbay.operations.identity import Actor
 from launchbay.operations.oidc_login import FLOW_SECONDS
@@ -121,6 +122,19 @@ async def form_of(request: Request) -> Form:
         raise OperationError("the form is out of date: reload the page and try again",
                              code="csrf_failed")
     return form
+
+
+def source_of(form: Form) -> dict[str, Any] | None:
+    """What a form asks to run: an `image` (name:tag), or a git `repository` and its `ref`
+    (branch, tag or commit); None when it names neither."""
+    if form.get("image") and form.get("repository"):
+        raise Refused({"repository": "an image or a repository, not both"})
+    if form.get("repository"):
+        return {"kind": "git", "locator": form["repository"], "gitRef": form.get("ref") or None}
+    if form.get("image"):
+        image, tag = split_image(form["image"])
+        return {"kind": "docker-image", "imageName": image, "imageTag": tag}
+    return None
 
 
 def see_other(url: str, request: Request) -> Response:
@@ -324,16 +338,15 @@ def create(cp: ControlPlane) -> APIRouter:
 
     @action("/projects/{project_id}/apps", "project.html")
     async def app_create(request: Request, form: Form, project_id: str) -> Response:
-        image, _, tag = form.get("image", "").partition(":")
-        if not image:
-            raise Refused({"image": "an image to run, such as nginx:1.27"})
+        source = source_of(form)
+        if source is None:
+            raise Refused({"image": "an image to run (such as nginx:1.27), or a repository"})
         port = form.get("port", "")
         if not port.isdigit():
             raise Refused({"port": "the port the app listens on, such as 8080"})
         made = await console.run(request, "resources.create", {
             "projectId": project_id, "environmentId": form.get("environmentId", ""),
-            "name": form.get("name", ""),
-            "source": {"kind": "docker-image", "imageName": image, "imageTag": tag or "latest"},
+            "name": form.get("name", ""), "source": source,
             "networkProfile": {"internalPort": int(port)}})
         return see_other(f"/resources/{made['id']}", request)
 
@@ -377,11 +390,9 @@ def create(cp: ControlPlane) -> APIRouter:
     @action("/resources/{resource_id}/deploy", "resource.html")
     async def deploy(request: Request, form: Form, resource_id: str) -> Response:
         r = (await console.run(request, "resources.show", {"resourceId": resource_id}))
-        if form.get("image"):
-            image, _, tag = form["image"].partition(":")
-            await console.run(request, "resources.configure-source", {
-                "resourceId": resource_id, "source": {
-                    "kind": "docker-image", "imageName": image, "imageTag": tag or "latest"}})
+        if source := source_of(form):
+            await console.run(request, "resources.configure-source",
+                              {"resourceId": resource_id, "source": source})
         made = await console.run(request, "deployments.create", {
             "projectId": r["resource"]["projectId"],
             "environmentId": r["resource"]["environmentId"], "resourceId": resource_id})
@@ -529,7 +540,7 @@ def create(cp: ControlPlane) -> APIRouter:
     # -- environments on demand --------------------------------------------------------------
 
     async def instances_values(request: Request) -> dict[str, Any]:
-        return {"offered": (await console.run(request, "instances.available"))["items"],
+        return {"offered": (await console.run(request, "templates.list"))["items"],
                 "mine": await console.run(request, "instances.list")}
 
     _again["instances.html"] = instances_values
@@ -542,8 +553,8 @@ def create(cp: ControlPlane) -> APIRouter:
     @action("/instances", "instances.html")
     async def instance_run(request: Request, form: Form) -> Response:
         template = form.pop("template", "")
-        await console.run(request, "instances.run", {
-            "template": template, "parameters": {k: v for k, v in form.items() if v}})
+        await console.run(request, "instances.run", {"template": template, "parameters": {
+            k.removeprefix("p."): v for k, v in form.items() if k.startswith("p.") and v}})
         return see_other("/instances", request)
 
     @action("/instances/{template}/extend", "instances.html")
