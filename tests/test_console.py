@@ -198,3 +198,24 @@ def test_environments_on_demand_from_templates_with_parameters(admin, cp):
     assert admin.get("/instances")["environments"][0]["extendCount"] == 1
     assert browser.post("/instances/lab/delete").status_code == 303
     assert admin.get("/instances")["environments"][0]["status"] == "Deleting"
+
+
+def test_every_field_of_every_page_has_a_label(admin, cp):
+    browser = Browser(cp).sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    project = browser.post("/projects", {"name": "p"}).headers["location"]
+    browser.get(project)
+    browser.post(f"{project}/environments", {"name": "production"})
+    env = re.search(r'option value="(env_[^"]+)"', browser.get(project).text).group(1)
+    resource = browser.post(f"{project}/apps", {"name": "web", "environmentId": env,
+                                                "image": "lbtest/hello:v1", "port": "8080"})
+    deployment = browser.post(f"{resource.headers['location']}/deploy").headers["location"]
+    for path in ("/projects", project, resource.headers["location"], deployment, "/servers",
+                 "/work", "/members", "/tokens", "/instances"):
+        page = browser.get(path).text
+        labelled = set(re.findall(r'<label for="([^"]+)"', page))
+        fields = [m.group(0) for m in re.finditer(r"<(input|select|textarea)\b[^>]*>", page)
+                  if 'type="hidden"' not in m.group(0)]
+        for field in fields:
+            found = re.search(r'id="([^"]+)"', field)
+            assert found and found.group(1) in labelled, (path, field)
+        assert 'lang="en"' in page and '<main id="main">' in page

@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from launchbay.settings import Settings
 
@@ -33,7 +34,7 @@ def settings(tmp_path, database_url) -> Settings:
                     worker_poll_seconds=0.1, work_lease_seconds=5, reconcile_seconds=2,
                     edge_enabled=True, edge_bind="127.0.0.1", edge_http_port=free_port(),
                     edge_admin=f"127.0.0.1:{free_port()}", edge_drain_seconds=0.5,
-                    shipped_templates=False)
+                    health_observe_seconds=1, shipped_templates=False)
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def until(check, within: float = 60):  # type: ignore[no-untyped-def]
         try:
             if result := check():
                 return result
-        except StaleElementReferenceException:
+        except WebDriverException:  # e.g. an element htmx replaced meanwhile
             pass
         assert time.monotonic() < deadline, "never happened"
         time.sleep(0.1)
@@ -140,6 +141,9 @@ def test_setup_deploy_watch_open_configure_redeploy_roll_back(browser, server, s
     fill(driver, f"{resource}/variables", key="API_KEY", value="hunter2-secret")
     until(lambda: "API_KEY" in driver.find_element(By.ID, "variables").text)
     assert "hunter2-secret" not in driver.page_source  # masked after save
+    health = until(lambda: "running" in (text := driver.find_element(
+        By.CSS_SELECTOR, "section[aria-labelledby=health-h]").text) and text or driver.refresh())
+    assert "healthy" in health, health  # observed every second, shown after a reload
     shot(driver, "04-resource")
 
     press(driver, f"{resource}/redeploy")
@@ -172,6 +176,8 @@ def test_setup_deploy_watch_open_configure_redeploy_roll_back(browser, server, s
     assert driver.execute_script("return window.innerWidth") == 375
     assert driver.execute_script("return document.documentElement.scrollWidth") <= 375, wide
     shot(driver, "06-resource-375px")
+    driver.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)  # the keyboard's first stop
+    assert driver.switch_to.active_element.text == "Skip to content"
     for page in ("/servers", "/work", "/members", "/tokens", "/instances"):
         driver.get(server + page)
         assert driver.find_element(By.TAG_NAME, "h1").text
