@@ -219,3 +219,26 @@ def test_every_field_of_every_page_has_a_label(admin, cp):
             found = re.search(r'id="([^"]+)"', field)
             assert found and found.group(1) in labelled, (path, field)
         assert 'lang="en"' in page and '<main id="main">' in page
+
+
+def test_operator_work_can_be_canceled_and_retried(admin, cp):
+    project = admin.post("/projects", {"name": "p"})["id"]
+    env = admin.post("/environments", {"projectId": project, "name": "prod"})["id"]
+    resource = admin.post("/resources", {
+        "projectId": project, "environmentId": env, "name": "web",
+        "source": {"kind": "docker-image", "imageName": "lbtest/hello", "imageTag": "v1"}})["id"]
+    admin.post("/domain-bindings", {"projectId": project, "environmentId": env,
+                                    "resourceId": resource, "domainName": "shop.example.com"})
+    work = admin.get("/operator-work", params={"kind": "route-realization"})["items"][0]
+    browser = Browser(cp).sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert f'action="/work/{work["id"]}/cancel"' in browser.get("/work").text
+    assert browser.post(f"/work/{work['id']}/cancel").status_code == 303
+    assert admin.get(f"/operator-work/{work['id']}")["item"]["status"] == "canceled"
+    assert f'action="/work/{work["id"]}/retry"' in browser.get("/work?status=canceled").text
+    def pending() -> set[str]:
+        return {w["id"] for w in admin.get("/operator-work", params={
+            "kind": "route-realization", "status": "pending"})["items"]}
+
+    before = pending()
+    assert browser.post(f"/work/{work['id']}/retry").status_code == 303
+    assert len(pending() - before) == 1 and work["id"] not in pending()  # queued anew

@@ -136,6 +136,9 @@ def test_setup_deploy_watch_open_configure_redeploy_roll_back(browser, server, s
     driver.get(url)  # `*.localhost` is loopback to Chromium: Caddy answers
     assert until(lambda: "hello v1" in driver.page_source or driver.refresh(), within=30)
 
+    driver.get(f"{server}{resource}/logs")  # the release's output, followed live
+    until(lambda: "response:200" in driver.find_element(By.ID, "logs").text)  # httpd -v
+
     driver.get(server + resource)
     driver.find_element(By.CSS_SELECTOR, "label[for=f-secret]").click()  # by its label
     fill(driver, f"{resource}/variables", key="API_KEY", value="hunter2-secret")
