@@ -27,7 +27,7 @@ from fastapi.templating import Jinja2Templates
 from launchbay.control_plane import ControlPlane
 from launchbay.http.native import AFTER, FLOW_COOKIE, SESSION_COOKIE, credentials, meta_of
 from launchbay.operations.blueprints import split_image
-from launchbay.operations.errors import OperationError, Unauthenticated
+from launchbay.operations.errors import Forbidden, OperationError, Unauthenticated
 from launchbay.operations.identity import Actor
 from launchbay.operations.oidc_login import FLOW_SECONDS
 
@@ -41,6 +41,7 @@ class Refused(Exception):
 
     def __init__(self, errors: dict[str, str], status: int = 400):
         self.errors, self.status = errors, status
+        self.message = next(iter(errors.values()))
 
 
 def field_errors(exc: OperationError) -> dict[str, str]:
@@ -119,8 +120,8 @@ async def form_of(request: Request) -> Form:
     cookie = request.cookies.get(CSRF_COOKIE, "")
     sent = form.pop("csrf", "") or request.headers.get("x-csrf-token", "")
     if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()):
-        raise OperationError("the form is out of date: reload the page and try again",
-                             code="csrf_failed")
+        raise Forbidden("the form is out of date: reload the page and try again",
+                        code="csrf_failed")
     return form
 
 
@@ -154,20 +155,19 @@ def create(cp: ControlPlane) -> APIRouter:
         """A GET page: signed in unless `public` (else to /login, or /setup on a new
         instance); a refusal (404 for another organization's object) renders as a page."""
         def decorate(handler: Handler) -> Handler:
-            async def endpoint(request: Request, **params: Any) -> Response:
+            async def endpoint(request: Request) -> Response:
                 started = time.perf_counter()
                 request.state.actor = await console.actor(request)
                 if request.state.actor is None and not public:
                     return RedirectResponse(await _entry(request), status_code=303)
                 try:
-                    response = await handler(request, **params)
+                    response = await handler(request, **request.path_params)
                 except OperationError as exc:
                     response = await console.page(request, "error.html", exc.status, error=exc)
                 # What rendering the page cost the server (browsers' dev tools show it).
                 response.headers["Server-Timing"] = \
                     f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
                 return response
-            endpoint.__signature__ = _signature(handler)  # type: ignore[attr-defined]
             router.add_api_route(path, endpoint, methods=["GET"], response_class=HTMLResponse,
                                  name=name)
             return handler
@@ -178,25 +178,22 @@ def create(cp: ControlPlane) -> APIRouter:
         """A POST form: CSRF-checked; `Refused` (or an operation's refusal) shows `template`
         again with the errors next to the fields and the values as typed."""
         def decorate(handler: Handler) -> Handler:
-            async def endpoint(request: Request, **params: Any) -> Response:
+            async def endpoint(request: Request) -> Response:
                 request.state.actor = await console.actor(request)
                 if request.state.actor is None and not public:
                     return RedirectResponse("/login", status_code=303)
-                form: Form = {}
+                params, form = request.path_params, {}
                 try:
                     form = await form_of(request)
                     return await handler(request, form, **params)
                 except (OperationError, Refused) as exc:
-                    errors = exc.errors if isinstance(exc, Refused) else field_errors(exc)
-                    status = exc.status
                     if template is None or getattr(exc, "code", "") == "csrf_failed":
-                        return await console.page(request, "error.html", 403 if getattr(
-                            exc, "code", "") == "csrf_failed" else status, error=exc)
+                        return await console.page(request, "error.html", exc.status, error=exc)
+                    errors = exc.errors if isinstance(exc, Refused) else field_errors(exc)
                     values = await _again[template](request, **params) \
                         if template in _again else {}
-                    return await console.page(request, template, status, errors=errors,
+                    return await console.page(request, template, exc.status, errors=errors,
                                               form=form, **values)
-            endpoint.__signature__ = _signature(handler, skip=1)  # type: ignore[attr-defined]
             router.add_api_route(path, endpoint, methods=["POST"], response_class=HTMLResponse)
             return handler
         return decorate
@@ -568,15 +565,6 @@ def create(cp: ControlPlane) -> APIRouter:
         return see_other("/instances", request)
 
     return router
-
-
-def _signature(handler: Callable[..., Any], skip: int = 0) -> Any:
-    """The handler's signature without its `form` (which the endpoint reads itself)."""
-    import inspect
-
-    sig = inspect.signature(handler)
-    params = [p for i, p in enumerate(sig.parameters.values()) if not (skip and i == 1)]
-    return sig.replace(parameters=params)
 
 
 def mount(app: FastAPI, cp: ControlPlane) -> None:
