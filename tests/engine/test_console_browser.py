@@ -111,6 +111,11 @@ def test_setup_deploy_watch_open_configure_redeploy_roll_back(browser, server, s
     fill(driver, "/setup", email=EMAIL, password=PASSWORD, confirm=PASSWORD)
     until(lambda: driver.current_url.endswith("/projects"))
     assert EMAIL in driver.find_element(By.TAG_NAME, "header").text
+    press(driver, "/logout")
+    until(lambda: driver.current_url.endswith("/login"))
+    shot(driver, "01-login")
+    fill(driver, "/login", email=EMAIL, password=PASSWORD)
+    until(lambda: driver.current_url.endswith("/projects"))
 
     fill(driver, "/projects", name="Web Shop")
     until(lambda: "/projects/prj_" in driver.current_url)
