@@ -149,6 +149,7 @@ def create(cp: ControlPlane) -> APIRouter:
     console = Console(cp)
     router = APIRouter(include_in_schema=False)
     Handler = Callable[..., Awaitable[Response]]
+    Values = Callable[..., Awaitable[dict[str, Any]]]
 
     def page(path: str, public: bool = False,
              name: str | None = None) -> Callable[[Handler], Handler]:
@@ -198,12 +199,23 @@ def create(cp: ControlPlane) -> APIRouter:
             return handler
         return decorate
 
+    def view(path: str, template: str) -> Callable[[Values], Values]:
+        """A page showing `template` with what the decorated function returns; a form of the
+        page that is refused shows it again the same way, with its errors."""
+        def decorate(values: Values) -> Values:
+            async def show(request: Request, **params: Any) -> Response:
+                return await console.page(request, template, **await values(request, **params))
+            page(path)(show)
+            _again[template] = values
+            return values
+        return decorate
+
     async def _entry(request: Request) -> str:
         status = await console.run(request, "bootstrap.status", actor=None)
         return "/setup" if status["bootstrapRequired"] else "/login"
 
     # What a page shows when its form is shown again after a refusal.
-    _again: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {}
+    _again: dict[str, Values] = {}
 
     # -- signing in ------------------------------------------------------------------------
 
@@ -293,15 +305,11 @@ def create(cp: ControlPlane) -> APIRouter:
 
     # -- projects --------------------------------------------------------------------------
 
+    @view("/projects", "projects.html")
     async def projects_values(request: Request) -> dict[str, Any]:
         return {"projects": (await console.run(request, "projects.list", {"limit": 500}))
                 ["items"]}
 
-    _again["projects.html"] = projects_values
-
-    @page("/projects")
-    async def projects(request: Request) -> Response:
-        return await console.page(request, "projects.html", **await projects_values(request))
 
     @action("/projects", "projects.html")
     async def project_create(request: Request, form: Form) -> Response:
@@ -309,6 +317,7 @@ def create(cp: ControlPlane) -> APIRouter:
             "name": form.get("name", ""), "description": form.get("description") or None})
         return see_other(f"/projects/{made['id']}", request)
 
+    @view("/projects/{project_id}", "project.html")
     async def project_values(request: Request, project_id: str) -> dict[str, Any]:
         project = await console.run(request, "projects.show", {"projectId": project_id})
         envs = (await console.run(request, "environments.list",
@@ -319,12 +328,6 @@ def create(cp: ControlPlane) -> APIRouter:
         return {"project": project, "environments": envs, "resources": resources,
                 "urls": urls["items"]}
 
-    _again["project.html"] = project_values
-
-    @page("/projects/{project_id}")
-    async def project(request: Request, project_id: str) -> Response:
-        return await console.page(request, "project.html",
-                                  **await project_values(request, project_id))
 
     @action("/projects/{project_id}/environments", "project.html")
     async def environment_create(request: Request, form: Form, project_id: str) -> Response:
@@ -349,6 +352,7 @@ def create(cp: ControlPlane) -> APIRouter:
 
     # -- resources and deployments ---------------------------------------------------------
 
+    @view("/resources/{resource_id}", "resource.html")
     async def resource_values(request: Request, resource_id: str) -> dict[str, Any]:
         shown = await console.run(request, "resources.show", {
             "resourceId": resource_id, "includeLatestDeployment": True,
@@ -377,12 +381,6 @@ def create(cp: ControlPlane) -> APIRouter:
                                     {"organizationId": org, "limit": 250})
         return {m["userId"]: m["email"] for m in members["items"]}
 
-    _again["resource.html"] = resource_values
-
-    @page("/resources/{resource_id}")
-    async def resource(request: Request, resource_id: str) -> Response:
-        return await console.page(request, "resource.html",
-                                  **await resource_values(request, resource_id))
 
     @action("/resources/{resource_id}/deploy", "resource.html")
     async def deploy(request: Request, form: Form, resource_id: str) -> Response:
@@ -511,14 +509,10 @@ def create(cp: ControlPlane) -> APIRouter:
                                    {"organizationId": org, "limit": 250})
         return await console.page(request, "members.html", members=listed["items"])
 
+    @view("/tokens", "tokens.html")
     async def tokens_values(request: Request) -> dict[str, Any]:
         return {"tokens": (await console.run(request, "tokens.list"))["items"]}
 
-    _again["tokens.html"] = tokens_values
-
-    @page("/tokens")
-    async def tokens(request: Request) -> Response:
-        return await console.page(request, "tokens.html", **await tokens_values(request))
 
     @action("/tokens", "tokens.html")
     async def token_create(request: Request, form: Form) -> Response:
@@ -536,16 +530,11 @@ def create(cp: ControlPlane) -> APIRouter:
 
     # -- environments on demand --------------------------------------------------------------
 
+    @view("/instances", "instances.html")
     async def instances_values(request: Request) -> dict[str, Any]:
         return {"offered": (await console.run(request, "templates.list"))["items"],
                 "mine": await console.run(request, "instances.list")}
 
-    _again["instances.html"] = instances_values
-
-    @page("/instances")
-    async def instances(request: Request) -> Response:
-        return await console.page(request, "instances.html",
-                                  **await instances_values(request))
 
     @action("/instances", "instances.html")
     async def instance_run(request: Request, form: Form) -> Response:
