@@ -10,19 +10,19 @@ next to its fields.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
 from launchbay.control_plane import ControlPlane
 from launchbay.http.native import AFTER, FLOW_COOKIE, SESSION_COOKIE, credentials, meta_of
@@ -30,6 +30,9 @@ from launchbay.operations.blueprints import split_image
 from launchbay.operations.errors import Forbidden, OperationError, Unauthenticated
 from launchbay.operations.identity import Actor
 from launchbay.operations.oidc_login import FLOW_SECONDS
+
+if TYPE_CHECKING:
+    from fastapi.templating import Jinja2Templates
 
 ASSETS = Path(__file__).parent / "console_assets"
 CSRF_COOKIE = "lb_csrf"
@@ -71,8 +74,14 @@ def _duration(d: dict[str, Any]) -> str:
     return f"{seconds:.1f} s" if d.get("finishedAt") else "running"
 
 
-templates = Jinja2Templates(directory=ASSETS / "templates")
-templates.env.filters.update(when=_ago, duration=_duration)
+@functools.cache
+def templates() -> Jinja2Templates:
+    """The pages' templates, loaded with Jinja2 on the first page (an API-only server never
+    pays for them)."""
+
+    loaded = Jinja2Templates(directory=ASSETS / "templates")
+    loaded.env.filters.update(when=_ago, duration=_duration)
+    return loaded
 
 
 class Console:
@@ -104,7 +113,7 @@ class Console:
                    **values: Any) -> HTMLResponse:
         context = await self.context(request)
         token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
-        response = templates.TemplateResponse(request, name, {
+        response = templates().TemplateResponse(request, name, {
             "me": context, "csrf": token, "errors": {}, "form": {},
             "single_sign_on": bool(self.cp.settings.oidc_issuer), **values},
             status_code=status)
