@@ -78,6 +78,7 @@ def _duration(d: dict[str, Any]) -> str:
 def templates() -> Jinja2Templates:
     """The pages' templates, loaded with Jinja2 on the first page (an API-only server never
     pays for them)."""
+    from fastapi.templating import Jinja2Templates
 
     loaded = Jinja2Templates(directory=ASSETS / "templates")
     loaded.env.filters.update(when=_ago, duration=_duration)
