@@ -21,6 +21,9 @@ function followLogs(pre) {
       append(`${m.timestamp.slice(11, 19)} ${m.message}`, m.stream === "stderr" ? "level-error" : "");
     }
   };
+  source.onerror = () => {  // a refused stream (nothing running) is not tried again
+    if (source.readyState === EventSource.CLOSED) append("-- nothing to follow now --", "muted");
+  };
   source.addEventListener("done", () => {
     source.close();
     pre.dataset.done = "true";
