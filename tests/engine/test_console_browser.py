@@ -6,6 +6,7 @@ rollback, and the history of all of it. Screenshots of the main pages go to
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,3 +191,5 @@ def test_setup_deploy_watch_open_configure_redeploy_roll_back(browser, server, s
         driver.get(server + page)
         assert driver.find_element(By.TAG_NAME, "h1").text
         shot(driver, f"07{page.replace('/', '-')}")
+    driver.get(server + "/servers")
+    assert f"{os.cpu_count()} cores" in driver.find_element(By.ID, "main").text
