@@ -60,6 +60,23 @@ def add_member(inviter: Api, org_id: str, email: str, role: str) -> Api:
     return api
 
 
+def make_app(api: Api, image: str, *, name: str = "web", port: int | None = 8080,
+             health: dict[str, Any] | None = None) -> dict[str, str]:
+    """A project, an environment and a resource of `image`, ready to deploy."""
+    project = api.post("/projects", {"name": f"{name}-project"})["id"]
+    env = api.post("/environments", {"projectId": project, "name": "production",
+                                     "kind": "production"})["id"]
+    name_, _, tag = image.partition(":")
+    body: dict[str, Any] = {"projectId": project, "environmentId": env, "name": name,
+                            "source": {"kind": "docker-image", "imageName": name_,
+                                       "imageTag": tag or "latest"},
+                            "networkProfile": {"internalPort": port} if port else {}}
+    if health:
+        body["healthPolicy"] = health
+    resource = api.post("/resources", body)["id"]
+    return {"project": project, "env": env, "resource": resource}
+
+
 def snapshot(cp: ControlPlane) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, minus activity stamps that reads may refresh."""
     skip = {"last_active_at", "last_used_at"}

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from launchbay.http.app import create_app
 
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, add_member, snapshot
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, add_member, make_app, snapshot
 
 
 class Browser:
@@ -137,13 +137,9 @@ def test_forms_check_csrf_and_show_the_api_errors_next_to_their_fields(admin, cp
 @pytest.fixture
 def foreign(admin, cp) -> dict[str, str]:
     """Organization A's objects (the admin's); Bob is the only member of organization B."""
-    project = admin.post("/projects", {"name": "alpha-secret-project"})["id"]
-    env = admin.post("/environments", {"projectId": project, "name": "prod"})["id"]
-    resource = admin.post("/resources", {
-        "projectId": project, "environmentId": env, "name": "alpha-web",
-        "source": {"kind": "docker-image", "imageName": "lbtest/hello", "imageTag": "v1"},
-        "networkProfile": {"internalPort": 8080}})["id"]
-    deployment = admin.post("/deployments", {"projectId": project, "environmentId": env,
+    app = make_app(admin, "lbtest/hello:v1", name="alpha-web")
+    project, resource = app["project"], app["resource"]
+    deployment = admin.post("/deployments", {"projectId": project, "environmentId": app["env"],
                                              "resourceId": resource})["id"]
     work = admin.get("/operator-work")["items"][0]["id"]
     org_b = admin.post("/organizations", {"name": "Beta"})["organizationId"]
@@ -154,7 +150,7 @@ def foreign(admin, cp) -> dict[str, str]:
 def test_pages_never_show_another_organizations_data(foreign, cp):
     bob = Browser(cp).sign_in("bob@example.com", "member-password-1")
     listed = bob.get("/projects")
-    assert "alpha-secret-project" not in listed.text and "Beta" in listed.text
+    assert "alpha-web-project" not in listed.text and "Beta" in listed.text
     before = snapshot(cp)
     for path in (f"/projects/{foreign['project']}", f"/resources/{foreign['resource']}",
                  f"/resources/{foreign['resource']}/logs",
@@ -222,13 +218,10 @@ def test_every_field_of_every_page_has_a_label(admin, cp):
 
 
 def test_operator_work_can_be_canceled_and_retried(admin, cp):
-    project = admin.post("/projects", {"name": "p"})["id"]
-    env = admin.post("/environments", {"projectId": project, "name": "prod"})["id"]
-    resource = admin.post("/resources", {
-        "projectId": project, "environmentId": env, "name": "web",
-        "source": {"kind": "docker-image", "imageName": "lbtest/hello", "imageTag": "v1"}})["id"]
-    admin.post("/domain-bindings", {"projectId": project, "environmentId": env,
-                                    "resourceId": resource, "domainName": "shop.example.com"})
+    app = make_app(admin, "lbtest/hello:v1")
+    admin.post("/domain-bindings", {"projectId": app["project"], "environmentId": app["env"],
+                                    "resourceId": app["resource"],
+                                    "domainName": "shop.example.com"})
     work = admin.get("/operator-work", params={"kind": "route-realization"})["items"][0]
     browser = Browser(cp).sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
     assert f'action="/work/{work["id"]}/cancel"' in browser.get("/work").text

@@ -9,16 +9,12 @@ from launchbay.engine import reconcile
 from launchbay.engine.ledger import enqueue
 from launchbay.store.models import Deployment, OperatorWork, Resource
 
+from support import make_app
+
 
 @pytest.fixture
 def app_ids(admin):
-    project = admin.post("/projects", {"name": "shop"})["id"]
-    env = admin.post("/environments", {"projectId": project, "name": "prod"})["id"]
-    resource = admin.post("/resources", {
-        "projectId": project, "environmentId": env, "name": "web",
-        "source": {"kind": "docker-image", "imageName": "lbtest/hello", "imageTag": "v1"},
-        "networkProfile": {"internalPort": 8080}})["id"]
-    return {"project": project, "env": env, "resource": resource}
+    return make_app(admin, "lbtest/hello:v1")
 
 
 def deploy(admin, ids):

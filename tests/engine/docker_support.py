@@ -15,23 +15,6 @@ from support import Api, free_port
 TERMINAL = {"succeeded", "failed", "canceled", "rolled-back"}
 
 
-def make_app(api: Api, image: str, *, name: str = "web", port: int | None = 8080,
-             health: dict[str, Any] | None = None) -> dict[str, str]:
-    """A project, an environment and a resource of `image`, ready to deploy."""
-    project = api.post("/projects", {"name": f"{name}-project"})["id"]
-    env = api.post("/environments", {"projectId": project, "name": "production",
-                                     "kind": "production"})["id"]
-    name_, _, tag = image.partition(":")
-    body: dict[str, Any] = {"projectId": project, "environmentId": env, "name": name,
-                            "source": {"kind": "docker-image", "imageName": name_,
-                                       "imageTag": tag or "latest"},
-                            "networkProfile": {"internalPort": port} if port else {}}
-    if health:
-        body["healthPolicy"] = health
-    resource = api.post("/resources", body)["id"]
-    return {"project": project, "env": env, "resource": resource}
-
-
 def set_image(api: Api, resource: str, image: str) -> None:
     name, _, tag = image.partition(":")
     api.post(f"/resources/{resource}/source",

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from launchbay.cli.apps import split_image
 from launchbay.cli.main import app
 
-from docker_support import body, make_app, remove_runtime, wait
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login
+from docker_support import body, remove_runtime, wait
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login, make_app
 
 
 @pytest.fixture

@@ -15,11 +15,10 @@ from docker_support import (
     containers,
     deploy,
     deployed,
-    make_app,
     set_image,
     wait,
 )
-from support import add_member
+from support import add_member, make_app
 
 
 def assert_only_release(resource: str, deployment: str, within: float = 15) -> None:

@@ -16,8 +16,8 @@ from launchbay import tls_certificates
 from launchbay.settings import Settings
 
 import certs
-from docker_support import deployed, eventually, make_app
-from support import add_member, free_port, spawn
+from docker_support import deployed, eventually
+from support import add_member, free_port, make_app, spawn
 
 EDGE_HTTP, EDGE_HTTPS = free_port(), free_port()
 

@@ -14,8 +14,8 @@ import pytest
 from launchbay.control_plane import ControlPlane
 from launchbay.settings import Settings
 
-from docker_support import deploy, deployed, eventually, make_app, set_image, wait
-from support import free_port
+from docker_support import deploy, deployed, eventually, set_image, wait
+from support import free_port, make_app
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import httpx
 from launchbay.cli.client import iter_sse
 
 import images
-from docker_support import body, containers, deploy, make_app, remove_runtime, wait
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login
+from docker_support import body, containers, deploy, remove_runtime, wait
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login, make_app
 
 
 def read_sse(response: httpx.Response) -> list[dict]:
