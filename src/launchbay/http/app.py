@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None,
         # passes, which otherwise walk it all and stall a request for tens of milliseconds.
         gc.freeze()
         yield
+        gc.unfreeze()
         if control_plane is None:  # the app built it, so the app closes it
             cp.close()
 
