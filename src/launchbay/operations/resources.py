@@ -307,9 +307,11 @@ def attachments(ctx: Context, resource_id: str) -> list[tuple[StorageAttachment,
         .order_by(StorageAttachment.destination_path)).all()]
 
 
-def generated_url(ctx: Context, r: Resource) -> tuple[str, str] | None:
+def generated_url(ctx: Context, r: Resource,
+                  policy: tuple[str, str] | None = None) -> tuple[str, str] | None:
     """The resource's generated (hostname, URL) through the edge proxy, if it has one."""
-    host = generated_host(ctx.db, ctx.settings, r) if ctx.settings.edge_enabled else None
+    host = generated_host(ctx.db, ctx.settings, r, policy=policy) \
+        if ctx.settings.edge_enabled else None
     tls = ctx.settings.edge_generated_tls != "disabled"
     return (host, public_url(ctx.settings, host, tls) + "/") if host else None
 
@@ -348,15 +350,13 @@ def resource_urls(ctx: Context, data: ResourceUrlsIn) -> ResourceUrls:
     serves, then its custom domains. One pass for a whole project (its list page)."""
     get_project(ctx, data.project_id)
     urls: dict[str, list[str]] = {}
-    policies: dict[str, tuple[str, str]] = {}
-    tls = ctx.settings.edge_generated_tls != "disabled"
+    policies: dict[str, tuple[str, str]] = {}  # one look-up per server
     for r in ctx.db.scalars(select(Resource).where(Resource.organization_id == ctx.org_id,
                                                    Resource.project_id == data.project_id)):
         policy = policies.get(r.server_id) or routing.access_policy(ctx.db, r.server_id)
         policies[r.server_id] = policy
-        host = generated_host(ctx.db, ctx.settings, r, policy=policy) \
-            if ctx.settings.edge_enabled and r.current_deployment_id else None
-        urls[r.id] = [public_url(ctx.settings, host, tls) + "/"] if host else []
+        found = generated_url(ctx, r, policy) if r.current_deployment_id else None
+        urls[r.id] = [found[1]] if found else []
     for b in ctx.db.scalars(select(DomainBinding).where(
             DomainBinding.organization_id == ctx.org_id,
             DomainBinding.project_id == data.project_id,
