@@ -37,7 +37,7 @@ def main() -> None:
     source = Path(tempfile.mkdtemp(prefix="lb-bench-src-")) / "app"
     # A requirements file nobody has built: the dependency layer is built cold.
     repo(source, {"requirements.txt": f"# {uuid.uuid4()}\n", "app.py": APP})
-    with launchbay(edge_enabled="false",
+    with launchbay(edge_enabled="false", git_local_folders=json.dumps([str(source.parent)]),
                    build_base_images=json.dumps({"python": base})) as lb:
         app = lb.create_app("web", source={"kind": "git", "locator": str(source),
                                            "gitRef": "main"},

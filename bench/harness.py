@@ -58,8 +58,9 @@ class Running:
 def launchbay(**settings: str) -> Iterator[Running]:
     """`launchbay serve` with `LAUNCHBAY_*` settings (given without the prefix)."""
     port = free_port()
+    # The benchmarks' images are built locally (no registry): the operator shares them.
     env = {**os.environ, "LAUNCHBAY_DATA_DIR": tempfile.mkdtemp(prefix="lb-bench-"),
-           "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}",
+           "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}", "LAUNCHBAY_SHARED_IMAGES": '["lbtest/*"]',
            **{f"LAUNCHBAY_{k.upper()}": v for k, v in settings.items()}}
     env.pop("LAUNCHBAY_DATABASE_URL", None)
     exe = os.path.join(os.path.dirname(sys.executable), "launchbay")

@@ -18,6 +18,12 @@ from launchbay.settings import Settings
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, free_port, login
 
 POSTGRES_URL = os.environ.get("LAUNCHBAY_TEST_POSTGRES_URL")
+# What the operator of a test machine allows: the images the tests build locally (no registry
+# is reachable), repositories in the tests' own folders and on loopback. Tests of the
+# defaults pass their own settings.
+os.environ.setdefault("LAUNCHBAY_SHARED_IMAGES", '["lbtest/*"]')
+os.environ.setdefault("LAUNCHBAY_GIT_LOCAL_FOLDERS", '["/tmp"]')
+os.environ.setdefault("LAUNCHBAY_GIT_ALLOWED_NETWORKS", '["127.0.0.0/8"]')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

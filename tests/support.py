@@ -66,7 +66,7 @@ def make_app(api: Api, image: str, *, name: str = "web", port: int | None = 8080
     project = api.post("/projects", {"name": f"{name}-project"})["id"]
     env = api.post("/environments", {"projectId": project, "name": "production",
                                      "kind": "production"})["id"]
-    name_, _, tag = image.partition(":")
+    name_, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
     body: dict[str, Any] = {"projectId": project, "environmentId": env, "name": name,
                             "source": {"kind": "docker-image", "imageName": name_,
                                        "imageTag": tag or "latest"},

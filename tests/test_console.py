@@ -196,7 +196,7 @@ def test_environments_on_demand_from_templates_with_parameters(admin, cp):
     assert admin.get("/instances")["environments"][0]["status"] == "Deleting"
 
 
-def test_every_field_of_every_page_has_a_label(admin, cp):
+def test_every_field_of_every_page_has_a_label_and_no_page_has_inline_script(admin, cp):
     browser = Browser(cp).sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
     project = browser.post("/projects", {"name": "p"}).headers["location"]
     browser.get(project)
@@ -215,6 +215,9 @@ def test_every_field_of_every_page_has_a_label(admin, cp):
             found = re.search(r'id="([^"]+)"', field)
             assert found and found.group(1) in labelled, (path, field)
         assert 'lang="en"' in page and '<main id="main">' in page
+        # The Content-Security-Policy allows no inline script: none is needed.
+        assert not re.search(r"<script(?![^>]*\bsrc=)", page), path
+        assert not re.search(r"<[^>]+\son[a-z]+\s*=", page), path
 
 
 def test_operator_work_can_be_canceled_and_retried(admin, cp):

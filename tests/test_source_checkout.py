@@ -39,8 +39,10 @@ def test_a_deploy_key_is_a_private_file_for_ssh_and_is_removed_after():
 
 
 def test_a_missing_repository_fails_with_gits_message(tmp_path):
+    allowed = source_checkout.GitPolicy(local_folders=(str(tmp_path),))
     with pytest.raises(source_checkout.CheckoutError) as e:
-        source_checkout.checkout(str(tmp_path / "nope"), "main", tmp_path / "dest")
+        source_checkout.checkout(str(tmp_path / "nope"), "main", tmp_path / "dest",
+                                 policy=allowed)
     assert "does not exist" in str(e.value) or "not appear" in str(e.value)
 
 

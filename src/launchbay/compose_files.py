@@ -3,8 +3,9 @@
 Pure logic over the file's text: the plan preview lists the stack without building anything,
 and builds use it to know what to build and start. The subset understood is what a stack of
 stateless services on one network needs (image or build, command, environment, ports/expose,
-named volumes, depends_on); anything that would silently run differently (bind mounts of the
-host, host networking, privileged containers) is refused with a reason and a fix.
+named volumes, depends_on); any other key, and anything that would run differently than
+written (bind mounts of the host, volume drivers, host networking, privileged containers), is
+refused with a reason and a fix.
 """
 
 from __future__ import annotations
@@ -14,14 +15,6 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
-REFUSED_KEYS = {
-    "network_mode": "launchbay puts every service on the stack's own network",
-    "privileged": "privileged containers can take over the server",
-    "pid": "sharing the host's process namespace is not allowed",
-    "devices": "host devices are not passed to containers",
-    "extends": "`extends` is not supported: inline the service",
-}
-
 
 class ComposeError(Exception):
     """The compose file cannot be run as a stack; `fix` says what to change."""
@@ -29,6 +22,49 @@ class ComposeError(Exception):
     def __init__(self, code: str, message: str, fix: str):
         super().__init__(message)
         self.code, self.message, self.fix = code, message, fix
+
+
+# What launchbay runs of a service, and of its `build`; every other key is refused with a fix
+# (never dropped: a file that would silently run differently is worse than an error).
+SERVICE_KEYS = {"image", "build", "command", "environment", "ports", "expose", "volumes",
+                "depends_on"}
+BUILD_KEYS = {"context", "dockerfile", "target", "args"}
+VOLUME_KEYS = {"type", "source", "target", "read_only"}
+# Keys users often write, with what to do instead.
+FIXES = {
+    "network_mode": "launchbay puts every service on the stack's own network",
+    "networks": "launchbay puts every service on the stack's own network",
+    "privileged": "privileged containers can take over the server",
+    "cap_add": "added kernel capabilities can take over the server",
+    "security_opt": "security profiles of the server are not changed by apps",
+    "pid": "sharing the host's process namespace is not allowed",
+    "ipc": "sharing the host's or another container's IPC namespace is not allowed",
+    "userns_mode": "the user namespace of the server is not changed by apps",
+    "cgroup_parent": "the server's control groups are not chosen by apps",
+    "devices": "host devices are not passed to containers",
+    "extends": "`extends` is not supported: inline the service",
+    "env_file": "set the variables on the resource, or list them under `environment`",
+    "restart": "launchbay restarts services by the resource's restart policy "
+               "(runtimeProfile.restartPolicy)",
+    "healthcheck": "set the resource's health policy instead",
+    "deploy": "set cpuLimit and memoryLimitMb in the resource's runtime profile",
+    "container_name": "launchbay names the containers of each release",
+    "labels": "launchbay labels the containers it runs",
+}
+
+
+def _refuse(where: str, key: str) -> ComposeError:
+    why = FIXES.get(key, "launchbay does not run it")
+    return ComposeError("compose-unsupported", f"{where}: {key}: {why}",
+                        f"remove `{key}` from {where}")
+
+
+def _check_keys(where: str, spec: dict[str, Any], allowed: set[str]) -> None:
+    """Refuses the first key of `spec` that launchbay does not run (`x-` extensions are
+    ignored by compose itself, and by launchbay)."""
+    for key in spec:
+        if key not in allowed and not str(key).startswith("x-"):
+            raise _refuse(where, str(key))
 
 
 @dataclass
@@ -69,7 +105,18 @@ def parse(text: str, target: str | None = None) -> Stack:
             or not doc["services"]:
         raise ComposeError("compose-invalid", "the compose file defines no services",
                            "add a `services:` section")
-    declared = set((doc.get("volumes") or {}).keys())
+    _check_keys("the compose file", doc, {"services", "volumes", "version"})
+    volumes = doc.get("volumes") or {}
+    if not isinstance(volumes, dict):
+        raise ComposeError("compose-invalid", "top-level `volumes` must be a mapping",
+                           "write `volumes:` as names, each with no options")
+    for name, options in volumes.items():
+        if options:  # a driver and its options could mount any folder of the server
+            key = next(iter(options)) if isinstance(options, dict) else str(options)
+            raise ComposeError("compose-unsupported", f"volume {name}: {key}: launchbay "
+                               "makes every named volume itself", f"write the volume as "
+                               f"`{name}:` with no options")
+    declared = set(volumes.keys())
     services = {name: _service(str(name), spec or {}, declared)
                 for name, spec in doc["services"].items()}
     order = TopologicalSorter({name: s.depends_on for name, s in services.items()})
@@ -102,15 +149,13 @@ def _web(services: dict[str, ComposeService], target: str | None) -> str:
 
 
 def _service(name: str, spec: dict[str, Any], declared: set[str]) -> ComposeService:
-    for key, why in REFUSED_KEYS.items():
-        if key in spec:
-            raise ComposeError("compose-unsupported", f"service {name}: {key}: {why}",
-                               f"remove `{key}` from service {name}")
+    _check_keys(f"service {name}", spec, SERVICE_KEYS)
     s = ComposeService(name, image=spec.get("image"))
     build = spec.get("build")
     if isinstance(build, str):
         s.build_context = build
     elif isinstance(build, dict):
+        _check_keys(f"the build of service {name}", build, BUILD_KEYS)
         s.build_context = build.get("context", ".")
         s.dockerfile, s.build_target = build.get("dockerfile"), build.get("target")
         s.build_args = _mapping(build.get("args"))
@@ -125,6 +170,14 @@ def _service(name: str, spec: dict[str, Any], declared: set[str]) -> ComposeServ
                                                      *(spec.get("expose") or [])]) if p), None)
     s.volumes = [_volume(name, v, declared) for v in spec.get("volumes") or []]
     depends = spec.get("depends_on") or []
+    if isinstance(depends, dict):
+        for other, when in depends.items():
+            condition = (when or {}).get("condition", "service_started") \
+                if isinstance(when, dict) else when
+            if condition != "service_started":  # launchbay starts services in order, no more
+                raise ComposeError("compose-unsupported", f"service {name}: depends_on "
+                                   f"{other}: condition {condition}: launchbay only starts "
+                                   "services in order", f"remove the condition on {other}")
     s.depends_on = list(depends.keys() if isinstance(depends, dict) else depends)
     return s
 
@@ -147,6 +200,7 @@ def _container_port(entry: Any) -> int | None:
 
 def _volume(service: str, entry: Any, declared: set[str]) -> tuple[str, str, str]:
     if isinstance(entry, dict):
+        _check_keys(f"a volume of service {service}", entry, VOLUME_KEYS)
         kind, source, target = entry.get("type", "volume"), entry.get("source"), entry.get("target")
         mode = "ro" if entry.get("read_only") else "rw"
     else:

@@ -14,6 +14,7 @@ from launchbay.docker_engine import LogLine
 from launchbay.edge_proxy import Caddy
 from launchbay.engine import auto_update, reconcile
 from launchbay.engine.health_monitor import HealthMonitor
+from launchbay.engine.image_access import ImageAccess
 from launchbay.engine.ledger import Ledger
 from launchbay.engine.release import DeploymentRunner
 from launchbay.engine.routing import EdgeProxy, ProxyBootstrap, RouteRealization
@@ -64,7 +65,11 @@ class ControlPlane:
         self.workers = Workers(
             self.ledger,
             {"deployment": DeploymentRunner(self.sessions, self.ops.secrets, self.targets,
-                                            reroute, settings.data_dir / "workspaces"),
+                                            ImageAccess(self.sessions, [
+                                                *settings.shared_images,
+                                                *settings.build_base_images.values()]),
+                                            settings.git_policy, reroute,
+                                            settings.data_dir / "workspaces"),
              "runtime-maintenance": RuntimeControl(self.sessions, self.targets, reroute),
              "route-realization": RouteRealization(self.sessions, settings, self.edge),
              "proxy-bootstrap": ProxyBootstrap(self.edge)},
@@ -134,10 +139,11 @@ class ControlPlane:
 
     def follow_logs(self, target: RuntimeTarget, tail: int,
                     stop: threading.Event) -> Iterator[LogLine]:
-        """Lines of a release's container as it writes them (`target` comes from the
-        `resources.runtime-logs.follow` operation, which authorized it)."""
-        return self.targets.docker(target.server_id).follow(target.container_id, tail=tail,
-                                                            stop=stop)
+        """Lines of a release's container as it writes them, its secrets masked (`target`
+        comes from the `resources.runtime-logs.follow` operation, which authorized it)."""
+        for line in self.targets.docker(target.server_id).follow(target.container_id,
+                                                                 tail=tail, stop=stop):
+            yield target.masked(line)
 
     def runtime_reachable(self) -> bool:
         """Whether the local runtime target (the Docker engine) answers."""

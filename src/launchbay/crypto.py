@@ -14,6 +14,16 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MASK = "****"
 
+
+def mask(text: str, values: list[str]) -> tuple[str, bool]:
+    """`text` with every secret value in it replaced by MASK (longest first, so a secret that
+    contains another is hidden whole); whether any was."""
+    masked = False
+    for secret in sorted(values, key=len, reverse=True):
+        if secret and secret in text:
+            text, masked = text.replace(secret, MASK), True
+    return text, masked
+
 _passwords = PasswordHasher()
 # A real hash to verify against when the user does not exist, so that timing does not tell.
 _DUMMY_HASH = _passwords.hash("launchbay-not-a-password")

@@ -7,20 +7,47 @@ removes a named volume except through `remove_volume`.
 
 from __future__ import annotations
 
+import functools
+import os
 import queue
 import re
+import shutil
+import signal
+import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 MANAGED = "launchbay.managed"
 
-__all__ = ["APIError", "ContainerSpec", "DockerEngine", "DockerException", "ImageNotFound",
-           "LogLine"]
+__all__ = ["APIError", "BuildError", "ContainerSpec", "DockerEngine", "DockerException",
+           "ImageBuild", "ImageNotFound", "LogLine"]
+
+
+class BuildError(Exception):
+    """A build that did not produce its image; the message is the builder's last words."""
+
+
+@dataclass
+class ImageBuild:
+    """One `docker build`: plain `args` are build arguments (they may show in the image's
+    history, like any build argument); `secrets` are BuildKit secrets (files a `RUN
+    --mount=type=secret,id=KEY` step reads, never written to a layer or the history)."""
+
+    context: Path
+    dockerfile: str
+    tag: str
+    args: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    timeout_seconds: float = 1800
 
 
 @dataclass
@@ -60,6 +87,7 @@ class LogLine:
     timestamp: datetime
     stream: str  # stdout | stderr
     message: str
+    masked: bool = False  # secret values were taken out of `message`
 
 
 class DockerEngine:
@@ -104,8 +132,34 @@ class DockerEngine:
         return image.id
 
     def pull(self, ref: str) -> str:
-        name, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
-        return self.client.images.pull(name, tag=tag or "latest").id
+        """Pulls `name[:tag]` or `name@digest` (with the engine's registry credentials); the
+        image's id."""
+        return str(self.client.images.pull(ref).id)
+
+    def build(self, spec: ImageBuild) -> Iterator[str]:
+        """Builds an image with BuildKit, yielding the builder's output line by line.
+
+        Through the docker CLI: the SDK speaks only the legacy builder, which has no secret
+        mounts (a secret passed to it stays in the image). Secrets reach the CLI as files in a
+        private folder removed after the build; build arguments through its environment."""
+        with tempfile.TemporaryDirectory(prefix="launchbay-build-") as folder:
+            command = [*_buildkit_cli(), "--progress=plain", "--file",
+                       str(spec.context / spec.dockerfile), "--tag", spec.tag]
+            env = {**os.environ, "DOCKER_BUILDKIT": "1", "DOCKER_HOST": self.url}
+            for key, value in spec.args.items():  # `--build-arg KEY` takes KEY's value from env
+                env[key] = value
+                command += ["--build-arg", key]
+            for n, (key, value) in enumerate(spec.secrets.items()):
+                path = Path(folder) / f"secret-{n}"
+                path.touch(mode=0o600)
+                path.write_text(value)
+                command += ["--secret", f"id={key},src={path}"]
+            for key, value in spec.labels.items():
+                command += ["--label", f"{key}={value}"]
+            if spec.target:
+                command += ["--target", spec.target]
+            command.append(str(spec.context))
+            yield from _run_build(command, env, spec.timeout_seconds)
 
     def ensure_network(self, name: str, labels: dict[str, str]) -> None:
         if not self.client.networks.list(names=[name]):
@@ -297,6 +351,54 @@ class DockerEngine:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+@functools.cache
+def _buildkit_cli() -> tuple[str, ...]:
+    """A docker CLI that builds with BuildKit: one with the buildx plugin, else one older than
+    23 (where `DOCKER_BUILDKIT=1 docker build` is BuildKit; Debian's docker.io is such)."""
+    seen = []
+    for exe in (shutil.which("docker"), "/usr/bin/docker", "/usr/local/bin/docker"):
+        if not exe or exe in seen or not os.access(exe, os.X_OK):
+            continue
+        seen.append(exe)
+        probe = subprocess.run([exe, "buildx", "version"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return exe, "buildx", "build", "--load"
+        version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
+        major = re.search(r"version (\d+)\.", version.stdout)
+        if major and int(major[1]) < 23:
+            return exe, "build"
+    raise BuildError("no docker CLI that builds with BuildKit was found: install the buildx "
+                     "plugin (docker-buildx-plugin) or Debian's docker.io")
+
+
+def _run_build(command: list[str], env: dict[str, str], timeout: float) -> Iterator[str]:
+    """The build's output lines; BuildError with its last error lines when it fails, or when
+    it takes longer than `timeout` seconds (it is stopped then)."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace", start_new_session=True)
+    timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    timer.start()
+    last: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line:
+                last = [*last[-20:], line]
+                yield line
+        code = proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if code == -signal.SIGKILL:
+        raise BuildError(f"the build took longer than {timeout:.0f}s")
+    if code != 0:
+        errors = [line for line in last if "error" in line.lower()] or last[-3:]
+        raise BuildError("\n".join(errors[-3:]) or f"the build failed (exit code {code})")
 
 
 def _info(attrs: dict) -> ContainerInfo:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -14,6 +15,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+if TYPE_CHECKING:
+    from launchbay.source_checkout import GitPolicy
 
 
 def _default_data_dir() -> Path:
@@ -31,11 +35,20 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = None
     listen: str = "127.0.0.1:8420"
+    # Reverse proxies whose X-Forwarded-For/-Proto are believed (a proxy on this machine, by
+    # default): behind one, the client's address (login limits, sessions) and HTTPS (Secure
+    # cookies) are what it says; from anyone else these headers are ignored.
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
     base_domain: str = "localhost"
     master_secret: str | None = None
     session_ttl_hours: int = 24 * 14
-    # Seconds of lock-out after too many failed logins for one e-mail address.
+    # Password guessing: after `login_max_failures` wrong attempts for one e-mail address (or
+    # `login_max_failures_per_address` from one client address, across e-mail addresses)
+    # within `login_window_seconds`, logins there are refused for `login_lockout_seconds`,
+    # doubling with each lock-out (at most an hour).
     login_max_failures: int = 5
+    login_max_failures_per_address: int = 20
+    login_window_seconds: int = 900
     login_lockout_seconds: int = 30
     # The engine: worker threads in `serve`, how long a claimed work item stays leased without
     # a heartbeat, how often idle workers look for work, and how often the reconciler sweeps.
@@ -54,12 +67,21 @@ class Settings(BaseSettings):
         "python": "python:3.12-slim", "nodejs": "node:20-slim", "golang": "golang:1.22",
         "php": "php:8.3-cli", "ruby": "ruby:3.3-slim", "java": "maven:3-eclipse-temurin-21",
         "dotnet": "mcr.microsoft.com/dotnet/sdk:8.0", "static": "busybox:1.36"}
+    # Where git repositories may be fetched from: public addresses, and these networks (CIDR)
+    # besides; never the denied ones. Folders of the server are fetched only under
+    # `git_local_folders` (for an operator's own mirrors; a user could otherwise read the disk).
+    git_allowed_networks: list[str] = []
+    git_denied_networks: list[str] = []
+    git_local_folders: list[str] = []
     build_timeout_seconds: int = 1800
     upload_max_mb: int = 200
+    # Images of the local engine every organization may use as they are (patterns such as
+    # `mirror.example.com/*`); the builders' base images always are. Any other image is
+    # pulled for the organization that names it, so the registry decides who gets it.
+    shared_images: list[str] = []
     # Built images kept per resource: the current one and the newest successful releases (the
     # rollback targets); older ones are pruned. Volumes are never pruned.
     keep_images: int = 5
-    build_memory_mb: int = 2048
     edge_enabled: bool = True
     edge_manage: bool = True
     edge_admin: str = "127.0.0.1:2019"
@@ -132,6 +154,13 @@ class Settings(BaseSettings):
             raise ValueError("listen must be HOST:PORT")
         return value
 
+    @field_validator("git_allowed_networks", "git_denied_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # a ValueError names the bad one
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -150,6 +179,14 @@ class Settings(BaseSettings):
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    @property
+    def git_policy(self) -> GitPolicy:
+        from launchbay.source_checkout import GitPolicy
+
+        return GitPolicy(local_folders=tuple(self.git_local_folders),
+                         allowed_networks=tuple(self.git_allowed_networks),
+                         denied_networks=tuple(self.git_denied_networks))
 
     @property
     def resolved_templates_dir(self) -> Path:

@@ -45,6 +45,7 @@ def browser(server, cp) -> Iterator[Any]:
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
                 "--window-size=1280,1000"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations land there
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     driver.implicitly_wait(0)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -193,3 +194,7 @@ def test_setup_deploy_watch_open_configure_redeploy_roll_back(browser, server, s
         shot(driver, f"07{page.replace('/', '-')}")
     driver.get(server + "/servers")
     assert f"{os.cpu_count()} cores" in driver.find_element(By.ID, "main").text
+    # All of it ran under the pages' Content-Security-Policy (no inline script or style).
+    refused = [e["message"] for e in driver.get_log("browser")
+               if "Content Security Policy" in e["message"]]
+    assert refused == [], refused

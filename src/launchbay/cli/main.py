@@ -63,21 +63,25 @@ def serve(
     import uvicorn
 
     from launchbay.http.app import create_app
+    from launchbay.http.browsers import SecurityHeaders
     from launchbay.settings import Settings
 
     settings = Settings(**({"listen": listen} if listen else {}))
     _migrate(settings)
     application = create_app(settings)
+    # No `Server` banner: the version of what answers is nobody else's business.
+    listening = {"log_level": "info", "server_header": False, "proxy_headers": True,
+                 "forwarded_allow_ips": settings.trusted_proxies}
     servers = [uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port,
-                                             log_level="info", proxy_headers=False))]
+                                             **listening))]
     for spec in face or []:
         name, _, port = spec.partition("=")
         if name not in application.state.faces or not port.isdigit():
             raise typer.BadParameter(f"{spec}: expected NAME=PORT with NAME one of "
                                      + ", ".join(application.state.faces))
         servers.append(uvicorn.Server(uvicorn.Config(
-            application.state.faces[name], host=settings.host, port=int(port),
-            log_level="info", proxy_headers=False, lifespan="off")))
+            SecurityHeaders(application.state.faces[name]), host=settings.host, port=int(port),
+            lifespan="off", **listening)))
         out.print(f"the {name} API listens on http://{settings.host}:{port}")
     out.print(f"launchbay listening on http://{settings.listen} (data in {settings.data_dir})")
 

@@ -5,6 +5,7 @@ A compose stack builds each service that has a build context."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import time
@@ -14,11 +15,14 @@ from pathlib import Path
 
 from launchbay import dockerfiles, source_checkout
 from launchbay.compose_files import Stack
-from launchbay.docker_engine import APIError, DockerEngine
+from launchbay.docker_engine import BuildError, DockerEngine, ImageBuild
 from launchbay.engine.plan import BuildSpec, ServicePlan, Volume
 from launchbay.runtime_detection import Detection, detect
+from launchbay.source_checkout import GitPolicy
 
 Log = Callable[[str, str], None]
+# Admits an image a build reads for the organization (its id), or raises ImageRefused.
+Admit = Callable[[str], str]
 
 GENERATED = ".launchbay.Dockerfile"
 
@@ -46,20 +50,31 @@ class Built:
     services: list[ServicePlan] = field(default_factory=list)
 
 
+@dataclass
+class BuildVariables:
+    """The build-time variables of a release: plain ones are build arguments; secrets are
+    BuildKit secrets, which never reach a layer or the image's history."""
+
+    plain: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
 def build(spec: BuildSpec, deployment_id: str, docker: DockerEngine, workspace: Path,
-          build_args: dict[str, str], log: Log, credential: str | None = None) -> Built:
-    """Builds the image (or the stack's images) of one deployment."""
+          variables: BuildVariables, log: Log, *, admit: Admit, labels: dict[str, str],
+          policy: GitPolicy, credential: str | None = None) -> Built:
+    """Builds the image (or the stack's images) of one deployment. Every image its
+    Dockerfiles read must pass `admit` (the organization may use it) first."""
     where = workspace / deployment_id
     try:
         try:
             if spec.archive:
-                log(f"unpacking the uploaded archive {Path(spec.archive).name}", "info")
+                log("unpacking the uploaded archive", "info")
                 sha = source_checkout.unpack(Path(spec.archive), where)
             else:
                 log(f"fetching {spec.repository}" + (f" at {spec.ref}" if spec.ref else ""),
                     "info")
                 sha = source_checkout.checkout(spec.repository, spec.ref, where,  # type: ignore[arg-type]
-                                               credential)
+                                               credential, policy)
                 log(f"checked out {sha[:12]}", "info")
         except (source_checkout.CheckoutError, OSError) as exc:
             raise BuildFailed("source-unavailable", f"cannot fetch the source: {exc}") from exc
@@ -71,11 +86,11 @@ def build(spec: BuildSpec, deployment_id: str, docker: DockerEngine, workspace: 
             problem = found.unsupported[0]
             raise BuildFailed(problem["code"], f"{problem['message']} ({problem['fix']})")
         tag = f"{spec.image_repository}:{deployment_id.split('_')[-1]}"
+        builder = _Builder(docker, spec, variables, log, admit, labels)
         if found.stack is not None:
-            return _build_stack(found.stack, root, tag, spec, docker, build_args, log, sha)
-        dockerfile = found.dockerfile_path or _generate(found, root, spec, build_args, log)
-        _docker_build(docker, root, dockerfile, tag, build_args, spec, log,
-                      spec.runtime_profile.get("buildTarget"))  # type: ignore[arg-type]
+            return _build_stack(found.stack, root, tag, builder, sha)
+        dockerfile = found.dockerfile_path or _generate(found, root, spec, variables, log)
+        builder.build(root, dockerfile, tag, {}, spec.runtime_profile.get("buildTarget"))  # type: ignore[arg-type]
         start = spec.runtime_profile.get("startCommand")
         return Built(tag, sha, port=found.port, command=shlex.split(start)  # type: ignore[arg-type]
                      if start and found.dockerfile_path else None)
@@ -102,7 +117,7 @@ def _base_image(spec: BuildSpec, family: str) -> str:
     return base
 
 
-def _generate(found: Detection, root: Path, spec: BuildSpec, build_args: dict[str, str],
+def _generate(found: Detection, root: Path, spec: BuildSpec, variables: BuildVariables,
               log: Log) -> str:
     if found.runtime_family == "workspace":
         base = spec.base_images.get(found.base_image or "") or found.base_image or ""
@@ -110,17 +125,15 @@ def _generate(found: Detection, root: Path, spec: BuildSpec, build_args: dict[st
         base = _base_image(spec, found.runtime_family)
     builder = (_base_image(spec, found.builder_family) if found.builder_family
                and (found.install_command or found.build_command) else None)
-    text = dockerfiles.generate(found, base, {p.name for p in root.iterdir()}, builder)
-    if build_args:
-        text = text.replace("WORKDIR /app\n", "WORKDIR /app\n" + "".join(
-            f"ARG {key}\n" for key in sorted(build_args)), 1)
+    text = dockerfiles.generate(found, base, {p.name for p in root.iterdir()}, builder,
+                                arguments=sorted(variables.plain),
+                                secrets=bool(variables.secrets))
     (root / GENERATED).write_text(text)
     log(f"generated a Dockerfile for {found.runtime_family} on {base}", "info")
     return GENERATED
 
 
-def _build_stack(stack: Stack, root: Path, tag: str, spec: BuildSpec, docker: DockerEngine,
-                 build_args: dict[str, str], log: Log, sha: str) -> Built:
+def _build_stack(stack: Stack, root: Path, tag: str, builder: _Builder, sha: str) -> Built:
     """Builds the services that have a build context, one image each; the others run their
     image as named. Named volumes become the resource's volumes."""
     images: dict[str, str] = {}
@@ -128,12 +141,11 @@ def _build_stack(stack: Stack, root: Path, tag: str, spec: BuildSpec, docker: Do
         if not service.build_context:
             images[service.name] = service.image  # type: ignore[assignment]
             continue
-        log(f"building service {service.name}", "info")
+        builder.log(f"building service {service.name}", "info")
         images[service.name] = f"{tag}-{service.name}"
-        _docker_build(docker, _inside(root, service.build_context),
-                      service.dockerfile or "Dockerfile", images[service.name],
-                      {**service.build_args, **build_args}, spec, log, service.build_target)
-    volume_prefix = spec.image_repository.replace("/", "-")
+        builder.build(_inside(root, service.build_context), service.dockerfile or "Dockerfile",
+                      images[service.name], service.build_args, service.build_target)
+    volume_prefix = builder.spec.image_repository.replace("/", "-")
 
     def volumes(service):  # type: ignore[no-untyped-def]
         return [Volume(docker_name=f"{volume_prefix}-{name}", path=path, mode=mode)
@@ -146,24 +158,53 @@ def _build_stack(stack: Stack, root: Path, tag: str, spec: BuildSpec, docker: Do
                            for s in stack.services if s.name != web.name])
 
 
-def _docker_build(docker: DockerEngine, root: Path, dockerfile: str, tag: str,
-                  build_args: dict[str, str], spec: BuildSpec, log: Log,
-                  target: str | None = None) -> None:
-    started = time.monotonic()
-    try:
-        stream = docker.client.api.build(
-            path=str(root), dockerfile=dockerfile, tag=tag, buildargs=build_args or None,
-            target=target or None, rm=True, forcerm=True, decode=True,
-            container_limits={"memory": spec.memory_mb * 1024 * 1024},
-            timeout=spec.timeout_seconds, labels={"launchbay.managed": "true"})
-        for chunk in stream:
-            if "error" in chunk:
-                raise BuildFailed("build-failed", str(chunk["error"]).strip())
-            for line in str(chunk.get("stream", "")).splitlines():
-                if line.strip():
-                    log(line.rstrip(), "info")
-            if time.monotonic() - started > spec.timeout_seconds:
-                raise BuildFailed("build-timeout",
-                                  f"the build took longer than {spec.timeout_seconds}s")
-    except APIError as exc:
-        raise BuildFailed("build-failed", exc.explanation or str(exc)) from exc
+@dataclass
+class _Builder:
+    """Builds the images of one release with BuildKit, once the images each Dockerfile reads
+    are admitted for the organization."""
+
+    docker: DockerEngine
+    spec: BuildSpec
+    variables: BuildVariables
+    log: Log
+    admit: Admit
+    labels: dict[str, str]
+
+    def build(self, root: Path, dockerfile: str, tag: str, args: dict[str, str],
+              target: str | None) -> None:
+        path = _inside(root, str(Path(dockerfile).parent)) / Path(dockerfile).name
+        try:
+            text = path.read_text(errors="replace")
+        except OSError as exc:
+            raise BuildFailed("dockerfile-missing", f"cannot read {dockerfile}: {exc}") from exc
+        arguments = {**args, **self.variables.plain}
+        try:
+            for image in dockerfiles.images_used(text, arguments):
+                self._admit_with_triggers(image)
+        except ValueError as exc:
+            raise BuildFailed("image-not-found", str(exc)) from exc
+        for key in self.variables.secrets:
+            if re.search(rf"^\s*ARG\s+{re.escape(key)}\b", text, re.M | re.I):
+                self.log(f"{key} is a secret: it is not a build argument (it would stay in the "
+                         f"image); read it with RUN --mount=type=secret,id={key}", "warn")
+        secrets = {**self.variables.secrets}
+        if secrets:
+            secrets[dockerfiles.SECRETS_ID] = dockerfiles.secrets_file(self.variables.secrets)
+        started = time.monotonic()
+        try:
+            for line in self.docker.build(ImageBuild(
+                    context=root, dockerfile=str(path.relative_to(root)), tag=tag,
+                    args=arguments, secrets=secrets, labels=self.labels, target=target,
+                    timeout_seconds=self.spec.timeout_seconds)):
+                self.log(line, "info")
+        except BuildError as exc:
+            timed_out = time.monotonic() - started >= self.spec.timeout_seconds
+            raise BuildFailed("build-timeout" if timed_out else "build-failed", str(exc)) \
+                from exc
+
+    def _admit_with_triggers(self, image: str) -> None:
+        """Admits `image`, and the images its ONBUILD triggers read (they run in this build)."""
+        image_id = self.admit(image)
+        config = self.docker.client.images.get(image_id).attrs.get("Config") or {}
+        for triggered in dockerfiles.image_triggers(config.get("OnBuild") or []):
+            self.admit(triggered)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from sqlalchemy import update
 from sqlalchemy.orm import Session as DbSession
 
-from launchbay.crypto import MASK
+from launchbay.crypto import mask
 from launchbay.store.models import Deployment, DeploymentEntry
 
 TERMINAL = ("succeeded", "failed", "canceled", "rolled-back")
@@ -22,10 +22,7 @@ def append(db: DbSession, deployment_id: str, message: str, *, kind: str = "log"
            phase: str = "deploy", level: str = "info", event_type: str | None = None,
            status: str | None = None, source: str = "launchbay",
            secrets: Iterable[str] = ()) -> DeploymentEntry:
-    masked = False
-    for secret in secrets:
-        if secret and secret in message:
-            message, masked = message.replace(secret, MASK), True
+    message, masked = mask(message, list(secrets))
     sequence = db.execute(
         update(Deployment).where(Deployment.id == deployment_id)
         .values(entry_count=Deployment.entry_count + 1)

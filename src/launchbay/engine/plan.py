@@ -48,7 +48,6 @@ class BuildSpec(BaseModel):
     # never passed to the build or the container).
     credential_key: str | None = None
     timeout_seconds: int = 1800
-    memory_mb: int = 2048
 
 
 class ServicePlan(BaseModel):

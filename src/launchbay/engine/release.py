@@ -29,10 +29,12 @@ from launchbay.docker_engine import (
 from launchbay.edge_proxy import EdgeError
 from launchbay.engine import build, journal
 from launchbay.engine.health import verify
+from launchbay.engine.image_access import ImageAccess, ImageRefused
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.plan import ReleasePlan
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Defer, Job, Retry
+from launchbay.source_checkout import GitPolicy
 from launchbay.store import audit
 from launchbay.store.models import Deployment, OperatorWork, Resource, utcnow
 
@@ -46,20 +48,34 @@ def deployment_labels(d: Deployment) -> dict[str, str]:
             "launchbay.deployment": d.id, "launchbay.server": d.server_id}
 
 
-def runtime_env(snapshot: dict[str, Any], secrets: SecretBox, exposure: str = "runtime",
+def runtime_env(snapshot: dict[str, Any], secrets: SecretBox,
                 credential_key: str | None = None) -> tuple[dict[str, str], list[str]]:
-    """The variables of one exposure from a deployment's frozen snapshot (the container's
-    environment, or the build's arguments), and the secret values among them (to mask them
-    wherever they would be written). The source's git credential is never among them."""
+    """The runtime variables of a deployment's frozen snapshot (the container's environment),
+    and the secret values among them (to mask them wherever they would be written). The
+    source's git credential is never among them."""
     env, hidden = {}, []
     for var in snapshot.get("variables", []):
-        if var["exposure"] != exposure or var["key"] == credential_key:
+        if var["exposure"] != "runtime" or var["key"] == credential_key:
             continue
         value = secrets.decrypt(var["value"]) if var["kind"] == "secret" else var["value"]
         if var["kind"] == "secret":
             hidden.append(value)
         env[var["key"]] = value
     return env, hidden
+
+
+def build_variables(snapshot: dict[str, Any], secrets: SecretBox,
+                    credential_key: str | None) -> build.BuildVariables:
+    """The build-time variables of a deployment's snapshot, plain ones apart from secrets."""
+    variables = build.BuildVariables()
+    for var in snapshot.get("variables", []):
+        if var["exposure"] != "build-time" or var["key"] == credential_key:
+            continue
+        if var["kind"] == "secret":
+            variables.secrets[var["key"]] = secrets.decrypt(var["value"])
+        else:
+            variables.plain[var["key"]] = var["value"]
+    return variables
 
 
 def git_credential(snapshot: dict[str, Any], secrets: SecretBox, key: str | None) -> str | None:
@@ -74,8 +90,10 @@ class DeploymentRunner:
     """The handler of `deployment` work items."""
 
     def __init__(self, sessions: sessionmaker, secrets: SecretBox, targets: Targets,
+                 images: ImageAccess, git_policy: GitPolicy,
                  reroute: Callable[[], None] | None = None, workspace: Path | None = None):
         self.sessions, self.secrets, self.targets = sessions, secrets, targets
+        self.images, self.git_policy = images, git_policy
         self.workspace = workspace or Path("/tmp/launchbay-workspaces")
         # Makes the edge proxy route to the current releases (None: no edge proxy).
         self.reroute = reroute
@@ -144,7 +162,9 @@ class Release:
         self.env, self.hidden = runtime_env(deployment.environment_snapshot, runner.secrets,
                                             credential_key=self.credential_key)
         self.secrets, self.workspace = runner.secrets, runner.workspace
+        self.images, self.git_policy = runner.images, runner.git_policy
         self.docker = runner.targets.docker(deployment.server_id)
+        self.image_ids: dict[str, str] = {}  # each image of the plan: the id admitted
         self.companions: list[tuple[str, str]] = []  # a stack's other services: (name, id)
         self.stopped: list[str] = []  # the releases a recreate stopped (started again on failure)
 
@@ -198,7 +218,7 @@ class Release:
                 self.log(f"retiring older releases: {exc.explanation or exc}", "retire",
                          level="warn")
                 return "succeeded"
-            if exc.status_code and exc.status_code < 500:  # the engine refused: a bad plan
+            if _permanent(exc):  # the engine refused the plan itself: no retry will mend it
                 message = exc.explanation or str(exc)
                 self.log(f"the Docker engine refused: {message}", "start", level="error")
                 self._discard()
@@ -223,6 +243,8 @@ class Release:
                 self.log(f"removed {', '.join(removed)} left by an earlier attempt", "start")
         built = self.plan.build is not None and not self.plan.image
         if built and not self._build():
+            return "failed"
+        if not self._admit_images():
             return "failed"
         if self.plan.recreate:
             self._stop_older()
@@ -265,17 +287,21 @@ class Release:
                         ("planned", "plan", "plan: build from "
                          f"{self.plan.build.repository or 'the uploaded archive'}"),
                         ("running", "build", "building the image"), started_at=utcnow())
-        build_args, hidden = runtime_env(self.d.environment_snapshot, self.secrets,
-                                         exposure="build-time",
-                                         credential_key=self.credential_key)
+        variables = build_variables(self.d.environment_snapshot, self.secrets,
+                                    self.credential_key)
         credential = git_credential(self.d.environment_snapshot, self.secrets,
                                     self.credential_key)
-        self.hidden += hidden + ([credential] if credential else [])
+        self.hidden += [*variables.secrets.values(), *([credential] if credential else [])]
         try:
             built = build.build(
-                self.plan.build, self.d.id, self.docker, self.workspace, build_args,
-                lambda message, level: self.log(message, "build", level), credential)
-        except build.BuildFailed as exc:
+                self.plan.build, self.d.id, self.docker, self.workspace, variables,
+                lambda message, level: self.log(message, "build", level),
+                admit=self._admit, policy=self.git_policy, credential=credential,
+                labels={"launchbay.managed": "true",
+                        "launchbay.organization": self.d.organization_id,
+                        "launchbay.resource": self.d.resource_id,
+                        "launchbay.deployment": self.d.id})
+        except (build.BuildFailed, ImageRefused) as exc:
             self.log(f"the build failed: {exc.message}", "build", level="error")
             finish(self.sessions, self.d.id, "failed", exc.code, exc.message)
             return False
@@ -301,16 +327,32 @@ class Release:
         if earlier:
             raise Defer(1.0, f"waiting for {earlier} to finish")
 
+    def _admit(self, reference: str) -> str:
+        """The id of an image the organization may use (ImageRefused if it may not)."""
+        return self.images.admit(self.docker, self.d.server_id, self.d.organization_id,
+                                 reference, lambda message: self.log(message, "image"))
+
+    def _admit_images(self) -> bool:
+        """Admits every image of the plan before anything is stopped or started; False when
+        one is refused (the deployment is then failed, once: a retry would not mend it)."""
+        try:
+            self.image_ids = {ref: self._admit(ref) for ref in sorted(self.plan.images())}
+        except ImageRefused as exc:
+            self.log(exc.message, "image", level="error")
+            finish(self.sessions, self.d.id, "failed", exc.code, exc.message)
+            return False
+        return True
+
     def _run(self, spec: ContainerSpec):  # type: ignore[no-untyped-def]
+        """Starts a container of the image admitted for `spec.image` (by its id: a pull
+        meanwhile cannot change what runs)."""
+        spec.labels["launchbay.image"] = spec.image
+        spec.image = self.image_ids[spec.image]
         try:
             return self.docker.run(spec)
-        except ImageNotFound:
-            self.log(f"image {spec.image} is not on the server: pulling it", "image")
-            try:
-                self.docker.pull(spec.image)
-            except APIError as exc:
-                raise _ImageMissing(spec.image, exc.explanation or str(exc)) from exc
-            return self.docker.run(spec)
+        except ImageNotFound as exc:  # removed since it was admitted
+            raise Retry("image-not-found", f"image {spec.labels['launchbay.image']} is gone "
+                        "from the server") from exc
 
     def _start(self):  # type: ignore[no-untyped-def]
         """Starts the release's containers: a stack's other services first, on the release's
@@ -478,6 +520,9 @@ class _InBackground:
         return self._value
 
 
-class _ImageMissing(Retry):
-    def __init__(self, image: str, why: str):
-        super().__init__("image-not-found", f"image {image} is not available: {why}")
+def _permanent(exc: APIError) -> bool:
+    """Whether the engine refused the plan itself (a 4xx, or a runtime that cannot create the
+    container as specified), so that the same attempt again would fail the same way."""
+    text = str(exc.explanation or exc)
+    return bool(exc.status_code and exc.status_code < 500) or \
+        "OCI runtime create failed" in text or "runc create failed" in text

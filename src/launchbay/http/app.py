@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import gc
+import hashlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from launchbay import __version__
 from launchbay.control_plane import ControlPlane
 from launchbay.http import console, dploy, dployr, errors, native, shipyard, streams
+from launchbay.http.browsers import SecurityHeaders
 from launchbay.settings import Settings
+
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
 
 
 def create_app(settings: Settings | None = None,
@@ -33,14 +40,27 @@ def create_app(settings: Settings | None = None,
             cp.close()
 
     app = FastAPI(title="launchbay", version=__version__, openapi_url="/api/openapi.json",
-                  docs_url="/api/docs", redoc_url=None, lifespan=lifespan)
+                  docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.control_plane = cp
+    app.add_middleware(SecurityHeaders)
     errors.install(app)
 
     @app.get("/health", tags=["system"])
     def health() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
+
+    @app.get("/api/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI over the OpenAPI document; its one inline script is allowed by hash."""
+        page = get_swagger_ui_html(openapi_url="/api/openapi.json", title="launchbay API")
+        inline = re.search(rb"<script>(.*?)</script>", page.body, re.S)
+        digest = base64.b64encode(hashlib.sha256(inline[1] if inline else b"").digest())
+        page.headers["Content-Security-Policy"] = (
+            f"default-src 'self'; script-src 'self' {SWAGGER_CDN} 'sha256-{digest.decode()}'; "
+            f"style-src 'self' {SWAGGER_CDN} 'unsafe-inline'; img-src 'self' data: https:; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+        return page
 
     @app.get("/ready", tags=["system"])
     def ready() -> JSONResponse:

@@ -25,6 +25,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from launchbay.control_plane import ControlPlane
+from launchbay.http.bodies import form_body
+from launchbay.http.browsers import origin_of
 from launchbay.http.native import AFTER, FLOW_COOKIE, SESSION_COOKIE, credentials, meta_of
 from launchbay.operations.blueprints import split_image
 from launchbay.operations.errors import Forbidden, OperationError, Unauthenticated
@@ -125,11 +127,15 @@ class Console:
 
 
 async def form_of(request: Request) -> Form:
-    """The posted form, refused (403) unless it carries the CSRF token of the cookie."""
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    """The posted form, refused (403) unless it carries the CSRF token of the cookie and, when
+    the browser names where it comes from, comes from this origin (a sibling site could have
+    set the cookie)."""
+    form = {k: v for k, v in (await form_body(request)).items() if isinstance(v, str)}
     cookie = request.cookies.get(CSRF_COOKIE, "")
     sent = form.pop("csrf", "") or request.headers.get("x-csrf-token", "")
-    if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()):
+    origin = origin_of(request)
+    if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()) or \
+            origin not in (None, request.headers.get("host")):
         raise Forbidden("the form is out of date: reload the page and try again",
                         code="csrf_failed")
     return form

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from launchbay.control_plane import ControlPlane
 from launchbay.http import errors
 from launchbay.http.native import FLOW_COOKIE, credentials, meta_of
+from launchbay.operations import CATALOG
 from launchbay.operations.errors import OperationError, Unauthenticated
 from launchbay.operations.oidc_login import FLOW_SECONDS
 
@@ -37,7 +38,7 @@ def create(cp: ControlPlane) -> FastAPI:
 
     async def run(request: Request, key: str, data: dict[str, Any],
                   public: bool = False) -> Any:
-        secret = credentials(request)
+        secret = credentials(request, CATALOG[key].changes_as_caller)
         actor = await run_in_threadpool(cp.authenticate, secret) if secret else None
         if actor is None and not public:
             raise Unauthenticated("unauthorized")

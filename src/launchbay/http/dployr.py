@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from launchbay.control_plane import ControlPlane
-from launchbay.http.native import json_body, meta_of
+from launchbay.http.bodies import json_body
+from launchbay.http.native import meta_of
 from launchbay.http.streams import SSE_HEADERS, journal_pages
 from launchbay.operations import Actor
 from launchbay.operations.errors import NotFound, OperationError, Unauthenticated

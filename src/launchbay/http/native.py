@@ -7,7 +7,6 @@ own input model; the OpenAPI document is generated from the same models.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Literal
 
@@ -19,9 +18,11 @@ from pydantic import BaseModel, create_model
 from pydantic.json_schema import models_json_schema
 
 from launchbay.control_plane import ControlPlane
+from launchbay.http import bodies
+from launchbay.http.browsers import refuse_cross_site
 from launchbay.operations import CATALOG, Actor, Meta
 from launchbay.operations.catalog import Operation
-from launchbay.operations.errors import Invalid, Unauthenticated
+from launchbay.operations.errors import Unauthenticated
 from launchbay.operations.schemas import Schema
 
 SESSION_COOKIE = "launchbay_session"
@@ -237,35 +238,26 @@ ROUTES: list[tuple[str, str, str, int]] = [
 ]
 
 
-def credentials(request: Request) -> str | None:
-    """The bearer secret of a request: the Authorization header, else the session cookie."""
+def credentials(request: Request, mutating: bool = False) -> str | None:
+    """The bearer secret of a request: the Authorization header, else the session cookie,
+    which a `mutating` request may use only from launchbay's own pages (else 403)."""
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
-    return request.cookies.get(SESSION_COOKIE)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie and mutating:
+        refuse_cross_site(request)
+    return cookie
 
 
 async def resolve_actor(cp: ControlPlane, request: Request, op: Operation) -> Actor | None:
-    secret = credentials(request)
+    secret = credentials(request, op.changes_as_caller)
     if secret is None:
         return None
     actor = await run_in_threadpool(cp.authenticate, secret)
     if actor is None and op.scope != "public":
         raise Unauthenticated("invalid or expired credentials", code="invalid_token")
     return actor
-
-
-async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid("request body is not valid JSON", code="malformed_json") from None
-    if not isinstance(body, dict):
-        raise Invalid("request body must be a JSON object", code="malformed_json")
-    return body
 
 
 def dump(result: Any) -> Any:
@@ -315,9 +307,9 @@ def _add(api: APIRouter, cp: ControlPlane, method: str, path: str, op: Operation
         actor = await resolve_actor(cp, request, op)
         data: dict[str, Any] = dict(request.query_params)
         if raw:
-            data["content"] = await request.body()
+            data["content"] = await bodies.read(request, cp.settings.upload_max_mb << 20)
         elif method != "GET":
-            data.update(await json_body(request))
+            data.update(await bodies.json_body(request))
         data.update(request.path_params)
         result = await run_in_threadpool(cp.ops.run, op.key, actor, data, meta_of(request))
         response = Response(status_code=204) if status == 204 else \

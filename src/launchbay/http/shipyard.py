@@ -18,8 +18,10 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 
 from launchbay.control_plane import ControlPlane
 from launchbay.http import errors
-from launchbay.http.native import credentials, json_body, meta_of
+from launchbay.http.bodies import form_body, json_body
+from launchbay.http.native import credentials, meta_of
 from launchbay.http.streams import SSE_HEADERS, followed, number
+from launchbay.operations import CATALOG
 from launchbay.operations.errors import OperationError, Unauthenticated
 
 
@@ -36,7 +38,7 @@ def create(cp: ControlPlane) -> FastAPI:
     errors.install_plain(face, _message)
 
     async def run(request: Request, key: str, data: dict[str, Any]) -> Any:
-        secret = credentials(request)
+        secret = credentials(request, CATALOG[key].changes_as_caller)
         actor = await run_in_threadpool(cp.authenticate, secret) if secret else None
         if actor is None:
             raise Unauthenticated("Unauthorized")
@@ -56,7 +58,7 @@ def create(cp: ControlPlane) -> FastAPI:
     async def body(request: Request) -> dict[str, Any]:
         """JSON, or a form post (the Shipyard web console posts forms)."""
         if is_form(request):
-            return dict(await request.form())  # type: ignore[arg-type]
+            return dict(await form_body(request))  # type: ignore[arg-type]
         return await json_body(request)
 
     def query(request: Request) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import shlex
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import object_session
@@ -27,10 +27,11 @@ from launchbay.operations.resources import (
     SourceProfile,
     get_resource,
     remove_resource,
+    source_of,
     stored_profile,
 )
 from launchbay.operations.servers import default_server
-from launchbay.operations.variables import VariableIn
+from launchbay.operations.variables import VariableIn, VariableValue
 from launchbay.slugs import slugify
 from launchbay.store.models import (
     Deployment,
@@ -86,8 +87,8 @@ class Blueprint(Commands):
     source: Literal["remote", "image"]
     runtime: RuntimeIn
     version: str | None = Field(None, max_length=100)
-    env_vars: dict[str, str] = {}
-    secrets: dict[str, str] = {}
+    env_vars: dict[str, VariableValue] = {}
+    secrets: dict[str, VariableValue] = {}
     remote: RemoteIn | None = None
     domain: str | None = Field(None, max_length=253)
     dns_provider: str | None = Field(None, max_length=100)
@@ -176,11 +177,11 @@ def services_environment(ctx: Context) -> Environment:
     return own_environment(ctx, PROJECT, PROJECT, "Services deployed from blueprints")
 
 
-def _apply(r: Resource, b: Blueprint) -> None:
+def _apply(ctx: Context, r: Resource, b: Blueprint) -> None:
     """Gives the resource the profiles the blueprint asks for."""
     source, runtime, network = profiles(b)
     r.description = b.description or r.description
-    r.source, r.runtime_profile = stored_profile(source), stored_profile(runtime)
+    r.source, r.runtime_profile = source_of(ctx, r, source), stored_profile(runtime)
     r.network_profile = stored_profile(network)
 
 
@@ -198,7 +199,7 @@ def deploy_blueprint(ctx: Context, data: Blueprint) -> Deployed:
                      environment_id=env.id, server_id=default_server(ctx).id, name=data.name,
                      slug=slug, kind="application")
         ctx.db.add(r)
-    _apply(r, data)
+    _apply(ctx, r, data)
     ctx.db.flush()
     put_variables(ctx, r, data.env_vars, "plain-config")
     put_variables(ctx, r, data.secrets, "secret")
@@ -226,8 +227,8 @@ def put_variables(ctx: Context, r: Resource, values: dict[str, str], kind: str) 
     for key, value in values.items():
         try:
             item = VariableIn(key=key, value=value, kind=kind)  # type: ignore[arg-type]
-        except ValueError as exc:
-            raise Invalid(f"{key}: not a valid variable name", code="variable_invalid") from exc
+        except ValidationError as exc:
+            raise Invalid(variables.problem(exc, key), code="variable_invalid") from None
         variables.put(ctx, ResourceVariable, r.id, item, "resource")
 
 
@@ -415,7 +416,7 @@ class ServiceUpdate(Commands):
                              pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str | None = Field(None, max_length=2000)
     runtime_version: str | None = Field(None, max_length=50, pattern=r"^[A-Za-z0-9._-]+$")
-    env_vars: dict[str, str] | None = None
+    env_vars: dict[str, VariableValue] | None = None
     branch: str | None = Field(None, max_length=500)
     replace: bool = False  # PUT: the variables become exactly env_vars
 
@@ -436,7 +437,7 @@ def update_service(ctx: Context, data: ServiceUpdate) -> ServiceView:
         b.remote.branch, b.remote.commit_hash = data.branch, None
     if data.name is not None and slugify(data.name) != r.slug:
         raise Invalid("a service cannot be renamed; deploy a new one", code="rename_refused")
-    _apply(r, b)
+    _apply(ctx, r, b)
     if data.env_vars is not None:
         if data.replace:
             for var in variables.listed(ctx, ResourceVariable, r.id):

@@ -24,6 +24,7 @@ from launchbay.engine.targets import Targets
 from launchbay.oidc import OidcClient
 from launchbay.operations.errors import (
     Forbidden,
+    Invalid,
     NotFound,
     OperationError,
     Unauthenticated,
@@ -144,6 +145,12 @@ class Operation:
     def mutates(self) -> bool:
         return self.audit is not None
 
+    @property
+    def changes_as_caller(self) -> bool:
+        """A state change made with the caller's authority (not a public one, such as a
+        login): a browser's session cookie alone must not be enough to ask for it."""
+        return self.mutates and self.scope != "public"
+
     def required_role(self, data: Any = None) -> Role | None:
         if self.role_for is not None and data is not None:
             return self.role_for(data)
@@ -221,6 +228,22 @@ def operation(
     return register
 
 
+def refuse_nul(data: Any, path: str = "") -> None:
+    """No input holds a NUL character: no store can keep one (PostgreSQL refuses it) and no
+    process environment or file name either."""
+    if isinstance(data, str):
+        if "\x00" in data:
+            raise Invalid("Validation failed", details=[
+                {"field": path or "body", "message": "contains a NUL character"}])
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            refuse_nul(key, path)
+            refuse_nul(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(data, list):
+        for n, value in enumerate(data):
+            refuse_nul(value, f"{path}.{n}")
+
+
 class Operations:
     """Runs catalog operations against one store; faces and the CLI server hold one."""
 
@@ -247,6 +270,8 @@ class Operations:
         if refused := credential_refusal(op, actor):  # before validation: strangers learn
             raise refused                               # nothing of the inputs
         try:
+            if not isinstance(data, op.input):
+                refuse_nul(data or {})
             payload = data if isinstance(data, op.input) else op.input.model_validate(data or {})
         except ValidationError as exc:
             raise validation_failed(exc.errors()) from None

@@ -27,7 +27,9 @@ from launchbay.operations.resources import (
     NetworkProfile,
     RuntimeProfile,
     SourceProfile,
+    archive_path,
     attachments,
+    check_repository,
     generated_url,
     get_resource,
 )
@@ -81,15 +83,16 @@ def build_plan(ctx: Context, r: Resource) -> ReleasePlan:
     build = None
     if source.kind in ("git", "archive"):
         archive = source.kind == "archive"
+        if not archive:
+            check_repository(ctx, source.locator)  # type: ignore[arg-type]
         build = BuildSpec(
             repository=None if archive else source.locator,
-            archive=source.locator if archive else None,
+            archive=archive_path(ctx, r, source.locator) if archive else None,  # type: ignore[arg-type]
             ref=None if archive else (source.git_ref or source.commit_sha),
             base_directory=source.base_directory or ".",
             runtime_profile=runtime.model_dump(by_alias=True, exclude_none=True),
             base_images=ctx.settings.build_base_images, image_repository=f"lb/{r.id}",
             timeout_seconds=ctx.settings.build_timeout_seconds,
-            memory_mb=ctx.settings.build_memory_mb,
             target_service=network.target_service_name,
             credential_key=source.metadata.get("gitCredential"))
     return ReleasePlan(
@@ -438,8 +441,8 @@ FIXES = {
 }
 
 
-def _inspect(spec: BuildSpec, blocked: list[str], credential: str | None = None
-             ) -> tuple[Detection | None, list[dict[str, str]]]:
+def _inspect(spec: BuildSpec, blocked: list[str], policy: source_checkout.GitPolicy,
+             credential: str | None = None) -> tuple[Detection | None, list[dict[str, str]]]:
     """Detection over a shallow checkout in a temporary folder (nothing is built or kept)."""
     with tempfile.TemporaryDirectory(prefix="launchbay-plan-") as folder:
         try:
@@ -447,7 +450,7 @@ def _inspect(spec: BuildSpec, blocked: list[str], credential: str | None = None
                 source_checkout.unpack(Path(spec.archive), Path(folder) / "src")
             else:
                 source_checkout.checkout(spec.repository, spec.ref, Path(folder) / "src",  # type: ignore[arg-type]
-                                         credential)
+                                         credential, policy)
         except (source_checkout.CheckoutError, OSError) as exc:
             blocked.append("source-unavailable")
             return None, [{"code": "source-unavailable", "message": str(exc)[:500],
@@ -487,7 +490,8 @@ def plan_deployment(ctx: Context, data: PlanIn) -> PlanOut:
     plan = None if no_source else build_plan(ctx, r)
     source = SourceProfile(**r.source) if r.source else None
     network = NetworkProfile(**r.network_profile)
-    found, problems = (_inspect(plan.build, blocked, _git_credential(ctx, r, plan.build))
+    found, problems = (_inspect(plan.build, blocked, ctx.settings.git_policy,
+                                _git_credential(ctx, r, plan.build))
                        if plan and plan.build else (None, []))
     commands = ([{"kind": kind, "command": command, "source": "detected"}
                  for kind, command in (("install", found.install_command),

@@ -40,6 +40,10 @@ class Conflict(OperationError):
     status, code = 409, "conflict"
 
 
+class TooLarge(OperationError):
+    status, code = 413, "payload_too_large"
+
+
 class Unavailable(OperationError):
     """A service launchbay drives (Docker, Caddy) failed to do what was asked."""
 

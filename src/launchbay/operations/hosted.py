@@ -44,7 +44,7 @@ from launchbay.operations.templates import (
     render,
     take_down,
 )
-from launchbay.operations.variables import listed
+from launchbay.operations.variables import VariableValue, listed
 from launchbay.schemas_time import iso_seconds
 from launchbay.store.models import (
     AuditEvent,
@@ -146,7 +146,7 @@ def list_hosted(ctx: Context, data: TeamContext) -> HostedList:
 
 
 class HostedIn(TeamContext):
-    env_vars: dict[str, str] = Field(default_factory=dict)
+    env_vars: dict[str, VariableValue] = Field(default_factory=dict)
     visibility: Literal["public", "internal"] = "public"
 
     @field_validator("env_vars")
@@ -343,7 +343,8 @@ def hosted_logs(ctx: Context, data: LogsIn) -> LogsOut:
                                                           tail=min(data.tail, 10000))
     except DockerException:
         lines = []
-    return LogsOut(logs="".join(line.message.rstrip("\n") + "\n" for line in lines))
+    return LogsOut(logs="".join(target.masked(line).message.rstrip("\n") + "\n"
+                                for line in lines))
 
 
 @operation("deployments.hosted.logs.follow")

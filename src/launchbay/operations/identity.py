@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pydantic import EmailStr
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
@@ -17,7 +18,8 @@ from launchbay.crypto import (
     new_token,
     verify_password,
 )
-from launchbay.operations.catalog import Actor, Context, operation
+from launchbay.operations import login_throttle
+from launchbay.operations.catalog import Actor, Context, operation, role_in
 from launchbay.operations.errors import Conflict, Invalid, NotFound, RateLimited, Unauthenticated
 from launchbay.operations.schemas import (
     Empty,
@@ -32,7 +34,7 @@ from launchbay.settings import Settings
 from launchbay.slugs import unique_slug
 from launchbay.store.models import (
     ApiToken,
-    LoginThrottle,
+    Bootstrap,
     Membership,
     Organization,
     Session,
@@ -68,22 +70,22 @@ class BootstrapStatus(Schema):
 
 @operation("bootstrap.status", scope="public")
 def bootstrap_status(ctx: Context, _: Empty) -> BootstrapStatus:
-    """Whether this instance still needs its first admin."""
-    admin = ctx.db.scalar(
-        select(User).join(Membership, Membership.user_id == User.id)
-        .where(Membership.role == "owner").order_by(User.created_at).limit(1)
-    )
+    """Whether this instance still needs its first admin (who it is: for its operators only)."""
+    claim = ctx.db.get(Bootstrap, "first-admin")
+    admin = ctx.db.get(User, claim.user_id) if claim and claim.user_id else None
     org = ctx.db.scalar(select(Organization).order_by(Organization.created_at).limit(1))
+    operator = ctx.actor is not None and org is not None and \
+        role_in(ctx.db, ctx.actor, org.id) in ("admin", "owner")
     return BootstrapStatus(
-        bootstrap_required=admin is None,
-        first_admin_configured=admin is not None,
+        bootstrap_required=claim is None,
+        first_admin_configured=claim is not None,
         organization_configured=org is not None,
         login_methods=LOGIN_METHODS,
-        first_admin_email=admin.email if admin else None,
+        first_admin_email=admin.email if admin and operator else None,
         login_url="/api/auth/login",
         organization_id=org.id if org else None,
         organization_slug=org.slug if org else None,
-        next_steps=["POST /api/bootstrap/auth/first-admin"] if admin is None
+        next_steps=["POST /api/bootstrap/auth/first-admin"] if claim is None
         else ["POST /api/auth/login"],
     )
 
@@ -109,16 +111,22 @@ class FirstAdminOut(Schema):
 
 @operation("bootstrap.first-admin", scope="public", audit="bootstrap.first-admin-created")
 def create_first_admin(ctx: Context, data: FirstAdminIn) -> FirstAdminOut:
-    """Creates the first admin and their organization; refused once any user exists."""
-    if ctx.db.scalar(select(func.count()).select_from(User)):
-        raise Conflict("the first admin already exists", code="bootstrap_complete")
+    """Creates the first admin and their organization. The request that inserts the
+    `first-admin` bootstrap row does; every other one, concurrent or later, gets 409."""
     generated = None if data.password else generate_password()
+    password_hash = hash_password(data.password or generated)  # type: ignore[arg-type]
+    if ctx.db.get(Bootstrap, "first-admin") is not None:
+        raise Conflict("the first admin already exists", code="bootstrap_complete")
     email = data.email.lower()
-    user = User(
-        id=new_id("usr"), email=email, display_name=data.display_name or email.split("@")[0],
-        password_hash=hash_password(data.password or generated),  # type: ignore[arg-type]
-    )
+    user = User(id=new_id("usr"), email=email, password_hash=password_hash,
+                display_name=data.display_name or email.split("@")[0])
+    try:
+        ctx.db.add(Bootstrap(step="first-admin"))
+        ctx.db.flush()
+    except IntegrityError:
+        raise Conflict("the first admin already exists", code="bootstrap_complete") from None
     org = create_organization_for(ctx, user, data.organization_name or "Default")
+    ctx.db.get_one(Bootstrap, "first-admin").user_id = user.id
     ctx.organization_id = org.id
     ctx.audit(user.id, email=email, organizationId=org.id)
     return FirstAdminOut(email=email, login_methods=LOGIN_METHODS, organization_id=org.id,
@@ -150,39 +158,37 @@ class LoginOut(Schema):
 
 @operation("auth.login", scope="public", audit="session.created")
 def login(ctx: Context, data: LoginIn) -> LoginOut:
-    """Password login. Repeated failures lock the address out for a growing time."""
+    """Password login. Too many attempts for an address, or from a client, lock it out for a
+    growing time (see `login_throttle`)."""
     email = data.email.strip().lower()
-    now = utcnow()
-    throttle = ctx.db.get(LoginThrottle, email)
-    if throttle and throttle.locked_until and throttle.locked_until > now:
-        wait = int((throttle.locked_until - now).total_seconds()) + 1
+    attempts = [login_throttle.count(ctx.db, key, limit, ctx.settings)
+                for key, limit in login_throttle.keys(email, ctx.meta.ip_address, ctx.settings)]
+    ctx.db.commit()  # counted before the password is checked: concurrent attempts see it
+    waits = [a.wait_seconds for a in attempts if a.wait_seconds is not None]
+    if waits:
         raise RateLimited("too many failed logins; try again later",
-                          details={"retryAfterSeconds": wait})
+                          details={"retryAfterSeconds": int(max(waits)) + 1})
     user = ctx.db.scalar(select(User).where(User.email == email))
-    if not verify_password(data.password, user.password_hash if user else None):
-        throttle = throttle or LoginThrottle(key=email, failures=0)
-        throttle.failures += 1
-        over = throttle.failures - ctx.settings.login_max_failures
-        if over >= 0:
-            seconds = min(ctx.settings.login_lockout_seconds * 2**over, 3600)
-            throttle.locked_until = now + timedelta(seconds=seconds)
-        ctx.db.add(throttle)
-        raise Unauthenticated("invalid email or password", code="invalid_credentials", commit=True)
-    ctx.db.execute(delete(LoginThrottle).where(LoginThrottle.key == email))
+    # Checked against a dummy hash for an unknown address: the time taken tells nothing.
+    if not verify_password(data.password, user.password_hash if user else None) or user is None:
+        raise Unauthenticated("invalid email or password", code="invalid_credentials")
+    for attempt in attempts:
+        login_throttle.forgive(ctx.db, attempt)
     first_org = ctx.db.scalar(
-        select(Membership.organization_id).where(Membership.user_id == user.id)  # type: ignore[union-attr]
+        select(Membership.organization_id).where(Membership.user_id == user.id)
         .order_by(Membership.joined_at).limit(1)
     )
     token = new_token(SESSION_PREFIX)
+    now = utcnow()
     session = Session(
-        id=new_id("ses"), user_id=user.id, organization_id=first_org,  # type: ignore[union-attr]
+        id=new_id("ses"), user_id=user.id, organization_id=first_org,
         token_hash=hash_token(token), client_kind=data.client_kind,
         ip_address=ctx.meta.ip_address, user_agent=(ctx.meta.user_agent or "")[:500] or None,
         expires_at=now + timedelta(hours=ctx.settings.session_ttl_hours),
     )
     ctx.db.add(session)
     ctx.organization_id = first_org
-    ctx.audit(session.id, userId=user.id, clientKind=data.client_kind)  # type: ignore[union-attr]
+    ctx.audit(session.id, userId=user.id, clientKind=data.client_kind)
     return LoginOut(token=token, session_id=session.id, expires_at=session.expires_at)
 
 

@@ -4,14 +4,23 @@ health profiles, variables and secrets, storage, and runtime controls."""
 from __future__ import annotations
 
 import hashlib
+import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import RootModel, field_validator, model_validator
+from pydantic import (
+    RootModel,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import func, select
 
 from launchbay import source_checkout
-from launchbay.docker_engine import DockerException
+from launchbay.crypto import mask
+from launchbay.docker_engine import DockerException, LogLine
 from launchbay.engine import health_monitor, routing
 from launchbay.engine.routing import generated_host, public_url
 from launchbay.operations import variables
@@ -21,7 +30,7 @@ from launchbay.operations.errors import Conflict, Invalid, NotFound
 from launchbay.operations.projects import get_project
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Name, Schema, Timestamp
 from launchbay.operations.servers import default_server, get_server
-from launchbay.operations.variables import Entry, Exposure, VariableIn, VariableKey
+from launchbay.operations.variables import Entry, Exposure, VariableIn, VariableKey, VariableValue
 from launchbay.slugs import slugify
 from launchbay.store.models import (
     Deployment,
@@ -39,17 +48,38 @@ from launchbay.store.models import (
 # -- profiles -----------------------------------------------------------------------------------
 
 
+ARCHIVE_ID = re.compile(r"^[0-9a-f]{40}$")
+
+
 class SourceProfile(Schema):
     kind: Literal["docker-image", "git", "archive", "local-folder"] = "docker-image"
+    # git: the repository's URL; archive: the `archiveId` of an upload of this resource.
     locator: str | None = Field(None, max_length=2000)
     display_name: str | None = Field(None, max_length=200)
     image_name: str | None = Field(None, max_length=500, pattern=r"^[a-z0-9][a-z0-9._/:-]*$")
     image_tag: str | None = Field(None, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     image_digest: str | None = Field(None, pattern=r"^sha256:[a-f0-9]{64}$")
-    git_ref: str | None = Field(None, max_length=500)
-    commit_sha: str | None = Field(None, max_length=64)
+    # A branch or tag (never read as a git option), or a commit.
+    git_ref: str | None = Field(None, max_length=500, pattern=r"^[A-Za-z0-9_.][^\s~^:?*\[\\]*$")
+    commit_sha: str | None = Field(None, max_length=64, pattern=r"^[0-9a-f]{7,64}$")
     base_directory: str | None = Field(None, max_length=500)
     metadata: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("locator")
+    @classmethod
+    def _where(cls, locator: str | None, info: ValidationInfo) -> str | None:
+        """A git locator is a remote URL nothing in which git could take for an option; an
+        archive's is an upload id, never a path."""
+        kind = info.data.get("kind")
+        if kind == "git" and locator:
+            try:
+                source_checkout.parse_remote(locator)
+            except source_checkout.CheckoutError as exc:
+                raise ValueError(str(exc)) from None
+        if kind == "archive" and locator and not ARCHIVE_ID.match(locator):
+            raise ValueError("an archive source's locator is the archiveId of an upload of "
+                             "the resource (POST /api/resources/{id}/source/archive)")
+        return locator
 
     @model_validator(mode="after")
     def _what_is_needed(self) -> SourceProfile:
@@ -418,6 +448,27 @@ def stored_profile(profile: Schema) -> dict[str, Any]:
     return profile.model_dump(mode="json", exclude_none=True)
 
 
+def check_repository(ctx: Context, locator: str) -> None:
+    """Refuses (400) a repository the operator's git policy does not let anyone name: a
+    folder of the server outside `git_local_folders`. (A remote's addresses are checked each
+    time it is fetched.)"""
+    if source_checkout.parse_remote(locator).scheme == "local" and \
+            not ctx.settings.git_policy.admits_folder(locator):
+        raise Invalid("Validation failed", details=[{
+            "field": "source.locator", "message": "folders of the server are not fetched: "
+            "give the repository's https://, ssh:// or git:// URL"}])
+
+
+def source_of(ctx: Context, r: Resource, source: SourceProfile) -> dict[str, Any]:
+    """`source` as the resource keeps it, once it is known to name nothing it may not: a
+    repository the git policy allows, or an upload of this very resource."""
+    if source.kind == "git":
+        check_repository(ctx, source.locator)  # type: ignore[arg-type]
+    if source.kind == "archive":
+        archive_path(ctx, r, source.locator)  # type: ignore[arg-type]
+    return stored_profile(source)
+
+
 @operation("resources.create", role="developer", audit="resource.created")
 def create_resource(ctx: Context, data: ResourceCreate) -> IdOut:
     """Creates a resource in an environment; its slug is unique in the environment."""
@@ -435,12 +486,12 @@ def create_resource(ctx: Context, data: ResourceCreate) -> IdOut:
         id=new_id("res"), organization_id=ctx.org_id, project_id=env.project_id,
         environment_id=env.id, server_id=server.id, name=data.name, slug=slug, kind=data.kind,
         description=data.description,
-        source=stored_profile(data.source) if data.source else None,
         runtime_profile=stored_profile(data.runtime_profile),
         network_profile=stored_profile(data.network_profile),
         health_policy=stored_profile(data.health_policy) if data.health_policy else None,
         access_profile=stored_profile(data.access_profile),
     )
+    resource.source = source_of(ctx, resource, data.source) if data.source else None
     ctx.db.add(resource)
     ctx.db.flush()
     ctx.audit(resource.id, name=resource.name, environmentId=env.id)
@@ -500,14 +551,18 @@ def _configure(ctx: Context, resource_id: str, column: str, profile: Schema | No
                **audit: Any) -> IdOut:
     """Replaces one profile of an active resource (None: back to the default)."""
     r = get_resource(ctx, resource_id, mutable=True)
-    setattr(r, column, stored_profile(profile) if profile is not None else None)
+    if isinstance(profile, SourceProfile):
+        r.source = source_of(ctx, r, profile)
+    else:
+        setattr(r, column, stored_profile(profile) if profile is not None else None)
     ctx.audit(r.id, **audit)
     return IdOut(id=r.id)
 
 
 @operation("resources.configure-source", role="developer", audit="resource.source-configured")
 def configure_source(ctx: Context, data: SourceIn) -> IdOut:
-    """Sets where the resource's code or image comes from."""
+    """Sets where the resource's code or image comes from: an image, a git repository, or an
+    archive this resource uploaded (by its `archiveId`)."""
     return _configure(ctx, data.resource_id, "source", data.source, kind=data.source.kind,
                       image=data.source.image)
 
@@ -665,9 +720,9 @@ def import_variables(ctx: Context, data: ImportIn) -> ImportOut:
         kind = "secret" if key in secret else "plain-config"
         try:
             entry = VariableIn(key=key, value=value, kind=kind, exposure=data.exposure)
-        except ValueError:
-            raise Invalid("Validation failed", details=[
-                {"field": "content", "message": f"line {number}: invalid key {key!r}"}]) from None
+        except ValidationError as exc:
+            raise Invalid("Validation failed", details=[{"field": "content", "message":
+                          f"line {number}: {variables.problem(exc, key)}"}]) from None
         action = variables.put(ctx, ResourceVariable, r.id, entry, "resource")
         imported.append(Imported(key=key, value="****" if kind == "secret" else value,
                                  exposure=data.exposure, kind=kind, is_secret=kind == "secret",
@@ -710,7 +765,7 @@ def list_secrets(ctx: Context, data: SecretsIn) -> SecretList:
 
 class SecretCreate(ResourceRef):
     key: str = VariableKey
-    value: str = Field(max_length=65536)
+    value: VariableValue
     exposure: Exposure = "runtime"
 
 
@@ -759,7 +814,7 @@ def show_secret(ctx: Context, data: SecretKeyIn) -> SecretShow:
 
 
 class SecretRotate(SecretKeyIn):
-    value: str = Field(max_length=65536)
+    value: VariableValue
 
 
 @operation("resources.secrets.rotate", role="admin", audit="resource.secret-rotated")
@@ -965,6 +1020,12 @@ class RuntimeTarget(Schema):
     server_id: str
     container_id: str
     service_name: str
+    # The secret values the release was given: masked in every line read (never sent).
+    hidden: list[str] = Field(default_factory=list, exclude=True, repr=False)
+
+    def masked(self, line: LogLine) -> LogLine:
+        message, masked = mask(line.message, self.hidden)
+        return replace(line, message=message, masked=True) if masked else line
 
 
 def runtime_target(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget | None:
@@ -974,9 +1035,10 @@ def runtime_target(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget | None:
     if d is None or d.resource_id != r.id or d.container_id is None:
         return None
     web = d.plan.get("service_name") or r.slug
+    hidden = secret_values(ctx, d)
     if data.service_name in (None, web, r.slug):
         return RuntimeTarget(resource_id=r.id, deployment_id=d.id, server_id=d.server_id,
-                             container_id=d.container_id, service_name=web)
+                             container_id=d.container_id, service_name=web, hidden=hidden)
     # Another service of a compose stack.
     found = ctx.runtime.docker(d.server_id).containers(**{
         "launchbay.deployment": d.id, "launchbay.service": data.service_name})
@@ -984,15 +1046,28 @@ def runtime_target(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget | None:
         raise NotFound(f"the release has no service {data.service_name}",
                        code="service_not_found")
     return RuntimeTarget(resource_id=r.id, deployment_id=d.id, server_id=d.server_id,
-                         container_id=found[0].id, service_name=data.service_name)
+                         container_id=found[0].id, service_name=data.service_name,
+                         hidden=hidden)
 
 
-def log_line(target: RuntimeTarget, n: int, line: Any) -> RuntimeLogLine:
+def secret_values(ctx: Context, d: Deployment) -> list[str]:
+    """The secret values a release was given (its snapshot's), and the resource's and
+    environment's current ones (a rotated secret the app may still print)."""
+    snapshot = [ctx.secrets.decrypt(v["value"]) for v in d.environment_snapshot.get(
+        "variables", []) if v["kind"] == "secret"]
+    current = [variables.plaintext(ctx, v) for v in variables.effective(
+        ctx, d.environment_id, d.resource_id) if v.kind == "secret"]
+    return sorted(set(snapshot + current))
+
+
+def log_line(target: RuntimeTarget, n: int, line: LogLine) -> RuntimeLogLine:
+    """A line of the release's output as the API shows it, its secrets masked."""
+    line = target.masked(line)
     return RuntimeLogLine(
         resource_id=target.resource_id, deployment_id=target.deployment_id,
         service_name=target.service_name, runtime_instance_id=target.container_id[:12],
         stream=line.stream, timestamp=line.timestamp, sequence=n,
-        cursor=line.timestamp.isoformat(), message=line.message)
+        cursor=line.timestamp.isoformat(), message=line.message, masked=line.masked)
 
 
 @operation("resources.runtime-logs")
@@ -1116,17 +1191,29 @@ def health_history(ctx: Context, data: HealthHistoryIn) -> HealthHistory:
                          generated_at=utcnow(), observations=observations)
 
 
-def archive_source(ctx: Context, owner: str, content: bytes, kind: str,
+ARCHIVE_KINDS = ("tar.gz", "zip")
+
+
+def archive_source(ctx: Context, r: Resource, content: bytes, kind: str,
                    display_name: str) -> dict[str, Any]:
-    """Keeps a source archive in the data dir, named by its content, and returns the archive
-    source that points to it."""
+    """Keeps a source archive among the resource's uploads, named by its content, and returns
+    the archive source that names it (by that id, never by a path)."""
     digest = hashlib.sha256(content).hexdigest()[:40]
-    folder = ctx.settings.data_dir / "sources" / owner
+    folder = ctx.settings.data_dir / "sources" / r.id
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{digest}.{kind}"
-    path.write_bytes(content)
-    return {"kind": "archive", "locator": str(path), "displayName": display_name,
+    (folder / f"{digest}.{kind}").write_bytes(content)
+    return {"kind": "archive", "locator": digest, "displayName": display_name,
             "commitSha": digest}
+
+
+def archive_path(ctx: Context, r: Resource, archive_id: str) -> str:
+    """The file of the resource's upload `archive_id`; 400 when the resource has none."""
+    folder = ctx.settings.data_dir / "sources" / r.id
+    for kind in ARCHIVE_KINDS:
+        if (folder / f"{archive_id}.{kind}").is_file():
+            return str(folder / f"{archive_id}.{kind}")
+    raise Invalid(f"the resource has no uploaded archive {archive_id}",
+                  code="archive_not_found")
 
 
 class ArchiveIn(ResourceRef):
@@ -1150,7 +1237,7 @@ def upload_archive(ctx: Context, data: ArchiveIn) -> ArchiveOut:
     if len(data.content) > ctx.settings.upload_max_mb * 1024 * 1024:
         raise Invalid(f"the archive is larger than {ctx.settings.upload_max_mb} MB",
                       code="archive_too_large")
-    r.source = archive_source(ctx, r.id, data.content, kind, data.filename)
+    r.source = archive_source(ctx, r, data.content, kind, data.filename)
     digest = r.source["commitSha"]
     ctx.audit(r.id, archiveId=digest, size=len(data.content))
     return ArchiveOut(id=r.id, archive_id=digest, size=len(data.content))

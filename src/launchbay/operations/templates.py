@@ -241,21 +241,21 @@ def make_resource(ctx: Context, env: Environment, name: str, b: Blueprint, descr
     only at the URLs its maker binds (no generated hostname)."""
     runtime = RuntimeProfile(start_command=b.command, health_check_path=b.health_path,
                              cpu_limit=b.cpu_limit, memory_limit_mb=b.memory_limit_mb)
-    if b.compose is not None or b.files is not None:
-        files = b.files if b.files is not None else {"docker-compose.yml": b.compose or ""}
-        source = archive_source(ctx, "templates", files_archive(files), "tar.gz", description)
-        runtime.strategy = "auto" if b.files is not None else "docker-compose"
-    else:
-        image, tag = split_image(b.image or "")
-        source = stored_profile(SourceProfile(kind="docker-image", image_name=image,
-                                              image_tag=tag))
     r = Resource(id=new_id("res"), organization_id=ctx.org_id, project_id=env.project_id,
                  environment_id=env.id, server_id=default_server(ctx).id, name=name, slug=name,
-                 kind="application", description=description, source=source,
-                 runtime_profile=stored_profile(runtime),
+                 kind="application", description=description,
                  network_profile=stored_profile(NetworkProfile(
                      internal_port=b.port, target_service_name=b.web_service)),
                  access_profile=stored_profile(AccessProfile(generated_access_mode="disabled")))
+    if b.compose is not None or b.files is not None:
+        files = b.files if b.files is not None else {"docker-compose.yml": b.compose or ""}
+        r.source = archive_source(ctx, r, files_archive(files), "tar.gz", description)
+        runtime.strategy = "auto" if b.files is not None else "docker-compose"
+    else:
+        image, tag = split_image(b.image or "")
+        r.source = stored_profile(SourceProfile(kind="docker-image", image_name=image,
+                                                image_tag=tag))
+    r.runtime_profile = stored_profile(runtime)
     ctx.db.add(r)
     ctx.db.flush()
     put_variables(ctx, r, {**b.variables, **variables}, "plain-config")

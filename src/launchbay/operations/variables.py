@@ -6,8 +6,10 @@ leave the store only as `****`.
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
+from pydantic import AfterValidator, ValidationError
 from sqlalchemy import delete, select
 
 from launchbay.crypto import MASK
@@ -19,6 +21,20 @@ from launchbay.store.models import EnvironmentVariable, ResourceVariable, new_id
 Exposure = Literal["build-time", "runtime"]
 VariableKind = Literal["plain-config", "secret"]
 VariableKey = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+MAX_VALUE = 65536
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _printable(value: str) -> str:
+    """A value a process environment can hold: no NUL, no control character but tab and line
+    breaks (a container would not start with one, or would get another value)."""
+    if found := _CONTROL.search(value):
+        raise ValueError(f"contains the control character {found[0]!r} at position "
+                         f"{found.start()}")
+    return value
+
+
+VariableValue = Annotated[str, Field(max_length=MAX_VALUE), AfterValidator(_printable)]
 # Lowest to highest: a later layer overrides an earlier one.
 PRECEDENCE = ["defaults", "system", "organization", "project", "environment", "resource",
               "deployment-snapshot"]
@@ -41,9 +57,19 @@ class Entry(MaskedVariable):
 
 class VariableIn(Schema):
     key: str = VariableKey
-    value: str = Field(max_length=65536)
+    value: VariableValue
     kind: VariableKind = "plain-config"
     exposure: Exposure = "runtime"
+
+
+def problem(exc: ValidationError, key: str) -> str:
+    """What is wrong with a variable, in words: its key or its value."""
+    error = exc.errors()[0]
+    if error["loc"][:1] == ("key",):
+        return f"invalid key {key!r}"
+    if error["type"] == "string_too_long":
+        return f"the value of {key} is longer than {MAX_VALUE} characters"
+    return f"the value of {key} {error['msg'].removeprefix('Value error, ')}"
 
 
 def masked(v: Variable) -> MaskedVariable:

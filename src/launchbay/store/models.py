@@ -133,13 +133,26 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class Bootstrap(Base):
+    """Steps of the instance's set-up that happen once: the row of `first-admin` is inserted
+    by the request that creates the first admin, so concurrent requests cannot both do it."""
+
+    __tablename__ = "bootstrap"
+    step: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    completed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class LoginThrottle(Base):
-    """Failed logins per key (an e-mail address), to slow down password guessing."""
+    """Login attempts not known to be right, per key (`email:...` or `address:...`), in the
+    current window, to slow down password guessing; `lockouts` makes each lock longer."""
 
     __tablename__ = "login_throttle"
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Project(Base):
@@ -569,3 +582,18 @@ class Instance(Base):
     status: Mapped[str] = mapped_column(String(20), default="active")  # pooled|active|deleting
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_at: Mapped[datetime | None]
+
+
+class ImageGrant(Base):
+    """An image of a server's engine that an organization may run: it pulled it from a
+    registry with its own credentials (so the registry let it), or built it. Other images of
+    that engine are refused to it, whoever put them there."""
+
+    __tablename__ = "image_grants"
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    server_id: Mapped[str] = mapped_column(
+        ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(600))
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -31,6 +31,15 @@ function followLogs(pre) {
     document.body.dispatchEvent(new Event("deployment-done"));
   });
 }
+// No inline handlers (the pages' Content-Security-Policy allows none): forms that ask before
+// they are sent, and selects that send their form when changed.
+document.addEventListener("submit", (e) => {
+  const question = e.target.dataset.confirm;
+  if (question && !confirm(question)) e.preventDefault();
+});
+document.addEventListener("change", (e) => {
+  if (e.target.matches("select[data-submit-on-change]")) e.target.form.submit();
+});
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("pre[data-stream]").forEach(followLogs);
 });
