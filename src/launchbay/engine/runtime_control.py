@@ -3,6 +3,7 @@ containers of a deleted resource. Volumes are never touched."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from sqlalchemy.orm import sessionmaker
@@ -19,16 +20,18 @@ class RuntimeControl:
     """The handler of `runtime-maintenance` work items."""
 
     def __init__(self, sessions: sessionmaker, targets: Targets,
-                 reroute: Callable[[], None] | None = None):
+                 reroute: Callable[[], None] | None = None, drain_seconds: float = 0):
         self.sessions, self.targets, self.reroute = sessions, targets, reroute
+        self.drain_seconds = drain_seconds
 
     def run(self, job: Job) -> str:
         item = job.item
         action = item.payload["action"]
         docker = self.targets.docker(item.server_id)  # type: ignore[arg-type]
         if action == "remove-resource":
-            if self.reroute is not None:  # its route goes first, then its containers
-                self.reroute()
+            if self.reroute is not None:  # its route goes first, then its containers, once
+                self.reroute()            # the requests the proxy had sent them are answered
+                time.sleep(self.drain_seconds)
             remove_containers(docker, **{"launchbay.resource": item.resource_id})  # type: ignore[arg-type]
             if item.payload.get("deleteResource"):  # it was kept to show `Deleting` until now
                 with self.sessions() as db:
