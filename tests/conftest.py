@@ -1,8 +1,10 @@
-"""Fixtures: a control plane on SQLite and on PostgreSQL, and API clients acting as users."""
+"""Fixtures: a control plane on SQLite and on PostgreSQL (a copy of a database migrated once
+per run), and API clients acting as users."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +16,8 @@ from sqlalchemy import create_engine, text
 from launchbay.control_plane import ControlPlane
 from launchbay.http.app import create_app
 from launchbay.settings import Settings
+from launchbay.store.db import make_engine
+from launchbay.store.migrate import upgrade
 
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, free_port, login
 
@@ -26,24 +30,68 @@ os.environ.setdefault("LAUNCHBAY_GIT_LOCAL_FOLDERS", '["/tmp"]')
 os.environ.setdefault("LAUNCHBAY_GIT_ALLOWED_NETWORKS", '["127.0.0.0/8"]')
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """A fresh, empty database on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'launchbay.db'}"
-        return
+def _postgres(name: str, template: str | None = None) -> str:
+    """A new PostgreSQL database (a copy of `template`, if given); its URL."""
     if not POSTGRES_URL:
         if os.environ.get("CI"):
             pytest.fail("LAUNCHBAY_TEST_POSTGRES_URL is not set; run the suite with `make test`")
         pytest.skip("no PostgreSQL configured; `make test` starts one")
-    name = f"lb_test_{uuid.uuid4().hex[:12]}"
     server = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
-    with server.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'
+                          + (f' TEMPLATE "{template}"' if template else "")))
     server.dispose()
+    return f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
+
+
+def _drop_postgres(url: str) -> None:
+    server = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
+    with server.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    server.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A fresh, empty database on each backend (for the tests of the migrations)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    url = _postgres(f"lb_test_{uuid.uuid4().hex[:12]}")
+    yield url
+    _drop_postgres(url)
+
+
+@pytest.fixture(scope="session")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One database per backend migrated once for the whole run; each test gets a copy."""
+    templates: dict[str, str] = {}
+    folder = tmp_path_factory.mktemp("migrated")
+    upgrade(engine := make_engine(f"sqlite:///{folder / 'launchbay.db'}"))
+    engine.dispose()
+    templates["sqlite"] = str(folder / "launchbay.db")
+    yield templates
+    if "postgresql" in templates:
+        _drop_postgres(templates["postgresql"])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any,
+                 migrated: dict[str, str]) -> Iterator[str]:
+    """A fresh database on each backend, already at the newest migration."""
+    if request.param == "sqlite":
+        shutil.copyfile(migrated["sqlite"], tmp_path / "launchbay.db")
+        yield f"sqlite:///{tmp_path / 'launchbay.db'}"
+        return
+    if "postgresql" not in migrated:  # made on first use: a run may not need PostgreSQL
+        template = _postgres(f"lb_template_{uuid.uuid4().hex[:8]}")
+        upgrade(engine := make_engine(template))
+        engine.dispose()
+        migrated["postgresql"] = template
+    url = _postgres(f"lb_test_{uuid.uuid4().hex[:12]}",
+                    template=migrated["postgresql"].rsplit("/", 1)[1])
+    yield url
+    _drop_postgres(url)
 
 
 @pytest.fixture

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from launchbay.control_plane import ControlPlane
@@ -14,8 +15,8 @@ from launchbay.store.migrate import is_current, upgrade
 from launchbay.store.models import Base, Organization, Project, new_id
 
 
-def test_migrations_create_every_table_and_are_idempotent(database_url):
-    engine = make_engine(database_url)
+def test_migrations_create_every_table_and_are_idempotent(empty_database_url):
+    engine = make_engine(empty_database_url)
     assert not is_current(engine)
     upgrade(engine)
     upgrade(engine)
@@ -34,12 +35,13 @@ def test_head_constant_matches_the_migrations(tmp_path):
     assert ScriptDirectory.from_config(alembic_config(engine)).get_heads() == [HEAD]
 
 
-def test_ready_is_503_until_migrated(settings, database_url):
+def test_ready_is_503_until_migrated(settings, empty_database_url):
     from fastapi.testclient import TestClient
 
     from launchbay.http.app import create_app
 
-    cp = ControlPlane(settings, migrate=False)
+    cp = ControlPlane(settings.model_copy(update={"database_url": empty_database_url}),
+                      migrate=False)
     client = TestClient(create_app(control_plane=cp))
     pending = client.get("/ready")
     assert pending.status_code == 503 and pending.json()["migrations"] == "pending"
@@ -101,9 +103,9 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
     engine.dispose()
 
 
-def test_upgrading_a_database_with_rows_keeps_them(database_url):
+def test_upgrading_a_database_with_rows_keeps_them(empty_database_url):
     """Every migration applies on top of data, not only on an empty database."""
-    engine = make_engine(database_url)
+    engine = make_engine(empty_database_url)
     upgrade(engine, "0002")
     with engine.begin() as conn:
         conn.exec_driver_sql(
@@ -115,4 +117,51 @@ def test_upgrading_a_database_with_rows_keeps_them(database_url):
         row = conn.exec_driver_sql(
             "SELECT edge_proxy_kind, edge_proxy_status FROM servers WHERE id = 'srv_old'").one()
     assert tuple(row) == ("caddy", "pending")
+    engine.dispose()
+
+
+def test_0011_claims_the_first_admin_and_turns_archive_paths_into_upload_ids(
+        empty_database_url, tmp_path):
+    """An install from before the security migration: its first admin has claimed the
+    bootstrap, and an archive source that named a file (a template's, here) names an upload of
+    its own resource."""
+    engine = make_engine(empty_database_url)
+    upgrade(engine, "0010")
+    digest = "ab" * 20
+    shared = tmp_path / "sources" / "templates" / f"{digest}.tar.gz"
+    shared.parent.mkdir(parents=True)
+    shared.write_bytes(b"archive")
+    rows = [
+        "INSERT INTO users (id, email, display_name, email_verified, claims, created_at, "
+        "updated_at) VALUES ('usr_1', 'a@example.com', 'a', false, '{}', "
+        "'2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        "INSERT INTO organizations (id, name, slug, created_at, updated_at) VALUES "
+        "('org_1', 'A', 'a', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        "INSERT INTO projects (id, organization_id, name, slug, lifecycle_status, created_at) "
+        "VALUES ('prj_1', 'org_1', 'p', 'p', 'active', '2026-01-01 00:00:00')",
+        "INSERT INTO environments (id, project_id, organization_id, name, kind, "
+        "lifecycle_status, created_at) VALUES ('env_1', 'prj_1', 'org_1', 'e', 'production', "
+        "'active', '2026-01-01 00:00:00')",
+        "INSERT INTO servers (id, name, host, port, provider_key, target_kind, "
+        "lifecycle_status, created_at) VALUES ('srv_1', 'local', 'h', 0, 'local-docker', "
+        "'single-server', 'active', '2026-01-01 00:00:00')",
+    ]
+    with engine.begin() as conn:
+        for row in rows:
+            conn.exec_driver_sql(row)
+        conn.execute(text(
+            "INSERT INTO resources (id, organization_id, project_id, environment_id, "
+            "server_id, name, slug, kind, lifecycle_status, source, runtime_profile, "
+            "network_profile, access_profile, created_at) VALUES ('res_1', 'org_1', 'prj_1', "
+            "'env_1', 'srv_1', 'web', 'web', 'application', 'active', :source, '{}', '{}', "
+            "'{}', '2026-01-01 00:00:00')"),
+            {"source": json.dumps({"kind": "archive", "locator": str(shared)})})
+    upgrade(engine)
+    with engine.connect() as conn:
+        source = conn.exec_driver_sql("SELECT source FROM resources").scalar_one()
+        claim = conn.exec_driver_sql("SELECT step, user_id FROM bootstrap").one()
+    source = json.loads(source) if isinstance(source, str) else source
+    assert source["locator"] == digest
+    assert (tmp_path / "sources" / "res_1" / f"{digest}.tar.gz").read_bytes() == b"archive"
+    assert tuple(claim) == ("first-admin", "usr_1")
     engine.dispose()

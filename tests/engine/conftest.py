@@ -19,10 +19,19 @@ from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, free_port, login, spawn
 HERE = Path(__file__).parent
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.slow)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test here is slow. Each runs on SQLite, the default store; on PostgreSQL too
+    only if it is about the store (`both_stores`): the operations are tested on both stores
+    by the fast tests, and an end-to-end test is the same on either otherwise."""
+    mine = [item for item in items if HERE in Path(item.fspath).parents]
+    dropped = [item for item in mine if not item.get_closest_marker("both_stores") and
+               getattr(item, "callspec", None) is not None and
+               item.callspec.params.get("database_url") == "postgresql"]
+    for item in mine:
+        item.add_marker(pytest.mark.slow)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
 
 
 @pytest.fixture(scope="session", autouse=True)

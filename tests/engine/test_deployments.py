@@ -38,6 +38,7 @@ FAST_FAIL = {"intervalSeconds": 1, "timeoutSeconds": 1, "retries": 2, "startPeri
              "http": {"path": "/missing"}}
 
 
+@pytest.mark.both_stores
 def test_deploy_redeploy_and_zero_leftovers(api):
     ids = make_app(api, "lbtest/hello:v1")
     first = deployed(api, ids)
@@ -132,6 +133,7 @@ def test_cancel_during_a_slow_start_leaves_nothing_behind(api):
     assert again.status_code == 409
 
 
+@pytest.mark.both_stores
 def test_cancel_before_pickup_and_retry(api):
     ids = make_app(api, "lbtest/crash:v1")
     failed = wait(api, deploy(api, ids))

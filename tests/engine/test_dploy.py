@@ -163,6 +163,7 @@ def _resource_of(api, name: str) -> str:
     return next(r["id"] for r in api.get("/resources")["items"] if r["name"] == name)
 
 
+@pytest.mark.both_stores
 def test_warm_pool_claims_healthy_instances_runs_out_and_refills(api, server, cp):
     api.post("/templates", {"name": "pooled", "blueprint": IMAGE, "ttl": 3600, "poolSize": 2})
     people = [Person(server, name) for name in ("alice", "carol", "dave")]

@@ -10,6 +10,7 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from launchbay.cli.client import iter_sse
 
@@ -22,6 +23,7 @@ def read_sse(response: httpx.Response) -> list[dict]:
     return list(iter_sse(response.iter_lines()))
 
 
+@pytest.mark.both_stores
 def test_event_stream_from_creation_to_done_and_resume(api):
     ids = make_app(api, "lbtest/hello:v1")
     deployment = deploy(api, ids)
