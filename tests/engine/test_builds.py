@@ -88,6 +88,12 @@ def idle(api, resource: str, within: float = 20) -> None:
         time.sleep(0.1)
 
 
+def built(api, ids: dict[str, str]) -> str:
+    """Where the resource's images are built: `lb/<organization>/<resource>`."""
+    org = api.get("/organizations/current-context")["currentOrganization"]["organizationId"]
+    return f"lb/{org}/{ids['resource']}"
+
+
 def build_log(api, deployment: str) -> list[str]:
     return [e["message"] for e in api.get(f"/deployments/{deployment}/logs")["logs"]
             if e["phase"] == "build"]
@@ -371,7 +377,7 @@ def test_old_built_images_are_pruned_and_capacity_prune_spares_the_current_relea
     engine = cp.targets.docker(api.server_id)
 
     def tags() -> list[str]:
-        return engine.tags(f"lb/{ids['resource']}")
+        return engine.tags(built(api, ids))
 
     assert len(tags()) == 3
     idle(api, ids["resource"])  # the last release has finished retiring the older ones
@@ -404,16 +410,17 @@ def test_pruning_leaves_a_resource_with_a_release_under_way_alone(api, cp, tmp_p
     ids = git_app(api, str(tmp_path / "q"), 8080)
     deployed(api, ids)
     engine = cp.targets.docker(api.server_id)
-    image = engine.tags(f"lb/{ids['resource']}")[0]
-    engine.client.images.get(image).tag(f"lb/{ids['resource']}", "just-built")
+    repository = built(api, ids)
+    image = engine.tags(repository)[0]
+    engine.client.images.get(image).tag(repository, "just-built")
     with cp.sessions() as db:  # as if a build had just finished: the plan does not name it yet
         work = enqueue(db, "deployment", "test", resource_id=ids["resource"])
         work.status = "running"
         db.commit()
     reconcile._prune_old_images(cp.sessions, cp.targets, api.server_id, keep=5)
-    assert f"lb/{ids['resource']}:just-built" in engine.tags(f"lb/{ids['resource']}")
+    assert f"{repository}:just-built" in engine.tags(repository)
     with cp.sessions() as db:
         db.get(type(work), work.id).status = "succeeded"
         db.commit()
     reconcile._prune_old_images(cp.sessions, cp.targets, api.server_id, keep=5)
-    assert f"lb/{ids['resource']}:just-built" not in engine.tags(f"lb/{ids['resource']}")
+    assert f"{repository}:just-built" not in engine.tags(repository)

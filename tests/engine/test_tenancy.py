@@ -57,7 +57,7 @@ def failed(api: Api, ids: dict[str, str]) -> dict:
 
 
 def built_image(resource: str) -> docker.models.images.Image:
-    (image,) = docker.from_env().images.list(name=f"lb/{resource}")
+    (image,) = docker.from_env().images.list(filters={"label": f"launchbay.resource={resource}"})
     return image
 
 
@@ -69,7 +69,8 @@ def test_an_image_built_for_one_organization_is_refused_to_another(api, bob, tmp
     assert body(served["url"]) == "alpha's private files\n"
     image = built_image(alpha["resource"])
     assert image.labels["launchbay.organization"] == org_of(api)
-    tag = image.tags[0]
+    (tag,) = image.tags
+    assert tag.startswith(f"lb/{org_of(api)}/{alpha['resource']}:")  # tagged with its owner
 
     # Bob names it as his image, in every spelling Docker would accept for it.
     for name in (tag, f"docker.io/{tag}"):
@@ -78,8 +79,10 @@ def test_an_image_built_for_one_organization_is_refused_to_another(api, bob, tmp
         assert d["errorCode"] == "image-not-found", d
         assert "no such image was built for this organization" in d["errorMessage"]
     # ...the very answer a name nobody built gets: nothing tells that it exists.
-    ghost = failed(bob, make_app(bob, "lb/res_00000000deadbeef:1", name="ghost"))
-    assert ghost["errorMessage"].replace("lb/res_00000000deadbeef:1", "X") == \
+    ghost = failed(bob, make_app(bob, "lb/org_00000000deadbeef/res_00000000deadbeef:1",
+                                 name="ghost"))
+    assert ghost["errorMessage"].replace("lb/org_00000000deadbeef/res_00000000deadbeef:1",
+                                         "X") == \
         d["errorMessage"].replace(f"docker.io/{tag}", "X").replace(tag, "X")
     # Nor can his build read it.
     repo(tmp_path / "b", {"Dockerfile": f"FROM {tag}\n", "x": "x"})

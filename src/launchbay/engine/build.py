@@ -145,7 +145,8 @@ def _build_stack(stack: Stack, root: Path, tag: str, builder: _Builder, sha: str
         images[service.name] = f"{tag}-{service.name}"
         builder.build(_inside(root, service.build_context), service.dockerfile or "Dockerfile",
                       images[service.name], service.build_args, service.build_target)
-    volume_prefix = builder.spec.image_repository.replace("/", "-")
+    # `lb-<resource>-<volume>`: the names volumes always had (their data stays theirs).
+    volume_prefix = "lb-" + builder.spec.image_repository.rsplit("/", 1)[-1]
 
     def volumes(service):  # type: ignore[no-untyped-def]
         return [Volume(docker_name=f"{volume_prefix}-{name}", path=path, mode=mode)

@@ -5,9 +5,10 @@ for them with credentials the others may not have. Docker itself would run any o
 anyone who names it, so launchbay decides, by the image's id (never by a name, which another
 pull can move):
 
-- `lb/...` is launchbay's own namespace: an image built for a resource, usable only by the
-  resource's organization (its `launchbay.organization` label, or the resource id in its
-  name). It is never pulled.
+- `lb/...` is launchbay's own namespace: an image built for a resource is tagged
+  `lb/<organization>/<resource>:<deployment>`, usable only by that organization (its
+  `launchbay.organization` label; the resource id in its name for images built before they
+  were labelled). It is never pulled.
 - An operator's shared images (`LAUNCHBAY_SHARED_IMAGES` patterns, and the builders' base
   images) are usable by everyone, as they are on the engine (pulled when absent).
 - Any other image is the registry's to give: usable when this organization was granted that
@@ -30,7 +31,12 @@ from launchbay.store.models import ImageGrant, Resource
 
 BUILT = "lb/"
 _HUB = re.compile(r"^(?:docker\.io|index\.docker\.io|registry-1\.docker\.io)/")
-_BUILT_RESOURCE = re.compile(r"^lb/(res_[0-9a-f]+)(?::|-|$)")
+_BUILT_RESOURCE = re.compile(r"^lb/(?:org_[0-9a-f]+/)?(res_[0-9a-f]+)(?::|-|$)")
+
+
+def built_repository(organization_id: str, resource_id: str) -> str:
+    """Where a resource's built images are tagged: its organization's part of `lb/`."""
+    return f"{BUILT}{organization_id}/{resource_id}"
 
 
 class ImageRefused(Exception):

@@ -42,7 +42,7 @@ class BuildSpec(BaseModel):
     base_directory: str = "."
     runtime_profile: dict[str, object] = {}
     base_images: dict[str, str] = {}
-    image_repository: str  # the built image is tagged `{image_repository}:{deployment id}`
+    image_repository: str  # built images are tagged `{image_repository}:{deployment id}`
     target_service: str | None = None  # a compose stack's web service
     # The key of the secret variable that holds the git deploy key or access token (it is
     # never passed to the build or the container).

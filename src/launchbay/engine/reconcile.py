@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.docker_engine import DockerException
+from launchbay.engine.image_access import built_repository
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.ledger import OPEN
 from launchbay.engine.plan import ReleasePlan
@@ -108,9 +109,11 @@ def _remove_stray_networks(sessions: sessionmaker, targets: Targets, server_id: 
 
 def _prune_old_images(sessions: sessionmaker, targets: Targets, server_id: str,
                       keep: int) -> None:
-    """Removes a resource's built images (`lb/<resource>:*`) but those of its current release and
-    its newest `keep` successful releases."""
+    """Removes a resource's built images (`lb/<organization>/<resource>:*`, and the
+    `lb/<resource>:*` of older versions) but those of its current release and its newest `keep`
+    successful releases."""
     docker = targets.docker(server_id)
+    repositories: dict[str, list[str]] = {}  # its built images' names, then and now
     with sessions() as db:
         resources = list(db.scalars(select(Resource).where(Resource.server_id == server_id)))
         # A release under way may have built an image its plan does not name yet: leave the
@@ -129,7 +132,8 @@ def _prune_old_images(sessions: sessionmaker, targets: Targets, server_id: str,
                 else None
             wanted[r.id] = {image for d in [*releases, *([current] if current else [])]
                             for image in ReleasePlan.model_validate(d.plan).images()}
+            repositories[r.id] = [built_repository(r.organization_id, r.id), f"lb/{r.id}"]
     for resource_id, keep_these in wanted.items():
-        for tag in docker.tags(f"lb/{resource_id}"):
+        for tag in [t for name in repositories[resource_id] for t in docker.tags(name)]:
             if tag not in keep_these:
                 docker.remove_image(tag)  # untags; the layers go when nothing else uses them

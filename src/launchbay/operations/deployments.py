@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from launchbay import source_checkout
 from launchbay.crypto import MASK
 from launchbay.engine import journal
+from launchbay.engine.image_access import built_repository
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.ledger import OPEN
 from launchbay.engine.plan import BuildSpec, HealthSpec, ReleasePlan, Volume
@@ -91,7 +92,8 @@ def build_plan(ctx: Context, r: Resource) -> ReleasePlan:
             ref=None if archive else (source.git_ref or source.commit_sha),
             base_directory=source.base_directory or ".",
             runtime_profile=runtime.model_dump(by_alias=True, exclude_none=True),
-            base_images=ctx.settings.build_base_images, image_repository=f"lb/{r.id}",
+            base_images=ctx.settings.build_base_images,
+            image_repository=built_repository(r.organization_id, r.id),
             timeout_seconds=ctx.settings.build_timeout_seconds,
             target_service=network.target_service_name,
             credential_key=source.metadata.get("gitCredential"))
