@@ -151,3 +151,50 @@ def test_deferred_work_runs_later(cp):
     finally:
         workers.stop()
     assert seen == [1, 1]  # the deferral did not count as an attempt
+
+
+class Broken:
+    """A handler that fails its item, then fails to clean up (as one calling a Docker engine
+    that is down would)."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def run(self, job: Job) -> str:
+        self.ran.append(job.item.id)
+        if job.item.payload.get("explode"):
+            raise RuntimeError("boom")
+        return "succeeded"
+
+    def give_up(self, item: OperatorWork, code: str, message: str) -> None:
+        raise ConnectionError("the Docker engine is down")
+
+
+def test_a_handler_that_raises_anywhere_never_ends_a_worker(cp):
+    (first,) = add(cp, payload={"explode": True})
+    (second,) = add(cp)
+    handler = Broken()
+    workers = Workers(Ledger(cp.sessions), {"system": handler}, count=1, poll_seconds=0.05)
+    workers.start()
+    try:
+        deadline = time.monotonic() + 10
+        while status(cp, second).status != "succeeded":
+            assert time.monotonic() < deadline, "the worker stopped after the first item"
+            time.sleep(0.05)
+    finally:
+        workers.stop()
+    assert handler.ran == [first, second]
+    assert status(cp, first).status == "failed" and status(cp, first).error_code == "internal"
+
+
+def test_a_worker_that_lost_its_lease_changes_nothing(cp):
+    (work_id,) = add(cp)
+    ledger = Ledger(cp.sessions, lease_seconds=0.2)
+    ledger.claim("slow")
+    time.sleep(0.3)
+    assert ledger.claim("fast").id == work_id  # taken over
+    assert ledger.fail(work_id, "slow", "late", "too late", retriable=True) == "lost"
+    ledger.defer(work_id, "slow", 0, "late")
+    item = status(cp, work_id)
+    assert (item.status, item.lease_owner, item.attempts, item.error_code) == \
+        ("running", "fast", 2, None)

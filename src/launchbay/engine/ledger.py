@@ -107,33 +107,45 @@ class Ledger:
 
     def fail(self, work_id: str, worker_id: str, code: str, message: str, *,
              retriable: bool, category: str = "runtime") -> str:
-        """Schedules a retry with exponential backoff, or fails the item for good."""
+        """Schedules a retry with exponential backoff, or fails the item for good; "lost" when
+        the item is no longer this worker's (another took it over meanwhile)."""
         with self.sessions() as db:
             item = db.get(OperatorWork, work_id)
             if item is None or item.lease_owner != worker_id:
                 return "lost"
-            item.error_code, item.error_message = code, message[:4000]
-            item.error_category = category
+            values: dict[str, Any] = {"error_code": code, "error_message": message[:4000],
+                                      "error_category": category, "updated_at": utcnow()}
             if retriable and item.attempts < item.max_attempts:
-                item.status = "retry-scheduled"
-                item.run_after = utcnow() + timedelta(
-                    seconds=self.backoff * 2 ** (item.attempts - 1))
-                item.lease_owner = item.lease_expires_at = None
+                values.update(status="retry-scheduled", lease_owner=None, lease_expires_at=None,
+                              run_after=utcnow() + timedelta(
+                                  seconds=self.backoff * 2 ** (item.attempts - 1)))
             else:
-                item.status, item.finished_at = "failed", utcnow()
-            db.commit()
-            return item.status
+                values.update(status="failed", finished_at=utcnow())
+            return values["status"] if self._update_if_mine(
+                db, work_id, worker_id, item.attempts, **values) else "lost"
 
     def defer(self, work_id: str, worker_id: str, seconds: float, step: str) -> None:
         """Puts an item back without counting the attempt (it had to wait for other work)."""
         with self.sessions() as db:
             item = db.get(OperatorWork, work_id)
             if item is not None and item.lease_owner == worker_id:
-                item.status, item.step = "pending", step
-                item.attempts -= 1
-                item.run_after = utcnow() + timedelta(seconds=seconds)
-                item.lease_owner = item.lease_expires_at = None
-                db.commit()
+                self._update_if_mine(db, work_id, worker_id, item.attempts, status="pending",
+                                     step=step, attempts=item.attempts - 1,
+                                     run_after=utcnow() + timedelta(seconds=seconds),
+                                     lease_owner=None, lease_expires_at=None)
+
+    @staticmethod
+    def _update_if_mine(db: DbSession, work_id: str, worker_id: str, attempt: int,
+                        **values: Any) -> bool:
+        """Changes the item only if it is still this worker's, in the attempt that was read
+        (a conditional UPDATE, like a claim: a worker that lost its lease changes nothing)."""
+        changed = db.execute(
+            update(OperatorWork)
+            .where(OperatorWork.id == work_id, OperatorWork.lease_owner == worker_id,
+                   OperatorWork.status == "running", OperatorWork.attempts == attempt)
+            .values(**values).execution_options(synchronize_session=False)).rowcount
+        db.commit()
+        return changed == 1
 
     def _close(self, work_id: str, worker_id: str, **values: Any) -> None:
         now = utcnow()

@@ -105,24 +105,27 @@ class Workers:
             self._stop.wait(every)
 
     def _loop(self, worker_id: str) -> None:
+        """Claims and runs work until stopped. Nothing a handler or the store does ends it: an
+        item whose outcome could not be recorded is taken up again when its lease expires."""
         while not self._stop.is_set():
             try:
                 item = self.ledger.claim(worker_id, tuple(k for k in KINDS if k in self.handlers))
+                if item is not None:
+                    self.execute(item, worker_id)
             except Exception:
-                log.exception("claiming work failed")
+                log.exception("worker %s: the work could not be run or recorded", worker_id)
                 item = None
             if item is None:
                 self._wake.wait(self.poll)
                 self._wake.clear()
-                continue
-            self.execute(item, worker_id)
 
     def execute(self, item: OperatorWork, worker_id: str) -> None:
         handler = self.handlers[item.kind]
         if item.attempts > item.max_attempts:  # reclaimed after its workers died, too often
             message = f"gave up after {item.max_attempts} attempts whose workers stopped"
-            self.ledger.fail(item.id, worker_id, "worker-lost", message, retriable=False)
-            handler.give_up(item, "worker-lost", message)
+            if self.ledger.fail(item.id, worker_id, "worker-lost", message,
+                                retriable=False) == "failed":
+                handler.give_up(item, "worker-lost", message)
             return
         job = Job(item, worker_id, self.ledger)
         beat = threading.Event()
@@ -134,8 +137,9 @@ class Workers:
         except Defer as wait:
             self.ledger.defer(item.id, worker_id, wait.seconds, wait.step)
         except Refused as refusal:
-            self.ledger.fail(item.id, worker_id, refusal.code, refusal.message, retriable=False)
-            handler.give_up(item, refusal.code, refusal.message)
+            if self.ledger.fail(item.id, worker_id, refusal.code, refusal.message,
+                                retriable=False) == "failed":
+                handler.give_up(item, refusal.code, refusal.message)
         except Retry as failure:
             if self.ledger.fail(item.id, worker_id, failure.code, failure.message,
                                 retriable=True) == "failed":
@@ -143,8 +147,9 @@ class Workers:
         except Exception as exc:
             log.exception("work %s (%s) failed", item.id, item.kind)
             message = f"{type(exc).__name__}: {exc}"
-            self.ledger.fail(item.id, worker_id, "internal", message, retriable=False)
-            handler.give_up(item, "internal", message)
+            if self.ledger.fail(item.id, worker_id, "internal", message,
+                                retriable=False) == "failed":
+                handler.give_up(item, "internal", message)
         finally:
             beat.set()
             heartbeat.join(5)
