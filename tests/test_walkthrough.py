@@ -99,3 +99,29 @@ def test_health_ready_and_openapi(client):
     name = body["schema"]["$ref"].rsplit("/", 1)[1]
     assert "name" in doc["components"]["schemas"][name]["properties"]
     assert client.get("/api/docs").status_code == 200
+
+
+def test_openapi_documents_each_operation_with_its_own_models(client):
+    """Models of the same class name in two families (servers' and deployments' `PruneOut`)
+    each keep a component of their own: no answer is documented with another's fields."""
+    from pydantic import RootModel
+
+    from launchbay.operations import CATALOG
+
+    doc = client.get("/api/openapi.json").json()
+    components = doc["components"]["schemas"]
+    checked = 0
+    for entry in (e for ops in doc["paths"].values() for e in ops.values()):
+        op = CATALOG.get(entry.get("operationId"))
+        if op is None or op.output is None or issubclass(op.output, RootModel):
+            continue
+        (answer,) = entry["responses"].values()
+        ref = answer["content"]["application/json"]["schema"]["$ref"]
+        shown = set(components[ref.rsplit("/", 1)[1]].get("properties", {}))
+        assert shown == {f.alias or n for n, f in op.output.model_fields.items()}, op.key
+        if op.input.model_fields:
+            checked += 1
+    assert checked > 100
+    prune = doc["paths"]["/api/servers/{serverId}/capacity/prune"]["post"]
+    assert "servers" in next(iter(prune["responses"].values()))["content"][
+        "application/json"]["schema"]["$ref"]

@@ -325,45 +325,43 @@ def _add(api: APIRouter, cp: ControlPlane, method: str, path: str, op: Operation
 
 def document(routes: list[Any], schemas: dict[str, Any]) -> None:
     """Fills the OpenAPI entries of the native routes from their operations' models (done when
-    the document is first asked for, not at start-up)."""
+    the document is first asked for, not at start-up). All models are rendered in one pass, so
+    two of the same class name (`PruneOut` of servers and of deployments) get a name each."""
+    documented = []
     for route in routes:
         op = CATALOG.get(getattr(route, "name", ""))
         if op is None or not isinstance(route, APIRoute):
             continue
-        method = next(iter(route.methods))
-        route.openapi_extra = _openapi(method, route.path, op, route.status_code or 200, schemas)
-
-
-def _schema_ref(model: type[BaseModel], schemas: dict[str, Any],
-                mode: Literal["validation", "serialization"] = "serialization") -> dict[str, Any]:
-    """A `$ref` to the model's JSON schema, which is added (with its parts) to `schemas`."""
-    mapping, defs = models_json_schema(
-        [(model, mode)], by_alias=True, ref_template="#/components/schemas/{model}")
+        in_path = set(re.findall(r"{(\w+)}", route.path))
+        fields = {name: (f.annotation, f) for name, f in op.input.model_fields.items()
+                  if (f.alias or name) not in in_path}
+        body = create_model(  # type: ignore[call-overload]
+            "".join(p.capitalize() for p in re.split(r"[.-]", op.key)) + "Input",
+            __base__=Schema, **fields) if fields else None
+        documented.append((route, op, in_path, body))
+    wanted: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
+        *{(op.output, "serialization") for _, op, _, _ in documented if op.output},
+        *((body, "validation") for *_, body in documented if body)]
+    refs, defs = models_json_schema(wanted, by_alias=True,
+                                    ref_template="#/components/schemas/{model}")
     schemas.update(defs.get("$defs", {}))
-    return mapping[(model, mode)]
-
-
-def _openapi(method: str, path: str, op: Operation, status: int,
-             schemas: dict[str, Any]) -> dict[str, Any]:
-    in_path = set(re.findall(r"{(\w+)}", path))
-    fields = {name: (f.annotation, f) for name, f in op.input.model_fields.items()
-              if (f.alias or name) not in in_path}
-    params: list[dict[str, Any]] = [
-        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in in_path
-    ]
-    extra: dict[str, Any] = {"parameters": params}
-    if op.output is not None:
-        extra["responses"] = {str(status): {"description": "OK", "content": {
-            "application/json": {"schema": _schema_ref(op.output, schemas)}}}}
-    if not fields:
-        return extra
-    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
-        f"{op.input.__name__}Body", __base__=Schema, **fields)
-    ref = _schema_ref(model, schemas, "validation")["$ref"]
-    schema = schemas[ref.rsplit("/", 1)[1]]
-    if method == "GET":
-        params += [{"name": name, "in": "query", "required": name in schema.get("required", []),
-                    "schema": prop} for name, prop in schema.get("properties", {}).items()]
-    else:
-        extra["requestBody"] = {"content": {"application/json": {"schema": {"$ref": ref}}}}
-    return extra
+    for route, op, in_path, body in documented:
+        method, status = next(iter(route.methods)), route.status_code or 200
+        params: list[dict[str, Any]] = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in in_path]
+        extra: dict[str, Any] = {"parameters": params}
+        if op.output is not None:
+            extra["responses"] = {str(status): {"description": "OK", "content": {
+                "application/json": {"schema": refs[(op.output, "serialization")]}}}}
+        if body is not None:
+            ref = refs[(body, "validation")]["$ref"]
+            schema = schemas[ref.rsplit("/", 1)[1]]
+            if method == "GET":
+                params += [{"name": name, "in": "query",
+                            "required": name in schema.get("required", []), "schema": prop}
+                           for name, prop in schema.get("properties", {}).items()]
+            else:
+                extra["requestBody"] = {"content": {"application/json": {
+                    "schema": {"$ref": ref}}}}
+        route.openapi_extra = extra
