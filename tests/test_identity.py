@@ -91,3 +91,19 @@ def test_capabilities_answer_from_the_catalog(client, admin):
     assert mine["projects.list"]["allowed"] is True
     assert mine["projects.create"]["allowed"] is False
     assert "projects:write" in mine["projects.create"]["reason"]
+
+
+def test_intranet_addresses_are_addresses(client, cp):
+    """`.local` (Active Directory), `.internal`, `.lan`: what intranet users have."""
+    created = client.post("/api/bootstrap/auth/first-admin",
+                          json={"email": "Admin@Corp.Local", "password": "intranet-pass"})
+    assert created.status_code == 201, created.text
+    admin = login(client, "admin@corp.local", "intranet-pass")
+    org = created.json()["organizationId"]
+    invited = admin.post(f"/organizations/{org}/invitations",
+                         {"email": "dev@build.internal", "role": "developer"})
+    assert invited["email"] == "dev@build.internal"
+    for bad in ("dev@", "dev@-corp.lan", "d ev@corp.lan", "dev@corp..lan"):
+        r = admin.request("POST", f"/organizations/{org}/invitations",
+                          {"email": bad, "role": "developer"})
+        assert r.status_code == 400 and r.json()["details"][0]["field"] == "email", bad

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import EmailStr
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
@@ -22,6 +21,7 @@ from launchbay.operations import login_throttle
 from launchbay.operations.catalog import Actor, Context, operation, role_in
 from launchbay.operations.errors import Conflict, Invalid, NotFound, RateLimited, Unauthenticated
 from launchbay.operations.schemas import (
+    Email,
     Empty,
     Field,
     ImageUrl,
@@ -91,7 +91,7 @@ def bootstrap_status(ctx: Context, _: Empty) -> BootstrapStatus:
 
 
 class FirstAdminIn(Schema):
-    email: EmailStr
+    email: Email
     display_name: Name | None = None
     password: str | None = Field(None, min_length=8, max_length=200)
     organization_name: Name | None = None

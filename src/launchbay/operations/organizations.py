@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import EmailStr
 from sqlalchemy import func, select
 
 from launchbay.crypto import hash_password, hash_token, new_token, verify_password
@@ -18,7 +17,16 @@ from launchbay.operations.catalog import (
 )
 from launchbay.operations.errors import Conflict, Forbidden, Invalid, NotFound
 from launchbay.operations.identity import LOGIN_METHODS, LoginMethod, create_organization_for
-from launchbay.operations.schemas import Field, Id, ImageUrl, Name, Schema, Timestamp, apply_update
+from launchbay.operations.schemas import (
+    Email,
+    Field,
+    Id,
+    ImageUrl,
+    Name,
+    Schema,
+    Timestamp,
+    apply_update,
+)
 from launchbay.store.models import (
     Invitation,
     Membership,
@@ -343,7 +351,7 @@ def _invitation(ctx: Context, inv: Invitation, token: str | None = None) -> Invi
 
 
 class InvitationCreate(OrgRef):
-    email: EmailStr
+    email: Email
     role: InvitableRole
 
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
 from pydantic.alias_generators import to_camel
 
 from launchbay.schemas_time import iso
@@ -14,6 +22,30 @@ Timestamp = Annotated[datetime, PlainSerializer(iso, return_type=str)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 ImageUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r"^(https?://|/)")]
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def _address(value: str) -> str:
+    """Any syntactically valid address, intranet domains included (`.local`, `.internal`,
+    `.lan`): people sign in with the address they have; nothing is sent to it."""
+    from email_validator import EmailNotValidError, validate_email
+
+    local, at, domain = value.strip().rpartition("@")
+    try:
+        ascii_domain = domain.encode("idna").decode().lower()
+    except UnicodeError:
+        raise ValueError("the part after the @-sign is not a valid domain") from None
+    if not at or len(ascii_domain) > 253 or \
+            not all(_LABEL.match(label) for label in ascii_domain.split(".")):
+        raise ValueError("the part after the @-sign is not a valid domain")
+    try:  # the local part, by the rules of a public address
+        checked = validate_email(f"{local}@example.com", check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+    return f"{checked.local_part}@{ascii_domain}"
+
+
+Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_address)]
 
 
 class Schema(BaseModel):
@@ -48,5 +80,5 @@ class Empty(Schema):
     pass
 
 
-__all__ = ["CountOut", "Empty", "Field", "Id", "IdOut", "ImageUrl", "Name", "Schema", "Timestamp",
-           "apply_update", "iso"]
+__all__ = ["CountOut", "Email", "Empty", "Field", "Id", "IdOut", "ImageUrl", "Name", "Schema",
+           "Timestamp", "apply_update", "iso"]
