@@ -120,6 +120,44 @@ def test_upgrading_a_database_with_rows_keeps_them(empty_database_url):
     engine.dispose()
 
 
+OLD_INSTALL = [
+    "INSERT INTO users (id, email, display_name, email_verified, claims, created_at, "
+    "updated_at) VALUES ('usr_1', 'a@example.com', 'a', false, '{}', "
+    "'2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+    "INSERT INTO organizations (id, name, slug, created_at, updated_at) VALUES "
+    "('org_1', 'A', 'a', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+    "INSERT INTO projects (id, organization_id, name, slug, lifecycle_status, created_at) "
+    "VALUES ('prj_1', 'org_1', 'p', 'p', 'active', '2026-01-01 00:00:00')",
+    "INSERT INTO environments (id, project_id, organization_id, name, kind, "
+    "lifecycle_status, created_at) VALUES ('env_1', 'prj_1', 'org_1', 'e', 'production', "
+    "'active', '2026-01-01 00:00:00')",
+    "INSERT INTO servers (id, name, host, port, provider_key, target_kind, "
+    "lifecycle_status, created_at) VALUES ('srv_1', 'local', 'h', 0, 'local-docker', "
+    "'single-server', 'active', '2026-01-01 00:00:00')",
+]
+
+
+def _old_resource(conn, **profiles: dict) -> None:
+    """A resource as an older version stored it, with the profiles given (JSON)."""
+    for row in OLD_INSTALL:
+        conn.exec_driver_sql(row)
+    columns = {"source": None, "runtime_profile": {}, "network_profile": {},
+               "health_policy": None, "access_profile": {}, **profiles}
+    conn.execute(text(
+        "INSERT INTO resources (id, organization_id, project_id, environment_id, server_id, "
+        "name, slug, kind, lifecycle_status, source, runtime_profile, network_profile, "
+        "health_policy, access_profile, created_at) VALUES ('res_1', 'org_1', 'prj_1', "
+        "'env_1', 'srv_1', 'web', 'web', 'application', 'active', :source, :runtime_profile, "
+        ":network_profile, :health_policy, :access_profile, '2026-01-01 00:00:00')"),
+        {k: json.dumps(v) if v is not None else None for k, v in columns.items()})
+
+
+def _column(engine, name: str) -> dict:
+    with engine.connect() as conn:
+        value = conn.exec_driver_sql(f"SELECT {name} FROM resources").scalar_one()
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def test_0011_claims_the_first_admin_and_turns_archive_paths_into_upload_ids(
         empty_database_url, tmp_path):
     """An install from before the security migration: its first admin has claimed the
@@ -131,37 +169,31 @@ def test_0011_claims_the_first_admin_and_turns_archive_paths_into_upload_ids(
     shared = tmp_path / "sources" / "templates" / f"{digest}.tar.gz"
     shared.parent.mkdir(parents=True)
     shared.write_bytes(b"archive")
-    rows = [
-        "INSERT INTO users (id, email, display_name, email_verified, claims, created_at, "
-        "updated_at) VALUES ('usr_1', 'a@example.com', 'a', false, '{}', "
-        "'2026-01-01 00:00:00', '2026-01-01 00:00:00')",
-        "INSERT INTO organizations (id, name, slug, created_at, updated_at) VALUES "
-        "('org_1', 'A', 'a', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
-        "INSERT INTO projects (id, organization_id, name, slug, lifecycle_status, created_at) "
-        "VALUES ('prj_1', 'org_1', 'p', 'p', 'active', '2026-01-01 00:00:00')",
-        "INSERT INTO environments (id, project_id, organization_id, name, kind, "
-        "lifecycle_status, created_at) VALUES ('env_1', 'prj_1', 'org_1', 'e', 'production', "
-        "'active', '2026-01-01 00:00:00')",
-        "INSERT INTO servers (id, name, host, port, provider_key, target_kind, "
-        "lifecycle_status, created_at) VALUES ('srv_1', 'local', 'h', 0, 'local-docker', "
-        "'single-server', 'active', '2026-01-01 00:00:00')",
-    ]
     with engine.begin() as conn:
-        for row in rows:
-            conn.exec_driver_sql(row)
-        conn.execute(text(
-            "INSERT INTO resources (id, organization_id, project_id, environment_id, "
-            "server_id, name, slug, kind, lifecycle_status, source, runtime_profile, "
-            "network_profile, access_profile, created_at) VALUES ('res_1', 'org_1', 'prj_1', "
-            "'env_1', 'srv_1', 'web', 'web', 'application', 'active', :source, '{}', '{}', "
-            "'{}', '2026-01-01 00:00:00')"),
-            {"source": json.dumps({"kind": "archive", "locator": str(shared)})})
+        _old_resource(conn, source={"kind": "archive", "locator": str(shared)})
     upgrade(engine)
     with engine.connect() as conn:
-        source = conn.exec_driver_sql("SELECT source FROM resources").scalar_one()
         claim = conn.exec_driver_sql("SELECT step, user_id FROM bootstrap").one()
-    source = json.loads(source) if isinstance(source, str) else source
-    assert source["locator"] == digest
+    assert _column(engine, "source")["locator"] == digest
     assert (tmp_path / "sources" / "res_1" / f"{digest}.tar.gz").read_bytes() == b"archive"
     assert tuple(claim) == ("first-admin", "usr_1")
+    engine.dispose()
+
+
+def test_0012_writes_every_profile_in_camel_case_but_the_users_own_keys(empty_database_url):
+    engine = make_engine(empty_database_url)
+    upgrade(engine, "0011")
+    with engine.begin() as conn:
+        _old_resource(
+            conn, source={"kind": "git", "locator": "https://example.com/r.git",
+                          "git_ref": "main", "metadata": {"my_key": "v"}},
+            health_policy={"interval_seconds": 7, "http": {"expected_status_code": 204}},
+            access_profile={"generated_access_mode": "disabled", "path_prefix": "/shop"})
+    upgrade(engine)
+    assert _column(engine, "source") == {"kind": "git", "locator": "https://example.com/r.git",
+                                         "gitRef": "main", "metadata": {"my_key": "v"}}
+    assert _column(engine, "health_policy") == {"intervalSeconds": 7,
+                                                "http": {"expectedStatusCode": 204}}
+    assert _column(engine, "access_profile") == {"generatedAccessMode": "disabled",
+                                                 "pathPrefix": "/shop"}
     engine.dispose()

@@ -57,6 +57,25 @@ def test_generated_hostname_routes_to_the_current_release(api, settings):
     assert route["handle"][0]["upstreams"][0]["dial"] == f"127.0.0.1:{d['hostPort']}"
 
 
+def test_the_access_profile_turns_the_generated_route_off_or_narrows_it(api, settings):
+    ids = make_app(api, "lbtest/hello:v1", name="web")
+    deployed(api, ids)
+    host = host_of(api, ids["resource"])
+    assert eventually(lambda: via_edge(settings, host).text == "hello v1\n")
+    profile = f"/resources/{ids['resource']}/access-profile"
+    # A path prefix: only what is under it reaches the app (which has no /shop: its own 404).
+    api.post(profile, {"accessProfile": {"pathPrefix": "/shop"}})
+    assert eventually(lambda: "no app" in via_edge(settings, host).text)  # the edge's own 404
+    reached = via_edge(settings, host, "/shop/index.html")
+    assert reached.status_code == 404 and "no app" not in reached.text
+    # Generated access off: the hostname routes nowhere (the release still runs).
+    api.post(profile, {"accessProfile": {"generatedAccessMode": "disabled"}})
+    assert eventually(lambda: "no app" in via_edge(settings, host, "/shop/index.html").text)
+    assert api.get(f"/resources/{ids['resource']}/proxy-configuration")["routes"] == []
+    api.post(profile, {"accessProfile": {}})  # back to the defaults
+    assert eventually(lambda: via_edge(settings, host).text == "hello v1\n")
+
+
 def test_routes_survive_caddy_and_launchbay_restarts(api, settings, cp):
     ids = make_app(api, "lbtest/hello:v1")
     deployed(api, ids)

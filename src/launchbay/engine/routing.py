@@ -42,6 +42,7 @@ from launchbay.store.models import (
     new_id,
     utcnow,
 )
+from launchbay.store.profiles import AccessProfile
 
 log = logging.getLogger("launchbay.routing")
 SERVER, TLS_SERVER = "launchbay", "launchbay-tls"
@@ -71,7 +72,7 @@ def generated_host(db: DbSession, settings: Settings, resource: Resource,
                    policy: tuple[str, str] | None = None) -> str | None:
     """The resource's generated hostname, or None when its access profile or the policy (its
     server's `access_policy`, unless given) turn generated access off."""
-    if resource.access_profile.get("generatedAccessMode") == "disabled":
+    if AccessProfile.model_validate(resource.access_profile).generated_access_mode == "disabled":
         return None
     mode, template = policy or access_policy(db, resource.server_id)
     if mode == "disabled":
@@ -150,7 +151,8 @@ def routes(db: DbSession, settings: Settings, resource_id: str | None = None) ->
             found.append(Route(
                 id=f"lb-res-{resource.id}", organization_id=resource.organization_id,
                 resource_id=resource.id, hosts=[host],
-                path_prefix=resource.access_profile.get("pathPrefix", "/"), upstream=upstream,
+                path_prefix=AccessProfile.model_validate(resource.access_profile).path_prefix,
+                upstream=upstream,
                 tls=settings.edge_generated_tls))
         for b in db.scalars(select(DomainBinding).where(DomainBinding.resource_id == resource.id)):
             redirect = None

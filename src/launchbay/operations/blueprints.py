@@ -22,13 +22,9 @@ from launchbay.operations.deployments import start
 from launchbay.operations.domains import bind, check_domain
 from launchbay.operations.errors import Invalid, NotFound
 from launchbay.operations.resources import (
-    NetworkProfile,
-    RuntimeProfile,
-    SourceProfile,
     get_resource,
     remove_resource,
     source_of,
-    stored_profile,
 )
 from launchbay.operations.servers import default_server
 from launchbay.operations.variables import VariableIn, VariableValue
@@ -42,6 +38,12 @@ from launchbay.store.models import (
     ResourceVariable,
     User,
     new_id,
+)
+from launchbay.store.profiles import (
+    NetworkProfile,
+    RuntimeProfile,
+    SourceProfile,
+    stored,
 )
 
 PROJECT = "services"
@@ -181,8 +183,8 @@ def _apply(ctx: Context, r: Resource, b: Blueprint) -> None:
     """Gives the resource the profiles the blueprint asks for."""
     source, runtime, network = profiles(b)
     r.description = b.description or r.description
-    r.source, r.runtime_profile = source_of(ctx, r, source), stored_profile(runtime)
-    r.network_profile = stored_profile(network)
+    r.source, r.runtime_profile = source_of(ctx, r, source), stored(runtime)
+    r.network_profile = stored(network)
 
 
 @operation("blueprints.deploy", role="developer", audit="blueprint.deployed")

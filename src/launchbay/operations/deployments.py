@@ -24,10 +24,6 @@ from launchbay.operations.catalog import Context, operation
 from launchbay.operations.environments import get_environment
 from launchbay.operations.errors import Conflict, Invalid, NotFound
 from launchbay.operations.resources import (
-    HealthPolicy,
-    NetworkProfile,
-    RuntimeProfile,
-    SourceProfile,
     archive_path,
     attachments,
     check_repository,
@@ -46,6 +42,12 @@ from launchbay.store.models import (
     Server,
     new_id,
     utcnow,
+)
+from launchbay.store.profiles import (
+    HealthPolicy,
+    NetworkProfile,
+    RuntimeProfile,
+    SourceProfile,
 )
 
 Status = Literal["created", "planning", "planned", "running", "cancel-requested", "succeeded",

@@ -4,7 +4,6 @@ health profiles, variables and secrets, storage, and runtime controls."""
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
@@ -12,9 +11,7 @@ from typing import Any, Literal
 from pydantic import (
     RootModel,
     ValidationError,
-    ValidationInfo,
     field_validator,
-    model_validator,
 )
 from sqlalchemy import func, select
 
@@ -44,109 +41,14 @@ from launchbay.store.models import (
     new_id,
     utcnow,
 )
-
-# -- profiles -----------------------------------------------------------------------------------
-
-
-ARCHIVE_ID = re.compile(r"^[0-9a-f]{40}$")
-
-
-class SourceProfile(Schema):
-    kind: Literal["docker-image", "git", "archive", "local-folder"] = "docker-image"
-    # git: the repository's URL; archive: the `archiveId` of an upload of this resource.
-    locator: str | None = Field(None, max_length=2000)
-    display_name: str | None = Field(None, max_length=200)
-    image_name: str | None = Field(None, max_length=500, pattern=r"^[a-z0-9][a-z0-9._/:-]*$")
-    image_tag: str | None = Field(None, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-    image_digest: str | None = Field(None, pattern=r"^sha256:[a-f0-9]{64}$")
-    # A branch or tag (never read as a git option), or a commit.
-    git_ref: str | None = Field(None, max_length=500, pattern=r"^[A-Za-z0-9_.][^\s~^:?*\[\\]*$")
-    commit_sha: str | None = Field(None, max_length=64, pattern=r"^[0-9a-f]{7,64}$")
-    base_directory: str | None = Field(None, max_length=500)
-    metadata: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("locator")
-    @classmethod
-    def _where(cls, locator: str | None, info: ValidationInfo) -> str | None:
-        """A git locator is a remote URL nothing in which git could take for an option; an
-        archive's is an upload id, never a path."""
-        kind = info.data.get("kind")
-        if kind == "git" and locator:
-            try:
-                source_checkout.parse_remote(locator)
-            except source_checkout.CheckoutError as exc:
-                raise ValueError(str(exc)) from None
-        if kind == "archive" and locator and not ARCHIVE_ID.match(locator):
-            raise ValueError("an archive source's locator is the archiveId of an upload of "
-                             "the resource (POST /api/resources/{id}/source/archive)")
-        return locator
-
-    @model_validator(mode="after")
-    def _what_is_needed(self) -> SourceProfile:
-        if self.kind == "docker-image" and not self.image_name:
-            raise ValueError("a docker-image source needs imageName")
-        if self.kind in ("git", "archive") and not self.locator:
-            raise ValueError(f"a {self.kind} source needs locator (where it is)")
-        return self
-
-    @property
-    def image(self) -> str | None:
-        if not self.image_name:
-            return None
-        if self.image_digest:
-            return f"{self.image_name}@{self.image_digest}"
-        return f"{self.image_name}:{self.image_tag or 'latest'}"
-
-
-class RuntimeProfile(Schema):
-    strategy: Literal["auto", "dockerfile", "docker-compose", "static",
-                      "workspace-commands"] = "auto"
-    install_command: str | None = Field(None, max_length=4000)
-    build_command: str | None = Field(None, max_length=4000)
-    start_command: str | None = Field(None, max_length=4000)
-    runtime_name: str | None = Field(None, max_length=100)
-    publish_directory: str | None = Field(None, max_length=500)
-    dockerfile_path: str | None = Field(None, max_length=500)
-    docker_compose_file_path: str | None = Field(None, max_length=500)
-    build_target: str | None = Field(None, max_length=200)
-    health_check_path: str | None = Field(None, max_length=500, pattern=r"^/")
-    cpu_limit: float | None = Field(None, gt=0, le=256)
-    memory_limit_mb: int | None = Field(None, ge=6, le=1_048_576)
-    restart_policy: Literal["unless-stopped", "always", "on-failure", "no"] = "unless-stopped"
-
-
-class NetworkProfile(Schema):
-    internal_port: int | None = Field(None, ge=1, le=65535)
-    upstream_protocol: Literal["http", "tcp"] = "http"
-    exposure_mode: Literal["none", "reverse-proxy", "direct-port"] = "reverse-proxy"
-    target_service_name: str | None = Field(None, max_length=200)
-    host_port: int | None = Field(None, ge=1, le=65535)
-
-
-class HttpCheck(Schema):
-    method: Literal["GET", "HEAD"] = "GET"
-    scheme: Literal["http"] = "http"
-    host: str | None = None
-    port: int | None = Field(None, ge=1, le=65535)
-    path: str = Field("/", max_length=500, pattern=r"^/")
-    expected_status_code: int | None = Field(None, ge=100, le=599)
-    expected_response_text: str | None = Field(None, max_length=500)
-
-
-class HealthPolicy(Schema):
-    enabled: bool = True
-    type: Literal["http", "none"] = "http"
-    interval_seconds: int = Field(5, ge=1, le=3600)
-    timeout_seconds: int = Field(3, ge=1, le=600)
-    retries: int = Field(3, ge=1, le=100)
-    start_period_seconds: int = Field(10, ge=0, le=3600)
-    http: HttpCheck = Field(default_factory=HttpCheck)
-
-
-class AccessProfile(Schema):
-    generated_access_mode: Literal["inherit", "disabled"] = "inherit"
-    path_prefix: str = Field("/", max_length=500, pattern=r"^/")
-
+from launchbay.store.profiles import (
+    AccessProfile,
+    HealthPolicy,
+    NetworkProfile,
+    RuntimeProfile,
+    SourceProfile,
+    stored,
+)
 
 # -- reading ------------------------------------------------------------------------------------
 
@@ -358,7 +260,7 @@ def current_route(ctx: Context, r: Resource) -> Route | None:
         return Route(url=url, hostname=host, deployment_id=current.id, proxy_kind="caddy",
                      scheme=url.split(":", 1)[0],
                      deployment_status=current.status, target_port=current.host_port,
-                     path_prefix=r.access_profile.get("pathPrefix", "/"),
+                     path_prefix=AccessProfile.model_validate(r.access_profile).path_prefix,
                      updated_at=current.finished_at)
     return Route(url=f"http://127.0.0.1:{current.host_port}/", hostname="127.0.0.1",
                  deployment_id=current.id, deployment_status=current.status,
@@ -443,11 +345,6 @@ class ResourceCreate(Schema):
     access_profile: AccessProfile = Field(default_factory=AccessProfile)
 
 
-def stored_profile(profile: Schema) -> dict[str, Any]:
-    """A profile as resources keep it (one shape for every writer)."""
-    return profile.model_dump(mode="json", exclude_none=True)
-
-
 def check_repository(ctx: Context, locator: str) -> None:
     """Refuses (400) a repository the operator's git policy does not let anyone name: a
     folder of the server outside `git_local_folders`. (A remote's addresses are checked each
@@ -466,7 +363,7 @@ def source_of(ctx: Context, r: Resource, source: SourceProfile) -> dict[str, Any
         check_repository(ctx, source.locator)  # type: ignore[arg-type]
     if source.kind == "archive":
         archive_path(ctx, r, source.locator)  # type: ignore[arg-type]
-    return stored_profile(source)
+    return stored(source)
 
 
 @operation("resources.create", role="developer", audit="resource.created")
@@ -486,10 +383,10 @@ def create_resource(ctx: Context, data: ResourceCreate) -> IdOut:
         id=new_id("res"), organization_id=ctx.org_id, project_id=env.project_id,
         environment_id=env.id, server_id=server.id, name=data.name, slug=slug, kind=data.kind,
         description=data.description,
-        runtime_profile=stored_profile(data.runtime_profile),
-        network_profile=stored_profile(data.network_profile),
-        health_policy=stored_profile(data.health_policy) if data.health_policy else None,
-        access_profile=stored_profile(data.access_profile),
+        runtime_profile=stored(data.runtime_profile),
+        network_profile=stored(data.network_profile),
+        health_policy=stored(data.health_policy) if data.health_policy else None,
+        access_profile=stored(data.access_profile),
     )
     resource.source = source_of(ctx, resource, data.source) if data.source else None
     ctx.db.add(resource)
@@ -554,7 +451,7 @@ def _configure(ctx: Context, resource_id: str, column: str, profile: Schema | No
     if isinstance(profile, SourceProfile):
         r.source = source_of(ctx, r, profile)
     else:
-        setattr(r, column, stored_profile(profile) if profile is not None else None)
+        setattr(r, column, stored(profile) if profile is not None else None)
     ctx.audit(r.id, **audit)
     return IdOut(id=r.id)
 
@@ -594,8 +491,14 @@ class AccessIn(ResourceRef):
 
 @operation("resources.configure-access", role="developer", audit="resource.access-configured")
 def configure_access(ctx: Context, data: AccessIn) -> IdOut:
-    """Sets whether the resource gets a generated access route, and its path prefix."""
-    return _configure(ctx, data.resource_id, "access_profile", data.access_profile)
+    """Sets whether the resource gets a generated access route, and its path prefix; the edge
+    proxy follows at once."""
+    done = _configure(ctx, data.resource_id, "access_profile", data.access_profile)
+    if ctx.settings.edge_enabled:
+        r = get_resource(ctx, data.resource_id)
+        ctx.enqueue("route-realization", "resources.configure-access", resource_id=r.id,
+                    project_id=r.project_id, server_id=r.server_id)
+    return done
 
 
 class HealthIn(ResourceRef):

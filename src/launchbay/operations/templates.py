@@ -30,12 +30,7 @@ from launchbay.operations.catalog import Context, operation
 from launchbay.operations.domains import realize
 from launchbay.operations.errors import Conflict, Invalid, NotFound, validation_failed
 from launchbay.operations.resources import (
-    AccessProfile,
-    NetworkProfile,
-    RuntimeProfile,
-    SourceProfile,
     archive_source,
-    stored_profile,
 )
 from launchbay.operations.schemas import Field, Schema, Timestamp
 from launchbay.operations.servers import (
@@ -52,6 +47,13 @@ from launchbay.store.models import (
     Template,
     new_id,
     utcnow,
+)
+from launchbay.store.profiles import (
+    AccessProfile,
+    NetworkProfile,
+    RuntimeProfile,
+    SourceProfile,
+    stored,
 )
 
 log = logging.getLogger(__name__)
@@ -244,18 +246,18 @@ def make_resource(ctx: Context, env: Environment, name: str, b: Blueprint, descr
     r = Resource(id=new_id("res"), organization_id=ctx.org_id, project_id=env.project_id,
                  environment_id=env.id, server_id=default_server(ctx).id, name=name, slug=name,
                  kind="application", description=description,
-                 network_profile=stored_profile(NetworkProfile(
+                 network_profile=stored(NetworkProfile(
                      internal_port=b.port, target_service_name=b.web_service)),
-                 access_profile=stored_profile(AccessProfile(generated_access_mode="disabled")))
+                 access_profile=stored(AccessProfile(generated_access_mode="disabled")))
     if b.compose is not None or b.files is not None:
         files = b.files if b.files is not None else {"docker-compose.yml": b.compose or ""}
         r.source = archive_source(ctx, r, files_archive(files), "tar.gz", description)
         runtime.strategy = "auto" if b.files is not None else "docker-compose"
     else:
         image, tag = split_image(b.image or "")
-        r.source = stored_profile(SourceProfile(kind="docker-image", image_name=image,
+        r.source = stored(SourceProfile(kind="docker-image", image_name=image,
                                                 image_tag=tag))
-    r.runtime_profile = stored_profile(runtime)
+    r.runtime_profile = stored(runtime)
     ctx.db.add(r)
     ctx.db.flush()
     put_variables(ctx, r, {**b.variables, **variables}, "plain-config")

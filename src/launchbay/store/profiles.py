@@ -1,0 +1,123 @@
+"""The shapes of a resource's profiles as the store keeps them (its JSON columns `source`,
+`runtime_profile`, `network_profile`, `health_policy`, `access_profile`): one spelling,
+camelCase as on the wire, read and written only through these models (`stored` and
+`Model.model_validate(column)`), by the operations and the engine alike."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from launchbay import source_checkout
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+def stored(profile: BaseModel) -> dict[str, Any]:
+    """A profile as resources keep it (one shape for every writer)."""
+    return profile.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+ARCHIVE_ID = re.compile(r"^[0-9a-f]{40}$")
+
+
+class SourceProfile(Profile):
+    kind: Literal["docker-image", "git", "archive", "local-folder"] = "docker-image"
+    # git: the repository's URL; archive: the `archiveId` of an upload of this resource.
+    locator: str | None = Field(None, max_length=2000)
+    display_name: str | None = Field(None, max_length=200)
+    image_name: str | None = Field(None, max_length=500, pattern=r"^[a-z0-9][a-z0-9._/:-]*$")
+    image_tag: str | None = Field(None, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    image_digest: str | None = Field(None, pattern=r"^sha256:[a-f0-9]{64}$")
+    # A branch or tag (never read as a git option), or a commit.
+    git_ref: str | None = Field(None, max_length=500, pattern=r"^[A-Za-z0-9_.][^\s~^:?*\[\\]*$")
+    commit_sha: str | None = Field(None, max_length=64, pattern=r"^[0-9a-f]{7,64}$")
+    base_directory: str | None = Field(None, max_length=500)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("locator")
+    @classmethod
+    def _where(cls, locator: str | None, info: ValidationInfo) -> str | None:
+        """A git locator is a remote URL nothing in which git could take for an option; an
+        archive's is an upload id, never a path."""
+        kind = info.data.get("kind")
+        if kind == "git" and locator:
+            try:
+                source_checkout.parse_remote(locator)
+            except source_checkout.CheckoutError as exc:
+                raise ValueError(str(exc)) from None
+        if kind == "archive" and locator and not ARCHIVE_ID.match(locator):
+            raise ValueError("an archive source's locator is the archiveId of an upload of "
+                             "the resource (POST /api/resources/{id}/source/archive)")
+        return locator
+
+    @model_validator(mode="after")
+    def _what_is_needed(self) -> SourceProfile:
+        if self.kind == "docker-image" and not self.image_name:
+            raise ValueError("a docker-image source needs imageName")
+        if self.kind in ("git", "archive") and not self.locator:
+            raise ValueError(f"a {self.kind} source needs locator (where it is)")
+        return self
+
+    @property
+    def image(self) -> str | None:
+        if not self.image_name:
+            return None
+        if self.image_digest:
+            return f"{self.image_name}@{self.image_digest}"
+        return f"{self.image_name}:{self.image_tag or 'latest'}"
+
+
+class RuntimeProfile(Profile):
+    strategy: Literal["auto", "dockerfile", "docker-compose", "static",
+                      "workspace-commands"] = "auto"
+    install_command: str | None = Field(None, max_length=4000)
+    build_command: str | None = Field(None, max_length=4000)
+    start_command: str | None = Field(None, max_length=4000)
+    runtime_name: str | None = Field(None, max_length=100)
+    publish_directory: str | None = Field(None, max_length=500)
+    dockerfile_path: str | None = Field(None, max_length=500)
+    docker_compose_file_path: str | None = Field(None, max_length=500)
+    build_target: str | None = Field(None, max_length=200)
+    health_check_path: str | None = Field(None, max_length=500, pattern=r"^/")
+    cpu_limit: float | None = Field(None, gt=0, le=256)
+    memory_limit_mb: int | None = Field(None, ge=6, le=1_048_576)
+    restart_policy: Literal["unless-stopped", "always", "on-failure", "no"] = "unless-stopped"
+
+
+class NetworkProfile(Profile):
+    internal_port: int | None = Field(None, ge=1, le=65535)
+    upstream_protocol: Literal["http", "tcp"] = "http"
+    exposure_mode: Literal["none", "reverse-proxy", "direct-port"] = "reverse-proxy"
+    target_service_name: str | None = Field(None, max_length=200)
+    host_port: int | None = Field(None, ge=1, le=65535)
+
+
+class HttpCheck(Profile):
+    method: Literal["GET", "HEAD"] = "GET"
+    scheme: Literal["http"] = "http"
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    path: str = Field("/", max_length=500, pattern=r"^/")
+    expected_status_code: int | None = Field(None, ge=100, le=599)
+    expected_response_text: str | None = Field(None, max_length=500)
+
+
+class HealthPolicy(Profile):
+    enabled: bool = True
+    type: Literal["http", "none"] = "http"
+    interval_seconds: int = Field(5, ge=1, le=3600)
+    timeout_seconds: int = Field(3, ge=1, le=600)
+    retries: int = Field(3, ge=1, le=100)
+    start_period_seconds: int = Field(10, ge=0, le=3600)
+    http: HttpCheck = Field(default_factory=HttpCheck)
+
+
+class AccessProfile(Profile):
+    generated_access_mode: Literal["inherit", "disabled"] = "inherit"
+    path_prefix: str = Field("/", max_length=500, pattern=r"^/")
