@@ -20,7 +20,7 @@ from launchbay.engine.release import DeploymentRunner
 from launchbay.engine.routing import EdgeProxy, ProxyBootstrap, RouteRealization
 from launchbay.engine.runtime_control import RuntimeControl
 from launchbay.engine.targets import Targets
-from launchbay.engine.worker import Workers
+from launchbay.engine.worker import Periodic, Workers
 from launchbay.operations import Actor, Operations, instances, templates
 from launchbay.operations.errors import OperationError
 from launchbay.operations.identity import authenticate
@@ -54,14 +54,15 @@ class ControlPlane:
         self.ops.edge = self.edge
         reroute = self.edge.apply if self.edge else None
         self.health = HealthMonitor(self.sessions, settings, self.targets)
-        background = [(settings.reconcile_seconds, self.reconcile),
-                      (settings.health_observe_seconds, self.health.sweep),
-                      (settings.auto_update_seconds, self.auto_update),
-                      (settings.instance_reap_seconds, self.reap),
-                      (settings.instance_pool_seconds, self.fill_pools)]
-        if self.edge:
-            background += [(1.0, self.edge.watch),
-                           (settings.reconcile_seconds, self.edge.refresh_certificates)]
+        background = [Periodic("reconcile", settings.reconcile_seconds, self.reconcile),
+                      Periodic("health", settings.health_observe_seconds, self.health.sweep),
+                      Periodic("auto-update", settings.auto_update_seconds, self.auto_update),
+                      Periodic("reap", settings.instance_reap_seconds, self.reap),
+                      Periodic("warm-pools", settings.instance_pool_seconds, self.fill_pools)]
+        if self.edge:  # each process watches its own Caddy
+            background += [Periodic("edge-watch", 1.0, self.edge.watch, once=False),
+                           Periodic("certificates", settings.reconcile_seconds,
+                                    self.edge.refresh_certificates, once=False)]
         self.workers = Workers(
             self.ledger,
             {"deployment": DeploymentRunner(self.sessions, self.ops.secrets, self.targets,

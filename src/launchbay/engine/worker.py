@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from launchbay.engine import periodic
 from launchbay.engine.ledger import KINDS, Ledger
 from launchbay.store.models import OperatorWork
 
@@ -60,12 +61,24 @@ class Handler(Protocol):
     def give_up(self, item: OperatorWork, code: str, message: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class Periodic:
+    """A background job run every `every` seconds: once per period across every control
+    plane on the store (`once`), or in each process (a watchdog of its own edge proxy)."""
+
+    name: str
+    every: float
+    task: Callable[[], object]
+    once: bool = True
+
+
 class Workers:
-    """A pool of worker threads, woken at once when work is enqueued in this process."""
+    """A pool of worker threads, woken at once when work is enqueued in this process, and the
+    process's periodic jobs."""
 
     def __init__(self, ledger: Ledger, handlers: dict[str, Handler], *, count: int = 2,
                  poll_seconds: float = 0.5, lease_seconds: float = 30,
-                 background: list[tuple[float, Callable[[], None]]] | None = None):
+                 background: list[Periodic] | None = None):
         self.ledger, self.handlers, self.count = ledger, handlers, count
         self.poll, self.lease = poll_seconds, lease_seconds
         self.background = background or []
@@ -78,8 +91,8 @@ class Workers:
         self.ledger.release_dead_owners(self.id.split(":")[0])
         for n in range(self.count):
             self._spawn(self._loop, f"{self.id}:{n}")
-        for every, task in self.background:
-            self._spawn(self._periodic, every, task)
+        for job in self.background:
+            self._spawn(self._periodic, job)
 
     def _spawn(self, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True,
@@ -96,13 +109,15 @@ class Workers:
         for thread in self._threads:
             thread.join(timeout)
 
-    def _periodic(self, every: float, task: Callable[[], None]) -> None:
+    def _periodic(self, job: Periodic) -> None:
         while not self._stop.is_set():
             try:
-                task()
+                if not job.once or periodic.claim(self.ledger.sessions, job.name, job.every,
+                                                  self.id):
+                    job.task()
             except Exception:  # a failed sweep must not end the sweeper
-                log.exception("background task %s failed", getattr(task, "__name__", task))
-            self._stop.wait(every)
+                log.exception("background job %s failed", job.name)
+            self._stop.wait(job.every)
 
     def _loop(self, worker_id: str) -> None:
         """Claims and runs work until stopped. Nothing a handler or the store does ends it: an

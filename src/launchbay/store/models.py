@@ -597,3 +597,15 @@ class ImageGrant(Base):
     image_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     reference: Mapped[str] = mapped_column(String(600))
     granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PeriodicJob(Base):
+    """A background job that acts on the store (the reaper, auto-update, warm pools...): when
+    it last started, and in which process, so that it runs once per period across every
+    control plane on this store."""
+
+    __tablename__ = "periodic_jobs"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    last_started_at: Mapped[datetime | None]
+    runs: Mapped[int] = mapped_column(Integer, default=0)

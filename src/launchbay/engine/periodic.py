@@ -1,0 +1,40 @@
+"""Periodic jobs that run once per period across every control plane on one store.
+
+Each process wakes its jobs on its own clock; before a job runs, the process claims this
+period's run in the store (a conditional UPDATE of the job's row, like a work item's claim).
+Whoever claims first runs it; the others find it ran less than a period ago and skip. A
+process that stops simply stops claiming: the next one to wake takes over, within a period.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import sessionmaker
+
+from launchbay.store.models import PeriodicJob, utcnow
+
+# A run counts for this share of a period: processes' clocks drift, and one that wakes a
+# little early must not run a job that another ran a period ago.
+EARLY = 0.8
+
+
+def claim(sessions: sessionmaker, name: str, every: float, holder: str) -> bool:
+    """Whether `holder` runs `name` now (and has recorded that it does)."""
+    now = utcnow()
+    with sessions() as db:
+        insert = (postgresql.insert if db.get_bind().dialect.name == "postgresql"
+                  else sqlite.insert)(PeriodicJob)
+        db.execute(insert.values(name=name, runs=0).on_conflict_do_nothing(
+            index_elements=[PeriodicJob.name]))
+        claimed = db.execute(
+            update(PeriodicJob)
+            .where(PeriodicJob.name == name, or_(
+                PeriodicJob.last_started_at.is_(None),
+                PeriodicJob.last_started_at <= now - timedelta(seconds=every * EARLY)))
+            .values(last_started_at=now, holder=holder, runs=PeriodicJob.runs + 1)
+            .execution_options(synchronize_session=False)).rowcount
+        db.commit()
+        return claimed == 1
