@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 
-from launchbay import dockerfiles
-from launchbay.runtime_detection import detect
+from launchbay import dockerfiles, runtime_detection
+from launchbay.runtime_detection import Detection
+from launchbay.store.profiles import RuntimeProfile
+
+
+def detect(root, profile: dict[str, str] | None = None) -> Detection:
+    """Detection with a runtime profile as the API takes it (camelCase JSON)."""
+    return runtime_detection.detect(root, RuntimeProfile.model_validate(profile or {}))
 
 
 def tree(root, files: dict[str, str]):

@@ -109,3 +109,15 @@ def test_the_code_passes_the_linter():
     result = subprocess.run([str(ruff), "check", "src", "tests", "bench"], cwd=root,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_code_passes_the_type_checker():
+    """mypy with the project's config (pyproject.toml): every `type: ignore` must be needed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    mypy = Path(sys.executable).parent / "mypy"
+    result = subprocess.run([str(mypy)], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout

@@ -218,7 +218,7 @@ class DockerEngine:
         for network, aliases in spec.networks.items():
             self.client.networks.get(network).connect(container, aliases=aliases or None)
         container.start()
-        return self.inspect(container.id)  # type: ignore[return-value]
+        return self.inspect(container.id)  # type: ignore[return-value]  # inspect of a container just created is never None
 
     def inspect(self, container_id: str) -> ContainerInfo | None:
         try:

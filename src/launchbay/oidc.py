@@ -99,7 +99,8 @@ class OidcClient:
         elif self.client_secret:
             form["client_secret"] = self.client_secret
         try:
-            response = self._http.post(meta["token_endpoint"], data=form, auth=auth)
+            response = self._http.post(meta["token_endpoint"], data=form,
+                                       auth=auth or httpx.USE_CLIENT_DEFAULT)
         except httpx.HTTPError as exc:
             raise OidcError(f"the provider's token endpoint is unreachable: {exc}") from exc
         if response.status_code != 200:

@@ -11,9 +11,11 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from pydantic.alias_generators import to_camel
 
 from launchbay.compose_files import ComposeError, Stack, parse
+from launchbay.store.profiles import RuntimeProfile
 
 LOCKFILES = [("pnpm-lock.yaml", "pnpm"), ("yarn.lock", "yarn"), ("bun.lockb", "bun"),
              ("package-lock.json", "npm")]
@@ -63,23 +65,20 @@ def _procfile_web(root: Path) -> str | None:
     return None
 
 
-def detect(root: Path, profile: dict[str, Any] | None = None,
+def detect(root: Path, profile: RuntimeProfile | None = None,
            target_service: str | None = None) -> Detection:
-    """What `root` is and how to run it. `profile` (runtime profile fields, camelCase or not)
-    chooses the strategy and overrides commands, the Dockerfile and compose file paths and the
-    publish directory; `target_service` names a compose stack's web service."""
-    profile = {re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): v
-               for k, v in (profile or {}).items() if v}
+    """What `root` is and how to run it. `profile` chooses the strategy and overrides commands,
+    the Dockerfile and compose file paths and the publish directory; `target_service` names a
+    compose stack's web service."""
+    profile = profile or RuntimeProfile()
     files = {p.name for p in root.iterdir()} if root.is_dir() else set()
-    strategy = profile.get("strategy", "auto")
-    d = STRATEGIES.get(strategy, _detect)(root, files, profile)
-    if strategy != "auto":
-        d.reasoning.insert(0, f"the runtime profile asks for the {strategy} strategy")
-    for key, attr in (("installCommand", "install_command"), ("buildCommand", "build_command"),
-                      ("startCommand", "start_command"), ("publishDirectory", "publish_directory")):
-        if profile.get(key) and d.runtime_family not in ("docker", "compose"):
-            setattr(d, attr, profile[key])
-            d.reasoning.append(f"{key} comes from the runtime profile")
+    d = STRATEGIES.get(profile.strategy, _detect)(root, files, profile)
+    if profile.strategy != "auto":
+        d.reasoning.insert(0, f"the runtime profile asks for the {profile.strategy} strategy")
+    for attr in ("install_command", "build_command", "start_command", "publish_directory"):
+        if getattr(profile, attr) and d.runtime_family not in ("docker", "compose"):
+            setattr(d, attr, getattr(profile, attr))
+            d.reasoning.append(f"{to_camel(attr)} comes from the runtime profile")
     if d.runtime_family == "compose" and d.buildable:
         _read_stack(root, d, target_service)
     if d.runtime_family not in ("docker", "compose", "static") and not d.start_command \
@@ -93,7 +92,7 @@ def detect(root: Path, profile: dict[str, Any] | None = None,
 
 def _read_stack(root: Path, d: Detection, target: str | None) -> None:
     try:
-        d.stack = parse(_read(root / d.compose_file_path), target)  # type: ignore[operator]
+        d.stack = parse(_read(root / d.compose_file_path), target)  # type: ignore[operator]  # called only when compose_file_path is set
     except ComposeError as exc:
         d.unsupported.append({"code": exc.code, "message": exc.message, "fix": exc.fix})
         return
@@ -110,15 +109,15 @@ def _read_stack(root: Path, d: Detection, target: str | None) -> None:
     d.port = d.stack.service(d.stack.web).port
 
 
-def _dockerfile(root: Path, files: set[str], profile: dict[str, Any]) -> Detection:
-    path = profile.get("dockerfilePath") or "Dockerfile"
+def _dockerfile(root: Path, files: set[str], profile: RuntimeProfile) -> Detection:
+    path = profile.dockerfile_path or "Dockerfile"
     d = _named_file(root, "docker", path, "dockerfilePath", "is built as is")
     d.dockerfile_path = path if d.buildable else None
     return d
 
 
-def _compose(root: Path, files: set[str], profile: dict[str, Any]) -> Detection:
-    path = profile.get("dockerComposeFilePath") or next(
+def _compose(root: Path, files: set[str], profile: RuntimeProfile) -> Detection:
+    path = profile.docker_compose_file_path or next(
         (n for n in COMPOSE_FILES if n in files), COMPOSE_FILES[0])
     d = _named_file(root, "compose", path, "dockerComposeFilePath",
                     "describes a stack of services")
@@ -135,11 +134,11 @@ def _named_file(root: Path, family: str, path: str, setting: str, what: str) -> 
     return Detection(family, detected_files=[path], reasoning=[f"{path} {what}"])
 
 
-def _static(root: Path, files: set[str], profile: dict[str, Any]) -> Detection:
+def _static(root: Path, files: set[str], profile: RuntimeProfile) -> Detection:
     """A site of files: built first when the source has a builder (package.json...), then its
     publish directory is served by a tiny file server."""
     builder = next((f(root, files) for f in (_node, _python) if f(root, files)), None)
-    publish = profile.get("publishDirectory") or next(
+    publish = profile.publish_directory or next(
         (p for p in (".", "dist", "build", "public", "out")
          if (root / p / "index.html").is_file()), "dist" if builder else ".")
     d = Detection("static", detected_files=["index.html"] if (root / publish).is_dir() else [],
@@ -155,10 +154,10 @@ def _static(root: Path, files: set[str], profile: dict[str, Any]) -> Detection:
     return d
 
 
-def _workspace(root: Path, files: set[str], profile: dict[str, Any]) -> Detection:
+def _workspace(root: Path, files: set[str], profile: RuntimeProfile) -> Detection:
     """The profile's own commands on the base image it names (`runtimeName`: a runtime whose
     base image is configured, or an image reference)."""
-    runtime = profile.get("runtimeName")
+    runtime = profile.runtime_name
     d = Detection("workspace", base_image=runtime, port=8080,
                   reasoning=[f"install, build and start commands run on {runtime}"])
     if not runtime:
@@ -169,10 +168,10 @@ def _workspace(root: Path, files: set[str], profile: dict[str, Any]) -> Detectio
     return d
 
 
-def _detect(root: Path, files: set[str], profile: dict[str, Any]) -> Detection:
-    if profile.get("dockerfilePath") or "Dockerfile" in files:
+def _detect(root: Path, files: set[str], profile: RuntimeProfile) -> Detection:
+    if profile.dockerfile_path or "Dockerfile" in files:
         return _dockerfile(root, files, profile)
-    if profile.get("dockerComposeFilePath") or any(n in files for n in COMPOSE_FILES):
+    if profile.docker_compose_file_path or any(n in files for n in COMPOSE_FILES):
         return _compose(root, files, profile)
     web = _procfile_web(root)
     for detector in (_node, _python, _go, _php, _ruby, _java, _dotnet):
@@ -261,7 +260,7 @@ def _python(root: Path, files: set[str]) -> Detection | None:
 
 
 def _simple(family: str, marker: str, install: str | None, build: str | None,
-            start: str | None, why: str):  # type: ignore[no-untyped-def]
+            start: str | None, why: str):
     def detector(root: Path, files: set[str]) -> Detection | None:
         present = marker in files or (marker.startswith("*") and any(
             f.endswith(marker[1:]) for f in files))

@@ -120,7 +120,7 @@ def _pinned(remote: Remote, policy: GitPolicy) -> tuple[str, list[tuple[str, str
         return remote.url, [], []
     assert remote.host is not None and remote.port is not None
     try:
-        addresses = sorted({info[4][0] for info in socket.getaddrinfo(
+        addresses = sorted({str(info[4][0]) for info in socket.getaddrinfo(
             remote.host, remote.port, type=socket.SOCK_STREAM)})
     except OSError as exc:
         raise CheckoutError(f"cannot resolve {remote.host}: {exc}") from exc

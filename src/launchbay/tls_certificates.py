@@ -37,7 +37,7 @@ def facts(cert: x509.Certificate) -> CertificateFacts:
         names = cert.extensions.get_extension_for_class(
             x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
     except x509.ExtensionNotFound:
-        names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     key = cert.public_key()
     algorithm = ("RSA" if isinstance(key, rsa.RSAPublicKey) else
                  "ECDSA" if isinstance(key, ec.EllipticCurvePublicKey) else

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from typing import Annotated, Any, Optional
 
 import typer
@@ -22,12 +23,14 @@ app.add_typer(domains.domains_app, name="domains")
 app.add_typer(domains.certs_app, name="certs")
 app.add_typer(system.system_app, name="system")
 app.add_typer(system.proxy_app, name="proxy")
-for command in (apps.deploy, apps.logs, apps.rollback, apps.ps):
+top: tuple[Callable[..., None], ...] = (apps.deploy, apps.logs, apps.rollback, apps.ps)
+for command in top:
     app.command()(command)
 app.add_typer(projects_app, name="projects")
 app.add_typer(envs_app, name="envs")
-for command in (instances.templates, instances.run, instances.instances, instances.extend,
-                instances.delete):
+on_demand: tuple[Callable[..., None], ...] = (
+    instances.templates, instances.run, instances.instances, instances.extend, instances.delete)
+for command in on_demand:
     envs_app.command()(command)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -59,6 +62,7 @@ def serve(
 ) -> None:
     """Run the control plane (API and workers) in the foreground."""
     import asyncio
+    import functools
 
     import uvicorn
 
@@ -66,22 +70,21 @@ def serve(
     from launchbay.http.browsers import SecurityHeaders
     from launchbay.settings import Settings
 
-    settings = Settings(**({"listen": listen} if listen else {}))
+    settings = Settings(listen=listen) if listen else Settings()
     _migrate(settings)
     application = create_app(settings)
     # No `Server` banner: the version of what answers is nobody else's business.
-    listening = {"log_level": "info", "server_header": False, "proxy_headers": True,
-                 "forwarded_allow_ips": settings.trusted_proxies}
-    servers = [uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port,
-                                             **listening))]
+    listening = functools.partial(uvicorn.Config, host=settings.host, log_level="info",
+                                  server_header=False, proxy_headers=True,
+                                  forwarded_allow_ips=settings.trusted_proxies)
+    servers = [uvicorn.Server(listening(application, port=settings.port))]
     for spec in face or []:
         name, _, port = spec.partition("=")
         if name not in application.state.faces or not port.isdigit():
             raise typer.BadParameter(f"{spec}: expected NAME=PORT with NAME one of "
                                      + ", ".join(application.state.faces))
-        servers.append(uvicorn.Server(uvicorn.Config(
-            SecurityHeaders(application.state.faces[name]), host=settings.host, port=int(port),
-            lifespan="off", **listening)))
+        servers.append(uvicorn.Server(listening(
+            SecurityHeaders(application.state.faces[name]), port=int(port), lifespan="off")))
         out.print(f"the {name} API listens on http://{settings.host}:{port}")
     out.print(f"launchbay listening on http://{settings.listen} (data in {settings.data_dir})")
 

@@ -73,7 +73,7 @@ def build(spec: BuildSpec, deployment_id: str, docker: DockerEngine, workspace: 
             else:
                 log(f"fetching {spec.repository}" + (f" at {spec.ref}" if spec.ref else ""),
                     "info")
-                sha = source_checkout.checkout(spec.repository, spec.ref, where,  # type: ignore[arg-type]
+                sha = source_checkout.checkout(spec.repository, spec.ref, where,  # type: ignore[arg-type]  # a git build has a repository
                                                credential, policy)
                 log(f"checked out {sha[:12]}", "info")
         except (source_checkout.CheckoutError, OSError) as exc:
@@ -90,9 +90,9 @@ def build(spec: BuildSpec, deployment_id: str, docker: DockerEngine, workspace: 
         if found.stack is not None:
             return _build_stack(found.stack, root, tag, builder, sha)
         dockerfile = found.dockerfile_path or _generate(found, root, spec, variables, log)
-        builder.build(root, dockerfile, tag, {}, spec.runtime_profile.get("buildTarget"))  # type: ignore[arg-type]
-        start = spec.runtime_profile.get("startCommand")
-        return Built(tag, sha, port=found.port, command=shlex.split(start)  # type: ignore[arg-type]
+        builder.build(root, dockerfile, tag, {}, spec.runtime_profile.build_target)
+        start = spec.runtime_profile.start_command
+        return Built(tag, sha, port=found.port, command=shlex.split(start)
                      if start and found.dockerfile_path else None)
     finally:
         shutil.rmtree(where, ignore_errors=True)
@@ -109,7 +109,7 @@ def _inside(where: Path, relative: str) -> Path:
 def _base_image(spec: BuildSpec, family: str) -> str:
     """The family's configured base image; a version asked for by the runtime profile
     (`runtimeName: python@3.11`) picks `build_base_images["python@3.11"]` when configured."""
-    name, _, version = str(spec.runtime_profile.get("runtimeName") or "").partition("@")
+    name, _, version = (spec.runtime_profile.runtime_name or "").partition("@")
     base = (version and name == family and spec.base_images.get(f"{family}@{version}")) \
         or spec.base_images.get(family)
     if not base:
@@ -139,7 +139,7 @@ def _build_stack(stack: Stack, root: Path, tag: str, builder: _Builder, sha: str
     images: dict[str, str] = {}
     for service in stack.services:
         if not service.build_context:
-            images[service.name] = service.image  # type: ignore[assignment]
+            images[service.name] = service.image  # type: ignore[assignment]  # a service without a build context has an image (compose_files checks)
             continue
         builder.log(f"building service {service.name}", "info")
         images[service.name] = f"{tag}-{service.name}"
@@ -148,7 +148,7 @@ def _build_stack(stack: Stack, root: Path, tag: str, builder: _Builder, sha: str
     # `lb-<resource>-<volume>`: the names volumes always had (their data stays theirs).
     volume_prefix = "lb-" + builder.spec.image_repository.rsplit("/", 1)[-1]
 
-    def volumes(service):  # type: ignore[no-untyped-def]
+    def volumes(service):
         return [Volume(docker_name=f"{volume_prefix}-{name}", path=path, mode=mode)
                 for name, path, mode in service.volumes]
     web = stack.service(stack.web)

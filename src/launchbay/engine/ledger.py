@@ -17,6 +17,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
+from launchbay.store.db import changed
 from launchbay.store.models import OperatorWork, new_id, utcnow
 
 KINDS = ("deployment", "proxy-bootstrap", "certificate", "remote-state", "route-realization",
@@ -43,7 +44,7 @@ class Ledger:
         self.lease = timedelta(seconds=lease_seconds)
         self.backoff = backoff_seconds
 
-    def _claimable(self, now):  # type: ignore[no-untyped-def]
+    def _claimable(self, now):
         return or_(
             and_(OperatorWork.status.in_(("pending", "retry-scheduled")),
                  OperatorWork.run_after <= now),
@@ -139,13 +140,13 @@ class Ledger:
                         **values: Any) -> bool:
         """Changes the item only if it is still this worker's, in the attempt that was read
         (a conditional UPDATE, like a claim: a worker that lost its lease changes nothing)."""
-        changed = db.execute(
+        done = changed(db,
             update(OperatorWork)
             .where(OperatorWork.id == work_id, OperatorWork.lease_owner == worker_id,
                    OperatorWork.status == "running", OperatorWork.attempts == attempt)
-            .values(**values).execution_options(synchronize_session=False)).rowcount
+            .values(**values).execution_options(synchronize_session=False))
         db.commit()
-        return changed == 1
+        return done == 1
 
     def _close(self, work_id: str, worker_id: str, **values: Any) -> None:
         now = utcnow()

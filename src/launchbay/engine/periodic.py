@@ -14,6 +14,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
+from launchbay.store.db import changed
 from launchbay.store.models import PeriodicJob, utcnow
 
 # A run counts for this share of a period: processes' clocks drift, and one that wakes a
@@ -29,12 +30,12 @@ def claim(sessions: sessionmaker, name: str, every: float, holder: str) -> bool:
                   else sqlite.insert)(PeriodicJob)
         db.execute(insert.values(name=name, runs=0).on_conflict_do_nothing(
             index_elements=[PeriodicJob.name]))
-        claimed = db.execute(
+        claimed = changed(db,
             update(PeriodicJob)
             .where(PeriodicJob.name == name, or_(
                 PeriodicJob.last_started_at.is_(None),
                 PeriodicJob.last_started_at <= now - timedelta(seconds=every * EARLY)))
             .values(last_started_at=now, holder=holder, runs=PeriodicJob.runs + 1)
-            .execution_options(synchronize_session=False)).rowcount
+            .execution_options(synchronize_session=False))
         db.commit()
         return claimed == 1

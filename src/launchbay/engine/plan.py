@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from launchbay.store.profiles import RuntimeProfile
+
 
 class HealthSpec(BaseModel):
     enabled: bool = True
@@ -40,7 +42,7 @@ class BuildSpec(BaseModel):
     ref: str | None = None
     archive: str | None = None  # ...or an uploaded archive (tar.gz or zip) on this server
     base_directory: str = "."
-    runtime_profile: dict[str, object] = {}
+    runtime_profile: RuntimeProfile = RuntimeProfile()
     base_images: dict[str, str] = {}
     image_repository: str  # built images are tagged `{image_repository}:{deployment id}`
     target_service: str | None = None  # a compose stack's web service

@@ -283,9 +283,11 @@ class Release:
     def _build(self) -> bool:
         """Builds the image from source and freezes it into the plan (so a retry or rollback
         reuses it); False when the build failed (the deployment is then failed)."""
+        spec = self.plan.build
+        assert spec is not None
         self.transition(("planning", "plan", "deployment started"),
                         ("planned", "plan", "plan: build from "
-                         f"{self.plan.build.repository or 'the uploaded archive'}"),
+                         f"{spec.repository or 'the uploaded archive'}"),
                         ("running", "build", "building the image"), started_at=utcnow())
         variables = build_variables(self.d.environment_snapshot, self.secrets,
                                     self.credential_key)
@@ -294,7 +296,7 @@ class Release:
         self.hidden += [*variables.secrets.values(), *([credential] if credential else [])]
         try:
             built = build.build(
-                self.plan.build, self.d.id, self.docker, self.workspace, variables,
+                spec, self.d.id, self.docker, self.workspace, variables,
                 lambda message, level: self.log(message, "build", level),
                 admit=self._admit, policy=self.git_policy, credential=credential,
                 labels={"launchbay.managed": "true",
@@ -343,7 +345,7 @@ class Release:
             return False
         return True
 
-    def _run(self, spec: ContainerSpec):  # type: ignore[no-untyped-def]
+    def _run(self, spec: ContainerSpec):
         """Starts a container of the image admitted for `spec.image` (by its id: a pull
         meanwhile cannot change what runs)."""
         spec.labels["launchbay.image"] = spec.image
@@ -354,7 +356,7 @@ class Release:
             raise Retry("image-not-found", f"image {spec.labels['launchbay.image']} is gone "
                         "from the server") from exc
 
-    def _start(self):  # type: ignore[no-untyped-def]
+    def _start(self):
         """Starts the release's containers: a stack's other services first, on the release's
         own network, then the web one, which also joins the environment's network."""
         plan, labels = self.plan, deployment_labels(self.d)

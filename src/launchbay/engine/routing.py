@@ -234,7 +234,7 @@ def imported_certificates(db: DbSession, secrets: SecretBox) -> list[dict[str, A
         DomainBinding, Certificate.domain_binding_id == DomainBinding.id).where(
         Certificate.source == "imported", Certificate.status == "issued",
         DomainBinding.tls_mode == "manual")).scalars()
-    return [{"certificate": c.certificate_pem, "key": secrets.decrypt(c.private_key),
+    return [{"certificate": c.certificate_pem, "key": secrets.decrypt(c.private_key or ""),
              "tags": [c.id]} for c in rows]
 
 
@@ -394,7 +394,7 @@ class RouteRealization:
             db.commit()
             managed = b.tls_mode in ("auto", "internal")
         if managed:
-            self._record_certificate(job, binding_id, domain)  # type: ignore[arg-type]
+            self._record_certificate(job, binding_id, domain)  # type: ignore[arg-type]  # a managed binding has a domain
         return "succeeded"
 
     def _record_certificate(self, job: Job, binding_id: str, domain: str) -> None:

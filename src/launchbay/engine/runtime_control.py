@@ -27,12 +27,12 @@ class RuntimeControl:
     def run(self, job: Job) -> str:
         item = job.item
         action = item.payload["action"]
-        docker = self.targets.docker(item.server_id)  # type: ignore[arg-type]
+        docker = self.targets.docker(item.server_id)  # type: ignore[arg-type]  # runtime work always names its server
         if action == "remove-resource":
             if self.reroute is not None:  # its route goes first, then its containers, once
                 self.reroute()            # the requests the proxy had sent them are answered
                 time.sleep(self.drain_seconds)
-            remove_containers(docker, **{"launchbay.resource": item.resource_id})  # type: ignore[arg-type]
+            remove_containers(docker, **{"launchbay.resource": item.resource_id})  # type: ignore[arg-type]  # runtime work always names its resource
             if item.payload.get("deleteResource"):  # it was kept to show `Deleting` until now
                 with self.sessions() as db:
                     if (resource := db.get(Resource, item.resource_id)) is not None:

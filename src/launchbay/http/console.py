@@ -110,7 +110,7 @@ class Console:
             return None
         if getattr(request.state, "context", None) is None:
             request.state.context = await self.run(request, "organizations.current-context")
-        return request.state.context  # type: ignore[no-any-return]
+        return request.state.context
 
     async def page(self, request: Request, name: str, status: int = 200,
                    **values: Any) -> HTMLResponse:

@@ -335,7 +335,7 @@ def document(routes: list[Any], schemas: dict[str, Any]) -> None:
         in_path = set(re.findall(r"{(\w+)}", route.path))
         fields = {name: (f.annotation, f) for name, f in op.input.model_fields.items()
                   if (f.alias or name) not in in_path}
-        body = create_model(  # type: ignore[call-overload]
+        body = create_model(  # type: ignore[call-overload]  # create_model with fields computed at run time
             "".join(p.capitalize() for p in re.split(r"[.-]", op.key)) + "Input",
             __base__=Schema, **fields) if fields else None
         documented.append((route, op, in_path, body))
@@ -346,7 +346,7 @@ def document(routes: list[Any], schemas: dict[str, Any]) -> None:
                                     ref_template="#/components/schemas/{model}")
     schemas.update(defs.get("$defs", {}))
     for route, op, in_path, body in documented:
-        method, status = next(iter(route.methods)), route.status_code or 200
+        method, status = next(iter(route.methods or ())), route.status_code or 200
         params: list[dict[str, Any]] = [
             {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
             for p in in_path]

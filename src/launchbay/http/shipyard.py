@@ -58,7 +58,7 @@ def create(cp: ControlPlane) -> FastAPI:
     async def body(request: Request) -> dict[str, Any]:
         """JSON, or a form post (the Shipyard web console posts forms)."""
         if is_form(request):
-            return dict(await form_body(request))  # type: ignore[arg-type]
+            return dict(await form_body(request))
         return await json_body(request)
 
     def query(request: Request) -> dict[str, Any]:
@@ -144,7 +144,7 @@ def create(cp: ControlPlane) -> FastAPI:
 
         return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
 
-    def _reader(key: str):  # type: ignore[no-untyped-def]
+    def _reader(key: str):
         async def read(request: Request, name: str) -> JSONResponse:
             return shaped(await run(request, key, {**query(request), "name": name}))
         return read

@@ -37,8 +37,8 @@ class PolicyOut(Schema):
 
 
 def _out(p: AccessPolicy) -> PolicyOut:
-    return PolicyOut(id=p.id, scope=Scope(kind=p.scope_kind, server_id=p.server_id),  # type: ignore[arg-type]
-                     mode=p.mode, template_ref=p.template, updated_at=p.updated_at)  # type: ignore[arg-type]
+    return PolicyOut(id=p.id, scope=Scope(kind=p.scope_kind, server_id=p.server_id),
+                     mode=p.mode, template_ref=p.template, updated_at=p.updated_at)
 
 
 class PolicyList(Schema):

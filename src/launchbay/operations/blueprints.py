@@ -228,7 +228,7 @@ def _bind_domain(ctx: Context, r: Resource, domain: str) -> None:
 def put_variables(ctx: Context, r: Resource, values: dict[str, str], kind: str) -> None:
     for key, value in values.items():
         try:
-            item = VariableIn(key=key, value=value, kind=kind)  # type: ignore[arg-type]
+            item = VariableIn(key=key, value=value, kind=kind)
         except ValidationError as exc:
             raise Invalid(variables.problem(exc, key), code="variable_invalid") from None
         variables.put(ctx, ResourceVariable, r.id, item, "resource")
@@ -240,9 +240,9 @@ def put_variables(ctx: Context, r: Resource, values: dict[str, str], kind: str) 
 def blueprint_of(r: Resource, d: Deployment | None, env_vars: dict[str, str]) -> dict[str, Any]:
     """The blueprint a deployment ran (or, without one, the resource's current one)."""
     plan = ReleasePlan.model_validate(d.plan) if d is not None else None
-    source = SourceProfile(**r.source) if r.source else None
-    runtime = RuntimeProfile(**(plan.build.runtime_profile if plan and plan.build
-                                else r.runtime_profile))
+    source = SourceProfile.model_validate(r.source) if r.source else None
+    runtime = (plan.build.runtime_profile if plan and plan.build
+               else RuntimeProfile.model_validate(r.runtime_profile))
     remote = plan.build if plan and plan.build else None
     kind, _, version = (runtime.runtime_name or "custom").partition("@")
     if runtime.strategy == "workspace-commands":
@@ -257,16 +257,17 @@ def blueprint_of(r: Resource, d: Deployment | None, env_vars: dict[str, str]) ->
         "runtime": {"type": kind, **({"version": version} if version else {})},
         "run_cmd": start_cmd, "build_cmd": runtime.build_command,
         "port": (plan.internal_port if plan else None)
-        or NetworkProfile(**r.network_profile).internal_port,
+        or NetworkProfile.model_validate(r.network_profile).internal_port,
         "working_dir": "/app/" + (remote.base_directory if remote and
                                   remote.base_directory != "." else ""),
         "static_dir": runtime.publish_directory, "image": image, "env_vars": env_vars,
         "status": STATUS.get(d.status, "pending") if d else "pending",
         "project_id": r.project_id, "domain": _domain_of(r),
     }
-    if remote or (source and source.kind == "git"):
-        out["remote"] = {"url": remote.repository if remote else source.locator,  # type: ignore[union-attr]
-                         "branch": (remote.ref if remote else source.git_ref) or "",  # type: ignore[union-attr]
+    git = source if source and source.kind == "git" else None
+    if remote or git:
+        out["remote"] = {"url": (remote.repository if remote else git and git.locator) or "",
+                         "branch": (remote.ref if remote else git and git.git_ref) or "",
                          "commit_hash": (plan.commit_sha if plan else None) or ""}
     return {k: v for k, v in out.items() if v is not None}
 
@@ -307,7 +308,7 @@ class DeploymentPage(Plain):
     total: int
 
 
-def services_query(ctx: Context):  # type: ignore[no-untyped-def]
+def services_query(ctx: Context):
     return select(Resource).join(Project, Project.id == Resource.project_id).where(
         Resource.organization_id == ctx.org_id, Project.slug == PROJECT)
 

@@ -42,7 +42,7 @@ ROLES: tuple[Role, ...] = ("viewer", "developer", "admin", "owner")
 Scope = Literal["public", "account", "organization"]
 
 def role_at_least(role: str, needed: str) -> bool:
-    return ROLES.index(role) >= ROLES.index(needed)  # type: ignore[arg-type]
+    return ROLES.index(role) >= ROLES.index(needed)
 
 
 @dataclass(frozen=True)

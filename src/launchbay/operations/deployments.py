@@ -63,7 +63,7 @@ def readiness(resource: Resource) -> list[str]:
     reasons = []
     if resource.lifecycle_status != "active":
         reasons.append("resource-archived")
-    source = SourceProfile(**resource.source) if resource.source else None
+    source = SourceProfile.model_validate(resource.source) if resource.source else None
     if source is None:
         reasons.append("resource-source-missing")
     elif source.kind not in ("docker-image", "git", "archive"):
@@ -72,10 +72,10 @@ def readiness(resource: Resource) -> list[str]:
 
 
 def build_plan(ctx: Context, r: Resource) -> ReleasePlan:
-    source = SourceProfile(**r.source)  # type: ignore[arg-type]
-    runtime = RuntimeProfile(**r.runtime_profile)
-    network = NetworkProfile(**r.network_profile)
-    policy = HealthPolicy(**r.health_policy) if r.health_policy else HealthPolicy()
+    source = SourceProfile.model_validate(r.source)
+    runtime = RuntimeProfile.model_validate(r.runtime_profile)
+    network = NetworkProfile.model_validate(r.network_profile)
+    policy = HealthPolicy.model_validate(r.health_policy) if r.health_policy else HealthPolicy()
     health = HealthSpec(
         enabled=policy.enabled and policy.type == "http",
         path=runtime.health_check_path or policy.http.path,
@@ -87,13 +87,13 @@ def build_plan(ctx: Context, r: Resource) -> ReleasePlan:
     if source.kind in ("git", "archive"):
         archive = source.kind == "archive"
         if not archive:
-            check_repository(ctx, source.locator)  # type: ignore[arg-type]
+            check_repository(ctx, source.locator)  # type: ignore[arg-type]  # the profile validator requires a git locator
         build = BuildSpec(
             repository=None if archive else source.locator,
-            archive=archive_path(ctx, r, source.locator) if archive else None,  # type: ignore[arg-type]
+            archive=archive_path(ctx, r, source.locator) if archive else None,  # type: ignore[arg-type]  # the profile validator requires an archive locator
             ref=None if archive else (source.git_ref or source.commit_sha),
             base_directory=source.base_directory or ".",
-            runtime_profile=runtime.model_dump(by_alias=True, exclude_none=True),
+            runtime_profile=runtime,
             base_images=ctx.settings.build_base_images,
             image_repository=built_repository(r.organization_id, r.id),
             timeout_seconds=ctx.settings.build_timeout_seconds,
@@ -254,7 +254,7 @@ def deployment_out(ctx: Context, d: Deployment,
     return DeploymentOut(
         id=d.id, project_id=d.project_id, environment_id=d.environment_id,
         resource_id=d.resource_id, server_id=d.server_id, destination_id=d.server_id,
-        status=d.status, trigger_kind=d.trigger_kind,  # type: ignore[arg-type]
+        status=d.status, trigger_kind=d.trigger_kind,
         source_deployment_id=d.source_deployment_id,
         rollback_of_deployment_id=d.rollback_of_deployment_id, runtime_plan=runtime_plan(d),
         environment_snapshot=_masked_snapshot(d.environment_snapshot), logs=logs or [],
@@ -306,7 +306,7 @@ class DeploymentFilter(Schema):
         return value.split(",") if isinstance(value, str) else value
 
 
-def _filtered(ctx: Context, data: DeploymentFilter):  # type: ignore[no-untyped-def]
+def _filtered(ctx: Context, data: DeploymentFilter):
     query = select(Deployment).where(Deployment.organization_id == ctx.org_id)
     if data.project_id:
         query = query.where(Deployment.project_id == data.project_id)
@@ -453,7 +453,7 @@ def _inspect(spec: BuildSpec, blocked: list[str], policy: source_checkout.GitPol
             if spec.archive:
                 source_checkout.unpack(Path(spec.archive), Path(folder) / "src")
             else:
-                source_checkout.checkout(spec.repository, spec.ref, Path(folder) / "src",  # type: ignore[arg-type]
+                source_checkout.checkout(spec.repository, spec.ref, Path(folder) / "src",  # type: ignore[arg-type]  # a git build has a repository
                                          credential, policy)
         except (source_checkout.CheckoutError, OSError) as exc:
             blocked.append("source-unavailable")
@@ -492,8 +492,8 @@ def plan_deployment(ctx: Context, data: PlanIn) -> PlanOut:
         blocked.append(f"environment-{env.lifecycle_status}")
     no_source = any(b.startswith(("resource-source", "source-")) for b in blocked)
     plan = None if no_source else build_plan(ctx, r)
-    source = SourceProfile(**r.source) if r.source else None
-    network = NetworkProfile(**r.network_profile)
+    source = SourceProfile.model_validate(r.source) if r.source else None
+    network = NetworkProfile.model_validate(r.network_profile)
     found, problems = (_inspect(plan.build, blocked, ctx.settings.git_policy,
                                 _git_credential(ctx, r, plan.build))
                        if plan and plan.build else (None, []))
@@ -651,7 +651,7 @@ def cancel_deployment(ctx: Context, data: CancelIn) -> Canceled:
         raise Conflict(f"the deployment already ended ({d.status})", code="deployment_terminal")
     canceled_at = request_cancel(ctx, d)
     ctx.audit(d.id)
-    return Canceled(id=d.id, status=d.status, canceled_at=canceled_at)  # type: ignore[arg-type]
+    return Canceled(id=d.id, status=d.status, canceled_at=canceled_at)
 
 
 def request_cancel(ctx: Context, d: Deployment) -> datetime | None:

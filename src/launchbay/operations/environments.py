@@ -12,7 +12,7 @@ from pydantic import RootModel
 from sqlalchemy import func, select
 
 from launchbay.operations import variables
-from launchbay.operations.catalog import Context, operation
+from launchbay.operations.catalog import Context, Role, operation
 from launchbay.operations.errors import Conflict, NotFound
 from launchbay.operations.projects import get_project
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Name, Schema, Timestamp
@@ -46,14 +46,14 @@ class EnvironmentOut(Schema):
 
 
 def _variables(ctx: Context, env_id: str) -> list[EnvironmentVariable]:
-    return variables.listed(ctx, EnvironmentVariable, env_id)  # type: ignore[return-value]
+    return variables.listed(ctx, EnvironmentVariable, env_id)  # type: ignore[return-value]  # listed from the EnvironmentVariable model
 
 
 def _out(ctx: Context, e: Environment) -> EnvironmentOut:
     return EnvironmentOut(
-        id=e.id, project_id=e.project_id, name=e.name, kind=e.kind,  # type: ignore[arg-type]
+        id=e.id, project_id=e.project_id, name=e.name, kind=e.kind,
         parent_environment_id=e.parent_environment_id,
-        lifecycle_status=e.lifecycle_status,  # type: ignore[arg-type]
+        lifecycle_status=e.lifecycle_status,
         locked_at=e.locked_at, lock_reason=e.lock_reason, archived_at=e.archived_at,
         archive_reason=e.archive_reason, created_at=e.created_at,
         masked_variables=[masked(v) for v in _variables(ctx, e.id)],
@@ -99,7 +99,7 @@ class ProjectFilter(Schema):
     project_id: Id | None = None
 
 
-def _filtered(ctx: Context, data: ProjectFilter):  # type: ignore[no-untyped-def]
+def _filtered(ctx: Context, data: ProjectFilter):
     query = select(Environment).where(Environment.organization_id == ctx.org_id)
     if data.project_id:
         query = query.where(Environment.project_id == data.project_id)
@@ -231,7 +231,7 @@ class VariableSet(VariableIn):
     scope: str = Field("environment", max_length=40)
 
 
-def _secret_role(data: VariableSet) -> str:
+def _secret_role(data: VariableSet) -> Role:
     return "admin" if data.kind == "secret" else "developer"
 
 
@@ -339,8 +339,8 @@ def diff_environments(ctx: Context, data: DiffIn) -> EnvironmentDiff:
         else:
             same = a.kind == b.kind and variables.plaintext(ctx, a) == variables.plaintext(ctx, b)
             change = "unchanged" if same else "changed"
-        entries.append(DiffEntry(key=key, exposure=exposure,  # type: ignore[arg-type]
+        entries.append(DiffEntry(key=key, exposure=exposure,
                                  left=masked(a) if a else None, right=masked(b) if b else None,
-                                 change=change))  # type: ignore[arg-type]
+                                 change=change))
     return EnvironmentDiff(entries)
 

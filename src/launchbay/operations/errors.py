@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -54,7 +55,7 @@ class RateLimited(OperationError):
     status, code = 429, "rate_limited"
 
 
-def validation_failed(errors: list[dict[str, Any]]) -> Invalid:
+def validation_failed(errors: Sequence[Mapping[str, Any]]) -> Invalid:
     """Turns pydantic's error list into `{field, message}` details."""
     details = [
         {

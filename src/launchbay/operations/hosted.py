@@ -71,7 +71,7 @@ def _projects(ctx: Context) -> list[str]:
     return [_personal(ctx), TEAM]
 
 
-def _query(ctx: Context, slugs: list[str]):  # type: ignore[no-untyped-def]
+def _query(ctx: Context, slugs: list[str]):
     return select(Resource).join(Project, Project.id == Resource.project_id).where(
         Resource.organization_id == ctx.org_id, Project.slug.in_(slugs))
 
@@ -122,8 +122,8 @@ def hosted_out(ctx: Context, r: Resource) -> HostedOut:
     status, error = made_state(ctx, r)
     ingresses = _ingresses(ctx, r)
     hosted = ctx.db.get_one(HostedDeployment, r.id)
-    return HostedOut(name=r.slug, status=status,  # type: ignore[arg-type]
-                     template=hosted.template, visibility=hosted.visibility,  # type: ignore[arg-type]
+    return HostedOut(name=r.slug, status=status,
+                     template=hosted.template, visibility=hosted.visibility,
                      ingresses=ingresses, last_error=error, can_delete=status != "Deleting")
 
 
@@ -505,7 +505,7 @@ class AutoUpdate(Schema):
 def hosted_auto_update(ctx: Context, data: HostedRef) -> AutoUpdate:
     """Whether the deployment follows its image's tag, and how it replaces the container."""
     h = ctx.db.get_one(HostedDeployment, get_hosted(ctx, data.name).id)
-    return AutoUpdate(enabled=h.auto_update, strategy=h.update_strategy)  # type: ignore[arg-type]
+    return AutoUpdate(enabled=h.auto_update, strategy=h.update_strategy)
 
 
 class AutoUpdateIn(HostedAction):
@@ -525,7 +525,7 @@ def configure_auto_update(ctx: Context, data: AutoUpdateIn) -> AutoUpdate:
     h.auto_update, h.update_strategy = data.enabled, data.strategy or h.update_strategy
     h.auto_update_by = ctx.user_id if data.enabled else None
     ctx.audit(r.id, enabled=h.auto_update, strategy=h.update_strategy)
-    return AutoUpdate(enabled=h.auto_update, strategy=h.update_strategy)  # type: ignore[arg-type]
+    return AutoUpdate(enabled=h.auto_update, strategy=h.update_strategy)
 
 
 class ImageUpdated(Schema):

@@ -113,8 +113,9 @@ class FirstAdminOut(Schema):
 def create_first_admin(ctx: Context, data: FirstAdminIn) -> FirstAdminOut:
     """Creates the first admin and their organization. The request that inserts the
     `first-admin` bootstrap row does; every other one, concurrent or later, gets 409."""
-    generated = None if data.password else generate_password()
-    password_hash = hash_password(data.password or generated)  # type: ignore[arg-type]
+    password = data.password or generate_password()
+    generated = None if data.password else password
+    password_hash = hash_password(password)
     if ctx.db.get(Bootstrap, "first-admin") is not None:
         raise Conflict("the first admin already exists", code="bootstrap_complete")
     email = data.email.lower()

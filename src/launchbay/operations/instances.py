@@ -38,6 +38,7 @@ from launchbay.operations.templates import (
 from launchbay.schemas_time import iso_seconds
 from launchbay.settings import Settings
 from launchbay.slugs import slugify
+from launchbay.store.db import changed
 from launchbay.store.models import (
     Deployment,
     Environment,
@@ -75,7 +76,7 @@ def owner_of(ctx: Context, doc: TemplateDoc) -> tuple[str, bool]:
     return _keys(ctx)[0], False
 
 
-def _visible(ctx: Context):  # type: ignore[no-untyped-def]
+def _visible(ctx: Context):
     """The caller's instances: their own, and their groups' shared ones."""
     me, groups = _keys(ctx)
     return select(Instance).where(
@@ -84,7 +85,7 @@ def _visible(ctx: Context):  # type: ignore[no-untyped-def]
         | (Instance.owner_key.in_(groups) & Instance.shared.is_(True)))
 
 
-def _owned(ctx: Context, doc: TemplateDoc):  # type: ignore[no-untyped-def]
+def _owned(ctx: Context, doc: TemplateDoc):
     """The query of the caller's instance of `doc` (theirs, or their team's)."""
     owner, shared = owner_of(ctx, doc)
     return _visible(ctx).where(Instance.template == doc.name, Instance.owner_key == owner,
@@ -133,7 +134,7 @@ def instance_out(ctx: Context, inst: Instance) -> InstanceOut:
     status, _ = made_state(ctx, ctx.db.get_one(Resource, inst.resource_id))
     if inst.status == "deleting":
         status = "Deleting"
-    return InstanceOut(uuid=inst.uuid, status=STATUS[status],  # type: ignore[arg-type]
+    return InstanceOut(uuid=inst.uuid, status=STATUS[status],
                        url=public_url(ctx.settings, host_of(ctx, inst),
                                       ctx.settings.edge_domain_tls != "disabled"),
                        expires_at=_expires(inst), owner=inst.owner_key or "",
@@ -265,9 +266,8 @@ def _claim(ctx: Context, doc: TemplateDoc) -> Instance:
     for inst in members:
         if made_state(ctx, ctx.db.get_one(Resource, inst.resource_id))[0] != "Ready":
             continue
-        taken = ctx.db.execute(update(Instance).where(
-            Instance.id == inst.id, Instance.status == "pooled").values(status="active"))
-        if taken.rowcount == 1:  # type: ignore[attr-defined]
+        if changed(ctx.db, update(Instance).where(
+                Instance.id == inst.id, Instance.status == "pooled").values(status="active")):
             return inst
     raise Unavailable("no pooled instance available", code="pool_exhausted",
                       details={"template": doc.name})
@@ -303,7 +303,10 @@ def fill_pool(ctx: Context, data: PoolIn) -> Pool:
     # filled twice over loses its surplus at the next fill).
     ctx.db.scalar(select(Template.id).where(Template.id == template.id).with_for_update())
     size = doc.pool_size if doc.enabled else 0
-    ready, starting, failing, removed = [], [], [], []
+    ready: list[str] = []  # instance uuids
+    starting: list[str] = []
+    failing: list[str] = []
+    removed: list[str] = []
     for inst in ctx.db.scalars(select(Instance).where(
             Instance.organization_id == ctx.org_id, Instance.template == doc.name,
             Instance.status == "pooled").order_by(Instance.created_at)):
@@ -419,7 +422,7 @@ def delete(ctx: Context, data: InstanceRef) -> None:
 def expired(sessions: sessionmaker) -> list[tuple[str, str, str]]:
     """(uuid, organization, owner) of the active instances whose lifetime is over."""
     with sessions() as db:
-        return [tuple(row) for row in db.execute(  # type: ignore[misc]
+        return [tuple(row) for row in db.execute(
             select(Instance.uuid, Instance.organization_id, Instance.owner_user_id).where(
                 Instance.status == "active", Instance.expires_at <= utcnow(),
                 Instance.owner_user_id.is_not(None)))]

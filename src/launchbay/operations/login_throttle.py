@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DbSession
 
 from launchbay.settings import Settings
+from launchbay.store.db import changed
 from launchbay.store.models import LoginThrottle, utcnow
 
 MAX_LOCK_SECONDS = 3600
@@ -70,9 +71,9 @@ def forgive(db: DbSession, attempt: Attempt) -> None:
     """After a right password: the key's attempts are forgotten if none came after this one
     and no lock is on; else only this attempt is."""
     t = LoginThrottle
-    cleared = db.execute(update(t).where(
+    cleared = changed(db, update(t).where(
         t.key == attempt.key, t.failures == attempt.number, t.locked_until.is_(None))
-        .values(failures=0, lockouts=0)).rowcount
+        .values(failures=0, lockouts=0))
     if not cleared:
         db.execute(update(t).where(t.key == attempt.key, t.failures > 0)
                    .values(failures=t.failures - 1))

@@ -20,7 +20,7 @@ Kind = Literal["deployment", "proxy-bootstrap", "certificate", "remote-state",
                "route-realization", "runtime-maintenance", "system"]
 Status = Literal["pending", "running", "retry-scheduled", "succeeded", "failed", "canceled",
                  "dead-lettered", "unknown"]
-assert set(Kind.__args__) == set(KINDS)  # type: ignore[attr-defined]
+assert set(Kind.__args__) == set(KINDS)  # type: ignore[attr-defined]  # Literal keeps its members in __args__
 
 
 class WorkItem(Schema):
@@ -207,8 +207,8 @@ def mark_recovered(ctx: Context, data: WorkRef) -> Recovered:
 
 class WorkPrune(Schema):
     before: datetime
-    statuses: list[Literal["succeeded", "failed", "canceled", "dead-lettered"]] = Field(
-        default_factory=lambda: ["succeeded", "canceled"])
+    statuses: list[Literal["succeeded", "failed", "canceled", "dead-lettered"]] = [
+        "succeeded", "canceled"]
     dry_run: bool = True
 
 

@@ -28,7 +28,7 @@ class ProjectOut(Schema):
 
 def _out(p: Project) -> ProjectOut:
     return ProjectOut(id=p.id, organization_id=p.organization_id, name=p.name, slug=p.slug,
-                      description=p.description, lifecycle_status=p.lifecycle_status,  # type: ignore[arg-type]
+                      description=p.description, lifecycle_status=p.lifecycle_status,
                       archived_at=p.archived_at, archive_reason=p.archive_reason,
                       created_at=p.created_at)
 

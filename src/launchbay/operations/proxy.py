@@ -103,7 +103,7 @@ def _on_this_machine(host: str) -> bool:
     except OSError:
         return host == "localhost"
     for text in addresses:
-        ip = ipaddress.ip_address(text.split("%")[0])
+        ip = ipaddress.ip_address(str(text).split("%")[0])
         if ip.is_loopback or ip.is_unspecified or ip.is_link_local:
             return True
     return False

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import (
+    BaseModel,
     RootModel,
     ValidationError,
     field_validator,
@@ -21,7 +22,7 @@ from launchbay.docker_engine import DockerException, LogLine
 from launchbay.engine import health_monitor, routing
 from launchbay.engine.routing import generated_host, public_url
 from launchbay.operations import variables
-from launchbay.operations.catalog import Context, operation
+from launchbay.operations.catalog import Context, Role, operation
 from launchbay.operations.environments import get_environment
 from launchbay.operations.errors import Conflict, Invalid, NotFound
 from launchbay.operations.projects import get_project
@@ -116,8 +117,9 @@ def summaries(ctx: Context, rows: list[Resource]) -> list[ResourceSummary]:
         id=r.id, project_id=r.project_id, environment_id=r.environment_id,
         destination_id=r.server_id, name=r.name, slug=r.slug, kind=r.kind,
         description=r.description, created_at=r.created_at, services=[Service(name=r.slug)],
-        network_profile=NetworkProfile(**r.network_profile),
-        access_profile=AccessProfile(**r.access_profile), deployment_count=counts.get(r.id, 0),
+        network_profile=NetworkProfile.model_validate(r.network_profile),
+        access_profile=AccessProfile.model_validate(r.access_profile),
+        deployment_count=counts.get(r.id, 0),
         last_deployment_id=latest[r.id].id if r.id in latest else None,
         last_deployment_status=latest[r.id].status if r.id in latest else None,
         current_deployment_id=r.current_deployment_id, lifecycle_status=r.lifecycle_status,
@@ -130,7 +132,7 @@ class ResourceFilter(Schema):
     include_preview_resources: bool = False
 
 
-def _filtered(ctx: Context, data: ResourceFilter):  # type: ignore[no-untyped-def]
+def _filtered(ctx: Context, data: ResourceFilter):
     query = select(Resource).where(Resource.organization_id == ctx.org_id)
     if data.project_id:
         query = query.where(Resource.project_id == data.project_id)
@@ -293,7 +295,7 @@ def resource_urls(ctx: Context, data: ResourceUrlsIn) -> ResourceUrls:
             DomainBinding.organization_id == ctx.org_id,
             DomainBinding.project_id == data.project_id,
             DomainBinding.resource_id.is_not(None)).order_by(DomainBinding.domain_name)):
-        urls.setdefault(b.resource_id, []).append(  # type: ignore[arg-type]
+        urls.setdefault(b.resource_id, []).append(  # type: ignore[arg-type]  # the query keeps bindings with a resource
             public_url(ctx.settings, b.domain_name, b.tls_mode != "disabled") + b.path_prefix)
     return ResourceUrls(items=urls)
 
@@ -304,11 +306,12 @@ def show_resource(ctx: Context, data: ResourceShowIn) -> ResourceShow:
     r = get_resource(ctx, data.resource_id)
     latest = _latest(ctx, r.id) if data.include_latest_deployment else None
     return ResourceShow(
-        resource=summary(ctx, r), source=SourceProfile(**r.source) if r.source else None,
-        runtime_profile=RuntimeProfile(**r.runtime_profile),
-        network_profile=NetworkProfile(**r.network_profile),
-        access_profile=AccessProfile(**r.access_profile),
-        health_policy=HealthPolicy(**r.health_policy) if r.health_policy else None,
+        resource=summary(ctx, r),
+        source=SourceProfile.model_validate(r.source) if r.source else None,
+        runtime_profile=RuntimeProfile.model_validate(r.runtime_profile),
+        network_profile=NetworkProfile.model_validate(r.network_profile),
+        access_profile=AccessProfile.model_validate(r.access_profile),
+        health_policy=HealthPolicy.model_validate(r.health_policy) if r.health_policy else None,
         storage_attachments=[
             AttachmentOut(id=a.id, storage_volume_id=v.id, storage_volume_name=v.name,
                           storage_volume_kind=v.kind, destination_path=a.destination_path,
@@ -360,9 +363,9 @@ def source_of(ctx: Context, r: Resource, source: SourceProfile) -> dict[str, Any
     """`source` as the resource keeps it, once it is known to name nothing it may not: a
     repository the git policy allows, or an upload of this very resource."""
     if source.kind == "git":
-        check_repository(ctx, source.locator)  # type: ignore[arg-type]
+        check_repository(ctx, source.locator)  # type: ignore[arg-type]  # the profile validator requires a git locator
     if source.kind == "archive":
-        archive_path(ctx, r, source.locator)  # type: ignore[arg-type]
+        archive_path(ctx, r, source.locator)  # type: ignore[arg-type]  # the profile validator requires an archive locator
     return stored(source)
 
 
@@ -444,7 +447,7 @@ class SourceIn(ResourceRef):
     idempotency_key: str | None = Field(None, max_length=200)
 
 
-def _configure(ctx: Context, resource_id: str, column: str, profile: Schema | None,
+def _configure(ctx: Context, resource_id: str, column: str, profile: BaseModel | None,
                **audit: Any) -> IdOut:
     """Replaces one profile of an active resource (None: back to the default)."""
     r = get_resource(ctx, resource_id, mutable=True)
@@ -525,7 +528,7 @@ class ResourceVariableSet(VariableIn):
     resource_id: Id
 
 
-def _secret_role(data: VariableIn) -> str:
+def _secret_role(data: VariableIn) -> Role:
     return "admin" if data.kind == "secret" else "developer"
 
 
@@ -704,7 +707,7 @@ def _existing_secret(ctx: Context, r: Resource, key: str, exposure: str) -> Reso
     var = variables.find(ctx, ResourceVariable, r.id, key, exposure)
     if var is None or var.kind != "secret":
         raise NotFound(f"secret {key} ({exposure}) not found", code="secret_not_found")
-    return var  # type: ignore[return-value]
+    return var  # type: ignore[return-value]  # found in the ResourceVariable model
 
 
 @operation("resources.secrets.show")

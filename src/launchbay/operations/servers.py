@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
@@ -33,7 +33,7 @@ def ensure_local_server(db: DbSession) -> Server:
     return server
 
 
-def _visible(ctx: Context):  # type: ignore[no-untyped-def]
+def _visible(ctx: Context):
     return or_(Server.organization_id.is_(None), Server.organization_id == ctx.org_id)
 
 
@@ -288,9 +288,12 @@ def bootstrap_edge_proxy(ctx: Context, data: ServerRef) -> Bootstrapped:
     return Bootstrapped(server_id=server.id, attempt_id=work.id)
 
 
+PruneCategory = Literal["stopped-containers", "dangling-images", "build-cache"]
+
+
 class PruneIn(ServerRef):
-    categories: list[Literal["stopped-containers", "dangling-images", "build-cache"]] = Field(
-        default_factory=lambda: ["stopped-containers", "dangling-images", "build-cache"])
+    categories: list[PruneCategory] = Field(
+        default_factory=lambda: list(get_args(PruneCategory)))
     dry_run: bool = True
 
 

@@ -161,11 +161,11 @@ def _doctor(ctx: Context) -> DoctorResult:
     # The store, and its schema.
     engine = ctx.db.get_bind()
     ctx.db.execute(text("SELECT 1"))
-    if is_current(engine):  # type: ignore[arg-type]
+    if is_current(engine):  # type: ignore[arg-type]  # a session bound to an Engine
         out.append("database: reachable, migrations current")
     else:
         ctx.db.commit()  # no lock of ours in the way of the migration
-        upgrade(engine)  # type: ignore[arg-type]
+        upgrade(engine)  # type: ignore[arg-type]  # a session bound to an Engine
         out.append("database: migrations were pending: applied them")
     # The Docker engine.
     if _local_engine_reachable(ctx):

@@ -39,7 +39,7 @@ class UsageRecord(Schema):
 
 def _out(u: UsageIntent) -> UsageRecord:
     return UsageRecord(id=u.id, idempotency_key=u.idempotency_key,
-                       capability_key=u.capability_key, status=u.status,  # type: ignore[arg-type]
+                       capability_key=u.capability_key, status=u.status,
                        reason=u.reason, source=u.source, organization_id=u.organization_id,
                        actor=u.actor, resource_refs=u.resource_refs,
                        quantity=Quantity(**u.quantity), occurred_at=u.occurred_at,

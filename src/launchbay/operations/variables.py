@@ -75,15 +75,15 @@ def problem(exc: ValidationError, key: str) -> str:
 def masked(v: Variable) -> MaskedVariable:
     secret = v.kind == "secret"
     return MaskedVariable(key=v.key, value=MASK if secret else v.value, scope=v.scope,
-                          exposure=v.exposure, is_secret=secret, kind=v.kind)  # type: ignore[arg-type]
+                          exposure=v.exposure, is_secret=secret, kind=v.kind)
 
 
 def entry(v: Variable) -> Entry:
     return Entry(**masked(v).model_dump(), updated_at=v.updated_at)
 
 
-def _owner(model: Model):  # type: ignore[no-untyped-def]
-    return model.environment_id if model is EnvironmentVariable else model.resource_id  # type: ignore[union-attr]
+def _owner(model: Model):
+    return model.environment_id if model is EnvironmentVariable else model.resource_id  # type: ignore[union-attr]  # each model has its own owner column
 
 
 def listed(ctx: Context, model: Model, owner_id: str) -> list[Variable]:
@@ -92,7 +92,7 @@ def listed(ctx: Context, model: Model, owner_id: str) -> list[Variable]:
 
 
 def find(ctx: Context, model: Model, owner_id: str, key: str, exposure: str) -> Variable | None:
-    return ctx.db.scalar(select(model).where(
+    return ctx.db.scalar(select(model).where(  # type: ignore[return-value]  # one of the two models
         _owner(model) == owner_id, model.key == key, model.exposure == exposure))
 
 
@@ -100,7 +100,7 @@ def put(ctx: Context, model: Model, owner_id: str, data: VariableIn, scope: str)
     """Creates or replaces a variable; returns `created` or `updated`. Secrets need admin."""
     existing = find(ctx, model, owner_id, data.key, data.exposure)
     if (data.kind == "secret" or (existing is not None and existing.kind == "secret")) \
-            and not role_at_least(ctx.role, "admin"):  # type: ignore[arg-type]
+            and not role_at_least(ctx.role, "admin"):  # type: ignore[arg-type]  # an operation with a role always has ctx.role
         raise Forbidden("managing secrets needs the admin role")
     var = existing or model(id=new_id("var"), key=data.key, exposure=data.exposure,
                             **{_owner(model).key: owner_id})
@@ -115,7 +115,7 @@ def remove(ctx: Context, model: Model, owner_id: str, key: str, exposure: str) -
     var = find(ctx, model, owner_id, key, exposure)
     if var is None:
         raise NotFound(f"variable {key} ({exposure}) not found", code="variable_not_found")
-    if var.kind == "secret" and not role_at_least(ctx.role, "admin"):  # type: ignore[arg-type]
+    if var.kind == "secret" and not role_at_least(ctx.role, "admin"):  # type: ignore[arg-type]  # an operation with a role always has ctx.role
         raise Forbidden("deleting a secret needs the admin role")
     ctx.db.delete(var)
     return var

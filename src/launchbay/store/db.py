@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def changed(db: Session, statement: Executable) -> int:
+    """How many rows an UPDATE or DELETE changed (the test of a conditional update)."""
+    return cast(CursorResult[Any], db.execute(statement)).rowcount
 
 
 def make_engine(url: str) -> Engine:
