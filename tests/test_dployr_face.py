@@ -244,3 +244,19 @@ def test_registration_and_domain_through_claims_of_a_base(face, admin, cp):
     (route,) = admin.get("/proxy/routes")["items"]  # the control plane itself, at its domain
     assert route["domain"] == "my-box.localhost"
     assert route["upstream"] == f"http://127.0.0.1:{cp.settings.port}"
+
+
+def test_the_services_project_is_dployrs_own_never_a_users(face, admin):
+    """A feature's project is found by its kind, and its name is reserved: a user's project
+    named "Services" can neither be made nor become Dployr's home."""
+    for name in ("Services", "ephemeral", "hosted-team", "Hosted Mine"):
+        refused = admin.request("POST", "/projects", {"name": name})
+        assert refused.status_code == 409 and refused.json()["code"] == \
+            "project_name_reserved", name
+    mine = admin.post("/projects", {"name": "Shop"})["id"]
+    assert admin.request("POST", f"/projects/{mine}/rename", {"name": "services"}
+                         ).json()["code"] == "project_name_reserved"
+    assert face("POST", "/deployments", IMAGE_APP).status_code == 201
+    projects = {p["slug"]: p["id"] for p in admin.get("/projects")["items"]}
+    assert set(projects) == {"shop", "services"}
+    assert face("GET", "/services").json()["total"] == 1

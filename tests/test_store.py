@@ -197,3 +197,22 @@ def test_0012_writes_every_profile_in_camel_case_but_the_users_own_keys(empty_da
     assert _column(engine, "access_profile") == {"generatedAccessMode": "disabled",
                                                  "pathPrefix": "/shop"}
     engine.dispose()
+
+
+def test_0014_marks_the_features_own_projects_as_theirs(empty_database_url):
+    engine = make_engine(empty_database_url)
+    upgrade(engine, "0013")
+    with engine.begin() as conn:
+        for row in OLD_INSTALL[:3]:
+            conn.exec_driver_sql(row)
+        for n, slug in enumerate(("services", "ephemeral", "hosted-team", "hosted-ab12")):
+            conn.exec_driver_sql(
+                "INSERT INTO projects (id, organization_id, name, slug, lifecycle_status, "
+                f"created_at) VALUES ('prj_f{n}', 'org_1', '{slug}', '{slug}', 'active', "
+                "'2026-01-01 00:00:00')")
+    upgrade(engine)
+    with engine.connect() as conn:
+        kinds = dict(conn.exec_driver_sql("SELECT slug, kind FROM projects").all())
+    assert kinds == {"p": "user", "services": "dployr", "ephemeral": "dploy",
+                     "hosted-team": "shipyard", "hosted-ab12": "shipyard"}
+    engine.dispose()

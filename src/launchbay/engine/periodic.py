@@ -11,10 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.store.db import changed
+from launchbay.store.db import changed, upsert
 from launchbay.store.models import PeriodicJob, utcnow
 
 # A run counts for this share of a period: processes' clocks drift, and one that wakes a
@@ -26,9 +25,7 @@ def claim(sessions: sessionmaker, name: str, every: float, holder: str) -> bool:
     """Whether `holder` runs `name` now (and has recorded that it does)."""
     now = utcnow()
     with sessions() as db:
-        insert = (postgresql.insert if db.get_bind().dialect.name == "postgresql"
-                  else sqlite.insert)(PeriodicJob)
-        db.execute(insert.values(name=name, runs=0).on_conflict_do_nothing(
+        db.execute(upsert(db, PeriodicJob).values(name=name, runs=0).on_conflict_do_nothing(
             index_elements=[PeriodicJob.name]))
         claimed = changed(db,
             update(PeriodicJob)

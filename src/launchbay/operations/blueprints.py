@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import object_session
 
 from launchbay.engine.plan import ReleasePlan
@@ -29,11 +28,13 @@ from launchbay.operations.resources import (
 from launchbay.operations.servers import default_server
 from launchbay.operations.variables import VariableIn, VariableValue
 from launchbay.slugs import slugify
+from launchbay.store.db import upsert
 from launchbay.store.models import (
     Deployment,
     DomainBinding,
     Environment,
     Project,
+    ProjectKind,
     Resource,
     ResourceVariable,
     User,
@@ -145,26 +146,27 @@ def split_image(image: str) -> tuple[str, str]:
     return name, tag or "latest"
 
 
-def own_project(ctx: Context, slug: str, name: str, description: str) -> Project:
-    """The organization's project `slug`, made on first use (a face's own project)."""
-    project = ctx.db.scalar(select(Project).where(Project.organization_id == ctx.org_id,
-                                                  Project.slug == slug))
-    if project is None:
-        project = Project(id=new_id("prj"), organization_id=ctx.org_id, name=name, slug=slug,
-                          description=description)
-        try:
-            with ctx.db.begin_nested():  # another request may be making it at this moment
-                ctx.db.add(project)
-        except IntegrityError:
-            project = ctx.db.scalars(select(Project).where(
-                Project.organization_id == ctx.org_id, Project.slug == slug)).one()
-    return project
+def own_project(ctx: Context, kind: ProjectKind, slug: str, name: str,
+                description: str) -> Project:
+    """The organization's project `slug` of the feature `kind`, made on first use. The
+    insert does nothing when another request made it at this moment (no SAVEPOINT: a failed
+    operation then leaves nothing behind); a feature's slugs are reserved, so no user
+    project holds one (projects.reserved_slug)."""
+    ctx.db.execute(upsert(ctx.db, Project).values(
+        id=new_id("prj"), organization_id=ctx.org_id, name=name, slug=slug, kind=kind,
+        description=description).on_conflict_do_nothing(
+        index_elements=[Project.organization_id, Project.slug]))
+    return ctx.db.scalars(select(Project).where(
+        Project.organization_id == ctx.org_id, Project.slug == slug,
+        Project.kind == kind)).one()
 
 
-def own_environment(ctx: Context, slug: str, name: str, description: str) -> Environment:
-    """The production environment of the organization's project `slug`, both made on first
-    use: where services of a face (Dployr's, hosted deployments) live."""
-    project = own_project(ctx, slug, name, description)
+def own_environment(ctx: Context, kind: ProjectKind, slug: str, name: str,
+                    description: str) -> Environment:
+    """The production environment of the organization's project `slug` of the feature
+    `kind`, both made on first use: where services of a face (Dployr's, hosted deployments)
+    live."""
+    project = own_project(ctx, kind, slug, name, description)
     env = ctx.db.scalar(select(Environment).where(Environment.project_id == project.id,
                                                   Environment.name == "production"))
     if env is None:
@@ -176,7 +178,8 @@ def own_environment(ctx: Context, slug: str, name: str, description: str) -> Env
 
 
 def services_environment(ctx: Context) -> Environment:
-    return own_environment(ctx, PROJECT, PROJECT, "Services deployed from blueprints")
+    return own_environment(ctx, ProjectKind.DPLOYR, PROJECT, PROJECT,
+                           "Services deployed from blueprints")
 
 
 def _apply(ctx: Context, r: Resource, b: Blueprint) -> None:
@@ -310,7 +313,8 @@ class DeploymentPage(Plain):
 
 def services_query(ctx: Context):
     return select(Resource).join(Project, Project.id == Resource.project_id).where(
-        Resource.organization_id == ctx.org_id, Project.slug == PROJECT)
+        Resource.organization_id == ctx.org_id, Project.kind == ProjectKind.DPLOYR,
+        Project.slug == PROJECT)
 
 
 @operation("blueprints.deployments")

@@ -52,6 +52,7 @@ from launchbay.store.models import (
     DomainBinding,
     HostedDeployment,
     Project,
+    ProjectKind,
     Resource,
     ResourceVariable,
     User,
@@ -73,14 +74,15 @@ def _projects(ctx: Context) -> list[str]:
 
 def _query(ctx: Context, slugs: list[str]):
     return select(Resource).join(Project, Project.id == Resource.project_id).where(
-        Resource.organization_id == ctx.org_id, Project.slug.in_(slugs))
+        Resource.organization_id == ctx.org_id, Project.kind == ProjectKind.SHIPYARD,
+        Project.slug.in_(slugs))
 
 
 def _count(ctx: Context) -> int:
     """Hosted deployments the organization runs (what its plan limits)."""
     return ctx.db.scalar(select(func.count()).select_from(Resource).join(
         Project, Project.id == Resource.project_id).where(
-        Resource.organization_id == ctx.org_id, Project.slug.like("hosted-%"),
+        Resource.organization_id == ctx.org_id, Project.kind == ProjectKind.SHIPYARD,
         Resource.lifecycle_status != "deleting")) or 0
 
 
@@ -177,7 +179,8 @@ def _new_name(ctx: Context) -> str:
 def _taken(ctx: Context, name: str) -> bool:
     """Names are unique on the whole instance: they become hostnames."""
     return bool(ctx.db.scalar(select(Resource.id).join(Project, Project.id == Resource.project_id)
-                              .where(Project.slug.like("hosted-%"), Resource.slug == name)))
+                              .where(Project.kind == ProjectKind.SHIPYARD,
+                                     Resource.slug == name)))
 
 
 def create_hosted(ctx: Context, data: HostedIn, name: str | None, template: str,
@@ -188,8 +191,9 @@ def create_hosted(ctx: Context, data: HostedIn, name: str | None, template: str,
     if name and _taken(ctx, name):
         raise Conflict("Deployment name already exists", code="name_taken")
     name = name or _new_name(ctx)
-    env = own_environment(ctx, *((TEAM, "Team deployments") if data.organization_id else
-                                 (_personal(ctx), "My deployments")), "Hosted deployments")
+    slug, title = ((TEAM, "Team deployments") if data.organization_id else
+                   (_personal(ctx), "My deployments"))
+    env = own_environment(ctx, ProjectKind.SHIPYARD, slug, title, "Hosted deployments")
     r = make_resource(ctx, env, name, b, f"Hosted deployment ({template})", data.env_vars)
     ctx.db.add(HostedDeployment(resource_id=r.id, template=template, visibility=data.visibility))
     if data.visibility == "public":

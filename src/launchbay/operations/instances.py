@@ -44,6 +44,7 @@ from launchbay.store.models import (
     Environment,
     Instance,
     Membership,
+    ProjectKind,
     Resource,
     Template,
     User,
@@ -361,7 +362,7 @@ def _make(ctx: Context, doc: TemplateDoc, b: Blueprint, parameters: dict[str, st
     uid = secrets.token_hex(4)
     while ctx.db.scalar(select(Instance.id).where(Instance.uuid == uid)):
         uid = secrets.token_hex(4)
-    project = own_project(ctx, PROJECT, "Ephemeral environments",
+    project = own_project(ctx, ProjectKind.DPLOY, PROJECT, "Ephemeral environments",
                           "Environments made from templates, removed when they expire")
     env = Environment(id=new_id("env"), project_id=project.id, organization_id=ctx.org_id,
                       name=f"{doc.name}-{uid}", kind="preview")

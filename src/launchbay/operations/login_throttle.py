@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, case, null, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DbSession
 
 from launchbay.settings import Settings
-from launchbay.store.db import changed
+from launchbay.store.db import changed, upsert
 from launchbay.store.models import LoginThrottle, utcnow
 
 MAX_LOCK_SECONDS = 3600
@@ -47,9 +46,7 @@ def count(db: DbSession, key: str, limit: int, settings: Settings) -> Attempt:
     lock_over = and_(t.locked_until.is_not(None), t.locked_until <= now)
     quiet = and_(t.locked_until.is_(None),
                  t.updated_at < now - timedelta(seconds=settings.login_window_seconds))
-    insert = (postgresql.insert if db.get_bind().dialect.name == "postgresql"
-              else sqlite.insert)(t)
-    statement = insert.values(key=key, failures=1, lockouts=0, updated_at=now) \
+    statement = upsert(db, t).values(key=key, failures=1, lockouts=0, updated_at=now) \
         .on_conflict_do_update(index_elements=[t.key], set_={
             "failures": case((or_(lock_over, quiet), 1), else_=t.failures + 1),
             "locked_until": case((lock_over, null()), else_=t.locked_until),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from sqlalchemy import func, select
@@ -43,8 +44,15 @@ def get_project(ctx: Context, project_id: str, *, active: bool = False) -> Proje
     return project
 
 
+# The slugs of the features' own projects (store.models.ProjectKind), made on first use.
+RESERVED = re.compile(r"^(services|ephemeral|hosted-.+)$")
+
+
 def _slug_free(ctx: Context, name: str, except_id: str | None = None) -> str:
     slug = slugify(name)
+    if RESERVED.match(slug):
+        raise Conflict(f"the project name {slug!r} is reserved for launchbay's own projects",
+                       code="project_name_reserved")
     clash = ctx.db.scalar(select(Project.id).where(
         Project.organization_id == ctx.org_id, Project.slug == slug, Project.id != except_id))
     if clash:

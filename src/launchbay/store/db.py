@@ -6,12 +6,21 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, Executable, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 
 def changed(db: Session, statement: Executable) -> int:
     """How many rows an UPDATE or DELETE changed (the test of a conditional update)."""
     return cast(CursorResult[Any], db.execute(statement)).rowcount
+
+
+def upsert(db: Session, model: type[Any]) -> Any:
+    """An INSERT of `model` that can say what to do on a conflict (`on_conflict_do_nothing`,
+    `on_conflict_do_update`), in the store's dialect: the atomic "make it unless it exists"
+    that needs neither a SAVEPOINT nor a retry."""
+    dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
 
 
 def make_engine(url: str) -> Engine:

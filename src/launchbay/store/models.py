@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
@@ -155,6 +156,17 @@ class LoginThrottle(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ProjectKind(StrEnum):
+    """Whose a project is: the organization's people's, or a feature's own home (made on
+    first use, found by kind and slug, never by a slug alone: a user's project named
+    "Services" is not Dployr's)."""
+
+    USER = "user"
+    DPLOYR = "dployr"  # `services`: services deployed from blueprints
+    SHIPYARD = "shipyard"  # `hosted-<user>` and `hosted-team`: hosted deployments
+    DPLOY = "dploy"  # `ephemeral`: environments on demand
+
+
 class Project(Base):
     __tablename__ = "projects"
     __table_args__ = (UniqueConstraint("organization_id", "slug"),)
@@ -164,6 +176,8 @@ class Project(Base):
     )
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), default=ProjectKind.USER,
+                                      server_default=ProjectKind.USER.value)
     description: Mapped[str | None] = mapped_column(Text)
     lifecycle_status: Mapped[str] = mapped_column(String(20), default="active")
     archived_at: Mapped[datetime | None]
