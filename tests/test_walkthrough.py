@@ -125,3 +125,30 @@ def test_openapi_documents_each_operation_with_its_own_models(client):
     prune = doc["paths"]["/api/servers/{serverId}/capacity/prune"]["post"]
     assert "servers" in next(iter(prune["responses"].values()))["content"][
         "application/json"]["schema"]["$ref"]
+
+
+def test_an_idempotency_key_changes_state_once_and_answers_the_same(admin, cp):
+    """configure-source with the same key twice: one change, one audit event, one answer;
+    the same key with another request is refused and changes nothing."""
+    project = admin.post("/projects", {"name": "Keys"})["id"]
+    env = admin.post("/environments", {"projectId": project, "name": "prod"})["id"]
+    rid = admin.post("/resources", {"projectId": project, "environmentId": env,
+                                    "name": "web"})["id"]
+    body = {"source": {"kind": "docker-image", "imageName": "lbtest/hello", "imageTag": "v1"},
+            "idempotencyKey": "configure-source-web-1"}
+
+    def events() -> int:
+        return len(admin.get("/audit-events", params={
+            "eventType": "resource.source-configured"})["items"])
+
+    assert admin.post(f"/resources/{rid}/source", body) == {"id": rid}
+    admin.post(f"/resources/{rid}/source", {"source": {"kind": "docker-image",
+                                                       "imageName": "lbtest/other"}})
+    assert admin.post(f"/resources/{rid}/source", body) == {"id": rid}  # a retry, answered
+    assert events() == 2
+    assert admin.get(f"/resources/{rid}")["source"]["imageName"] == "lbtest/other"
+    reused = admin.request("POST", f"/resources/{rid}/source",
+                           {**body, "source": {**body["source"], "imageTag": "v2"}})
+    assert reused.status_code == 409 and reused.json()["code"] == "idempotency_key_reused"
+    assert events() == 2 and admin.get(f"/resources/{rid}")["source"]["imageName"] == \
+        "lbtest/other"

@@ -56,7 +56,7 @@ def list_policies(ctx: Context, _: Schema) -> PolicyList:
 class PolicyIn(Schema):
     scope: Scope = Field(default_factory=Scope)
     mode: Literal["enabled", "disabled"]
-    provider_key: str | None = None
+    provider_key: Literal["caddy"] | None = None  # the one edge proxy there is
     template_ref: str = Field(DEFAULT_TEMPLATE, min_length=3, max_length=300)
 
     @field_validator("template_ref")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
@@ -22,6 +23,7 @@ from launchbay.crypto import SecretBox
 from launchbay.engine import ledger
 from launchbay.engine.targets import Targets
 from launchbay.oidc import OidcClient
+from launchbay.operations import idempotency
 from launchbay.operations.errors import (
     Forbidden,
     Invalid,
@@ -30,6 +32,7 @@ from launchbay.operations.errors import (
     Unauthenticated,
     validation_failed,
 )
+from launchbay.operations.idempotency import Idempotent
 from launchbay.settings import Settings
 from launchbay.store import audit
 from launchbay.store.models import AuditEvent, Membership, OperatorWork
@@ -275,16 +278,32 @@ class Operations:
             payload = data if isinstance(data, op.input) else op.input.model_validate(data or {})
         except ValidationError as exc:
             raise validation_failed(exc.errors()) from None
+        keyed = payload if isinstance(payload, Idempotent) and payload.idempotency_key else None
         with self.sessions() as db:
             try:
                 org_id, role = self._authorize(db, op, actor, payload)
+                if keyed:
+                    answered, first = idempotency.recall(db, org_id, key, op.output, keyed)
+                    if answered:
+                        return first
                 ctx = Context(db, self.settings, self.secrets, actor, org_id, role,
                               meta or Meta(), op, self.targets, self.wake, self.edge,
                               self.oidc)
                 result = op.handler(ctx, payload)
                 if op.mutates and not ctx.audited and not ctx.unchanged:
                     raise RuntimeError(f"operation {key} changed state without an audit event")
-                db.commit()
+                if keyed:
+                    idempotency.remember(db, org_id, key, keyed, result)
+                try:
+                    db.commit()
+                except IntegrityError:
+                    if not keyed:
+                        raise
+                    db.rollback()  # the same key at the same moment: answer what it did
+                    answered, first = idempotency.recall(db, org_id, key, op.output, keyed)
+                    if not answered:
+                        raise
+                    return first
                 for callback in ctx.callbacks:
                     callback()
                 return result

@@ -418,8 +418,6 @@ class PlanIn(Schema):
     resource_id: Id
     server_id: Id
     destination_id: Id | None = None
-    include_access_plan: bool = False
-    include_command_specs: bool = False
 
 
 class PlanOut(Schema):
@@ -573,9 +571,7 @@ def deployment_logs(ctx: Context, data: DeploymentRef) -> DeploymentLogs:
 class EventsIn(DeploymentRef):
     cursor: str | None = Field(None, pattern=r"^\d+$")
     history_limit: int = Field(100, ge=0, le=200)
-    include_history: bool = True
-    follow: bool = False
-    until_terminal: bool = True
+    include_history: bool = True  # (following: GET /api/deployments/{id}/events/stream)
 
 
 class StreamEvent(Schema):

@@ -25,6 +25,7 @@ from launchbay.operations import variables
 from launchbay.operations.catalog import Context, Role, operation
 from launchbay.operations.environments import get_environment
 from launchbay.operations.errors import Conflict, Invalid, NotFound
+from launchbay.operations.idempotency import Idempotent
 from launchbay.operations.projects import get_project
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Name, Schema, Timestamp
 from launchbay.operations.servers import default_server, get_server
@@ -129,7 +130,6 @@ def summaries(ctx: Context, rows: list[Resource]) -> list[ResourceSummary]:
 class ResourceFilter(Schema):
     project_id: Id | None = None
     environment_id: Id | None = None
-    include_preview_resources: bool = False
 
 
 def _filtered(ctx: Context, data: ResourceFilter):
@@ -231,7 +231,6 @@ class ResourceRef(Schema):
 class ResourceShowIn(ResourceRef):
     include_latest_deployment: bool = False
     include_access_summary: bool = False
-    include_profile_diagnostics: bool = False
 
 
 def attachments(ctx: Context, resource_id: str) -> list[tuple[StorageAttachment, StorageVolume]]:
@@ -442,9 +441,8 @@ def remove_resource(ctx: Context, r: Resource) -> None:
 # -- profiles -----------------------------------------------------------------------------------
 
 
-class SourceIn(ResourceRef):
+class SourceIn(ResourceRef, Idempotent):
     source: SourceProfile
-    idempotency_key: str | None = Field(None, max_length=200)
 
 
 def _configure(ctx: Context, resource_id: str, column: str, profile: BaseModel | None,
@@ -1013,12 +1011,8 @@ class ProxyConfiguration(Schema):
     generated_at: Timestamp
 
 
-class ProxyConfigurationIn(ResourceRef):
-    route_scope: Literal["planned", "latest", "deployment-snapshot"] = "latest"
-
-
 @operation("resources.proxy-configuration")
-def proxy_configuration(ctx: Context, data: ProxyConfigurationIn) -> ProxyConfiguration:
+def proxy_configuration(ctx: Context, data: ResourceRef) -> ProxyConfiguration:
     """The edge proxy (Caddy JSON) routes that serve the resource, as launchbay loads them."""
     r = get_resource(ctx, data.resource_id)
     found = routing.routes(ctx.db, ctx.settings, r.id) if ctx.settings.edge_enabled else []
@@ -1030,9 +1024,6 @@ def proxy_configuration(ctx: Context, data: ProxyConfigurationIn) -> ProxyConfig
 
 class HealthQuery(ResourceRef):
     mode: Literal["cached", "live"] = "cached"
-    include_checks: bool = True
-    include_public_access_probe: bool = True
-    include_runtime_probe: bool = True
 
 
 class HealthSummary(RootModel[dict[str, Any]]):

@@ -623,3 +623,15 @@ class PeriodicJob(Base):
     holder: Mapped[str | None] = mapped_column(String(200))
     last_started_at: Mapped[datetime | None]
     runs: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IdempotencyKey(Base):
+    """The answer to a state change asked with an idempotency key (operations/idempotency)."""
+
+    __tablename__ = "idempotency_keys"
+    organization_id: Mapped[str] = mapped_column(String(40), primary_key=True)  # "" for none
+    operation: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
