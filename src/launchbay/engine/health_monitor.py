@@ -129,12 +129,22 @@ class HealthMonitor:
         self.sessions, self.settings, self.targets = sessions, settings, targets
 
     def sweep(self) -> int:
+        """Observes every serving resource, each in a short transaction of its own: the
+        probes (Docker, HTTP) take time, and no write lock is held across them."""
         with self.sessions() as db:
-            resources = list(db.scalars(select(Resource).where(
+            ids = list(db.scalars(select(Resource.id).where(
                 Resource.current_deployment_id.is_not(None))))
-            for r in resources:
-                record(db, r, observe(db, self.settings, self.targets, r))
             db.execute(delete(HealthObservation).where(
                 HealthObservation.observed_at < utcnow() - KEEP))
             db.commit()
-        return len(resources)
+        for resource_id in ids:
+            try:
+                with self.sessions() as db:  # reads, probes, then one INSERT: the write
+                    r = db.get(Resource, resource_id)  # lock is held for the commit alone
+                    if r is None or r.current_deployment_id is None:  # gone meanwhile
+                        continue
+                    record(db, r, observe(db, self.settings, self.targets, r))
+                    db.commit()
+            except Exception:  # one resource's trouble does not keep the others unobserved
+                log.exception("observing the health of %s failed", resource_id)
+        return len(ids)

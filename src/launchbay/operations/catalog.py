@@ -123,6 +123,15 @@ class Context:
         assert self.targets is not None, "this control plane has no runtime targets"
         return self.targets
 
+    def end_reads(self) -> None:
+        """Ends the transaction of what the operation has read so far (and gives its
+        connection back) before slow I/O such as a git checkout or an install: nothing waits
+        on it meanwhile. Only before anything is written; what was loaded stays usable and
+        later statements start a new transaction."""
+        assert not (self.audited or self.db.new or self.db.dirty or self.db.deleted), \
+            "end_reads comes before the operation changes anything"
+        self.db.commit()
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Runs `callback` once the operation's transaction has committed (e.g. wake workers)."""
         self.callbacks.append(callback)

@@ -492,9 +492,12 @@ def plan_deployment(ctx: Context, data: PlanIn) -> PlanOut:
     plan = None if no_source else build_plan(ctx, r)
     source = SourceProfile.model_validate(r.source) if r.source else None
     network = NetworkProfile.model_validate(r.network_profile)
-    found, problems = (_inspect(plan.build, blocked, ctx.settings.git_policy,
-                                _git_credential(ctx, r, plan.build))
-                       if plan and plan.build else (None, []))
+    found: Detection | None = None
+    problems: list[dict[str, str]] = []
+    if plan and plan.build:
+        credential = _git_credential(ctx, r, plan.build)
+        ctx.end_reads()  # the checkout may take a while
+        found, problems = _inspect(plan.build, blocked, ctx.settings.git_policy, credential)
     commands = ([{"kind": kind, "command": command, "source": "detected"}
                  for kind, command in (("install", found.install_command),
                                        ("build", found.build_command),

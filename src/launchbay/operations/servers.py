@@ -318,6 +318,7 @@ def prune_capacity(ctx: Context, data: PruneIn) -> PruneOut:
     current = set(ctx.db.scalars(select(Deployment.container_id).join(
         Resource, Resource.current_deployment_id == Deployment.id).where(
         Deployment.container_id.is_not(None))))
+    ctx.end_reads()  # removing images and build cache takes a while
     candidates: list[dict[str, Any]] = []
     reclaimed = 0
     if "stopped-containers" in data.categories:

@@ -210,6 +210,7 @@ def run_doctor(ctx: Context, _: Empty) -> DoctorResult:
     """Checks the database and its migrations, the Docker engine, the edge proxy and disk
     space, and repairs what it can (migrates, starts the engine and Caddy, frees disk)."""
     require_instance_operator(ctx, "the machine")
+    ctx.end_reads()  # starting Docker or Caddy takes a while
     result = _doctor(ctx)
     ctx.audit(None, status=result.status, error=result.error)
     return result
@@ -225,6 +226,7 @@ def install(ctx: Context, data: InstallIn) -> DoctorResult:
     another launchbay version from the configured upgrade source when asked, then runs the
     doctor."""
     require_instance_operator(ctx, "the machine")
+    ctx.end_reads()  # pip and the install scripts may take minutes
     wanted = (data.version or "").removeprefix("v")
     out: list[str] = []
     if wanted and wanted != __version__:
