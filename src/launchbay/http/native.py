@@ -320,7 +320,8 @@ def _add(api: APIRouter, cp: ControlPlane, method: str, path: str, op: Operation
 
     api.add_api_route(path, endpoint, methods=[method], status_code=status, name=op.key,
                       operation_id=op.key, summary=op.description.splitlines()[0],
-                      description=op.description, tags=[op.family])
+                      description=op.description, tags=[op.family],
+                      openapi_extra={})  # filled in place by `document`
 
 
 def document(routes: list[Any], schemas: dict[str, Any]) -> None:
@@ -348,7 +349,8 @@ def document(routes: list[Any], schemas: dict[str, Any]) -> None:
     for route, op, in_path, body in documented:
         method, status = next(iter(route.methods or ())), route.status_code or 200
         params: list[dict[str, Any]] = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            {"name": p, "in": "path", "required": True,
+             "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
             for p in in_path]
         extra: dict[str, Any] = {"parameters": params}
         if op.output is not None:
@@ -364,4 +366,5 @@ def document(routes: list[Any], schemas: dict[str, Any]) -> None:
             else:
                 extra["requestBody"] = {"content": {"application/json": {
                     "schema": {"$ref": ref}}}}
-        route.openapi_extra = extra
+        # In place: FastAPI serves requests through copies of the routes that share it.
+        route.openapi_extra.update(extra)

@@ -19,7 +19,7 @@ from launchbay.operations import variables
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.deployments import start
 from launchbay.operations.domains import bind, check_domain
-from launchbay.operations.errors import Invalid, NotFound
+from launchbay.operations.errors import Invalid, NotFound, validation_failed
 from launchbay.operations.resources import (
     get_resource,
     remove_resource,
@@ -116,7 +116,15 @@ def _relative(path: str | None) -> str | None:
 
 
 def profiles(b: Blueprint) -> tuple[SourceProfile, RuntimeProfile, NetworkProfile]:
-    """The resource profiles a blueprint asks for; 400 for what launchbay cannot run."""
+    """The resource profiles a blueprint asks for; 400 for what launchbay cannot run, or
+    for what the profiles refuse (a repository URL that is not one...)."""
+    try:
+        return _profiles(b)
+    except ValidationError as exc:
+        raise validation_failed(exc.errors()) from None
+
+
+def _profiles(b: Blueprint) -> tuple[SourceProfile, RuntimeProfile, NetworkProfile]:
     if b.runtime.type == "k3s":
         raise Invalid("runtime k3s is not supported: launchbay runs containers on Docker",
                       code="runtime_not_supported")

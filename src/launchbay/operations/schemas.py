@@ -61,7 +61,7 @@ def apply_update(target: object, data: BaseModel, *, required: tuple[str, ...] =
     nulls = [name for name in required if name in changes and changes[name] is None]
     if nulls:
         raise Invalid("Validation failed", details=[
-            {"field": data.model_fields[n].alias or n, "message": "must not be null"}
+            {"field": type(data).model_fields[n].alias or n, "message": "must not be null"}
             for n in nulls])
     for name, value in changes.items():
         setattr(target, name, value)
