@@ -367,4 +367,5 @@ def document(routes: list[Any], schemas: dict[str, Any]) -> None:
                 extra["requestBody"] = {"content": {"application/json": {
                     "schema": {"$ref": ref}}}}
         # In place: FastAPI serves requests through copies of the routes that share it.
+        assert route.openapi_extra is not None  # made with the route by `_add`
         route.openapi_extra.update(extra)
