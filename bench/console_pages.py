@@ -22,7 +22,7 @@ from harness import launchbay
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from launchbay.http.native import SESSION_COOKIE
+from launchbay.http.common import SESSION_COOKIE
 from launchbay.store.models import Deployment, new_id, utcnow
 
 RESOURCES = 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from launchbay.compose_files import ComposeError, parse
+from launchbay.engine.build.compose_files import ComposeError, parse
 
 STACK = """
 services:

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from launchbay import __version__, host_facts
-from launchbay.http.dployr import from_ulid, ulid
+from launchbay import __version__
+from launchbay.drivers import host_facts
+from launchbay.http.compat.dployr import from_ulid, ulid
 
 from support import Api, add_member, snapshot
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from launchbay import dockerfiles, runtime_detection
-from launchbay.runtime_detection import Detection
+from launchbay.engine.build import dockerfiles, runtime_detection
+from launchbay.engine.build.runtime_detection import Detection
 from launchbay.store.profiles import RuntimeProfile
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from starlette.routing import Match
 
-from launchbay.http import shipyard
+from launchbay.http.compat import shipyard
 
 HERE = Path(__file__).resolve().parent
 SEED = HERE.parents[1] / "shared" / "seeds" / "002_13daeaae815d3551.txt"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from launchbay import source_checkout
+from launchbay.drivers import source_checkout
 
 
 def test_a_token_becomes_an_authorization_header_in_the_environment():

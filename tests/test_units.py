@@ -12,7 +12,7 @@ from launchbay.crypto import SecretBox, hash_password, verify_password
 from launchbay.http.native import ROUTES, UPLOADS
 from launchbay.http.streams import STREAMED
 from launchbay.operations import CATALOG, Actor
-from launchbay.operations.tokens import check_scope
+from launchbay.operations.identity.tokens import check_scope
 from launchbay.settings import Settings
 from launchbay.slugs import slugify, unique_slug
 

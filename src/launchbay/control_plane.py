@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from launchbay.docker_engine import LogLine
-from launchbay.edge_proxy import Caddy
+from launchbay.drivers.docker_engine import LogLine
+from launchbay.drivers.edge_proxy import Caddy
 from launchbay.engine import auto_update, reconcile
 from launchbay.engine.health_monitor import HealthMonitor
 from launchbay.engine.image_access import ImageAccess
@@ -23,7 +23,7 @@ from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Periodic, Workers
 from launchbay.operations import Actor, Operations, instances, templates
 from launchbay.operations.errors import OperationError
-from launchbay.operations.identity import authenticate
+from launchbay.operations.identity.accounts import authenticate
 from launchbay.operations.resources import RuntimeTarget
 from launchbay.operations.servers import ensure_local_server
 from launchbay.settings import Settings

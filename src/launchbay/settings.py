@@ -17,7 +17,7 @@ from pydantic_settings import (
 )
 
 if TYPE_CHECKING:
-    from launchbay.source_checkout import GitPolicy
+    from launchbay.drivers.source_checkout import GitPolicy
 
 
 def _default_data_dir() -> Path:
@@ -182,7 +182,7 @@ class Settings(BaseSettings):
 
     @property
     def git_policy(self) -> GitPolicy:
-        from launchbay.source_checkout import GitPolicy
+        from launchbay.drivers.source_checkout import GitPolicy
 
         return GitPolicy(local_folders=tuple(self.git_local_folders),
                          allowed_networks=tuple(self.git_allowed_networks),

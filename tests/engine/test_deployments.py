@@ -312,7 +312,7 @@ def test_driver_is_idempotent_and_keeps_to_its_own_tags(api, cp):
     tags never include another resource's tags on the same image."""
     import docker
 
-    from launchbay.docker_engine import ContainerSpec
+    from launchbay.drivers.docker_engine import ContainerSpec
     from launchbay.engine import reconcile
 
     engine = cp.targets.docker(api.server_id)

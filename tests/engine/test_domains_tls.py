@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from launchbay import tls_certificates
+from launchbay.drivers import tls_certificates
 from launchbay.settings import Settings
 
 import certs

@@ -229,7 +229,7 @@ def test_default_access_policy_template_and_switch(api, settings):
 
 
 def test_generated_hostnames_can_have_tls(api, settings, cp):
-    from launchbay import tls_certificates
+    from launchbay.drivers import tls_certificates
 
     cp.settings.edge_generated_tls = "internal"  # as if configured so
     https = free_port()

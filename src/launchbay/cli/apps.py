@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from launchbay.cli.client import Client, err
+from launchbay.cli.client import Client, environment_id, err, project_id
 from launchbay.cli.output import emit, out
 
 apps_app = typer.Typer(help="Applications (resources).", no_args_is_help=True)
@@ -88,7 +88,6 @@ def apps_create(
     as_json: Json = False,
 ) -> None:
     """Create an app in a project's environment."""
-    from launchbay.cli.main import environment_id, project_id
 
     client = Client()
     pid = project_id(client, project)
@@ -134,8 +133,7 @@ def app_for_folder(client: Client, folder: Path, name: str | None, project: str 
                    env: str) -> dict[str, Any]:
     """The app a folder deploys to: found by name, or created (with its project and
     environment) the first time, listening on the port detection suggests."""
-    from launchbay.cli.main import project_id
-    from launchbay.runtime_detection import detect
+    from launchbay.engine.build.runtime_detection import detect
     from launchbay.slugs import slugify
 
     slug = slugify(name or folder.resolve().name)

@@ -124,3 +124,28 @@ def iter_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
             message[field] = json.loads(value) if field == "data" else value
     if message:
         yield message
+
+
+def project_id(client: Client, ref: str) -> str:
+    """A project given by id, slug or name."""
+    if ref.startswith("prj_"):
+        return ref
+    for p in client.get("/projects", limit=500)["items"]:
+        if ref in (p["slug"], p["name"]):
+            return p["id"]
+    err.print(f"[red]error:[/] no project {ref!r}")
+    raise typer.Exit(1)
+
+
+def environment_id(client: Client, ref: str) -> str:
+    """An environment given by id or as PROJECT/ENVIRONMENT."""
+    if ref.startswith("env_"):
+        return ref
+    project, _, name = ref.rpartition("/")
+    if project:
+        for e in client.get("/environments", projectId=project_id(client, project),
+                            limit=500)["items"]:
+            if e["name"] == name:
+                return e["id"]
+    err.print(f"[red]error:[/] no environment {ref!r} (use an id or PROJECT/ENVIRONMENT)")
+    raise typer.Exit(1)

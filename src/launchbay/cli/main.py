@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from launchbay.cli import apps, domains, instances, system
-from launchbay.cli.client import Client, err, save_credentials
+from launchbay.cli.client import Client, environment_id, err, project_id, save_credentials
 from launchbay.cli.output import emit, out
 
 app = typer.Typer(help="launchbay: a self-hosted deployment platform.", no_args_is_help=True)
@@ -172,31 +172,6 @@ def whoami(as_json: Json = False) -> None:
     org = ctx.get("currentOrganization") or {}
     emit({"email": ctx["user"]["email"], "organization": org.get("name"),
           "role": org.get("role")} if not as_json else ctx, as_json)
-
-
-def project_id(client: Client, ref: str) -> str:
-    """A project given by id, slug or name."""
-    if ref.startswith("prj_"):
-        return ref
-    for p in client.get("/projects", limit=500)["items"]:
-        if ref in (p["slug"], p["name"]):
-            return p["id"]
-    err.print(f"[red]error:[/] no project {ref!r}")
-    raise typer.Exit(1)
-
-
-def environment_id(client: Client, ref: str) -> str:
-    """An environment given by id or as PROJECT/ENVIRONMENT."""
-    if ref.startswith("env_"):
-        return ref
-    project, _, name = ref.rpartition("/")
-    if project:
-        for e in client.get("/environments", projectId=project_id(client, project),
-                            limit=500)["items"]:
-            if e["name"] == name:
-                return e["id"]
-    err.print(f"[red]error:[/] no environment {ref!r} (use an id or PROJECT/ENVIRONMENT)")
-    raise typer.Exit(1)
 
 
 PROJECT_COLUMNS = [("ID", "id"), ("NAME", "name"), ("SLUG", "slug"),

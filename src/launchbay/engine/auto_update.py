@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.docker_engine import DockerException
+from launchbay.drivers.docker_engine import DockerException
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.targets import Targets
 from launchbay.store.models import Deployment, HostedDeployment, Resource

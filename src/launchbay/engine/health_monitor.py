@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.docker_engine import DockerException
+from launchbay.drivers.docker_engine import DockerException
 from launchbay.engine.health import probe
 from launchbay.engine.plan import ReleasePlan
 from launchbay.engine.routing import generated_host

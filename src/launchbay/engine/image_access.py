@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.docker_engine import APIError, DockerEngine, DockerException
+from launchbay.drivers.docker_engine import APIError, DockerEngine, DockerException
 from launchbay.store.models import ImageGrant, Resource
 
 BUILT = "lb/"

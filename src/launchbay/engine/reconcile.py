@@ -19,7 +19,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.docker_engine import DockerException
+from launchbay.drivers.docker_engine import DockerException
 from launchbay.engine.image_access import built_repository
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.ledger import OPEN

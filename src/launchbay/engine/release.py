@@ -19,14 +19,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import SecretBox
-from launchbay.docker_engine import (
+from launchbay.drivers.docker_engine import (
     APIError,
     ContainerSpec,
     DockerEngine,
     DockerException,
     ImageNotFound,
 )
-from launchbay.edge_proxy import EdgeError
+from launchbay.drivers.edge_proxy import EdgeError
+from launchbay.drivers.source_checkout import GitPolicy
 from launchbay.engine import build, journal
 from launchbay.engine.health import verify
 from launchbay.engine.image_access import ImageAccess, ImageRefused
@@ -34,7 +35,6 @@ from launchbay.engine.journal import TERMINAL
 from launchbay.engine.plan import ReleasePlan
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Defer, Job, Retry
-from launchbay.source_checkout import GitPolicy
 from launchbay.store import audit
 from launchbay.store.models import Deployment, OperatorWork, Resource, utcnow
 

@@ -23,9 +23,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from launchbay import dns_lookup, tls_certificates
 from launchbay.crypto import SecretBox
-from launchbay.edge_proxy import Caddy, EdgeError
+from launchbay.drivers import dns_lookup, tls_certificates
+from launchbay.drivers.edge_proxy import Caddy, EdgeError
 from launchbay.engine.worker import Job, Retry
 from launchbay.settings import Settings
 from launchbay.slugs import slugify

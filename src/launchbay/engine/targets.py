@@ -6,7 +6,7 @@ import threading
 
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.docker_engine import DockerEngine
+from launchbay.drivers.docker_engine import DockerEngine
 from launchbay.store.models import Server
 
 

@@ -17,8 +17,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from launchbay import __version__
 from launchbay.control_plane import ControlPlane
-from launchbay.http import console, dploy, dployr, errors, native, shipyard, streams
+from launchbay.http import console, errors, native, streams
 from launchbay.http.browsers import SecurityHeaders
+from launchbay.http.compat import dploy, dployr, shipyard
 from launchbay.settings import Settings
 
 SWAGGER_CDN = "https://cdn.jsdelivr.net"

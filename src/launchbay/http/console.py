@@ -27,11 +27,11 @@ from fastapi.staticfiles import StaticFiles
 from launchbay.control_plane import ControlPlane
 from launchbay.http.bodies import form_body
 from launchbay.http.browsers import origin_of
-from launchbay.http.native import AFTER, FLOW_COOKIE, SESSION_COOKIE, credentials, meta_of
-from launchbay.operations.blueprints import split_image
+from launchbay.http.common import AFTER, FLOW_COOKIE, SESSION_COOKIE, credentials, meta_of
+from launchbay.operations.compat.blueprints import split_image
 from launchbay.operations.errors import Forbidden, OperationError, Unauthenticated
-from launchbay.operations.identity import Actor
-from launchbay.operations.oidc_login import FLOW_SECONDS
+from launchbay.operations.identity.accounts import Actor
+from launchbay.operations.identity.oidc_login import FLOW_SECONDS
 
 if TYPE_CHECKING:
     from fastapi.templating import Jinja2Templates

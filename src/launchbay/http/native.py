@@ -19,15 +19,10 @@ from pydantic.json_schema import models_json_schema
 
 from launchbay.control_plane import ControlPlane
 from launchbay.http import bodies
-from launchbay.http.browsers import refuse_cross_site
-from launchbay.operations import CATALOG, Actor, Meta
+from launchbay.http.common import AFTER, dump, meta_of, resolve_actor
+from launchbay.operations import CATALOG
 from launchbay.operations.catalog import Operation
-from launchbay.operations.errors import Unauthenticated
 from launchbay.operations.schemas import Schema
-
-SESSION_COOKIE = "launchbay_session"
-# An OpenID Connect sign-in under way: its state, nonce and PKCE verifier, sealed.
-FLOW_COOKIE = "lb_oidc_flow"
 
 # (method, path, operation key, success status)
 ROUTES: list[tuple[str, str, str, int]] = [
@@ -236,54 +231,6 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("GET", "/instance-claims/issuer", "instance-claims.issuer", 200),
     ("POST", "/instance-claims", "instance-claims.issue", 201),
 ]
-
-
-def credentials(request: Request, mutating: bool = False) -> str | None:
-    """The bearer secret of a request: the Authorization header, else the session cookie,
-    which a `mutating` request may use only from launchbay's own pages (else 403)."""
-    header = request.headers.get("authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip() or None
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie and mutating:
-        refuse_cross_site(request)
-    return cookie
-
-
-async def resolve_actor(cp: ControlPlane, request: Request, op: Operation) -> Actor | None:
-    secret = credentials(request, op.changes_as_caller)
-    if secret is None:
-        return None
-    actor = await run_in_threadpool(cp.authenticate, secret)
-    if actor is None and op.scope != "public":
-        raise Unauthenticated("invalid or expired credentials", code="invalid_token")
-    return actor
-
-
-def dump(result: Any) -> Any:
-    if isinstance(result, BaseModel):
-        return result.model_dump(mode="json", by_alias=True)
-    return result
-
-
-def meta_of(request: Request) -> Meta:
-    return Meta(ip_address=request.client.host if request.client else None,
-                user_agent=request.headers.get("user-agent"))
-
-
-def _on_login(request: Request, response: Response, result: Any) -> None:
-    if result.token is None:  # an OpenID Connect sign-in that asked for no session
-        return
-    response.set_cookie(SESSION_COOKIE, result.token, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https", path="/",
-                        expires=result.expires_at)
-
-
-def _on_logout(request: Request, response: Response, result: Any) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/")
-
-
-AFTER = {"auth.login": _on_login, "auth.oidc.callback": _on_login, "auth.logout": _on_logout}
 
 
 # Routes whose body is not JSON: the raw bytes become the operation's `content`.

@@ -1,31 +1,54 @@
-"""Business operations. Importing this package fills the catalog."""
+"""Business operations. Importing this package fills the catalog.
+
+Each family of operation keys has one home (`HOMES`; a test holds every handler to it)."""
 
 from launchbay.operations import (  # noqa: F401  (each module registers its operations)
-    access_policies,
     audit,
-    blueprints,
     capabilities,
-    certificates,
     deployments,
-    domains,
     environments,
-    hosted,
-    identity,
     instances,
-    oidc_login,
     operator_work,
     organizations,
     plans,
     projects,
-    proxy,
     resources,
     servers,
     storage,
-    system,
     templates,
-    tokens,
     usage,
 )
 from launchbay.operations.catalog import CATALOG, Actor, Meta, Operations
+from launchbay.operations.compat import (  # noqa: F401
+    blueprints,
+    hosted,
+    proxy,
+    system,
+)
+from launchbay.operations.edge import (  # noqa: F401
+    access_policies,
+    certificates,
+    domains,
+)
+from launchbay.operations.identity import (  # noqa: F401
+    accounts,
+    oidc_login,
+    tokens,
+)
 
-__all__ = ["CATALOG", "Actor", "Meta", "Operations"]
+# Where the operations of each key prefix live (the longest prefix wins).
+HOMES = {
+    "account": "identity", "auth": "identity", "bootstrap": "identity", "tokens": "identity",
+    "organizations": "organizations", "plans": "plans", "usage-intents": "usage",
+    "capabilities": "capabilities", "audit-events": "audit",
+    "projects": "projects", "environments": "environments",
+    "resources": "resources", "storage-volumes": "storage",
+    "deployments": "deployments", "servers": "servers", "operator-work": "operator_work",
+    "domain-bindings": "edge", "certificates": "edge", "default-access-domain-policies": "edge",
+    "templates": "templates", "instances": "instances",
+    # The document models of the compatible APIs: Dployr's, and Shipyard's hosted deployments.
+    "blueprints": "compat", "proxy": "compat", "system": "compat", "instance-claims": "compat",
+    "deployments.hosted": "compat",
+}
+
+__all__ = ["CATALOG", "HOMES", "Actor", "Meta", "Operations"]

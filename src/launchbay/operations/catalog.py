@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import SecretBox
+from launchbay.drivers.oidc import OidcClient
 from launchbay.engine import ledger
 from launchbay.engine.targets import Targets
-from launchbay.oidc import OidcClient
 from launchbay.operations import idempotency
 from launchbay.operations.errors import (
     Forbidden,

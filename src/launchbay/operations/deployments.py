@@ -12,9 +12,10 @@ from typing import Any, Literal
 from pydantic import field_validator
 from sqlalchemy import func, select
 
-from launchbay import source_checkout
 from launchbay.crypto import MASK
+from launchbay.drivers import source_checkout
 from launchbay.engine import journal
+from launchbay.engine.build.runtime_detection import Detection, detect
 from launchbay.engine.image_access import built_repository
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.ledger import OPEN
@@ -31,7 +32,6 @@ from launchbay.operations.resources import (
     get_resource,
 )
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Schema, Timestamp
-from launchbay.runtime_detection import Detection, detect
 from launchbay.store.models import (
     Deployment,
     DeploymentEntry,

@@ -19,12 +19,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.engine.routing import public_url
-from launchbay.operations.blueprints import own_project
 from launchbay.operations.catalog import Context, operation
+from launchbay.operations.compat.blueprints import own_project
 from launchbay.operations.deployments import start
-from launchbay.operations.domains import bind
+from launchbay.operations.edge.domains import bind
 from launchbay.operations.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
-from launchbay.operations.identity import sign_in_organization
+from launchbay.operations.identity.accounts import sign_in_organization
 from launchbay.operations.schemas import Empty, Field, Id, Schema, Timestamp
 from launchbay.operations.templates import (
     Blueprint,

@@ -16,7 +16,11 @@ from launchbay.operations.catalog import (
     role_in,
 )
 from launchbay.operations.errors import Conflict, Forbidden, Invalid, NotFound
-from launchbay.operations.identity import LOGIN_METHODS, LoginMethod, create_organization_for
+from launchbay.operations.identity.accounts import (
+    LOGIN_METHODS,
+    LoginMethod,
+    create_organization_for,
+)
 from launchbay.operations.schemas import (
     Email,
     Field,

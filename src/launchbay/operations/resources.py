@@ -16,9 +16,9 @@ from pydantic import (
 )
 from sqlalchemy import func, select
 
-from launchbay import source_checkout
 from launchbay.crypto import mask
-from launchbay.docker_engine import DockerException, LogLine
+from launchbay.drivers import source_checkout
+from launchbay.drivers.docker_engine import DockerException, LogLine
 from launchbay.engine import health_monitor, routing
 from launchbay.engine.routing import generated_host, public_url
 from launchbay.operations import variables

@@ -11,8 +11,8 @@ from typing import Any, Literal, get_args
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
-from launchbay import host_facts
-from launchbay.docker_engine import DockerException
+from launchbay.drivers import host_facts
+from launchbay.drivers.docker_engine import DockerException
 from launchbay.operations.catalog import Context, Role, operation, role_at_least
 from launchbay.operations.errors import Forbidden, NotFound
 from launchbay.operations.schemas import CountOut, Field, Id, Schema, Timestamp

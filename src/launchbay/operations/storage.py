@@ -7,7 +7,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
-from launchbay.docker_engine import DockerException
+from launchbay.drivers.docker_engine import DockerException
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.environments import get_environment
 from launchbay.operations.errors import Conflict, Invalid, NotFound

@@ -24,10 +24,10 @@ from pydantic import ValidationError, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
-from launchbay.compose_files import ComposeError, parse
-from launchbay.operations.blueprints import put_variables, split_image
+from launchbay.engine.build.compose_files import ComposeError, parse
 from launchbay.operations.catalog import Context, operation
-from launchbay.operations.domains import realize
+from launchbay.operations.compat.blueprints import put_variables, split_image
+from launchbay.operations.edge.domains import realize
 from launchbay.operations.errors import Conflict, Invalid, NotFound, validation_failed
 from launchbay.operations.resources import (
     archive_source,

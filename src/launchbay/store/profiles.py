@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from launchbay import source_checkout
+from launchbay.drivers import source_checkout
 
 
 class Profile(BaseModel):

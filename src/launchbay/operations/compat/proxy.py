@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 from pydantic import field_validator
 from sqlalchemy import select
 
-from launchbay.edge_proxy import EdgeError
+from launchbay.drivers.edge_proxy import EdgeError
 from launchbay.engine.routing import routes, upstream_dial
-from launchbay.operations.blueprints import services_environment
 from launchbay.operations.catalog import Context, operation
-from launchbay.operations.domains import bind, check_domain, realize
+from launchbay.operations.compat.blueprints import services_environment
+from launchbay.operations.edge.domains import bind, check_domain, realize
 from launchbay.operations.errors import Conflict, Forbidden, NotFound, Unavailable
 from launchbay.operations.schemas import Empty, Field, Schema, Timestamp
 from launchbay.operations.servers import default_server, require_instance_operator

@@ -20,13 +20,14 @@ from typing import Any, Literal
 from pydantic import Field
 from sqlalchemy import func, select, text
 
-from launchbay import __version__, claims, host_facts
-from launchbay.edge_proxy import EdgeError
-from launchbay.operations.blueprints import Plain, services_environment, services_query
+from launchbay import __version__
+from launchbay.drivers import claims, host_facts
+from launchbay.drivers.edge_proxy import EdgeError
 from launchbay.operations.catalog import Context, operation
-from launchbay.operations.domains import bind, check_domain
+from launchbay.operations.compat.blueprints import Plain, services_environment, services_query
+from launchbay.operations.compat.proxy import ProxyState, proxy_state
+from launchbay.operations.edge.domains import bind, check_domain
 from launchbay.operations.errors import Conflict, Invalid
-from launchbay.operations.proxy import ProxyState, proxy_state
 from launchbay.operations.schemas import Empty, Schema, Timestamp
 from launchbay.operations.servers import (
     LOCAL,
@@ -46,7 +47,7 @@ from launchbay.store.models import (
 )
 
 STARTED = time.monotonic()
-SCRIPTS = Path(__file__).resolve().parent.parent / "system_scripts"
+SCRIPTS = Path(__file__).resolve().parents[2] / "system_scripts"  # launchbay/system_scripts
 LOW_DISK_BYTES = 1 << 30  # below this much free space in the data dir, the doctor cleans up
 
 

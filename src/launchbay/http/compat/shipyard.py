@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 from launchbay.control_plane import ControlPlane
 from launchbay.http import errors
 from launchbay.http.bodies import form_body, json_body
-from launchbay.http.native import credentials, meta_of
+from launchbay.http.common import credentials, meta_of
 from launchbay.http.streams import SSE_HEADERS, followed, number
 from launchbay.operations import CATALOG
 from launchbay.operations.errors import OperationError, Unauthenticated

@@ -18,7 +18,7 @@ from launchbay.engine.plan import ReleasePlan
 from launchbay.operations import variables
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.deployments import start
-from launchbay.operations.domains import bind, check_domain
+from launchbay.operations.edge.domains import bind, check_domain
 from launchbay.operations.errors import Invalid, NotFound, validation_failed
 from launchbay.operations.resources import (
     get_resource,

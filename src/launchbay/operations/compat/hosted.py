@@ -18,13 +18,13 @@ from typing import Any, Literal
 from pydantic import field_validator
 from sqlalchemy import func, select
 
-from launchbay.docker_engine import DockerException
+from launchbay.drivers.docker_engine import DockerException
 from launchbay.engine.routing import public_url
 from launchbay.operations import usage
-from launchbay.operations.blueprints import own_environment, put_variables
 from launchbay.operations.catalog import Context, operation
+from launchbay.operations.compat.blueprints import own_environment, put_variables
 from launchbay.operations.deployments import build_plan, start
-from launchbay.operations.domains import bind
+from launchbay.operations.edge.domains import bind
 from launchbay.operations.errors import Conflict, NotFound, Unavailable
 from launchbay.operations.plans import check_limit, plan_of
 from launchbay.operations.resources import (

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from launchbay.engine.routing import DEFAULT_TEMPLATE
 from launchbay.operations.catalog import Context, operation
-from launchbay.operations.domains import check_domain
+from launchbay.operations.edge.domains import check_domain
 from launchbay.operations.errors import Invalid
 from launchbay.operations.schemas import Field, Id, IdOut, Schema, Timestamp
 from launchbay.operations.servers import get_server, require_instance_operator

@@ -18,10 +18,10 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from launchbay.control_plane import ControlPlane
 from launchbay.http import errors
-from launchbay.http.native import FLOW_COOKIE, credentials, meta_of
+from launchbay.http.common import FLOW_COOKIE, credentials, meta_of
 from launchbay.operations import CATALOG
 from launchbay.operations.errors import OperationError, Unauthenticated
-from launchbay.operations.oidc_login import FLOW_SECONDS
+from launchbay.operations.identity.oidc_login import FLOW_SECONDS
 
 
 def _message(exc: OperationError) -> str:

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from launchbay import dockerfiles, source_checkout
-from launchbay.compose_files import Stack
-from launchbay.docker_engine import BuildError, DockerEngine, ImageBuild
+from launchbay.drivers import source_checkout
+from launchbay.drivers.docker_engine import BuildError, DockerEngine, ImageBuild
+from launchbay.drivers.source_checkout import GitPolicy
+from launchbay.engine.build import dockerfiles
+from launchbay.engine.build.compose_files import Stack
+from launchbay.engine.build.runtime_detection import Detection, detect
 from launchbay.engine.plan import BuildSpec, ServicePlan, Volume
-from launchbay.runtime_detection import Detection, detect
-from launchbay.source_checkout import GitPolicy
 
 Log = Callable[[str, str], None]
 # Admits an image a build reads for the organization (its id), or raises ImageRefused.

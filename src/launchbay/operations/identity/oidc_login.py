@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from launchbay.crypto import SecretBox, hash_token, new_token
-from launchbay.oidc import OidcClient, OidcError, pkce_pair
+from launchbay.drivers.oidc import OidcClient, OidcError, pkce_pair
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
-from launchbay.operations.identity import SESSION_PREFIX, sign_in_organization
+from launchbay.operations.identity.accounts import SESSION_PREFIX, sign_in_organization
 from launchbay.operations.schemas import Field, Schema, Timestamp
 from launchbay.slugs import slugify
 from launchbay.store.models import Membership, Organization, Session, User, new_id, utcnow

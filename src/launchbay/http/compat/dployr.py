@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 
 from launchbay.control_plane import ControlPlane
 from launchbay.http.bodies import json_body
-from launchbay.http.native import meta_of
+from launchbay.http.common import meta_of
 from launchbay.http.streams import SSE_HEADERS, journal_pages
 from launchbay.operations import Actor
 from launchbay.operations.errors import NotFound, OperationError, Unauthenticated

@@ -8,7 +8,7 @@ import json
 import re
 import shlex
 
-from launchbay.runtime_detection import Detection
+from launchbay.engine.build.runtime_detection import Detection
 
 MANIFESTS = {"python": ["requirements.txt", "pyproject.toml", "Pipfile", "Pipfile.lock",
                         "poetry.lock", "uv.lock", "setup.py"],

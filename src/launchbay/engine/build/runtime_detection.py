@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic.alias_generators import to_camel
 
-from launchbay.compose_files import ComposeError, Stack, parse
+from launchbay.engine.build.compose_files import ComposeError, Stack, parse
 from launchbay.store.profiles import RuntimeProfile
 
 LOCKFILES = [("pnpm-lock.yaml", "pnpm"), ("yarn.lock", "yarn"), ("bun.lockb", "bun"),

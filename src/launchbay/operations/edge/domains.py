@@ -11,6 +11,7 @@ from pydantic import field_validator
 from sqlalchemy import select
 
 from launchbay.operations.catalog import Context, operation
+from launchbay.operations.edge.certificate_views import certificate_out
 from launchbay.operations.errors import Conflict, Invalid, NotFound
 from launchbay.operations.resources import current_route, get_resource
 from launchbay.operations.schemas import Field, Id, IdOut, Schema, Timestamp
@@ -234,8 +235,6 @@ class BindingShow(Schema):
 @operation("domain-bindings.show")
 def show_binding(ctx: Context, data: BindingRef) -> BindingShow:
     """A binding with its route, proxy, DNS and certificate readiness."""
-    from launchbay.operations.certificates import certificate_out
-
     b = get_binding(ctx, data.domain_binding_id)
     r = get_resource(ctx, b.resource_id) if b.resource_id else None
     behavior = "redirect" if b.redirect_to else "serve"

@@ -17,9 +17,9 @@ from launchbay.crypto import (
     new_token,
     verify_password,
 )
-from launchbay.operations import login_throttle
 from launchbay.operations.catalog import Actor, Context, operation, role_in
 from launchbay.operations.errors import Conflict, Invalid, NotFound, RateLimited, Unauthenticated
+from launchbay.operations.identity import login_throttle
 from launchbay.operations.schemas import (
     Email,
     Empty,

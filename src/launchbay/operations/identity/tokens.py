@@ -16,7 +16,7 @@ from sqlalchemy import select
 from launchbay.crypto import hash_token, new_token
 from launchbay.operations.catalog import CATALOG, Actor, Context, operation, role_in
 from launchbay.operations.errors import Forbidden, Invalid, NotFound
-from launchbay.operations.identity import TOKEN_PREFIX
+from launchbay.operations.identity.accounts import TOKEN_PREFIX
 from launchbay.operations.schemas import Field, Id, Name, Schema, Timestamp
 from launchbay.store.models import ApiToken, new_id, utcnow
 
