@@ -85,6 +85,10 @@ def test_layers_import_only_downwards():
     # The engine acts on the store and the runtime, never through operations or faces.
     assert not reaches("launchbay.engine", ("launchbay.operations", "launchbay.http"))
     assert not reaches("launchbay.operations", ("launchbay.http", "launchbay.cli"))
+    # Everything runs containers through the Runtime interface (engine/runtime), never
+    # through the Docker driver: remote and Swarm runtimes slot in behind it.
+    assert {name for name, imports in GRAPH.items()
+            if "launchbay.drivers.docker_engine" in imports} == {"launchbay.engine.runtime"}
     assert not reaches("launchbay.store", ("launchbay.operations", "launchbay.http",
                                            "launchbay.engine"))
     # The CLI talks to the API over HTTP (serve and db commands start the server); it reads

@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import text
 
-from launchbay.drivers.docker_engine import LogLine
 from launchbay.drivers.edge_proxy import Caddy
 from launchbay.engine import auto_update, reconcile
 from launchbay.engine.health_monitor import HealthMonitor
@@ -18,6 +17,7 @@ from launchbay.engine.image_access import ImageAccess
 from launchbay.engine.ledger import Ledger
 from launchbay.engine.release import DeploymentRunner
 from launchbay.engine.routing import EdgeProxy, ProxyBootstrap, RouteRealization
+from launchbay.engine.runtime import LogLine
 from launchbay.engine.runtime_control import RuntimeControl
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Periodic, Workers
@@ -143,7 +143,7 @@ class ControlPlane:
                     stop: threading.Event) -> Iterator[LogLine]:
         """Lines of a release's container as it writes them, its secrets masked (`target`
         comes from the `resources.runtime-logs.follow` operation, which authorized it)."""
-        for line in self.targets.docker(target.server_id).follow(target.container_id,
+        for line in self.targets.of(target.server_id).follow(target.container_id,
                                                                  tail=tail, stop=stop):
             yield target.masked(line)
 
@@ -151,7 +151,7 @@ class ControlPlane:
         """Whether the local runtime target (the Docker engine) answers."""
         with self.sessions() as db:
             local = ensure_local_server(db).id
-        return self.targets.docker(local).ping()
+        return self.targets.of(local).ping()
 
     def readiness(self) -> dict[str, Any]:
         """Whether the store answers and is at the newest migration."""

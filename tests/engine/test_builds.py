@@ -231,7 +231,7 @@ def test_compose_stack_runs_its_services_on_their_own_network(api, cp, tmp_path)
     first = deployed(api, ids, timeout=120)
     assert body(first["url"]) == "stack web\n"
     assert body(first["url"] + "cgi-bin/api") == "hello v2\n"  # web reaches api by name
-    engine = cp.targets.docker(api.server_id)
+    engine = cp.targets.of(api.server_id)
     services = {c.labels.get("launchbay.service", "web") for c in engine.containers(
         **{"launchbay.deployment": first["id"]})}
     assert services == {"web", "api"}
@@ -374,7 +374,7 @@ def test_old_built_images_are_pruned_and_capacity_prune_spares_the_current_relea
         sha = repo(tmp_path / "r", {"site/index.html": f"{n}\n"})
         releases.append(deployed(api, ids))
     assert releases[-1]["sourceCommitSha"] == sha
-    engine = cp.targets.docker(api.server_id)
+    engine = cp.targets.of(api.server_id)
 
     def tags() -> list[str]:
         return engine.tags(built(api, ids))
@@ -409,7 +409,7 @@ def test_pruning_leaves_a_resource_with_a_release_under_way_alone(api, cp, tmp_p
                           "site/index.html": "1\n"})
     ids = git_app(api, str(tmp_path / "q"), 8080)
     deployed(api, ids)
-    engine = cp.targets.docker(api.server_id)
+    engine = cp.targets.of(api.server_id)
     repository = built(api, ids)
     image = engine.tags(repository)[0]
     engine.client.images.get(image).tag(repository, "just-built")

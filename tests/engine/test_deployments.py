@@ -315,7 +315,7 @@ def test_driver_is_idempotent_and_keeps_to_its_own_tags(api, cp):
     from launchbay.drivers.docker_engine import ContainerSpec
     from launchbay.engine import reconcile
 
-    engine = cp.targets.docker(api.server_id)
+    engine = cp.targets.of(api.server_id)
     engine.ensure_network("lb-driver-test", {"launchbay.server": api.server_id})
     info = engine.run(ContainerSpec(name="lb-driver-test", image="lbtest/hello:v1",
                                     labels={"launchbay.server": api.server_id},

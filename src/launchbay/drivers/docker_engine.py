@@ -27,7 +27,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 MANAGED = "launchbay.managed"
 
 __all__ = ["APIError", "BuildError", "ContainerSpec", "DockerEngine", "DockerException",
-           "ImageBuild", "ImageNotFound", "LogLine"]
+           "ImageBuild", "ImageInfo", "ImageNotFound", "LogLine"]
 
 
 class BuildError(Exception):
@@ -82,6 +82,13 @@ class ContainerInfo:
     image_id: str | None = None
 
 
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str
+    labels: dict[str, str]
+    onbuild: list[str]  # the image's ONBUILD triggers (they run in builds FROM it)
+
+
 @dataclass
 class LogLine:
     timestamp: datetime
@@ -114,6 +121,16 @@ class DockerEngine:
             return self.client.images.get(ref).id
         except ImageNotFound:
             return None
+
+    def image(self, ref: str) -> ImageInfo | None:
+        """The local image `ref` names, or None when the engine does not have it."""
+        try:
+            image = self.client.images.get(ref)
+        except ImageNotFound:
+            return None
+        config = image.attrs.get("Config") or {}
+        return ImageInfo(id=str(image.id), labels=dict(image.labels or {}),
+                         onbuild=list(config.get("OnBuild") or []))
 
     def current_image_id(self, ref: str) -> str | None:
         """The image `ref` names now: pulled again first when it came from a registry that

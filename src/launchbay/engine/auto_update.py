@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.drivers.docker_engine import DockerException
 from launchbay.engine.journal import TERMINAL
+from launchbay.engine.runtime import RuntimeFailure
 from launchbay.engine.targets import Targets
 from launchbay.store.models import Deployment, HostedDeployment, Resource
 
@@ -54,10 +54,10 @@ def outdated(sessions: sessionmaker, targets: Targets) -> list[Outdated]:
         if not image:
             continue
         try:
-            docker = targets.docker(r.server_id)
+            docker = targets.of(r.server_id)
             running = docker.inspect(container_id)
             now = docker.current_image_id(image)
-        except DockerException as exc:
+        except RuntimeFailure as exc:
             log.warning("auto-update: cannot inspect %s: %s", r.slug, exc)
             continue
         if now and running and running.image_id != now and now != failed:

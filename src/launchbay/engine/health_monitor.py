@@ -12,10 +12,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.drivers.docker_engine import DockerException
 from launchbay.engine.health import probe
 from launchbay.engine.plan import ReleasePlan
 from launchbay.engine.routing import generated_host
+from launchbay.engine.runtime import RuntimeFailure
 from launchbay.engine.targets import Targets
 from launchbay.schemas_time import iso
 from launchbay.settings import Settings
@@ -44,8 +44,8 @@ def observe(db: DbSession, settings: Settings, targets: Targets, r: Resource) ->
                                "observedAt": iso(now), "runtimeKind": "docker-container"}
     if current is not None and current.container_id:
         try:
-            info = targets.docker(current.server_id).inspect(current.container_id)
-        except (DockerException, OSError) as exc:
+            info = targets.of(current.server_id).inspect(current.container_id)
+        except (RuntimeFailure, OSError) as exc:
             info, runtime["reasonCode"], runtime["message"] = None, "runtime-unreachable", str(exc)
         if info is None:
             runtime.update(lifecycle="missing", health="unhealthy")

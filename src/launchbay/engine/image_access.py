@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.drivers.docker_engine import APIError, DockerEngine, DockerException
+from launchbay.engine.runtime import Runtime, RuntimeFailure, RuntimeRefused
 from launchbay.store.models import ImageGrant, Resource
 
 BUILT = "lb/"
@@ -71,7 +71,7 @@ class ImageAccess:
         ref = normalized(reference)
         return any(fnmatch.fnmatchcase(ref, pattern) for pattern in self.shared)
 
-    def admit(self, docker: DockerEngine, server_id: str, organization_id: str,
+    def admit(self, docker: Runtime, server_id: str, organization_id: str,
               reference: str, log: Callable[[str], None] = lambda _: None) -> str:
         """The id of the image `reference` names, if the organization may use it (pulled for
         it when that is how it may); ImageRefused otherwise."""
@@ -102,12 +102,14 @@ class ImageAccess:
         with self.sessions() as db:
             return db.get(ImageGrant, (organization_id, server_id, image_id)) is not None
 
-    def _built(self, docker: DockerEngine, organization_id: str, ref: str) -> str:
+    def _built(self, docker: Runtime, organization_id: str, ref: str) -> str:
         try:
-            image = docker.client.images.get(ref)
-        except DockerException:
-            raise ImageRefused(ref, "no such image was built for this organization") from None
-        owner = (image.labels or {}).get("launchbay.organization")
+            image = docker.image(ref)
+        except RuntimeFailure:
+            image = None
+        if image is None:
+            raise ImageRefused(ref, "no such image was built for this organization")
+        owner = image.labels.get("launchbay.organization")
         if owner is None:  # built before images were labelled: its resource tells
             found = _BUILT_RESOURCE.match(ref)
             with self.sessions() as db:
@@ -115,14 +117,15 @@ class ImageAccess:
             owner = resource.organization_id if resource else None
         if owner != organization_id:
             raise ImageRefused(ref, "no such image was built for this organization")
-        return str(image.id)
+        return image.id
 
-    def _pull(self, docker: DockerEngine, ref: str, log: Callable[[str], None]) -> str:
+    def _pull(self, docker: Runtime, ref: str, log: Callable[[str], None]) -> str:
         log(f"pulling {ref}")
         try:
             return docker.pull(ref)
-        except (APIError, DockerException) as exc:
-            why = exc.explanation if isinstance(exc, APIError) and exc.explanation else str(exc)
+        except (RuntimeRefused, RuntimeFailure) as exc:
+            why = (exc.explanation if isinstance(exc, RuntimeRefused) and exc.explanation
+                   else str(exc))
             raise ImageRefused(ref, f"the pull failed ({why}); check the name and tag, "
                                "or ask an operator to share a local image "
                                "(LAUNCHBAY_SHARED_IMAGES)") from exc

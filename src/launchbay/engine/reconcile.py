@@ -19,12 +19,12 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.drivers.docker_engine import DockerException
 from launchbay.engine.image_access import built_repository
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.ledger import OPEN
 from launchbay.engine.plan import ReleasePlan
 from launchbay.engine.release import ACTIVE, finish
+from launchbay.engine.runtime import RuntimeFailure
 from launchbay.engine.targets import Targets
 from launchbay.store.models import Deployment, Environment, OperatorWork, Resource
 
@@ -39,7 +39,7 @@ def sweep(sessions: sessionmaker, targets: Targets, keep_images: int = 5) -> dic
             removed += _remove_stray_containers(sessions, targets, server_id)
             _remove_stray_networks(sessions, targets, server_id)
             _prune_old_images(sessions, targets, server_id, keep_images)
-        except (DockerException, OSError) as exc:
+        except (RuntimeFailure, OSError) as exc:
             log.warning("cannot reach the Docker engine of %s: %s", server_id, exc)
     return {"failedDeployments": failed, "removedContainers": removed}
 
@@ -66,7 +66,7 @@ def _fail_abandoned_deployments(sessions: sessionmaker) -> int:
 
 
 def _remove_stray_containers(sessions: sessionmaker, targets: Targets, server_id: str) -> int:
-    docker = targets.docker(server_id)
+    docker = targets.of(server_id)
     removed = 0
     for container in docker.containers(**{"launchbay.server": server_id}):
         deployment_id = container.labels.get("launchbay.deployment")
@@ -93,7 +93,7 @@ def _remove_stray_containers(sessions: sessionmaker, targets: Targets, server_id
 
 
 def _remove_stray_networks(sessions: sessionmaker, targets: Targets, server_id: str) -> None:
-    docker = targets.docker(server_id)
+    docker = targets.of(server_id)
     for name, labels, attached in docker.networks(**{"launchbay.server": server_id}):
         if attached:
             continue
@@ -112,7 +112,7 @@ def _prune_old_images(sessions: sessionmaker, targets: Targets, server_id: str,
     """Removes a resource's built images (`lb/<organization>/<resource>:*`, and the
     `lb/<resource>:*` of older versions) but those of its current release and its newest `keep`
     successful releases."""
-    docker = targets.docker(server_id)
+    docker = targets.of(server_id)
     repositories: dict[str, list[str]] = {}  # its built images' names, then and now
     with sessions() as db:
         resources = list(db.scalars(select(Resource).where(Resource.server_id == server_id)))

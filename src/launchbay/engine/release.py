@@ -19,13 +19,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import SecretBox
-from launchbay.drivers.docker_engine import (
-    APIError,
-    ContainerSpec,
-    DockerEngine,
-    DockerException,
-    ImageNotFound,
-)
 from launchbay.drivers.edge_proxy import EdgeError
 from launchbay.drivers.source_checkout import GitPolicy
 from launchbay.engine import build, journal
@@ -33,6 +26,13 @@ from launchbay.engine.health import verify
 from launchbay.engine.image_access import ImageAccess, ImageRefused
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.plan import ReleasePlan
+from launchbay.engine.runtime import (
+    ContainerSpec,
+    ImageMissing,
+    Runtime,
+    RuntimeFailure,
+    RuntimeRefused,
+)
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Defer, Job, Retry
 from launchbay.store import audit
@@ -115,7 +115,7 @@ class DeploymentRunner:
             resource = db.get(Resource, deployment.resource_id)
             current = resource is not None and resource.current_deployment_id == deployment.id
         if not current:
-            remove_containers(self.targets.docker(deployment.server_id),
+            remove_containers(self.targets.of(deployment.server_id),
                               **{"launchbay.deployment": deployment.id})
         finish(self.sessions, deployment.id, "failed", code, message)
 
@@ -126,7 +126,7 @@ def stack_network(deployment_id: str) -> str:
     return f"lb-stack-{deployment_id.split('_')[-1]}"
 
 
-def remove_containers(docker: DockerEngine, **labels: str) -> list[str]:
+def remove_containers(docker: Runtime, **labels: str) -> list[str]:
     removed = []
     for container in docker.containers(**labels):
         docker.remove(container.id)
@@ -163,7 +163,7 @@ class Release:
                                             credential_key=self.credential_key)
         self.secrets, self.workspace = runner.secrets, runner.workspace
         self.images, self.git_policy = runner.images, runner.git_policy
-        self.docker = runner.targets.docker(deployment.server_id)
+        self.docker = runner.targets.of(deployment.server_id)
         self.image_ids: dict[str, str] = {}  # each image of the plan: the id admitted
         self.companions: list[tuple[str, str]] = []  # a stack's other services: (name, id)
         self.stopped: list[str] = []  # the releases a recreate stopped (started again on failure)
@@ -213,7 +213,7 @@ class Release:
     def execute(self) -> str:
         try:
             return self._execute()
-        except APIError as exc:
+        except RuntimeRefused as exc:
             if self._switched():  # it serves: never discard it; the reconciler tidies up
                 self.log(f"retiring older releases: {exc.explanation or exc}", "retire",
                          level="warn")
@@ -225,7 +225,7 @@ class Release:
                 finish(self.sessions, self.d.id, "failed", "runtime-rejected", str(message))
                 return "failed"
             raise Retry("runtime-error", str(exc)) from exc
-        except (DockerException, OSError) as exc:
+        except (RuntimeFailure, OSError) as exc:
             raise Retry("runtime-unreachable", f"Docker engine unreachable: {exc}") from exc
 
     def _execute(self) -> str:
@@ -352,7 +352,7 @@ class Release:
         spec.image = self.image_ids[spec.image]
         try:
             return self.docker.run(spec)
-        except ImageNotFound as exc:  # removed since it was admitted
+        except ImageMissing as exc:  # removed since it was admitted
             raise Retry("image-not-found", f"image {spec.labels['launchbay.image']} is gone "
                         "from the server") from exc
 
@@ -413,7 +413,7 @@ class Release:
     def _capture_runtime_logs(self, container_id: str) -> None:
         try:
             lines = self.docker.logs(container_id, tail=50)
-        except DockerException:
+        except RuntimeFailure:
             return
         for line in lines:
             self.log(line.message, "verify", level="error" if line.stream == "stderr" else "info",
@@ -522,7 +522,7 @@ class _InBackground:
         return self._value
 
 
-def _permanent(exc: APIError) -> bool:
+def _permanent(exc: RuntimeRefused) -> bool:
     """Whether the engine refused the plan itself (a 4xx, or a runtime that cannot create the
     container as specified), so that the same attempt again would fail the same way."""
     text = str(exc.explanation or exc)

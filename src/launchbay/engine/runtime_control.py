@@ -27,7 +27,7 @@ class RuntimeControl:
     def run(self, job: Job) -> str:
         item = job.item
         action = item.payload["action"]
-        docker = self.targets.docker(item.server_id)  # type: ignore[arg-type]  # runtime work always names its server
+        docker = self.targets.of(item.server_id)  # type: ignore[arg-type]  # runtime work always names its server
         if action == "remove-resource":
             if self.reroute is not None:  # its route goes first, then its containers, once
                 self.reroute()            # the requests the proxy had sent them are answered

@@ -1,4 +1,5 @@
-"""Runtime targets: the Docker engine of each server."""
+"""Runtime targets: the runtime of each server (today its Docker engine, at the server's
+`docker_url`; remote and Swarm runtimes are handed out here too)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,23 @@ import threading
 
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.drivers.docker_engine import DockerEngine
+from launchbay.engine.runtime import Runtime, connect
 from launchbay.store.models import Server
 
 
 class Targets:
     def __init__(self, sessions: sessionmaker):
         self.sessions = sessions
-        self._engines: dict[str, DockerEngine] = {}
+        self._engines: dict[str, Runtime] = {}
         self._lock = threading.Lock()
 
-    def docker(self, server_id: str) -> DockerEngine:
+    def of(self, server_id: str) -> Runtime:
+        """The runtime of the server `server_id` (one connection per server, kept)."""
         with self._lock:
             if server_id not in self._engines:
                 with self.sessions() as db:
                     server = db.get_one(Server, server_id)
-                    self._engines[server_id] = DockerEngine(server.docker_url)
+                    self._engines[server_id] = connect(server.docker_url)
             return self._engines[server_id]
 
     def server_ids(self) -> list[str]:

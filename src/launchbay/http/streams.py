@@ -21,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from launchbay.control_plane import ControlPlane
-from launchbay.drivers.docker_engine import LogLine
+from launchbay.engine.runtime import LogLine
 from launchbay.http.common import meta_of, resolve_actor
 from launchbay.operations import CATALOG
 from launchbay.operations.resources import RuntimeTarget, log_line

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 
 from launchbay.crypto import mask
 from launchbay.drivers import source_checkout
-from launchbay.drivers.docker_engine import DockerException, LogLine
 from launchbay.engine import health_monitor, routing
 from launchbay.engine.routing import generated_host, public_url
+from launchbay.engine.runtime import LogLine, RuntimeFailure
 from launchbay.operations import variables
 from launchbay.operations.catalog import Context, Role, operation
 from launchbay.operations.environments import get_environment
@@ -944,7 +944,7 @@ def runtime_target(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget | None:
         return RuntimeTarget(resource_id=r.id, deployment_id=d.id, server_id=d.server_id,
                              container_id=d.container_id, service_name=web, hidden=hidden)
     # Another service of a compose stack.
-    found = ctx.runtime.docker(d.server_id).containers(**{
+    found = ctx.runtime.of(d.server_id).containers(**{
         "launchbay.deployment": d.id, "launchbay.service": data.service_name})
     if not found:
         raise NotFound(f"the release has no service {data.service_name}",
@@ -981,9 +981,9 @@ def runtime_logs(ctx: Context, data: RuntimeLogsIn) -> RuntimeLogs:
     if target is None:
         return RuntimeLogs(resource_id=data.resource_id, deployment_id=None, logs=[])
     try:
-        lines = ctx.runtime.docker(target.server_id).logs(
+        lines = ctx.runtime.of(target.server_id).logs(
             target.container_id, tail=data.tail_lines, since=data.since)
-    except DockerException:
+    except RuntimeFailure:
         lines = []
     return RuntimeLogs(resource_id=target.resource_id, deployment_id=target.deployment_id,
                        logs=[log_line(target, n, line) for n, line in enumerate(lines, 1)])

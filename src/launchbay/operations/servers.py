@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
 from launchbay.drivers import host_facts
-from launchbay.drivers.docker_engine import DockerException
+from launchbay.engine.runtime import RuntimeFailure
 from launchbay.operations.catalog import Context, Role, operation, role_at_least
 from launchbay.operations.errors import Forbidden, NotFound
 from launchbay.operations.schemas import CountOut, Field, Id, Schema, Timestamp
@@ -197,7 +197,7 @@ def server_capacity(ctx: Context, data: ServerRef) -> Capacity:
             warnings.append({"code": "full-disk", "message": f"{path} is {percent}% full",
                              "path": path, "resource": "disk"})
     try:
-        engine = ctx.runtime.docker(server.id)
+        engine = ctx.runtime.of(server.id)
         df = engine.disk_usage()
         docker_usage = {
             "imagesSize": sum(i.get("Size", 0) for i in df.get("Images") or []),
@@ -215,7 +215,7 @@ def server_capacity(ctx: Context, data: ServerRef) -> Capacity:
                        "environmentId": c.labels.get("launchbay.environment"),
                        "serverId": server.id}
                       for c in engine.containers(**{"launchbay.organization": ctx.org_id})]
-    except (DockerException, OSError) as exc:
+    except (RuntimeFailure, OSError) as exc:
         partial = True
         warnings.append({"code": "docker-unreachable", "message": str(exc)[:300],
                          "resource": "docker"})
@@ -314,7 +314,7 @@ def prune_capacity(ctx: Context, data: PruneIn) -> PruneOut:
     dangling images and build cache. A dry run unless `dryRun` is false; volumes are never
     touched."""
     server = _server_admin(ctx, data.server_id)
-    engine = ctx.runtime.docker(server.id)
+    engine = ctx.runtime.of(server.id)
     current = set(ctx.db.scalars(select(Deployment.container_id).join(
         Resource, Resource.current_deployment_id == Deployment.id).where(
         Deployment.container_id.is_not(None))))

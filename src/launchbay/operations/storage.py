@@ -7,7 +7,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
-from launchbay.drivers.docker_engine import DockerException
+from launchbay.engine.runtime import RuntimeFailure
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.environments import get_environment
 from launchbay.operations.errors import Conflict, Invalid, NotFound
@@ -150,8 +150,8 @@ def delete_volume(ctx: Context, data: VolumeRef) -> IdOut:
             StorageAttachment.storage_volume_id == volume.id)):
         raise Conflict("detach the volume from its resources first", code="storage_volume_in_use")
     try:
-        ctx.runtime.docker(default_server(ctx).id).remove_volume(volume.docker_name)
-    except DockerException as exc:
+        ctx.runtime.of(default_server(ctx).id).remove_volume(volume.docker_name)
+    except RuntimeFailure as exc:
         raise Conflict(f"Docker refused to remove the volume: {exc}",
                        code="storage_volume_busy") from None
     ctx.db.delete(volume)

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from launchbay.drivers import source_checkout
-from launchbay.drivers.docker_engine import BuildError, DockerEngine, ImageBuild
 from launchbay.drivers.source_checkout import GitPolicy
 from launchbay.engine.build import dockerfiles
 from launchbay.engine.build.compose_files import Stack
 from launchbay.engine.build.runtime_detection import Detection, detect
 from launchbay.engine.plan import BuildSpec, ServicePlan, Volume
+from launchbay.engine.runtime import BuildError, ImageBuild, Runtime
 
 Log = Callable[[str, str], None]
 # Admits an image a build reads for the organization (its id), or raises ImageRefused.
@@ -60,7 +60,7 @@ class BuildVariables:
     secrets: dict[str, str] = field(default_factory=dict)
 
 
-def build(spec: BuildSpec, deployment_id: str, docker: DockerEngine, workspace: Path,
+def build(spec: BuildSpec, deployment_id: str, docker: Runtime, workspace: Path,
           variables: BuildVariables, log: Log, *, admit: Admit, labels: dict[str, str],
           policy: GitPolicy, credential: str | None = None) -> Built:
     """Builds the image (or the stack's images) of one deployment. Every image its
@@ -165,7 +165,7 @@ class _Builder:
     """Builds the images of one release with BuildKit, once the images each Dockerfile reads
     are admitted for the organization."""
 
-    docker: DockerEngine
+    docker: Runtime
     spec: BuildSpec
     variables: BuildVariables
     log: Log
@@ -207,6 +207,6 @@ class _Builder:
     def _admit_with_triggers(self, image: str) -> None:
         """Admits `image`, and the images its ONBUILD triggers read (they run in this build)."""
         image_id = self.admit(image)
-        config = self.docker.client.images.get(image_id).attrs.get("Config") or {}
-        for triggered in dockerfiles.image_triggers(config.get("OnBuild") or []):
+        info = self.docker.image(image_id)
+        for triggered in dockerfiles.image_triggers(info.onbuild if info else []):
             self.admit(triggered)

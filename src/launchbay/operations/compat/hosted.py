@@ -18,8 +18,8 @@ from typing import Any, Literal
 from pydantic import field_validator
 from sqlalchemy import func, select
 
-from launchbay.drivers.docker_engine import DockerException
 from launchbay.engine.routing import public_url
+from launchbay.engine.runtime import RuntimeFailure
 from launchbay.operations import usage
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.compat.blueprints import own_environment, put_variables
@@ -343,9 +343,9 @@ def hosted_logs(ctx: Context, data: LogsIn) -> LogsOut:
     if target is None or data.tail == 0:
         return LogsOut(logs="")
     try:
-        lines = ctx.runtime.docker(target.server_id).logs(target.container_id,
+        lines = ctx.runtime.of(target.server_id).logs(target.container_id,
                                                           tail=min(data.tail, 10000))
-    except DockerException:
+    except RuntimeFailure:
         lines = []
     return LogsOut(logs="".join(target.masked(line).message.rstrip("\n") + "\n"
                                 for line in lines))
@@ -392,8 +392,8 @@ def hosted_metrics(ctx: Context, data: MetricsIn) -> Metrics:
     if target is None:
         raise Conflict("the deployment has no running container", code="no_runtime")
     try:
-        stats = ctx.runtime.docker(target.server_id).stats(target.container_id)
-    except DockerException as exc:
+        stats = ctx.runtime.of(target.server_id).stats(target.container_id)
+    except RuntimeFailure as exc:
         raise Conflict(f"no metrics: {exc}", code="no_runtime") from None
     return Metrics(cpu_usage=f"{millicores(stats)}m",
                    memory_usage=f"{round(memory_bytes(stats) / 2**20)}Mi",
@@ -486,9 +486,9 @@ def hosted_events(ctx: Context, data: HostedRef) -> Events:
     health changes...), from the Docker engine's recent events."""
     r = get_hosted(ctx, data.name)
     try:
-        raw = ctx.runtime.docker(r.server_id).events(r.created_at,
+        raw = ctx.runtime.of(r.server_id).events(r.created_at,
                                                       **{"launchbay.resource": r.id})
-    except DockerException as exc:
+    except RuntimeFailure as exc:
         raise Unavailable(f"the Docker engine is unreachable: {exc}", code="runtime_down") \
             from None
     current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
@@ -551,7 +551,7 @@ def apply_auto_update(ctx: Context, data: HostedAction) -> ImageUpdated:
     if not h.auto_update or current is None or not current.container_id or not image:
         raise Conflict("auto-update is off or the deployment has no running image",
                        code="auto_update_off")
-    docker = ctx.runtime.docker(r.server_id)
+    docker = ctx.runtime.of(r.server_id)
     running = docker.inspect(current.container_id)
     latest = docker.current_image_id(image)
     if latest is None or running is None or running.image_id == latest:

@@ -64,7 +64,7 @@ def _local_engine_reachable(ctx: Context) -> bool:
     server = ctx.db.scalar(select(Server).where(Server.provider_key == LOCAL,
                                                 Server.organization_id.is_(None)))
     return server is not None and ctx.targets is not None and \
-        ctx.runtime.docker(server.id).ping()
+        ctx.runtime.of(server.id).ping()
 
 
 class ServiceCounts(Plain):
@@ -192,7 +192,7 @@ def _doctor(ctx: Context) -> DoctorResult:
     free = shutil.disk_usage(data_dir if data_dir.exists() else "/").free
     if free < LOW_DISK_BYTES and ctx.targets is not None:
         server = default_server(ctx)
-        engine_ = ctx.runtime.docker(server.id)
+        engine_ = ctx.runtime.of(server.id)
         freed = engine_.prune_build_cache() + sum(
             size for ref, size in engine_.dangling_images() if engine_.remove_image(ref))
         out.append(f"disk: only {host_facts.human(free)} free: freed {host_facts.human(freed)}"
