@@ -13,9 +13,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session as DbSession
 
 from launchbay.crypto import mask
-from launchbay.store.models import Deployment, DeploymentEntry
+from launchbay.store.models import Deployment, DeploymentEntry, DeploymentStatus
 
-TERMINAL = ("succeeded", "failed", "canceled", "rolled-back")
+TERMINAL = (DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatus.CANCELED,
+            DeploymentStatus.ROLLED_BACK)
 
 
 def append(db: DbSession, deployment_id: str, message: str, *, kind: str = "log",

@@ -18,14 +18,12 @@ from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.store.db import changed
-from launchbay.store.models import OperatorWork, new_id, utcnow
+from launchbay.store.models import OperatorWork, WorkKind, WorkStatus, new_id, utcnow
 
-KINDS = ("deployment", "proxy-bootstrap", "certificate", "remote-state", "route-realization",
-         "runtime-maintenance", "system")
-STATUSES = ("pending", "running", "retry-scheduled", "succeeded", "failed", "canceled",
-            "dead-lettered")
-OPEN = ("pending", "running", "retry-scheduled")
-CLOSED = ("succeeded", "failed", "canceled", "dead-lettered")
+KINDS = tuple(WorkKind)
+STATUSES = tuple(WorkStatus)
+OPEN = (WorkStatus.PENDING, WorkStatus.RUNNING, WorkStatus.RETRY_SCHEDULED)
+CLOSED = (WorkStatus.SUCCEEDED, WorkStatus.FAILED, WorkStatus.CANCELED, WorkStatus.DEAD_LETTERED)
 
 
 def enqueue(db: DbSession, kind: str, operation_key: str, *, max_attempts: int = 3,
@@ -46,9 +44,9 @@ class Ledger:
 
     def _claimable(self, now):
         return or_(
-            and_(OperatorWork.status.in_(("pending", "retry-scheduled")),
+            and_(OperatorWork.status.in_((WorkStatus.PENDING, WorkStatus.RETRY_SCHEDULED)),
                  OperatorWork.run_after <= now),
-            and_(OperatorWork.status == "running", OperatorWork.lease_expires_at < now),
+            and_(OperatorWork.status == WorkStatus.RUNNING, OperatorWork.lease_expires_at < now),
         )
 
     def claim(self, worker_id: str, kinds: tuple[str, ...] = KINDS) -> OperatorWork | None:
@@ -66,7 +64,7 @@ class Ledger:
             claimed = db.execute(
                 update(OperatorWork)
                 .where(OperatorWork.id == candidate, self._claimable(now))
-                .values(status="running", lease_owner=worker_id,
+                .values(status=WorkStatus.RUNNING, lease_owner=worker_id,
                         lease_expires_at=now + self.lease, attempts=OperatorWork.attempts + 1,
                         started_at=now, updated_at=now)
                 .execution_options(synchronize_session=False)
@@ -80,7 +78,7 @@ class Ledger:
         now, released = utcnow(), 0
         with self.sessions() as db:
             for item in db.scalars(select(OperatorWork).where(
-                    OperatorWork.status == "running",
+                    OperatorWork.status == WorkStatus.RUNNING,
                     OperatorWork.lease_owner.like(f"{hostname}:%"))):
                 pid = (item.lease_owner or "").split(":")[1]
                 if pid.isdigit() and not _alive(int(pid)):
@@ -96,14 +94,15 @@ class Ledger:
             renewed = db.execute(
                 update(OperatorWork)
                 .where(OperatorWork.id == work_id, OperatorWork.lease_owner == worker_id,
-                       OperatorWork.status == "running")
+                       OperatorWork.status == WorkStatus.RUNNING)
                 .values(lease_expires_at=now + self.lease, updated_at=now, **progress)
                 .execution_options(synchronize_session=False)
             ).rowcount
             db.commit()
             return renewed == 1
 
-    def finish(self, work_id: str, worker_id: str, status: str = "succeeded") -> None:
+    def finish(self, work_id: str, worker_id: str,
+               status: WorkStatus = WorkStatus.SUCCEEDED) -> None:
         self._close(work_id, worker_id, status=status)
 
     def fail(self, work_id: str, worker_id: str, code: str, message: str, *,
@@ -117,11 +116,11 @@ class Ledger:
             values: dict[str, Any] = {"error_code": code, "error_message": message[:4000],
                                       "error_category": category, "updated_at": utcnow()}
             if retriable and item.attempts < item.max_attempts:
-                values.update(status="retry-scheduled", lease_owner=None, lease_expires_at=None,
-                              run_after=utcnow() + timedelta(
+                values.update(status=WorkStatus.RETRY_SCHEDULED, lease_owner=None,
+                              lease_expires_at=None, run_after=utcnow() + timedelta(
                                   seconds=self.backoff * 2 ** (item.attempts - 1)))
             else:
-                values.update(status="failed", finished_at=utcnow())
+                values.update(status=WorkStatus.FAILED, finished_at=utcnow())
             return values["status"] if self._update_if_mine(
                 db, work_id, worker_id, item.attempts, **values) else "lost"
 
@@ -130,8 +129,9 @@ class Ledger:
         with self.sessions() as db:
             item = db.get(OperatorWork, work_id)
             if item is not None and item.lease_owner == worker_id:
-                self._update_if_mine(db, work_id, worker_id, item.attempts, status="pending",
-                                     step=step, attempts=item.attempts - 1,
+                self._update_if_mine(db, work_id, worker_id, item.attempts,
+                                     status=WorkStatus.PENDING, step=step,
+                                     attempts=item.attempts - 1,
                                      run_after=utcnow() + timedelta(seconds=seconds),
                                      lease_owner=None, lease_expires_at=None)
 
@@ -143,7 +143,7 @@ class Ledger:
         done = changed(db,
             update(OperatorWork)
             .where(OperatorWork.id == work_id, OperatorWork.lease_owner == worker_id,
-                   OperatorWork.status == "running", OperatorWork.attempts == attempt)
+                   OperatorWork.status == WorkStatus.RUNNING, OperatorWork.attempts == attempt)
             .values(**values).execution_options(synchronize_session=False))
         db.commit()
         return done == 1

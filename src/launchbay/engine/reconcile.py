@@ -26,7 +26,13 @@ from launchbay.engine.plan import ReleasePlan
 from launchbay.engine.release import ACTIVE, finish
 from launchbay.engine.runtime import RuntimeFailure
 from launchbay.engine.targets import Targets
-from launchbay.store.models import Deployment, Environment, OperatorWork, Resource
+from launchbay.store.models import (
+    Deployment,
+    DeploymentStatus,
+    Environment,
+    OperatorWork,
+    Resource,
+)
 
 log = logging.getLogger("launchbay.reconcile")
 
@@ -47,7 +53,7 @@ def sweep(sessions: sessionmaker, targets: Targets, keep_images: int = 5) -> dic
 def _fail_abandoned_deployments(sessions: sessionmaker) -> int:
     with sessions() as db:
         unfinished = db.scalars(select(Deployment).where(
-            Deployment.status.in_(("created", *ACTIVE)))).all()
+            Deployment.status.in_((DeploymentStatus.CREATED, *ACTIVE)))).all()
         abandoned = []
         for d in unfinished:
             work = db.scalars(select(OperatorWork).where(
@@ -58,10 +64,12 @@ def _fail_abandoned_deployments(sessions: sessionmaker) -> int:
                           if work else "it has no work item")
                 abandoned.append((d.id, d.status, reason))
     for deployment_id, status, reason in abandoned:
-        if status == "cancel-requested":  # what was asked for, even if its worker is gone
-            finish(sessions, deployment_id, "canceled")
+        # What was asked for, even if its worker is gone.
+        if status == DeploymentStatus.CANCEL_REQUESTED:
+            finish(sessions, deployment_id, DeploymentStatus.CANCELED)
         else:
-            finish(sessions, deployment_id, "failed", "work-lost", f"abandoned: {reason}")
+            finish(sessions, deployment_id, DeploymentStatus.FAILED, "work-lost",
+                   f"abandoned: {reason}")
     return len(abandoned)
 
 
@@ -80,7 +88,8 @@ def _remove_stray_containers(sessions: sessionmaker, targets: Targets, server_id
                 OperatorWork.status.in_(OPEN)).limit(1)) is not None
         if d is None or resource is None:
             why = "unknown deployment"
-        elif d.status in ("failed", "canceled") and resource.current_deployment_id != d.id:
+        elif d.status in (DeploymentStatus.FAILED, DeploymentStatus.CANCELED) \
+                and resource.current_deployment_id != d.id:
             why = f"deployment {d.status}"
         elif (d.status in TERMINAL and resource.current_deployment_id != d.id and not busy):
             why = "superseded release"
@@ -125,8 +134,8 @@ def _prune_old_images(sessions: sessionmaker, targets: Targets, server_id: str,
             if r.id in busy:
                 continue
             releases = db.scalars(select(Deployment).where(
-                Deployment.resource_id == r.id, Deployment.status.in_(("succeeded",
-                                                                       "rolled-back")))
+                Deployment.resource_id == r.id, Deployment.status.in_((
+                    DeploymentStatus.SUCCEEDED, DeploymentStatus.ROLLED_BACK)))
                 .order_by(Deployment.created_at.desc()).limit(keep))
             current = db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
                 else None

@@ -36,10 +36,18 @@ from launchbay.engine.runtime import (
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Defer, Job, Retry
 from launchbay.store import audit
-from launchbay.store.models import Deployment, OperatorWork, Resource, utcnow
+from launchbay.store.models import (
+    Deployment,
+    DeploymentStatus,
+    OperatorWork,
+    Resource,
+    WorkStatus,
+    utcnow,
+)
 
 log = logging.getLogger("launchbay.release")
-ACTIVE = ("planning", "planned", "running", "cancel-requested")
+ACTIVE = (DeploymentStatus.PLANNING, DeploymentStatus.PLANNED, DeploymentStatus.RUNNING,
+          DeploymentStatus.CANCEL_REQUESTED)
 
 
 def deployment_labels(d: Deployment) -> dict[str, str]:
@@ -102,9 +110,9 @@ class DeploymentRunner:
         with self.sessions() as db:
             deployment = db.get(Deployment, job.item.deployment_id)
         if deployment is None:
-            return "canceled"  # deleted with its resource before it ran
+            return WorkStatus.CANCELED  # deleted with its resource before it ran
         if deployment.status in TERMINAL:
-            return "succeeded"
+            return WorkStatus.SUCCEEDED
         return Release(self, job, deployment).execute()
 
     def give_up(self, item: OperatorWork, code: str, message: str) -> None:
@@ -117,7 +125,7 @@ class DeploymentRunner:
         if not current:
             remove_containers(self.targets.of(deployment.server_id),
                               **{"launchbay.deployment": deployment.id})
-        finish(self.sessions, deployment.id, "failed", code, message)
+        finish(self.sessions, deployment.id, DeploymentStatus.FAILED, code, message)
 
 
 def stack_network(deployment_id: str) -> str:
@@ -147,7 +155,7 @@ def finish(sessions: sessionmaker, deployment_id: str, status: str, code: str | 
             status, f"deployment failed: {message}")
         journal.append(db, d.id, text, kind="event", phase="finish", status=status,
                        event_type=f"deployment-{status}",
-                       level="error" if status == "failed" else "info")
+                       level="error" if status == DeploymentStatus.FAILED else "info")
         audit.record(db, f"deployment.{status}", d.id, organization_id=d.organization_id,
                      resourceId=d.resource_id, errorCode=code)
         db.commit()
@@ -179,7 +187,7 @@ class Release:
         """Moves through (status, phase, message) steps in one transaction, an event each."""
         with self.sessions() as db:
             d = db.get_one(Deployment, self.d.id, with_for_update=True)
-            if d.status == "cancel-requested":
+            if d.status == DeploymentStatus.CANCEL_REQUESTED:
                 return
             for key, value in fields.items():
                 setattr(d, key, value)
@@ -207,7 +215,7 @@ class Release:
             return True
         with self.sessions() as db:
             return db.scalar(select(Deployment.status).where(
-                Deployment.id == self.d.id)) == "cancel-requested"
+                Deployment.id == self.d.id)) == DeploymentStatus.CANCEL_REQUESTED
 
     # -- the release -------------------------------------------------------------------------
     def execute(self) -> str:
@@ -217,19 +225,20 @@ class Release:
             if self._switched():  # it serves: never discard it; the reconciler tidies up
                 self.log(f"retiring older releases: {exc.explanation or exc}", "retire",
                          level="warn")
-                return "succeeded"
+                return WorkStatus.SUCCEEDED
             if _permanent(exc):  # the engine refused the plan itself: no retry will mend it
                 message = exc.explanation or str(exc)
                 self.log(f"the Docker engine refused: {message}", "start", level="error")
                 self._discard()
-                finish(self.sessions, self.d.id, "failed", "runtime-rejected", str(message))
-                return "failed"
+                finish(self.sessions, self.d.id, DeploymentStatus.FAILED, "runtime-rejected",
+                       str(message))
+                return WorkStatus.FAILED
             raise Retry("runtime-error", str(exc)) from exc
         except (RuntimeFailure, OSError) as exc:
             raise Retry("runtime-unreachable", f"Docker engine unreachable: {exc}") from exc
 
     def _execute(self) -> str:
-        if self.d.status == "cancel-requested":
+        if self.d.status == DeploymentStatus.CANCEL_REQUESTED:
             return self._cancel()
         self._wait_for_earlier_releases()
         if self.job.item.attempts > 1:
@@ -243,21 +252,23 @@ class Release:
                 self.log(f"removed {', '.join(removed)} left by an earlier attempt", "start")
         built = self.plan.build is not None and not self.plan.image
         if built and not self._build():
-            return "failed"
+            return WorkStatus.FAILED
         if not self._admit_images():
-            return "failed"
+            return WorkStatus.FAILED
         if self.plan.recreate:
             self._stop_older()
         # Starting a container is mostly waiting for the engine: do it while the deployment's
         # progress is recorded, not after.
         starting = _InBackground(self._start)
         port = f", port {self.plan.internal_port}" if self.plan.internal_port else ""
-        start = ("running", "start", f"starting the new release ({self.plan.image}{port})")
+        start = (DeploymentStatus.RUNNING, "start",
+                 f"starting the new release ({self.plan.image}{port})")
         if built:
             self.transition(start)
         else:
-            self.transition(("planning", "plan", "deployment started"),
-                            ("planned", "plan", f"plan: image {self.plan.image}{port}"),
+            self.transition((DeploymentStatus.PLANNING, "plan", "deployment started"),
+                            (DeploymentStatus.PLANNED, "plan",
+                             f"plan: image {self.plan.image}{port}"),
                             start, started_at=utcnow())
         info = starting.result()
         url = (f"http://127.0.0.1:{info.host_port}{self.plan.health.path}"
@@ -274,8 +285,8 @@ class Release:
             code = "container-exited" if verdict.outcome == "exited" else "health-check-failed"
             self.log(f"the new release is not healthy ({verdict.reason}); "
                      "the previous release keeps serving", "verify", level="error")
-            finish(self.sessions, self.d.id, "failed", code, verdict.reason)
-            return "failed"
+            finish(self.sessions, self.d.id, DeploymentStatus.FAILED, code, verdict.reason)
+            return WorkStatus.FAILED
         self.log(f"healthy: {verdict.reason}", "verify")
         self._switch()
         return self._retire_and_succeed()
@@ -285,10 +296,11 @@ class Release:
         reuses it); False when the build failed (the deployment is then failed)."""
         spec = self.plan.build
         assert spec is not None
-        self.transition(("planning", "plan", "deployment started"),
-                        ("planned", "plan", "plan: build from "
+        self.transition((DeploymentStatus.PLANNING, "plan", "deployment started"),
+                        (DeploymentStatus.PLANNED, "plan", "plan: build from "
                          f"{spec.repository or 'the uploaded archive'}"),
-                        ("running", "build", "building the image"), started_at=utcnow())
+                        (DeploymentStatus.RUNNING, "build", "building the image"),
+                        started_at=utcnow())
         variables = build_variables(self.d.environment_snapshot, self.secrets,
                                     self.credential_key)
         credential = git_credential(self.d.environment_snapshot, self.secrets,
@@ -305,7 +317,7 @@ class Release:
                         "launchbay.deployment": self.d.id})
         except (build.BuildFailed, ImageRefused) as exc:
             self.log(f"the build failed: {exc.message}", "build", level="error")
-            finish(self.sessions, self.d.id, "failed", exc.code, exc.message)
+            finish(self.sessions, self.d.id, DeploymentStatus.FAILED, exc.code, exc.message)
             return False
         plan = self.plan
         plan.image, plan.commit_sha = built.image, built.commit_sha
@@ -324,7 +336,7 @@ class Release:
         with self.sessions() as db:
             earlier = db.scalar(select(Deployment.id).where(
                 Deployment.resource_id == self.d.resource_id, Deployment.id != self.d.id,
-                Deployment.status.in_(("created", *ACTIVE)),
+                Deployment.status.in_((DeploymentStatus.CREATED, *ACTIVE)),
                 Deployment.created_at < self.d.created_at).limit(1))
         if earlier:
             raise Defer(1.0, f"waiting for {earlier} to finish")
@@ -341,7 +353,7 @@ class Release:
             self.image_ids = {ref: self._admit(ref) for ref in sorted(self.plan.images())}
         except ImageRefused as exc:
             self.log(exc.message, "image", level="error")
-            finish(self.sessions, self.d.id, "failed", exc.code, exc.message)
+            finish(self.sessions, self.d.id, DeploymentStatus.FAILED, exc.code, exc.message)
             return False
         return True
 
@@ -438,8 +450,8 @@ class Release:
 
     def _cancel(self) -> str:
         self._discard()
-        finish(self.sessions, self.d.id, "canceled")
-        return "canceled"
+        finish(self.sessions, self.d.id, DeploymentStatus.CANCELED)
+        return WorkStatus.CANCELED
 
     def _switch(self) -> None:
         """The new release becomes the resource's current one, atomically."""
@@ -467,13 +479,13 @@ class Release:
             d = db.get_one(Deployment, self.d.id)
             if d.rollback_of_deployment_id:
                 rolled = db.get(Deployment, d.rollback_of_deployment_id)
-                if rolled is not None and rolled.status == "succeeded":
-                    rolled.status = "rolled-back"
+                if rolled is not None and rolled.status == DeploymentStatus.SUCCEEDED:
+                    rolled.status = DeploymentStatus.ROLLED_BACK
                     journal.append(db, rolled.id, f"rolled back by {d.id}", kind="event",
-                                   phase="finish", status="rolled-back",
+                                   phase="finish", status=DeploymentStatus.ROLLED_BACK,
                                    event_type="deployment-rolled-back")
             db.commit()
-        finish(self.sessions, self.d.id, "succeeded")
+        finish(self.sessions, self.d.id, DeploymentStatus.SUCCEEDED)
         if self.plan.drain_seconds:
             time.sleep(self.plan.drain_seconds)
         # Asked after the drain: a release asked for meanwhile may already be starting.
@@ -491,7 +503,7 @@ class Release:
                 **{"launchbay.resource": self.d.resource_id, "launchbay.stack": "true"}):
             if labels.get("launchbay.deployment") not in (self.d.id, *newer) and not attached:
                 self.docker.remove_network(name)
-        return "succeeded"
+        return WorkStatus.SUCCEEDED
 
     def _newer_releases(self) -> set[str]:
         with self.sessions() as db:

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from launchbay.engine import periodic
 from launchbay.engine.ledger import KINDS, Ledger
-from launchbay.store.models import OperatorWork
+from launchbay.store.models import OperatorWork, WorkStatus
 
 log = logging.getLogger("launchbay.worker")
 
@@ -139,7 +139,7 @@ class Workers:
         if item.attempts > item.max_attempts:  # reclaimed after its workers died, too often
             message = f"gave up after {item.max_attempts} attempts whose workers stopped"
             if self.ledger.fail(item.id, worker_id, "worker-lost", message,
-                                retriable=False) == "failed":
+                                retriable=False) == WorkStatus.FAILED:
                 handler.give_up(item, "worker-lost", message)
             return
         job = Job(item, worker_id, self.ledger)
@@ -147,23 +147,23 @@ class Workers:
         heartbeat = threading.Thread(target=self._heartbeat, args=(job, beat), daemon=True)
         heartbeat.start()
         try:
-            status = handler.run(job)
+            status = WorkStatus(handler.run(job))  # a handler answers a final status
             self.ledger.finish(item.id, worker_id, status)
         except Defer as wait:
             self.ledger.defer(item.id, worker_id, wait.seconds, wait.step)
         except Refused as refusal:
             if self.ledger.fail(item.id, worker_id, refusal.code, refusal.message,
-                                retriable=False) == "failed":
+                                retriable=False) == WorkStatus.FAILED:
                 handler.give_up(item, refusal.code, refusal.message)
         except Retry as failure:
             if self.ledger.fail(item.id, worker_id, failure.code, failure.message,
-                                retriable=True) == "failed":
+                                retriable=True) == WorkStatus.FAILED:
                 handler.give_up(item, failure.code, failure.message)
         except Exception as exc:
             log.exception("work %s (%s) failed", item.id, item.kind)
             message = f"{type(exc).__name__}: {exc}"
             if self.ledger.fail(item.id, worker_id, "internal", message,
-                                retriable=False) == "failed":
+                                retriable=False) == WorkStatus.FAILED:
                 handler.give_up(item, "internal", message)
         finally:
             beat.set()

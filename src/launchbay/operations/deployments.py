@@ -35,6 +35,7 @@ from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Schema, Tim
 from launchbay.store.models import (
     Deployment,
     DeploymentEntry,
+    DeploymentStatus,
     Environment,
     OperatorWork,
     Project,
@@ -50,9 +51,8 @@ from launchbay.store.profiles import (
     SourceProfile,
 )
 
-Status = Literal["created", "planning", "planned", "running", "cancel-requested", "succeeded",
-                 "failed", "canceled", "rolled-back"]
-ROLLBACK_TARGETS = ("succeeded", "rolled-back")
+Status = DeploymentStatus
+ROLLBACK_TARGETS = (DeploymentStatus.SUCCEEDED, DeploymentStatus.ROLLED_BACK)
 
 
 # -- planning -----------------------------------------------------------------------------------

@@ -9,18 +9,15 @@ from typing import Any, Literal
 from sqlalchemy import select
 
 from launchbay.engine.journal import TERMINAL
-from launchbay.engine.ledger import CLOSED, KINDS, OPEN
+from launchbay.engine.ledger import CLOSED, OPEN
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.deployments import request_cancel
 from launchbay.operations.errors import Conflict, Invalid, NotFound
 from launchbay.operations.schemas import Field, Id, Schema, Timestamp
-from launchbay.store.models import Deployment, OperatorWork, new_id, utcnow
+from launchbay.store.models import Deployment, OperatorWork, WorkKind, new_id, utcnow
 
-Kind = Literal["deployment", "proxy-bootstrap", "certificate", "remote-state",
-               "route-realization", "runtime-maintenance", "system"]
 Status = Literal["pending", "running", "retry-scheduled", "succeeded", "failed", "canceled",
                  "dead-lettered", "unknown"]
-assert set(Kind.__args__) == set(KINDS)  # type: ignore[attr-defined]  # Literal keeps its members in __args__
 
 
 class WorkItem(Schema):
@@ -73,7 +70,7 @@ def get_work(ctx: Context, work_id: str) -> OperatorWork:
 
 
 class WorkFilter(Schema):
-    kind: Kind | None = None
+    kind: WorkKind | None = None
     status: Status | None = None
     resource_id: Id | None = None
     server_id: Id | None = None

@@ -156,6 +156,40 @@ class LoginThrottle(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class WorkKind(StrEnum):
+    """What a work item asks of the engine (each kind has its handler)."""
+
+    DEPLOYMENT = "deployment"
+    PROXY_BOOTSTRAP = "proxy-bootstrap"
+    CERTIFICATE = "certificate"
+    REMOTE_STATE = "remote-state"
+    ROUTE_REALIZATION = "route-realization"
+    RUNTIME_MAINTENANCE = "runtime-maintenance"
+    SYSTEM = "system"
+
+
+class WorkStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    RETRY_SCHEDULED = "retry-scheduled"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    DEAD_LETTERED = "dead-lettered"
+
+
+class DeploymentStatus(StrEnum):
+    CREATED = "created"
+    PLANNING = "planning"
+    PLANNED = "planned"
+    RUNNING = "running"
+    CANCEL_REQUESTED = "cancel-requested"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    ROLLED_BACK = "rolled-back"
+
+
 class ProjectKind(StrEnum):
     """Whose a project is: the organization's people's, or a feature's own home (made on
     first use, found by kind and slug, never by a slug alone: a user's project named
