@@ -44,6 +44,7 @@ from launchbay.store.models import (
     WorkStatus,
     utcnow,
 )
+from launchbay.store.profiles import EnvironmentSnapshot
 
 log = logging.getLogger("launchbay.release")
 ACTIVE = (DeploymentStatus.PLANNING, DeploymentStatus.PLANNED, DeploymentStatus.RUNNING,
@@ -62,13 +63,13 @@ def runtime_env(snapshot: dict[str, Any], secrets: SecretBox,
     and the secret values among them (to mask them wherever they would be written). The
     source's git credential is never among them."""
     env, hidden = {}, []
-    for var in snapshot.get("variables", []):
-        if var["exposure"] != "runtime" or var["key"] == credential_key:
+    for var in EnvironmentSnapshot.model_validate(snapshot).variables:
+        if var.exposure != "runtime" or var.key == credential_key:
             continue
-        value = secrets.decrypt(var["value"]) if var["kind"] == "secret" else var["value"]
-        if var["kind"] == "secret":
+        value = secrets.decrypt(var.value) if var.kind == "secret" else var.value
+        if var.kind == "secret":
             hidden.append(value)
-        env[var["key"]] = value
+        env[var.key] = value
     return env, hidden
 
 
@@ -76,21 +77,21 @@ def build_variables(snapshot: dict[str, Any], secrets: SecretBox,
                     credential_key: str | None) -> build.BuildVariables:
     """The build-time variables of a deployment's snapshot, plain ones apart from secrets."""
     variables = build.BuildVariables()
-    for var in snapshot.get("variables", []):
-        if var["exposure"] != "build-time" or var["key"] == credential_key:
+    for var in EnvironmentSnapshot.model_validate(snapshot).variables:
+        if var.exposure != "build-time" or var.key == credential_key:
             continue
-        if var["kind"] == "secret":
-            variables.secrets[var["key"]] = secrets.decrypt(var["value"])
+        if var.kind == "secret":
+            variables.secrets[var.key] = secrets.decrypt(var.value)
         else:
-            variables.plain[var["key"]] = var["value"]
+            variables.plain[var.key] = var.value
     return variables
 
 
 def git_credential(snapshot: dict[str, Any], secrets: SecretBox, key: str | None) -> str | None:
     """The deploy key or token stored in the secret variable `key` of the snapshot."""
-    for var in snapshot.get("variables", []):
-        if key and var["key"] == key and var["kind"] == "secret":
-            return secrets.decrypt(var["value"])
+    for var in EnvironmentSnapshot.model_validate(snapshot).variables:
+        if key and var.key == key and var.kind == "secret":
+            return secrets.decrypt(var.value)
     return None
 
 

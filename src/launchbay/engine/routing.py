@@ -42,7 +42,7 @@ from launchbay.store.models import (
     new_id,
     utcnow,
 )
-from launchbay.store.profiles import AccessProfile
+from launchbay.store.profiles import AccessProfile, RoutePayload
 
 log = logging.getLogger("launchbay.routing")
 SERVER, TLS_SERVER = "launchbay", "launchbay-tls"
@@ -365,7 +365,7 @@ class RouteRealization:
         self.sessions, self.settings, self.edge = sessions, settings, edge
 
     def run(self, job: Job) -> str:
-        binding_id = job.item.payload.get("domainBindingId")
+        binding_id = RoutePayload.model_validate(job.item.payload).domain_binding_id
         with self.sessions() as db:
             binding = db.get(DomainBinding, binding_id) if binding_id else None
             domain = binding.domain_name if binding else None
@@ -415,7 +415,7 @@ class RouteRealization:
             db.commit()
 
     def give_up(self, item: OperatorWork, code: str, message: str) -> None:
-        binding_id = item.payload.get("domainBindingId")
+        binding_id = RoutePayload.model_validate(item.payload).domain_binding_id
         with self.sessions() as db:
             c = db.scalar(select(Certificate).where(Certificate.domain_binding_id == binding_id,
                                                     Certificate.source == "managed"))

@@ -12,6 +12,7 @@ from launchbay.engine.release import remove_containers
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Job, Refused
 from launchbay.store.models import Deployment, Environment, OperatorWork, Resource
+from launchbay.store.profiles import MaintenancePayload
 
 ACTIONS = ("stop", "start", "restart", "remove-resource")
 
@@ -26,18 +27,19 @@ class RuntimeControl:
 
     def run(self, job: Job) -> str:
         item = job.item
-        action = item.payload["action"]
+        payload = MaintenancePayload.model_validate(item.payload)
+        action = payload.action
         docker = self.targets.of(item.server_id)  # type: ignore[arg-type]  # runtime work always names its server
         if action == "remove-resource":
             if self.reroute is not None:  # its route goes first, then its containers, once
                 self.reroute()            # the requests the proxy had sent them are answered
                 time.sleep(self.drain_seconds)
             remove_containers(docker, **{"launchbay.resource": item.resource_id})  # type: ignore[arg-type]  # runtime work always names its resource
-            if item.payload.get("deleteResource"):  # it was kept to show `Deleting` until now
+            if payload.delete_resource:  # it was kept to show `Deleting` until now
                 with self.sessions() as db:
                     if (resource := db.get(Resource, item.resource_id)) is not None:
                         env = db.get(Environment, resource.environment_id)
-                        db.delete(env if item.payload.get("deleteEnvironment") and env
+                        db.delete(env if payload.delete_environment and env
                                   else resource)
                         db.commit()
             return "succeeded"

@@ -45,10 +45,13 @@ from launchbay.store.models import (
     utcnow,
 )
 from launchbay.store.profiles import (
+    EnvironmentSnapshot,
     HealthPolicy,
     NetworkProfile,
     RuntimeProfile,
+    SnapshotVariable,
     SourceProfile,
+    stored,
 )
 
 Status = DeploymentStatus
@@ -117,13 +120,13 @@ def build_plan(ctx: Context, r: Resource) -> ReleasePlan:
 
 def snapshot(ctx: Context, r: Resource) -> dict[str, Any]:
     """The variables a deployment of `r` gets, frozen now; secrets stay sealed."""
-    return {
-        "id": new_id("snap"), "environmentId": r.environment_id,
-        "createdAt": utcnow().isoformat(), "precedence": variables.PRECEDENCE,
-        "variables": [{"key": v.key, "value": v.value, "scope": v.scope, "exposure": v.exposure,
-                       "kind": v.kind, "isSecret": v.kind == "secret"}
-                      for v in variables.effective(ctx, r.environment_id, r.id)],
-    }
+    return stored(EnvironmentSnapshot(
+        id=new_id("snap"), environment_id=r.environment_id, created_at=utcnow().isoformat(),
+        precedence=variables.PRECEDENCE,
+        variables=[SnapshotVariable(key=v.key, value=v.value, scope=v.scope,
+                                    exposure=v.exposure, kind=v.kind,
+                                    is_secret=v.kind == "secret")
+                   for v in variables.effective(ctx, r.environment_id, r.id)]))
 
 
 def start(ctx: Context, r: Resource, trigger: str, *, plan: dict[str, Any] | None = None,
@@ -175,8 +178,10 @@ class LogEntry(Schema):
 
 
 def _masked_snapshot(env: dict[str, Any]) -> dict[str, Any]:
-    return {**env, "variables": [{**v, "value": MASK if v["kind"] == "secret" else v["value"]}
-                                 for v in env.get("variables", [])]}
+    snapshot = EnvironmentSnapshot.model_validate(env)
+    for v in snapshot.variables:
+        v.value = MASK if v.kind == "secret" else v.value
+    return stored(snapshot)
 
 
 class DeploymentOut(Schema):
@@ -782,7 +787,8 @@ def recovery_readiness(ctx: Context, data: ReadinessIn) -> RecoveryReadiness:
     rollback_verdict["candidates"] = [
         {"deploymentId": c.id, "finishedAt": c.finished_at, "status": c.status,
          "sourceSummary": c.plan.get("image"), "artifactSummary": c.plan.get("image"),
-         "environmentSnapshotId": c.environment_snapshot.get("id"),
+         "environmentSnapshotId": EnvironmentSnapshot.model_validate(
+             c.environment_snapshot).id,
          "runtimeTargetSummary": c.server_id, "rollbackReady": True, "reasons": []}
         for c in candidates]
     rollback_verdict["recommendedCandidateId"] = candidates[0].id if candidates else None

@@ -45,7 +45,9 @@ from launchbay.store.models import (
 )
 from launchbay.store.profiles import (
     AccessProfile,
+    EnvironmentSnapshot,
     HealthPolicy,
+    MaintenancePayload,
     NetworkProfile,
     RuntimeProfile,
     SourceProfile,
@@ -433,7 +435,7 @@ def remove_resource(ctx: Context, r: Resource) -> None:
     """Deletes the resource now; its containers and routes are removed by the engine."""
     ctx.enqueue("runtime-maintenance", "resources.delete", resource_id=r.id,
                 server_id=r.server_id, project_id=r.project_id,
-                payload={"action": "remove-resource"})
+                payload=stored(MaintenancePayload(action="remove-resource")))
     ctx.db.delete(r)
     ctx.audit(r.id, name=r.name, slug=r.slug)
 
@@ -849,14 +851,15 @@ def control_runtime(ctx: Context, data: ResourceRef, action: str) -> RuntimeCont
         raise Conflict("the resource has no running release to control", code="no_runtime")
     work = ctx.enqueue("runtime-maintenance", f"resources.runtime.{action}", resource_id=r.id,
                        server_id=r.server_id, project_id=r.project_id,
-                       deployment_id=r.current_deployment_id, payload={"action": action})
+                       deployment_id=r.current_deployment_id,
+                       payload=stored(MaintenancePayload(action=action)))
     ctx.db.flush()
     ctx.audit(r.id, action=action, workId=work.id)
     return control_status(work)
 
 
 def control_status(work: OperatorWork) -> RuntimeControl:
-    action = work.payload.get("action", "?")
+    action = MaintenancePayload.model_validate(work.payload).action
     status = {"pending": "accepted", "retry-scheduled": "accepted"}.get(work.status, work.status)
     state = {"stop": "stopped", "start": "running", "restart": "running"}.get(action, "unknown")
     if work.status not in ("succeeded",):
@@ -957,8 +960,8 @@ def runtime_target(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget | None:
 def secret_values(ctx: Context, d: Deployment) -> list[str]:
     """The secret values a release was given (its snapshot's), and the resource's and
     environment's current ones (a rotated secret the app may still print)."""
-    snapshot = [ctx.secrets.decrypt(v["value"]) for v in d.environment_snapshot.get(
-        "variables", []) if v["kind"] == "secret"]
+    snapshot = [ctx.secrets.decrypt(v.value) for v in EnvironmentSnapshot.model_validate(
+        d.environment_snapshot).variables if v.kind == "secret"]
     current = [variables.plaintext(ctx, v) for v in variables.effective(
         ctx, d.environment_id, d.resource_id) if v.kind == "secret"]
     return sorted(set(snapshot + current))

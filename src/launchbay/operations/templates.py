@@ -50,6 +50,7 @@ from launchbay.store.models import (
 )
 from launchbay.store.profiles import (
     AccessProfile,
+    MaintenancePayload,
     NetworkProfile,
     RuntimeProfile,
     SourceProfile,
@@ -293,9 +294,9 @@ def take_down(ctx: Context, r: Resource, operation_key: str, *,
         realize(ctx, b, "delete")
     r.lifecycle_status = "deleting"
     ctx.enqueue("runtime-maintenance", operation_key, resource_id=r.id, server_id=r.server_id,
-                project_id=r.project_id, payload={"action": "remove-resource",
-                                                  "deleteResource": True,
-                                                  "deleteEnvironment": environment})
+                project_id=r.project_id, payload=stored(MaintenancePayload(
+                    action="remove-resource", delete_resource=True,
+                    delete_environment=environment)))
 
 
 # -- the catalog ------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""The shapes of a resource's profiles as the store keeps them (its JSON columns `source`,
-`runtime_profile`, `network_profile`, `health_policy`, `access_profile`): one spelling,
-camelCase as on the wire, read and written only through these models (`stored` and
-`Model.model_validate(column)`), by the operations and the engine alike."""
+"""The shapes of the JSON the store keeps: a resource's profiles (its columns `source`,
+`runtime_profile`, `network_profile`, `health_policy`, `access_profile`), a deployment's
+environment snapshot and work items' payloads. One spelling, camelCase as on the wire, read
+and written only through these models (`stored` and `Model.model_validate(column)`), by the
+operations and the engine alike."""
 
 from __future__ import annotations
 
@@ -121,3 +122,39 @@ class HealthPolicy(Profile):
 class AccessProfile(Profile):
     generated_access_mode: Literal["inherit", "disabled"] = "inherit"
     path_prefix: str = Field("/", max_length=500, pattern=r"^/")
+
+
+class SnapshotVariable(Profile):
+    key: str
+    value: str  # sealed (SecretBox) when the variable is a secret
+    scope: str = ""
+    exposure: str = "runtime"
+    kind: str = "plain-config"
+    is_secret: bool = False
+
+
+class EnvironmentSnapshot(Profile):
+    """The variables a deployment was given, frozen when it was created (`environment_snapshot`
+    of a deployment)."""
+
+    id: str | None = None
+    environment_id: str | None = None
+    created_at: str | None = None
+    precedence: list[str] = Field(default_factory=list)
+    variables: list[SnapshotVariable] = Field(default_factory=list)
+
+
+class MaintenancePayload(Profile):
+    """What a `runtime-maintenance` work item does: a runtime control (stop, start,
+    restart) or removing a deleted resource's containers, then its row (and its
+    environment, made for it alone)."""
+
+    action: str
+    delete_resource: bool = False
+    delete_environment: bool = False
+
+
+class RoutePayload(Profile):
+    """A `route-realization` work item: the binding it is about, if one."""
+
+    domain_binding_id: str | None = None

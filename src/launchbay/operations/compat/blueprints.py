@@ -41,6 +41,7 @@ from launchbay.store.models import (
     new_id,
 )
 from launchbay.store.profiles import (
+    EnvironmentSnapshot,
     NetworkProfile,
     RuntimeProfile,
     SourceProfile,
@@ -294,8 +295,8 @@ def _snapshot_env(d: Deployment | None) -> dict[str, str]:
     """The plain runtime variables a deployment was given (secrets are never shown)."""
     if d is None:
         return {}
-    return {v["key"]: v["value"] for v in d.environment_snapshot.get("variables", [])
-            if v["kind"] != "secret" and v["exposure"] == "runtime"}
+    return {v.key: v.value for v in EnvironmentSnapshot.model_validate(
+        d.environment_snapshot).variables if v.kind != "secret" and v.exposure == "runtime"}
 
 
 class Page(Plain):

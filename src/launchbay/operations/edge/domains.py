@@ -16,6 +16,7 @@ from launchbay.operations.errors import Conflict, Invalid, NotFound
 from launchbay.operations.resources import current_route, get_resource
 from launchbay.operations.schemas import Field, Id, IdOut, Schema, Timestamp
 from launchbay.store.models import Certificate, DomainBinding, OperatorWork, new_id
+from launchbay.store.profiles import RoutePayload, stored
 
 TlsMode = Literal["auto", "internal", "manual", "disabled"]
 RedirectStatus = Literal[301, 302, 307, 308]
@@ -89,7 +90,7 @@ def realize(ctx: Context, b: DomainBinding, reason: str) -> None:
     """Queues the edge proxy's update (and a DNS observation) for this binding."""
     ctx.enqueue("route-realization", f"domain-bindings.{reason}", project_id=b.project_id,
                 resource_id=b.resource_id, server_id=b.server_id,
-                payload={"domainBindingId": b.id})
+                payload=stored(RoutePayload(domain_binding_id=b.id)))
 
 
 class BindingFilter(Schema):
