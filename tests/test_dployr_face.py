@@ -133,7 +133,13 @@ def test_roles_and_other_organizations(face, admin, cp):
         assert bob(method, f"/services/{sid}", body).status_code == 404, method
     dep = face("GET", "/deployments").json()["deployments"][0]["id"]
     r = bob("GET", "/logs/stream", params={"id": dep})
-    assert r.status_code == 404, r.text
+    # Another organization's deployment is an unknown id: 400, as the contract lists for
+    # this path, and the same answer as for an id that never existed.
+    unknown = bob("GET", "/logs/stream", params={"id": "dep_0000000000000000"})
+    assert (r.status_code, unknown.status_code) == (400, 400), r.text
+    assert r.json() == {"error": f"no service or deployment {dep}",
+                        "code": "request.bad_request"}
+    assert unknown.json()["code"] == "request.bad_request"
     assert snapshot(cp) == before
 
 

@@ -185,8 +185,13 @@ def test_the_dploy_face_speaks_dploy(admin, cp):
     offered = face("GET", "/api/environments/available", None).json()
     assert [o["name"] for o in offered] == ["forever", "lab", "team-lab", "webterm"]
     assert offered[3] == {"name": "webterm", "description": "Browser-based shell",
-                          "icon": "terminal", "category": None, "ttl": 3600, "extendTTL": 600,
+                          "icon": "terminal", "ttl": 3600, "extendTTL": 600,
                           "maxExtends": 2, "isUnlimited": False}
+    # Strings and integers where Dploy's server has them, never null: no icon is "", no
+    # category is left out, an unlimited TTL is -1.
+    forever = offered[0]
+    assert (forever["icon"], forever["ttl"], forever["isUnlimited"]) == ("", -1, True)
+    assert "category" not in forever and None not in forever.values()
     assert face("GET", "/run/webterm", None).status_code == 401
     assert face("GET", "/run/webterm", None).json() == {"error": "unauthorized"}
     r = face("GET", "/run/nothing")

@@ -47,6 +47,15 @@ def create(cp: ControlPlane) -> FastAPI:
     def shaped(result: Any) -> JSONResponse:
         return JSONResponse(result.model_dump(mode="json", by_alias=True))
 
+    def offered(template: dict[str, Any]) -> dict[str, Any]:
+        """A template as Dploy's server lists it: strings and integers, never null (no icon
+        is "", no category is left out, an unlimited TTL is -1)."""
+        shown = {**template, "icon": template.get("icon") or "",
+                 "ttl": -1 if template.get("ttl") is None else template["ttl"]}
+        if shown.get("category") is None:
+            shown.pop("category", None)
+        return shown
+
     @face.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -62,11 +71,16 @@ def create(cp: ControlPlane) -> FastAPI:
     @face.get("/api/environments/available")
     async def available(request: Request) -> JSONResponse:
         result = await run(request, "instances.available", {}, public=True)
-        return JSONResponse([i.model_dump(mode="json", by_alias=True) for i in result.items])
+        return JSONResponse([offered(i.model_dump(mode="json", by_alias=True))
+                             for i in result.items])
 
     @face.get("/api/environments")
     async def environments(request: Request) -> JSONResponse:
-        return shaped(await run(request, "instances.list", {}))
+        listed = (await run(request, "instances.list", {})).model_dump(mode="json",
+                                                                        by_alias=True)
+        for env in listed["environments"]:
+            env["icon"] = env.get("icon") or ""  # a string, as Dploy's server sends
+        return JSONResponse(listed)
 
     async def run_env(request: Request, env: str) -> JSONResponse:
         """Creates the caller's environment (or returns it); the query string holds the

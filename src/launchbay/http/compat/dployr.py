@@ -239,8 +239,12 @@ def create(cp: ControlPlane) -> FastAPI:
             return cp.ops.run("deployments.events", actor,
                               {"deploymentId": dep, "cursor": after, "historyLimit": 200}, meta)
 
-        dep = await run_in_threadpool(deployment_id)
-        first = await run_in_threadpool(read, dep, None)  # 404 before the stream opens
+        try:  # refused before the stream opens; the contract lists 400 for an unknown id
+            dep = await run_in_threadpool(deployment_id)
+            first = await run_in_threadpool(read, dep, None)
+        except NotFound:
+            raise OperationError(f"no service or deployment {target}",
+                                 code="request.bad_request") from None
 
         async def stream() -> AsyncIterator[str]:
             try:
