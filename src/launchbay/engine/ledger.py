@@ -61,14 +61,13 @@ class Ledger:
             )
             if candidate is None:
                 return None
-            claimed = db.execute(
-                update(OperatorWork)
-                .where(OperatorWork.id == candidate, self._claimable(now))
-                .values(status=WorkStatus.RUNNING, lease_owner=worker_id,
-                        lease_expires_at=now + self.lease, attempts=OperatorWork.attempts + 1,
-                        started_at=now, updated_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            claimed = changed(db, update(OperatorWork)
+                              .where(OperatorWork.id == candidate, self._claimable(now))
+                              .values(status=WorkStatus.RUNNING, lease_owner=worker_id,
+                                      lease_expires_at=now + self.lease,
+                                      attempts=OperatorWork.attempts + 1, started_at=now,
+                                      updated_at=now)
+                              .execution_options(synchronize_session=False))
             db.commit()
             return db.get(OperatorWork, candidate, populate_existing=True) if claimed else None
 
@@ -91,13 +90,13 @@ class Ledger:
         """Extends the lease (and records phase/step); False if the item is no longer ours."""
         now = utcnow()
         with self.sessions() as db:
-            renewed = db.execute(
-                update(OperatorWork)
-                .where(OperatorWork.id == work_id, OperatorWork.lease_owner == worker_id,
-                       OperatorWork.status == WorkStatus.RUNNING)
-                .values(lease_expires_at=now + self.lease, updated_at=now, **progress)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            renewed = changed(db, update(OperatorWork)
+                              .where(OperatorWork.id == work_id,
+                                     OperatorWork.lease_owner == worker_id,
+                                     OperatorWork.status == WorkStatus.RUNNING)
+                              .values(lease_expires_at=now + self.lease, updated_at=now,
+                                      **progress)
+                              .execution_options(synchronize_session=False))
             db.commit()
             return renewed == 1
 
