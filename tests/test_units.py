@@ -121,3 +121,14 @@ def test_the_code_passes_the_type_checker():
     mypy = Path(sys.executable).parent / "mypy"
     result = subprocess.run([str(mypy)], cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_package_metadata_installs_without_deprecation_warnings():
+    """`project.license` as a table makes setuptools warn on every install (PEP 639 wants
+    an SPDX string)."""
+    import tomllib
+    from pathlib import Path
+
+    meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert isinstance(meta["project"]["license"], str)
+    assert "setuptools>=77" in meta["build-system"]["requires"]
