@@ -172,3 +172,21 @@ def test_ephemeral_environment_commands(cli):
     assert "deleted your lab environment" in cli("envs", "delete", "lab", "--yes")
     (gone,) = json.loads(cli("envs", "instances", "--json"))["environments"]
     assert gone["status"] == "Deleting"
+
+
+def test_login_without_a_terminal_reads_the_password_from_standard_input(cli, tmp_path):
+    """As a script runs it: no terminal, so no getpass warning and abort; the password comes
+    on standard input, and without one the error says how to give it."""
+    exe = os.path.join(os.path.dirname(sys.executable), "launchbay")
+    env = {**os.environ, "LAUNCHBAY_CLI_CONFIG": str(tmp_path / "piped")}
+    env.pop("LAUNCHBAY_PASSWORD", None)
+    args = [exe, "login", "--url", cli.server, "--email", ADMIN_EMAIL]
+    piped = subprocess.run(args, input=ADMIN_PASSWORD + "\n", capture_output=True, text=True,
+                           env=env, timeout=60)
+    assert piped.returncode == 0, piped.stderr
+    assert "logged in as admin@example.com" in piped.stdout
+    assert "GetPassWarning" not in piped.stderr
+    nothing = subprocess.run(args, input="", capture_output=True, text=True, env=env,
+                             timeout=60)
+    assert nothing.returncode == 2
+    assert "--password" in nothing.stderr and "LAUNCHBAY_PASSWORD" in nothing.stderr

@@ -143,7 +143,7 @@ def login(
     """Log in and keep the token in the user's config dir (mode 0600)."""
     if token is None:
         email = email or typer.prompt("E-mail")
-        password = password or getpass.getpass("Password: ")
+        password = password or _ask_password()
         result = Client(url, token="").post(
             "/auth/login", {"email": email, "password": password, "clientKind": "cli"})
         token = result["token"]
@@ -151,6 +151,21 @@ def login(
     path = save_credentials(url, token)
     org = (me.get("currentOrganization") or {}).get("name", "-")
     out.print(f"logged in as {me['user']['email']} (organization {org}); token saved to {path}")
+
+
+def _ask_password() -> str:
+    """From the terminal, unechoed; without one, the first line of standard input (as in
+    `echo "$PASSWORD" | launchbay login`)."""
+    import sys
+
+    if sys.stdin.isatty():
+        return getpass.getpass("Password: ")
+    line = sys.stdin.readline().rstrip("\n")
+    if not line:
+        err.print("[red]error:[/] no terminal to ask for the password: pass --password, set "
+                  "LAUNCHBAY_PASSWORD, or pipe it on standard input")
+        raise typer.Exit(2)
+    return line
 
 
 @app.command()
