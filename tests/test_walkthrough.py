@@ -101,6 +101,23 @@ def test_health_ready_and_openapi(client):
     assert client.get("/api/docs").status_code == 200
 
 
+def test_the_api_docs_page_works_offline(client):
+    """Swagger UI comes from launchbay itself, not a CDN: every script, style and icon the
+    page loads is served here, and the page's policy allows nothing from elsewhere."""
+    import re
+
+    page = client.get("/api/docs")
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert len(assets) >= 3 and all(a.startswith("/api/docs/") for a in assets), assets
+    for asset in assets:
+        served = client.get(asset)
+        assert served.status_code == 200 and len(served.content) > 1000, asset
+    bundle = client.get("/api/docs/swagger-ui-bundle.js").text
+    assert re.search(r'"5\.\d+\.\d+"', bundle)  # Swagger UI 5 reads OpenAPI 3.1
+    assert "http" not in page.headers["content-security-policy"]
+    assert client.get("/api/docs/secrets.json").status_code == 404
+
+
 def test_openapi_documents_each_operation_with_its_own_models(client):
     """Models of the same class name in two families (servers' and deployments' `PruneOut`)
     each keep a component of their own: no answer is documented with another's fields."""

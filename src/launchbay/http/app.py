@@ -8,12 +8,13 @@ import hashlib
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from launchbay import __version__
 from launchbay.control_plane import ControlPlane
@@ -22,7 +23,9 @@ from launchbay.http.browsers import SecurityHeaders
 from launchbay.http.compat import dploy, dployr, shipyard
 from launchbay.settings import Settings
 
-SWAGGER_CDN = "https://cdn.jsdelivr.net"
+# Swagger UI's files, from the fastapi-swagger package: the API's page works offline.
+SWAGGER_FILES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
+                 "favicon-32x32.png": "image/png"}
 
 
 def create_app(settings: Settings | None = None,
@@ -53,15 +56,28 @@ def create_app(settings: Settings | None = None,
 
     @app.get("/api/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        """Swagger UI over the OpenAPI document; its one inline script is allowed by hash."""
-        page = get_swagger_ui_html(openapi_url="/api/openapi.json", title="launchbay API")
+        """Swagger UI over the OpenAPI document, from files served here (no CDN); its one
+        inline script is allowed by hash."""
+        page = get_swagger_ui_html(
+            openapi_url="/api/openapi.json", title="launchbay API",
+            swagger_js_url="/api/docs/swagger-ui-bundle.js",
+            swagger_css_url="/api/docs/swagger-ui.css",
+            swagger_favicon_url="/api/docs/favicon-32x32.png")
         inline = re.search(rb"<script>(.*?)</script>", page.body, re.S)
         digest = base64.b64encode(hashlib.sha256(inline[1] if inline else b"").digest())
         page.headers["Content-Security-Policy"] = (
-            f"default-src 'self'; script-src 'self' {SWAGGER_CDN} 'sha256-{digest.decode()}'; "
-            f"style-src 'self' {SWAGGER_CDN} 'unsafe-inline'; img-src 'self' data: https:; "
+            f"default-src 'self'; script-src 'self' 'sha256-{digest.decode()}'; "
+            "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
             "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
         return page
+
+    @app.get("/api/docs/{name}", include_in_schema=False)
+    def docs_file(name: str) -> Response:
+        if name not in SWAGGER_FILES:
+            return JSONResponse({"error": "not found", "code": "not_found"}, status_code=404)
+        return FileResponse(str(resources.files("fastapi_swagger.resources") / name),
+                            media_type=SWAGGER_FILES[name],
+                            headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/ready", tags=["system"])
     def ready() -> JSONResponse:
