@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from launchbay.operations.errors import OperationError
 from launchbay.store.models import Deployment, Instance, User, utcnow
 
 from support import add_member, snapshot
@@ -208,3 +209,56 @@ def test_the_dploy_face_speaks_dploy(admin, cp):
     assert face("POST", "/api/run/webterm/extend").json()["expiresAt"] > made["expiresAt"]
     assert face("DELETE", "/run/webterm").status_code == 204
     assert face("DELETE", "/api/run/webterm").status_code == 404
+
+
+def test_the_dploy_face_serves_what_dploys_web_ui_asks_for(admin, cp):
+    """Dploy's own web UI calls /api/ui-config, /api/me and, for its manager view,
+    /api/admin/instances and /api/admin/templates, with the shapes Dploy's server gives."""
+    catalog(admin)
+    dev = add_member(admin, admin.org_id, "dev@example.com", "developer")
+
+    def face(method: str, path: str, token: str | None, **kw):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return admin.client.request(method, f"/compat/dploy{path}", headers=headers, **kw)
+
+    assert face("GET", "/api/ui-config", None).json() == {
+        "catalogEnabled": True, "instancesEnabled": True, "managerEnabled": True}
+    assert face("GET", "/api/me", None).status_code == 401
+    assert face("GET", "/api/me", admin.token).json() == {
+        "username": "admin", "owner": "admin", "admin": True}
+    assert face("GET", "/api/me", dev.token).json() == {
+        "username": "dev", "owner": "dev", "admin": False}
+
+    made = face("GET", "/run/webterm", dev.token).json()
+    rows = face("GET", "/api/admin/instances", admin.token).json()
+    assert rows["count"] == 1
+    (row,) = rows["instances"]
+    assert row | {"template": "webterm", "owner": "dev", "uuid": made["uuid"],
+                  "phase": "Pending", "isUnlimited": False} == row
+    assert set(row) == {"name", "template", "owner", "phase", "url", "expiresAt", "createdAt",
+                        "namespace", "uuid", "isUnlimited"}
+    templates = face("GET", "/api/admin/templates", admin.token).json()
+    assert templates["count"] == 4
+    webterm = next(t for t in templates["templates"] if t["name"] == "webterm")
+    assert webterm | {"method": "on-demand", "enabled": True, "visible": True, "poolSize": 0,
+                      "available": 0, "claimed": 1, "chartType": "image"} == webterm
+    for path in ("/api/admin/instances", "/api/admin/templates"):  # not an admin: 403
+        refused = face("GET", path, dev.token)
+        assert refused.status_code == 403 and "error" in refused.json()
+
+
+def test_dploy_sign_in_honours_the_web_uis_return_url(admin, cp, monkeypatch):
+    """Dploy's web UI sends `returnUrl`; it is where the browser lands after signing in
+    (checked like `return_url`: this site only)."""
+    seen = []
+
+    def started(key, actor, data, meta=None):
+        seen.append(data["returnUrl"])
+        raise OperationError("stop here", code="stop")
+
+    monkeypatch.setattr(cp.ops, "run", started)
+    admin.client.get("/compat/dploy/auth/login", params={"returnUrl": "/run/webterm"},
+                     follow_redirects=False)
+    admin.client.get("/compat/dploy/auth/login", params={"return_url": "/envs"},
+                     follow_redirects=False)
+    assert seen == ["/run/webterm", "/envs"]

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.engine.routing import public_url
-from launchbay.operations.catalog import Context, operation
+from launchbay.operations.catalog import Context, operation, role_at_least
 from launchbay.operations.compat.blueprints import own_project
 from launchbay.operations.deployments import start
 from launchbay.operations.edge.domains import bind
@@ -437,6 +437,121 @@ class ExpireIn(Schema):
 class Expired(Schema):
     uuid: str
     expired_at: Timestamp
+
+
+# -- who the caller is, and the operators' view ----------------------------------------------
+
+
+class Me(Schema):
+    username: str
+    owner: str  # the owner key of the caller's own instances
+    admin: bool  # administers environments on demand (sees every instance and template)
+
+
+def _administers(ctx: Context) -> bool:
+    """An admin of the sign-in organization, where environments on demand live."""
+    home = sign_in_organization(ctx.db, ctx.settings)
+    return home is not None and home.id == ctx.org_id and role_at_least(ctx.role or "viewer",
+                                                                         "admin")
+
+
+def _require_admin(ctx: Context) -> None:
+    if not _administers(ctx):
+        raise Forbidden("environments on demand are administered by an admin of the sign-in "
+                        "organization", code="instance_admin_required")
+
+
+@operation("instances.me")
+def me(ctx: Context, _: Empty) -> Me:
+    """Who the caller is to environments on demand: their name, owner key and whether they
+    administer them."""
+    user = ctx.db.get_one(User, ctx.user_id)
+    name = user.claims.get("username") or user.email.split("@")[0]
+    return Me(username=str(name), owner=_keys(ctx)[0], admin=_administers(ctx))
+
+
+class AdminInstance(Schema):
+    name: str
+    template: str
+    owner: str  # empty for an unclaimed pool member
+    phase: str
+    url: str
+    expires_at: str  # empty when unlimited or unclaimed
+    created_at: str
+    namespace: str  # the environment it runs in
+    uuid: str
+    is_unlimited: bool
+
+
+class AdminInstances(Schema):
+    instances: list[AdminInstance]
+    count: int
+
+
+@operation("instances.admin.list", role="admin")
+def all_instances(ctx: Context, _: Empty) -> AdminInstances:
+    """Every instance of the organization, pool members included (admins of the sign-in
+    organization), by template then uuid."""
+    _require_admin(ctx)
+    rows = []
+    for inst in ctx.db.scalars(select(Instance).where(Instance.organization_id == ctx.org_id)
+                               .order_by(Instance.template, Instance.uuid)):
+        out = instance_out(ctx, inst)
+        env = ctx.db.get_one(Environment, ctx.db.get_one(Resource, inst.resource_id)
+                             .environment_id)
+        rows.append(AdminInstance(
+            name=env.name, template=inst.template, owner=inst.owner_key or "",
+            phase="Pending" if out.status == "pending" else out.status, url=out.url,
+            expires_at=out.expires_at, created_at=iso_seconds(inst.created_at),
+            namespace=env.name, uuid=inst.uuid, is_unlimited=inst.expires_at is None
+            and inst.status != "pooled"))
+    return AdminInstances(instances=rows, count=len(rows))
+
+
+class AdminTemplate(Schema):
+    name: str
+    display_name: str
+    method: Literal["on-demand", "pool"]
+    enabled: bool
+    visible: bool
+    pool_size: int
+    available: int  # pool members ready to be claimed
+    claimed: int  # instances people hold
+    chart_type: str  # what runs: image, compose or files
+    chart_repo: str  # the image, when it is one
+    chart_ref: str
+    revision: str
+    created_at: str
+
+
+class AdminTemplates(Schema):
+    templates: list[AdminTemplate]
+    count: int
+
+
+@operation("instances.admin.templates", role="admin")
+def all_templates(ctx: Context, _: Empty) -> AdminTemplates:
+    """Every template of the catalog with its pool's counts, hidden and disabled ones too
+    (admins of the sign-in organization)."""
+    _require_admin(ctx)
+    counts = {(name, status): n for name, status, n in ctx.db.execute(
+        select(Instance.template, Instance.status, func.count())
+        .where(Instance.organization_id == ctx.org_id)
+        .group_by(Instance.template, Instance.status))}
+    rows = []
+    for t in ctx.db.scalars(select(Template).order_by(Template.name)):
+        doc = TemplateDoc.model_validate(t.document)
+        b = doc.blueprint
+        rows.append(AdminTemplate(
+            name=doc.name, display_name=doc.description or doc.name,
+            method="pool" if doc.pool_size else "on-demand", enabled=doc.enabled,
+            visible=doc.visible, pool_size=doc.pool_size,
+            available=counts.get((doc.name, "pooled"), 0),
+            claimed=counts.get((doc.name, "active"), 0),
+            chart_type="image" if b.image else "compose" if b.compose else "files",
+            chart_repo=b.image or "", chart_ref="", revision="",
+            created_at=iso_seconds(t.created_at)))
+    return AdminTemplates(templates=rows, count=len(rows))
 
 
 @operation("instances.expire", role="developer", audit="instance.expired")

@@ -74,6 +74,24 @@ def create(cp: ControlPlane) -> FastAPI:
         return JSONResponse([offered(i.model_dump(mode="json", by_alias=True))
                              for i in result.items])
 
+    @face.get("/api/ui-config")
+    async def ui_config() -> dict[str, bool]:
+        """What Dploy's web UI shows: the catalog, the caller's instances and the manager
+        (which answers admins of the sign-in organization only)."""
+        return {"catalogEnabled": True, "instancesEnabled": True, "managerEnabled": True}
+
+    @face.get("/api/me")
+    async def me(request: Request) -> JSONResponse:
+        return shaped(await run(request, "instances.me", {}))
+
+    @face.get("/api/admin/instances")
+    async def admin_instances(request: Request) -> JSONResponse:
+        return shaped(await run(request, "instances.admin.list", {}))
+
+    @face.get("/api/admin/templates")
+    async def admin_templates(request: Request) -> JSONResponse:
+        return shaped(await run(request, "instances.admin.templates", {}))
+
     @face.get("/api/environments")
     async def environments(request: Request) -> JSONResponse:
         listed = (await run(request, "instances.list", {})).model_dump(mode="json",
@@ -106,7 +124,9 @@ def create(cp: ControlPlane) -> FastAPI:
 
     @face.get("/auth/login")
     async def login(request: Request, return_url: str = "/") -> Response:
-        """Sends the browser to the provider; the sign-in's secrets wait in a sealed cookie."""
+        """Sends the browser to the provider; the sign-in's secrets wait in a sealed cookie.
+        Where to land after is `returnUrl` (what Dploy's web UI sends) or `return_url`."""
+        return_url = request.query_params.get("returnUrl") or return_url
         redirect_uri = cp.settings.oidc_redirect_url or str(request.url_for("oidc_callback"))
         started = await run(request, "auth.oidc.start",
                             {"redirectUri": redirect_uri, "returnUrl": return_url}, public=True)
