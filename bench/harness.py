@@ -61,6 +61,7 @@ def launchbay(**settings: str) -> Iterator[Running]:
     # The benchmarks' images are built locally (no registry): the operator shares them.
     env = {**os.environ, "LAUNCHBAY_DATA_DIR": tempfile.mkdtemp(prefix="lb-bench-"),
            "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}", "LAUNCHBAY_SHARED_IMAGES": '["lbtest/*"]',
+           "LAUNCHBAY_EDGE_STOP_ON_EXIT": "true",
            **{f"LAUNCHBAY_{k.upper()}": v for k, v in settings.items()}}
     env.pop("LAUNCHBAY_DATABASE_URL", None)
     exe = os.path.join(os.path.dirname(sys.executable), "launchbay")

@@ -28,6 +28,8 @@ POSTGRES_URL = os.environ.get("LAUNCHBAY_TEST_POSTGRES_URL")
 os.environ.setdefault("LAUNCHBAY_SHARED_IMAGES", '["lbtest/*"]')
 os.environ.setdefault("LAUNCHBAY_GIT_LOCAL_FOLDERS", '["/tmp"]')
 os.environ.setdefault("LAUNCHBAY_GIT_ALLOWED_NETWORKS", '["127.0.0.0/8"]')
+# Each test's Caddy goes with its control plane (an install's outlives it).
+os.environ.setdefault("LAUNCHBAY_EDGE_STOP_ON_EXIT", "true")
 
 
 def _postgres(name: str, template: str | None = None) -> str:

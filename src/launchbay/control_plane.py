@@ -98,6 +98,8 @@ class ControlPlane:
         now, so that what a crash left is put right at start)."""
         if not self._started and self.settings.workers > 0:
             self._started = True
+            if self.edge:  # Caddy (adopted, or started) has its routes before anything
+                self.edge.watch()  # observes the apps' public access
             self.workers.start()
 
     def wake(self) -> None:

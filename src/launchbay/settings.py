@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     # rollback targets); older ones are pruned. Volumes are never pruned.
     keep_images: int = 5
     edge_enabled: bool = True
+    # The edge proxy outlives the control plane: apps stay online while launchbay restarts or
+    # upgrades, and the next start adopts the running Caddy (`launchbay proxy stop` stops
+    # it). `edge_stop_on_exit` stops it with the control plane instead (tests, throwaways).
+    edge_stop_on_exit: bool = False
     edge_manage: bool = True
     edge_admin: str = "127.0.0.1:2019"
     edge_bind: str = ""  # the address Caddy listens on; empty: every interface

@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from datetime import datetime
 
 import httpx
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from launchbay.cli.client import iter_sse
 
 import images
-from docker_support import body, containers, deploy, remove_runtime, wait
+from docker_support import body, containers, deploy, remove_runtime, via_url, wait
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login, make_app
 
 
@@ -65,11 +67,12 @@ def test_runtime_log_stream_delivers_new_lines(api):
         assert data["deploymentId"] == d["id"] and "response:200" in data["message"]
 
 
-def _serve(tmp_path, port: int) -> subprocess.Popen:
+def _serve(tmp_path, port: int, **settings: str) -> subprocess.Popen:
     env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path / "data"),
            "LAUNCHBAY_EDGE_ENABLED": "false",
            "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}", "LAUNCHBAY_WORK_LEASE_SECONDS": "3",
-           "LAUNCHBAY_WORKER_POLL_SECONDS": "0.1", "LAUNCHBAY_RECONCILE_SECONDS": "1"}
+           "LAUNCHBAY_WORKER_POLL_SECONDS": "0.1", "LAUNCHBAY_RECONCILE_SECONDS": "1",
+           **settings}
     env.pop("LAUNCHBAY_DATABASE_URL", None)
     exe = os.path.join(os.path.dirname(sys.executable), "launchbay")
     proc = subprocess.Popen([exe, "serve"], env=env, stdout=subprocess.DEVNULL,
@@ -141,3 +144,72 @@ def test_event_stream_sends_heartbeats_while_waiting(api, monkeypatch):
     assert raw.count(": heartbeat") >= 2
     assert "event: done" in raw
     assert wait(api, deployment)["status"] == "succeeded"
+
+
+def test_apps_stay_online_while_launchbay_stops_and_starts(tmp_path):
+    """SIGTERM, then SIGINT (Ctrl+C), to `launchbay serve` while requests keep coming: the edge
+    proxy outlives the control plane, so every request is answered; each start adopts the
+    running Caddy, and no health observation after a restart says degraded. `launchbay proxy
+    stop` then stops Caddy."""
+    port, edge_port, admin = free_port(), free_port(), f"127.0.0.1:{free_port()}"
+    edge = {"LAUNCHBAY_EDGE_ENABLED": "true", "LAUNCHBAY_EDGE_BIND": "127.0.0.1",
+            "LAUNCHBAY_EDGE_HTTP_PORT": str(edge_port), "LAUNCHBAY_EDGE_ADMIN": admin,
+            "LAUNCHBAY_EDGE_STOP_ON_EXIT": "false", "LAUNCHBAY_HEALTH_OBSERVE_SECONDS": "0.5",
+            "LAUNCHBAY_EDGE_DRAIN_SECONDS": "0.5"}
+    proc = _serve(tmp_path, port, **edge)
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    server_id, answers, stop = None, [], threading.Event()
+    try:
+        http.post("/api/bootstrap/auth/first-admin",
+                  json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        api = login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
+        server_id = api.get("/servers")["items"][0]["id"]
+        ids = make_app(api, "lbtest/hello:v1")
+        done = wait(api, deploy(api, ids), timeout=60)
+        assert done["status"] == "succeeded", (done["errorCode"], done["errorMessage"])
+        url = httpx.URL(done["url"])
+        assert via_url(str(url), edge_port).status_code == 200
+
+        def traffic() -> None:  # bounded: 3,000 requests or until stopped
+            with httpx.Client(timeout=5) as client:
+                for _ in range(3000):
+                    if stop.is_set():
+                        return
+                    try:
+                        answers.append(client.get(
+                            f"http://127.0.0.1:{edge_port}/",
+                            headers={"Host": url.host}).status_code)
+                    except httpx.HTTPError as exc:
+                        answers.append(type(exc).__name__)
+                    time.sleep(0.02)
+
+        load = threading.Thread(target=traffic)
+        load.start()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            time.sleep(0.5)
+            proc.send_signal(signum)
+            assert proc.wait(30) is not None
+            time.sleep(1)  # launchbay is down: the app must still answer
+            restarted_at = time.time()
+            proc = _serve(tmp_path, port, **edge)
+            api = login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
+        time.sleep(2)  # a few health sweeps of the last control plane
+        stop.set()
+        load.join(30)
+        assert len(answers) > 50 and set(answers) == {200}, [a for a in answers if a != 200]
+        history = api.get(f"/resources/{ids['resource']}/health-history")["observations"]
+        since = [o for o in history if datetime.fromisoformat(
+            o["observedAt"].replace("Z", "+00:00")).timestamp() > restarted_at]
+        assert since and all(o["overall"] == "healthy" for o in since), since
+    finally:
+        stop.set()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        if server_id:
+            remove_runtime(server_id)
+        exe = os.path.join(os.path.dirname(sys.executable), "launchbay")
+        stopped = subprocess.run([exe, "proxy", "stop"], capture_output=True, text=True,
+                                 env={**os.environ, "LAUNCHBAY_EDGE_ADMIN": admin}, timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://{admin}/config/", timeout=2)

@@ -91,3 +91,21 @@ def proxy_remove(domain: str) -> None:
     """Stop serving a domain that was routed by hand."""
     Client().call("DELETE", f"/proxy/routes/{domain}", {})
     out.print(f"removed the route of {domain}")
+
+
+@proxy_app.command("stop")
+def proxy_stop() -> None:
+    """Stop this machine's edge proxy. It outlives launchbay (apps stay online while launchbay
+    restarts): stop launchbay first, or its watchdog starts the proxy again. Every app is then
+    offline until launchbay runs again."""
+    from launchbay.drivers.edge_proxy import Caddy
+    from launchbay.settings import Settings
+
+    admin = Settings().edge_admin
+    caddy = Caddy(admin, manage=False)
+    if not caddy.alive():
+        out.print(f"no edge proxy answers at {admin}")
+        return
+    caddy.shutdown()
+    caddy.release()
+    out.print(f"stopped the edge proxy (admin {admin})")

@@ -132,8 +132,6 @@ class Caddy:
                 self._process.kill()
         self._process = None
 
-    def stop(self) -> None:
-        """Stops the Caddy launchbay started (at launchbay's shutdown) and lets go of the API."""
-        with self._lock:
-            self._terminate()
+    def release(self) -> None:
+        """Lets go of the admin API; Caddy keeps serving (the next control plane adopts it)."""
         self._http.close()

@@ -352,7 +352,11 @@ class EdgeProxy:
         return tls_certificates.served(host, self.settings.edge_https_port, domain)
 
     def stop(self) -> None:
-        self.caddy.stop()
+        """At the control plane's shutdown: Caddy keeps serving the apps, unless
+        `edge_stop_on_exit` says to stop the one launchbay manages."""
+        if self.settings.edge_stop_on_exit and self.settings.edge_manage:
+            self.caddy.shutdown()
+        self.caddy.release()
 
 
 class RouteRealization:
