@@ -77,7 +77,7 @@ class ControlPlane:
              "proxy-bootstrap": ProxyBootstrap(self.edge)},
             count=settings.workers, poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.work_lease_seconds, background=background)
-        self._started = False
+        self._started = self._closed = False
 
     def authenticate(self, secret: str) -> Actor | None:
         """The actor behind a launchbay session or API token, or (when OpenID Connect is
@@ -167,11 +167,13 @@ class ControlPlane:
         return {"ready": True, "database": "ok", "migrations": "current"}
 
     def close(self) -> None:
+        """Stops the workers and lets go of everything; closing twice does nothing more."""
         if self._started:
             self.workers.stop()
             self._started = False
-        if self.edge:
+        if self.edge and not self._closed:
             self.edge.stop()
+        self._closed = True
         self.targets.close()
         if self.ops.oidc:
             self.ops.oidc.close()
