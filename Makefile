@@ -12,12 +12,17 @@ run: install
 	src/launchbay/system_scripts/ensure-caddy.sh
 	$(BIN)/launchbay serve
 
+# The fast tests on both cores; then, one at a time, the contract runs (schemathesis) and the
+# end-to-end tests, which share the machine's Docker engine and Caddy ports.
+FAST := not slow and not contract
 test: install services
-	$(BIN)/pytest
+	$(BIN)/pytest -m "$(FAST)" -n 2 --dist loadfile
+	$(BIN)/pytest -m "contract or slow"
 
 # The fast set: everything but the end-to-end tests marked `slow`.
 test-fast: install services
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "$(FAST)" -n 2 --dist loadfile
+	$(BIN)/pytest -m contract
 
 install: $(STAMP)
 

@@ -29,6 +29,8 @@ from launchbay.settings import Settings
 
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, login
 
+pytestmark = pytest.mark.contract
+
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "specs" / "dployr-openapi-1.1.1.yaml"
 schema = schemathesis.openapi.from_path(SPEC)
 # Valid inputs, and inputs that break the contract on purpose (those must be refused, not 500).

@@ -29,6 +29,8 @@ from launchbay.settings import Settings
 
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, login
 
+pytestmark = pytest.mark.contract
+
 LEFT_OUT = {"system.install", "system.doctor", "servers.capacity.prune", "auth.logout",
             "account.password.change", "servers.edge-proxy.bootstrap",
             "bootstrap.first-admin"}
