@@ -190,3 +190,13 @@ def test_login_without_a_terminal_reads_the_password_from_standard_input(cli, tm
                              timeout=60)
     assert nothing.returncode == 2
     assert "--password" in nothing.stderr and "LAUNCHBAY_PASSWORD" in nothing.stderr
+
+
+def test_errors_say_what_happened(cli):
+    """A wrong password is not told to log in; a folder that does not exist is not an app."""
+    wrong = cli("login", "--url", cli.server, "--email", ADMIN_EMAIL, "--password", "nope-nope",
+                ok=False)
+    assert "401" in wrong and "run `launchbay login`" not in wrong
+    cli("login", "--url", cli.server, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+    missing = cli("deploy", "./nosuchdir", ok=False)
+    assert "no folder './nosuchdir'" in missing and "no app" not in missing

@@ -169,6 +169,10 @@ def deploy(
     non-zero if the deployment fails."""
     client = Client()
     folder = Path(app_ref)
+    if not folder.is_dir() and app_ref.startswith((".", "/", "~")):  # a path, not an app
+        err.print(f"[red]error:[/] no folder {app_ref!r} (to deploy an app, name it: "
+                  "APP or PROJECT/ENVIRONMENT/APP)")
+        raise typer.Exit(1)
     if folder.is_dir():
         from launchbay.cli.packing import pack
 

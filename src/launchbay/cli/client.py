@@ -70,8 +70,8 @@ class Client:
         details = problem.get("details")
         if isinstance(details, list):
             message += ": " + "; ".join(f"{d.get('field')}: {d.get('message')}" for d in details)
-        if response.status_code == 401:
-            message += " (run `launchbay login`)"
+        if response.status_code == 401 and not response.request.url.path.endswith("/auth/login"):
+            message += " (run `launchbay login`)"  # not to someone who just did
         code = problem.get("code", "")
         err.print(f"[red]error:[/] {message} [dim]({response.status_code} {code})[/]")
         raise typer.Exit(1)
