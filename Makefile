@@ -12,16 +12,16 @@ run: install
 	src/launchbay/system_scripts/ensure-caddy.sh
 	$(BIN)/launchbay serve
 
-# The fast tests on both cores; then, one at a time, the contract runs (schemathesis) and the
-# end-to-end tests, which share the machine's Docker engine and Caddy ports.
-FAST := not slow and not contract
+# Every test on both cores (pytest-xdist, a file per worker at a time; the end-to-end tests
+# each run their own control plane, Caddy and ports); then the schemathesis contract runs,
+# which xdist cannot distribute.
 test: install services
-	$(BIN)/pytest -m "$(FAST)" -n 2 --dist loadfile
-	$(BIN)/pytest -m "contract or slow"
+	$(BIN)/pytest -m "not contract" -n 2 --dist loadfile
+	$(BIN)/pytest -m contract
 
 # The fast set: everything but the end-to-end tests marked `slow`.
 test-fast: install services
-	$(BIN)/pytest -m "$(FAST)" -n 2 --dist loadfile
+	$(BIN)/pytest -m "not slow and not contract" -n 2 --dist loadfile
 	$(BIN)/pytest -m contract
 
 install: $(STAMP)

@@ -110,7 +110,7 @@ def test_conflicts_are_409_and_change_nothing(admin, ids, cp):
                             {"confirmation": {"projectId": ids["project"]}})
     assert blocked.status_code == 409
     assert {b["kind"] for b in blocked.json()["details"]["blockers"]} == {
-        "active-project", "active-environments"}
+        "active-project"}  # its environment is empty: it goes with the project
     assert snapshot(cp) == before
 
 

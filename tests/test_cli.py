@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -160,17 +161,17 @@ def test_ephemeral_environment_commands(cli):
     admin.post("/templates", {"name": "lab", "description": "A lab", "ttl": 3600,
                               "maxExtends": 1, "blueprint": {"image": "lbtest/hello:v1"},
                               "parameters": [{"name": "size", "required": True}]})
-    assert "A lab" in cli("envs", "templates")
-    assert "missing required parameter size" in cli("envs", "run", "lab", "--no-wait",
+    assert "A lab" in cli("instances", "templates")
+    assert "missing required parameter size" in cli("instances", "run", "lab", "--no-wait",
                                                     ok=False)
-    started = json.loads(cli("envs", "run", "lab", "-p", "size=L", "--no-wait", "--json"))
+    started = json.loads(cli("instances", "run", "lab", "-p", "size=L", "--no-wait", "--json"))
     assert started["status"] == "pending"
-    listed = cli("envs", "instances")
+    listed = cli("instances", "list")
     assert started["uuid"] in listed and "1 of 5 allowed" in listed
-    assert "lab now expires at" in cli("envs", "extend", "lab")
-    assert "maximum extensions reached" in cli("envs", "extend", "lab", ok=False)
-    assert "deleted your lab environment" in cli("envs", "delete", "lab", "--yes")
-    (gone,) = json.loads(cli("envs", "instances", "--json"))["environments"]
+    assert "lab now expires at" in cli("instances", "extend", "lab")
+    assert "maximum extensions reached" in cli("instances", "extend", "lab", ok=False)
+    assert "deleted your lab environment" in cli("instances", "delete", "lab", "--yes")
+    (gone,) = json.loads(cli("instances", "list", "--json"))["environments"]
     assert gone["status"] == "Deleting"
 
 
@@ -200,3 +201,16 @@ def test_errors_say_what_happened(cli):
     cli("login", "--url", cli.server, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
     missing = cli("deploy", "./nosuchdir", ok=False)
     assert "no folder './nosuchdir'" in missing and "no app" not in missing
+
+
+@pytest.mark.parametrize("command", [[], ["deploy"], ["envs", "set"], ["apps", "delete"],
+                                     ["instances", "run"]])
+def test_help_names_values_by_what_they_are_and_keeps_sentences_whole(command):
+    shown = subprocess.run([sys.executable, "-m", "launchbay", *command, "--help"],
+                           capture_output=True, text=True, check=True,
+                           env={**os.environ, "COLUMNS": "200"}).stdout
+    assert not re.search(r"<(str|bool|int|float)>", shown), shown
+    if not command:
+        assert "follow it live; exits non-zero if the deployment fails." in shown
+    if command == ["instances", "run"]:
+        assert re.search(r"--param\s+-p\s+NAME=VALUE", shown) and "--no-wait" in shown

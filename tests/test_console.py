@@ -168,12 +168,52 @@ def test_pages_never_show_another_organizations_data(foreign, cp):
                        (f"/projects/{foreign['project']}/environments", {"name": "x"}),
                        (f"/deployments/{foreign['deployment']}/cancel", {}),
                        (f"/deployments/{foreign['deployment']}/rollback", {}),
-                       (f"/work/{foreign['work']}/cancel", {})):
+                       (f"/work/{foreign['work']}/cancel", {}),
+                       (f"/resources/{foreign['resource']}/runtime/stop", {}),
+                       (f"/resources/{foreign['resource']}/delete", {"confirmName": "alpha-web"}),
+                       (f"/projects/{foreign['project']}/delete",
+                        {"confirmName": "alpha-web-project"})):
         refused = bob.post(path, data)
         assert refused.status_code == 404, (path, refused.status_code)
         assert "alpha" not in refused.text, path
     assert "alpha" not in bob.get("/work").text
     assert snapshot(cp) == before
+
+
+def test_app_page_shows_the_variables_it_gets_and_deletes_ask_for_the_name(admin, cp):
+    app = make_app(admin, "lbtest/hello:v1")
+    env, resource = app["env"], app["resource"]
+    for key, value, kind in (("LOG_LEVEL", "info", "plain-config"), ("DB_URL", "pg://s3cret",
+                                                                      "secret")):
+        admin.post(f"/environments/{env}/variables", {"key": key, "value": value, "kind": kind})
+    admin.post(f"/resources/{resource}/variables", {"key": "LOG_LEVEL", "value": "debug"})
+    browser = Browser(cp).sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    page = browser.get(f"/resources/{resource}").text
+    rows = {m.group(1): m.group(2) for m in re.finditer(
+        r"<tr><td><code>([A-Z_]+)</code>.*?</td><td>(.*?)</td>", page, re.S)}
+    assert "****" in rows["DB_URL"] and "s3cret" not in page  # the environment's, masked
+    assert "debug" in rows["LOG_LEVEL"] and "info" not in rows["LOG_LEVEL"]
+    assert "overrides the environment" in page
+
+    before = snapshot(cp)
+    wrong = browser.post(f"/resources/{resource}/delete", {"confirmName": "wbe"})
+    assert wrong.status_code == 400 and errors(wrong) == {"confirmName": "type web to delete it"}
+    assert browser.post(f"/projects/{app['project']}/delete", {"confirmName": "x"}
+                        ).status_code == 400
+    assert snapshot(cp) == before
+    gone = browser.post(f"/resources/{resource}/delete", {"confirmName": "web"})
+    assert gone.status_code == 303 and gone.headers["location"] == f"/projects/{app['project']}"
+    assert admin.request("GET", f"/resources/{resource}").status_code == 404
+
+    other = admin.post("/resources", {"projectId": app["project"], "environmentId": env,
+                                      "name": "api"})["id"]
+    assert browser.post(f"/projects/{app['project']}/environments/{env}/delete", {"confirmName": "production"}
+                        ).status_code == 303
+    assert admin.request("GET", f"/resources/{other}").status_code == 404
+    admin.post("/environments", {"projectId": app["project"], "name": "staging"})
+    assert browser.post(f"/projects/{app['project']}/delete",
+                        {"confirmName": "web-project"}).headers["location"] == "/projects"
+    assert admin.get("/projects")["items"] == []
 
 
 def test_environments_on_demand_from_templates_with_parameters(admin, cp):

@@ -37,6 +37,54 @@ def test_project_lifecycle(admin, project):
     assert admin.get("/projects/count")["count"] == 0
 
 
+def test_deleting_an_environment_and_a_project_that_holds_resources(admin, project):
+    env = admin.post("/environments", {"projectId": project, "name": "staging"})["id"]
+    admin.post(f"/environments/{env}/variables", {"key": "A", "value": "1"})
+    resource = admin.post("/resources", {"projectId": project, "environmentId": env,
+                                         "name": "web"})["id"]
+    wrong = admin.request("DELETE", f"/environments/{env}",
+                          {"confirmation": {"environmentName": "Staging"}})
+    assert wrong.status_code == 400 and wrong.json()["code"] == "confirmation_mismatch"
+    blocked = admin.request("DELETE", f"/environments/{env}",
+                            {"confirmation": {"environmentName": "staging"}})
+    assert blocked.status_code == 409 and blocked.json()["code"] == "environment_delete_blocked"
+    # An archived project whose resources would be orphaned (their containers left running)
+    # cannot be deleted either.
+    admin.post(f"/environments/{env}/archive")
+    admin.post(f"/projects/{project}/archive")
+    check = admin.get(f"/projects/{project}/delete-check")
+    assert [b["kind"] for b in check["blockers"]] == ["resource"] and not check["eligible"]
+    admin.ok("DELETE", f"/resources/{resource}", {"confirmation": {"resourceSlug": "web"}})
+    assert admin.ok("DELETE", f"/environments/{env}",
+                    {"confirmation": {"environmentName": "staging"}}) == {"id": env}
+    assert admin.request("GET", f"/environments/{env}").status_code == 404
+    events = [e["eventType"] for e in admin.get("/audit-events")["items"]]
+    assert "environment.deleted" in events
+    assert admin.get(f"/projects/{project}/delete-check")["eligible"] is True
+
+
+def test_deleting_with_resources_removes_them_in_the_same_change(admin, project, cp):
+    envs = [admin.post("/environments", {"projectId": project, "name": n})["id"]
+            for n in ("staging", "production")]
+    apps = [admin.post("/resources", {"projectId": project, "environmentId": env,
+                                      "name": "web"})["id"] for env in envs]
+    admin.ok("DELETE", f"/environments/{envs[0]}", {
+        "confirmation": {"environmentName": "staging"}, "withResources": True})
+    assert admin.request("GET", f"/resources/{apps[0]}").status_code == 404
+    assert admin.get(f"/resources/{apps[1]}")["resource"]["id"] == apps[1]
+    admin.post(f"/projects/{project}/archive")
+    admin.ok("DELETE", f"/projects/{project}", {"confirmation": {"projectId": project},
+                                               "withResources": True})
+    assert admin.get("/resources/count")["count"] == 0
+    # The engine is asked to remove each one's containers and routes.
+    removals = [w["resourceId"] for w in admin.get("/operator-work")["items"]
+                if w["operationKey"] == "resources.delete"]
+    assert sorted(removals) == sorted(apps)
+    deleted = [e["aggregateId"] for e in admin.get("/audit-events")["items"]
+               if e["eventType"] == "resource.deleted"]
+    assert sorted(deleted) == sorted(apps)
+
+
 def test_environment_lock_archive_rename(admin, project):
     env = admin.post("/environments", {"projectId": project, "name": "prod",
                                        "kind": "production"})["id"]

@@ -1,5 +1,5 @@
 """`python -m launchbay`: the same as the `launchbay` command."""
 
-from launchbay.cli.main import app
+from launchbay.cli.main import main
 
-app()
+main()

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from launchbay.cli.apps import split_image
 from launchbay.cli.main import app
 
-from docker_support import body, remove_runtime, wait
+from docker_support import body, containers, eventually, remove_runtime, wait
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login, make_app
 
 
@@ -63,15 +63,73 @@ def test_apps_deploy_logs_rollback_ps(cli, api):
     failed = cli("deploy", "web", "--image", "lbtest/hello:v3", ok=False)
     assert "deployment failed" in failed and "HTTP 404" in failed
     assert body(v2_url) == "hello v2\n"  # the failed release never took over
+    # ...nor did its image: the app is still configured as what serves it, and says both.
+    def configured() -> str:
+        return json.loads(cli("apps", "show", "web", "--json"))["source"]["imageTag"]
+    assert configured() == "v2"
+    shown = cli("apps", "show", "web")
+    assert "lbtest/hello:v2" in shown and "serving; last deploy failed" in shown
+    assert "HTTP 404" in shown  # the last failure, beside the serving release
+    assert "serving; last deploy failed" in cli("apps", "list")
+    assert "lbtest/hello:nosuchtag" in cli("deploy", "web", "--image", "lbtest/hello:nosuchtag",
+                                           "--quiet", ok=False)
+    assert configured() == "v2"
 
     assert "response:200" in cli("logs", "web", "--tail", "5")
     api.post(f"/resources/{created['id']}/health-policy/reset")
     out = cli("rollback", "web")
     rolled_url = out.strip().split(": ")[-1]
     assert body(rolled_url) == "hello v1\n"
+    assert configured() == "v1"  # what serves is what a plain deploy deploys again
     rows = json.loads(cli("ps", "--json"))
     assert rows[0]["app"] == "web" and rows[0]["url"] == rolled_url
     assert "no app 'ghost'" in cli("deploy", "ghost", ok=False)
+
+
+def test_apps_stop_start_restart_and_deletes_with_typed_confirmation(cli, api):
+    cli("projects", "create", "shop")
+    cli("envs", "create", "shop", "production", "--kind", "production")
+    cli("envs", "create", "shop", "staging")
+    cli("envs", "set", "shop/staging", "LOG_LEVEL=debug")
+    for env in ("production", "staging"):
+        cli("apps", "create", "web", "--project", "shop", "--env", env, "--port", "8080")
+        cli("deploy", f"shop/{env}/web", "--image", "lbtest/hello:v1", "--quiet")
+    web = "shop/production/web"
+    (container,) = containers(**{"launchbay.resource": json.loads(
+        cli("apps", "show", web, "--json"))["resource"]["id"]})
+
+    assert "stopped web" in cli("apps", "stop", web)
+    container.reload()
+    assert container.status == "exited"
+    assert "started web" in cli("apps", "start", web)
+    url = json.loads(cli("apps", "show", web, "--json"))["accessSummary"][
+        "latestGeneratedAccessRoute"]["url"]
+    assert body(url) == "hello v1\n"
+    started_at = (container.reload(), container.attrs["State"]["StartedAt"])[1]
+    assert "restarted web" in cli("apps", "restart", web)
+    container.reload()
+    assert container.attrs["State"]["StartedAt"] != started_at and container.status == "running"
+
+    # A typed confirmation: a wrong name, or none without a terminal, deletes nothing.
+    assert "nothing was deleted" in cli("apps", "delete", web, "--confirm", "wbe", ok=False)
+    assert "--confirm" in cli("apps", "delete", web, ok=False)
+    assert len(json.loads(cli("apps", "list", "--json"))) == 2
+    out = cli("apps", "delete", web, "--confirm", "web")
+    assert "deleted app web" in out
+    eventually(lambda: not containers(**{"launchbay.resource": container.labels[
+        "launchbay.resource"]}))
+
+    # An environment goes with its apps and variables; then the project with the rest.
+    out = cli("envs", "delete", "shop/staging", "--confirm", "staging")
+    assert "1 variable(s)" in out and "(web)" in out and "deleted environment staging" in out
+    envs = json.loads(cli("envs", "list", "--project", "shop", "--json"))
+    assert [e["name"] for e in envs] == ["production"]
+    assert json.loads(cli("apps", "list", "--json")) == []
+    cli("apps", "create", "api", "--project", "shop", "--env", "production", "--port", "8080")
+    assert "nothing was deleted" in cli("projects", "delete", "shop", "--confirm", "x", ok=False)
+    assert "deleted project shop" in cli("projects", "delete", "shop", "--confirm", "shop")
+    assert json.loads(cli("projects", "list", "--json")) == []
+    assert json.loads(cli("apps", "list", "--json")) == []
 
 
 def test_separate_worker_process_runs_deployments(tmp_path):

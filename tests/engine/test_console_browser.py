@@ -1,7 +1,8 @@
 """The web console in a real browser (headless Chromium driven by Selenium) against a real
 server, Docker engine and Caddy: first-run setup, a project, an app from an image, a deploy
 whose logs stream live, the app at its URL, a secret variable masked after save, a redeploy, a
-rollback, and the history of all of it. Screenshots of the main pages go to
+rollback, the history of all of it, the environment's variables on the app page, stop and
+start, and a delete that asks for the app's name. Screenshots of the main pages go to
 `test-artifacts/console/`."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from selenium.webdriver.common.keys import Keys
 
 from launchbay.settings import Settings
 
-from docker_support import remove_runtime
+from docker_support import eventually, remove_runtime, via_url
 from support import free_port, login
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
@@ -175,6 +176,22 @@ def test_setup_deploy_watch_open_configure_redeploy_roll_back(browser, server, s
     assert "succeeded" in history[0] and "rolled-back" in history[1], history
     shot(driver, "05-history")
 
+    # The variables the app gets, its environment's included; stop and start it.
+    with httpx.Client(base_url=server) as http:
+        api = login(http, EMAIL, PASSWORD)
+        env = api.get(f"/resources/{resource.rsplit('/', 1)[1]}")["resource"]["environmentId"]
+        api.post(f"/environments/{env}/variables", {"key": "REGION", "value": "eu-west"})
+    driver.get(server + resource)
+    variables = driver.find_element(By.ID, "variables").text
+    assert "REGION" in variables and "eu-west" in variables and "environment" in variables
+    press(driver, f"{resource}/runtime/stop")
+    until(lambda: "stopped" in driver.find_element(By.ID, "runtime-state").text)
+    assert via_url(url, settings.edge_http_port).status_code == 502
+    shot(driver, "08-stopped")
+    press(driver, f"{resource}/runtime/start")
+    until(lambda: "running" in driver.find_element(By.ID, "runtime-state").text)
+    assert eventually(lambda: via_url(url, settings.edge_http_port).text == "hello v1\n")
+
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {  # a phone's screen
         "width": 375, "height": 800, "deviceScaleFactor": 1, "mobile": False})
     driver.get(server + resource)
@@ -194,6 +211,16 @@ def test_setup_deploy_watch_open_configure_redeploy_roll_back(browser, server, s
         shot(driver, f"07{page.replace('/', '-')}")
     driver.get(server + "/servers")
     assert f"{os.cpu_count()} cores" in driver.find_element(By.ID, "main").text
+
+    driver.get(server + resource)  # deleting asks for the app's name
+    fill(driver, f"{resource}/delete", confirmName="wbe")
+    assert "type web to delete it" in until(lambda: driver.find_element(By.ID, "e-confirmName"))\
+        .text
+    fill(driver, f"{resource}/delete", confirmName="web")
+    until(lambda: driver.current_url.endswith(project))
+    assert "No app in this environment." in driver.find_element(By.ID, "main").text
+    shot(driver, "09-app-deleted")
+    assert eventually(lambda: via_url(url, settings.edge_http_port).status_code != 200)
     # All of it ran under the pages' Content-Security-Policy (no inline script or style).
     refused = [e["message"] for e in driver.get_log("browser")
                if "Content Security Policy" in e["message"]]

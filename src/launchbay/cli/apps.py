@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from launchbay.cli.client import Client, environment_id, err, project_id
-from launchbay.cli.output import emit, out
+from launchbay.cli.output import confirm_typed, emit, out
 
 apps_app = typer.Typer(help="Applications (resources).", no_args_is_help=True)
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Confirm = Annotated[Optional[str], typer.Option(
+    metavar="NAME", help="Confirm without being asked (scripts): the name being deleted.")]
+AppRef = Annotated[str, typer.Argument(metavar="APP", help="Name, PROJECT/ENVIRONMENT/APP or id.")]
 TERMINAL = {"succeeded", "failed", "canceled", "rolled-back"}
 
 
@@ -100,20 +104,43 @@ def apps_create(
     emit(client.post("/resources", body), as_json)
 
 
-APP_COLUMNS = [("ID", "id"), ("NAME", "name"), ("ENVIRONMENT", "environmentId"),
-               ("LAST DEPLOYMENT", "lastDeploymentStatus"), ("DEPLOYMENTS", "deploymentCount")]
+def status(r: dict[str, Any]) -> str:
+    """What an app is doing: the release serving it, and the last deploy when that one did not
+    take over (it failed, or it is still under way)."""
+    current, last = r.get("currentDeploymentId"), r.get("lastDeploymentId")
+    if not current:
+        return r.get("lastDeploymentStatus") or "not deployed"
+    if last and last != current:
+        return f"serving; last deploy {r['lastDeploymentStatus']}"
+    return "serving"
+
+
+def _names(client: Client) -> tuple[dict[str, str], dict[str, str]]:
+    """{project id: name} and {environment id: name}, for lists that name where apps are."""
+    projects = {p["id"]: p["name"] for p in client.get("/projects", limit=500)["items"]}
+    envs = {e["id"]: e["name"] for e in client.get("/environments", limit=500)["items"]}
+    return projects, envs
 
 
 @apps_app.command("list")
 def apps_list(as_json: Json = False) -> None:
-    """List apps."""
-    emit(Client().get("/resources", limit=500)["items"], as_json, APP_COLUMNS)
+    """List apps with their project, environment and status."""
+    client = Client()
+    items = client.get("/resources", limit=500)["items"]
+    if as_json:
+        emit(items, True)
+        return
+    projects, envs = _names(client)
+    emit([{"name": r["name"], "project": projects.get(r["projectId"], r["projectId"]),
+           "env": envs.get(r["environmentId"], r["environmentId"]), "status": status(r),
+           "deployments": r["deploymentCount"], "id": r["id"]} for r in items], False,
+         [("APP", "name"), ("PROJECT", "project"), ("ENVIRONMENT", "env"), ("STATUS", "status"),
+          ("DEPLOYMENTS", "deployments"), ("ID", "id")])
 
 
 @apps_app.command("show")
-def apps_show(app_ref: Annotated[str, typer.Argument(metavar="APP")],
-              as_json: Json = False) -> None:
-    """Show an app, its profiles and where it answers."""
+def apps_show(app_ref: AppRef, as_json: Json = False) -> None:
+    """Show an app: its image, the release serving it, the last deploy and where it answers."""
     client = Client()
     resource = resolve_app(client, app_ref)
     shown = client.get(f"/resources/{resource['id']}", includeLatestDeployment="true",
@@ -122,11 +149,74 @@ def apps_show(app_ref: Annotated[str, typer.Argument(metavar="APP")],
         emit(shown, True)
         return
     route = (shown.get("accessSummary") or {}).get("latestGeneratedAccessRoute") or {}
-    latest = shown.get("latestDeployment") or {}
-    emit({"id": resource["id"], "name": resource["name"], "image": (shown.get("source") or {})
-          .get("imageName"), "port": shown["networkProfile"].get("internalPort"),
-          "url": route.get("url"), "latestDeployment": latest.get("id"),
-          "status": latest.get("status")}, False)
+    r = shown["resource"]
+    rows = {"id": r["id"], "name": r["name"], "image": _source_text(shown.get("source")),
+            "port": shown["networkProfile"].get("internalPort"), "url": route.get("url"),
+            "status": status(r), "serving": r.get("currentDeploymentId")}
+    if r.get("lastDeploymentId") != r.get("currentDeploymentId"):
+        last = client.get(f"/deployments/{r['lastDeploymentId']}")["deployment"]
+        rows["lastDeployment"] = f"{last['id']} {last['status']}" + (
+            f": {last['errorMessage']}" if last.get("errorMessage") else "")
+    emit(rows, False)
+
+
+def _source_text(source: dict[str, Any] | None) -> str | None:
+    if not source:
+        return None
+    if source.get("imageName"):
+        return f"{source['imageName']}:{source.get('imageTag') or 'latest'}"
+    return source.get("displayName") or source.get("locator")
+
+
+def _control(app_ref: str, action: str, done: str) -> None:
+    """Asks the engine to stop, start or restart the app's current release and waits until
+    it has (or has failed to)."""
+    client = Client()
+    resource = resolve_app(client, app_ref)
+    work_id = client.post(f"/resources/{resource['id']}/runtime/{action}")[
+        "runtimeControlAttemptId"]
+    deadline = time.monotonic() + 120
+    with out.status(f"{action} {resource['name']}"):
+        while (work := client.get(f"/operator-work/{work_id}")["item"])["status"] in (
+                "pending", "running", "retry-scheduled") and time.monotonic() < deadline:
+            time.sleep(0.3)
+    if work["status"] != "succeeded":
+        err.print(f"[red]error:[/] {action} {work['status']}: "
+                  f"{work.get('errorMessage') or 'still waiting for the engine'}")
+        raise typer.Exit(1)
+    out.print(f"{done} {resource['name']}")
+
+
+@apps_app.command("stop")
+def apps_stop(app_ref: AppRef) -> None:
+    """Stop an app's running release (its URL answers 502 until it starts again)."""
+    _control(app_ref, "stop", "stopped")
+
+
+@apps_app.command("start")
+def apps_start(app_ref: AppRef) -> None:
+    """Start an app's stopped release again."""
+    _control(app_ref, "start", "started")
+
+
+@apps_app.command("restart")
+def apps_restart(app_ref: AppRef) -> None:
+    """Restart an app's running release (same image, same configuration)."""
+    _control(app_ref, "restart", "restarted")
+
+
+@apps_app.command("delete")
+def apps_delete(app_ref: AppRef, confirm: Confirm = None) -> None:
+    """Delete an app with its containers, deployments, domains and routes (volumes are
+    kept): asks for the app's name first."""
+    client = Client()
+    resource = resolve_app(client, app_ref)
+    out.print(f"App {resource['name']} has {resource['deploymentCount']} deployment(s); "
+              "they are deleted with its containers, domains and routes.")
+    confirm_typed("the app's name", resource["name"], confirm)
+    client.delete(f"/resources/{resource['id']}",
+                  {"confirmation": {"resourceSlug": resource["slug"]}})
+    out.print(f"deleted app {resource['name']}")
 
 
 def app_for_folder(client: Client, folder: Path, name: str | None, project: str | None,
@@ -156,7 +246,8 @@ def app_for_folder(client: Client, folder: Path, name: str | None, project: str 
 
 def deploy(
     app_ref: Annotated[str, typer.Argument(metavar="APP|FOLDER")],
-    image: Annotated[Optional[str], typer.Option(help="Deploy this image (and keep it).")] = None,
+    image: Annotated[Optional[str], typer.Option(
+        help="Deploy this image; the app keeps it once the release serves.")] = None,
     app_name: Annotated[Optional[str], typer.Option(
         "--app", help="With a folder: the app to deploy it to (default: the folder's name).")
     ] = None,
@@ -182,11 +273,9 @@ def deploy(
         out.print(f"uploaded {len(archive) // 1024 + 1} KB of source")
     else:
         resource = resolve_app(client, app_ref)
-    if image:
-        client.post(f"/resources/{resource['id']}/source", {"source": split_image(image)})
     deployment = client.post("/deployments", {
         "projectId": resource["projectId"], "environmentId": resource["environmentId"],
-        "resourceId": resource["id"]})["id"]
+        "resourceId": resource["id"], "source": split_image(image) if image else None})["id"]
     if detach:
         out.print(deployment)
         return
@@ -231,13 +320,17 @@ def rollback(
 
 
 def ps(as_json: Json = False) -> None:
-    """What runs: every app with its current release and URL."""
+    """What runs: every app with its status, its project and environment, and its URLs."""
     client = Client()
-    rows = []
-    for r in client.get("/resources", limit=500)["items"]:
-        shown = client.get(f"/resources/{r['id']}", includeAccessSummary="true")
-        route = (shown.get("accessSummary") or {}).get("latestGeneratedAccessRoute") or {}
-        rows.append({"app": r["slug"], "id": r["id"], "release": r.get("currentDeploymentId"),
-                     "lastDeployment": r.get("lastDeploymentStatus"), "url": route.get("url")})
-    emit(rows, as_json, [("APP", "app"), ("RELEASE", "release"),
-                         ("LAST DEPLOYMENT", "lastDeployment"), ("URL", "url")])
+    items = client.get("/resources", limit=500)["items"]
+    projects, envs = _names(client)
+    urls: dict[str, list[str]] = {}
+    for project in {r["projectId"] for r in items}:
+        urls.update(client.get(f"/projects/{project}/resource-urls")["items"])
+    rows = [{"app": r["slug"], "id": r["id"], "project": projects.get(r["projectId"]),
+             "env": envs.get(r["environmentId"]), "release": r.get("currentDeploymentId"),
+             "status": status(r), "lastDeployment": r.get("lastDeploymentStatus"),
+             "url": next(iter(urls.get(r["id"], [])), None), "urls": urls.get(r["id"], [])}
+            for r in items]
+    emit(rows, as_json, [("APP", "app"), ("PROJECT", "project"), ("ENVIRONMENT", "env"),
+                         ("STATUS", "status"), ("URL", "url")])

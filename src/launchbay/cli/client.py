@@ -10,9 +10,8 @@ from typing import Any
 
 import httpx
 import typer
-from rich.console import Console
 
-err = Console(stderr=True)
+from launchbay.cli.output import err
 
 
 def credentials_path() -> Path:

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import getpass
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperOption
 
-from launchbay.cli import apps, domains, instances, system
-from launchbay.cli.client import Client, environment_id, err, project_id, save_credentials
+from launchbay.cli import apps, domains, instances, projects, system
+from launchbay.cli.client import Client, err, save_credentials
 from launchbay.cli.output import emit, out
 
 app = typer.Typer(help="launchbay: a self-hosted deployment platform.", no_args_is_help=True)
 db_app = typer.Typer(help="The control plane's store.", no_args_is_help=True)
-projects_app = typer.Typer(help="Projects.", no_args_is_help=True)
-envs_app = typer.Typer(help="Environments and their variables; ephemeral environments from "
-                        "templates.", no_args_is_help=True)
+instances_app = typer.Typer(help="Ephemeral environments from templates (yours and your "
+                             "team's).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(apps.apps_app, name="apps")
 app.add_typer(domains.domains_app, name="domains")
@@ -26,14 +27,40 @@ app.add_typer(system.proxy_app, name="proxy")
 top: tuple[Callable[..., None], ...] = (apps.deploy, apps.logs, apps.rollback, apps.ps)
 for command in top:
     app.command()(command)
-app.add_typer(projects_app, name="projects")
-app.add_typer(envs_app, name="envs")
+app.add_typer(projects.projects_app, name="projects")
+app.add_typer(projects.envs_app, name="envs")
+app.add_typer(instances_app, name="instances")
 on_demand: tuple[Callable[..., None], ...] = (
-    instances.templates, instances.run, instances.instances, instances.extend, instances.delete)
+    instances.templates, instances.run, instances.extend, instances.delete)
 for command in on_demand:
-    envs_app.command()(command)
+    instances_app.command()(command)
+instances_app.command("list")(instances.instances)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def main() -> None:
+    """The `launchbay` command, with tidier help than Typer's (see `_tidy_help`)."""
+    command = typer.main.get_command(app)
+    _tidy_help(command)
+    command(prog_name="launchbay")
+
+
+def _tidy_help(command: Any) -> None:
+    """Docstrings' line breaks are not the help's (Typer keeps them, mid-sentence); a value is
+    labelled by what it is (IMAGE, PROJECT), not by its Python type (`<str>`, `<bool>`), and
+    flags and arguments by nothing more than their names."""
+    if command.help:
+        command.help = re.sub(r"(?<!\n)\n(?!\n)", " ", command.help)
+    help_option = command.get_help_option(typer.Context(command))
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        label = None
+        if isinstance(param, TyperOption) and not param.is_flag:
+            label = param.metavar or (param.name or "").upper()
+        # What Typer's help calls for the type column (an unknown attribute is just ignored).
+        param.display_type_rich = lambda ctx, label=label: label
+    for sub in getattr(command, "commands", {}).values():
+        _tidy_help(sub)
 
 
 def _migrate(settings: Any) -> None:
@@ -187,189 +214,3 @@ def whoami(as_json: Json = False) -> None:
     org = ctx.get("currentOrganization") or {}
     emit({"email": ctx["user"]["email"], "organization": org.get("name"),
           "role": org.get("role")} if not as_json else ctx, as_json)
-
-
-PROJECT_COLUMNS = [("ID", "id"), ("NAME", "name"), ("SLUG", "slug"),
-                   ("STATUS", "lifecycleStatus"), ("CREATED", "createdAt")]
-
-
-@projects_app.command("list")
-def projects_list(as_json: Json = False) -> None:
-    """List projects."""
-    emit(Client().get("/projects", limit=500)["items"], as_json, PROJECT_COLUMNS)
-
-
-@projects_app.command("create")
-def projects_create(
-    name: str,
-    description: Annotated[Optional[str], typer.Option(help="What the project is.")] = None,
-    as_json: Json = False,
-) -> None:
-    """Create a project."""
-    emit(Client().post("/projects", {"name": name, "description": description}), as_json)
-
-
-@projects_app.command("show")
-def projects_show(project: str, as_json: Json = False) -> None:
-    """Show a project (id, slug or name)."""
-    client = Client()
-    emit(client.get(f"/projects/{project_id(client, project)}"), as_json)
-
-
-@projects_app.command("rename")
-def projects_rename(project: str, name: str) -> None:
-    """Rename a project."""
-    client = Client()
-    emit(client.post(f"/projects/{project_id(client, project)}/rename", {"name": name}), False)
-
-
-@projects_app.command("archive")
-def projects_archive(project: str,
-                     reason: Annotated[Optional[str], typer.Option()] = None) -> None:
-    """Archive a project (read-only until restored)."""
-    client = Client()
-    emit(client.post(f"/projects/{project_id(client, project)}/archive", {"reason": reason}),
-         False)
-
-
-@projects_app.command("restore")
-def projects_restore(project: str) -> None:
-    """Restore an archived project."""
-    client = Client()
-    emit(client.post(f"/projects/{project_id(client, project)}/restore"), False)
-
-
-@projects_app.command("delete")
-def projects_delete(project: str, yes: Annotated[bool, typer.Option("--yes")] = False) -> None:
-    """Delete an archived project."""
-    client = Client()
-    pid = project_id(client, project)
-    if not yes:
-        typer.confirm(f"Delete project {pid} for good?", abort=True)
-    emit(client.delete(f"/projects/{pid}", {"confirmation": {"projectId": pid}}), False)
-
-
-ENV_COLUMNS = [("ID", "id"), ("NAME", "name"), ("KIND", "kind"), ("STATUS", "lifecycleStatus"),
-               ("PROJECT", "projectId")]
-
-
-@envs_app.command("list")
-def envs_list(
-    project: Annotated[Optional[str], typer.Option(help="Only this project's.")] = None,
-    as_json: Json = False,
-) -> None:
-    """List environments."""
-    client = Client()
-    pid = project_id(client, project) if project else None
-    emit(client.get("/environments", projectId=pid, limit=500)["items"], as_json, ENV_COLUMNS)
-
-
-@envs_app.command("create")
-def envs_create(
-    project: str,
-    name: str,
-    kind: Annotated[str, typer.Option(
-        help="production, staging, development, preview...")] = "custom",
-    as_json: Json = False,
-) -> None:
-    """Create an environment in a project."""
-    client = Client()
-    emit(client.post("/environments", {"projectId": project_id(client, project), "name": name,
-                                       "kind": kind}), as_json)
-
-
-@envs_app.command("show")
-def envs_show(environment: str, as_json: Json = False) -> None:
-    """Show an environment with its (masked) variables."""
-    client = Client()
-    env = client.get(f"/environments/{environment_id(client, environment)}")
-    if as_json:
-        emit(env, True)
-        return
-    variables = env.pop("maskedVariables")
-    emit(env, False)
-    emit(variables, False, [("KEY", "key"), ("VALUE", "value"), ("KIND", "kind"),
-                            ("EXPOSURE", "exposure")], title="variables")
-
-
-def _env_action(environment: str, action: str, body: dict | None = None) -> None:
-    client = Client()
-    emit(client.post(f"/environments/{environment_id(client, environment)}/{action}", body),
-         False)
-
-
-@envs_app.command("clone")
-def envs_clone(environment: str, target_name: str) -> None:
-    """Clone an environment and its variables."""
-    _env_action(environment, "clone", {"targetName": target_name})
-
-
-@envs_app.command("promote")
-def envs_promote(environment: str, target_name: str) -> None:
-    """Copy an environment's variables into another (created if missing)."""
-    _env_action(environment, "promote", {"targetName": target_name})
-
-
-@envs_app.command("rename")
-def envs_rename(environment: str, name: str) -> None:
-    """Rename an environment."""
-    _env_action(environment, "rename", {"name": name})
-
-
-@envs_app.command("lock")
-def envs_lock(environment: str, reason: Annotated[Optional[str], typer.Option()] = None) -> None:
-    """Lock an environment against changes."""
-    _env_action(environment, "lock", {"reason": reason})
-
-
-@envs_app.command("unlock")
-def envs_unlock(environment: str) -> None:
-    """Unlock an environment."""
-    _env_action(environment, "unlock")
-
-
-@envs_app.command("archive")
-def envs_archive(environment: str,
-                 reason: Annotated[Optional[str], typer.Option()] = None) -> None:
-    """Archive an environment."""
-    _env_action(environment, "archive", {"reason": reason})
-
-
-Exposure = Annotated[bool, typer.Option("--build-time", help="Build-time instead of runtime.")]
-
-
-@envs_app.command("set")
-def envs_set(
-    environment: str,
-    assignment: Annotated[str, typer.Argument(metavar="KEY=VALUE")],
-    secret: Annotated[bool, typer.Option("--secret", help="Encrypt and mask it.")] = False,
-    build_time: Exposure = False,
-) -> None:
-    """Set a variable."""
-    key, sep, value = assignment.partition("=")
-    if not sep:
-        err.print("[red]error:[/] expected KEY=VALUE")
-        raise typer.Exit(2)
-    client = Client()
-    client.post(f"/environments/{environment_id(client, environment)}/variables", {
-        "key": key, "value": value, "kind": "secret" if secret else "plain-config",
-        "exposure": "build-time" if build_time else "runtime"})
-    out.print(f"set {key}")
-
-
-@envs_app.command("unset")
-def envs_unset(environment: str, key: str, build_time: Exposure = False) -> None:
-    """Remove a variable."""
-    client = Client()
-    client.delete(f"/environments/{environment_id(client, environment)}/variables/{key}",
-                  {"exposure": "build-time" if build_time else "runtime"})
-    out.print(f"removed {key}")
-
-
-@envs_app.command("diff")
-def envs_diff(environment: str, other: str, as_json: Json = False) -> None:
-    """Compare two environments' variables."""
-    client = Client()
-    rows = client.get(f"/environments/{environment_id(client, environment)}/diff/"
-                      f"{environment_id(client, other)}")
-    emit(rows, as_json, [("KEY", "key"), ("EXPOSURE", "exposure"), ("CHANGE", "change")])

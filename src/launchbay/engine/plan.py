@@ -6,6 +6,8 @@ only ever reads it, so a later change of the resource never changes a past deplo
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 from launchbay.store.profiles import RuntimeProfile
@@ -87,6 +89,10 @@ class ReleasePlan(BaseModel):
     # A compose stack: the web service's name and the other services, started first.
     service_name: str | None = None
     services: list[ServicePlan] = []
+    # The source profile (as the resource stores it) the plan was made from, and whether the
+    # resource adopts it once this release serves: a deploy of another image, a rollback.
+    source_profile: dict[str, Any] | None = None
+    adopt_source: bool = False
 
     def images(self) -> set[str]:
         return {i for i in (self.image, *(s.image for s in self.services)) if i}

@@ -461,6 +461,8 @@ class Release:
             resource = db.get_one(Resource, d.resource_id, with_for_update=True)
             previous = resource.current_deployment_id
             resource.current_deployment_id, d.phase = d.id, "switched"
+            if self.plan.adopt_source and self.plan.source_profile is not None:
+                resource.source = self.plan.source_profile  # what serves is what is configured
             journal.append(db, d.id, f"now serving (replacing {previous or 'nothing'})",
                            kind="event", phase="switch", status=d.status,
                            event_type="deployment-switched")

@@ -10,8 +10,10 @@ next to its fields.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
+import inspect
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -29,7 +31,7 @@ from launchbay.http.bodies import form_body
 from launchbay.http.browsers import origin_of
 from launchbay.http.common import AFTER, FLOW_COOKIE, SESSION_COOKIE, credentials, meta_of
 from launchbay.operations.compat.blueprints import split_image
-from launchbay.operations.errors import Forbidden, OperationError, Unauthenticated
+from launchbay.operations.errors import Forbidden, NotFound, OperationError, Unauthenticated
 from launchbay.operations.identity.accounts import Actor
 from launchbay.operations.identity.oidc_login import FLOW_SECONDS
 
@@ -154,6 +156,12 @@ def source_of(form: Form) -> dict[str, Any] | None:
     return None
 
 
+def typed(form: Form, name: str) -> None:
+    """A delete goes on only when the name of what it deletes was typed."""
+    if form.get("confirmName") != name:
+        raise Refused({"confirmName": f"type {name} to delete it"})
+
+
 def see_other(url: str, request: Request) -> Response:
     """After a successful form: the next page (htmx follows `HX-Redirect`)."""
     if request.headers.get("hx-request"):
@@ -222,7 +230,11 @@ def create(cp: ControlPlane) -> APIRouter:
             async def show(request: Request, **params: Any) -> Response:
                 return await console.page(request, template, **await values(request, **params))
             page(path)(show)
-            _again[template] = values
+            wanted = set(inspect.signature(values).parameters) - {"request"}
+
+            async def again(request: Request, **params: Any) -> dict[str, Any]:
+                return await values(request, **{k: v for k, v in params.items() if k in wanted})
+            _again[template] = again
             return values
         return decorate
 
@@ -352,6 +364,30 @@ def create(cp: ControlPlane) -> APIRouter:
             "kind": form.get("kind") or "custom"})
         return see_other(f"/projects/{project_id}", request)
 
+    @action("/projects/{project_id}/environments/{environment_id}/delete", "project.html")
+    async def environment_delete(request: Request, form: Form, project_id: str,
+                                 environment_id: str) -> Response:
+        env = await console.run(request, "environments.show", {"environmentId": environment_id})
+        if env["projectId"] != project_id:
+            raise NotFound("environment not found", code="environment_not_found")
+        typed(form, env["name"])
+        await console.run(request, "environments.delete", {
+            "environmentId": environment_id, "withResources": True,
+            "confirmation": {"environmentName": env["name"]}})
+        return see_other(f"/projects/{env['projectId']}", request)
+
+    @action("/projects/{project_id}/delete", "project.html")
+    async def project_delete(request: Request, form: Form, project_id: str) -> Response:
+        project = await console.run(request, "projects.show", {"projectId": project_id})
+        typed(form, project["name"])
+        if project["lifecycleStatus"] != "archived":
+            await console.run(request, "projects.archive", {"projectId": project_id,
+                                                            "reason": "deleted"})
+        await console.run(request, "projects.delete", {
+            "projectId": project_id, "withResources": True,
+            "confirmation": {"projectId": project_id}})
+        return see_other("/projects", request)
+
     @action("/projects/{project_id}/apps", "project.html")
     async def app_create(request: Request, form: Form, project_id: str) -> Response:
         source = source_of(form)
@@ -384,8 +420,10 @@ def create(cp: ControlPlane) -> APIRouter:
                                    {"resourceId": resource_id, "limit": 20})
         project = await console.run(request, "projects.show", {"projectId": r["projectId"]})
         current = next((d for d in deployments if d["id"] == r["currentDeploymentId"]), None)
+        overridden = {(o["key"], o["exposure"]) for o in config["overrides"]}
         return {"shown": shown, "resource": r, "deployments": deployments, "current": current,
-                "variables": config["ownedEntries"], "domains": domains,
+                "variables": config["effectiveEntries"], "overridden": overridden,
+                "domains": domains,
                 "health": health["observations"], "project": project,
                 "people": await people(request)}
 
@@ -401,18 +439,43 @@ def create(cp: ControlPlane) -> APIRouter:
     @action("/resources/{resource_id}/deploy", "resource.html")
     async def deploy(request: Request, form: Form, resource_id: str) -> Response:
         r = (await console.run(request, "resources.show", {"resourceId": resource_id}))
-        if source := source_of(form):
-            await console.run(request, "resources.configure-source",
-                              {"resourceId": resource_id, "source": source})
         made = await console.run(request, "deployments.create", {
             "projectId": r["resource"]["projectId"],
-            "environmentId": r["resource"]["environmentId"], "resourceId": resource_id})
+            "environmentId": r["resource"]["environmentId"], "resourceId": resource_id,
+            "source": source_of(form)})
         return see_other(f"/deployments/{made['id']}", request)
 
     @action("/resources/{resource_id}/redeploy", "resource.html")
     async def redeploy(request: Request, form: Form, resource_id: str) -> Response:
         made = await console.run(request, "deployments.redeploy", {"resourceId": resource_id})
         return see_other(f"/deployments/{made['id']}", request)
+
+    @action("/resources/{resource_id}/runtime/{verb}", "resource.html")
+    async def runtime_control(request: Request, form: Form, resource_id: str,
+                              verb: str) -> Response:
+        """Stops, starts or restarts the current release, waits (briefly) for the engine, and
+        observes the app again so that the page shows what is true now."""
+        if verb not in ("stop", "start", "restart"):
+            raise NotFound("no such runtime action", code="not_found")
+        attempt = await console.run(request, f"resources.runtime.{verb}",
+                                    {"resourceId": resource_id})
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and (await console.run(
+                request, "operator-work.show", {"workId": attempt["runtimeControlAttemptId"]})
+                )["item"]["status"] in ("pending", "running", "retry-scheduled"):
+            await asyncio.sleep(0.2)
+        await console.run(request, "resources.health", {"resourceId": resource_id,
+                                                        "mode": "live"})
+        return see_other(f"/resources/{resource_id}", request)
+
+    @action("/resources/{resource_id}/delete", "resource.html")
+    async def resource_delete(request: Request, form: Form, resource_id: str) -> Response:
+        r = (await console.run(request, "resources.show", {"resourceId": resource_id}))[
+            "resource"]
+        typed(form, r["name"])
+        await console.run(request, "resources.delete", {
+            "resourceId": resource_id, "confirmation": {"resourceSlug": r["slug"]}})
+        return see_other(f"/projects/{r['projectId']}", request)
 
     @action("/resources/{resource_id}/variables", "resource.html")
     async def variable_set(request: Request, form: Form, resource_id: str) -> Response:

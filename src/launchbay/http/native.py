@@ -76,6 +76,7 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("GET", "/environments", "environments.list", 200),
     ("POST", "/environments", "environments.create", 201),
     ("GET", "/environments/{environmentId}", "environments.show", 200),
+    ("DELETE", "/environments/{environmentId}", "environments.delete", 200),
     ("POST", "/environments/{environmentId}/lock", "environments.lock", 200),
     ("POST", "/environments/{environmentId}/unlock", "environments.unlock", 200),
     ("POST", "/environments/{environmentId}/archive", "environments.archive", 200),

@@ -103,10 +103,12 @@ class Context:
         assert self.organization_id is not None
         return self.organization_id
 
-    def audit(self, aggregate_id: str | None, **payload: Any) -> None:
-        """Records this operation's audit event in its transaction; secrets never reach it."""
+    def audit(self, aggregate_id: str | None, *, event_type: str | None = None,
+              **payload: Any) -> None:
+        """Records this operation's audit event (or another `event_type`, for what it does
+        to other objects) in its transaction; secrets never reach it."""
         self.audited.append(audit.record(
-            self.db, self.operation.audit or self.operation.key, aggregate_id,
+            self.db, event_type or self.operation.audit or self.operation.key, aggregate_id,
             organization_id=self.organization_id,
             actor_user_id=self.actor.user_id if self.actor else None,
             actor_token_id=self.actor.token_id if self.actor else None, **payload))

@@ -30,6 +30,7 @@ from launchbay.operations.resources import (
     check_repository,
     generated_url,
     get_resource,
+    source_of,
 )
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Schema, Timestamp
 from launchbay.store.models import (
@@ -61,12 +62,14 @@ ROLLBACK_TARGETS = (DeploymentStatus.SUCCEEDED, DeploymentStatus.ROLLED_BACK)
 # -- planning -----------------------------------------------------------------------------------
 
 
-def readiness(resource: Resource) -> list[str]:
-    """Why the resource cannot be deployed now (empty: it can)."""
+def readiness(resource: Resource, override: SourceProfile | None = None) -> list[str]:
+    """Why the resource cannot be deployed now, with its source or `override` (empty: it
+    can)."""
     reasons = []
     if resource.lifecycle_status != "active":
         reasons.append("resource-archived")
-    source = SourceProfile.model_validate(resource.source) if resource.source else None
+    source = override or (SourceProfile.model_validate(resource.source) if resource.source
+                          else None)
     if source is None:
         reasons.append("resource-source-missing")
     elif source.kind not in ("docker-image", "git", "archive"):
@@ -74,8 +77,11 @@ def readiness(resource: Resource) -> list[str]:
     return reasons
 
 
-def build_plan(ctx: Context, r: Resource) -> ReleasePlan:
-    source = SourceProfile.model_validate(r.source)
+def build_plan(ctx: Context, r: Resource, override: SourceProfile | None = None) -> ReleasePlan:
+    """The release of the resource's configuration, or of `override` (another image or ref),
+    which the resource adopts only once that release serves."""
+    profile = source_of(ctx, r, override) if override else r.source
+    source = SourceProfile.model_validate(profile)
     runtime = RuntimeProfile.model_validate(r.runtime_profile)
     network = NetworkProfile.model_validate(r.network_profile)
     policy = HealthPolicy.model_validate(r.health_policy) if r.health_policy else HealthPolicy()
@@ -115,6 +121,7 @@ def build_plan(ctx: Context, r: Resource) -> ReleasePlan:
                  for a, v in attachments(ctx, r.id)],
         network=f"lb-{r.environment_id}", aliases=[r.slug],
         drain_seconds=ctx.settings.edge_drain_seconds if ctx.settings.edge_enabled else 0,
+        source_profile=profile, adopt_source=override is not None,
     )
 
 
@@ -131,11 +138,12 @@ def snapshot(ctx: Context, r: Resource) -> dict[str, Any]:
 
 def start(ctx: Context, r: Resource, trigger: str, *, plan: dict[str, Any] | None = None,
           env: dict[str, Any] | None = None, source_deployment: str | None = None,
-          rollback_of: str | None = None) -> Deployment:
-    """Creates a deployment and its work item in the caller's transaction."""
+          rollback_of: str | None = None, source: SourceProfile | None = None) -> Deployment:
+    """Creates a deployment (of the resource's configuration, or of another `source`) and
+    its work item in the caller's transaction."""
     get_environment(ctx, r.environment_id, mutable=True)
     if plan is None:
-        blocked = readiness(r)
+        blocked = readiness(r, source)
         if blocked:
             raise Conflict("the resource cannot be deployed yet", code=blocked[0].replace("-", "_"),
                            details={"reasonCodes": blocked})
@@ -146,7 +154,7 @@ def start(ctx: Context, r: Resource, trigger: str, *, plan: dict[str, Any] | Non
         environment_id=r.environment_id, resource_id=r.id, server_id=r.server_id,
         trigger_kind=trigger, source_deployment_id=source_deployment,
         rollback_of_deployment_id=rollback_of, triggered_by=ctx.user_id,
-        plan=plan if plan is not None else build_plan(ctx, r).model_dump(mode="json"),
+        plan=plan if plan is not None else build_plan(ctx, r, source).model_dump(mode="json"),
         environment_snapshot=env if env is not None else snapshot(ctx, r),
     )
     ctx.db.add(d)
@@ -217,10 +225,17 @@ class DeploymentOut(Schema):
 
 def runtime_plan(d: Deployment) -> dict[str, Any]:
     plan = ReleasePlan.model_validate(d.plan)
-    where = plan.build and (plan.build.repository or plan.build.archive)
-    source = ({"kind": "archive" if plan.build.archive else "git", "locator": where,
-               "displayName": where, "commitSha": plan.commit_sha} if plan.build else
-              {"kind": "docker-image", "locator": plan.image, "displayName": plan.image})
+    profile = plan.source_profile or {}
+    if plan.build and plan.build.archive:  # named by its id and upload name, never its path
+        upload = profile.get("locator") or Path(plan.build.archive).name.split(".")[0]
+        source = {"kind": "archive", "locator": upload, "commitSha": plan.commit_sha,
+                  "displayName": f"{profile.get('displayName') or 'uploaded source'} "
+                                 f"({upload[:12]})"}
+    elif plan.build:
+        source = {"kind": "git", "locator": plan.build.repository, "commitSha": plan.commit_sha,
+                  "displayName": plan.build.repository}
+    else:
+        source = {"kind": "docker-image", "locator": plan.image, "displayName": plan.image}
     return {
         "id": f"plan_{d.id.split('_')[-1]}", "source": source,
         "buildStrategy": "auto" if plan.build else "prebuilt-image",
@@ -280,11 +295,15 @@ class DeploymentCreate(Schema):
     resource_id: Id
     server_id: Id | None = None
     destination_id: Id | None = None
+    # Deploy this instead of the configured source; the resource keeps it only once the
+    # release serves (a failed deploy of a wrong tag changes nothing).
+    source: SourceProfile | None = None
 
 
 @operation("deployments.create", role="developer", audit="deployment.created")
 def create_deployment(ctx: Context, data: DeploymentCreate) -> IdOut:
-    """Deploys the resource's current configuration; the engine picks it up at once."""
+    """Deploys the resource's current configuration (or `source`); the engine picks it up
+    at once."""
     r = get_resource(ctx, data.resource_id)
     if (r.environment_id, r.project_id) != (data.environment_id, data.project_id):
         raise Invalid("the resource does not belong to that project and environment",
@@ -293,8 +312,8 @@ def create_deployment(ctx: Context, data: DeploymentCreate) -> IdOut:
     if target and target != r.server_id:
         raise Invalid("the resource deploys to its own server", code="context_mismatch",
                       details={"serverId": r.server_id})
-    d = start(ctx, r, "create")
-    ctx.audit(d.id, resourceId=r.id)
+    d = start(ctx, r, "create", source=data.source)
+    ctx.audit(d.id, resourceId=r.id, sourceOverride=data.source is not None)
     return IdOut(id=d.id)
 
 
@@ -740,7 +759,8 @@ def rollback(ctx: Context, data: RollbackIn) -> IdOut:
     else:
         raise Conflict("there is no earlier successful release to roll back to",
                        code="no_rollback_candidate")
-    new = start(ctx, get_resource(ctx, d.resource_id), "rollback", plan=candidate.plan,
+    new = start(ctx, get_resource(ctx, d.resource_id), "rollback",
+                plan={**candidate.plan, "adopt_source": True},
                 env=candidate.environment_snapshot, source_deployment=candidate.id,
                 rollback_of=d.id)
     ctx.audit(new.id, rollbackOf=d.id, candidate=candidate.id)

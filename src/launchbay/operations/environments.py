@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 
 from launchbay.operations import variables
 from launchbay.operations.catalog import Context, Role, operation
-from launchbay.operations.errors import Conflict, NotFound
+from launchbay.operations.errors import Conflict, Invalid, NotFound
 from launchbay.operations.projects import get_project
+from launchbay.operations.removal import remove_resources
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Name, Schema, Timestamp
 from launchbay.operations.variables import (
     PRECEDENCE,
@@ -25,7 +26,14 @@ from launchbay.operations.variables import (
     VariableKey,
     masked,
 )
-from launchbay.store.models import Environment, EnvironmentVariable, new_id, utcnow
+from launchbay.store.models import (
+    Environment,
+    EnvironmentVariable,
+    ProjectKind,
+    Resource,
+    new_id,
+    utcnow,
+)
 
 Kind = Literal["local", "development", "test", "staging", "production", "preview", "custom"]
 
@@ -188,6 +196,40 @@ def archive_environment(ctx: Context, data: WithReason) -> IdOut:
         raise Conflict("the environment is already archived", code="environment_archived")
     env.lifecycle_status, env.archived_at, env.archive_reason = "archived", utcnow(), data.reason
     ctx.audit(env.id, reason=data.reason)
+    return IdOut(id=env.id)
+
+
+class EnvironmentConfirmation(Schema):
+    environment_name: Name
+
+
+class EnvironmentDelete(EnvironmentRef):
+    confirmation: EnvironmentConfirmation
+    # Also delete its resources (their containers and routes; never their volumes).
+    with_resources: bool = False
+
+
+@operation("environments.delete", role="admin", audit="environment.deleted")
+def delete_environment(ctx: Context, data: EnvironmentDelete) -> IdOut:
+    """Deletes an environment and its variables, and its resources if asked (else it must have
+    none); needs its name as confirmation. Environments that launchbay made for a feature go
+    with what made them."""
+    env = get_environment(ctx, data.environment_id)
+    if data.confirmation.environment_name != env.name:
+        raise Invalid("confirmation.environmentName does not match",
+                      code="confirmation_mismatch")
+    if get_project(ctx, env.project_id).kind != ProjectKind.USER:
+        raise Conflict("this environment belongs to a launchbay feature; delete what made it",
+                       code="environment_managed")
+    resources = ctx.db.scalars(select(Resource).where(Resource.environment_id == env.id)).all()
+    if resources and not data.with_resources:
+        raise Conflict(f"the environment still has {len(resources)} resource(s): delete them "
+                       "first, or ask for withResources", code="environment_delete_blocked",
+                       details={"blockers": [{"kind": "resource", "relatedEntityType":
+                                              "resource", "count": len(resources)}]})
+    remove_resources(ctx, resources)
+    ctx.db.delete(env)
+    ctx.audit(env.id, name=env.name, projectId=env.project_id, resources=len(resources))
     return IdOut(id=env.id)
 
 

@@ -5,14 +5,22 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.errors import Conflict, Invalid, NotFound
+from launchbay.operations.removal import remove_resources
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Name, Schema, Timestamp
 from launchbay.slugs import slugify
-from launchbay.store.models import Environment, Project, new_id, utcnow
+from launchbay.store.models import (
+    Environment,
+    EnvironmentVariable,
+    Project,
+    Resource,
+    new_id,
+    utcnow,
+)
 
 
 class ProjectOut(Schema):
@@ -183,15 +191,24 @@ class DeleteCheck(Schema):
 
 
 def _blockers(ctx: Context, project: Project) -> list[Blocker]:
+    """What deleting would lose: resources (their containers would be orphaned), and
+    environments still in use (with resources or variables). Empty environments go with it."""
     blockers = []
     if project.lifecycle_status == "active":
         blockers.append(Blocker(kind="active-project", related_entity_id=project.id,
                                 related_entity_type="project", count=1))
-    active_envs = ctx.db.scalar(select(func.count()).select_from(Environment).where(
-        Environment.project_id == project.id, Environment.lifecycle_status != "archived"))
-    if active_envs:
-        blockers.append(Blocker(kind="active-environments", related_entity_type="environment",
-                                count=active_envs))
+    used = or_(exists().where(Resource.environment_id == Environment.id),
+               exists().where(EnvironmentVariable.environment_id == Environment.id))
+    environments = ctx.db.scalar(select(func.count()).select_from(Environment).where(
+        Environment.project_id == project.id, Environment.lifecycle_status != "archived", used))
+    if environments:
+        blockers.append(Blocker(kind="environment", related_entity_type="environment",
+                                count=environments))
+    resources = ctx.db.scalar(select(func.count()).select_from(Resource).where(
+        Resource.project_id == project.id))
+    if resources:
+        blockers.append(Blocker(kind="resource", related_entity_type="resource",
+                                count=resources))
     return blockers
 
 
@@ -210,18 +227,25 @@ class ProjectConfirmation(Schema):
 
 class ProjectDelete(ProjectRef):
     confirmation: ProjectConfirmation
+    # Also delete its resources (their containers and routes; never their volumes) and its
+    # environments in use.
+    with_resources: bool = False
 
 
 @operation("projects.delete", role="admin", audit="project.deleted")
 def delete_project(ctx: Context, data: ProjectDelete) -> IdOut:
-    """Deletes an archived project whose environments are archived; needs the id as confirmation."""
+    """Deletes an archived project with its environments; its resources too if asked (else
+    it must have none). Needs the id as confirmation."""
     project = get_project(ctx, data.project_id)
     if data.confirmation.project_id != project.id:
         raise Invalid("confirmation.projectId does not match", code="confirmation_mismatch")
-    blockers = _blockers(ctx, project)
+    blockers = [b for b in _blockers(ctx, project) if not data.with_resources
+                or b.kind == "active-project"]
     if blockers:
         raise Conflict("the project cannot be deleted yet", code="project_delete_blocked",
                        details={"blockers": [b.model_dump(by_alias=True) for b in blockers]})
+    remove_resources(ctx, ctx.db.scalars(select(Resource).where(
+        Resource.project_id == project.id)).all())
     ctx.db.delete(project)
     ctx.audit(project.id, name=project.name)
     return IdOut(id=project.id)

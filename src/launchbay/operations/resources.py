@@ -27,6 +27,7 @@ from launchbay.operations.environments import get_environment
 from launchbay.operations.errors import Conflict, Invalid, NotFound
 from launchbay.operations.idempotency import Idempotent
 from launchbay.operations.projects import get_project
+from launchbay.operations.removal import remove_resources
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Name, Schema, Timestamp
 from launchbay.operations.servers import default_server, get_server
 from launchbay.operations.variables import Entry, Exposure, VariableIn, VariableKey, VariableValue
@@ -286,12 +287,18 @@ def resource_urls(ctx: Context, data: ResourceUrlsIn) -> ResourceUrls:
     get_project(ctx, data.project_id)
     urls: dict[str, list[str]] = {}
     policies: dict[str, tuple[str, str]] = {}  # one look-up per server
-    for r in ctx.db.scalars(select(Resource).where(Resource.organization_id == ctx.org_id,
-                                                   Resource.project_id == data.project_id)):
+    resources = ctx.db.scalars(select(Resource).where(
+        Resource.organization_id == ctx.org_id, Resource.project_id == data.project_id)).all()
+    # Without an edge proxy, a release answers on its loopback port.
+    ports = {} if ctx.settings.edge_enabled else dict(ctx.db.execute(
+        select(Deployment.id, Deployment.host_port).where(Deployment.id.in_(
+            [r.current_deployment_id for r in resources if r.current_deployment_id]))).all())
+    for r in resources:
         policy = policies.get(r.server_id) or routing.access_policy(ctx.db, r.server_id)
         policies[r.server_id] = policy
         found = generated_url(ctx, r, policy) if r.current_deployment_id else None
-        urls[r.id] = [found[1]] if found else []
+        port = ports.get(r.current_deployment_id or "")
+        urls[r.id] = [found[1]] if found else [f"http://127.0.0.1:{port}/"] if port else []
     for b in ctx.db.scalars(select(DomainBinding).where(
             DomainBinding.organization_id == ctx.org_id,
             DomainBinding.project_id == data.project_id,
@@ -427,17 +434,8 @@ def delete_resource(ctx: Context, data: ResourceDelete) -> IdOut:
     r = get_resource(ctx, data.resource_id)
     if data.confirmation.resource_slug != r.slug:
         raise Invalid("confirmation.resourceSlug does not match", code="confirmation_mismatch")
-    remove_resource(ctx, r)
+    remove_resources(ctx, [r])
     return IdOut(id=r.id)
-
-
-def remove_resource(ctx: Context, r: Resource) -> None:
-    """Deletes the resource now; its containers and routes are removed by the engine."""
-    ctx.enqueue("runtime-maintenance", "resources.delete", resource_id=r.id,
-                server_id=r.server_id, project_id=r.project_id,
-                payload=stored(MaintenancePayload(action="remove-resource")))
-    ctx.db.delete(r)
-    ctx.audit(r.id, name=r.name, slug=r.slug)
 
 
 # -- profiles -----------------------------------------------------------------------------------

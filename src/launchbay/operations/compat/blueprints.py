@@ -20,9 +20,9 @@ from launchbay.operations.catalog import Context, operation
 from launchbay.operations.deployments import start
 from launchbay.operations.edge.domains import bind, check_domain
 from launchbay.operations.errors import Invalid, NotFound, validation_failed
+from launchbay.operations.removal import remove_resources
 from launchbay.operations.resources import (
     get_resource,
-    remove_resource,
     source_of,
 )
 from launchbay.operations.servers import default_server
@@ -466,7 +466,7 @@ def update_service(ctx: Context, data: ServiceUpdate) -> ServiceView:
     return _service_view(ctx, r)
 
 
-@operation("blueprints.services.delete", role="admin", audit="blueprint.service-deleted")
+@operation("blueprints.services.delete", role="admin", audit="resource.deleted")
 def delete_service(ctx: Context, data: ServiceRef) -> None:
     """Deletes a service: its containers, routes and deployments (never its volumes)."""
-    remove_resource(ctx, _service(ctx, data.service_id))
+    remove_resources(ctx, [_service(ctx, data.service_id)])
