@@ -207,13 +207,28 @@ def test_app_page_shows_the_variables_it_gets_and_deletes_ask_for_the_name(admin
 
     other = admin.post("/resources", {"projectId": app["project"], "environmentId": env,
                                       "name": "api"})["id"]
-    assert browser.post(f"/projects/{app['project']}/environments/{env}/delete", {"confirmName": "production"}
-                        ).status_code == 303
+    assert browser.post(f"/projects/{app['project']}/environments/{env}/delete",
+                        {"confirmName": "production"}).status_code == 303
     assert admin.request("GET", f"/resources/{other}").status_code == 404
     admin.post("/environments", {"projectId": app["project"], "name": "staging"})
     assert browser.post(f"/projects/{app['project']}/delete",
                         {"confirmName": "web-project"}).headers["location"] == "/projects"
     assert admin.get("/projects")["items"] == []
+
+
+def test_projects_page_shows_each_projects_apps_status_and_last_deploy(admin, cp):
+    shop = make_app(admin, "lbtest/hello:v1", name="shop")
+    admin.post("/projects", {"name": "empty"})
+    deployment = admin.post("/deployments", {"projectId": shop["project"],
+                                             "environmentId": shop["env"],
+                                             "resourceId": shop["resource"]})["id"]
+    page = Browser(cp).sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).get("/projects").text
+    rows = {m.group(1): m.group(2) for m in re.finditer(
+        r"<tr><td><a href=\"/projects/prj_\w+\"><strong>([\w-]+)</strong>(.*?)</tr>", page, re.S)}
+    assert f'href="/resources/{shop["resource"]}">shop</a>' in rows["shop-project"]
+    assert f'href="/deployments/{deployment}"' in rows["shop-project"]
+    assert "badge-created" in rows["shop-project"]  # not deployed yet: its deployment waits
+    assert "no app" in rows["empty"]
 
 
 def test_environments_on_demand_from_templates_with_parameters(admin, cp):

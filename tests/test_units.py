@@ -73,6 +73,22 @@ def test_slugs():
     assert unique_slug("a", lambda s: s in {"a", "a-2"}) == "a-3"
 
 
+def test_generated_hostnames_name_an_app_named_like_its_project_once(tmp_path):
+    from launchbay.engine.routing import DEFAULT_TEMPLATE, generated_host
+    from launchbay.store.models import Environment, Project, Resource
+
+    settings = Settings(data_dir=tmp_path)
+    env = Environment(name="Production")
+
+    def host(resource: str, project: str, template: str = DEFAULT_TEMPLATE) -> str | None:
+        return generated_host(None, settings, Resource(slug=resource, access_profile={}), env,  # type: ignore[arg-type]  # no store needed with env, project and policy given
+                              Project(slug=project), policy=("enabled", template))
+
+    assert host("web", "shop") == "web-production-shop.localhost"
+    assert host("shop", "shop") == "shop-production.localhost"
+    assert host("shop", "shop", "{project}-{resource}.{baseDomain}") == "shop.localhost"
+
+
 def test_scopes():
     assert check_scope("*") == "*"
     assert check_scope("projects:read")

@@ -352,7 +352,8 @@ def test_cli_deploys_a_folder_without_a_dockerfile(api, server, tmp_path, monkey
                                 "requirements.txt"]
     result = CliRunner().invoke(app, ["deploy", str(folder)])
     assert result.exit_code == 0, result.output
-    assert "created app myapp (port 8000)" in result.output and "deployed" in result.output
+    assert "created project myapp, environment production, app myapp (port 8000)" in \
+        result.output and "deployed" in result.output
     url = result.output.strip().splitlines()[-1].split(": ")[-1]
     assert body(url) == "hello from python\n"
     again = CliRunner().invoke(app, ["deploy", str(folder), "--quiet"])  # same app, new release

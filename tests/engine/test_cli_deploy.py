@@ -101,6 +101,9 @@ def test_apps_stop_start_restart_and_deletes_with_typed_confirmation(cli, api):
     assert "stopped web" in cli("apps", "stop", web)
     container.reload()
     assert container.status == "exited"
+    assert "stopped" in cli("apps", "show", web) and "stopped" in cli("apps", "list")
+    apps = json.loads(cli("system", "status", "--json"))["apps"]
+    assert (apps["total"], apps["running"], apps["stopped"]) == (2, 1, 1)
     assert "started web" in cli("apps", "start", web)
     url = json.loads(cli("apps", "show", web, "--json"))["accessSummary"][
         "latestGeneratedAccessRoute"]["url"]

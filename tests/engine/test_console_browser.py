@@ -186,7 +186,9 @@ def test_setup_deploy_watch_open_configure_redeploy_roll_back(browser, server, s
     assert "REGION" in variables and "eu-west" in variables and "environment" in variables
     press(driver, f"{resource}/runtime/stop")
     until(lambda: "stopped" in driver.find_element(By.ID, "runtime-state").text)
-    assert via_url(url, settings.edge_http_port).status_code == 502
+    assert "stopped" in driver.find_element(By.TAG_NAME, "h1").text
+    stopped = via_url(url, settings.edge_http_port)
+    assert stopped.status_code == 503 and "not running" in stopped.text
     shot(driver, "08-stopped")
     press(driver, f"{resource}/runtime/start")
     until(lambda: "running" in driver.find_element(By.ID, "runtime-state").text)

@@ -110,9 +110,10 @@ def status(r: dict[str, Any]) -> str:
     current, last = r.get("currentDeploymentId"), r.get("lastDeploymentId")
     if not current:
         return r.get("lastDeploymentStatus") or "not deployed"
+    now = "stopped" if r.get("runtimeState") == "stopped" else "serving"
     if last and last != current:
-        return f"serving; last deploy {r['lastDeploymentStatus']}"
-    return "serving"
+        return f"{now}; last deploy {r['lastDeploymentStatus']}"
+    return now
 
 
 def _names(client: Client) -> tuple[dict[str, str], dict[str, str]]:
@@ -189,7 +190,7 @@ def _control(app_ref: str, action: str, done: str) -> None:
 
 @apps_app.command("stop")
 def apps_stop(app_ref: AppRef) -> None:
-    """Stop an app's running release (its URL answers 502 until it starts again)."""
+    """Stop an app's running release (its URL answers 503 until it starts again)."""
     _control(app_ref, "stop", "stopped")
 
 
@@ -221,26 +222,41 @@ def apps_delete(app_ref: AppRef, confirm: Confirm = None) -> None:
 
 def app_for_folder(client: Client, folder: Path, name: str | None, project: str | None,
                    env: str) -> dict[str, Any]:
-    """The app a folder deploys to: found by name, or created (with its project and
-    environment) the first time, listening on the port detection suggests."""
+    """The app a folder deploys to: in the project named after the folder (or `project`) and
+    `env`, the app `name`, else the environment's only app, else a new app named after the
+    folder (with the project and environment if they are new), listening on the port
+    detection suggests."""
     from launchbay.engine.build.runtime_detection import detect
     from launchbay.slugs import slugify
 
+    made: list[str] = []
+    project_slug = slugify(project or folder.resolve().name)
+    pid = next((p["id"] for p in client.get("/projects", limit=500)["items"]
+                if project_slug in (p["slug"], p["name"]) or p["id"] == project), None)
+    if pid is None:
+        pid = client.post("/projects", {"name": project_slug})["id"]
+        made.append(f"project {project_slug}")
+    eid = next((e["id"] for e in client.get("/environments", projectId=pid, limit=500)["items"]
+                if e["name"] == env), None)
+    if eid is None:
+        eid = client.post("/environments", {"projectId": pid, "name": env,
+                                            "kind": "production" if env == "production"
+                                            else "custom"})["id"]
+        made.append(f"environment {env}")
+    apps = client.get("/resources", environmentId=eid, limit=500)["items"]
+    if name:
+        apps = [r for r in apps if slugify(name) in (r["slug"], r["name"])]
+    if len(apps) == 1:
+        return apps[0]
+    if apps:
+        err.print(f"[red]error:[/] {project_slug}/{env} has {len(apps)} apps: choose one "
+                  "with --app NAME")
+        raise typer.Exit(1)
     slug = slugify(name or folder.resolve().name)
-    found = [r for r in client.get("/resources", limit=500)["items"] if r["slug"] == slug]
-    if len(found) == 1:
-        return found[0]
-    projects = {p["slug"]: p["id"] for p in client.get("/projects", limit=500)["items"]}
-    pid = project_id(client, project) if project else projects.get(slug) or client.post(
-        "/projects", {"name": slug})["id"]
-    envs = {e["name"]: e["id"] for e in client.get("/environments", projectId=pid,
-                                                   limit=500)["items"]}
-    eid = envs.get(env) or client.post("/environments", {"projectId": pid, "name": env,
-                                                         "kind": "production"})["id"]
     port = detect(folder).port or 8080
     created = client.post("/resources", {"projectId": pid, "environmentId": eid, "name": slug,
                                          "networkProfile": {"internalPort": port}})
-    out.print(f"created app {slug} (port {port})")
+    out.print(f"created {', '.join([*made, f'app {slug}'])} (port {port})")
     return client.get(f"/resources/{created['id']}")["resource"]
 
 
@@ -249,9 +265,10 @@ def deploy(
     image: Annotated[Optional[str], typer.Option(
         help="Deploy this image; the app keeps it once the release serves.")] = None,
     app_name: Annotated[Optional[str], typer.Option(
-        "--app", help="With a folder: the app to deploy it to (default: the folder's name).")
-    ] = None,
-    project: Annotated[Optional[str], typer.Option(help="With a folder: its project.")] = None,
+        "--app", help="With a folder: the app to deploy it to (default: the environment's "
+                      "only app, or a new one named after the folder).")] = None,
+    project: Annotated[Optional[str], typer.Option(
+        help="With a folder: its project (default: named after the folder).")] = None,
     env: Annotated[str, typer.Option(help="With a folder: its environment.")] = "production",
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Do not follow.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the outcome.")] = False,

@@ -16,8 +16,20 @@ proxy_app = typer.Typer(help="The edge proxy and routes added by hand.", no_args
 
 @system_app.command("status")
 def system_status(as_json: Json = False) -> None:
-    """Health, uptime, services running and the edge proxy."""
-    emit(Client().get("/system/status"), as_json)
+    """Health, uptime, the edge proxy, and the organization's apps by runtime state."""
+    client = Client()
+    status = client.get("/system/status")  # its `services` are the Dployr API's
+    apps: dict[str, int] = {"total": 0, "running": 0, "stopped": 0, "not-deployed": 0}
+    for r in client.get("/resources", limit=500)["items"]:
+        apps["total"] += 1
+        apps[r["runtimeState"]] += 1
+    if as_json:
+        emit({**status, "apps": apps}, True)
+        return
+    emit({"status": status["status"], "uptime": status["uptime"],
+          "proxy": status["proxy"]["status"],
+          "apps": f"{apps['total']} ({apps['running']} running, {apps['stopped']} stopped, "
+                  f"{apps['not-deployed']} not deployed)"}, False)
 
 
 @system_app.command("info")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -79,8 +80,12 @@ def generated_host(db: DbSession, settings: Settings, resource: Resource,
         return None
     env = env or db.get_one(Environment, resource.environment_id)
     project = project or db.get_one(Project, resource.project_id)
-    return template.format(resource=resource.slug, environment=slugify(env.name),
-                           project=project.slug, baseDomain=settings.base_domain)
+    # An app named like its project (what `launchbay deploy ./folder` makes) is named once:
+    # `shop-production.localhost`, not `shop-production-shop.localhost`.
+    host = template.format(resource=resource.slug, environment=slugify(env.name),
+                           project="" if project.slug == resource.slug else project.slug,
+                           baseDomain=settings.base_domain)
+    return re.sub(r"-+(?=\.)|(?<=\.)-+|^-+", "", re.sub(r"-{2,}", "-", host))
 
 
 def public_url(settings: Settings, host: str, tls: bool = False) -> str:
@@ -114,7 +119,7 @@ class Route:
             handle = _redirect(*self.redirect)
         elif self.upstream is None:
             handle = {"handler": "static_response", "status_code": 503,
-                      "body": "this app has no running release yet\n"}
+                      "body": "this app is not running (stopped, or not deployed yet)\n"}
         else:
             # Retry a refused connection briefly, so a request never fails at the instant a
             # release is replaced.
@@ -146,7 +151,8 @@ def routes(db: DbSession, settings: Settings, resource_id: str | None = None) ->
         current = db.get(Deployment, resource.current_deployment_id) \
             if resource.current_deployment_id else None
         upstream = f"127.0.0.1:{current.host_port}" if current and current.host_port else None
-        host = generated_host(db, settings, resource, env, project) if upstream else None
+        # A stopped release keeps its hostname, answered 503 until it is started again.
+        host = generated_host(db, settings, resource, env, project) if current else None
         if host:
             found.append(Route(
                 id=f"lb-res-{resource.id}", organization_id=resource.organization_id,

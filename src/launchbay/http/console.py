@@ -335,8 +335,12 @@ def create(cp: ControlPlane) -> APIRouter:
 
     @view("/projects", "projects.html")
     async def projects_values(request: Request) -> dict[str, Any]:
-        return {"projects": (await console.run(request, "projects.list", {"limit": 500}))
-                ["items"]}
+        """Each project with its apps (grouped from one list of the organization's)."""
+        projects = (await console.run(request, "projects.list", {"limit": 500}))["items"]
+        apps: dict[str, list[dict[str, Any]]] = {}
+        for r in (await console.run(request, "resources.list", {"limit": 500}))["items"]:
+            apps.setdefault(r["projectId"], []).append(r)
+        return {"projects": projects, "apps": apps}
 
 
     @action("/projects", "projects.html")

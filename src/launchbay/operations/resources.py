@@ -92,8 +92,12 @@ class ResourceSummary(Schema):
     deployment_count: int
     last_deployment_id: str | None
     last_deployment_status: str | None
+    last_deployment_at: Timestamp | None = None
     current_deployment_id: str | None
     lifecycle_status: str
+    # As the store knows it: the current release's container was left running (it has a
+    # port) or stopped (`resources.runtime.stop`). The health history says what was observed.
+    runtime_state: Literal["not-deployed", "running", "stopped"] = "not-deployed"
 
 
 def _latest(ctx: Context, resource_id: str) -> Deployment | None:
@@ -106,17 +110,21 @@ def summary(ctx: Context, r: Resource) -> ResourceSummary:
 
 
 def summaries(ctx: Context, rows: list[Resource]) -> list[ResourceSummary]:
-    """Resources with their deployment count and latest deployment, in two queries whatever
-    their number (a list page of hundreds stays fast)."""
+    """Resources with their deployment count, latest deployment and runtime state, in three
+    queries whatever their number (a list page of hundreds stays fast)."""
     ids = [r.id for r in rows]
     counts = dict(ctx.db.execute(select(Deployment.resource_id, func.count()).where(
         Deployment.resource_id.in_(ids)).group_by(Deployment.resource_id)).all())
     ranked = select(Deployment.resource_id, Deployment.id, Deployment.status,
+                    Deployment.created_at,
                     func.row_number().over(partition_by=Deployment.resource_id,
                                            order_by=Deployment.created_at.desc()).label("n")
                     ).where(Deployment.resource_id.in_(ids)).subquery()
     latest = {row.resource_id: row for row in ctx.db.execute(
         select(ranked).where(ranked.c.n == 1))}
+    ports = dict(ctx.db.execute(select(Deployment.id, Deployment.host_port).where(
+        Deployment.id.in_([r.current_deployment_id for r in rows if r.current_deployment_id])
+    )).all())
     return [ResourceSummary(
         id=r.id, project_id=r.project_id, environment_id=r.environment_id,
         destination_id=r.server_id, name=r.name, slug=r.slug, kind=r.kind,
@@ -126,7 +134,10 @@ def summaries(ctx: Context, rows: list[Resource]) -> list[ResourceSummary]:
         deployment_count=counts.get(r.id, 0),
         last_deployment_id=latest[r.id].id if r.id in latest else None,
         last_deployment_status=latest[r.id].status if r.id in latest else None,
+        last_deployment_at=latest[r.id].created_at if r.id in latest else None,
         current_deployment_id=r.current_deployment_id, lifecycle_status=r.lifecycle_status,
+        runtime_state="not-deployed" if not r.current_deployment_id
+        else "running" if ports.get(r.current_deployment_id) else "stopped",
     ) for r in rows]
 
 
