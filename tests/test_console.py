@@ -120,6 +120,12 @@ def test_forms_check_csrf_and_show_the_api_errors_next_to_their_fields(admin, cp
                                                  "tlsMode": "auto"})
     assert added.status_code == 303
     assert "https://shop.example.com/" in browser.get(project).text  # the app's URLs
+    # Its row says where DNS and the certificate stand, not just "active".
+    row = re.search(r'<tr class="domain"><td>shop.example.com</td>(.*?)</tr>',
+                    browser.get(resource).text, re.S).group(1)
+    dns, certificate, _ = re.findall(r"<td>(.*?)</td>", row, re.S)
+    assert "badge-pending" in dns
+    assert re.search(r'class="badge badge-[a-z-]+">[a-z-]+</span> <small>auto', certificate)
     deployed = browser.post(f"{resource}/deploy", {"image": ""}).headers["location"]
     shown = browser.get(deployed)
     assert "lbtest/hello:v1" in shown.text and "/events/stream" in shown.text
@@ -194,6 +200,8 @@ def test_app_page_shows_the_variables_it_gets_and_deletes_ask_for_the_name(admin
     assert "****" in rows["DB_URL"] and "s3cret" not in page  # the environment's, masked
     assert "debug" in rows["LOG_LEVEL"] and "info" not in rows["LOG_LEVEL"]
     assert "overrides the environment" in page
+    logs = browser.get(f"/resources/{resource}/logs").text  # its breadcrumb names the project
+    assert f'<a href="/projects/{app["project"]}">web-project</a>' in logs
 
     before = snapshot(cp)
     wrong = browser.post(f"/resources/{resource}/delete", {"confirmName": "wbe"})

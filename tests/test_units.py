@@ -89,6 +89,28 @@ def test_generated_hostnames_name_an_app_named_like_its_project_once(tmp_path):
     assert host("shop", "shop", "{project}-{resource}.{baseDomain}") == "shop.localhost"
 
 
+def test_failed_probes_say_what_happened_in_words():
+    import socket
+    import threading
+
+    from launchbay.engine.health import probe
+    from launchbay.engine.plan import HealthSpec
+
+    spec = HealthSpec(timeout_seconds=1)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # bound, never listening: refused
+        ok, seen = probe(f"http://127.0.0.1:{port}/", spec)
+    assert not ok and seen.startswith("nothing accepts connections on the app's port")
+    with socket.socket() as server:  # accepts, then hangs up without a word
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        threading.Thread(target=lambda: server.accept()[0].close(), daemon=True).start()
+        ok, seen = probe(f"http://127.0.0.1:{server.getsockname()[1]}/", spec)
+    assert not ok and seen == "the app closed the connection without an HTTP answer"
+    assert "Error" not in seen
+
+
 def test_scopes():
     assert check_scope("*") == "*"
     assert check_scope("projects:read")

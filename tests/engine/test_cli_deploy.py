@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -75,7 +76,11 @@ def test_apps_deploy_logs_rollback_ps(cli, api):
                                            "--quiet", ok=False)
     assert configured() == "v2"
 
-    assert "response:200" in cli("logs", "web", "--tail", "5")
+    printed = cli("logs", "web", "--tail", "5")
+    assert "response:200" in printed
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", line)
+               for line in printed.splitlines()), printed  # when each line was written
+    assert not re.match(r"\d{4}-", cli("logs", "web", "--tail", "1", "--no-timestamps"))
     api.post(f"/resources/{created['id']}/health-policy/reset")
     out = cli("rollback", "web")
     rolled_url = out.strip().split(": ")[-1]

@@ -88,6 +88,9 @@ def test_a_crashing_release_fails_with_its_own_error_output(api):
     logs = api.get(f"/deployments/{failed['id']}/logs")["logs"]
     assert any(e["source"] == "runtime" and "fatal: cannot open config" in e["message"]
                for e in logs)
+    # Its first release: nothing keeps serving, and the log does not pretend otherwise.
+    assert any("nothing was deployed before" in e["message"] for e in logs)
+    assert not any("keeps serving" in e["message"] for e in logs)
     assert containers(**{"launchbay.resource": ids["resource"]}) == []
 
 

@@ -300,23 +300,31 @@ def deploy(
 
 
 def logs(
-    app_ref: Annotated[str, typer.Argument(metavar="APP")],
+    app_ref: AppRef,
     follow_: Annotated[bool, typer.Option("--follow", "-f",
                                           help="Keep printing new lines.")] = False,
     tail: Annotated[int, typer.Option(help="Lines from the end to start with.")] = 100,
+    timestamps: Annotated[bool, typer.Option(
+        help="Start each line with when it was written (UTC).")] = True,
 ) -> None:
-    """Print an app's runtime logs."""
+    """Print an app's runtime logs (standard output and standard error, as written)."""
     client = Client()
     resource = resolve_app(client, app_ref)
+
+    def show(line: dict[str, Any]) -> None:
+        when = f"{line['timestamp'][:19].replace('T', ' ')} " if timestamps else ""
+        print(f"{when}{line['message']}", flush=True)
+
     if not follow_:
-        for line in client.get(f"/resources/{resource['id']}/runtime-logs", tailLines=tail)["logs"]:
-            print(line["message"])
+        for line in client.get(f"/resources/{resource['id']}/runtime-logs",
+                               tailLines=tail)["logs"]:
+            show(line)
         return
     for message in client.stream(f"/resources/{resource['id']}/runtime-logs/stream",
                                  tailLines=tail):
         if message.get("event") == "done":
             break
-        print(message["data"]["message"], flush=True)
+        show(message["data"])
 
 
 def rollback(

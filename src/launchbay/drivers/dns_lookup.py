@@ -25,11 +25,17 @@ def observe(domain: str, expected: list[str], resolver_address: str | None = Non
     for kind in ("CNAME", "A", "AAAA"):
         try:
             answer = resolver.resolve(domain, kind, raise_on_no_answer=False)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers) as exc:
-            error = f"{domain} does not resolve ({type(exc).__name__})"
+        except dns.resolver.NXDOMAIN:
+            error = f"{domain} does not exist in DNS (yet): add its record"
             break
+        except dns.resolver.NoNameservers:
+            error = f"{domain} does not resolve: its DNS servers refuse to answer"
+            break
+        except dns.exception.Timeout:
+            error = f"DNS lookup of {domain} got no answer within {timeout:g} s"
+            continue
         except dns.exception.DNSException as exc:
-            error = f"DNS lookup of {domain} failed: {type(exc).__name__}"
+            error = f"DNS lookup of {domain} failed: {exc}"
             continue
         observed += [r.to_text().rstrip(".") for r in answer]
     wanted = [t.rstrip(".").lower() for t in expected]

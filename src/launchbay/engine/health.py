@@ -27,12 +27,23 @@ class Verdict:
     reason: str
 
 
+def failure(exc: httpx.HTTPError, timeout: float) -> str:
+    """What a failed request means, in words (not `RemoteProtocolError`)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, httpx.ConnectError):
+        return "nothing accepts connections on the app's port yet (is it listening there?)"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.NetworkError)):
+        return "the app closed the connection without an HTTP answer"
+    return f"the request failed: {exc}"[:300]
+
+
 def probe(url: str, spec: HealthSpec) -> tuple[bool, str]:
     """One HTTP check: (healthy, what was seen)."""
     try:
         response = _client.get(url, timeout=spec.timeout_seconds)
     except httpx.HTTPError as exc:
-        return False, f"{type(exc).__name__}: {exc}"[:300]
+        return False, failure(exc, spec.timeout_seconds)
     if spec.expected_status is not None:
         healthy = response.status_code == spec.expected_status
     else:

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.engine.health import probe
+from launchbay.engine.health import failure, probe
 from launchbay.engine.plan import ReleasePlan
 from launchbay.engine.routing import generated_host
 from launchbay.engine.runtime import RuntimeFailure
@@ -108,7 +108,8 @@ def _public_access(db: DbSession, settings: Settings, r: Resource,
         answer = _edge.get(url, headers={"Host": host}, timeout=plan.health.timeout_seconds)
     except httpx.HTTPError as exc:
         return {"status": "failed", "kind": "generated-default-access", "url": f"http://{host}/",
-                "reasonCode": "edge_unreachable", "message": type(exc).__name__}
+                "reasonCode": "edge_unreachable",
+                "message": f"the edge proxy: {failure(exc, plan.health.timeout_seconds)}"}
     healthy = 200 <= answer.status_code < 400
     return {"status": "ready" if healthy else "failed", "kind": "generated-default-access",
             "url": f"http://{host}/", "httpStatus": answer.status_code,

@@ -285,7 +285,7 @@ class Release:
             self._discard()
             code = "container-exited" if verdict.outcome == "exited" else "health-check-failed"
             self.log(f"the new release is not healthy ({verdict.reason}); "
-                     "the previous release keeps serving", "verify", level="error")
+                     f"{self._fallback()}", "verify", level="error")
             finish(self.sessions, self.d.id, DeploymentStatus.FAILED, code, verdict.reason)
             return WorkStatus.FAILED
         self.log(f"healthy: {verdict.reason}", "verify")
@@ -453,6 +453,14 @@ class Release:
         self._discard()
         finish(self.sessions, self.d.id, DeploymentStatus.CANCELED)
         return WorkStatus.CANCELED
+
+    def _fallback(self) -> str:
+        """What serves after this release failed: the one before, or nothing."""
+        with self.sessions() as db:
+            resource = db.get(Resource, self.d.resource_id)
+            serving = resource is not None and resource.current_deployment_id is not None
+        return ("the previous release keeps serving" if serving else
+                "nothing was deployed before: the app stays undeployed")
 
     def _switch(self) -> None:
         """The new release becomes the resource's current one, atomically."""

@@ -420,6 +420,8 @@ def create(cp: ControlPlane) -> APIRouter:
                                    {"resourceId": resource_id})
         domains = (await console.run(request, "domain-bindings.list",
                                      {"resourceId": resource_id}))["items"]
+        certificates = {c["domainBindingId"]: c for c in (await console.run(
+            request, "certificates.list", {"limit": 500}))["items"]} if domains else {}
         health = await console.run(request, "resources.health-history",
                                    {"resourceId": resource_id, "limit": 20})
         project = await console.run(request, "projects.show", {"projectId": r["projectId"]})
@@ -427,7 +429,7 @@ def create(cp: ControlPlane) -> APIRouter:
         overridden = {(o["key"], o["exposure"]) for o in config["overrides"]}
         return {"shown": shown, "resource": r, "deployments": deployments, "current": current,
                 "variables": config["effectiveEntries"], "overridden": overridden,
-                "domains": domains,
+                "domains": domains, "certificates": certificates,
                 "health": health["observations"], "project": project,
                 "people": await people(request)}
 
@@ -509,7 +511,10 @@ def create(cp: ControlPlane) -> APIRouter:
     @page("/resources/{resource_id}/logs")
     async def runtime_logs(request: Request, resource_id: str) -> Response:
         shown = await console.run(request, "resources.show", {"resourceId": resource_id})
-        return await console.page(request, "runtime_logs.html", resource=shown["resource"])
+        project = await console.run(request, "projects.show",
+                                    {"projectId": shown["resource"]["projectId"]})
+        return await console.page(request, "runtime_logs.html", resource=shown["resource"],
+                                  project=project)
 
     @page("/deployments/{deployment_id}")
     async def deployment(request: Request, deployment_id: str) -> Response:

@@ -18,7 +18,7 @@ function followLogs(pre) {
       const ev = m.event;
       append(`${ev.emittedAt.slice(11, 19)} ${ev.phase.padEnd(8)} ${ev.summary}`, `level-${ev.level}`);
     } else {
-      append(`${m.timestamp.slice(11, 19)} ${m.message}`, m.stream === "stderr" ? "level-error" : "");
+      append(`${m.timestamp.slice(11, 19)} ${m.message}`, m.stream === "stderr" ? "stream-stderr" : "");
     }
   };
   source.onerror = () => {  // a refused stream (nothing running) is not tried again
