@@ -34,7 +34,8 @@ http.server.HTTPServer(("", int(os.environ["PORT"])), Hello).serve_forever()
 @pytest.fixture(scope="module")
 def base_images() -> dict[str, str]:
     return {"python": images.ensure_python_base(), "nodejs": images.ensure_node_base(),
-            "static": images.ensure("lbtest/busybox:v1")}
+            "static": images.ensure("lbtest/busybox:v1"),
+            "python@3.12": "lbtest/no-such-python:3.12"}  # configured, but nowhere to be had
 
 
 @pytest.fixture
@@ -132,6 +133,15 @@ def test_python_app_is_detected_built_and_reuses_its_cache(api, tmp_path):
     assert body(second["url"]) == "hello again\n"
     # BuildKit reuses the dependency layer (the manifests did not change).
     assert any("CACHED" in line for line in build_log(api, second["id"]))
+
+
+def test_a_missing_base_image_names_the_setting_that_chose_it(api, tmp_path):
+    repo(tmp_path / "py", {"requirements.txt": "\n", "app.py": APP})
+    ids = git_app(api, str(tmp_path / "py"), 8000, runtimeName="python@3.12")
+    failed = wait(api, deploy(api, ids), timeout=120)
+    assert failed["status"] == "failed", failed
+    assert "lbtest/no-such-python:3.12" in failed["errorMessage"]
+    assert "LAUNCHBAY_BUILD_BASE_IMAGES" in failed["errorMessage"], failed["errorMessage"]
 
 
 def test_broken_build_fails_with_the_compiler_error_and_keeps_serving(api, tmp_path):

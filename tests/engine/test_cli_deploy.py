@@ -74,6 +74,9 @@ def test_apps_deploy_logs_rollback_ps(cli, api):
     assert "serving; last deploy failed" in cli("apps", "list")
     assert "lbtest/hello:nosuchtag" in cli("deploy", "web", "--image", "lbtest/hello:nosuchtag",
                                            "--quiet", ok=False)
+    followed = cli("deploy", "web", "--image", "lbtest/hello:nosuchtag", ok=False)
+    assert followed.count("is not available") == 1, followed  # said once, in its phase
+    assert "deployment failed (see above)" in followed
     assert configured() == "v2"
 
     printed = cli("logs", "web", "--tail", "5")

@@ -56,29 +56,39 @@ def resolve_app(client: Client, ref: str) -> dict[str, Any]:
 
 def follow(client: Client, deployment_id: str, quiet: bool = False) -> dict[str, Any]:
     """Prints a deployment's progress live until it ends; returns the final deployment."""
+    errors: list[str] = []  # said once: the final event does not repeat them
     with out.status(f"deployment {deployment_id}: waiting for the engine") as status:
         for message in client.stream(f"/deployments/{deployment_id}/events/stream"):
             if message.get("event") == "done":
                 break
             data = message["data"]
             event = data["event"]
+            summary = event["summary"]
             if data["kind"] == "event":
-                status.update(f"deployment {deployment_id}: {event['summary']}")
+                status.update(f"deployment {deployment_id}: {summary}")
+                for said in errors:
+                    if summary.endswith(": " + said):
+                        summary = summary.removesuffix(": " + said) + " (see above)"
                 if not quiet:
-                    out.print(f"[bold]{event['phase']:>8}[/]  {event['summary']}")
+                    out.print(f"[bold]{event['phase']:>8}[/]  {summary}", markup=True,
+                              highlight=False)
             elif not quiet:
+                if event["level"] == "error":
+                    errors.append(summary)
                 style = "red" if event["level"] == "error" else "dim"
-                out.print(f"[{style}]{event['phase']:>8}  {event['summary']}[/]",
+                out.print(f"[{style}]{event['phase']:>8}  {summary}[/]",
                           highlight=False, markup=True)
     return client.get(f"/deployments/{deployment_id}")["deployment"]
 
 
-def finish(deployment: dict[str, Any]) -> None:
+def finish(deployment: dict[str, Any], followed: bool) -> None:
+    """The outcome, last: the URL, or why it failed (unless the followed log just said it)."""
     if deployment["status"] == "succeeded":
         out.print(f"[green]deployed[/] {deployment['id']}: {deployment.get('url') or 'running'}")
         return
-    err.print(f"[red]deployment {deployment['status']}[/]: "
-              f"{deployment.get('errorMessage') or deployment.get('errorCode') or ''}")
+    why = "" if followed else \
+        f": {deployment.get('errorMessage') or deployment.get('errorCode') or ''}"
+    err.print(f"[red]deployment {deployment['status']}[/] ({deployment['id']}){why}")
     raise typer.Exit(1)
 
 
@@ -296,7 +306,7 @@ def deploy(
     if detach:
         out.print(deployment)
         return
-    finish(follow(client, deployment, quiet))
+    finish(follow(client, deployment, quiet), followed=not quiet)
 
 
 def logs(
@@ -341,7 +351,7 @@ def rollback(
         raise typer.Exit(1)
     new = client.post(f"/deployments/{current}/rollback",
                       {"rollbackCandidateDeploymentId": deployment} if deployment else {})["id"]
-    finish(follow(client, new))
+    finish(follow(client, new), followed=True)
 
 
 def ps(as_json: Json = False) -> None:

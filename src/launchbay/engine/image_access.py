@@ -44,9 +44,10 @@ class ImageRefused(Exception):
 
     code = "image-not-found"
 
-    def __init__(self, reference: str, why: str):
-        super().__init__(f"image {reference} is not available: {why}")
-        self.reference, self.message = reference, str(self)
+    def __init__(self, reference: str, why: str, fix: str | None = None):
+        super().__init__(f"image {reference} is not available: {why}" +
+                         (f"; {fix}" if fix else ""))
+        self.reference, self.why, self.message = reference, why, str(self)
 
 
 def normalized(reference: str) -> str:
@@ -126,6 +127,6 @@ class ImageAccess:
         except (RuntimeRefused, RuntimeFailure) as exc:
             why = (exc.explanation if isinstance(exc, RuntimeRefused) and exc.explanation
                    else str(exc))
-            raise ImageRefused(ref, f"the pull failed ({why}); check the name and tag, "
-                               "or ask an operator to share a local image "
+            raise ImageRefused(ref, f"the pull failed ({why})", "check the name and tag, or "
+                               "ask an operator to share a local image "
                                "(LAUNCHBAY_SHARED_IMAGES)") from exc

@@ -18,6 +18,7 @@ from launchbay.drivers.source_checkout import GitPolicy
 from launchbay.engine.build import dockerfiles
 from launchbay.engine.build.compose_files import Stack
 from launchbay.engine.build.runtime_detection import Detection, detect
+from launchbay.engine.image_access import ImageRefused
 from launchbay.engine.plan import BuildSpec, ServicePlan, Volume
 from launchbay.engine.runtime import BuildError, ImageBuild, Runtime
 
@@ -90,8 +91,17 @@ def build(spec: BuildSpec, deployment_id: str, docker: Runtime, workspace: Path,
         builder = _Builder(docker, spec, variables, log, admit, labels)
         if found.stack is not None:
             return _build_stack(found.stack, root, tag, builder, sha)
-        dockerfile = found.dockerfile_path or _generate(found, root, spec, variables, log)
-        builder.build(root, dockerfile, tag, {}, spec.runtime_profile.build_target)
+        if found.dockerfile_path:
+            builder.build(root, found.dockerfile_path, tag, {}, spec.runtime_profile.build_target)
+        else:
+            try:
+                builder.build(root, _generate(found, root, spec, variables, log), tag, {},
+                              spec.runtime_profile.build_target)
+            except ImageRefused as exc:  # a base image of ours: say which setting names it
+                raise ImageRefused(exc.reference, exc.why, (
+                    f"it is the base image launchbay builds {found.runtime_family} apps on: "
+                    "set LAUNCHBAY_BUILD_BASE_IMAGES to one this server has or can pull"
+                )) from exc
         start = spec.runtime_profile.start_command
         return Built(tag, sha, port=found.port, command=shlex.split(start)
                      if start and found.dockerfile_path else None)
