@@ -25,6 +25,9 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     # verification that long.
     "lbtest/slow:v1": ("slow\n", ["sh", "-c", "echo warming up; sleep ${DELAY:-30}; "
                                                "exec httpd -f -p 8080 -h /www"]),
+    # What the README's first steps deploy in place of nginx:1.26 and nginx:1.27.
+    "lbtest/readme:1.26": ("nginx 1.26\n", ["httpd", "-f", "-v", "-p", "80", "-h", "/www"]),
+    "lbtest/readme:1.27": ("nginx 1.27\n", ["httpd", "-f", "-v", "-p", "80", "-h", "/www"]),
     # Exits at once with an error on stderr.
     "lbtest/crash:v1": ("", ["sh", "-c", "echo 'fatal: cannot open config' >&2; exit 3"]),
     # A busybox with a shell and httpd: the base image of static sites in tests.

@@ -77,6 +77,8 @@ def test_apps_deploy_logs_rollback_ps(cli, api):
     followed = cli("deploy", "web", "--image", "lbtest/hello:nosuchtag", ok=False)
     assert followed.count("is not available") == 1, followed  # said once, in its phase
     assert "deployment failed (see above)" in followed
+    assert any("is not available" in line and "LAUNCHBAY_SHARED_IMAGES" in line
+               for line in followed.splitlines()), followed  # one line, not cut at 80 columns
     assert configured() == "v2"
 
     printed = cli("logs", "web", "--tail", "5")

@@ -161,7 +161,8 @@ def db_upgrade() -> None:
 
 @app.command()
 def login(
-    url: Annotated[str, typer.Option(help="The control plane's URL.")] = "http://127.0.0.1:8420",
+    url: Annotated[str, typer.Option(envvar="LAUNCHBAY_URL",
+                                     help="The control plane's URL.")] = "http://127.0.0.1:8420",
     email: Annotated[Optional[str], typer.Option(help="Account e-mail address.")] = None,
     password: Annotated[Optional[str], typer.Option(
         envvar="LAUNCHBAY_PASSWORD", help="Password (asked for when not given).")] = None,

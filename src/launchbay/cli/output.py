@@ -10,8 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-out = Console()
-err = Console(stderr=True)
+# Lines are never broken by us (a URL or an error stays whole when piped or copied); the
+# terminal wraps what is too long for it.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 JsonOption = "--json"
 
