@@ -111,6 +111,42 @@ def test_failed_probes_say_what_happened_in_words():
     assert "Error" not in seen
 
 
+def test_health_probes_name_themselves_and_runtime_logs_leave_their_lines_out():
+    import threading
+    from datetime import datetime, timezone
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from launchbay.engine.health import PROBE_AGENT, probe
+    from launchbay.engine.plan import HealthSpec
+    from launchbay.engine.runtime import LogLine
+    from launchbay.operations.resources import RuntimeTarget
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers["User-Agent"])
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with HTTPServer(("127.0.0.1", 0), Handler) as server:
+        threading.Thread(target=server.handle_request, daemon=True).start()
+        assert probe(f"http://127.0.0.1:{server.server_port}/", HealthSpec())[0]
+    assert seen == [PROBE_AGENT]
+
+    now = datetime.now(timezone.utc)
+    lines = [LogLine("stdout", now, f'"GET / HTTP/1.1" 200 "-" "{PROBE_AGENT}"'),
+             LogLine("stdout", now, '"GET /cart HTTP/1.1" 200 "-" "Mozilla/5.0"')]
+    target = RuntimeTarget(resource_id="r", deployment_id="d", server_id="s",
+                           container_id="c", service_name="web")
+    assert [line.message for line in lines if target.shown(line)] == [lines[1].message]
+    assert all(target.model_copy(update={"include_probes": True}).shown(line)
+               for line in lines)
+
+
 def test_scopes():
     assert check_scope("*") == "*"
     assert check_scope("projects:read")

@@ -316,6 +316,8 @@ def logs(
     tail: Annotated[int, typer.Option(help="Lines from the end to start with.")] = 100,
     timestamps: Annotated[bool, typer.Option(
         help="Start each line with when it was written (UTC).")] = True,
+    probes: Annotated[bool, typer.Option(
+        "--probes", help="Also the lines about launchbay's health checks.")] = False,
 ) -> None:
     """Print an app's runtime logs (standard output and standard error, as written)."""
     client = Client()
@@ -326,12 +328,12 @@ def logs(
         print(f"{when}{line['message']}", flush=True)
 
     if not follow_:
-        for line in client.get(f"/resources/{resource['id']}/runtime-logs",
-                               tailLines=tail)["logs"]:
+        for line in client.get(f"/resources/{resource['id']}/runtime-logs", tailLines=tail,
+                               includeProbes=str(probes).lower())["logs"]:
             show(line)
         return
     for message in client.stream(f"/resources/{resource['id']}/runtime-logs/stream",
-                                 tailLines=tail):
+                                 tailLines=tail, includeProbes=str(probes).lower()):
         if message.get("event") == "done":
             break
         show(message["data"])

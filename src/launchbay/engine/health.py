@@ -18,7 +18,11 @@ PROBE_FIRST, PROBE_FIRST_SECONDS, PROBE_EVERY = 0.005, 2.0, 0.02
 
 # One client for every probe: building one per request (an SSL context, the CA bundle) costs
 # more than the probe itself. Probes go to plain HTTP on loopback; no proxy from the env.
-_client = httpx.Client(follow_redirects=False, trust_env=False)
+# Probes say who they are: an app's access log can leave them out, and its runtime logs in
+# launchbay leave out the lines that name this agent (unless asked for them).
+PROBE_AGENT = "launchbay-health-check"
+_client = httpx.Client(follow_redirects=False, trust_env=False,
+                       headers={"User-Agent": PROBE_AGENT})
 
 
 @dataclass

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.engine.health import failure, probe
+from launchbay.engine.health import PROBE_AGENT, failure, probe
 from launchbay.engine.plan import ReleasePlan
 from launchbay.engine.routing import generated_host
 from launchbay.engine.runtime import RuntimeFailure
@@ -30,7 +30,8 @@ from launchbay.store.models import (
 
 log = logging.getLogger("launchbay.health")
 KEEP = timedelta(days=7)
-_edge = httpx.Client(trust_env=False, follow_redirects=False)
+_edge = httpx.Client(trust_env=False, follow_redirects=False,
+                     headers={"User-Agent": PROBE_AGENT})
 
 
 def observe(db: DbSession, settings: Settings, targets: Targets, r: Resource) -> dict[str, Any]:

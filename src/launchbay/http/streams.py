@@ -133,6 +133,8 @@ async def log_stream(request: Request, cp: ControlPlane, key: str, data: dict[st
             if line is None:
                 yield ": heartbeat\n\n"
                 continue
+            if not target.shown(line):
+                continue
             n += 1
             entry = log_line(target, n, line)
             yield message(entry.model_dump(mode="json", by_alias=True), id=entry.cursor)

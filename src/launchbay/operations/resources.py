@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from launchbay.crypto import mask
 from launchbay.drivers import source_checkout
 from launchbay.engine import health_monitor, routing
+from launchbay.engine.health import PROBE_AGENT
 from launchbay.engine.routing import generated_host, public_url
 from launchbay.engine.runtime import LogLine, RuntimeFailure
 from launchbay.operations import variables
@@ -906,6 +907,8 @@ class RuntimeLogsIn(ResourceRef):
     since: datetime | None = None
     cursor: str | None = None
     follow: bool = False
+    # Lines about launchbay's own health probes (they name its agent) are left out.
+    include_probes: bool = False
 
 
 class RuntimeLogLine(Schema):
@@ -938,10 +941,15 @@ class RuntimeTarget(Schema):
     service_name: str
     # The secret values the release was given: masked in every line read (never sent).
     hidden: list[str] = Field(default_factory=list, exclude=True, repr=False)
+    include_probes: bool = Field(False, exclude=True)
 
     def masked(self, line: LogLine) -> LogLine:
         message, masked = mask(line.message, self.hidden)
         return replace(line, message=message, masked=True) if masked else line
+
+    def shown(self, line: LogLine) -> bool:
+        """False for a line about launchbay's own health probe (the app logged its agent)."""
+        return self.include_probes or PROBE_AGENT not in line.message
 
 
 def runtime_target(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget | None:
@@ -954,7 +962,8 @@ def runtime_target(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget | None:
     hidden = secret_values(ctx, d)
     if data.service_name in (None, web, r.slug):
         return RuntimeTarget(resource_id=r.id, deployment_id=d.id, server_id=d.server_id,
-                             container_id=d.container_id, service_name=web, hidden=hidden)
+                             container_id=d.container_id, service_name=web, hidden=hidden,
+                             include_probes=data.include_probes)
     # Another service of a compose stack.
     found = ctx.runtime.of(d.server_id).containers(**{
         "launchbay.deployment": d.id, "launchbay.service": data.service_name})
@@ -963,7 +972,7 @@ def runtime_target(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget | None:
                        code="service_not_found")
     return RuntimeTarget(resource_id=r.id, deployment_id=d.id, server_id=d.server_id,
                          container_id=found[0].id, service_name=data.service_name,
-                         hidden=hidden)
+                         hidden=hidden, include_probes=data.include_probes)
 
 
 def secret_values(ctx: Context, d: Deployment) -> list[str]:
@@ -998,7 +1007,8 @@ def runtime_logs(ctx: Context, data: RuntimeLogsIn) -> RuntimeLogs:
     except RuntimeFailure:
         lines = []
     return RuntimeLogs(resource_id=target.resource_id, deployment_id=target.deployment_id,
-                       logs=[log_line(target, n, line) for n, line in enumerate(lines, 1)])
+                       logs=[log_line(target, n, line) for n, line in enumerate(
+                           filter(target.shown, lines), 1)])
 
 
 @operation("resources.runtime-logs.follow")
