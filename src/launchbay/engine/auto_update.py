@@ -16,9 +16,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.engine.journal import TERMINAL
+from launchbay.engine.plan import ReleasePlan
 from launchbay.engine.runtime import RuntimeFailure
 from launchbay.engine.targets import Targets
-from launchbay.store.models import Deployment, HostedDeployment, Resource
+from launchbay.store.models import (
+    Deployment,
+    DeploymentStatus,
+    HostedDeployment,
+    LifecycleStatus,
+    Resource,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +44,7 @@ def outdated(sessions: sessionmaker, targets: Targets) -> list[Outdated]:
         rows = db.execute(select(HostedDeployment, Resource).join(
             Resource, Resource.id == HostedDeployment.resource_id).where(
             HostedDeployment.auto_update.is_(True), HostedDeployment.auto_update_by.is_not(None),
-            Resource.lifecycle_status == "active",
+            Resource.lifecycle_status == LifecycleStatus.ACTIVE,
             Resource.current_deployment_id.is_not(None))).all()
         candidates = []
         for h, r in rows:
@@ -47,9 +54,10 @@ def outdated(sessions: sessionmaker, targets: Targets) -> list[Outdated]:
             if latest is None or latest.status not in TERMINAL or current is None \
                     or not current.container_id:
                 continue
-            failed = latest.plan.get("labels", {}).get("launchbay.image-id") \
-                if latest.status == "failed" else None
-            candidates.append((h, r, current.container_id, current.plan.get("image"), failed))
+            failed = ReleasePlan.model_validate(latest.plan).labels.get("launchbay.image-id") \
+                if latest.status == DeploymentStatus.FAILED else None
+            candidates.append((h, r, current.container_id,
+                               ReleasePlan.model_validate(current.plan).image, failed))
     for h, r, container_id, image, failed in candidates:
         if not image:
             continue

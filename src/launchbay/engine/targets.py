@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import threading
 
+from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.engine.runtime import Runtime, connect
-from launchbay.store.models import Server
+from launchbay.store.models import LifecycleStatus, Server
 
 
 class Targets:
@@ -28,7 +29,8 @@ class Targets:
 
     def server_ids(self) -> list[str]:
         with self.sessions() as db:
-            return [s.id for s in db.query(Server).filter(Server.lifecycle_status == "active")]
+            return list(db.scalars(select(Server.id).where(
+                Server.lifecycle_status == LifecycleStatus.ACTIVE)))
 
     def close(self) -> None:
         for engine in self._engines.values():

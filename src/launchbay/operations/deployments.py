@@ -38,6 +38,7 @@ from launchbay.store.models import (
     DeploymentEntry,
     DeploymentStatus,
     Environment,
+    LifecycleStatus,
     OperatorWork,
     Project,
     Resource,
@@ -66,7 +67,7 @@ def readiness(resource: Resource, override: SourceProfile | None = None) -> list
     """Why the resource cannot be deployed now, with its source or `override` (empty: it
     can)."""
     reasons = []
-    if resource.lifecycle_status != "active":
+    if resource.lifecycle_status != LifecycleStatus.ACTIVE:
         reasons.append("resource-archived")
     source = override or (SourceProfile.model_validate(resource.source) if resource.source
                           else None)
@@ -147,7 +148,7 @@ def start(ctx: Context, r: Resource, trigger: str, *, plan: dict[str, Any] | Non
         if blocked:
             raise Conflict("the resource cannot be deployed yet", code=blocked[0].replace("-", "_"),
                            details={"reasonCodes": blocked})
-    elif r.lifecycle_status != "active":
+    elif r.lifecycle_status != LifecycleStatus.ACTIVE:
         raise Conflict("the resource is archived", code="resource_archived")
     d = Deployment(
         id=new_id("dep"), organization_id=r.organization_id, project_id=r.project_id,
@@ -510,7 +511,7 @@ def plan_deployment(ctx: Context, data: PlanIn) -> PlanOut:
         raise Invalid("the resource does not belong to that project and environment",
                       code="context_mismatch")
     blocked = readiness(r)
-    if env.lifecycle_status != "active":
+    if env.lifecycle_status != LifecycleStatus.ACTIVE:
         blocked.append(f"environment-{env.lifecycle_status}")
     no_source = any(b.startswith(("resource-source", "source-")) for b in blocked)
     plan = None if no_source else build_plan(ctx, r)
@@ -704,7 +705,7 @@ def _candidates(ctx: Context, d: Deployment) -> list[Deployment]:
 
 def _recovery(ctx: Context, d: Deployment) -> dict[str, Any]:
     resource = ctx.db.get(Resource, d.resource_id)
-    active = resource is not None and resource.lifecycle_status == "active"
+    active = resource is not None and resource.lifecycle_status == LifecycleStatus.ACTIVE
     candidates = _candidates(ctx, d)
     return {"retryable": active and d.status in ("failed", "canceled"),
             "redeployable": active and d.status in TERMINAL,
@@ -806,7 +807,8 @@ def recovery_readiness(ctx: Context, data: ReadinessIn) -> RecoveryReadiness:
                                 "no-rollback-candidate", "deploy successfully at least once")
     rollback_verdict["candidates"] = [
         {"deploymentId": c.id, "finishedAt": c.finished_at, "status": c.status,
-         "sourceSummary": c.plan.get("image"), "artifactSummary": c.plan.get("image"),
+         "sourceSummary": ReleasePlan.model_validate(c.plan).image,
+         "artifactSummary": ReleasePlan.model_validate(c.plan).image,
          "environmentSnapshotId": EnvironmentSnapshot.model_validate(
              c.environment_snapshot).id,
          "runtimeTargetSummary": c.server_id, "rollbackReady": True, "reasons": []}

@@ -29,6 +29,7 @@ from launchbay.operations.variables import (
 from launchbay.store.models import (
     Environment,
     EnvironmentVariable,
+    LifecycleStatus,
     ProjectKind,
     Resource,
     new_id,
@@ -77,7 +78,7 @@ def get_environment(ctx: Context, env_id: str, *, mutable: bool = False) -> Envi
     if env is None or env.organization_id != ctx.org_id:
         raise NotFound("environment not found", code="environment_not_found")
     if mutable:
-        if env.lifecycle_status != "active":
+        if env.lifecycle_status != LifecycleStatus.ACTIVE:
             raise Conflict(f"the environment is {env.lifecycle_status}",
                            code=f"environment_{env.lifecycle_status}")
         get_project(ctx, env.project_id, active=True)
@@ -172,7 +173,8 @@ class WithReason(EnvironmentRef):
 def lock_environment(ctx: Context, data: WithReason) -> IdOut:
     """Blocks changes to an environment while keeping it readable."""
     env = get_environment(ctx, data.environment_id, mutable=True)
-    env.lifecycle_status, env.locked_at, env.lock_reason = "locked", utcnow(), data.reason
+    env.lifecycle_status, env.locked_at = LifecycleStatus.LOCKED, utcnow()
+    env.lock_reason = data.reason
     ctx.audit(env.id, reason=data.reason)
     return IdOut(id=env.id)
 
@@ -181,9 +183,9 @@ def lock_environment(ctx: Context, data: WithReason) -> IdOut:
 def unlock_environment(ctx: Context, data: EnvironmentRef) -> IdOut:
     """Lets changes to a locked environment resume."""
     env = get_environment(ctx, data.environment_id)
-    if env.lifecycle_status != "locked":
+    if env.lifecycle_status != LifecycleStatus.LOCKED:
         raise Conflict("the environment is not locked", code="environment_not_locked")
-    env.lifecycle_status, env.locked_at, env.lock_reason = "active", None, None
+    env.lifecycle_status, env.locked_at, env.lock_reason = LifecycleStatus.ACTIVE, None, None
     ctx.audit(env.id)
     return IdOut(id=env.id)
 
@@ -192,9 +194,10 @@ def unlock_environment(ctx: Context, data: EnvironmentRef) -> IdOut:
 def archive_environment(ctx: Context, data: WithReason) -> IdOut:
     """Archives an environment; its history stays readable."""
     env = get_environment(ctx, data.environment_id)
-    if env.lifecycle_status == "archived":
+    if env.lifecycle_status == LifecycleStatus.ARCHIVED:
         raise Conflict("the environment is already archived", code="environment_archived")
-    env.lifecycle_status, env.archived_at, env.archive_reason = "archived", utcnow(), data.reason
+    env.lifecycle_status, env.archived_at = LifecycleStatus.ARCHIVED, utcnow()
+    env.archive_reason = data.reason
     ctx.audit(env.id, reason=data.reason)
     return IdOut(id=env.id)
 
@@ -244,7 +247,7 @@ class EnvironmentCopy(EnvironmentRef):
 def clone_environment(ctx: Context, data: EnvironmentCopy) -> IdOut:
     """A new environment in the same project with the same variables."""
     source = get_environment(ctx, data.environment_id)
-    if source.lifecycle_status == "archived":
+    if source.lifecycle_status == LifecycleStatus.ARCHIVED:
         raise Conflict("an archived environment cannot be cloned", code="environment_archived")
     env = _new_environment(ctx, source.project_id, data.target_name,
                            data.target_kind or source.kind, parent_id=source.id)

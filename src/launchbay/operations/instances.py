@@ -51,6 +51,7 @@ from launchbay.store.models import (
     new_id,
     utcnow,
 )
+from launchbay.store.profiles import UserClaims
 
 PROJECT = "ephemeral"
 STATUS = {"Pending": "pending", "Provisioning": "Progressing", "Ready": "Healthy",
@@ -60,9 +61,9 @@ STATUS = {"Pending": "pending", "Provisioning": "Progressing", "Ready": "Healthy
 def _keys(ctx: Context) -> tuple[str, list[str]]:
     """The caller's own owner key and those of their groups."""
     user = ctx.db.get_one(User, ctx.user_id)
-    name = user.claims.get("username") or user.email.split("@")[0]
-    groups = user.claims.get("groups") or []
-    return slugify(str(name), 40), [slugify(str(g), 40) for g in groups if g]
+    claims = UserClaims.model_validate(user.claims or {})
+    name = claims.username or user.email.split("@")[0]
+    return slugify(name, 40), [slugify(g, 40) for g in claims.groups if g]
 
 
 def owner_of(ctx: Context, doc: TemplateDoc) -> tuple[str, bool]:
@@ -70,7 +71,7 @@ def owner_of(ctx: Context, doc: TemplateDoc) -> tuple[str, bool]:
     owner claim holds one for them; themselves otherwise."""
     user = ctx.db.get_one(User, ctx.user_id)
     if doc.owner_claim:
-        value = user.claims.get(doc.owner_claim)
+        value = UserClaims.model_validate(user.claims or {}).claim(doc.owner_claim)
         group = value[0] if isinstance(value, list) and value else value
         if isinstance(group, str) and group:
             return slugify(group, 40), True
@@ -466,8 +467,8 @@ def me(ctx: Context, _: Empty) -> Me:
     """Who the caller is to environments on demand: their name, owner key and whether they
     administer them."""
     user = ctx.db.get_one(User, ctx.user_id)
-    name = user.claims.get("username") or user.email.split("@")[0]
-    return Me(username=str(name), owner=_keys(ctx)[0], admin=_administers(ctx))
+    name = UserClaims.model_validate(user.claims or {}).username or user.email.split("@")[0]
+    return Me(username=name, owner=_keys(ctx)[0], admin=_administers(ctx))
 
 
 class AdminInstance(Schema):

@@ -16,6 +16,7 @@ from launchbay.slugs import slugify
 from launchbay.store.models import (
     Environment,
     EnvironmentVariable,
+    LifecycleStatus,
     Project,
     Resource,
     new_id,
@@ -47,7 +48,7 @@ def get_project(ctx: Context, project_id: str, *, active: bool = False) -> Proje
     project = ctx.db.get(Project, project_id)
     if project is None or project.organization_id != ctx.org_id:
         raise NotFound("project not found", code="project_not_found")
-    if active and project.lifecycle_status != "active":
+    if active and project.lifecycle_status != LifecycleStatus.ACTIVE:
         raise Conflict("the project is archived; restore it first", code="project_archived")
     return project
 
@@ -157,7 +158,7 @@ class ProjectArchive(ProjectRef):
 def archive_project(ctx: Context, data: ProjectArchive) -> IdOut:
     """Archives a project: it stays readable, and changes to it are refused until restored."""
     project = get_project(ctx, data.project_id, active=True)
-    project.lifecycle_status, project.archived_at = "archived", utcnow()
+    project.lifecycle_status, project.archived_at = LifecycleStatus.ARCHIVED, utcnow()
     project.archive_reason = data.reason
     ctx.audit(project.id, reason=data.reason)
     return IdOut(id=project.id)
@@ -167,9 +168,10 @@ def archive_project(ctx: Context, data: ProjectArchive) -> IdOut:
 def restore_project(ctx: Context, data: ProjectRef) -> IdOut:
     """Makes an archived project active again."""
     project = get_project(ctx, data.project_id)
-    if project.lifecycle_status != "archived":
+    if project.lifecycle_status != LifecycleStatus.ARCHIVED:
         raise Conflict("the project is not archived", code="project_not_archived")
-    project.lifecycle_status, project.archived_at, project.archive_reason = "active", None, None
+    project.lifecycle_status = LifecycleStatus.ACTIVE
+    project.archived_at, project.archive_reason = None, None
     ctx.audit(project.id)
     return IdOut(id=project.id)
 
@@ -194,13 +196,14 @@ def _blockers(ctx: Context, project: Project) -> list[Blocker]:
     """What deleting would lose: resources (their containers would be orphaned), and
     environments still in use (with resources or variables). Empty environments go with it."""
     blockers = []
-    if project.lifecycle_status == "active":
+    if project.lifecycle_status == LifecycleStatus.ACTIVE:
         blockers.append(Blocker(kind="active-project", related_entity_id=project.id,
                                 related_entity_type="project", count=1))
     used = or_(exists().where(Resource.environment_id == Environment.id),
                exists().where(EnvironmentVariable.environment_id == Environment.id))
     environments = ctx.db.scalar(select(func.count()).select_from(Environment).where(
-        Environment.project_id == project.id, Environment.lifecycle_status != "archived", used))
+        Environment.project_id == project.id,
+        Environment.lifecycle_status != LifecycleStatus.ARCHIVED, used))
     if environments:
         blockers.append(Blocker(kind="environment", related_entity_type="environment",
                                 count=environments))

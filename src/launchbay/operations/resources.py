@@ -20,6 +20,7 @@ from launchbay.crypto import mask
 from launchbay.drivers import source_checkout
 from launchbay.engine import health_monitor, routing
 from launchbay.engine.health import PROBE_AGENT
+from launchbay.engine.plan import ReleasePlan
 from launchbay.engine.routing import generated_host, public_url
 from launchbay.engine.runtime import LogLine, RuntimeFailure
 from launchbay.operations import variables
@@ -37,6 +38,7 @@ from launchbay.store.models import (
     Deployment,
     DomainBinding,
     HealthObservation,
+    LifecycleStatus,
     OperatorWork,
     Resource,
     ResourceVariable,
@@ -49,6 +51,7 @@ from launchbay.store.profiles import (
     AccessProfile,
     EnvironmentSnapshot,
     HealthPolicy,
+    HealthRecord,
     MaintenancePayload,
     NetworkProfile,
     RuntimeProfile,
@@ -66,7 +69,7 @@ def get_resource(ctx: Context, resource_id: str, *, mutable: bool = False) -> Re
     if resource is None or resource.organization_id != ctx.org_id:
         raise NotFound("resource not found", code="resource_not_found")
     if mutable:
-        if resource.lifecycle_status != "active":
+        if resource.lifecycle_status != LifecycleStatus.ACTIVE:
             raise Conflict("the resource is archived", code="resource_archived")
         get_environment(ctx, resource.environment_id, mutable=True)
     return resource
@@ -426,7 +429,7 @@ class ResourceArchive(ResourceRef):
 def archive_resource(ctx: Context, data: ResourceArchive) -> IdOut:
     """Archives a resource: no new deployments; what runs keeps running."""
     r = get_resource(ctx, data.resource_id, mutable=True)
-    r.lifecycle_status, r.archived_at = "archived", utcnow()
+    r.lifecycle_status, r.archived_at = LifecycleStatus.ARCHIVED, utcnow()
     ctx.audit(r.id, reason=data.reason)
     return IdOut(id=r.id)
 
@@ -958,7 +961,7 @@ def runtime_target(ctx: Context, data: RuntimeLogsIn) -> RuntimeTarget | None:
     d = ctx.db.get(Deployment, deployment_id) if deployment_id else None
     if d is None or d.resource_id != r.id or d.container_id is None:
         return None
-    web = d.plan.get("service_name") or r.slug
+    web = ReleasePlan.model_validate(d.plan).service_name or r.slug
     hidden = secret_values(ctx, d)
     if data.service_name in (None, web, r.slug):
         return RuntimeTarget(resource_id=r.id, deployment_id=d.id, server_id=d.server_id,
@@ -1097,15 +1100,16 @@ def health_history(ctx: Context, data: HealthHistoryIn) -> HealthHistory:
     if data.window_to:
         query = query.where(HealthObservation.observed_at <= data.window_to)
     rows = ctx.db.scalars(query.order_by(HealthObservation.observed_at.desc()).limit(data.limit))
-    observations = [{
-        "observationId": o.id, "observedAt": o.summary.get("observedAt"), "overall": o.overall,
-        "runtimeLifecycle": o.summary["runtime"]["lifecycle"],
-        "runtimeHealth": o.summary["runtime"]["health"],
-        "publicAccessStatus": o.summary["publicAccess"]["status"],
-        "proxyStatus": o.summary["proxy"]["status"],
-        "healthPolicyStatus": o.summary["healthPolicy"]["status"],
-        "latestDeploymentId": (o.summary.get("latestDeployment") or {}).get("id"),
-        "summary": o.summary} for o in rows]
+    observations = []
+    for o in rows:
+        seen = HealthRecord.model_validate(o.summary)
+        observations.append({
+            "observationId": o.id, "observedAt": seen.observed_at, "overall": o.overall,
+            "runtimeLifecycle": seen.runtime.lifecycle, "runtimeHealth": seen.runtime.health,
+            "publicAccessStatus": seen.public_access.status, "proxyStatus": seen.proxy.status,
+            "healthPolicyStatus": seen.health_policy.status,
+            "latestDeploymentId": seen.latest_deployment.id if seen.latest_deployment else None,
+            "summary": o.summary})
     return HealthHistory(resource_id=r.id, from_=data.window_from, to=data.window_to,
                          generated_at=utcnow(), observations=observations)
 

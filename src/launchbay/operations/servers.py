@@ -16,7 +16,15 @@ from launchbay.engine.runtime import RuntimeFailure
 from launchbay.operations.catalog import Context, Role, operation, role_at_least
 from launchbay.operations.errors import Forbidden, NotFound
 from launchbay.operations.schemas import CountOut, Field, Id, Schema, Timestamp
-from launchbay.store.models import Deployment, Organization, Resource, Server, new_id, utcnow
+from launchbay.store.models import (
+    Deployment,
+    LifecycleStatus,
+    Organization,
+    Resource,
+    Server,
+    new_id,
+    utcnow,
+)
 
 LOCAL = "local-docker"
 
@@ -45,7 +53,8 @@ def get_server(ctx: Context, server_id: str) -> Server:
 
 
 def default_server(ctx: Context) -> Server:
-    server = ctx.db.scalar(select(Server).where(_visible(ctx), Server.lifecycle_status == "active")
+    server = ctx.db.scalar(select(Server).where(
+        _visible(ctx), Server.lifecycle_status == LifecycleStatus.ACTIVE)
                            .order_by(Server.organization_id.is_(None), Server.created_at))
     if server is None:
         raise NotFound("no server is registered", code="server_not_found")

@@ -43,6 +43,7 @@ from launchbay.store.models import (
     Deployment,
     DomainBinding,
     Environment,
+    LifecycleStatus,
     Resource,
     Template,
     new_id,
@@ -268,7 +269,7 @@ def make_resource(ctx: Context, env: Environment, name: str, b: Blueprint, descr
 def made_state(ctx: Context, r: Resource) -> tuple[str, str | None]:
     """(status, last error) of a resource made from a blueprint, from its releases: Pending,
     Provisioning (a release starting or being verified), Ready, Error, Deleting."""
-    if r.lifecycle_status == "deleting":
+    if r.lifecycle_status == LifecycleStatus.DELETING:
         return "Deleting", None
     latest = ctx.db.scalar(select(Deployment).where(Deployment.resource_id == r.id)
                            .order_by(Deployment.created_at.desc()).limit(1))
@@ -292,7 +293,7 @@ def take_down(ctx: Context, r: Resource, operation_key: str, *,
     for b in ctx.db.scalars(select(DomainBinding).where(DomainBinding.resource_id == r.id)):
         ctx.db.delete(b)
         realize(ctx, b, "delete")
-    r.lifecycle_status = "deleting"
+    r.lifecycle_status = LifecycleStatus.DELETING
     ctx.enqueue("runtime-maintenance", operation_key, resource_id=r.id, server_id=r.server_id,
                 project_id=r.project_id, payload=stored(MaintenancePayload(
                     action="remove-resource", delete_resource=True,

@@ -190,6 +190,16 @@ class DeploymentStatus(StrEnum):
     ROLLED_BACK = "rolled-back"
 
 
+class LifecycleStatus(StrEnum):
+    """Where a project, environment, resource or server is in its life (`lifecycle_status`)."""
+
+    ACTIVE = "active"
+    LOCKED = "locked"  # an environment: no changes until unlocked
+    ARCHIVED = "archived"  # read-only; what runs keeps running
+    DELETING = "deleting"  # a resource whose containers the engine is removing
+    INACTIVE = "inactive"  # a server that takes no new deployments
+
+
 class ProjectKind(StrEnum):
     """Whose a project is: the organization's people's, or a feature's own home (made on
     first use, found by kind and slug, never by a slug alone: a user's project named
@@ -213,7 +223,7 @@ class Project(Base):
     kind: Mapped[str] = mapped_column(String(20), default=ProjectKind.USER,
                                       server_default=ProjectKind.USER.value)
     description: Mapped[str | None] = mapped_column(Text)
-    lifecycle_status: Mapped[str] = mapped_column(String(20), default="active")
+    lifecycle_status: Mapped[str] = mapped_column(String(20), default=LifecycleStatus.ACTIVE)
     archived_at: Mapped[datetime | None]
     archive_reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -233,7 +243,7 @@ class Environment(Base):
     parent_environment_id: Mapped[str | None] = mapped_column(
         ForeignKey("environments.id", ondelete="SET NULL")
     )
-    lifecycle_status: Mapped[str] = mapped_column(String(20), default="active")
+    lifecycle_status: Mapped[str] = mapped_column(String(20), default=LifecycleStatus.ACTIVE)
     locked_at: Mapped[datetime | None]
     lock_reason: Mapped[str | None] = mapped_column(String(500))
     archived_at: Mapped[datetime | None]
@@ -292,7 +302,7 @@ class Server(Base):
     provider_key: Mapped[str] = mapped_column(String(40))
     target_kind: Mapped[str] = mapped_column(String(40), default="single-server")
     docker_url: Mapped[str | None] = mapped_column(String(500))
-    lifecycle_status: Mapped[str] = mapped_column(String(20), default="active")
+    lifecycle_status: Mapped[str] = mapped_column(String(20), default=LifecycleStatus.ACTIVE)
     # The edge proxy of the server: its kind (caddy | none) and the last bootstrap's outcome.
     edge_proxy_kind: Mapped[str] = mapped_column(String(20), default="caddy")
     edge_proxy_status: Mapped[str] = mapped_column(String(20), default="pending")
@@ -325,7 +335,7 @@ class Resource(Base):
     network_profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
     health_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     access_profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    lifecycle_status: Mapped[str] = mapped_column(String(20), default="active")
+    lifecycle_status: Mapped[str] = mapped_column(String(20), default=LifecycleStatus.ACTIVE)
     archived_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The deployment whose container serves now (no FK: deployments point here too).

@@ -158,3 +158,44 @@ class RoutePayload(Profile):
     """A `route-realization` work item: the binding it is about, if one."""
 
     domain_binding_id: str | None = None
+
+
+class ObservedStatus(Profile):
+    status: str = "unknown"
+
+
+class ObservedRuntime(Profile):
+    lifecycle: str = "unknown"
+    health: str = "unknown"
+
+
+class ObservedDeployment(Profile):
+    id: str
+
+
+class HealthRecord(Profile):
+    """What a health observation keeps (`health_observations.summary`, a `resources.health/v1`
+    summary): the parts its history shows."""
+
+    observed_at: str | None = None
+    overall: str
+    runtime: ObservedRuntime = Field(default_factory=ObservedRuntime)
+    public_access: ObservedStatus = Field(default_factory=ObservedStatus)
+    proxy: ObservedStatus = Field(default_factory=ObservedStatus)
+    health_policy: ObservedStatus = Field(default_factory=ObservedStatus)
+    latest_deployment: ObservedDeployment | None = None
+
+
+class UserClaims(BaseModel):
+    """What `users.claims` keeps of a person signed in with OpenID Connect: the provider's
+    claims about them (kept as given, any name), with the configured username and groups
+    claims under `username` and `groups`."""
+
+    model_config = ConfigDict(extra="allow")
+    username: str | None = None
+    groups: list[str] = []
+
+    def claim(self, name: str) -> Any:
+        """Any claim kept, by the provider's name for it (a template's owner claim)."""
+        return getattr(self, name, None) if name in type(self).model_fields \
+            else (self.model_extra or {}).get(name)

@@ -394,7 +394,8 @@ def _service_view(ctx: Context, r: Resource) -> ServiceView:
         run_cmd=b.get("run_cmd"), build_cmd=b.get("build_cmd"), port=b.get("port"),
         working_dir=b.get("working_dir"), static_dir=b.get("static_dir"), image=b.get("image"),
         env_vars=env_vars, status=status, remote=remote.get("url"), branch=remote.get("branch"),
-        commit_hash=(current.plan.get("commit_sha") if current else None) or None,
+        commit_hash=(ReleasePlan.model_validate(current.plan).commit_sha if current else None)
+        or None,
         blueprint={**b, "status": status}, created_at=r.created_at,
         updated_at=(latest.created_at if latest else r.created_at))
 

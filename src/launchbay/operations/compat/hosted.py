@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import field_validator
 from sqlalchemy import func, select
 
+from launchbay.engine.plan import ReleasePlan
 from launchbay.engine.routing import public_url
 from launchbay.engine.runtime import RuntimeFailure
 from launchbay.operations import usage
@@ -51,6 +52,7 @@ from launchbay.store.models import (
     Deployment,
     DomainBinding,
     HostedDeployment,
+    LifecycleStatus,
     Project,
     ProjectKind,
     Resource,
@@ -83,14 +85,14 @@ def _count(ctx: Context) -> int:
     return ctx.db.scalar(select(func.count()).select_from(Resource).join(
         Project, Project.id == Resource.project_id).where(
         Resource.organization_id == ctx.org_id, Project.kind == ProjectKind.SHIPYARD,
-        Resource.lifecycle_status != "deleting")) or 0
+        Resource.lifecycle_status != LifecycleStatus.DELETING)) or 0
 
 
 def get_hosted(ctx: Context, name: str, mutable: bool = False) -> Resource:
     r = ctx.db.scalar(_query(ctx, _projects(ctx)).where(Resource.slug == name))
     if r is None:
         raise NotFound("Deployment not found", code="deployment_not_found")
-    if mutable and r.lifecycle_status != "active":
+    if mutable and r.lifecycle_status != LifecycleStatus.ACTIVE:
         raise Conflict("the deployment is being deleted", code="deployment_deleting")
     return r
 
@@ -493,7 +495,7 @@ def hosted_events(ctx: Context, data: HostedRef) -> Events:
             from None
     current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
         else None
-    web = (current.plan.get("service_name") if current else None) or r.slug
+    web = (ReleasePlan.model_validate(current.plan).service_name if current else None) or r.slug
     return Events(events=[e for e in (runtime_event(x, web) for x in raw) if e is not None])
 
 
@@ -547,7 +549,7 @@ def apply_auto_update(ctx: Context, data: HostedAction) -> ImageUpdated:
     h = ctx.db.get_one(HostedDeployment, r.id)
     current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
         else None
-    image = current.plan.get("image") if current is not None else None
+    image = ReleasePlan.model_validate(current.plan).image if current is not None else None
     if not h.auto_update or current is None or not current.container_id or not image:
         raise Conflict("auto-update is off or the deployment has no running image",
                        code="auto_update_off")

@@ -256,7 +256,8 @@ def show_binding(ctx: Context, data: BindingRef) -> BindingShow:
                               "context": {"resourceId": b.resource_id,
                                           "deploymentId": r.current_deployment_id if r else None,
                                           "upstream": b.upstream, "serverId": b.server_id},
-                              "domainVerification": b.dns_observation.get("status", "pending"),
+                              "domainVerification": DnsObservation.model_validate(
+                                  b.dns_observation or {}).status,
                               "blockingReason": None if ready else (
                                   "runtime_not_ready" if not serving
                                   else "proxy_not_applied")}},

@@ -25,6 +25,7 @@ from launchbay.operations.identity.accounts import SESSION_PREFIX, sign_in_organ
 from launchbay.operations.schemas import Field, Schema, Timestamp
 from launchbay.slugs import slugify
 from launchbay.store.models import Membership, Organization, Session, User, new_id, utcnow
+from launchbay.store.profiles import UserClaims
 
 FLOW_SECONDS = 600  # how long a started sign-in may take at the provider
 # Claims about the token rather than the person; not kept in `users.claims`.
@@ -173,10 +174,10 @@ def _kept(ctx: Context, claims: dict[str, Any]) -> dict[str, Any]:
     groups = claims.get(ctx.settings.oidc_groups_claim) or []
     if isinstance(groups, str):
         groups = [groups]
-    kept = {k: v for k, v in claims.items() if k not in _TOKEN_CLAIMS}
-    kept["username"] = str(claims.get(ctx.settings.oidc_username_claim) or claims["sub"])
-    kept["groups"] = [str(g) for g in groups]
-    return kept
+    return UserClaims.model_validate({
+        **{k: v for k, v in claims.items() if k not in _TOKEN_CLAIMS},
+        "username": str(claims.get(ctx.settings.oidc_username_claim) or claims["sub"]),
+        "groups": [str(g) for g in groups]}).model_dump(mode="json")
 
 
 def _provision(ctx: Context, claims: dict[str, Any]) -> tuple[SignedIn, bool]:
