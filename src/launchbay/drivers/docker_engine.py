@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -178,14 +179,37 @@ class DockerEngine:
             command.append(str(spec.context))
             yield from _run_build(command, env, spec.timeout_seconds)
 
-    def ensure_network(self, name: str, labels: dict[str, str]) -> None:
-        if not self.client.networks.list(names=[name]):
+    # Docker accepts several networks of one name, and every use of the name is then
+    # ambiguous: a container would not even start. Creators in this process take turns; those
+    # of other processes (a separate `launchbay worker`) all keep the same one.
+    _creating = threading.Lock()
+
+    def ensure_network(self, name: str, labels: dict[str, str]) -> str:
+        """The id of the network `name`, created if missing. Of duplicates (left by creators
+        in another process), the one in use, else the oldest, is kept and the others go."""
+        with self._creating:
+            found = self._named(name)
+            if not found:
+                try:
+                    self.client.networks.create(name, driver="bridge",
+                                                labels={MANAGED: "true", **labels})
+                except APIError as exc:  # created concurrently
+                    if exc.status_code != 409:
+                        raise
+                found = self._named(name)
+        keep, *extra = sorted(found, key=lambda n: (not n.attrs.get("Containers"),
+                                                    n.attrs.get("Created", ""), n.id))
+        for network in extra:
             try:
-                self.client.networks.create(name, driver="bridge",
-                                            labels={MANAGED: "true", **labels})
-            except APIError as exc:  # created concurrently
-                if exc.status_code != 409:
-                    raise
+                network.remove()
+            except APIError:  # in use, or removed by another creator: the next call retries
+                pass
+        return str(keep.id)
+
+    def _named(self, name: str) -> list[Any]:
+        """The networks called exactly `name` (Docker's filter also matches prefixes)."""
+        return [self.client.networks.get(n.id) for n in self.client.networks.list(names=[name])
+                if n.name == name]
 
     def networks(self, **labels: str) -> list[tuple[str, dict[str, str], int]]:
         """launchbay's networks with the given labels: (name, labels, attached containers)."""

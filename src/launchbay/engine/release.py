@@ -373,8 +373,10 @@ class Release:
         """Starts the release's containers: a stack's other services first, on the release's
         own network, then the web one, which also joins the environment's network."""
         plan, labels = self.plan, deployment_labels(self.d)
-        self.docker.ensure_network(plan.network, {"launchbay.environment": self.d.environment_id,
-                                                  "launchbay.server": self.d.server_id})
+        # Containers join networks by id: a name another creator duplicated a moment ago
+        # would be ambiguous.
+        network = self.docker.ensure_network(plan.network, {
+            "launchbay.environment": self.d.environment_id, "launchbay.server": self.d.server_id})
         for volume in [*plan.volumes, *(v for s in plan.services for v in s.volumes)]:
             self.docker.ensure_volume(volume.docker_name,
                                       {"launchbay.environment": self.d.environment_id})
@@ -382,8 +384,8 @@ class Release:
         alias = plan.aliases[0] if plan.aliases else "app"
         networks = {}
         if plan.service_name:
-            stack = stack_network(self.d.id)
-            self.docker.ensure_network(stack, {**labels, "launchbay.stack": "true"})
+            stack = self.docker.ensure_network(stack_network(self.d.id),
+                                               {**labels, "launchbay.stack": "true"})
             networks = {stack: [plan.service_name]}
             for service in plan.services:
                 info = self._run(ContainerSpec(
@@ -399,7 +401,7 @@ class Release:
             env.setdefault("PORT", str(plan.internal_port))
         info = self._run(ContainerSpec(
             name=f"lb-{alias}-{suffix}", image=plan.image, labels={**plan.labels, **labels},
-            network=plan.network, aliases=plan.aliases, env=env, command=plan.command,
+            network=network, aliases=plan.aliases, env=env, command=plan.command,
             internal_port=plan.internal_port, cpu_limit=plan.cpu_limit,
             memory_limit_mb=plan.memory_limit_mb, restart_policy=plan.restart_policy,
             volumes=[(v.docker_name, v.path, v.mode) for v in plan.volumes], networks=networks))
