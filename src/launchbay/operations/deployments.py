@@ -20,6 +20,7 @@ from launchbay.engine.image_access import built_repository
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.ledger import OPEN
 from launchbay.engine.plan import BuildSpec, HealthSpec, ReleasePlan, Volume
+from launchbay.engine.routing import access_policy
 from launchbay.operations import variables
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.environments import get_environment
@@ -30,6 +31,7 @@ from launchbay.operations.resources import (
     check_repository,
     generated_url,
     get_resource,
+    preloaded,
     source_of,
 )
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Schema, Timestamp
@@ -263,14 +265,18 @@ def runtime_plan(d: Deployment) -> dict[str, Any]:
     }
 
 
-def deployment_out(ctx: Context, d: Deployment,
-                   logs: list[LogEntry] | None = None) -> DeploymentOut:
+def deployment_out(ctx: Context, d: Deployment, logs: list[LogEntry] | None = None,
+                   policies: dict[str, tuple[str, str]] | None = None) -> DeploymentOut:
+    """A deployment as the API shows it; `policies` (by server) spare a list the access policy
+    look-up of each row."""
     direct = f"http://127.0.0.1:{d.host_port}/" if d.host_port and d.status == "succeeded" \
         else None
     url = direct
     resource = ctx.db.get(Resource, d.resource_id)
     if direct and resource is not None and resource.current_deployment_id == d.id:
-        generated = generated_url(ctx, resource)
+        if policies is not None and resource.server_id not in policies:
+            policies[resource.server_id] = access_policy(ctx.db, resource.server_id)
+        generated = generated_url(ctx, resource, (policies or {}).get(resource.server_id))
         url = generated[1] if generated else direct
     return DeploymentOut(
         id=d.id, project_id=d.project_id, environment_id=d.environment_id,
@@ -364,8 +370,10 @@ class DeploymentList(Schema):
 def list_deployments(ctx: Context, data: DeploymentListIn) -> DeploymentList:
     """Deployments, newest first (without their logs: see `deployments.logs`)."""
     rows = ctx.db.scalars(_filtered(ctx, data).order_by(Deployment.created_at.desc())
-                          .limit(data.limit))
-    return DeploymentList(items=[deployment_out(ctx, d) for d in rows])
+                          .limit(data.limit)).all()
+    policies: dict[str, tuple[str, str]] = {}
+    with preloaded(ctx, {d.resource_id for d in rows}):
+        return DeploymentList(items=[deployment_out(ctx, d, policies=policies) for d in rows])
 
 
 class DeploymentRef(Schema):

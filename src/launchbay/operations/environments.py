@@ -54,18 +54,18 @@ class EnvironmentOut(Schema):
     masked_variables: list[MaskedVariable]
 
 
-def _variables(ctx: Context, env_id: str) -> list[EnvironmentVariable]:
-    return variables.listed(ctx, EnvironmentVariable, env_id)  # type: ignore[return-value]  # listed from the EnvironmentVariable model
-
-
-def _out(ctx: Context, e: Environment) -> EnvironmentOut:
+def _out(ctx: Context, e: Environment,
+         listed: list[variables.Variable] | None = None) -> EnvironmentOut:
+    """An environment as the API shows it (with its variables, unless they were `listed`)."""
+    if listed is None:
+        listed = variables.listed(ctx, EnvironmentVariable, e.id)
     return EnvironmentOut(
         id=e.id, project_id=e.project_id, name=e.name, kind=e.kind,
         parent_environment_id=e.parent_environment_id,
         lifecycle_status=e.lifecycle_status,
         locked_at=e.locked_at, lock_reason=e.lock_reason, archived_at=e.archived_at,
         archive_reason=e.archive_reason, created_at=e.created_at,
-        masked_variables=[masked(v) for v in _variables(ctx, e.id)],
+        masked_variables=[masked(v) for v in listed],
     )
 
 
@@ -134,8 +134,9 @@ class EnvironmentList(Schema):
 def list_environments(ctx: Context, data: ListIn) -> EnvironmentList:
     """Environments, oldest first, with their variables masked."""
     rows = ctx.db.scalars(_filtered(ctx, data).order_by(Environment.created_at, Environment.id)
-                          .limit(data.limit))
-    return EnvironmentList(items=[_out(ctx, e) for e in rows])
+                          .limit(data.limit)).all()
+    found = variables.listed_by_owner(ctx, EnvironmentVariable, [e.id for e in rows])
+    return EnvironmentList(items=[_out(ctx, e, found.get(e.id, [])) for e in rows])
 
 
 class EnvironmentCreate(Schema):
@@ -321,7 +322,7 @@ def effective_precedence(ctx: Context, data: EnvironmentRef) -> EffectivePrecede
     owned set; resources override it in their own effective configuration.
     """
     env = get_environment(ctx, data.environment_id)
-    entries = [variables.entry(v) for v in _variables(ctx, env.id)]
+    entries = [variables.entry(v) for v in variables.listed(ctx, EnvironmentVariable, env.id)]
     return EffectivePrecedence(environment_id=env.id, project_id=env.project_id,
                                owned_entries=entries, effective_entries=entries,
                                precedence=PRECEDENCE, generated_at=utcnow())
@@ -372,8 +373,10 @@ def diff_environments(ctx: Context, data: DiffIn) -> EnvironmentDiff:
     """
     left_env = get_environment(ctx, data.environment_id)
     right_env = get_environment(ctx, data.other_environment_id)
-    left = {(v.key, v.exposure): v for v in _variables(ctx, left_env.id)}
-    right = {(v.key, v.exposure): v for v in _variables(ctx, right_env.id)}
+    left = {(v.key, v.exposure): v for v in variables.listed(
+        ctx, EnvironmentVariable, left_env.id)}
+    right = {(v.key, v.exposure): v for v in variables.listed(
+        ctx, EnvironmentVariable, right_env.id)}
     entries = []
     for key, exposure in sorted(left.keys() | right.keys()):
         a, b = left.get((key, exposure)), right.get((key, exposure))

@@ -12,6 +12,7 @@ organization's `ephemeral` project, in its own environment (so its own network),
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Literal
 
@@ -31,6 +32,7 @@ from launchbay.operations.templates import (
     TemplateDoc,
     get_template,
     made_state,
+    made_states,
     make_resource,
     render,
     take_down,
@@ -132,8 +134,10 @@ def _expires(inst: Instance) -> str:
     return iso_seconds(inst.expires_at) if inst.expires_at else ""
 
 
-def instance_out(ctx: Context, inst: Instance) -> InstanceOut:
-    status, _ = made_state(ctx, ctx.db.get_one(Resource, inst.resource_id))
+def instance_out(ctx: Context, inst: Instance, status: str | None = None) -> InstanceOut:
+    """An instance as Dploy shows it (`status`: its resource's made state, if known)."""
+    if status is None:
+        status, _ = made_state(ctx, ctx.db.get_one(Resource, inst.resource_id))
     if inst.status == "deleting":
         status = "Deleting"
     return InstanceOut(uuid=inst.uuid, status=STATUS[status],
@@ -143,8 +147,17 @@ def instance_out(ctx: Context, inst: Instance) -> InstanceOut:
                        shared=inst.shared)
 
 
-def _item(ctx: Context, inst: Instance, doc: TemplateDoc) -> InstanceItem:
-    return InstanceItem(**instance_out(ctx, inst).model_dump(), name=doc.name,
+def _states(ctx: Context, instances: Sequence[Instance]) -> dict[str, str]:
+    """The made state of each instance's resource, by instance uuid, in three queries."""
+    resources = ctx.db.scalars(select(Resource).where(
+        Resource.id.in_([i.resource_id for i in instances]))).all()
+    states = made_states(ctx, resources)
+    return {i.uuid: states[i.resource_id][0] for i in instances if i.resource_id in states}
+
+
+def _item(ctx: Context, inst: Instance, doc: TemplateDoc,
+          status: str | None = None) -> InstanceItem:
+    return InstanceItem(**instance_out(ctx, inst, status).model_dump(), name=doc.name,
                         description=doc.description, icon=doc.icon,
                         extend_count=inst.extend_count, max_extends=doc.max_extends,
                         extendTTL=_extension(ctx, doc), is_unlimited=doc.ttl is None)
@@ -192,11 +205,12 @@ class InstanceList(Schema):
 @operation("instances.list")
 def list_instances(ctx: Context, _: Empty) -> InstanceList:
     """The caller's ephemeral environments (their own and their teams'), and their quota."""
-    items = []
-    for inst in ctx.db.scalars(_visible(ctx).order_by(Instance.created_at)):
-        t = ctx.db.scalar(select(Template).where(Template.name == inst.template))
-        if t is not None:
-            items.append(_item(ctx, inst, TemplateDoc.model_validate(t.document)))
+    instances = ctx.db.scalars(_visible(ctx).order_by(Instance.created_at)).all()
+    docs = {t.name: TemplateDoc.model_validate(t.document) for t in ctx.db.scalars(
+        select(Template).where(Template.name.in_({i.template for i in instances})))}
+    states = _states(ctx, instances)
+    items = [_item(ctx, inst, docs[inst.template], states.get(inst.uuid))
+             for inst in instances if inst.template in docs]
     return InstanceList(environments=items, count=len(items),
                         limit=ctx.settings.instance_quota)
 
@@ -495,11 +509,15 @@ def all_instances(ctx: Context, _: Empty) -> AdminInstances:
     organization), by template then uuid."""
     _require_admin(ctx)
     rows = []
-    for inst in ctx.db.scalars(select(Instance).where(Instance.organization_id == ctx.org_id)
-                               .order_by(Instance.template, Instance.uuid)):
-        out = instance_out(ctx, inst)
-        env = ctx.db.get_one(Environment, ctx.db.get_one(Resource, inst.resource_id)
-                             .environment_id)
+    instances = ctx.db.scalars(select(Instance).where(Instance.organization_id == ctx.org_id)
+                               .order_by(Instance.template, Instance.uuid)).all()
+    states = _states(ctx, instances)
+    envs = {r.id: e for r, e in ctx.db.execute(select(Resource, Environment).join(
+        Environment, Environment.id == Resource.environment_id).where(
+        Resource.id.in_([i.resource_id for i in instances])))}
+    for inst in instances:
+        out = instance_out(ctx, inst, states.get(inst.uuid))
+        env = envs[inst.resource_id]
         rows.append(AdminInstance(
             name=env.name, template=inst.template, owner=inst.owner_key or "",
             phase="Pending" if out.status == "pending" else out.status, url=out.url,

@@ -4,6 +4,8 @@ health profiles, variables and secrets, storage, and runtime controls."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
@@ -37,9 +39,11 @@ from launchbay.slugs import slugify
 from launchbay.store.models import (
     Deployment,
     DomainBinding,
+    Environment,
     HealthObservation,
     LifecycleStatus,
     OperatorWork,
+    Project,
     Resource,
     ResourceVariable,
     StorageAttachment,
@@ -258,6 +262,22 @@ def attachments(ctx: Context, resource_id: str) -> list[tuple[StorageAttachment,
         .order_by(StorageAttachment.destination_path)).all()]
 
 
+@contextmanager
+def preloaded(ctx: Context, resource_ids: Iterable[str]) -> Iterator[None]:
+    """The resources, and their environments and projects, in three queries, kept in the
+    session while the block runs: each row of a list then finds its own there (the session
+    holds objects only while something refers to them)."""
+    resources = ctx.db.scalars(select(Resource).where(Resource.id.in_(set(resource_ids)))).all()
+    envs = ctx.db.scalars(select(Environment).where(
+        Environment.id.in_({r.environment_id for r in resources}))).all()
+    projects = ctx.db.scalars(select(Project).where(
+        Project.id.in_({r.project_id for r in resources}))).all()
+    try:
+        yield
+    finally:
+        del resources, envs, projects
+
+
 def generated_url(ctx: Context, r: Resource,
                   policy: tuple[str, str] | None = None) -> tuple[str, str] | None:
     """The resource's generated (hostname, URL) through the edge proxy, if it has one."""
@@ -299,11 +319,13 @@ class ResourceUrls(Schema):
 def resource_urls(ctx: Context, data: ResourceUrlsIn) -> ResourceUrls:
     """Where each resource of a project answers publicly: its generated URL while a release
     serves, then its custom domains. One pass for a whole project (its list page)."""
-    get_project(ctx, data.project_id)
+    _project = get_project(ctx, data.project_id)  # held in the session for every resource
     urls: dict[str, list[str]] = {}
     policies: dict[str, tuple[str, str]] = {}  # one look-up per server
     resources = ctx.db.scalars(select(Resource).where(
         Resource.organization_id == ctx.org_id, Resource.project_id == data.project_id)).all()
+    _held = ctx.db.scalars(select(Environment).where(  # held: each resource finds its own
+        Environment.project_id == data.project_id)).all()
     # Without an edge proxy, a release answers on its loopback port.
     ports = {} if ctx.settings.edge_enabled else dict(ctx.db.execute(
         select(Deployment.id, Deployment.host_port).where(Deployment.id.in_(

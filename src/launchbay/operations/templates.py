@@ -17,11 +17,12 @@ import io
 import logging
 import re
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError, field_validator, model_validator
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
 from launchbay.engine.build.compose_files import ComposeError, parse
@@ -267,22 +268,40 @@ def make_resource(ctx: Context, env: Environment, name: str, b: Blueprint, descr
 
 
 def made_state(ctx: Context, r: Resource) -> tuple[str, str | None]:
-    """(status, last error) of a resource made from a blueprint, from its releases: Pending,
-    Provisioning (a release starting or being verified), Ready, Error, Deleting."""
-    if r.lifecycle_status == LifecycleStatus.DELETING:
-        return "Deleting", None
-    latest = ctx.db.scalar(select(Deployment).where(Deployment.resource_id == r.id)
-                           .order_by(Deployment.created_at.desc()).limit(1))
-    current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
-        else None
-    error = latest.error_message if latest and latest.status in ("failed", "canceled") else None
-    if current is not None and current.container_id:
-        return "Ready", error
-    if error is not None or (latest and latest.status in ("failed", "canceled")):
-        return "Error", error or "the deployment failed"
-    if latest is not None and latest.status in ("running", "cancel-requested"):
-        return "Provisioning", None
-    return "Pending", None
+    return made_states(ctx, [r])[r.id]
+
+
+def made_states(ctx: Context, resources: Sequence[Resource]) -> dict[str, tuple[str, str | None]]:
+    """(status, last error) of each resource made from a blueprint, from its releases:
+    Pending, Provisioning (a release starting or being verified), Ready, Error, Deleting. Two
+    queries whatever their number (the lists of the faces)."""
+    ids = [r.id for r in resources]
+    ranked = select(Deployment.resource_id, Deployment.status, Deployment.error_message,
+                    func.row_number().over(partition_by=Deployment.resource_id,
+                                           order_by=Deployment.created_at.desc()).label("n")
+                    ).where(Deployment.resource_id.in_(ids)).subquery()
+    latest = {row.resource_id: row for row in ctx.db.execute(
+        select(ranked).where(ranked.c.n == 1))}
+    running = set(ctx.db.scalars(select(Deployment.id).where(
+        Deployment.id.in_([r.current_deployment_id for r in resources
+                           if r.current_deployment_id]),
+        Deployment.container_id.is_not(None))))
+    states: dict[str, tuple[str, str | None]] = {}
+    for r in resources:
+        last = latest.get(r.id)
+        failed = last is not None and last.status in ("failed", "canceled")
+        error = last.error_message if last is not None and failed else None
+        if r.lifecycle_status == LifecycleStatus.DELETING:
+            states[r.id] = ("Deleting", None)
+        elif r.current_deployment_id in running:
+            states[r.id] = ("Ready", error)
+        elif failed:
+            states[r.id] = ("Error", error or "the deployment failed")
+        elif last is not None and last.status in ("running", "cancel-requested"):
+            states[r.id] = ("Provisioning", None)
+        else:
+            states[r.id] = ("Pending", None)
+    return states
 
 
 def take_down(ctx: Context, r: Resource, operation_key: str, *,

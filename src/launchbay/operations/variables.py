@@ -87,8 +87,17 @@ def _owner(model: Model):
 
 
 def listed(ctx: Context, model: Model, owner_id: str) -> list[Variable]:
-    return list(ctx.db.scalars(select(model).where(_owner(model) == owner_id)
-                               .order_by(model.key, model.exposure)))
+    return listed_by_owner(ctx, model, [owner_id]).get(owner_id, [])
+
+
+def listed_by_owner(ctx: Context, model: Model, owner_ids: list[str]) -> dict[str, list[Variable]]:
+    """The variables of each owner, by key and exposure, in one query (a list page's)."""
+    found: dict[str, list[Variable]] = {}
+    owner = _owner(model)
+    for v in ctx.db.scalars(select(model).where(owner.in_(owner_ids))
+                            .order_by(model.key, model.exposure)):
+        found.setdefault(getattr(v, owner.key), []).append(v)  # type: ignore[arg-type]  # rows of one of the two models
+    return found
 
 
 def find(ctx: Context, model: Model, owner_id: str, key: str, exposure: str) -> Variable | None:

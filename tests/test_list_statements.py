@@ -1,0 +1,100 @@
+"""Lists answer in a constant number of SQL statements, whatever their length: each list
+endpoint is asked at 10 rows and at 60, and must not run more statements for the longer one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from launchbay.settings import Settings
+from launchbay.store.models import Deployment, Resource
+
+from support import Api, free_port, make_app
+
+
+@pytest.fixture
+def settings(tmp_path: Any, database_url: str) -> Settings:
+    """With the edge proxy on (never started here): lists then name generated URLs."""
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, edge_enabled=True,
+                    edge_http_port=free_port(), edge_admin=f"127.0.0.1:{free_port()}",
+                    instance_quota=100,
+                    shipped_templates=False)
+
+
+def statements(cp: Any, call: Callable[[], Any]) -> int:
+    count = 0
+
+    def counted(*_: Any) -> None:
+        nonlocal count
+        count += 1
+
+    event.listen(cp.engine, "before_cursor_execute", counted)
+    try:
+        call()
+    finally:
+        event.remove(cp.engine, "before_cursor_execute", counted)
+    return count
+
+
+def grow(cp: Any, admin: Api, ids: dict[str, str], upto: int, have: list[str]) -> None:
+    """Resources in the app's environment, each serving a release (made so in the store: no
+    engine runs here) and with a domain; and projects with an environment; up to `upto`."""
+    while len(have) < upto:
+        n = len(have)
+        resource = admin.post("/resources", {
+            "projectId": ids["project"], "environmentId": ids["env"], "name": f"app-{n}",
+            "source": {"kind": "docker-image", "imageName": "lbtest/hello", "imageTag": "v1"},
+            "networkProfile": {"internalPort": 8080}})["id"]
+        deployment = admin.post("/deployments", {
+            "projectId": ids["project"], "environmentId": ids["env"],
+            "resourceId": resource})["id"]
+        with cp.sessions() as db:
+            d = db.get_one(Deployment, deployment)
+            d.status, d.host_port = "succeeded", 40000 + n
+            db.get_one(Resource, resource).current_deployment_id = deployment
+            db.commit()
+        admin.post("/domain-bindings", {
+            "projectId": ids["project"], "environmentId": ids["env"], "resourceId": resource,
+            "domainName": f"app-{n}.example.com", "tlsMode": "auto"})
+        admin.post("/hosted-deployments/images", {"image": "lbtest/hello:v1",
+                                                  "name": f"hosted-{n}", "containerPort": 8080})
+        admin.post("/templates", {"name": f"lab-{n}", "ttl": 3600,
+                                  "blueprint": {"image": "lbtest/hello:v1"}})
+        admin.post("/instances", {"template": f"lab-{n}"})
+        project = admin.post("/projects", {"name": f"project-{n}"})["id"]
+        admin.post("/environments", {"projectId": project, "name": "production"})
+        have.append(resource)
+
+
+LISTS = ["/api/projects", "/api/environments", "/api/resources", "/api/deployments",
+         "/api/domain-bindings", "/api/certificates", "/api/operator-work", "/api/audit-events",
+         "/api/servers", "/api/hosted-deployments", "/api/instances",
+         "/api/instance-admin/instances", "/api/instance-templates"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_every_list_runs_as_many_statements_for_60_rows_as_for_10(admin, cp, client):
+    ids = make_app(admin, "lbtest/hello:v1")
+    admin.post("/plans/assignments", {"targetOrganizationId": admin.org_id,
+                                      "plan": "enterprise"})
+    have: list[str] = []
+    pages = [*LISTS, f"/projects/{ids['project']}", "/projects",
+             f"/resources/{ids['resource']}"]
+    counts: dict[str, list[int]] = {page: [] for page in pages}
+    for size in (10, 60):
+        grow(cp, admin, ids, size, have)
+        for page in pages:
+            def get(page: str = page) -> None:
+                answer = client.get(page, headers={"Authorization": f"Bearer {admin.token}"})
+                assert answer.status_code == 200, (page, answer.text[:200])
+                listed = answer.json() if page.startswith("/api/") else None
+                rows = next((v for v in listed.values() if isinstance(v, list)), []) \
+                    if isinstance(listed, dict) else listed or []
+                assert not page.startswith("/api/") or page == "/api/servers" or \
+                    len(rows) >= min(size, 50), (page, len(rows))  # a default page holds 50
+            counts[page].append(statements(cp, get))
+    grown = {page: c for page, c in counts.items() if c[1] > c[0]}
+    assert grown == {}, (grown, counts)
