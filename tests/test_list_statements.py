@@ -89,7 +89,7 @@ def test_every_list_runs_as_many_statements_for_60_rows_as_for_10(admin, cp, cli
     for size in (10, 60):
         grow(cp, admin, ids, size, have)
         for page in pages:
-            def get(page: str = page) -> None:
+            def get(page: str = page, size: int = size) -> None:
                 token = api_key if "/shipyard/" in page else admin.token
                 answer = client.get(page, headers={"Authorization": f"Bearer {token}"})
                 assert answer.status_code == 200, (page, answer.text[:200])
@@ -101,3 +101,24 @@ def test_every_list_runs_as_many_statements_for_60_rows_as_for_10(admin, cp, cli
             counts[page].append(statements(cp, get))
     grown = {page: c for page, c in counts.items() if c[1] > c[0]}
     assert grown == {}, (grown, counts)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_list_sorts_and_the_health_prune_use_indexes(cp):
+    from sqlalchemy import text
+
+    plans = {
+        "deployments by organization, newest first": "SELECT id FROM deployments WHERE "
+        "organization_id = 'o' ORDER BY created_at DESC LIMIT 50",
+        "work by organization, newest first": "SELECT id FROM operator_work WHERE "
+        "organization_id = 'o' ORDER BY created_at DESC LIMIT 50",
+        "resources by name": "SELECT id FROM resources WHERE organization_id = 'o' "
+        "ORDER BY name LIMIT 100",
+        "the prune of old health observations": "SELECT id FROM health_observations "
+        "WHERE observed_at < '2026-01-01'",
+    }
+    with cp.engine.connect() as conn:
+        for what, query in plans.items():
+            plan = " ".join(str(row[-1]) for row in conn.execute(
+                text(f"EXPLAIN QUERY PLAN {query}")))
+            assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, (what, plan)

@@ -316,7 +316,8 @@ class Resource(Base):
     """An application (or service) of an environment; profiles are validated JSON documents."""
 
     __tablename__ = "resources"
-    __table_args__ = (UniqueConstraint("environment_id", "slug"),)
+    __table_args__ = (UniqueConstraint("environment_id", "slug"),
+                      Index("ix_resources_org_name", "organization_id", "name"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
@@ -388,7 +389,8 @@ class Deployment(Base):
     """One attempt to make a resource run a frozen plan (image, config, variables)."""
 
     __tablename__ = "deployments"
-    __table_args__ = (Index("ix_deployments_resource_created", "resource_id", "created_at"),)
+    __table_args__ = (Index("ix_deployments_resource_created", "resource_id", "created_at"),
+                      Index("ix_deployments_org_created", "organization_id", "created_at"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
@@ -443,7 +445,8 @@ class OperatorWork(Base):
     """A durable unit of engine work, claimed by one worker at a time under a lease."""
 
     __tablename__ = "operator_work"
-    __table_args__ = (Index("ix_operator_work_claim", "status", "run_after"),)
+    __table_args__ = (Index("ix_operator_work_claim", "status", "run_after"),
+                      Index("ix_operator_work_org_created", "organization_id", "created_at"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(20), default="pending")
@@ -534,7 +537,9 @@ class HealthObservation(Base):
     """What a resource's health looked like at one moment (kept for its health history)."""
 
     __tablename__ = "health_observations"
-    __table_args__ = (Index("ix_health_resource_observed", "resource_id", "observed_at"),)
+    # The second index serves the prune of old observations (a range on `observed_at`).
+    __table_args__ = (Index("ix_health_resource_observed", "resource_id", "observed_at"),
+                      Index("ix_health_observed", "observed_at"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)
