@@ -112,3 +112,8 @@ def eventually(check, within: float = 30):  # type: ignore[no-untyped-def]
             pass
         assert time.monotonic() < deadline, "never happened"
         time.sleep(0.1)
+
+
+def tags_of(engine: Any, repository: str) -> list[str]:
+    """The tags `repository:*` that exist on the engine."""
+    return [t for t in engine.built_tags() if t.startswith(f"{repository}:")]

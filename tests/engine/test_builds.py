@@ -14,7 +14,7 @@ import pytest
 from launchbay.settings import Settings
 
 import images
-from docker_support import body, deploy, deployed, wait
+from docker_support import body, deploy, deployed, tags_of, wait
 
 APP = """import http.server, os
 
@@ -388,7 +388,7 @@ def test_old_built_images_are_pruned_and_capacity_prune_spares_the_current_relea
     engine = cp.targets.of(api.server_id)
 
     def tags() -> list[str]:
-        return engine.tags(built(api, ids))
+        return tags_of(engine, built(api, ids))
 
     assert len(tags()) == 3
     idle(api, ids["resource"])  # the last release has finished retiring the older ones
@@ -422,16 +422,16 @@ def test_pruning_leaves_a_resource_with_a_release_under_way_alone(api, cp, tmp_p
     deployed(api, ids)
     engine = cp.targets.of(api.server_id)
     repository = built(api, ids)
-    image = engine.tags(repository)[0]
+    image = tags_of(engine, repository)[0]
     engine.client.images.get(image).tag(repository, "just-built")
     with cp.sessions() as db:  # as if a build had just finished: the plan does not name it yet
         work = enqueue(db, "deployment", "test", resource_id=ids["resource"])
         work.status = "running"
         db.commit()
     reconcile._prune_old_images(cp.sessions, cp.targets, api.server_id, keep=5)
-    assert f"{repository}:just-built" in engine.tags(repository)
+    assert f"{repository}:just-built" in tags_of(engine, repository)
     with cp.sessions() as db:
         db.get(type(work), work.id).status = "succeeded"
         db.commit()
     reconcile._prune_old_images(cp.sessions, cp.targets, api.server_id, keep=5)
-    assert f"{repository}:just-built" not in engine.tags(repository)
+    assert f"{repository}:just-built" not in tags_of(engine, repository)

@@ -16,6 +16,7 @@ from docker_support import (
     deploy,
     deployed,
     set_image,
+    tags_of,
     wait,
 )
 from support import add_member, make_app
@@ -332,9 +333,9 @@ def test_driver_is_idempotent_and_keeps_to_its_own_tags(api, cp):
     image.tag("lb/res_aaaaaaaaaaaaaaaa", "one")
     image.tag("lb/res_bbbbbbbbbbbbbbbb", "two")
     try:
-        assert engine.tags("lb/res_aaaaaaaaaaaaaaaa") == ["lb/res_aaaaaaaaaaaaaaaa:one"]
+        assert tags_of(engine, "lb/res_aaaaaaaaaaaaaaaa") == ["lb/res_aaaaaaaaaaaaaaaa:one"]
         reconcile._prune_old_images(cp.sessions, cp.targets, api.server_id, keep=5)
-        assert engine.tags("lb/res_bbbbbbbbbbbbbbbb") == ["lb/res_bbbbbbbbbbbbbbbb:two"]
+        assert tags_of(engine, "lb/res_bbbbbbbbbbbbbbbb") == ["lb/res_bbbbbbbbbbbbbbbb:two"]
         assert docker.from_env().images.get("lbtest/hello:v1")  # never another repository's
     finally:
         for tag in ("lb/res_aaaaaaaaaaaaaaaa:one", "lb/res_bbbbbbbbbbbbbbbb:two"):

@@ -347,12 +347,10 @@ class DockerEngine:
             else:
                 yield item
 
-    def tags(self, repository: str) -> list[str]:
-        """The tags `repository:*` that exist. An image shared with other repositories (the
-        same content built twice) lists only this repository's tags here."""
-        prefix = f"{repository}:"
-        return sorted({t for i in self.client.api.images(name=repository)
-                       for t in i.get("RepoTags") or [] if t.startswith(prefix)})
+    def built_tags(self) -> list[str]:
+        """Every tag of launchbay's own namespace (`lb/...`) that exists, in one listing."""
+        return sorted({t for i in self.client.api.images()
+                       for t in i.get("RepoTags") or [] if t.startswith("lb/")})
 
     def remove_image(self, ref: str) -> bool:
         """Removes an image by tag or id; False if it is in use or gone."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.engine.image_access import built_repository
@@ -122,27 +122,29 @@ def _prune_old_images(sessions: sessionmaker, targets: Targets, server_id: str,
     `lb/<resource>:*` of older versions) but those of its current release and its newest `keep`
     successful releases."""
     docker = targets.of(server_id)
-    repositories: dict[str, list[str]] = {}  # its built images' names, then and now
     with sessions() as db:
         resources = list(db.scalars(select(Resource).where(Resource.server_id == server_id)))
         # A release under way may have built an image its plan does not name yet: leave the
         # resource alone until its work ends.
         busy = set(db.scalars(select(OperatorWork.resource_id).where(
             OperatorWork.kind == "deployment", OperatorWork.status.in_(OPEN))))
-        wanted: dict[str, set[str]] = {}
-        for r in resources:
-            if r.id in busy:
-                continue
-            releases = db.scalars(select(Deployment).where(
-                Deployment.resource_id == r.id, Deployment.status.in_((
-                    DeploymentStatus.SUCCEEDED, DeploymentStatus.ROLLED_BACK)))
-                .order_by(Deployment.created_at.desc()).limit(keep))
-            current = db.get(Deployment, r.current_deployment_id) if r.current_deployment_id \
-                else None
-            wanted[r.id] = {image for d in [*releases, *([current] if current else [])]
-                            for image in ReleasePlan.model_validate(d.plan).images()}
-            repositories[r.id] = [built_repository(r.organization_id, r.id), f"lb/{r.id}"]
-    for resource_id, keep_these in wanted.items():
-        for tag in [t for name in repositories[resource_id] for t in docker.tags(name)]:
-            if tag not in keep_these:
-                docker.remove_image(tag)  # untags; the layers go when nothing else uses them
+        ranked = select(Deployment.resource_id, Deployment.plan, func.row_number().over(
+            partition_by=Deployment.resource_id, order_by=Deployment.created_at.desc()
+        ).label("n")).where(Deployment.resource_id.in_([r.id for r in resources]),
+                            Deployment.status.in_((DeploymentStatus.SUCCEEDED,
+                                                   DeploymentStatus.ROLLED_BACK))).subquery()
+        plans = [*db.execute(select(ranked.c.resource_id, ranked.c.plan).where(
+            ranked.c.n <= keep)), *db.execute(select(Deployment.resource_id, Deployment.plan)
+                                              .where(Deployment.id.in_(
+                                                  [r.current_deployment_id for r in resources
+                                                   if r.current_deployment_id])))]
+    wanted: dict[str, set[str]] = {}
+    for resource_id, plan in plans:
+        wanted.setdefault(resource_id, set()).update(ReleasePlan.model_validate(plan).images())
+    # Its built images' names, then and now, to the resource.
+    owner = {name: r.id for r in resources if r.id not in busy
+             for name in (built_repository(r.organization_id, r.id), f"lb/{r.id}")}
+    for tag in docker.built_tags():  # one listing per server, whatever the resources
+        resource_id = owner.get(tag.rsplit(":", 1)[0])
+        if resource_id is not None and tag not in wanted.get(resource_id, set()):
+            docker.remove_image(tag)  # untags; the layers go when nothing else uses them
