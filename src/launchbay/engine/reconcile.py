@@ -75,23 +75,29 @@ def _fail_abandoned_deployments(sessions: sessionmaker) -> int:
 
 def _remove_stray_containers(sessions: sessionmaker, targets: Targets, server_id: str) -> int:
     docker = targets.of(server_id)
+    found = docker.containers(**{"launchbay.server": server_id})
+    owners = {c.labels.get("launchbay.deployment") for c in found} - {None}
+    with sessions() as db:  # three queries for the whole server
+        deployments = {d.id: d for d in db.scalars(select(Deployment).where(
+            Deployment.id.in_(owners)))}
+        resources = {r.id: r for r in db.scalars(select(Resource).where(
+            Resource.id.in_({d.resource_id for d in deployments.values()})))}
+        # A release of a resource is under way until its work ends (the drain and the
+        # retirement of older releases come after its deployment succeeded).
+        busy = set(db.scalars(select(OperatorWork.resource_id).where(
+            OperatorWork.resource_id.in_(resources), OperatorWork.kind == "deployment",
+            OperatorWork.status.in_(OPEN))))
     removed = 0
-    for container in docker.containers(**{"launchbay.server": server_id}):
-        deployment_id = container.labels.get("launchbay.deployment")
-        with sessions() as db:
-            d = db.get(Deployment, deployment_id) if deployment_id else None
-            resource = db.get(Resource, d.resource_id) if d else None
-            # A release of the resource is under way until its work ends (the drain and the
-            # retirement of older releases come after its deployment succeeded).
-            busy = resource is not None and db.scalar(select(OperatorWork.id).where(
-                OperatorWork.resource_id == resource.id, OperatorWork.kind == "deployment",
-                OperatorWork.status.in_(OPEN)).limit(1)) is not None
+    for container in found:
+        d = deployments.get(container.labels.get("launchbay.deployment", ""))
+        resource = resources.get(d.resource_id) if d else None
         if d is None or resource is None:
             why = "unknown deployment"
         elif d.status in (DeploymentStatus.FAILED, DeploymentStatus.CANCELED) \
                 and resource.current_deployment_id != d.id:
             why = f"deployment {d.status}"
-        elif (d.status in TERMINAL and resource.current_deployment_id != d.id and not busy):
+        elif (d.status in TERMINAL and resource.current_deployment_id != d.id
+              and resource.id not in busy):
             why = "superseded release"
         else:
             continue
