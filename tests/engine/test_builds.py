@@ -15,6 +15,7 @@ from launchbay.settings import Settings
 
 import images
 from docker_support import body, deploy, deployed, tags_of, wait
+from support import make_app
 
 APP = """import http.server, os
 
@@ -40,9 +41,9 @@ def base_images() -> dict[str, str]:
 
 @pytest.fixture
 def settings(tmp_path, database_url, base_images) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=4,
                     worker_poll_seconds=0.1, work_lease_seconds=10, reconcile_seconds=2,
-                    edge_enabled=False, build_base_images=base_images)
+                    edge_enabled=False, build_base_images=base_images, build_slots=1)
 
 
 def repo(path: Path, files: dict[str, str], message: str = "change") -> str:
@@ -133,6 +134,22 @@ def test_python_app_is_detected_built_and_reuses_its_cache(api, tmp_path):
     assert body(second["url"]) == "hello again\n"
     # BuildKit reuses the dependency layer (the manifests did not change).
     assert any("CACHED" in line for line in build_log(api, second["id"]))
+
+
+def test_builds_wait_for_a_slot_and_image_deploys_do_not(api, tmp_path):
+    apps = []
+    for name in ("one", "two"):
+        repo(tmp_path / name, {"requirements.txt": "\n", "app.py": APP})
+        apps.append(git_app(api, str(tmp_path / name), 8000, name=name))
+    image = make_app(api, "lbtest/hello:v1", name="image")
+    builds = [deploy(api, ids) for ids in apps]
+    plain = wait(api, deploy(api, image), timeout=60)
+    assert plain["status"] == "succeeded"  # not queued behind the builds
+    ended = [wait(api, d, timeout=180) for d in builds]
+    assert [d["status"] for d in ended] == ["succeeded", "succeeded"]
+    waited = [any("waiting for a build slot" in line for line in build_log(api, d["id"]))
+              for d in ended]
+    assert waited.count(True) == 1, waited  # one slot: the second build waited for the first
 
 
 def test_a_missing_base_image_names_the_setting_that_chose_it(api, tmp_path):

@@ -100,10 +100,13 @@ class DeploymentRunner:
 
     def __init__(self, sessions: sessionmaker, secrets: SecretBox, targets: Targets,
                  images: ImageAccess, git_policy: GitPolicy,
-                 reroute: Callable[[], None] | None = None, workspace: Path | None = None):
+                 reroute: Callable[[], None] | None = None, workspace: Path | None = None,
+                 build_slots: int = 1):
         self.sessions, self.secrets, self.targets = sessions, secrets, targets
         self.images, self.git_policy = images, git_policy
         self.workspace = workspace or Path("/tmp/launchbay-workspaces")
+        # Builds at once in this process: a build waits for a slot, an image deploy never.
+        self.build_slots = threading.BoundedSemaphore(build_slots)
         # Makes the edge proxy route to the current releases (None: no edge proxy).
         self.reroute = reroute
 
@@ -171,6 +174,7 @@ class Release:
         self.env, self.hidden = runtime_env(deployment.environment_snapshot, runner.secrets,
                                             credential_key=self.credential_key)
         self.secrets, self.workspace = runner.secrets, runner.workspace
+        self.build_slots = runner.build_slots
         self.images, self.git_policy = runner.images, runner.git_policy
         self.docker = runner.targets.of(deployment.server_id)
         self.image_ids: dict[str, str] = {}  # each image of the plan: the id admitted
@@ -307,6 +311,10 @@ class Release:
         credential = git_credential(self.d.environment_snapshot, self.secrets,
                                     self.credential_key)
         self.hidden += [*variables.secrets.values(), *([credential] if credential else [])]
+        if not self.build_slots.acquire(blocking=False):
+            self.log("waiting for a build slot (LAUNCHBAY_BUILD_SLOTS builds run at once)",
+                     "build")
+            self.build_slots.acquire()
         try:
             built = build.build(
                 spec, self.d.id, self.docker, self.workspace, variables,
@@ -320,6 +328,8 @@ class Release:
             self.log(f"the build failed: {exc.message}", "build", level="error")
             finish(self.sessions, self.d.id, DeploymentStatus.FAILED, exc.code, exc.message)
             return False
+        finally:
+            self.build_slots.release()
         plan = self.plan
         plan.image, plan.commit_sha = built.image, built.commit_sha
         plan.internal_port = plan.internal_port or built.port
