@@ -82,11 +82,33 @@ def main() -> None:
             lb.succeeded(deployment)
         time.sleep(3)
         idle = rss_mb(lb.pid)
+        concurrent = fifty_at_once(lb, name, tag)
     median, floor_median = statistics.median(deploy_times), statistics.median(floor_times)
     print(f"floor runs: {', '.join(f'{t:.3f}' for t in floor_times)}")
     print(f"deploy runs: {', '.join(f'{t:.3f}' for t in deploy_times)}")
+    print(f"50 first deploys into one new environment at once: {concurrent:.1f} s "
+          f"(one after another: about {50 * median:.1f} s)")
     print(f"deploy_latency: median_s={median:.3f} floor_s={floor_median:.3f} "
-          f"ratio={median / floor_median:.2f} idle_rss_mb={idle:.1f}")
+          f"ratio={median / floor_median:.2f} idle_rss_mb={idle:.1f} "
+          f"concurrent50_s={concurrent:.1f}")
+
+
+def fifty_at_once(lb, name: str, tag: str) -> float:
+    """Seconds from asking for 50 first deploys into one new environment to all serving."""
+    project = lb.api.post("/projects", json={"name": "burst"}).json()["id"]
+    env = lb.api.post("/environments", json={"projectId": project,
+                                              "name": "production"}).json()["id"]
+    apps = [{"projectId": project, "environmentId": env, "resourceId": lb.api.post(
+        "/resources", json={"projectId": project, "environmentId": env, "name": f"app-{n}",
+                            "source": {"kind": "docker-image", "imageName": name,
+                                       "imageTag": tag},
+                            "networkProfile": {"internalPort": 8080}}).json()["id"]}
+            for n in range(50)]
+    start = time.monotonic()
+    deployments = [lb.deploy(app) for app in apps]
+    for deployment in deployments:
+        lb.succeeded(deployment)
+    return time.monotonic() - start
 
 
 if __name__ == "__main__":

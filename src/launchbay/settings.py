@@ -52,9 +52,10 @@ class Settings(BaseSettings):
     login_lockout_seconds: int = 30
     # The engine: worker threads in `serve`, how long a claimed work item stays leased without
     # a heartbeat, how often idle workers look for work, and how often the reconciler sweeps.
-    # Releases mostly wait on the engine: several per core (at most 16). Builds use the CPU:
+    # Releases mostly wait on the engine: two per core (at most 16; more only contend for the
+    # CPU with dockerd, measured by bench/deploy_latency.py). Builds use the CPU:
     # `build_slots` of them at once (others wait for a slot; image deploys never do).
-    workers: int = Field(default_factory=lambda: min(16, 4 * (os.cpu_count() or 1)), ge=0)
+    workers: int = Field(default_factory=lambda: min(16, 2 * (os.cpu_count() or 1)), ge=0)
     build_slots: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) // 2), ge=1)
     work_lease_seconds: float = 30
     worker_poll_seconds: float = 0.5
