@@ -384,7 +384,12 @@ def test_cli_deploys_a_folder_without_a_dockerfile(api, server, tmp_path, monkey
     url = result.output.strip().splitlines()[-1].split(": ")[-1]
     assert body(url) == "hello from python\n"
     again = CliRunner().invoke(app, ["deploy", str(folder), "--quiet"])  # same app, new release
-    assert again.exit_code == 0 and "created app" not in again.output, again.output
+    assert again.exit_code == 0 and "created" not in again.output, again.output
+    # What it runs is named by the image built and the upload, never a path of the server.
+    latest = api.get("/deployments")["items"][0]
+    plan = latest["runtimePlan"]
+    assert plan["runtimeArtifact"]["image"].startswith("lb/") and "/" not in \
+        plan["source"]["locator"] and str(tmp_path) not in str(plan)
     bad = api.request("POST", f"/resources/{api.get('/resources')['items'][0]['id']}"
                       "/source/archive", content=b"not an archive")
     assert bad.status_code == 400 and bad.json()["code"] == "archive_invalid"

@@ -71,7 +71,9 @@ def test_apps_deploy_logs_rollback_ps(cli, api):
     shown = cli("apps", "show", "web")
     assert "lbtest/hello:v2" in shown and "serving; last deploy failed" in shown
     assert "HTTP 404" in shown  # the last failure, beside the serving release
-    assert "serving; last deploy failed" in cli("apps", "list")
+    listed = cli("apps", "list")  # by project and environment name, on one line each
+    assert any("web" in line and "shop" in line and "production" in line and
+               "serving; last deploy failed" in line for line in listed.splitlines()), listed
     assert "lbtest/hello:nosuchtag" in cli("deploy", "web", "--image", "lbtest/hello:nosuchtag",
                                            "--quiet", ok=False)
     followed = cli("deploy", "web", "--image", "lbtest/hello:nosuchtag", ok=False)

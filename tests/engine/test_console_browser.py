@@ -146,6 +146,10 @@ def test_setup_deploy_watch_open_configure_redeploy_roll_back(browser, server, s
 
     driver.get(f"{server}{resource}/logs")  # the release's output, followed live
     until(lambda: "response:200" in driver.find_element(By.ID, "logs").text)  # httpd -v
+    # httpd writes its access log to stderr: shown as such, not painted as errors.
+    assert driver.find_elements(By.CSS_SELECTOR, "#logs .stream-stderr")
+    assert not driver.find_elements(By.CSS_SELECTOR, "#logs .level-error")
+    assert "Web Shop" in driver.find_element(By.CSS_SELECTOR, ".crumbs").text
 
     driver.get(server + resource)
     driver.find_element(By.CSS_SELECTOR, "label[for=f-secret]").click()  # by its label
