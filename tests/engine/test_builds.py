@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -437,6 +438,7 @@ def test_old_built_images_are_pruned_and_capacity_prune_spares_the_current_relea
 def test_pruning_leaves_a_resource_with_a_release_under_way_alone(api, cp, tmp_path):
     from launchbay.engine import reconcile
     from launchbay.engine.ledger import enqueue
+    from launchbay.store.models import utcnow
 
     repo(tmp_path / "q", {"Dockerfile": "FROM lbtest/hello:v1\nCOPY site /www\n",
                           "site/index.html": "1\n"})
@@ -445,11 +447,14 @@ def test_pruning_leaves_a_resource_with_a_release_under_way_alone(api, cp, tmp_p
     engine = cp.targets.of(api.server_id)
     repository = built(api, ids)
     image = tags_of(engine, repository)[0]
-    engine.client.images.get(image).tag(repository, "just-built")
-    with cp.sessions() as db:  # as if a build had just finished: the plan does not name it yet
+    with cp.sessions() as db:  # a release under way (first: the periodic sweep runs too)...
         work = enqueue(db, "deployment", "test", resource_id=ids["resource"])
-        work.status = "running"
+        # Held by a worker of another process (not reclaimed as abandoned meanwhile).
+        work.status, work.lease_owner = "running", "elsewhere"
+        work.lease_expires_at = utcnow() + timedelta(minutes=5)
         db.commit()
+    # ...whose build just finished: its plan does not name the image yet.
+    engine.client.images.get(image).tag(repository, "just-built")
     reconcile._prune_old_images(cp.sessions, cp.targets, api.server_id, keep=5)
     assert f"{repository}:just-built" in tags_of(engine, repository)
     with cp.sessions() as db:
