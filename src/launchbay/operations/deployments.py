@@ -372,10 +372,7 @@ def list_deployments(ctx: Context, data: DeploymentListIn) -> DeploymentList:
     rows = ctx.db.scalars(_filtered(ctx, data).order_by(Deployment.created_at.desc())
                           .limit(data.limit)).all()
     policies: dict[str, tuple[str, str]] = {}
-    # Each row's resource, environment and project: three queries for the page.
-    resources = ctx.db.scalars(select(Resource).where(
-        Resource.id.in_({d.resource_id for d in rows}))).all()
-    with preloaded(ctx, resources):
+    with preloaded(ctx, {d.resource_id for d in rows}):
         return DeploymentList(items=[deployment_out(ctx, d, policies=policies) for d in rows])
 
 

@@ -4,7 +4,7 @@ health profiles, variables and secrets, storage, and runtime controls."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -263,10 +263,11 @@ def attachments(ctx: Context, resource_id: str) -> list[tuple[StorageAttachment,
 
 
 @contextmanager
-def preloaded(ctx: Context, resources: Sequence[Resource]) -> Iterator[None]:
-    """The resources' environments and projects in two queries, kept in the session while the
-    block runs: each row of a list then finds its own there (the session holds objects only
-    while something refers to them)."""
+def preloaded(ctx: Context, resource_ids: Iterable[str]) -> Iterator[None]:
+    """The resources, and their environments and projects, in three queries, kept in the
+    session while the block runs: each row of a list then finds its own there (the session
+    holds objects only while something refers to them)."""
+    resources = ctx.db.scalars(select(Resource).where(Resource.id.in_(set(resource_ids)))).all()
     envs = ctx.db.scalars(select(Environment).where(
         Environment.id.in_({r.environment_id for r in resources}))).all()
     projects = ctx.db.scalars(select(Project).where(
@@ -274,7 +275,7 @@ def preloaded(ctx: Context, resources: Sequence[Resource]) -> Iterator[None]:
     try:
         yield
     finally:
-        del envs, projects
+        del resources, envs, projects
 
 
 def generated_url(ctx: Context, r: Resource,
@@ -318,22 +319,23 @@ class ResourceUrls(Schema):
 def resource_urls(ctx: Context, data: ResourceUrlsIn) -> ResourceUrls:
     """Where each resource of a project answers publicly: its generated URL while a release
     serves, then its custom domains. One pass for a whole project (its list page)."""
-    get_project(ctx, data.project_id)
+    _project = get_project(ctx, data.project_id)  # held in the session for every resource
     urls: dict[str, list[str]] = {}
     policies: dict[str, tuple[str, str]] = {}  # one look-up per server
     resources = ctx.db.scalars(select(Resource).where(
         Resource.organization_id == ctx.org_id, Resource.project_id == data.project_id)).all()
+    _held = ctx.db.scalars(select(Environment).where(  # held: each resource finds its own
+        Environment.project_id == data.project_id)).all()
     # Without an edge proxy, a release answers on its loopback port.
     ports = {} if ctx.settings.edge_enabled else dict(ctx.db.execute(
         select(Deployment.id, Deployment.host_port).where(Deployment.id.in_(
             [r.current_deployment_id for r in resources if r.current_deployment_id]))).all())
-    with preloaded(ctx, resources):
-        for r in resources:
-            policy = policies.get(r.server_id) or routing.access_policy(ctx.db, r.server_id)
-            policies[r.server_id] = policy
-            found = generated_url(ctx, r, policy) if r.current_deployment_id else None
-            port = ports.get(r.current_deployment_id or "")
-            urls[r.id] = [found[1]] if found else [f"http://127.0.0.1:{port}/"] if port else []
+    for r in resources:
+        policy = policies.get(r.server_id) or routing.access_policy(ctx.db, r.server_id)
+        policies[r.server_id] = policy
+        found = generated_url(ctx, r, policy) if r.current_deployment_id else None
+        port = ports.get(r.current_deployment_id or "")
+        urls[r.id] = [found[1]] if found else [f"http://127.0.0.1:{port}/"] if port else []
     for b in ctx.db.scalars(select(DomainBinding).where(
             DomainBinding.organization_id == ctx.org_id,
             DomainBinding.project_id == data.project_id,

@@ -30,7 +30,6 @@ from launchbay.operations.catalog import Context, operation
 from launchbay.operations.compat.blueprints import put_variables, split_image
 from launchbay.operations.edge.domains import realize
 from launchbay.operations.errors import Conflict, Invalid, NotFound, validation_failed
-from launchbay.operations.removal import ask_removal
 from launchbay.operations.resources import (
     archive_source,
 )
@@ -53,6 +52,7 @@ from launchbay.store.models import (
 )
 from launchbay.store.profiles import (
     AccessProfile,
+    MaintenancePayload,
     NetworkProfile,
     RuntimeProfile,
     SourceProfile,
@@ -313,7 +313,10 @@ def take_down(ctx: Context, r: Resource, operation_key: str, *,
         ctx.db.delete(b)
         realize(ctx, b, "delete")
     r.lifecycle_status = LifecycleStatus.DELETING
-    ask_removal(ctx, r, operation_key, delete_resource=True, delete_environment=environment)
+    ctx.enqueue("runtime-maintenance", operation_key, resource_id=r.id, server_id=r.server_id,
+                project_id=r.project_id, payload=stored(MaintenancePayload(
+                    action="remove-resource", delete_resource=True,
+                    delete_environment=environment)))
 
 
 # -- the catalog ------------------------------------------------------------------------------
