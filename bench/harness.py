@@ -59,11 +59,11 @@ def launchbay(**settings: str) -> Iterator[Running]:
     """`launchbay serve` with `LAUNCHBAY_*` settings (given without the prefix)."""
     port = free_port()
     # The benchmarks' images are built locally (no registry): the operator shares them.
-    env = {**os.environ, "LAUNCHBAY_DATA_DIR": tempfile.mkdtemp(prefix="lb-bench-"),
-           "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}", "LAUNCHBAY_SHARED_IMAGES": '["lbtest/*"]',
-           "LAUNCHBAY_EDGE_STOP_ON_EXIT": "true",
-           **{f"LAUNCHBAY_{k.upper()}": v for k, v in settings.items()}}
-    env.pop("LAUNCHBAY_DATABASE_URL", None)
+    env = {k: v for k, v in os.environ.items() if k != "LAUNCHBAY_DATABASE_URL"}
+    env.update({"LAUNCHBAY_DATA_DIR": tempfile.mkdtemp(prefix="lb-bench-"),
+                "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}", "LAUNCHBAY_SHARED_IMAGES": '["lbtest/*"]',
+                "LAUNCHBAY_EDGE_STOP_ON_EXIT": "true",
+                **{f"LAUNCHBAY_{k.upper()}": v for k, v in settings.items()}})
     exe = os.path.join(os.path.dirname(sys.executable), "launchbay")
     serve = subprocess.Popen([exe, "serve"], env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)

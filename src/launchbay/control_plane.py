@@ -53,7 +53,7 @@ class ControlPlane:
             manage=settings.edge_manage), self.ops.secrets) if settings.edge_enabled else None
         self.ops.edge = self.edge
         reroute = self.edge.apply if self.edge else None
-        self.health = HealthMonitor(self.sessions, settings, self.targets)
+        self.health = self.ops.health = HealthMonitor(self.sessions, settings, self.targets)
         background = [Periodic("reconcile", settings.reconcile_seconds, self.reconcile),
                       Periodic("health", settings.health_observe_seconds, self.health.sweep),
                       Periodic("auto-update", settings.auto_update_seconds, self.auto_update),
@@ -172,6 +172,7 @@ class ControlPlane:
         if self._started:
             self.workers.stop()
             self._started = False
+            self.health.flush()
         if self.edge and not self._closed:
             self.edge.stop()
         self._closed = True

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 0.5
     reconcile_seconds: float = 60
     health_observe_seconds: float = 30
+    # Health history: a row when a resource's health state changes (within a budget, so that
+    # a flapping app cannot fill the store) and an hour's row of per-minute states, both kept
+    # `health_retention_days`; the monitor probes `health_concurrency` resources at once.
+    health_retention_days: float = 7
+    health_concurrency: int = Field(16, ge=1, le=256)
     # How often hosted deployments with auto-update look for a new image behind their tag.
     auto_update_seconds: float = 60
     # The edge proxy (Caddy): launchbay runs its own unless `edge_manage` is off, in which case
@@ -130,7 +135,7 @@ class Settings(BaseSettings):
     instance_extend_seconds: int = 7200
     instance_reap_seconds: float = 30
     # How often warm pools are topped up (a claim is refilled within this time).
-    instance_pool_seconds: float = 2
+    instance_pool_seconds: float = 10
     # OpenID Connect sign-in (the Dploy face's /auth/*): the provider, this client's
     # credentials, the scopes asked for, the claims that hold the username and the groups, the
     # organization (slug) users join as developers at first sign-in (default: the instance's

@@ -93,10 +93,12 @@ def serve(
 
     import uvicorn
 
+    from launchbay import heap
     from launchbay.http.app import create_app
     from launchbay.http.browsers import SecurityHeaders
     from launchbay.settings import Settings
 
+    heap.limit_arenas()
     settings = Settings(listen=listen) if listen else Settings()
     _migrate(settings)
     application = create_app(settings)
@@ -104,13 +106,22 @@ def serve(
     listening = functools.partial(uvicorn.Config, host=settings.host, log_level="info",
                                   server_header=False, proxy_headers=True,
                                   forwarded_allow_ips=settings.trusted_proxies)
-    servers = [uvicorn.Server(listening(application, port=settings.port))]
+    class Server(uvicorn.Server):
+        async def main_loop(self) -> None:
+            """uvicorn's housekeeping (the Date header, noticing a stop) once a second, not
+            ten times: an idle control plane should cost next to nothing."""
+            ticks = 0
+            while not await self.on_tick(ticks):
+                await asyncio.sleep(1)
+                ticks = (ticks + 10) % 864000
+
+    servers = [Server(listening(application, port=settings.port))]
     for spec in face or []:
         name, _, port = spec.partition("=")
         if name not in application.state.faces or not port.isdigit():
             raise typer.BadParameter(f"{spec}: expected NAME=PORT with NAME one of "
                                      + ", ".join(application.state.faces))
-        servers.append(uvicorn.Server(listening(
+        servers.append(Server(listening(
             SecurityHeaders(application.state.faces[name]), port=int(port), lifespan="off")))
         out.print(f"the {name} API listens on http://{settings.host}:{port}")
     out.print(f"launchbay listening on http://{settings.listen} (data in {settings.data_dir})")

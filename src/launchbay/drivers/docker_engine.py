@@ -349,8 +349,8 @@ class DockerEngine:
 
     def built_tags(self) -> list[str]:
         """Every tag of launchbay's own namespace (`lb/...`) that exists, in one listing."""
-        return sorted({t for i in self.client.api.images()
-                       for t in i.get("RepoTags") or [] if t.startswith("lb/")})
+        listed = self.client.api.images(filters={"reference": ["lb/*", "lb/*/*"]})
+        return sorted({t for i in listed for t in i.get("RepoTags") or [] if t.startswith("lb/")})
 
     def remove_image(self, ref: str) -> bool:
         """Removes an image by tag or id; False if it is in use or gone."""

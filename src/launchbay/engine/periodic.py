@@ -22,17 +22,19 @@ EARLY = 0.8
 
 
 def claim(sessions: sessionmaker, name: str, every: float, holder: str) -> bool:
-    """Whether `holder` runs `name` now (and has recorded that it does)."""
+    """Whether `holder` runs `name` now (and has recorded that it does). One UPDATE when the
+    job's row exists (the job's first claim in a store makes it)."""
     now = utcnow()
-    with sessions() as db:
-        db.execute(upsert(db, PeriodicJob).values(name=name, runs=0).on_conflict_do_nothing(
-            index_elements=[PeriodicJob.name]))
-        claimed = changed(db,
-            update(PeriodicJob)
+    take = (update(PeriodicJob)
             .where(PeriodicJob.name == name, or_(
                 PeriodicJob.last_started_at.is_(None),
                 PeriodicJob.last_started_at <= now - timedelta(seconds=every * EARLY)))
             .values(last_started_at=now, holder=holder, runs=PeriodicJob.runs + 1)
             .execution_options(synchronize_session=False))
+    with sessions() as db:
+        claimed = changed(db, take)
+        if claimed == 0 and changed(db, upsert(db, PeriodicJob).values(
+                name=name, runs=0).on_conflict_do_nothing(index_elements=[PeriodicJob.name])):
+            claimed = changed(db, take)  # not due, or (now made) its first run
         db.commit()
         return claimed == 1

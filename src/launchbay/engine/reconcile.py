@@ -126,10 +126,16 @@ def _prune_old_images(sessions: sessionmaker, targets: Targets, server_id: str,
                       keep: int) -> None:
     """Removes a resource's built images (`lb/<organization>/<resource>:*`, and the
     `lb/<resource>:*` of older versions) but those of its current release and its newest `keep`
-    successful releases."""
+    successful releases. The work follows the built images on the server (one listing), not
+    the resources in the store."""
     docker = targets.of(server_id)
+    tags = docker.built_tags()
+    named = {tag.rsplit(":", 1)[0].rsplit("/", 1)[-1] for tag in tags}
+    if not named:
+        return
     with sessions() as db:
-        resources = list(db.scalars(select(Resource).where(Resource.server_id == server_id)))
+        resources = list(db.scalars(select(Resource).where(
+            Resource.server_id == server_id, Resource.id.in_(named))))
         # A release under way may have built an image its plan does not name yet: leave the
         # resource alone until its work ends.
         busy = set(db.scalars(select(OperatorWork.resource_id).where(
@@ -150,7 +156,7 @@ def _prune_old_images(sessions: sessionmaker, targets: Targets, server_id: str,
     # Its built images' names, then and now, to the resource.
     owner = {name: r.id for r in resources if r.id not in busy
              for name in (built_repository(r.organization_id, r.id), f"lb/{r.id}")}
-    for tag in docker.built_tags():  # one listing per server, whatever the resources
+    for tag in tags:
         resource_id = owner.get(tag.rsplit(":", 1)[0])
         if resource_id is not None and tag not in wanted.get(resource_id, set()):
             docker.remove_image(tag)  # untags; the layers go when nothing else uses them

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from launchbay import heap
 from launchbay.engine import periodic
 from launchbay.engine.ledger import KINDS, Ledger
 from launchbay.store.models import OperatorWork, WorkStatus
@@ -72,6 +73,9 @@ class Periodic:
     once: bool = True
 
 
+IDLE_POLL = 2.0  # seconds between an idle worker's looks at the store, at most
+
+
 class Workers:
     """A pool of worker threads, woken at once when work is enqueued in this process, and the
     process's periodic jobs."""
@@ -115,6 +119,7 @@ class Workers:
                 if not job.once or periodic.claim(self.ledger.sessions, job.name, job.every,
                                                   self.id):
                     job.task()
+                    heap.trim()
             except Exception:  # a failed sweep must not end the sweeper
                 log.exception("background job %s failed", job.name)
             self._stop.wait(job.every)
@@ -122,16 +127,27 @@ class Workers:
     def _loop(self, worker_id: str) -> None:
         """Claims and runs work until stopped. Nothing a handler or the store does ends it: an
         item whose outcome could not be recorded is taken up again when its lease expires."""
+        worked, wait = False, self.poll
         while not self._stop.is_set():
             try:
                 item = self.ledger.claim(worker_id, tuple(k for k in KINDS if k in self.handlers))
                 if item is not None:
                     self.execute(item, worker_id)
+                    worked, wait = True, self.poll
             except Exception:
                 log.exception("worker %s: the work could not be run or recorded", worker_id)
                 item = None
             if item is None:
-                self._wake.wait(self.poll)
+                if worked:  # the queue is empty: what the work took goes back
+                    heap.trim()
+                    worked = False
+                # Work enqueued here wakes the workers at once; the store is asked less and
+                # less often while it has nothing (for work of other control planes, and
+                # retries that come due), up to IDLE_POLL apart.
+                if self._wake.wait(wait):
+                    wait = self.poll
+                else:
+                    wait = max(self.poll, min(IDLE_POLL, wait * 2))
                 self._wake.clear()
 
     def execute(self, item: OperatorWork, worker_id: str) -> None:

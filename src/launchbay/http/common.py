@@ -3,6 +3,7 @@ metadata for the audit trail, how results are written, and the session cookie se
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import Request, Response
@@ -34,18 +35,32 @@ def credentials(request: Request, mutating: bool = False) -> str | None:
 
 async def resolve_actor(cp: ControlPlane, request: Request, op: Operation) -> Actor | None:
     secret = credentials(request, op.changes_as_caller)
+    return await run_in_threadpool(actor_of, cp, secret, op) if secret else None
+
+
+def actor_of(cp: ControlPlane, secret: str | None, op: Operation) -> Actor | None:
+    """Who the secret (from `credentials`) names, for `op`: None without one; refused when it
+    names no one and the operation is not public."""
     if secret is None:
         return None
-    actor = await run_in_threadpool(cp.authenticate, secret)
+    actor = cp.authenticate(secret)
     if actor is None and op.scope != "public":
         raise Unauthenticated("invalid or expired credentials", code="invalid_token")
     return actor
 
 
-def dump(result: Any) -> Any:
+def run_as_caller(cp: ControlPlane, secret: str | None, op: Operation, data: dict[str, Any],
+                  meta: Meta) -> Any:
+    """Authenticates and runs the operation, in one trip to a worker thread."""
+    return cp.ops.run(op.key, actor_of(cp, secret, op), data, meta)
+
+
+def encoded(result: Any) -> bytes:
+    """An operation's answer as JSON, by pydantic's own encoder when it is a model (several
+    times faster than a dict through `json.dumps`: lists of hundreds of rows stay fast)."""
     if isinstance(result, BaseModel):
-        return result.model_dump(mode="json", by_alias=True)
-    return result
+        return result.model_dump_json(by_alias=True).encode()
+    return json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def meta_of(request: Request) -> Meta:

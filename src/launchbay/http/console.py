@@ -424,13 +424,17 @@ def create(cp: ControlPlane) -> APIRouter:
             request, "certificates.list", {"limit": 500}))["items"]} if domains else {}
         health = await console.run(request, "resources.health-history",
                                    {"resourceId": resource_id, "limit": 20})
+        now = await console.run(request, "resources.health", {"resourceId": resource_id}) \
+            if r["currentDeploymentId"] else None
         project = await console.run(request, "projects.show", {"projectId": r["projectId"]})
         current = next((d for d in deployments if d["id"] == r["currentDeploymentId"]), None)
         overridden = {(o["key"], o["exposure"]) for o in config["overrides"]}
         return {"shown": shown, "resource": r, "deployments": deployments, "current": current,
                 "variables": config["effectiveEntries"], "overridden": overridden,
                 "domains": domains, "certificates": certificates,
-                "health": health["observations"], "project": project,
+                "health": health["observations"], "rollups": health["rollups"][:6],
+                "now": now,
+                "project": project,
                 "people": await people(request)}
 
     async def people(request: Request) -> dict[str, str]:

@@ -12,14 +12,20 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, create_model
 from pydantic.json_schema import models_json_schema
 
 from launchbay.control_plane import ControlPlane
 from launchbay.http import bodies
-from launchbay.http.common import AFTER, dump, meta_of, resolve_actor
+from launchbay.http.common import (
+    AFTER,
+    actor_of,
+    credentials,
+    encoded,
+    meta_of,
+    run_as_caller,
+)
 from launchbay.operations import CATALOG
 from launchbay.operations.catalog import Operation
 from launchbay.operations.schemas import Schema
@@ -255,16 +261,21 @@ def _add(api: APIRouter, cp: ControlPlane, method: str, path: str, op: Operation
     after = AFTER.get(op.key)
 
     async def endpoint(request: Request) -> Response:
-        actor = await resolve_actor(cp, request, op)
-        data: dict[str, Any] = dict(request.query_params)
-        if raw:
-            data["content"] = await bodies.read(request, cp.settings.upload_max_mb << 20)
-        elif method != "GET":
-            data.update(await bodies.json_body(request))
-        data.update(request.path_params)
-        result = await run_in_threadpool(cp.ops.run, op.key, actor, data, meta_of(request))
+        secret = credentials(request, op.changes_as_caller)
+        data: dict[str, Any] = {**request.query_params, **request.path_params}
+        if method == "GET":  # one trip to a worker thread: who asks, then the answer
+            result = await run_in_threadpool(run_as_caller, cp, secret, op, data,
+                                             meta_of(request))
+        else:  # who asks is known before a body is read
+            actor = await run_in_threadpool(actor_of, cp, secret, op)
+            if raw:
+                data["content"] = await bodies.read(request, cp.settings.upload_max_mb << 20)
+            else:
+                data.update(await bodies.json_body(request))
+            data.update(request.path_params)
+            result = await run_in_threadpool(cp.ops.run, op.key, actor, data, meta_of(request))
         response = Response(status_code=204) if status == 204 else \
-            JSONResponse(dump(result), status_code=status)
+            Response(encoded(result), status_code=status, media_type="application/json")
         if after:
             after(request, response, result)
         return response

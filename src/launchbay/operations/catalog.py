@@ -38,6 +38,7 @@ from launchbay.store import audit
 from launchbay.store.models import AuditEvent, Membership, OperatorWork
 
 if TYPE_CHECKING:
+    from launchbay.engine.health_monitor import HealthMonitor
     from launchbay.engine.routing import EdgeProxy
 
 Role = Literal["viewer", "developer", "admin", "owner"]
@@ -88,6 +89,7 @@ class Context:
     targets: Targets | None = None
     wake: Callable[[], None] = lambda: None
     edge: EdgeProxy | None = None
+    health: HealthMonitor | None = None  # the control plane's, when it runs one
     oidc: OidcClient | None = None  # the OpenID Connect provider, when one is configured
     audited: list[AuditEvent] = field(default_factory=list)
     unchanged: bool = False  # a mutating operation that found nothing to change
@@ -269,6 +271,7 @@ class Operations:
         self.targets = targets
         self.wake = wake or (lambda: None)
         self.edge: EdgeProxy | None = None  # the control plane's, when it runs one
+        self.health: HealthMonitor | None = None
         self.oidc = OidcClient.from_settings(settings)
 
     def run(
@@ -299,7 +302,7 @@ class Operations:
                         return first
                 ctx = Context(db, self.settings, self.secrets, actor, org_id, role,
                               meta or Meta(), op, self.targets, self.wake, self.edge,
-                              self.oidc)
+                              self.health, self.oidc)
                 result = op.handler(ctx, payload)
                 if op.mutates and not ctx.audited and not ctx.unchanged:
                     raise RuntimeError(f"operation {key} changed state without an audit event")

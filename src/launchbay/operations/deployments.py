@@ -226,8 +226,7 @@ class DeploymentOut(Schema):
     direct_url: str | None
 
 
-def runtime_plan(d: Deployment) -> dict[str, Any]:
-    plan = ReleasePlan.model_validate(d.plan)
+def runtime_plan(d: Deployment, plan: ReleasePlan) -> dict[str, Any]:
     profile = plan.source_profile or {}
     if plan.build and plan.build.archive:  # named by its id and upload name, never its path
         upload = profile.get("locator") or Path(plan.build.archive).name.split(".")[0]
@@ -271,7 +270,7 @@ def deployment_out(ctx: Context, d: Deployment, logs: list[LogEntry] | None = No
     look-up of each row."""
     direct = f"http://127.0.0.1:{d.host_port}/" if d.host_port and d.status == "succeeded" \
         else None
-    url = direct
+    url, plan = direct, ReleasePlan.model_validate(d.plan)
     resource = ctx.db.get(Resource, d.resource_id)
     if direct and resource is not None and resource.current_deployment_id == d.id:
         if policies is not None and resource.server_id not in policies:
@@ -283,12 +282,12 @@ def deployment_out(ctx: Context, d: Deployment, logs: list[LogEntry] | None = No
         resource_id=d.resource_id, server_id=d.server_id, destination_id=d.server_id,
         status=d.status, trigger_kind=d.trigger_kind,
         source_deployment_id=d.source_deployment_id,
-        rollback_of_deployment_id=d.rollback_of_deployment_id, runtime_plan=runtime_plan(d),
+        rollback_of_deployment_id=d.rollback_of_deployment_id, runtime_plan=runtime_plan(d, plan),
         environment_snapshot=_masked_snapshot(d.environment_snapshot), logs=logs or [],
         log_count=d.entry_count, created_at=d.created_at, started_at=d.started_at,
         finished_at=d.finished_at, archived_at=d.archived_at, triggered_by=d.triggered_by,
         error_code=d.error_code, error_message=d.error_message,
-        source_commit_sha=ReleasePlan.model_validate(d.plan).commit_sha,
+        source_commit_sha=plan.commit_sha,
         container_name=d.container_name, host_port=d.host_port, url=url, direct_url=direct,
     )
 

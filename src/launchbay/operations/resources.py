@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import (
@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
 )
 from sqlalchemy import func, select
+from sqlalchemy.orm import load_only
 
 from launchbay.crypto import mask
 from launchbay.drivers import source_checkout
@@ -41,6 +42,7 @@ from launchbay.store.models import (
     DomainBinding,
     Environment,
     HealthObservation,
+    HealthRollup,
     LifecycleStatus,
     OperatorWork,
     Project,
@@ -113,23 +115,35 @@ def _latest(ctx: Context, resource_id: str) -> Deployment | None:
                          .order_by(Deployment.created_at.desc()).limit(1))
 
 
+# What a summary reads of a resource (a list loads no more).
+SUMMARIZED = (Resource.id, Resource.project_id, Resource.environment_id, Resource.server_id,
+              Resource.name, Resource.slug, Resource.kind, Resource.description,
+              Resource.created_at, Resource.network_profile, Resource.access_profile,
+              Resource.current_deployment_id, Resource.lifecycle_status)
+
+
+# What a resource's generated URL and current release read of it (`preloaded` loads no more).
+ROUTED = (Resource.id, Resource.slug, Resource.server_id, Resource.environment_id,
+          Resource.project_id, Resource.access_profile, Resource.current_deployment_id)
+
+
 def summary(ctx: Context, r: Resource) -> ResourceSummary:
     return summaries(ctx, [r])[0]
 
 
 def summaries(ctx: Context, rows: list[Resource]) -> list[ResourceSummary]:
-    """Resources with their deployment count, latest deployment and runtime state, in three
+    """Resources with their deployment count, latest deployment and runtime state, in two
     queries whatever their number (a list page of hundreds stays fast)."""
     ids = [r.id for r in rows]
-    counts = dict(ctx.db.execute(select(Deployment.resource_id, func.count()).where(
-        Deployment.resource_id.in_(ids)).group_by(Deployment.resource_id)).all())
     ranked = select(Deployment.resource_id, Deployment.id, Deployment.status,
                     Deployment.created_at,
                     func.row_number().over(partition_by=Deployment.resource_id,
-                                           order_by=Deployment.created_at.desc()).label("n")
+                                           order_by=Deployment.created_at.desc()).label("n"),
+                    func.count().over(partition_by=Deployment.resource_id).label("total")
                     ).where(Deployment.resource_id.in_(ids)).subquery()
     latest = {row.resource_id: row for row in ctx.db.execute(
         select(ranked).where(ranked.c.n == 1))}
+    counts = {rid: row.total for rid, row in latest.items()}
     ports = dict(ctx.db.execute(select(Deployment.id, Deployment.host_port).where(
         Deployment.id.in_([r.current_deployment_id for r in rows if r.current_deployment_id])
     )).all())
@@ -171,7 +185,7 @@ def count_resources(ctx: Context, data: ResourceFilter) -> CountOut:
 
 
 class ResourceListIn(ResourceFilter):
-    limit: int = Field(100, gt=0, le=500)
+    limit: int = Field(50, gt=0, le=500)
 
 
 class ResourceList(Schema):
@@ -182,7 +196,7 @@ class ResourceList(Schema):
 def list_resources(ctx: Context, data: ResourceListIn) -> ResourceList:
     """Resources by name."""
     rows = ctx.db.scalars(_filtered(ctx, data).order_by(Resource.name, Resource.id)
-                          .limit(data.limit))
+                          .options(load_only(*SUMMARIZED)).limit(data.limit))
     return ResourceList(items=summaries(ctx, list(rows)))
 
 
@@ -266,12 +280,15 @@ def attachments(ctx: Context, resource_id: str) -> list[tuple[StorageAttachment,
 def preloaded(ctx: Context, resource_ids: Iterable[str]) -> Iterator[None]:
     """The resources, and their environments and projects, in three queries, kept in the
     session while the block runs: each row of a list then finds its own there (the session
-    holds objects only while something refers to them)."""
-    resources = ctx.db.scalars(select(Resource).where(Resource.id.in_(set(resource_ids)))).all()
+    holds objects only while something refers to them). Only what `ROUTED` names is loaded."""
+    resources = ctx.db.scalars(select(Resource).where(Resource.id.in_(set(resource_ids)))
+                               .options(load_only(*ROUTED))).all()
     envs = ctx.db.scalars(select(Environment).where(
-        Environment.id.in_({r.environment_id for r in resources}))).all()
+        Environment.id.in_({r.environment_id for r in resources}))
+        .options(load_only(Environment.id, Environment.name))).all()
     projects = ctx.db.scalars(select(Project).where(
-        Project.id.in_({r.project_id for r in resources}))).all()
+        Project.id.in_({r.project_id for r in resources}))
+        .options(load_only(Project.id, Project.slug))).all()
     try:
         yield
     finally:
@@ -1083,17 +1100,17 @@ FRESH = 60
 
 @operation("resources.health")
 def resource_health(ctx: Context, data: HealthQuery) -> HealthSummary:
-    """The resource's health: runtime, health check, public route. `cached` answers the latest
-    observation when it is fresh; `live` observes now (and records it)."""
+    """The resource's health: runtime, health check, public route. `cached` answers what was
+    last recorded when it is fresh (or the monitor saw it unchanged since); `live` observes
+    now (and records it, if it is a change)."""
     r = get_resource(ctx, data.resource_id)
-    if data.mode == "cached":
-        latest = ctx.db.scalar(select(HealthObservation).where(
-            HealthObservation.resource_id == r.id)
-            .order_by(HealthObservation.observed_at.desc()).limit(1))
-        if latest is not None and (utcnow() - latest.observed_at).total_seconds() < FRESH:
-            return HealthSummary({**latest.summary, "mode": "cached"})
+    if data.mode == "cached" and (
+            kept := health_monitor.cached(ctx.db, r, FRESH, ctx.health)) is not None:
+        return HealthSummary({**kept, "mode": "cached"})
     summary = health_monitor.observe(ctx.db, ctx.settings, ctx.runtime, r)
-    health_monitor.record(ctx.db, r, summary)
+    recorded = health_monitor.record(ctx.db, summary)
+    if ctx.health is not None:
+        ctx.health.note(summary, recorded)
     return HealthSummary({**summary, "mode": "live"})
 
 
@@ -1103,6 +1120,13 @@ class HealthHistoryIn(ResourceRef):
     window_to: datetime | None = Field(None, alias="window.to")
 
 
+class HealthRollupOut(Schema):
+    hour: Timestamp
+    minutes: str = Field(description="a character per minute, the worst state seen in it: "
+                         "`-` unobserved, `n` not deployed, `h` healthy, `d` degraded, "
+                         "`u` unhealthy")
+
+
 class HealthHistory(Schema):
     schema_version: str = "resources.health-history/v1"
     resource_id: str
@@ -1110,12 +1134,16 @@ class HealthHistory(Schema):
     to: Timestamp | None
     generated_at: Timestamp
     observations: list[dict[str, Any]]
+    rollups: list[HealthRollupOut] = Field(description="per-minute states, an hour a row, "
+                                           "newest first (the last 24 hours of the window)")
 
 
 @operation("resources.health-history")
 def health_history(ctx: Context, data: HealthHistoryIn) -> HealthHistory:
-    """The resource's recorded health observations, newest first (kept for a week)."""
+    """The resource's changes of health state, newest first, and its per-minute rollups (both
+    kept `health_retention_days`)."""
     r = get_resource(ctx, data.resource_id)
+    now = utcnow()
     query = select(HealthObservation).where(HealthObservation.resource_id == r.id)
     if data.window_from:
         query = query.where(HealthObservation.observed_at >= data.window_from)
@@ -1132,8 +1160,18 @@ def health_history(ctx: Context, data: HealthHistoryIn) -> HealthHistory:
             "healthPolicyStatus": seen.health_policy.status,
             "latestDeploymentId": seen.latest_deployment.id if seen.latest_deployment else None,
             "summary": o.summary})
+    last = data.window_to or now
+    first = max(data.window_from or last - timedelta(hours=24), last - timedelta(hours=24))
+    hours = {row.hour: row.minutes for row in ctx.db.scalars(select(HealthRollup).where(
+        HealthRollup.resource_id == r.id, HealthRollup.hour >= health_monitor.hour_of(first),
+        HealthRollup.hour <= last))}
+    for hour, minutes in (ctx.health.unflushed(r.id) if ctx.health else {}).items():
+        if health_monitor.hour_of(first) <= hour <= last:
+            hours[hour] = health_monitor.merged(hours.get(hour, minutes), minutes)
     return HealthHistory(resource_id=r.id, from_=data.window_from, to=data.window_to,
-                         generated_at=utcnow(), observations=observations)
+                         generated_at=now, observations=observations,
+                         rollups=[HealthRollupOut(hour=h, minutes=m)
+                                  for h, m in sorted(hours.items(), reverse=True)])
 
 
 ARCHIVE_KINDS = ("tar.gz", "zip")

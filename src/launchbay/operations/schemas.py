@@ -49,7 +49,8 @@ Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_addres
 
 
 class Schema(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
+                              defer_build=True)
 
 
 def apply_update(target: object, data: BaseModel, *, required: tuple[str, ...] = (),

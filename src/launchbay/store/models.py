@@ -317,7 +317,8 @@ class Resource(Base):
 
     __tablename__ = "resources"
     __table_args__ = (UniqueConstraint("environment_id", "slug"),
-                      Index("ix_resources_org_name", "organization_id", "name"))
+                      Index("ix_resources_org_name", "organization_id", "name"),
+                      Index("ix_resources_project_name", "project_id", "name"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
@@ -390,7 +391,8 @@ class Deployment(Base):
 
     __tablename__ = "deployments"
     __table_args__ = (Index("ix_deployments_resource_created", "resource_id", "created_at"),
-                      Index("ix_deployments_org_created", "organization_id", "created_at"))
+                      Index("ix_deployments_org_created", "organization_id", "created_at"),
+                      Index("ix_deployments_project_created", "project_id", "created_at"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
@@ -534,17 +536,31 @@ class Certificate(Base):
 
 
 class HealthObservation(Base):
-    """What a resource's health looked like at one moment (kept for its health history)."""
+    """A change of a resource's health state: the observation that found it (its health
+    history keeps changes, not every look; `health_rollups` keeps every minute)."""
 
     __tablename__ = "health_observations"
-    # The second index serves the prune of old observations (a range on `observed_at`).
+    # The second index serves the retention prune (a range on `observed_at`).
     __table_args__ = (Index("ix_health_resource_observed", "resource_id", "observed_at"),
                       Index("ix_health_observed", "observed_at"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)
     overall: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str | None] = mapped_column(String(300))  # what a change is told by
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class HealthRollup(Base):
+    """One hour of a resource's health, a character per minute: the worst state observed in
+    it (`-` unobserved, `n` not deployed, `h` healthy, `d` degraded, `u` unhealthy)."""
+
+    __tablename__ = "health_rollups"
+    __table_args__ = (Index("ix_health_rollups_hour", "hour"),)
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    minutes: Mapped[str] = mapped_column(String(60))
 
 
 class AccessPolicy(Base):
