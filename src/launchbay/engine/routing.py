@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
@@ -59,13 +59,11 @@ DEFAULT_TEMPLATE = "{resource}-{environment}-{project}.{baseDomain}"
 def access_policy(db: DbSession, server_id: str) -> tuple[str, str]:
     """(mode, hostname template) for a server's resources: its own policy, else the system's,
     else generated hostnames on with the default template."""
-    for kind, sid in (("deployment-target", server_id), ("system", None)):
-        policy = db.scalar(select(AccessPolicy).where(
-            AccessPolicy.scope_kind == kind,
-            AccessPolicy.server_id == sid if sid else AccessPolicy.server_id.is_(None)))
-        if policy is not None:
-            return policy.mode, policy.template
-    return "enabled", DEFAULT_TEMPLATE
+    found = {p.scope_kind: p for p in db.scalars(select(AccessPolicy).where(or_(
+        (AccessPolicy.scope_kind == "deployment-target") & (AccessPolicy.server_id == server_id),
+        (AccessPolicy.scope_kind == "system") & AccessPolicy.server_id.is_(None))))}
+    policy = found.get("deployment-target") or found.get("system")
+    return (policy.mode, policy.template) if policy else ("enabled", DEFAULT_TEMPLATE)
 
 
 def generated_host(db: DbSession, settings: Settings, resource: Resource,

@@ -272,7 +272,8 @@ def deployment_out(ctx: Context, d: Deployment, logs: list[LogEntry] | None = No
         else None
     url, plan = direct, ReleasePlan.model_validate(d.plan)
     resource = ctx.db.get(Resource, d.resource_id)
-    if direct and resource is not None and resource.current_deployment_id == d.id:
+    if direct and resource is not None and resource.current_deployment_id == d.id \
+            and ctx.settings.edge_enabled:
         if policies is not None and resource.server_id not in policies:
             policies[resource.server_id] = access_policy(ctx.db, resource.server_id)
         generated = generated_url(ctx, resource, (policies or {}).get(resource.server_id))

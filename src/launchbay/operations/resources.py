@@ -4,7 +4,7 @@ health profiles, variables and secrets, storage, and runtime controls."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -278,17 +278,21 @@ def attachments(ctx: Context, resource_id: str) -> list[tuple[StorageAttachment,
 
 @contextmanager
 def preloaded(ctx: Context, resource_ids: Iterable[str]) -> Iterator[None]:
-    """The resources, and their environments and projects, in three queries, kept in the
-    session while the block runs: each row of a list then finds its own there (the session
-    holds objects only while something refers to them). Only what `ROUTED` names is loaded."""
+    """The resources, and (with the edge proxy) their environments and projects, in three
+    queries, kept in the session while the block runs: each row of a list then finds its own
+    there (the session holds objects only while something refers to them). Only what `ROUTED`
+    names is loaded."""
     resources = ctx.db.scalars(select(Resource).where(Resource.id.in_(set(resource_ids)))
                                .options(load_only(*ROUTED))).all()
-    envs = ctx.db.scalars(select(Environment).where(
-        Environment.id.in_({r.environment_id for r in resources}))
-        .options(load_only(Environment.id, Environment.name))).all()
-    projects = ctx.db.scalars(select(Project).where(
-        Project.id.in_({r.project_id for r in resources}))
-        .options(load_only(Project.id, Project.slug))).all()
+    envs: Sequence[Environment] = []
+    projects: Sequence[Project] = []
+    if ctx.settings.edge_enabled:  # what generated hostnames are made of
+        envs = ctx.db.scalars(select(Environment).where(
+            Environment.id.in_({r.environment_id for r in resources}))
+            .options(load_only(Environment.id, Environment.name))).all()
+        projects = ctx.db.scalars(select(Project).where(
+            Project.id.in_({r.project_id for r in resources}))
+            .options(load_only(Project.id, Project.slug))).all()
     try:
         yield
     finally:
