@@ -26,7 +26,7 @@ from launchbay.operations.deployments import start
 from launchbay.operations.edge.domains import bind
 from launchbay.operations.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from launchbay.operations.identity.accounts import sign_in_organization
-from launchbay.operations.schemas import Empty, Field, Id, Schema, Timestamp
+from launchbay.operations.schemas import UNPAGED_MAX, Empty, Field, Id, Schema, Timestamp
 from launchbay.operations.templates import (
     Blueprint,
     TemplateDoc,
@@ -205,7 +205,8 @@ class InstanceList(Schema):
 @operation("instances.list")
 def list_instances(ctx: Context, _: Empty) -> InstanceList:
     """The caller's ephemeral environments (their own and their teams'), and their quota."""
-    instances = ctx.db.scalars(_visible(ctx).order_by(Instance.created_at)).all()
+    instances = ctx.db.scalars(_visible(ctx).order_by(Instance.created_at)
+                               .limit(UNPAGED_MAX)).all()
     docs = {t.name: TemplateDoc.model_validate(t.document) for t in ctx.db.scalars(
         select(Template).where(Template.name.in_({i.template for i in instances})))}
     states = _states(ctx, instances)
@@ -510,7 +511,8 @@ def all_instances(ctx: Context, _: Empty) -> AdminInstances:
     _require_admin(ctx)
     rows = []
     instances = ctx.db.scalars(select(Instance).where(Instance.organization_id == ctx.org_id)
-                               .order_by(Instance.template, Instance.uuid)).all()
+                               .order_by(Instance.template, Instance.uuid)
+                               .limit(UNPAGED_MAX)).all()
     states = _states(ctx, instances)
     envs = {r.id: e for r, e in ctx.db.execute(select(Resource, Environment).join(
         Environment, Environment.id == Resource.environment_id).where(

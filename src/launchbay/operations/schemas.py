@@ -21,6 +21,9 @@ from launchbay.schemas_time import iso
 Timestamp = Annotated[datetime, PlainSerializer(iso, return_type=str)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+# The most rows a list answers when its face has no paging (Shipyard's and Dploy's lists):
+# a page of the first ones, never the whole table.
+UNPAGED_MAX = 1000
 ImageUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r"^(https?://|/)")]
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 

@@ -33,7 +33,7 @@ from launchbay.operations.errors import Conflict, Invalid, NotFound, validation_
 from launchbay.operations.resources import (
     archive_source,
 )
-from launchbay.operations.schemas import Field, Schema, Timestamp
+from launchbay.operations.schemas import UNPAGED_MAX, Field, Schema, Timestamp
 from launchbay.operations.servers import (
     default_server,
     operators_organization,
@@ -334,7 +334,7 @@ class TemplateList(Schema):
 def list_templates(ctx: Context, data: TemplateListIn) -> TemplateList:
     """The visible, enabled templates (operators may ask for every one)."""
     every = data.include_hidden and _operator(ctx)
-    rows = ctx.db.scalars(select(Template).order_by(Template.name))
+    rows = ctx.db.scalars(select(Template).order_by(Template.name).limit(UNPAGED_MAX))
     items = [template_out(ctx, t) for t in rows]
     return TemplateList(items=[i for i in items if every or (i.visible and i.enabled)])
 

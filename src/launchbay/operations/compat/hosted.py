@@ -37,7 +37,7 @@ from launchbay.operations.resources import (
     followable,
     runtime_target,
 )
-from launchbay.operations.schemas import Field, Id, Schema, Timestamp
+from launchbay.operations.schemas import UNPAGED_MAX, Field, Id, Schema, Timestamp
 from launchbay.operations.templates import (
     Blueprint,
     get_template,
@@ -152,7 +152,8 @@ class HostedList(Schema):
 def list_hosted(ctx: Context, data: TeamContext) -> HostedList:
     """The caller's own hosted deployments, or the team's in a team context."""
     slugs = [TEAM] if data.organization_id else [_personal(ctx)]
-    rows = ctx.db.scalars(_query(ctx, slugs).order_by(Resource.created_at)).all()
+    rows = ctx.db.scalars(_query(ctx, slugs).order_by(Resource.created_at)
+                          .limit(UNPAGED_MAX)).all()
     return HostedList(items=hosted_outs(ctx, rows))
 
 
