@@ -206,3 +206,25 @@ def test_the_package_metadata_installs_without_deprecation_warnings():
     meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert isinstance(meta["project"]["license"], str)
     assert "setuptools>=77" in meta["build-system"]["requires"]
+
+
+def test_health_change_budget_bursts_then_refills():
+    from datetime import timedelta
+
+    from launchbay.engine.health_monitor import BURST, NOTHING_RECORDED, PER_HOUR, utcnow
+
+    now, last, recorded = utcnow(), NOTHING_RECORDED, 0
+    for n in range(BURST + 3):  # a change every time: only the burst is admitted at once
+        if last.admits(f"s{n}", now):
+            last, recorded = last.after(f"s{n}", now), recorded + 1
+    assert recorded == BURST and not last.admits("other", now)
+    assert not last.admits(last.state or "", now + timedelta(hours=5))  # no change, no row
+    later = now + timedelta(hours=1 / PER_HOUR)
+    assert last.admits("other", later)  # the budget refills
+    assert not last.after("other", later).admits("again", later)
+
+
+def test_health_rollups_merge_to_the_worse_minute():
+    from launchbay.engine.health_monitor import merged
+
+    assert merged("-hdu" + "-" * 56, "uh-n" + "-" * 56)[:4] == "uhdu"

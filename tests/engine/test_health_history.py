@@ -84,3 +84,24 @@ def test_flapping_is_bounded_and_pruned(api, cp):
         assert not db.scalars(select(HealthRollup).where(
             HealthRollup.resource_id == ids["resource"],
             HealthRollup.hour < start + timedelta(days=1))).all()
+
+
+def test_cached_health_stays_true_past_the_history_budget(api, cp):
+    """Once a resource has spent its budget of recorded changes, a live look that finds it
+    stopped is not in the history, yet the cached health (what the console shows) says so."""
+    ids = make_app(api, "lbtest/hello:v1")
+    deployed(api, ids)
+    good = api.get(f"/resources/{ids['resource']}/health", params={"mode": "live"})
+    bad = {**good, "overall": "unhealthy",
+           "runtime": {**good["runtime"], "health": "unhealthy", "message": "HTTP 500"}}
+    for n in range(BURST + 2):  # flapping spends the budget
+        cp.health.take([bad if n % 2 == 0 else good], utcnow())
+    stop = api.ok("POST", f"/resources/{ids['resource']}/runtime/stop")
+    eventually(lambda: api.get(f"/operator-work/{stop['runtimeControlAttemptId']}")["item"][
+        "status"] == "succeeded")
+    live = api.get(f"/resources/{ids['resource']}/health", params={"mode": "live"})
+    assert live["runtime"]["lifecycle"] == "stopped"
+    history = api.get(f"/resources/{ids['resource']}/health-history")["observations"]
+    assert history[0]["runtimeLifecycle"] != "stopped"  # past the budget: not recorded
+    cached = api.get(f"/resources/{ids['resource']}/health")
+    assert cached["mode"] == "cached" and cached["runtime"]["lifecycle"] == "stopped"
