@@ -121,15 +121,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def deployed_app(lb: Any) -> dict[str, str]:
+    """The one app made and deployed through the API: what the store's copies copy."""
+    app = lb.create_app("web", source={"kind": "docker-image", "imageName": "lbtest/hello",
+                                       "imageTag": "v1"}, networkProfile={"internalPort": 8080})
+    lb.succeeded(lb.deploy(app))
+    return app
+
+
 def history_kb_per_day(url: str) -> float:
     """The store's bytes of health history (rows and indexes) per resource, for FLAPPING
     resources that flap at every 30 s sweep for a day, in a store of their own (nothing else
     writes to it meanwhile)."""
     with launchbay(database_url=url, edge_enabled="false") as lb:
-        app = lb.create_app("web", source={"kind": "docker-image", "imageName": "lbtest/hello",
-                                           "imageTag": "v1"},
-                            networkProfile={"internalPort": 8080})
-        lb.succeeded(lb.deploy(app))
+        app = deployed_app(lb)
         good = lb.api.get(f"/resources/{app['resourceId']}/health",
                           params={"mode": "live"}).json()
     populate(url, app, FLAPPING)
@@ -188,10 +193,7 @@ def first_sweep_done(url: str, at_least: int, within: float = 120) -> None:
 def measure(url: str, small_url: str, store: str) -> dict[str, float]:
     kb = history_kb_per_day(small_url)
     with launchbay(database_url=url, edge_enabled="false") as lb:
-        app = lb.create_app("web", source={"kind": "docker-image", "imageName": "lbtest/hello",
-                                           "imageTag": "v1"},
-                            networkProfile={"internalPort": 8080})
-        lb.succeeded(lb.deploy(app))
+        app = deployed_app(lb)
         started = time.monotonic()
         populate(url, app)
         print(f"[{store}] {RESOURCES} resources, {2 * RESOURCES} deployments written in "

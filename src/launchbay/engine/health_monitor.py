@@ -28,7 +28,7 @@ from sqlalchemy.orm import sessionmaker
 
 from launchbay.engine.health import PROBE_AGENT, failure, probe
 from launchbay.engine.plan import HealthSpec, ReleasePlan
-from launchbay.engine.routing import access_policy, generated_host
+from launchbay.engine.routing import access_policy, hostname
 from launchbay.engine.runtime import ContainerInfo, RuntimeFailure
 from launchbay.engine.targets import Targets
 from launchbay.schemas_time import iso
@@ -42,6 +42,7 @@ from launchbay.store.models import (
     Resource,
     Server,
     new_id,
+    newest_deployments,
     utcnow,
 )
 
@@ -102,14 +103,13 @@ def subjects(db: DbSession, settings: Settings, resource_id: str | None = None,
                                           Server.edge_proxy_status))}
     hosts: dict[str, str | None] = {}
     if settings.edge_enabled:
-        envs = {e.id: e for e in db.scalars(select(Environment).where(
+        envs = {i: name for i, name in db.execute(select(Environment.id, Environment.name).where(
             Environment.id.in_(select(Resource.environment_id).where(chosen))))}
-        projects = {p.id: p for p in db.scalars(select(Project).where(
+        projects = {i: slug for i, slug in db.execute(select(Project.id, Project.slug).where(
             Project.id.in_(select(Resource.project_id).where(chosen))))}
         policies = {s: access_policy(db, s) for s in {r[1] for r in resources}}
-        hosts = {r[0]: generated_host(db, settings, Resource(
-            id=r[0], slug=r.slug, access_profile=r.access_profile, server_id=r[1]),
-            envs[r.environment_id], projects[r.project_id], policies[r[1]]) for r in resources}
+        hosts = {r[0]: hostname(settings, r.slug, r.access_profile, envs[r.environment_id],
+                                projects[r.project_id], policies[r[1]]) for r in resources}
     return [Subject(r[0], r[2] not in (None, "null", "{}"),
                     Current(r[3], r[4], r[5], r[6]) if r[3] else None, specs.get(r[3] or ""),
                     proxies.get(r[1], {"kind": "none", "status": "unknown"}), hosts.get(r[0]))
@@ -120,17 +120,12 @@ def with_latest(db: DbSession, summaries: list[dict[str, Any]]) -> None:
     """Fills the summaries' `latestDeployment` (a sweep reads it only for what it records)."""
     ids = [s["resourceId"] for s in summaries]
     for at in range(0, len(ids), 500):
-        part = ids[at:at + 500]
-        newest = (select(Deployment.resource_id, func.max(Deployment.created_at).label("at"))
-                  .where(Deployment.resource_id.in_(part)).group_by(Deployment.resource_id)
-                  .subquery())
         latest = {d.resource_id: {"id": d.id, "status": d.status, "createdAt": iso(d.created_at),
                                   "finishedAt": iso(d.finished_at) if d.finished_at else None,
                                   "serverId": d.server_id} for d in db.execute(select(
             Deployment.resource_id, Deployment.id, Deployment.status, Deployment.created_at,
-            Deployment.finished_at, Deployment.server_id).join(newest, (
-                Deployment.resource_id == newest.c.resource_id)
-                & (Deployment.created_at == newest.c.at)))}
+            Deployment.finished_at, Deployment.server_id).where(
+                Deployment.id.in_(newest_deployments(ids[at:at + 500]))))}
         for summary in summaries[at:at + 500]:
             summary["latestDeployment"] = latest.get(summary["resourceId"])
 
@@ -150,22 +145,21 @@ def look(settings: Settings, targets: Targets, found: list[Subject]) -> list[dic
                                and s.current.server_id == server_id})
 
     at = iso(utcnow())  # the time of the whole look
+    states = {s.resource_id: containers.get(s.current.container_id or "") if s.current else None
+              for s in found}
 
     def one(s: Subject) -> dict[str, Any]:
-        return summarize(settings, s, containers.get(s.current.container_id or "")
-                         if s.current else None, at)
+        return summarize(settings, s, states[s.resource_id], at)
 
-    def probed(s: Subject) -> bool:  # its observation makes requests
-        state = containers.get(s.current.container_id or "") if s.current else None
-        return isinstance(state, ContainerInfo) and state.status == "running"
-
-    summaries = {s.resource_id: one(s) for s in found if not probed(s)}
-    if busy := [s for s in found if probed(s)]:
-        with ThreadPoolExecutor(min(settings.health_concurrency, len(busy)),
+    running = [s for s in found if isinstance(state := states[s.resource_id], ContainerInfo)
+               and state.status == "running"]  # their observation makes requests
+    summaries = {}
+    if running:
+        with ThreadPoolExecutor(min(settings.health_concurrency, len(running)),
                                 thread_name_prefix="launchbay-health") as pool:
-            summaries.update(zip([s.resource_id for s in busy], pool.map(one, busy),
+            summaries = dict(zip([s.resource_id for s in running], pool.map(one, running),
                                  strict=True))
-    return [summaries[s.resource_id] for s in found]
+    return [summaries.get(s.resource_id) or one(s) for s in found]
 
 
 def summarize(settings: Settings, s: Subject, container: ContainerInfo | str | None,

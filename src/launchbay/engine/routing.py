@@ -71,17 +71,23 @@ def generated_host(db: DbSession, settings: Settings, resource: Resource,
                    policy: tuple[str, str] | None = None) -> str | None:
     """The resource's generated hostname, or None when its access profile or the policy (its
     server's `access_policy`, unless given) turn generated access off."""
-    if AccessProfile.model_validate(resource.access_profile).generated_access_mode == "disabled":
-        return None
-    mode, template = policy or access_policy(db, resource.server_id)
-    if mode == "disabled":
-        return None
     env = env or db.get_one(Environment, resource.environment_id)
     project = project or db.get_one(Project, resource.project_id)
+    return hostname(settings, resource.slug, resource.access_profile, env.name, project.slug,
+                    policy or access_policy(db, resource.server_id))
+
+
+def hostname(settings: Settings, slug: str, access_profile: dict[str, Any], env_name: str,
+             project_slug: str, policy: tuple[str, str]) -> str | None:
+    """`generated_host` from what it reads (a sweep of every resource reads columns)."""
+    mode, template = policy
+    if mode == "disabled" or AccessProfile.model_validate(
+            access_profile).generated_access_mode == "disabled":
+        return None
     # An app named like its project (what `launchbay deploy ./folder` makes) is named once:
     # `shop-production.localhost`, not `shop-production-shop.localhost`.
-    host = template.format(resource=resource.slug, environment=slugify(env.name),
-                           project="" if project.slug == resource.slug else project.slug,
+    host = template.format(resource=slug, environment=slugify(env_name),
+                           project="" if project_slug == slug else project_slug,
                            baseDomain=settings.base_domain)
     return re.sub(r"-+(?=\.)|(?<=\.)-+|^-+", "", re.sub(r"-{2,}", "-", host))
 

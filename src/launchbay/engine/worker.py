@@ -119,7 +119,8 @@ class Workers:
                 if not job.once or periodic.claim(self.ledger.sessions, job.name, job.every,
                                                   self.id):
                     job.task()
-                    heap.trim()
+                    if job.once:  # a sweep of the store (not a watchdog of each second)
+                        heap.trim()
             except Exception:  # a failed sweep must not end the sweeper
                 log.exception("background job %s failed", job.name)
             self._stop.wait(job.every)

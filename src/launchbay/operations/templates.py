@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError, field_validator, model_validator
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from launchbay.engine.build.compose_files import ComposeError, parse
@@ -48,6 +48,7 @@ from launchbay.store.models import (
     Resource,
     Template,
     new_id,
+    newest_deployments,
     utcnow,
 )
 from launchbay.store.profiles import (
@@ -276,12 +277,9 @@ def made_states(ctx: Context, resources: Sequence[Resource]) -> dict[str, tuple[
     Pending, Provisioning (a release starting or being verified), Ready, Error, Deleting. Two
     queries whatever their number (the lists of the faces)."""
     ids = [r.id for r in resources]
-    ranked = select(Deployment.resource_id, Deployment.status, Deployment.error_message,
-                    func.row_number().over(partition_by=Deployment.resource_id,
-                                           order_by=Deployment.created_at.desc()).label("n")
-                    ).where(Deployment.resource_id.in_(ids)).subquery()
-    latest = {row.resource_id: row for row in ctx.db.execute(
-        select(ranked).where(ranked.c.n == 1))}
+    latest = {row.resource_id: row for row in ctx.db.execute(select(
+        Deployment.resource_id, Deployment.status, Deployment.error_message).where(
+        Deployment.id.in_(newest_deployments(ids))))}
     running = set(ctx.db.scalars(select(Deployment.id).where(
         Deployment.id.in_([r.current_deployment_id for r in resources
                            if r.current_deployment_id]),

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -422,6 +435,15 @@ class Deployment(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     archived_at: Mapped[datetime | None]
+
+
+def newest_deployments(resource_ids: Iterable[str]) -> Select[tuple[str]]:
+    """The id of each resource's newest deployment, for `Deployment.id.in_(...)`: one query
+    with the rows it picks, whatever their number."""
+    ranked = select(Deployment.id, func.row_number().over(
+        partition_by=Deployment.resource_id, order_by=Deployment.created_at.desc()).label("n")
+    ).where(Deployment.resource_id.in_(list(resource_ids))).subquery()
+    return select(ranked.c.id).where(ranked.c.n == 1)
 
 
 class DeploymentEntry(Base):

@@ -39,6 +39,7 @@ from launchbay.store.models import (
     ResourceVariable,
     User,
     new_id,
+    newest_deployments,
 )
 from launchbay.store.profiles import (
     EnvironmentSnapshot,
@@ -393,11 +394,8 @@ def _service_view(ctx: Context, r: Resource) -> ServiceView:
 def _service_views(ctx: Context, rows: Sequence[Resource]) -> list[ServiceView]:
     """Services as Dployr shows them, in five queries whatever their number."""
     ids = [r.id for r in rows]
-    ranked = select(Deployment.id, func.row_number().over(
-        partition_by=Deployment.resource_id, order_by=Deployment.created_at.desc()).label("n")
-    ).where(Deployment.resource_id.in_(ids)).subquery()
     latest = {d.resource_id: d for d in ctx.db.scalars(select(Deployment).where(
-        Deployment.id.in_(select(ranked.c.id).where(ranked.c.n == 1))))}
+        Deployment.id.in_(newest_deployments(ids))))}
     currents = {d.id: d for d in ctx.db.scalars(select(Deployment).where(Deployment.id.in_(
         [r.current_deployment_id for r in rows if r.current_deployment_id])))}
     plain = variables.listed_by_owner(ctx, ResourceVariable, ids)
