@@ -105,7 +105,8 @@ def test_every_list_runs_as_many_statements_for_200_rows_as_for_10(admin, cp, cl
                     if isinstance(listed, dict) else listed or []
                 assert "/api/" not in page or page == "/api/servers" or \
                     len(rows) >= min(size, 50), (page, len(rows))  # a default page holds 50
-            counts[page].append(statements(cp, get))
+            # the fewer of two asks: a session's activity stamp (once a minute) is not the list's
+            counts[page].append(min(statements(cp, get), statements(cp, get)))
     grown = {page: c for page, c in counts.items() if c[1] > c[0]}
     assert grown == {}, (grown, counts)
 
