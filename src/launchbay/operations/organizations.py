@@ -392,13 +392,19 @@ def list_invitations(ctx: Context, data: InvitationPage) -> InvitationList:
     query = select(Invitation).where(Invitation.organization_id == ctx.org_id)
     if data.cursor:
         query = query.where(Invitation.id < data.cursor)
-    rows = ctx.db.scalars(query.order_by(Invitation.id.desc())).all()
-    items = [_invitation(ctx, inv) for inv in rows]
-    if data.status:
-        items = [i for i in items if i.status == data.status]
-    page = items[: data.limit]
+    if data.status in ("pending", "expired"):  # a pending one past its time shows as expired
+        live = Invitation.expires_at > utcnow()
+        query = query.where(Invitation.status == "pending",
+                            live if data.status == "pending" else ~live)
+    elif data.status:
+        query = query.where(Invitation.status == data.status)
+    rows = ctx.db.scalars(query.order_by(Invitation.id.desc()).limit(data.limit + 1)).all()
+    inviters = {i.inviter_user_id for i in rows if i.inviter_user_id}
+    held = ctx.db.scalars(select(User).where(User.id.in_(inviters))).all()  # `get` finds them
+    page = [_invitation(ctx, inv) for inv in rows[: data.limit]]
+    del held
     return InvitationList(items=page,
-                          next_cursor=page[-1].invitation_id if len(items) > data.limit else None)
+                          next_cursor=page[-1].invitation_id if len(rows) > data.limit else None)
 
 
 class InvitationAccept(Schema):

@@ -3,6 +3,7 @@ its data; no cleanup, deployment or resource deletion ever does."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from launchbay.engine.runtime import RuntimeFailure
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.environments import get_environment
 from launchbay.operations.errors import Conflict, Invalid, NotFound
-from launchbay.operations.schemas import Field, Id, IdOut, Name, Schema, Timestamp
+from launchbay.operations.schemas import UNPAGED_MAX, Field, Id, IdOut, Name, Schema, Timestamp
 from launchbay.operations.servers import default_server
 from launchbay.slugs import slugify
 from launchbay.store.models import Resource, StorageAttachment, StorageVolume, new_id, utcnow
@@ -42,17 +43,19 @@ class VolumeOut(Schema):
     created_at: Timestamp
 
 
-def _out(ctx: Context, v: StorageVolume) -> VolumeOut:
-    rows = ctx.db.execute(select(StorageAttachment, Resource).join(Resource).where(
-        StorageAttachment.storage_volume_id == v.id)).all()
-    items = [AttachmentSummary(attachment_id=a.id, resource_id=r.id, resource_name=r.name,
-                               resource_slug=r.slug, destination_path=a.destination_path,
-                               mount_mode=a.mount_mode, attached_at=a.attached_at)
-             for a, r in rows]
-    return VolumeOut(id=v.id, project_id=v.project_id, environment_id=v.environment_id,
-                     name=v.name, slug=v.slug, kind=v.kind, description=v.description,
-                     docker_name=v.docker_name, attachment_count=len(items), attachments=items,
-                     created_at=v.created_at)
+def _outs(ctx: Context, volumes: Sequence[StorageVolume]) -> list[VolumeOut]:
+    """Volumes as shown, with their attachments: one query for them all."""
+    mounted: dict[str, list[AttachmentSummary]] = {v.id: [] for v in volumes}
+    for a, r in ctx.db.execute(select(StorageAttachment, Resource).join(Resource).where(
+            StorageAttachment.storage_volume_id.in_(list(mounted)))):
+        mounted[a.storage_volume_id].append(AttachmentSummary(
+            attachment_id=a.id, resource_id=r.id, resource_name=r.name, resource_slug=r.slug,
+            destination_path=a.destination_path, mount_mode=a.mount_mode,
+            attached_at=a.attached_at))
+    return [VolumeOut(id=v.id, project_id=v.project_id, environment_id=v.environment_id,
+                      name=v.name, slug=v.slug, kind=v.kind, description=v.description,
+                      docker_name=v.docker_name, attachment_count=len(mounted[v.id]),
+                      attachments=mounted[v.id], created_at=v.created_at) for v in volumes]
 
 
 def get_volume(ctx: Context, volume_id: str) -> StorageVolume:
@@ -81,8 +84,9 @@ def list_volumes(ctx: Context, data: VolumeFilter) -> VolumeList:
         query = query.where(StorageVolume.project_id == data.project_id)
     if data.environment_id:
         query = query.where(StorageVolume.environment_id == data.environment_id)
-    return VolumeList(items=[_out(ctx, v) for v in ctx.db.scalars(query.order_by(
-        StorageVolume.name))], generated_at=utcnow())
+    return VolumeList(items=_outs(ctx, ctx.db.scalars(query.order_by(StorageVolume.name)
+                                                      .limit(UNPAGED_MAX)).all()),
+                      generated_at=utcnow())
 
 
 class VolumeCreate(Schema):
@@ -125,7 +129,7 @@ class VolumeShow(Schema):
 @operation("storage-volumes.show")
 def show_volume(ctx: Context, data: VolumeRef) -> VolumeShow:
     """One storage volume."""
-    return VolumeShow(storage_volume=_out(ctx, get_volume(ctx, data.storage_volume_id)),
+    return VolumeShow(storage_volume=_outs(ctx, [get_volume(ctx, data.storage_volume_id)])[0],
                       generated_at=utcnow())
 
 

@@ -168,10 +168,12 @@ class TemplateOut(TemplateDoc):
     blueprint: Blueprint | None = None  # type: ignore[assignment]  # narrower than the base field on purpose
 
 
-def template_out(ctx: Context, t: Template) -> TemplateOut:
+def template_out(ctx: Context, t: Template, operator: bool | None = None) -> TemplateOut:
+    """A template as shown; its blueprint only to operators (`operator`, when the caller
+    already knows)."""
     doc = TemplateDoc.model_validate(t.document)
     data = doc.model_dump()
-    if not _operator(ctx):
+    if not (_operator(ctx) if operator is None else operator):
         data["blueprint"] = None
     return TemplateOut(**data, is_unlimited=doc.ttl is None, origin=t.origin,
                        created_at=t.created_at, updated_at=t.updated_at)
@@ -331,9 +333,10 @@ class TemplateList(Schema):
 @operation("templates.list")
 def list_templates(ctx: Context, data: TemplateListIn) -> TemplateList:
     """The visible, enabled templates (operators may ask for every one)."""
-    every = data.include_hidden and _operator(ctx)
+    operator = _operator(ctx)
+    every = data.include_hidden and operator
     rows = ctx.db.scalars(select(Template).order_by(Template.name).limit(UNPAGED_MAX))
-    items = [template_out(ctx, t) for t in rows]
+    items = [template_out(ctx, t, operator) for t in rows]
     return TemplateList(items=[i for i in items if every or (i.visible and i.enabled)])
 
 
