@@ -7,12 +7,13 @@ import pytest
 
 from launchbay.http.native import ROUTES
 from launchbay.operations import CATALOG
+from launchbay.store.models import DatabaseBackup
 
 from support import Api, add_member, snapshot
 
 
 @pytest.fixture
-def world(admin: Api):
+def world(admin: Api, cp):
     """Organization A (the admin's) with a project, an environment and a secret; organization
     B whose only member is Bob."""
     project = admin.post("/projects", {"name": "alpha"})["id"]
@@ -37,9 +38,19 @@ def world(admin: Api):
         "domainName": "shop.example.com", "tlsMode": "auto"})["id"]
     certificate = admin.get("/certificates")["items"][0]["id"]
     work = admin.get("/operator-work", params={"kind": "deployment"})["items"][0]["id"]
+    database = admin.post("/dependency-resources/import", {
+        "kind": "postgres", "projectId": project, "environmentId": env, "name": "ext",
+        "connectionUrl": "postgresql://u:pw@db.example.com:5432/shop"})["id"]
+    db_binding = admin.post(f"/resources/{resource}/dependency-bindings", {
+        "dependencyResourceId": database, "targetName": "DATABASE_URL"})["id"]
+    with cp.sessions() as s:  # a backup (of a managed database: no engine runs here)
+        s.add(DatabaseBackup(id="dbk_world", organization_id=admin.org_id,
+                             database_id=database, kind="postgres", status="ready"))
+        s.commit()
     org_b = admin.post("/organizations", {"name": "Beta"})["organizationId"]
     bob = add_member(admin, org_b, "bob@example.com", "admin")
-    return {"project": project, "env": env, "other_env": other_env, "org_b": org_b, "bob": bob,
+    return {"database": database, "db_binding": db_binding, "backup": "dbk_world",
+            "project": project, "env": env, "other_env": other_env, "org_b": org_b, "bob": bob,
             "resource": resource, "volume": volume, "attachment": attachment,
             "deployment": deployment, "work": work, "binding": binding,
             "certificate": certificate}
@@ -89,6 +100,23 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
         ("GET", f"/deployments/{world['deployment']}/events", None),
         ("POST", f"/deployments/{world['deployment']}/cancel",
          {"confirm": world["deployment"]}),
+        ("GET", f"/dependency-resources/{world['database']}", None),
+        ("POST", f"/dependency-resources/{world['database']}/rename", {"name": "mine"}),
+        ("DELETE", f"/dependency-resources/{world['database']}", None),
+        ("GET", f"/dependency-resources/{world['database']}/backups", None),
+        ("POST", f"/dependency-resources/{world['database']}/backups", {}),
+        ("GET", f"/dependency-resources/backups/{world['backup']}", None),
+        ("POST", f"/dependency-resources/backups/{world['backup']}/restore",
+         {"acknowledgeDataOverwrite": True}),
+        ("GET", f"/resources/{world['resource']}/dependency-bindings", None),
+        ("GET", f"/resources/{world['resource']}/dependency-bindings/{world['db_binding']}",
+         None),
+        ("DELETE", f"/resources/{world['resource']}/dependency-bindings/{world['db_binding']}",
+         None),
+        ("POST", f"/resources/{world['resource']}/dependency-bindings",
+         {"dependencyResourceId": world["database"], "targetName": "STOLEN_URL"}),
+        ("POST", "/dependency-resources/provision", {"kind": "postgres", "projectId": p,
+                                                      "environmentId": e, "name": "mine"}),
         ("GET", f"/storage-volumes/{world['volume']}", None),
         ("DELETE", f"/storage-volumes/{world['volume']}", None),
         ("GET", f"/operator-work/{world['work']}", None),
@@ -106,6 +134,8 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
     assert bob.get("/environments/count")["count"] == 0
     assert bob.get("/resources")["items"] == [] and bob.get("/deployments")["items"] == []
     assert bob.get("/operator-work")["items"] == []
+    assert bob.get("/dependency-resources")["items"] == []
+    assert bob.get("/dependency-resources/count")["count"] == 0
     assert snapshot(cp) == before
     assert admin.get(f"/projects/{p}")["name"] == "alpha"
 
@@ -177,6 +207,20 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "storage-volumes.create": {"projectId": ids["projectId"],
                                    "environmentId": ids["environmentId"], "name": "more"},
         "storage-volumes.rename": {"name": "renamed"},
+        "dependency-resources.provision": {"kind": "postgres", "projectId": ids["projectId"],
+                                           "environmentId": ids["environmentId"],
+                                           "name": "new-db"},
+        "dependency-resources.import": {"kind": "redis", "projectId": ids["projectId"],
+                                        "environmentId": ids["environmentId"], "name": "cache",
+                                        "connectionUrl": "redis://:pw@cache.example.com:6379/0"},
+        "dependency-resources.rename": {"name": "renamed"},
+        "dependency-resources.delete": {},
+        "dependency-resources.backups.create": {},
+        "dependency-resources.backups.restore": {"acknowledgeDataOverwrite": True},
+        "resources.dependency-bindings.create": {
+            "dependencyResourceId": ids["dependencyResourceId"], "targetName": "OTHER_URL",
+            "discreteVariables": False},
+        "resources.dependency-bindings.delete": {},
         "storage-volumes.delete": {},
         "operator-work.retry": {},
         "operator-work.cancel": {},
@@ -242,7 +286,8 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "certificateId": world["certificate"], "serviceId": world["resource"],
            "serverId": admin.get("/servers")["items"][0]["id"],
            "domain": "viewer.example.com", "name": "some-app", "deploymentName": "some-app",
-           "template": "hello", "uuid": "0000abcd"}
+           "template": "hello", "uuid": "0000abcd", "dependencyResourceId": world["database"],
+           "backupId": world["backup"], "bindingId": world["db_binding"]}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from launchbay.drivers.edge_proxy import Caddy
 from launchbay.engine import auto_update, reconcile
+from launchbay.engine.databases import DatabaseWork
 from launchbay.engine.health_monitor import HealthMonitor
 from launchbay.engine.image_access import ImageAccess
 from launchbay.engine.ledger import Ledger
@@ -75,6 +76,8 @@ class ControlPlane:
              "runtime-maintenance": RuntimeControl(self.sessions, self.targets, reroute,
                                                    settings.edge_drain_seconds),
              "route-realization": RouteRealization(self.sessions, settings, self.edge),
+             "database": DatabaseWork(self.sessions, self.ops.secrets, self.targets,
+                                      settings.resolved_backups_dir),
              "proxy-bootstrap": ProxyBootstrap(self.edge)},
             count=settings.workers, poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.work_lease_seconds, background=background)

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         "python": "python:3.12-slim", "nodejs": "node:20-slim", "golang": "golang:1.22",
         "php": "php:8.3-cli", "ruby": "ruby:3.3-slim", "java": "maven:3-eclipse-temurin-21",
         "dotnet": "mcr.microsoft.com/dotnet/sdk:8.0", "static": "busybox:1.36"}
+    # Databases: the image of each kind (any organization may run them, and their backups
+    # run in the same image, so the tools match the server), and where backups are written
+    # on the server (`{data_dir}/backups` by default).
+    database_images: dict[str, str] = {"postgres": "postgres:16", "mysql": "mariadb:11",
+                                       "redis": "redis:7"}
+    backups_dir: Path | None = None
     # Where git repositories may be fetched from: public addresses, and these networks (CIDR)
     # besides; never the denied ones. Folders of the server are fetched only under
     # `git_local_folders` (for an operator's own mirrors; a user could otherwise read the disk).
@@ -204,6 +210,10 @@ class Settings(BaseSettings):
     @property
     def resolved_templates_dir(self) -> Path:
         return self.templates_dir or self.data_dir / "templates"
+
+    @property
+    def resolved_backups_dir(self) -> Path:
+        return self.backups_dir or self.data_dir / "backups"
 
     @property
     def resolved_database_url(self) -> str:

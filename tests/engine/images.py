@@ -91,14 +91,17 @@ PYTHON_BASE = "lbtest/python:bookworm"
 NODE_BASE = "lbtest/node:bookworm"
 
 
-def debian_image(tag: str, packages: list[str], env: list[str], later: list[str] = ()) -> str:
+def debian_image(tag: str, packages: list[str], env: list[str], later: tuple[str, ...] = (),
+                 files: dict[str, str] | None = None, changes: tuple[str, ...] = ()) -> str:
     """A Debian bookworm image with `packages` (debootstrap, a minute or two, once per
     machine: the tag is reused), then `later` installed by apt inside it (debootstrap cannot
-    resolve virtual packages, which npm's dependencies need)."""
+    resolve virtual packages, which npm's dependencies need); `files` (path: an executable's
+    text) and Dockerfile `changes` (ENTRYPOINT, CMD...) last."""
     client = docker.from_env()
+    digest = hashlib.sha256(repr((packages, env, later, files, changes)).encode()).hexdigest()[:16]
     try:
-        client.images.get(tag)
-        return tag
+        if client.images.get(tag).labels.get("launchbay.test-recipe") == digest:
+            return tag
     except docker.errors.ImageNotFound:
         pass
     with tempfile.TemporaryDirectory(prefix="lb-debootstrap-") as root:
@@ -110,8 +113,14 @@ def debian_image(tag: str, packages: list[str], env: list[str], later: list[str]
                             "noninteractive apt-get install -y -q --no-install-recommends "
                             + " ".join(later) + " && apt-get clean"],
                            check=True, capture_output=True, timeout=1200)
+        for path, text in (files or {}).items():
+            target = Path(root) / path.lstrip("/")
+            target.write_text(text)
+            target.chmod(0o755)
         tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-        changes = [arg for e in env for arg in ("--change", f"ENV {e}")]
+        changes = [arg for e in env for arg in ("--change", f"ENV {e}")] + \
+            [arg for c in [*changes, f"LABEL launchbay.test-recipe={digest}"]
+             for arg in ("--change", c)]
         subprocess.run(["docker", "import", *changes, "-", tag], stdin=tar.stdout, check=True,
                        capture_output=True, timeout=600)
         tar.wait()
@@ -125,7 +134,87 @@ def ensure_python_base() -> str:
 
 def ensure_node_base() -> str:
     return debian_image(NODE_BASE, ["nodejs"], ["NPM_CONFIG_UPDATE_NOTIFIER=false",
-                                                "NPM_CONFIG_FUND=false"], later=["npm"])
+                                                "NPM_CONFIG_FUND=false"], later=("npm",))
+
+
+POSTGRES = "lbtest/postgres:15"
+# What the official `postgres` image does at its first start (POSTGRES_USER, _PASSWORD, _DB;
+# data in /var/lib/postgresql/data; password authentication over the network), for Debian's
+# PostgreSQL 15: launchbay drives both the same way.
+POSTGRES_ENTRYPOINT = r"""#!/bin/sh
+set -e
+BIN=/usr/lib/postgresql/15/bin
+PGDATA=/var/lib/postgresql/data
+if [ "$1" = postgres ]; then
+  mkdir -p "$PGDATA" /var/run/postgresql
+  chown -R postgres:postgres "$PGDATA" /var/run/postgresql
+  chmod 700 "$PGDATA"
+  if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    pwfile=$(mktemp)
+    printf '%s' "$POSTGRES_PASSWORD" > "$pwfile"
+    chown postgres "$pwfile"
+    runuser -u postgres -- "$BIN/initdb" -D "$PGDATA" -U "${POSTGRES_USER:-postgres}" \
+      --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+    rm -f "$pwfile"
+    echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+    echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
+    if [ -n "$POSTGRES_DB" ] && [ "$POSTGRES_DB" != "${POSTGRES_USER:-postgres}" ]; then
+      runuser -u postgres -- "$BIN/pg_ctl" -D "$PGDATA" -o "-c listen_addresses=''" -w start
+      runuser -u postgres -- psql -U "${POSTGRES_USER:-postgres}" -d postgres \
+        -c "CREATE DATABASE \"$POSTGRES_DB\""
+      runuser -u postgres -- "$BIN/pg_ctl" -D "$PGDATA" -m fast -w stop
+    fi
+  fi
+  unset POSTGRES_PASSWORD
+  exec runuser -u postgres -- "$BIN/postgres" -D "$PGDATA"
+fi
+exec "$@"
+"""
+
+
+def ensure_postgres() -> str:
+    return debian_image(POSTGRES, ["postgresql-15", "postgresql-client-15"],
+                        ["LANG=C.UTF-8"],
+                        files={"/usr/local/bin/entrypoint": POSTGRES_ENTRYPOINT},
+                        changes=('ENTRYPOINT ["/usr/local/bin/entrypoint"]', 'CMD ["postgres"]'))
+
+
+PGAPP = "lbtest/pgapp:v1"
+# An app that reads and writes PostgreSQL through the DATABASE_URL it is given: GET
+# /cgi-bin/write?N adds the row N, GET /cgi-bin/read lists the rows.
+PGAPP_CGI = {
+    "write": 'psql "$DATABASE_URL" -qtAc "CREATE TABLE IF NOT EXISTS notes (n int); '
+             'INSERT INTO notes VALUES (${QUERY_STRING%%[!0-9]*})" && echo ok',
+    "read": 'psql "$DATABASE_URL" -qtAc "SELECT string_agg(n::text, \',\' ORDER BY n) '
+            'FROM notes"',
+}
+
+
+def ensure_pgapp() -> str:
+    base = ensure_postgres()
+    client = docker.from_env()
+    digest = hashlib.sha256(repr((PGAPP_CGI, "index")).encode()).hexdigest()[:16]
+    try:
+        if client.images.get(PGAPP).labels.get("launchbay.test-recipe") == digest:
+            return PGAPP
+    except docker.errors.ImageNotFound:
+        pass
+    dockerfile = (f"FROM {base}\nCOPY busybox /bin/busybox\nCOPY www /www\n"
+                  'ENTRYPOINT []\nCMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", '
+                  '"/www"]\n')
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        entries = {"Dockerfile": (dockerfile, 0o644), "www/index.html": ("pgapp\n", 0o644), **{
+            f"www/cgi-bin/{name}": (f"#!/bin/sh\necho 'Content-Type: text/plain'\necho\n"
+                                    f"{script}\n", 0o755) for name, script in PGAPP_CGI.items()}}
+        for name, (text, mode) in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(text.encode()), mode
+            tar.addfile(info, io.BytesIO(text.encode()))
+        tar.add(BUSYBOX, arcname="busybox")
+    client.images.build(fileobj=io.BytesIO(buf.getvalue()), custom_context=True, tag=PGAPP,
+                        labels={"launchbay.test-recipe": digest}, rm=True)
+    return PGAPP
 
 
 def ensure_all() -> None:

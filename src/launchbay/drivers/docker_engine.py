@@ -13,17 +13,19 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.utils.socket import frames_iter
 
 MANAGED = "launchbay.managed"
 
@@ -261,6 +263,58 @@ class DockerEngine:
         container.start()
         return self.inspect(container.id)  # type: ignore[return-value]  # inspect of a container just created is never None
 
+    def run_to_end(self, spec: ContainerSpec, *, stdin: BinaryIO | None = None,
+                   stdout: Callable[[bytes], None] | None = None,
+                   timeout: float = 3600) -> tuple[int, str]:
+        """Runs a one-off container to its end and removes it: `stdin` is streamed in, its
+        standard output handed to `stdout` as it comes (never held whole in memory). Answers
+        its exit code (-1: killed at `timeout`) and the tail of its standard error. Its
+        environment is the only way in for secrets: never its command line."""
+        api = self.client.api
+        host = api.create_host_config(network_mode=spec.network, init=spec.init,
+                                      mem_limit=f"{spec.memory_limit_mb}m"
+                                      if spec.memory_limit_mb else None,
+                                      binds={name: {"bind": path, "mode": mode}
+                                             for name, path, mode in spec.volumes} or None)
+        container = api.create_container(
+            spec.image, command=spec.command, name=spec.name, environment=spec.env,
+            labels={MANAGED: "true", **spec.labels}, host_config=host,
+            stdin_open=stdin is not None)["Id"]
+        killed = threading.Event()
+
+        def kill() -> None:
+            killed.set()
+            try:
+                api.kill(container)
+            except APIError:
+                pass
+
+        timer = threading.Timer(timeout, kill)
+        try:
+            sock = api.attach_socket(container, params={
+                "stdin": int(stdin is not None), "stdout": 1, "stderr": 1, "stream": 1})
+            api.start(container)
+            timer.start()
+            raw = getattr(sock, "_sock", sock)
+            if stdin is not None:
+                threading.Thread(target=_feed, args=(raw, stdin), daemon=True).start()
+            errors = bytearray()
+            for stream, data in frames_iter(sock, tty=False):
+                if stream == 1 and stdout is not None:
+                    stdout(data)
+                elif stream == 2:
+                    errors += data
+                    del errors[:-8192]
+            code = int(api.wait(container, timeout=max(timeout, 1))["StatusCode"])
+            sock.close()
+            return (-1 if killed.is_set() else code), errors.decode(errors="replace")
+        finally:
+            timer.cancel()
+            try:
+                api.remove_container(container, force=True)
+            except (NotFound, APIError):
+                pass
+
     def inspect(self, container_id: str) -> ContainerInfo | None:
         try:
             container = self.client.containers.get(container_id)
@@ -438,6 +492,16 @@ def _run_build(command: list[str], env: dict[str, str], timeout: float) -> Itera
     if code != 0:
         errors = [line for line in last if "error" in line.lower()] or last[-3:]
         raise BuildError("\n".join(errors[-3:]) or f"the build failed (exit code {code})")
+
+
+def _feed(raw: Any, source: BinaryIO) -> None:
+    """Writes `source` into a container's attached standard input, then closes that side."""
+    try:
+        while chunk := source.read(1 << 16):
+            raw.sendall(chunk)
+        raw.shutdown(socket.SHUT_WR)
+    except OSError:  # the container ended first: its exit code tells
+        pass
 
 
 def _info(attrs: dict) -> ContainerInfo:

@@ -89,6 +89,8 @@ def _remove_stray_containers(sessions: sessionmaker, targets: Targets, server_id
             OperatorWork.status.in_(OPEN))))
     removed = 0
     for container in found:
+        if "launchbay.database" in container.labels:  # a database is never a stray release
+            continue
         d = deployments.get(container.labels.get("launchbay.deployment", ""))
         resource = resources.get(d.resource_id) if d else None
         if d is None or resource is None:

@@ -5,6 +5,7 @@ Each family of operation keys has one home (`HOMES`; a test holds every handler 
 from launchbay.operations import (  # noqa: F401  (each module registers its operations)
     audit,
     capabilities,
+    databases,
     deployments,
     environments,
     instances,
@@ -43,6 +44,7 @@ HOMES = {
     "capabilities": "capabilities", "audit-events": "audit",
     "projects": "projects", "environments": "environments",
     "resources": "resources", "storage-volumes": "storage",
+    "dependency-resources": "databases", "resources.dependency-bindings": "databases",
     "deployments": "deployments", "servers": "servers", "operator-work": "operator_work",
     "domain-bindings": "edge", "certificates": "edge", "default-access-domain-policies": "edge",
     "templates": "templates", "instances": "instances",

@@ -21,7 +21,7 @@ from launchbay.engine.journal import TERMINAL
 from launchbay.engine.ledger import OPEN
 from launchbay.engine.plan import BuildSpec, HealthSpec, ReleasePlan, Volume
 from launchbay.engine.routing import access_policy
-from launchbay.operations import variables
+from launchbay.operations import databases, variables
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.environments import get_environment
 from launchbay.operations.errors import Conflict, Invalid, NotFound
@@ -136,7 +136,11 @@ def snapshot(ctx: Context, r: Resource) -> dict[str, Any]:
         variables=[SnapshotVariable(key=v.key, value=v.value, scope=v.scope,
                                     exposure=v.exposure, kind=v.kind,
                                     is_secret=v.kind == "secret")
-                   for v in variables.effective(ctx, r.environment_id, r.id)]))
+                   for v in variables.effective(ctx, r.environment_id, r.id)]
+        + [SnapshotVariable(key=key, value=value, scope=databases.SNAPSHOT_SCOPE,
+                            exposure="runtime", kind="secret" if secret else "plain-config",
+                            is_secret=secret)
+           for key, value, secret in databases.binding_variables(ctx, r.id)]))
 
 
 def start(ctx: Context, r: Resource, trigger: str, *, plan: dict[str, Any] | None = None,

@@ -13,10 +13,19 @@ from pydantic import AfterValidator, ValidationError
 from sqlalchemy import delete, select
 
 from launchbay.crypto import MASK
+from launchbay.engine.databases import KINDS
 from launchbay.operations.catalog import Context, role_at_least
-from launchbay.operations.errors import Forbidden, NotFound
+from launchbay.operations.errors import Conflict, Forbidden, NotFound
 from launchbay.operations.schemas import Field, Schema, Timestamp
-from launchbay.store.models import EnvironmentVariable, ResourceVariable, new_id, utcnow
+from launchbay.store.models import (
+    Database,
+    DatabaseBinding,
+    EnvironmentVariable,
+    Resource,
+    ResourceVariable,
+    new_id,
+    utcnow,
+)
 
 Exposure = Literal["build-time", "runtime"]
 VariableKind = Literal["plain-config", "secret"]
@@ -37,6 +46,7 @@ def _printable(value: str) -> str:
 VariableValue = Annotated[str, Field(max_length=MAX_VALUE), AfterValidator(_printable)]
 # Lowest to highest: a later layer overrides an earlier one.
 PRECEDENCE = ["defaults", "system", "organization", "project", "environment", "resource",
+              "dependency-binding",
               "deployment-snapshot"]
 Variable = EnvironmentVariable | ResourceVariable
 Model = type[EnvironmentVariable] | type[ResourceVariable]
@@ -105,8 +115,32 @@ def find(ctx: Context, model: Model, owner_id: str, key: str, exposure: str) -> 
         _owner(model) == owner_id, model.key == key, model.exposure == exposure))
 
 
+def injected(b: DatabaseBinding, d: Database) -> list[str]:
+    """The names of the variables database binding `b` puts into a deployment."""
+    names = [b.target_name]
+    if b.discrete:
+        names += [n for n in KINDS[d.kind].discrete(d, "") if n != b.target_name]
+    return names
+
+
+def bound_names(ctx: Context, model: Model, owner_id: str) -> set[str]:
+    """The names database bindings inject into the owner's resources (an environment's, or
+    one resource): no variable may take one."""
+    query = select(DatabaseBinding, Database).join(Database)
+    if model is ResourceVariable:
+        query = query.where(DatabaseBinding.resource_id == owner_id)
+    else:
+        query = query.join(Resource, Resource.id == DatabaseBinding.resource_id).where(
+            Resource.environment_id == owner_id)
+    return {name for b, d in ctx.db.execute(query) for name in injected(b, d)}
+
+
 def put(ctx: Context, model: Model, owner_id: str, data: VariableIn, scope: str) -> str:
-    """Creates or replaces a variable; returns `created` or `updated`. Secrets need admin."""
+    """Creates or replaces a variable; returns `created` or `updated`. Secrets need admin;
+    a name a database binding injects is refused (a binding is never silently overridden)."""
+    if data.exposure == "runtime" and data.key in bound_names(ctx, model, owner_id):
+        raise Conflict(f"{data.key} is set by a dependency binding: unbind it, or bind it "
+                       "under another name", code="dependency_binding_variable_conflict")
     existing = find(ctx, model, owner_id, data.key, data.exposure)
     if (data.kind == "secret" or (existing is not None and existing.kind == "secret")) \
             and not role_at_least(ctx.role, "admin"):  # type: ignore[arg-type]  # an operation with a role always has ctx.role

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -178,6 +179,7 @@ class WorkKind(StrEnum):
     REMOTE_STATE = "remote-state"
     ROUTE_REALIZATION = "route-realization"
     RUNTIME_MAINTENANCE = "runtime-maintenance"
+    DATABASE = "database"  # provision, back up, restore or remove a database
     SYSTEM = "system"
 
 
@@ -397,6 +399,88 @@ class StorageAttachment(Base):
     destination_path: Mapped[str] = mapped_column(String(500))
     mount_mode: Mapped[str] = mapped_column(String(20), default="read-write")
     attached_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Database(Base):
+    """A database of an environment (seed 004's dependency resource): a container of its kind
+    with a named volume, or an external one imported by its URL. Its password (or imported
+    URL) is sealed; its volume goes only with an explicit delete of the database."""
+
+    __tablename__ = "databases"
+    __table_args__ = (UniqueConstraint("environment_id", "slug"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    # No cascade: an environment or project with a database is not deleted under it.
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"), index=True)
+    server_id: Mapped[str] = mapped_column(ForeignKey("servers.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # postgres | mysql | redis
+    source_mode: Mapped[str] = mapped_column(String(20), default="managed")  # or imported
+    description: Mapped[str | None] = mapped_column(Text)
+    image: Mapped[str | None] = mapped_column(String(300))
+    host: Mapped[str] = mapped_column(String(300))
+    port: Mapped[int] = mapped_column(Integer)
+    database_name: Mapped[str | None] = mapped_column(String(200))
+    username: Mapped[str | None] = mapped_column(String(200))
+    sealed_secret: Mapped[str] = mapped_column(Text)  # the password, or an imported URL
+    volume_name: Mapped[str | None] = mapped_column(String(200))
+    container_id: Mapped[str | None] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(20), default="provisioning")
+    failure_code: Mapped[str | None] = mapped_column(String(80))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    realized_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
+
+
+class DatabaseBinding(Base):
+    """A database bound to a resource: its URL (and the kind's usual discrete variables) in
+    every deployment of the resource from then on."""
+
+    __tablename__ = "database_bindings"
+    __table_args__ = (UniqueConstraint("resource_id", "target_name"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), index=True
+    )
+    database_id: Mapped[str] = mapped_column(ForeignKey("databases.id"), index=True)
+    target_name: Mapped[str] = mapped_column(String(200))
+    discrete: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DatabaseBackup(Base):
+    """One backup of a database: `ready` only once its file was verified."""
+
+    __tablename__ = "database_backups"
+    __table_args__ = (Index("ix_database_backups_database_created", "database_id",
+                            "created_at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    database_id: Mapped[str] = mapped_column(ForeignKey("databases.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(40), default="manual")  # or safety, scheduled
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    phase: Mapped[str | None] = mapped_column(String(40))
+    failure_code: Mapped[str | None] = mapped_column(String(80))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    file_name: Mapped[str | None] = mapped_column(String(300))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    work_id: Mapped[str | None] = mapped_column(String(40))  # the attempt that makes it
+    restore_work_id: Mapped[str | None] = mapped_column(String(40))  # its latest restore
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+    restored_at: Mapped[datetime | None]
 
 
 class Deployment(Base):

@@ -13,9 +13,9 @@ A runtime's failures are `RuntimeFailure` (the engine unreachable, a refused req
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from launchbay.drivers.docker_engine import (
     APIError as RuntimeRefused,
@@ -67,6 +67,9 @@ class Runtime(Protocol):
 
     # Containers
     def run(self, spec: ContainerSpec) -> ContainerInfo: ...
+    def run_to_end(self, spec: ContainerSpec, *, stdin: BinaryIO | None = None,
+                   stdout: Callable[[bytes], None] | None = None,
+                   timeout: float = 3600) -> tuple[int, str]: ...  # (exit code, stderr)
     def inspect(self, container_id: str) -> ContainerInfo | None: ...
     def containers(self, **labels: str) -> list[ContainerInfo]: ...
     def stop(self, container_id: str, timeout: int = 10) -> None: ...

@@ -1,0 +1,371 @@
+"""Databases on a server: provisioning, backups, verification and restores.
+
+Each kind is described once (`KINDS`): the image's contract (the official images' variables,
+data folder and port), how to tell it answers, and its dump, verify and restore commands.
+Every tool runs in a one-off container of the database's own image, so its version matches
+the server's; passwords reach it only through its environment, never a command line. A
+backup is written to `<file>.partial` while its sha256 is computed, verified by the kind's
+own reader, and only then renamed and marked `ready`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, NoReturn
+from urllib.parse import quote
+
+from sqlalchemy.orm import sessionmaker
+
+from launchbay.crypto import SecretBox
+from launchbay.engine.runtime import ContainerSpec, Runtime, RuntimeFailure
+from launchbay.engine.targets import Targets
+from launchbay.engine.worker import Job, Refused, Retry
+from launchbay.store.models import Database, DatabaseBackup, OperatorWork, utcnow
+
+log = logging.getLogger("launchbay.databases")
+
+READY_TIMEOUT = 120.0  # seconds a new database has to answer
+TOOL_TIMEOUT = 6 * 3600.0  # one dump, verification or restore
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What launchbay knows of one kind of database."""
+
+    port: int
+    data_path: str
+    scheme: str
+    extension: str
+    server_env: Callable[[Database, str], dict[str, str]]  # the server's first start
+    client_env: Callable[[Database, str], dict[str, str]]  # a tool's credentials
+    probe: Callable[[Database], list[str]]  # exits 0 once the server answers, as its user
+    dump: Callable[[Database], list[str]]  # writes the backup to its standard output
+    verify: list[str]  # reads a backup on its standard input; exits 0 if whole
+    restore: Callable[[Database], list[str]] | None  # reads a backup on standard input
+    discrete: Callable[[Database, str], dict[str, str]]  # the usual variables of its clients
+    restorable_evidence: str = ""  # a line of `verify`'s output a backup with data has
+
+
+def _pg_discrete(db: Database, password: str) -> dict[str, str]:
+    return {"PGHOST": db.host, "PGPORT": str(db.port), "PGUSER": db.username or "",
+            "PGPASSWORD": password, "PGDATABASE": db.database_name or ""}
+
+
+POSTGRES = Kind(
+    port=5432, data_path="/var/lib/postgresql/data", scheme="postgresql", extension="dump",
+    server_env=lambda db, pw: {"POSTGRES_USER": db.username or "", "POSTGRES_PASSWORD": pw,
+                               "POSTGRES_DB": db.database_name or ""},
+    client_env=lambda db, pw: {"PGPASSWORD": pw, "PGCONNECT_TIMEOUT": "5"},
+    probe=lambda db: ["psql", "-h", db.host, "-U", db.username or "", "-d",
+                      db.database_name or "", "-tAc", "SELECT 1"],
+    dump=lambda db: ["pg_dump", "-Fc", "-h", db.host, "-U", db.username or "", "-d",
+                     db.database_name or ""],
+    # A custom-format archive read whole: a truncated one fails here.
+    verify=["sh", "-c", "cat > /tmp/backup && pg_restore --list /tmp/backup"],
+    restore=lambda db: ["sh", "-c", "cat > /tmp/backup && exec pg_restore --clean --if-exists "
+                        "--single-transaction --exit-on-error --no-owner --no-privileges "
+                        f"-h {db.host} -U {db.username} -d {db.database_name} /tmp/backup"],
+    discrete=_pg_discrete, restorable_evidence="TABLE DATA",
+)
+
+
+def _mysql_discrete(db: Database, password: str) -> dict[str, str]:
+    return {"MYSQL_HOST": db.host, "MYSQL_PORT": str(db.port), "MYSQL_USER": db.username or "",
+            "MYSQL_PASSWORD": password, "MYSQL_DATABASE": db.database_name or ""}
+
+
+MYSQL = Kind(  # MariaDB's and MySQL's images read the same MYSQL_* variables
+    port=3306, data_path="/var/lib/mysql", scheme="mysql", extension="sql",
+    server_env=lambda db, pw: {"MYSQL_USER": db.username or "", "MYSQL_PASSWORD": pw,
+                               "MYSQL_DATABASE": db.database_name or "",
+                               "MYSQL_RANDOM_ROOT_PASSWORD": "yes"},
+    client_env=lambda db, pw: {"MYSQL_PWD": pw},
+    probe=lambda db: ["mysql", "-h", db.host, "-u", db.username or "",
+                      db.database_name or "", "-e", "SELECT 1"],
+    dump=lambda db: ["mysqldump", "--single-transaction", "--routines", "-h", db.host, "-u",
+                     db.username or "", db.database_name or ""],
+    # mysqldump ends a whole dump with this line; a truncated file does not have it.
+    verify=["sh", "-c", "tail -c 200 | grep -q -- '-- Dump completed'"],
+    restore=lambda db: ["mysql", "-h", db.host, "-u", db.username or "",
+                        db.database_name or ""],
+    discrete=_mysql_discrete,
+)
+
+
+def _redis_discrete(db: Database, password: str) -> dict[str, str]:
+    return {"REDIS_HOST": db.host, "REDIS_PORT": str(db.port), "REDIS_PASSWORD": password}
+
+
+REDIS = Kind(
+    port=6379, data_path="/data", scheme="redis", extension="rdb",
+    server_env=lambda db, pw: {"REDIS_PASSWORD": pw},
+    client_env=lambda db, pw: {"REDISCLI_AUTH": pw},
+    probe=lambda db: ["redis-cli", "-h", db.host, "ping"],
+    dump=lambda db: ["sh", "-c", f"redis-cli -h {db.host} --rdb /tmp/dump.rdb >&2 && "
+                     "cat /tmp/dump.rdb"],
+    verify=["sh", "-c", "cat > /tmp/dump.rdb && redis-check-rdb /tmp/dump.rdb"],
+    restore=None,  # a snapshot is loaded at the server's start: not yet offered
+    discrete=_redis_discrete,
+)
+
+KINDS: dict[str, Kind] = {"postgres": POSTGRES, "mysql": MYSQL, "redis": REDIS}
+
+
+def redis_command() -> list[str]:
+    """Redis takes its password from a file the shell writes (not its command line), and
+    keeps an append-only log beside its snapshots."""
+    return ["sh", "-c", 'printf "requirepass %s\\nappendonly yes\\ndir /data\\n" '
+            '"$REDIS_PASSWORD" > /tmp/redis.conf && unset REDIS_PASSWORD && '
+            "exec redis-server /tmp/redis.conf"]
+
+
+def url_of(db: Database, password: str, *, masked: bool = False) -> str:
+    """The connection URL a bound app gets (`masked`: with `****` for its password)."""
+    kind = KINDS[db.kind]
+    user = quote(db.username or "", safe="")
+    path = "0" if db.kind == "redis" else quote(db.database_name or "", safe="")
+    secret = "****" if masked else quote(password, safe="")
+    return f"{kind.scheme}://{user}:{secret}@{db.host}:{db.port}/{path}"
+
+
+def masked_url(db: Database) -> str:
+    return url_of(db, "", masked=True)
+
+
+def network_of(environment_id: str) -> str:
+    return f"lb-{environment_id}"  # the environment's network, which its releases join
+
+
+def container_name(db: Database) -> str:
+    return f"lb-db-{db.id}"
+
+
+def backup_path(root: Path, b: DatabaseBackup) -> Path:
+    return root / b.organization_id / b.database_id / (b.file_name or f"{b.id}.partial")
+
+
+class DatabaseWork:
+    """The handler of `database` work items: provision, back up, restore or remove."""
+
+    def __init__(self, sessions: sessionmaker, box: SecretBox, targets: Targets,
+                 backups_dir: Path):
+        self.sessions, self.box, self.targets, self.root = sessions, box, targets, backups_dir
+
+    def run(self, job: Job) -> str:
+        action = job.item.payload.get("action")
+        with self.sessions() as s:
+            db = s.get(Database, job.item.payload.get("database_id", ""))
+            if db is None:
+                raise Refused("database-gone", "the database no longer exists")
+            s.expunge(db)
+        password = self.box.decrypt(db.sealed_secret)
+        docker = self.targets.of(db.server_id)
+        try:
+            if action == "provision":
+                self._provision(job, docker, db, password)
+            elif action == "backup":
+                self._backup(job, docker, db, password, job.item.payload["backup_id"])
+            elif action == "restore":
+                self._restore(job, docker, db, password, job.item.payload["backup_id"])
+            elif action == "remove":
+                self._remove(job, docker, db)
+            else:
+                raise Refused("unknown-action", f"unknown database work {action!r}")
+        except RuntimeFailure as exc:
+            raise Retry("engine-unavailable", str(exc)) from None
+        return "succeeded"
+
+    def give_up(self, item: OperatorWork, code: str, message: str) -> None:
+        action = item.payload.get("action")
+        with self.sessions() as s:
+            if action in ("backup", "restore"):
+                b = s.get(DatabaseBackup, item.payload.get("backup_id", ""))
+                if b is not None and action == "backup" and b.status != "ready":
+                    b.status, b.failure_code, b.failure_message = "failed", code, message
+            db = s.get(Database, item.payload.get("database_id", ""))
+            if db is not None and action == "provision":
+                db.status, db.failure_code, db.failure_message = "failed", code, message
+            s.commit()
+
+    # -- provisioning -------------------------------------------------------------------------
+
+    def _provision(self, job: Job, docker: Runtime, db: Database, password: str) -> None:
+        kind = KINDS[db.kind]
+        job.progress("provision", "network and volume")
+        labels = {"launchbay.database": db.id, "launchbay.organization": db.organization_id}
+        docker.ensure_network(network_of(db.environment_id),
+                              {"launchbay.environment": db.environment_id,
+                               "launchbay.server": db.server_id})
+        docker.ensure_volume(db.volume_name or "", labels)
+        found = [c for c in docker.containers(**{"launchbay.database": db.id})
+                 if c.labels.get("launchbay.run") is None]
+        if found and found[0].status != "running":
+            docker.start(found[0].id)
+        if found:
+            container_id = found[0].id
+        else:
+            job.progress(step=f"starting {db.image}")
+            container_id = docker.run(ContainerSpec(
+                name=container_name(db), image=db.image or "", labels=labels,
+                network=network_of(db.environment_id), aliases=[db.host],
+                env=kind.server_env(db, password),
+                command=redis_command() if db.kind == "redis" else None,
+                volumes=[(db.volume_name or "", kind.data_path, "rw")])).id
+        job.progress(step="waiting for the database to answer")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            code, errors = self._tool(docker, db, password, kind.probe(db), "probe", timeout=15)
+            if code == 0:
+                break
+            if time.monotonic() > deadline:
+                raise Refused("database-not-ready", f"the database did not answer within "
+                              f"{READY_TIMEOUT:.0f} s: {errors.strip()[-500:]}")
+            time.sleep(1)
+        with self.sessions() as s:
+            row = s.get_one(Database, db.id)
+            row.container_id, row.status, row.realized_at = container_id, "ready", utcnow()
+            row.failure_code = row.failure_message = None
+            s.commit()
+
+    def _remove(self, job: Job, docker: Runtime, db: Database) -> None:
+        """The explicit delete of a database: its container, then its volume and data."""
+        job.progress("remove", "container")
+        for c in docker.containers(**{"launchbay.database": db.id}):
+            docker.remove(c.id)
+        if db.volume_name:
+            job.progress(step="volume")
+            docker.remove_volume(db.volume_name)
+        with self.sessions() as s:
+            row = s.get_one(Database, db.id)
+            row.status, row.deleted_at, row.container_id = "deleted", utcnow(), None
+            s.commit()
+
+    def _tool(self, docker: Runtime, db: Database, password: str, command: list[str],
+              purpose: str, *, stdin: BinaryIO | None = None,
+              stdout: Callable[[bytes], None] | None = None,
+              timeout: float = TOOL_TIMEOUT) -> tuple[int, str]:
+        return docker.run_to_end(ContainerSpec(
+            name=f"lb-db-{db.id}-{purpose}-{secrets.token_hex(3)}", image=db.image or "",
+            labels={"launchbay.database": db.id, "launchbay.run": purpose},
+            network=network_of(db.environment_id), env=KINDS[db.kind].client_env(db, password),
+            command=command), stdin=stdin, stdout=stdout, timeout=timeout)
+
+    # -- backups ------------------------------------------------------------------------------
+
+    def _backup(self, job: Job, docker: Runtime, db: Database, password: str,
+                backup_id: str) -> None:
+        with self.sessions() as s:
+            b = s.get_one(DatabaseBackup, backup_id)
+            if b.status == "ready":  # done before a crash: nothing to do again
+                return
+            b.status, b.phase, b.file_name = "running", "dump", None
+            s.commit()
+            s.expunge(b)
+        self.back_up(job, docker, db, password, b)
+
+    def back_up(self, job: Job, docker: Runtime, db: Database, password: str,
+                b: DatabaseBackup) -> DatabaseBackup:
+        """Dumps, verifies and files one backup; marks it ready or failed (then raises)."""
+        kind = KINDS[db.kind]
+        partial = backup_path(self.root, b).with_name(f"{b.id}.partial")
+        partial.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        digest, size = hashlib.sha256(), 0
+        job.progress("backup", "dump")
+        with partial.open("wb") as out:
+            def write(chunk: bytes) -> None:
+                nonlocal size
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            code, errors = self._tool(docker, db, password, kind.dump(db), "backup",
+                                      stdout=write)
+        if code != 0 or size == 0:
+            partial.unlink(missing_ok=True)
+            self._failed(b, "dump", "dump-failed", errors or f"the dump exited with {code}")
+        job.progress("backup", "verify")
+        problem = self._verify(docker, db, password, partial)
+        if problem:
+            partial.unlink(missing_ok=True)
+            self._failed(b, "verify", "verification-failed", problem)
+        name = f"{b.id}.{kind.extension}"
+        partial.rename(partial.with_name(name))
+        with self.sessions() as s:
+            row = s.get_one(DatabaseBackup, b.id)
+            row.status, row.phase, row.file_name = "ready", "done", name
+            row.size_bytes, row.sha256, row.completed_at = size, digest.hexdigest(), utcnow()
+            row.failure_code = row.failure_message = None
+            s.commit()
+            s.expunge(row)
+        return row
+
+    def _verify(self, docker: Runtime, db: Database, password: str, path: Path) -> str | None:
+        """Why the backup at `path` cannot be restored, or None when its kind's reader read
+        it whole (and, where the kind tells, found data in it)."""
+        kind = KINDS[db.kind]
+        listing = bytearray()
+        with path.open("rb") as source:
+            code, errors = self._tool(docker, db, password, kind.verify, "verify",
+                                      stdin=source, stdout=listing.extend)
+        if code != 0:
+            return f"the backup does not read whole: {errors.strip()[-500:] or code}"
+        if kind.restorable_evidence and kind.restorable_evidence.encode() not in listing:
+            return "the backup holds no data"
+        return None
+
+    def _failed(self, b: DatabaseBackup, phase: str, code: str, message: str) -> NoReturn:
+        with self.sessions() as s:
+            row = s.get_one(DatabaseBackup, b.id)
+            row.status, row.phase = "failed", phase
+            row.failure_code, row.failure_message = code, message.strip()[-2000:]
+            row.completed_at = utcnow()
+            s.commit()
+        raise Refused(code, message.strip()[-500:])
+
+    # -- restores -----------------------------------------------------------------------------
+
+    def _restore(self, job: Job, docker: Runtime, db: Database, password: str,
+                 backup_id: str) -> None:
+        """A safety backup of what is there now, a check that the file is the one that was
+        verified, then the kind's restore in one transaction."""
+        kind = KINDS[db.kind]
+        if kind.restore is None:
+            raise Refused("restore-unsupported", f"restoring a {db.kind} backup is not offered")
+        with self.sessions() as s:
+            b = s.get_one(DatabaseBackup, backup_id)
+            s.expunge(b)
+            safety_id = job.item.payload.get("safety_backup_id")
+            safety = s.get(DatabaseBackup, safety_id or "")
+            if safety is not None:
+                s.expunge(safety)
+        path = backup_path(self.root, b)
+        if b.status != "ready" or not path.is_file() or _sha256(path) != b.sha256:
+            raise Refused("backup-corrupted", "the backup file is missing or is not the one "
+                          "that was verified; nothing was restored")
+        if safety is not None and safety.status != "ready":
+            job.progress("restore", "safety backup")
+            self.back_up(job, docker, db, password, safety)
+        job.progress("restore", "restore")
+        with path.open("rb") as source:
+            code, errors = self._tool(docker, db, password, kind.restore(db), "restore",
+                                      stdin=source)
+        if code != 0:
+            raise Refused("restore-failed", f"the restore failed and was rolled back: "
+                          f"{errors.strip()[-500:] or code}")
+        with self.sessions() as s:
+            s.get_one(DatabaseBackup, b.id).restored_at = utcnow()
+            s.commit()
+        job.progress("restore", f"restored backup {b.id} ({b.size_bytes} bytes)")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,677 @@
+"""Databases (seed 004's dependency resources): provisioned or imported, bound to resources,
+backed up and restored.
+
+A managed database is a container of its kind on its environment's network with a named
+volume that only `dependency-resources.delete` removes. A binding puts the database's URL
+(and the kind's usual discrete variables) into every later deployment of the resource, as
+secrets of the snapshot; a name a user variable already has is refused, never overridden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import model_validator
+from sqlalchemy import func, select
+
+from launchbay.crypto import generate_password
+from launchbay.engine.databases import KINDS, masked_url, url_of
+from launchbay.operations import variables
+from launchbay.operations.catalog import Context, operation
+from launchbay.operations.environments import get_environment
+from launchbay.operations.errors import Conflict, Invalid, NotFound
+from launchbay.operations.resources import ResourceRef, get_resource
+from launchbay.operations.schemas import Field, Id, IdOut, Name, Schema, Timestamp
+from launchbay.operations.servers import default_server, get_server
+from launchbay.slugs import slugify
+from launchbay.store.models import (
+    Database,
+    DatabaseBackup,
+    DatabaseBinding,
+    OperatorWork,
+    Resource,
+    new_id,
+    utcnow,
+)
+
+DatabaseKind = Literal["postgres", "mysql", "redis"]
+SCHEMES = {"postgres": ("postgres", "postgresql"), "mysql": ("mysql", "mariadb"),
+           "redis": ("redis", "rediss")}
+TargetName = Field(min_length=1, max_length=200, pattern=r"^[A-Z_][A-Z0-9_]*$")
+SNAPSHOT_SCOPE = "dependency-binding"
+
+
+# -- shapes -------------------------------------------------------------------------------------
+
+
+class Connection(Schema):
+    host: str
+    port: int
+    database_name: str | None
+    masked_connection: str
+    secret_ref: str
+
+
+class Realization(Schema):
+    status: Literal["pending", "realized", "failed", "deleted"]
+    attempt_id: str | None = None
+    attempted_at: Timestamp | None = None
+    provider_resource_handle: str | None = None
+    realized_at: Timestamp | None = None
+    failed_at: Timestamp | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+class Readiness(Schema):
+    status: Literal["ready", "not-ready", "blocked"]
+    reason: str | None = None
+
+
+class BackupRelationship(Schema):
+    retention_required: bool
+    reason: str | None = None
+
+
+class Blocker(Schema):
+    kind: str
+    related_entity_id: str | None = None
+    related_entity_type: str | None = None
+    count: int
+
+
+class DeleteSafety(Schema):
+    blockers: list[Blocker]
+
+
+class DatabaseOut(Schema):
+    id: str
+    project_id: str
+    environment_id: str
+    name: str
+    slug: str
+    kind: str
+    source_mode: Literal["appaloft-managed", "imported-external"]
+    provider_key: str
+    provider_managed: bool
+    description: str | None
+    lifecycle_status: Literal["provisioning", "ready", "failed", "deleting", "deleted"]
+    connection: Connection
+    provider_realization: Realization
+    desired_capabilities: list[dict[str, str]] = []
+    capability_readbacks: list[dict[str, str]] = []
+    binding_readiness: Readiness
+    backup_relationship: BackupRelationship
+    delete_safety: DeleteSafety
+    created_at: Timestamp
+    deleted_at: Timestamp | None
+
+
+def _outs(ctx: Context, rows: Sequence[Database]) -> list[DatabaseOut]:
+    """Databases as shown, with what holds each (bindings, backups): three queries for all."""
+    ids = [d.id for d in rows]
+    bound = dict(ctx.db.execute(select(DatabaseBinding.database_id, func.count()).where(
+        DatabaseBinding.database_id.in_(ids)).group_by(DatabaseBinding.database_id)).all())
+    kept = dict(ctx.db.execute(select(DatabaseBackup.database_id, func.count()).where(
+        DatabaseBackup.database_id.in_(ids), DatabaseBackup.status == "ready")
+        .group_by(DatabaseBackup.database_id)).all())
+    return [_out(d, bound.get(d.id, 0), kept.get(d.id, 0)) for d in rows]
+
+
+def _out(d: Database, bindings: int, backups: int) -> DatabaseOut:
+    managed = d.source_mode == "managed"
+    blockers = [Blocker(kind=kind, related_entity_type=kind, count=n) for kind, n in
+                (("resource-binding", bindings), ("backup-relationship", backups)) if n]
+    failed = d.status == "failed"
+    return DatabaseOut(
+        id=d.id, project_id=d.project_id, environment_id=d.environment_id, name=d.name,
+        slug=d.slug, kind=d.kind, source_mode="appaloft-managed" if managed
+        else "imported-external", provider_key="docker" if managed else "external",
+        provider_managed=managed, description=d.description,
+        lifecycle_status=d.status,
+        connection=Connection(host=d.host, port=d.port, database_name=d.database_name,
+                              masked_connection=masked_url(d), secret_ref=f"database:{d.id}"),
+        provider_realization=Realization(
+            status="realized" if d.status == "ready" else "failed" if failed
+            else "deleted" if d.status == "deleted" else "pending",
+            attempted_at=d.created_at, realized_at=d.realized_at,
+            provider_resource_handle=d.volume_name, failure_code=d.failure_code,
+            failure_message=d.failure_message),
+        binding_readiness=Readiness(status="ready") if d.status == "ready" else Readiness(
+            status="blocked" if failed else "not-ready", reason=d.failure_message or d.status),
+        backup_relationship=BackupRelationship(
+            retention_required=backups > 0,
+            reason=f"{backups} ready backup(s) are retained" if backups else None),
+        delete_safety=DeleteSafety(blockers=blockers), created_at=d.created_at,
+        deleted_at=d.deleted_at)
+
+
+def get_database(ctx: Context, database_id: str) -> Database:
+    d = ctx.db.get(Database, database_id)
+    if d is None or d.organization_id != ctx.org_id or d.status == "deleted":
+        raise NotFound("dependency resource not found", code="dependency_resource_not_found")
+    return d
+
+
+# -- provisioning and import --------------------------------------------------------------------
+
+
+class ProvisionIn(Schema):
+    kind: DatabaseKind
+    project_id: Id
+    environment_id: Id
+    name: Name
+    description: str | None = Field(None, max_length=2000)
+    server_id: Id | None = None
+
+
+def _free_slug(ctx: Context, environment_id: str, name: str, of: Database | None = None) -> str:
+    """The slug of `name`, refused when another database of the environment has it."""
+    slug = slugify(name)
+    if ctx.db.scalar(select(Database.id).where(
+            Database.environment_id == environment_id, Database.slug == slug,
+            Database.status != "deleted", Database.id != (of.id if of else ""))):
+        raise Conflict(f"a dependency resource named {slug!r} already exists here",
+                       code="dependency_resource_exists")
+    return slug
+
+
+def _placed(ctx: Context, data: ProvisionIn) -> tuple[str, str]:
+    """(slug, server id) of a new database, refused where its environment cannot take it."""
+    env = get_environment(ctx, data.environment_id, mutable=True)
+    if env.project_id != data.project_id:
+        raise Invalid("the environment does not belong to that project", code="context_mismatch")
+    slug = _free_slug(ctx, env.id, data.name)
+    server = get_server(ctx, data.server_id) if data.server_id else default_server(ctx)
+    return slug, server.id
+
+
+@operation("dependency-resources.provision", role="developer",
+           audit="dependency-resource.provisioned")
+def provision(ctx: Context, data: ProvisionIn) -> IdOut:
+    """A new database of `kind`: its container and volume are made by the engine; it is
+    `ready` once it answers its own client."""
+    slug, server_id = _placed(ctx, data)
+    d = Database(id=new_id("db"), organization_id=ctx.org_id, project_id=data.project_id,
+                 environment_id=data.environment_id, server_id=server_id, name=data.name,
+                 slug=slug, kind=data.kind, source_mode="managed", description=data.description,
+                 image=ctx.settings.database_images[data.kind], port=KINDS[data.kind].port,
+                 database_name=None if data.kind == "redis" else slug.replace("-", "_"),
+                 username=None if data.kind == "redis" else "app", status="provisioning",
+                 sealed_secret=ctx.secrets.encrypt(generate_password()), host="")
+    d.host, d.volume_name = f"db-{d.id.removeprefix('db_')}", f"lb-db-{d.id}"
+    ctx.db.add(d)
+    _work(ctx, d, "provision")
+    ctx.audit(d.id, kind=d.kind, name=d.name)
+    return IdOut(id=d.id)
+
+
+class ImportIn(ProvisionIn):
+    connection_url: str = Field(min_length=1, max_length=2000)
+
+
+@operation("dependency-resources.import", role="developer", audit="dependency-resource.imported")
+def import_database(ctx: Context, data: ImportIn) -> IdOut:
+    """An external database known by its URL: bound like any other, never touched by
+    launchbay (not even on delete). Its URL is sealed and shown masked."""
+    url = urlsplit(data.connection_url)
+    if url.scheme not in SCHEMES[data.kind] or not url.hostname:
+        raise Invalid(f"expected a {data.kind} URL ({SCHEMES[data.kind][0]}://user:password@"
+                      "host:port/name)", code="invalid_connection_url")
+    try:
+        port = url.port or KINDS[data.kind].port
+    except ValueError:
+        raise Invalid("the URL's port is not a number", code="invalid_connection_url") from None
+    slug, server_id = _placed(ctx, data)
+    d = Database(id=new_id("db"), organization_id=ctx.org_id, project_id=data.project_id,
+                 environment_id=data.environment_id, server_id=server_id, name=data.name,
+                 slug=slug, kind=data.kind, source_mode="imported", description=data.description,
+                 host=url.hostname, port=port,
+                 database_name=unquote(url.path.lstrip("/")) or None,
+                 username=unquote(url.username) if url.username else None, status="ready",
+                 sealed_secret=ctx.secrets.encrypt(data.connection_url), realized_at=utcnow())
+    ctx.db.add(d)
+    ctx.audit(d.id, kind=d.kind, name=d.name, host=d.host)
+    return IdOut(id=d.id)
+
+
+def _work(ctx: Context, d: Database, action: str, **payload: str) -> OperatorWork:
+    return ctx.enqueue("database", f"dependency-resources.{action}", project_id=d.project_id,
+                       server_id=d.server_id,
+                       payload={"action": action, "database_id": d.id, **payload})
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+class DatabaseFilter(Schema):
+    project_id: Id | None = None
+    environment_id: Id | None = None
+    kind: DatabaseKind | None = None
+    limit: int = Field(100, gt=0, le=500)
+
+
+class DatabaseList(Schema):
+    schema_version: str = "dependency-resources.list/v1"
+    items: list[DatabaseOut]
+    generated_at: Timestamp
+
+
+def _filtered(ctx: Context, data: DatabaseFilter):
+    query = select(Database).where(Database.organization_id == ctx.org_id,
+                                   Database.status != "deleted")
+    for column, value in ((Database.project_id, data.project_id),
+                          (Database.environment_id, data.environment_id),
+                          (Database.kind, data.kind)):
+        if value:
+            query = query.where(column == value)
+    return query
+
+
+@operation("dependency-resources.list")
+def list_databases(ctx: Context, data: DatabaseFilter) -> DatabaseList:
+    """The organization's databases, by name."""
+    rows = ctx.db.scalars(_filtered(ctx, data).order_by(Database.name).limit(data.limit)).all()
+    return DatabaseList(items=_outs(ctx, rows), generated_at=utcnow())
+
+
+class Count(Schema):
+    count: int
+
+
+@operation("dependency-resources.count")
+def count_databases(ctx: Context, data: DatabaseFilter) -> Count:
+    """How many databases the organization has (with the list's filters)."""
+    return Count(count=ctx.db.scalar(select(func.count()).select_from(
+        _filtered(ctx, data).subquery())) or 0)
+
+
+class DatabaseRef(Schema):
+    dependency_resource_id: Id
+
+
+class DatabaseShow(Schema):
+    schema_version: str = "dependency-resources.show/v1"
+    dependency_resource: DatabaseOut
+    generated_at: Timestamp
+
+
+@operation("dependency-resources.show")
+def show_database(ctx: Context, data: DatabaseRef) -> DatabaseShow:
+    """One database, its URL masked, and what would block its delete."""
+    d = get_database(ctx, data.dependency_resource_id)
+    return DatabaseShow(dependency_resource=_outs(ctx, [d])[0], generated_at=utcnow())
+
+
+class DatabaseRename(DatabaseRef):
+    name: Name
+
+
+@operation("dependency-resources.rename", role="developer", audit="dependency-resource.renamed")
+def rename_database(ctx: Context, data: DatabaseRename) -> IdOut:
+    """A new name (its host name on the network, its volume and its data stay)."""
+    d = get_database(ctx, data.dependency_resource_id)
+    d.name, d.slug = data.name, _free_slug(ctx, d.environment_id, data.name, d)
+    ctx.audit(d.id, name=data.name)
+    return IdOut(id=d.id)
+
+
+class DatabaseDelete(DatabaseRef):
+    release_backups: bool = False
+
+
+@operation("dependency-resources.delete", role="admin", audit="dependency-resource.deleted")
+def delete_database(ctx: Context, data: DatabaseDelete) -> IdOut:
+    """Deletes a database and, for a managed one, its container, volume and data. Refused while
+    a resource is bound to it, and while ready backups are retained unless the caller
+    releases them (`releaseBackups`: the backup files are kept; only the database goes)."""
+    d = get_database(ctx, data.dependency_resource_id)
+    if d.status == "deleting":
+        ctx.unchanged = True
+        return IdOut(id=d.id)
+    out = _outs(ctx, [d])[0]
+    blockers = [b for b in out.delete_safety.blockers
+                if b.kind == "resource-binding" or not data.release_backups]
+    if blockers:
+        raise Conflict("the dependency resource is still in use", code="dependency_resource_in_use",
+                       details={"blockers": [b.model_dump(by_alias=True) for b in blockers]})
+    if d.source_mode == "managed":
+        d.status = "deleting"
+        _work(ctx, d, "remove")
+    else:
+        d.status, d.deleted_at = "deleted", utcnow()
+    ctx.audit(d.id, name=d.name, releasedBackups=data.release_backups)
+    return IdOut(id=d.id)
+
+
+# -- bindings -----------------------------------------------------------------------------------
+
+
+class BindingTarget(Schema):
+    target_name: str
+    scope: Literal["resource"] = "resource"
+    injection_mode: Literal["env"] = "env"
+    secret_ref: str
+
+
+class BindingOut(Schema):
+    id: str
+    project_id: str
+    environment_id: str
+    resource_id: str
+    dependency_resource_id: str
+    dependency_resource_name: str
+    dependency_resource_slug: str
+    kind: str
+    source_mode: str
+    provider_key: str
+    provider_managed: bool
+    lifecycle_status: str
+    target: BindingTarget
+    variables: list[str]
+    connection: Connection
+    binding_readiness: Readiness
+    snapshot_readiness: Readiness
+    status: Literal["active"] = "active"
+    created_at: Timestamp
+    removed_at: Timestamp | None = None
+
+
+def _binding_out(b: DatabaseBinding, r: Resource, d: Database) -> BindingOut:
+    shown = _out(d, 0, 0)
+    return BindingOut(
+        id=b.id, project_id=r.project_id, environment_id=r.environment_id, resource_id=r.id,
+        dependency_resource_id=d.id, dependency_resource_name=d.name,
+        dependency_resource_slug=d.slug, kind=d.kind, source_mode=shown.source_mode,
+        provider_key=shown.provider_key, provider_managed=shown.provider_managed,
+        lifecycle_status=d.status,
+        target=BindingTarget(target_name=b.target_name, secret_ref=f"database:{d.id}"),
+        variables=variables.injected(b, d), connection=shown.connection,
+        binding_readiness=shown.binding_readiness,
+        snapshot_readiness=Readiness(status="ready", reason="in the resource's next deployment"),
+        created_at=b.created_at)
+
+
+def bindings_of(ctx: Context, resource_id: str) -> list[tuple[DatabaseBinding, Database]]:
+    """A resource's bindings with their databases, oldest first: one query."""
+    return [(b, d) for b, d in ctx.db.execute(select(DatabaseBinding, Database).join(Database)
+                                              .where(DatabaseBinding.resource_id == resource_id)
+                                              .order_by(DatabaseBinding.created_at))]
+
+
+class BindingIn(ResourceRef):
+    dependency_resource_id: Id
+    target_name: str = TargetName
+    discrete_variables: bool = True
+
+
+@operation("resources.dependency-bindings.create", role="developer",
+           audit="resource.dependency-bound")
+def bind(ctx: Context, data: BindingIn) -> IdOut:
+    """Binds a database of the resource's environment to it: its next deployment gets the
+    URL as `targetName` (and, with `discreteVariables`, the kind's usual variables). A name
+    already set by a variable or another binding is refused."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    d = get_database(ctx, data.dependency_resource_id)
+    if d.environment_id != r.environment_id:
+        raise Invalid("the database is in another environment than the resource",
+                      code="context_mismatch")
+    b = DatabaseBinding(id=new_id("dbb"), organization_id=ctx.org_id, resource_id=r.id,
+                        database_id=d.id, target_name=data.target_name,
+                        discrete=data.discrete_variables)
+    wanted = set(variables.injected(b, d))
+    taken = {v.key for v in variables.effective(ctx, r.environment_id, r.id)}
+    for other, od in bindings_of(ctx, r.id):
+        taken.update(variables.injected(other, od))
+    if clash := sorted(wanted & taken):
+        raise Conflict(f"the resource already has {', '.join(clash)}: a binding never "
+                       "overrides a variable", code="dependency_binding_variable_conflict",
+                       details={"variables": clash})
+    ctx.db.add(b)
+    ctx.audit(r.id, bindingId=b.id, dependencyResourceId=d.id, targetName=b.target_name)
+    return IdOut(id=b.id)
+
+
+class BindingList(Schema):
+    schema_version: str = "resources.dependency-bindings.list/v1"
+    items: list[BindingOut]
+    generated_at: Timestamp
+
+
+@operation("resources.dependency-bindings.list")
+def list_bindings(ctx: Context, data: ResourceRef) -> BindingList:
+    """The databases bound to a resource, and the variables each injects."""
+    r = get_resource(ctx, data.resource_id)
+    return BindingList(items=[_binding_out(b, r, d) for b, d in bindings_of(ctx, r.id)],
+                       generated_at=utcnow())
+
+
+class BindingRef(ResourceRef):
+    binding_id: Id
+
+
+class BindingShow(Schema):
+    schema_version: str = "resources.dependency-bindings.show/v1"
+    binding: BindingOut
+    generated_at: Timestamp
+
+
+def _get_binding(ctx: Context, data: BindingRef) -> tuple[DatabaseBinding, Resource, Database]:
+    r = get_resource(ctx, data.resource_id)
+    b = ctx.db.get(DatabaseBinding, data.binding_id)
+    if b is None or b.resource_id != r.id:
+        raise NotFound("dependency binding not found", code="dependency_binding_not_found")
+    return b, r, ctx.db.get_one(Database, b.database_id)
+
+
+@operation("resources.dependency-bindings.show")
+def show_binding(ctx: Context, data: BindingRef) -> BindingShow:
+    """One binding of a resource."""
+    b, r, d = _get_binding(ctx, data)
+    return BindingShow(binding=_binding_out(b, r, d), generated_at=utcnow())
+
+
+@operation("resources.dependency-bindings.delete", role="developer",
+           audit="resource.dependency-unbound")
+def unbind(ctx: Context, data: BindingRef) -> IdOut:
+    """Unbinds: the resource's next deployment no longer gets the variables (running ones
+    keep theirs until then)."""
+    b, r, d = _get_binding(ctx, data)
+    ctx.db.delete(b)
+    ctx.audit(r.id, bindingId=b.id, dependencyResourceId=d.id)
+    return IdOut(id=b.id)
+
+
+def binding_variables(ctx: Context, resource_id: str) -> list[tuple[str, str, bool]]:
+    """(name, value, secret) of every variable the resource's bindings inject now: the URL
+    and the password are secrets (sealed), the host, port, user and name plain."""
+    found: list[tuple[str, str, bool]] = []
+    for b, d in bindings_of(ctx, resource_id):
+        secret = ctx.secrets.decrypt(d.sealed_secret)
+        imported = d.source_mode == "imported"
+        url = secret if imported else url_of(d, secret)
+        password = unquote(urlsplit(url).password or "") if imported else secret
+        found.append((b.target_name, ctx.secrets.encrypt(url), True))
+        if b.discrete:
+            found += [(k, ctx.secrets.encrypt(v) if v == password else v, v == password)
+                      for k, v in KINDS[d.kind].discrete(d, password).items()
+                      if k != b.target_name]
+    return found
+
+
+# -- backups and restores -----------------------------------------------------------------------
+
+
+class RestoreAttempt(Schema):
+    attempt_id: str
+    status: Literal["pending", "succeeded", "failed"]
+    requested_at: Timestamp
+    completed_at: Timestamp | None = None
+    failed_at: Timestamp | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+class BackupOut(Schema):
+    id: str
+    dependency_resource_id: str
+    project_id: str
+    environment_id: str
+    dependency_kind: str
+    provider_key: str = "local-file"
+    status: Literal["pending", "ready", "failed"]
+    phase: str | None
+    reason: str
+    attempt_id: str | None
+    requested_at: Timestamp
+    retention_status: Literal["retained"] = "retained"
+    provider_artifact_handle: str | None
+    size_bytes: int | None
+    sha256: str | None
+    completed_at: Timestamp | None
+    failed_at: Timestamp | None
+    failure_code: str | None
+    failure_message: str | None
+    latest_restore_attempt: RestoreAttempt | None
+    created_at: Timestamp
+
+
+def _backup_outs(ctx: Context, rows: Sequence[tuple[DatabaseBackup, Database]]) -> list[BackupOut]:
+    restores = {w.id: w for w in ctx.db.scalars(select(OperatorWork).where(OperatorWork.id.in_(
+        [b.restore_work_id for b, _ in rows if b.restore_work_id])))}
+    out = []
+    for b, d in rows:
+        failed = b.status == "failed"
+        w = restores.get(b.restore_work_id or "")
+        attempt = None if w is None else RestoreAttempt(
+            attempt_id=w.id, status="succeeded" if w.status == "succeeded" else "failed"
+            if w.status in ("failed", "dead-lettered", "canceled") else "pending",
+            requested_at=w.created_at,
+            completed_at=w.finished_at if w.status == "succeeded" else None,
+            failed_at=w.finished_at if w.status != "succeeded" else None,
+            failure_code=w.error_code, failure_message=w.error_message)
+        out.append(BackupOut(
+            id=b.id, dependency_resource_id=d.id, project_id=d.project_id,
+            environment_id=d.environment_id, dependency_kind=b.kind,
+            status="ready" if b.status == "ready" else "failed" if failed else "pending",
+            phase=b.phase, reason=b.reason, attempt_id=b.work_id, requested_at=b.created_at,
+            provider_artifact_handle=b.file_name if b.status == "ready" else None,
+            size_bytes=b.size_bytes, sha256=b.sha256,
+            completed_at=b.completed_at if not failed else None,
+            failed_at=b.completed_at if failed else None, failure_code=b.failure_code,
+            failure_message=b.failure_message, latest_restore_attempt=attempt,
+            created_at=b.created_at))
+    return out
+
+
+def new_backup(ctx: Context, d: Database, reason: str) -> DatabaseBackup:
+    if d.source_mode != "managed":
+        raise Conflict("an imported database is not launchbay's to back up",
+                       code="dependency_resource_not_managed")
+    if d.status != "ready":
+        raise Conflict(f"the database is {d.status}, not ready",
+                       code="dependency_resource_not_ready")
+    b = DatabaseBackup(id=new_id("dbk"), organization_id=ctx.org_id, database_id=d.id,
+                       kind=d.kind, reason=reason, status="pending")
+    ctx.db.add(b)
+    return b
+
+
+class BackupIn(DatabaseRef):
+    description: str | None = Field(None, max_length=500)
+
+
+@operation("dependency-resources.backups.create", role="developer",
+           audit="dependency-resource.backup-requested")
+def create_backup(ctx: Context, data: BackupIn) -> IdOut:
+    """A backup now: dumped in a one-off container of the database's image, `ready` only
+    once the kind's own reader has read it whole."""
+    d = get_database(ctx, data.dependency_resource_id)
+    b = new_backup(ctx, d, "manual")
+    b.work_id = _work(ctx, d, "backup", backup_id=b.id).id
+    ctx.audit(d.id, backupId=b.id)
+    return IdOut(id=b.id)
+
+
+class BackupFilter(DatabaseRef):
+    status: Literal["pending", "ready", "failed"] | None = None
+
+
+class BackupList(Schema):
+    schema_version: str = "dependency-resources.backups.list/v1"
+    items: list[BackupOut]
+    generated_at: Timestamp
+
+
+@operation("dependency-resources.backups.list")
+def list_backups(ctx: Context, data: BackupFilter) -> BackupList:
+    """A database's backups, newest first."""
+    d = get_database(ctx, data.dependency_resource_id)
+    query = select(DatabaseBackup).where(DatabaseBackup.database_id == d.id)
+    if data.status == "pending":
+        query = query.where(DatabaseBackup.status.in_(("pending", "running")))
+    elif data.status:
+        query = query.where(DatabaseBackup.status == data.status)
+    rows = ctx.db.scalars(query.order_by(DatabaseBackup.created_at.desc()).limit(500)).all()
+    return BackupList(items=_backup_outs(ctx, [(b, d) for b in rows]), generated_at=utcnow())
+
+
+class BackupRef(Schema):
+    backup_id: Id
+
+
+class BackupShow(Schema):
+    schema_version: str = "dependency-resources.backups.show/v1"
+    backup: BackupOut
+    generated_at: Timestamp
+
+
+def _get_backup(ctx: Context, backup_id: str) -> tuple[DatabaseBackup, Database]:
+    b = ctx.db.get(DatabaseBackup, backup_id)
+    if b is None or b.organization_id != ctx.org_id:
+        raise NotFound("backup not found", code="dependency_resource_backup_not_found")
+    return b, get_database(ctx, b.database_id)
+
+
+@operation("dependency-resources.backups.show")
+def show_backup(ctx: Context, data: BackupRef) -> BackupShow:
+    """One backup: its size and sha256 once ready, and its latest restore."""
+    return BackupShow(backup=_backup_outs(ctx, [_get_backup(ctx, data.backup_id)])[0],
+                      generated_at=utcnow())
+
+
+class RestoreIn(BackupRef):
+    acknowledge_data_overwrite: bool
+    acknowledge_runtime_not_restarted: bool = False
+
+    @model_validator(mode="after")
+    def _acknowledged(self) -> RestoreIn:
+        if not self.acknowledge_data_overwrite:
+            raise ValueError("a restore overwrites the database: acknowledgeDataOverwrite "
+                             "must be true")
+        return self
+
+
+@operation("dependency-resources.backups.restore", role="admin",
+           audit="dependency-resource.restore-requested")
+def restore(ctx: Context, data: RestoreIn) -> IdOut:
+    """Restores a ready backup into its database, after a safety backup of what is there
+    now (kept like any other). The bound resources are not restarted."""
+    b, d = _get_backup(ctx, data.backup_id)
+    if b.status != "ready":
+        raise Conflict("only a ready (verified) backup can be restored",
+                       code="dependency_resource_backup_not_ready")
+    if KINDS[d.kind].restore is None:
+        raise Conflict(f"restoring a {d.kind} backup is not offered yet",
+                       code="dependency_resource_restore_unsupported")
+    if ctx.db.scalar(select(OperatorWork.id).where(
+            OperatorWork.id == b.restore_work_id,
+            OperatorWork.status.in_(("pending", "running", "retry-scheduled")))):
+        raise Conflict("a restore of this backup is under way", code="restore_in_progress")
+    safety = new_backup(ctx, d, "safety")
+    work = _work(ctx, d, "restore", backup_id=b.id, safety_backup_id=safety.id)
+    safety.work_id = b.restore_work_id = work.id
+    ctx.audit(d.id, backupId=b.id, safetyBackupId=safety.id)
+    return IdOut(id=work.id)

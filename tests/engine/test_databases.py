@@ -1,0 +1,163 @@
+"""Databases end to end on the real engine: provision PostgreSQL, bind it to an app that reads
+and writes through the injected URL, back up, write more, restore, and find exactly the first
+rows; a truncated backup never verifies; nothing but the database's own delete removes its
+volume; its password is on no process's command line."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from launchbay.engine.databases import KINDS
+from launchbay.settings import Settings
+from launchbay.store.models import Database
+
+import images
+from docker_support import body, deployed
+from support import Api, make_app
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
+                    edge_enabled=False, shipped_templates=False, worker_poll_seconds=0.1,
+                    work_lease_seconds=5, reconcile_seconds=2,
+                    database_images={"postgres": images.ensure_postgres(), "mysql": "-",
+                                     "redis": "-"},
+                    backups_dir=tmp_path / "backups")
+
+
+def until(api: Api, path: str, done: Any, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = api.get(path)
+        if done(shown):
+            return shown
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.3)
+
+
+def rows(url: str) -> str:
+    return body(f"{url}/cgi-bin/read").strip()
+
+
+def test_postgres_bound_backed_up_and_restored(api: Api, cp: Any, settings: Settings) -> None:
+    ids = make_app(api, images.ensure_pgapp())
+    db_id = api.post("/dependency-resources/provision", {
+        "kind": "postgres", "projectId": ids["project"], "environmentId": ids["env"],
+        "name": "main"})["id"]
+    try:
+        shown = until(api, f"/dependency-resources/{db_id}", lambda s: s["dependencyResource"][
+            "lifecycleStatus"] in ("ready", "failed"))["dependencyResource"]
+        assert shown["lifecycleStatus"] == "ready", shown["providerRealization"]
+        assert ":****@" in shown["connection"]["maskedConnection"]
+        with cp.sessions() as s:
+            row = s.get_one(Database, db_id)
+            password, org_id = cp.ops.secrets.decrypt(row.sealed_secret), row.organization_id
+        assert password not in str(shown)
+
+        # Bound: a variable of a name the binding injects is refused, both ways.
+        resource = ids["resource"]
+        binding = api.post(f"/resources/{resource}/dependency-bindings", {
+            "dependencyResourceId": db_id, "targetName": "DATABASE_URL"})["id"]
+        clash = api.request("POST", f"/resources/{resource}/variables",
+                            {"key": "PGHOST", "value": "elsewhere"})
+        assert clash.status_code == 409, clash.text
+        again = api.request("POST", f"/resources/{resource}/dependency-bindings", {
+            "dependencyResourceId": db_id, "targetName": "OTHER_URL"})
+        assert again.status_code == 409 and "PGHOST" in again.text  # discrete ones taken
+        listed = api.get(f"/resources/{resource}/dependency-bindings")["items"]
+        assert [b["id"] for b in listed] == [binding] and "PGPASSWORD" in listed[0]["variables"]
+
+        app = deployed(api, ids)
+        url = f"http://127.0.0.1:{app['hostPort']}"
+        for n in (1, 2):
+            assert body(f"{url}/cgi-bin/write?{n}").strip() == "ok"
+        assert rows(url) == "1,2"
+
+        # Backed up while something reads every process's command line.
+        seen: list[str] = []
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                    try:
+                        if password.encode() in cmdline.read_bytes():
+                            seen.append(str(cmdline))
+                    except OSError:
+                        pass
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        backup_id = api.post(f"/dependency-resources/{db_id}/backups", {})["id"]
+        backup = until(api, f"/dependency-resources/backups/{backup_id}",
+                       lambda s: s["backup"]["status"] != "pending")["backup"]
+        stop.set()
+        watcher.join()
+        assert backup["status"] == "ready", backup
+        assert seen == []
+        path = settings.resolved_backups_dir / org_id / db_id / backup[
+            "providerArtifactHandle"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == backup["sha256"]
+        assert path.stat().st_size == backup["sizeBytes"] > 0
+        assert not list(path.parent.glob("*.partial"))
+
+        assert body(f"{url}/cgi-bin/write?3").strip() == "ok"
+        assert rows(url) == "1,2,3"
+        refused = api.request("POST", f"/dependency-resources/backups/{backup_id}/restore",
+                              {"acknowledgeDataOverwrite": False})
+        assert refused.status_code == 400 and rows(url) == "1,2,3"
+        api.post(f"/dependency-resources/backups/{backup_id}/restore",
+                 {"acknowledgeDataOverwrite": True, "acknowledgeRuntimeNotRestarted": True})
+        restored = until(api, f"/dependency-resources/backups/{backup_id}", lambda s: (
+            s["backup"]["latestRestoreAttempt"] or {}).get("status") in ("succeeded", "failed"))
+        assert restored["backup"]["latestRestoreAttempt"]["status"] == "succeeded", restored
+        assert rows(url) == "1,2"  # exactly the rows of the backup, the app untouched
+        backups = api.get(f"/dependency-resources/{db_id}/backups")["items"]
+        safety = [b for b in backups if b["reason"] == "safety"]
+        assert len(safety) == 1 and safety[0]["status"] == "ready"  # what was there before
+
+        # A truncated backup does not read whole: never ready, and a restore refuses it.
+        handler = cp.workers.handlers["database"]
+        with cp.sessions() as s:
+            db = s.get_one(Database, db_id)
+            s.expunge(db)
+        cut = path.with_name("cut.dump")
+        shutil.copy(path, cut)
+        with cut.open("r+b") as f:
+            f.truncate(cut.stat().st_size // 2)
+        problem = handler._verify(cp.targets.of(db.server_id), db, password, cut)
+        assert problem and "whole" in problem
+        path.write_bytes(cut.read_bytes())  # the file on disk is no longer the verified one
+        api.post(f"/dependency-resources/backups/{backup_id}/restore",
+                 {"acknowledgeDataOverwrite": True})
+        failed = until(api, f"/dependency-resources/backups/{backup_id}", lambda s: (
+            s["backup"]["latestRestoreAttempt"] or {}).get("status") in ("succeeded", "failed"))
+        attempt = failed["backup"]["latestRestoreAttempt"]
+        assert attempt["status"] == "failed" and attempt["failureCode"] == "backup-corrupted"
+        assert rows(url) == "1,2"
+
+        # Neither deleting the app nor the reconciler's sweeps touch the database's volume.
+        volume = f"lb-db-{db_id}"
+        api.ok("DELETE", f"/resources/{resource}/dependency-bindings/{binding}")
+        cp.reconcile()
+        assert docker.from_env().volumes.get(volume)
+        blocked = api.request("DELETE", f"/dependency-resources/{db_id}")
+        assert blocked.status_code == 409 and "backup-relationship" in blocked.text
+    finally:
+        for b in api.get(f"/resources/{ids['resource']}/dependency-bindings")["items"]:
+            api.request("DELETE", f"/resources/{ids['resource']}/dependency-bindings/{b['id']}")
+        api.request("DELETE", f"/dependency-resources/{db_id}?releaseBackups=true")
+        until(api, "/dependency-resources", lambda s: all(
+            d["id"] != db_id for d in s["items"]), timeout=60)
+    client = docker.from_env()
+    assert not client.containers.list(all=True, filters={"label": f"launchbay.database={db_id}"})
+    assert volume not in {v.name for v in client.volumes.list()}
+    assert KINDS["postgres"].restore is not None
