@@ -7,7 +7,7 @@ import pytest
 
 from launchbay.http.native import ROUTES
 from launchbay.operations import CATALOG
-from launchbay.store.models import DatabaseBackup
+from launchbay.store.models import BackupPolicy, DatabaseBackup
 
 from support import Api, add_member, snapshot
 
@@ -46,6 +46,8 @@ def world(admin: Api, cp):
     with cp.sessions() as s:  # a backup (of a managed database: no engine runs here)
         s.add(DatabaseBackup(id="dbk_world", organization_id=admin.org_id,
                              database_id=database, kind="postgres", status="ready"))
+        s.add(BackupPolicy(id="dbp_world", organization_id=admin.org_id, database_id=database,
+                           created_by=admin.user_id, interval_hours=24))
         s.commit()
     org_b = admin.post("/organizations", {"name": "Beta"})["organizationId"]
     bob = add_member(admin, org_b, "bob@example.com", "admin")
@@ -106,6 +108,10 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
         ("GET", f"/dependency-resources/{world['database']}/backups", None),
         ("POST", f"/dependency-resources/{world['database']}/backups", {}),
         ("GET", f"/dependency-resources/backups/{world['backup']}", None),
+        ("GET", "/dependency-resources/backup-policies/dbp_world", None),
+        ("POST", "/dependency-resources/backup-policies/dbp_world/runs", {}),
+        ("POST", "/dependency-resources/backup-policies", {
+            "dependencyResourceId": world["database"], "scheduleIntervalHours": 1}),
         ("POST", f"/dependency-resources/backups/{world['backup']}/restore",
          {"acknowledgeDataOverwrite": True}),
         ("GET", f"/resources/{world['resource']}/dependency-bindings", None),
@@ -136,6 +142,7 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
     assert bob.get("/operator-work")["items"] == []
     assert bob.get("/dependency-resources")["items"] == []
     assert bob.get("/dependency-resources/count")["count"] == 0
+    assert bob.get("/dependency-resources/backup-policies")["items"] == []
     assert snapshot(cp) == before
     assert admin.get(f"/projects/{p}")["name"] == "alpha"
 
@@ -216,6 +223,10 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "dependency-resources.rename": {"name": "renamed"},
         "dependency-resources.delete": {},
         "dependency-resources.backups.create": {},
+        "dependency-resources.backup-policies.configure": {
+            "dependencyResourceId": ids["dependencyResourceId"], "scheduleIntervalHours": 6,
+            "retentionCount": 3},
+        "dependency-resources.backup-policies.run": {},
         "dependency-resources.backups.restore": {"acknowledgeDataOverwrite": True},
         "resources.dependency-bindings.create": {
             "dependencyResourceId": ids["dependencyResourceId"], "targetName": "OTHER_URL",
@@ -287,7 +298,8 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "serverId": admin.get("/servers")["items"][0]["id"],
            "domain": "viewer.example.com", "name": "some-app", "deploymentName": "some-app",
            "template": "hello", "uuid": "0000abcd", "dependencyResourceId": world["database"],
-           "backupId": world["backup"], "bindingId": world["db_binding"]}
+           "backupId": world["backup"], "bindingId": world["db_binding"],
+           "policyId": "dbp_world"}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

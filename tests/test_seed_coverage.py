@@ -23,8 +23,6 @@ PENDING: dict[str, list[str]] = {
         "POST /dependency-resources/provisioning/plan",
         "POST /dependency-resources/provisioning/{}/accept",
         "GET /dependency-resources/provisioning/{}",
-        "GET /dependency-resources/backup-policies", "POST /dependency-resources/backup-policies",
-        "GET /dependency-resources/backup-policies/{}",
         "POST /resources/{}/dependency-bindings/{}/secret-rotations",
         "POST /storage-volumes/{}/runtime-cleanup",
     ],

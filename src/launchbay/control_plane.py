@@ -22,7 +22,7 @@ from launchbay.engine.runtime import LogLine
 from launchbay.engine.runtime_control import RuntimeControl
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Periodic, Workers
-from launchbay.operations import Actor, Operations, instances, templates
+from launchbay.operations import Actor, Operations, databases, instances, templates
 from launchbay.operations.errors import OperationError
 from launchbay.operations.identity.accounts import authenticate
 from launchbay.operations.resources import RuntimeTarget
@@ -30,6 +30,7 @@ from launchbay.operations.servers import ensure_local_server
 from launchbay.settings import Settings
 from launchbay.store.db import make_engine, make_sessionmaker
 from launchbay.store.migrate import is_current, upgrade
+from launchbay.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ class ControlPlane:
                       Periodic("health", settings.health_observe_seconds, self.health.sweep),
                       Periodic("auto-update", settings.auto_update_seconds, self.auto_update),
                       Periodic("reap", settings.instance_reap_seconds, self.reap),
-                      Periodic("warm-pools", settings.instance_pool_seconds, self.fill_pools)]
+                      Periodic("warm-pools", settings.instance_pool_seconds, self.fill_pools),
+                      Periodic("database-backups", settings.backup_schedule_seconds,
+                               self.run_backup_schedule)]
         if self.edge:  # each process watches its own Caddy
             background += [Periodic("edge-watch", 1.0, self.edge.watch, once=False),
                            Periodic("certificates", settings.reconcile_seconds,
@@ -131,6 +134,13 @@ class ControlPlane:
         organization they are kept in; returns how many pools were looked at."""
         return self._on_behalf("instances.pool.fill", instances.pools(self.sessions,
                                                                       self.settings))
+
+    def run_backup_schedule(self) -> int:
+        """Runs the backup policies that are due, each on behalf of whoever configured it;
+        returns how many."""
+        with self.sessions() as db:
+            due = databases.due_policies(db, utcnow())
+        return self._on_behalf("dependency-resources.backup-policies.run", due)
 
     def _on_behalf(self, key: str, calls: list[tuple[str, str, dict[str, Any]]]) -> int:
         """Runs `key` once per (user, organization, input) as that user: the platform acts

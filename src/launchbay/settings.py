@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     database_images: dict[str, str] = {"postgres": "postgres:16", "mysql": "mariadb:11",
                                        "redis": "redis:7"}
     backups_dir: Path | None = None
+    backup_schedule_seconds: float = 30  # how often due backup policies are looked for
     # Where git repositories may be fetched from: public addresses, and these networks (CIDR)
     # besides; never the denied ones. Folders of the server are fetched only under
     # `git_local_folders` (for an operator's own mirrors; a user could otherwise read the disk).

@@ -179,6 +179,56 @@ def ensure_postgres() -> str:
                         changes=('ENTRYPOINT ["/usr/local/bin/entrypoint"]', 'CMD ["postgres"]'))
 
 
+MARIADB = "lbtest/mariadb:10.11"
+# What the official `mariadb` image does at its first start (MYSQL_USER, _PASSWORD,
+# _DATABASE; data in /var/lib/mysql), for Debian's MariaDB.
+MARIADB_ENTRYPOINT = r"""#!/bin/sh
+set -e
+DATA=/var/lib/mysql
+if [ "$1" = mariadbd ]; then
+  mkdir -p /run/mysqld "$DATA"
+  chown mysql:mysql /run/mysqld "$DATA"
+  if [ ! -e "$DATA/.initialized" ]; then
+    rm -rf "$DATA"/*
+    mariadb-install-db --user=mysql --datadir="$DATA" --skip-test-db >/dev/null
+    mariadbd --user=mysql --skip-networking --socket=/run/mysqld/init.sock &
+    pid=$!
+    for i in $(seq 120); do
+      mariadb --socket=/run/mysqld/init.sock -e 'SELECT 1' >/dev/null 2>&1 && break
+      sleep 0.5
+    done
+    mariadb --socket=/run/mysqld/init.sock <<SQL
+CREATE DATABASE IF NOT EXISTS \`$MYSQL_DATABASE\`;
+CREATE USER '$MYSQL_USER'@'%' IDENTIFIED BY '$MYSQL_PASSWORD';
+GRANT ALL ON \`$MYSQL_DATABASE\`.* TO '$MYSQL_USER'@'%';
+SQL
+    kill "$pid"
+    wait "$pid" || true
+    touch "$DATA/.initialized"
+  fi
+  unset MYSQL_PASSWORD
+  exec mariadbd --user=mysql --bind-address=0.0.0.0
+fi
+exec "$@"
+"""
+
+
+def ensure_mariadb() -> str:
+    return debian_image(MARIADB, ["mariadb-server", "mariadb-client"], ["LANG=C.UTF-8"],
+                        files={"/usr/local/bin/entrypoint": MARIADB_ENTRYPOINT},
+                        changes=('ENTRYPOINT ["/usr/local/bin/entrypoint"]',
+                                 'CMD ["mariadbd"]'))
+
+
+REDIS = "lbtest/redis:7"
+
+
+def ensure_redis() -> str:
+    """Debian's Redis: launchbay starts it with its own command, as it does `redis:7`."""
+    return debian_image(REDIS, ["redis-server", "redis-tools"], ["LANG=C.UTF-8"],
+                        changes=('CMD ["redis-server"]',))
+
+
 PGAPP = "lbtest/pgapp:v1"
 # An app that reads and writes PostgreSQL through the DATABASE_URL it is given: GET
 # /cgi-bin/write?N adds the row N, GET /cgi-bin/read lists the rows.

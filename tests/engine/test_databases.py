@@ -9,6 +9,7 @@ import hashlib
 import shutil
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 
 from launchbay.engine.databases import KINDS
 from launchbay.settings import Settings
-from launchbay.store.models import Database
+from launchbay.store.models import BackupPolicy, Database, utcnow
 
 import images
 from docker_support import body, deployed
@@ -161,3 +162,56 @@ def test_postgres_bound_backed_up_and_restored(api: Api, cp: Any, settings: Sett
     assert not client.containers.list(all=True, filters={"label": f"launchbay.database={db_id}"})
     assert volume not in {v.name for v in client.volumes.list()}
     assert KINDS["postgres"].restore is not None
+
+
+def test_retention_keeps_the_newest_good_backups_and_a_failed_run_deletes_none(
+        api: Api, cp: Any, settings: Settings) -> None:
+    """A policy keeping 3, run 5 times (its due time moved into the past each time, as a
+    test clock): exactly the 3 newest remain, on disk and in the store; then a run against a
+    database that does not answer fails and deletes nothing."""
+    ids = make_app(api, "lbtest/hello:v1")
+    db_id = api.post("/dependency-resources/provision", {
+        "kind": "postgres", "projectId": ids["project"], "environmentId": ids["env"],
+        "name": "kept"})["id"]
+    client = docker.from_env()
+    try:
+        until(api, f"/dependency-resources/{db_id}",
+              lambda s: s["dependencyResource"]["lifecycleStatus"] == "ready")
+        bad = api.request("POST", "/dependency-resources/backup-policies", {
+            "dependencyResourceId": db_id, "schedule": "61 * * * *", "retentionCount": 3})
+        assert bad.status_code == 400 and "cron" in bad.text
+        policy = api.post("/dependency-resources/backup-policies", {
+            "dependencyResourceId": db_id, "schedule": "30 2 * * *",
+            "timezone": "Europe/Berlin", "retentionCount": 3})["id"]
+        shown = api.get(f"/dependency-resources/backup-policies/{policy}")["policy"]
+        assert len(shown["upcomingRuns"]) == 5 and shown["nextRunAt"] == shown["upcomingRuns"][0]
+        made = []
+        for _ in range(5):
+            with cp.sessions() as s:  # due now
+                s.get_one(BackupPolicy, policy).next_run_at = utcnow() - timedelta(seconds=1)
+                s.commit()
+            assert cp.run_backup_schedule() == 1
+            assert cp.run_backup_schedule() == 0  # its next run is tomorrow now
+            made.append(until(api, f"/dependency-resources/{db_id}/backups", lambda s: all(
+                b["status"] != "pending" for b in s["items"]))["items"][0]["id"])
+        kept = api.get(f"/dependency-resources/{db_id}/backups")["items"]
+        assert [b["id"] for b in kept] == made[:-4:-1]  # the 3 newest, newest first
+        assert all(b["status"] == "ready" for b in kept)
+        files = sorted(p.name for p in settings.resolved_backups_dir.rglob("*.dump"))
+        assert files == sorted(b["providerArtifactHandle"] for b in kept)
+
+        container = client.containers.list(filters={"label": f"launchbay.database={db_id}"})[0]
+        container.stop(timeout=5)
+        failed = api.post(f"/dependency-resources/backup-policies/{policy}/runs", {})["id"]
+        shown = until(api, f"/dependency-resources/backups/{failed}",
+                      lambda s: s["backup"]["status"] != "pending", timeout=60)["backup"]
+        assert shown["status"] == "failed" and shown["failureCode"] == "dump-failed"
+        assert shown["phase"] == "dump" and shown["failureMessage"]
+        after = api.get(f"/dependency-resources/{db_id}/backups", params={"status": "ready"})
+        assert [b["id"] for b in after["items"]] == [b["id"] for b in kept]
+        assert sorted(p.name for p in settings.resolved_backups_dir.rglob("*.dump")) == files
+        assert not list(settings.resolved_backups_dir.rglob("*.partial"))
+    finally:
+        api.request("DELETE", f"/dependency-resources/{db_id}?releaseBackups=true")
+        until(api, "/dependency-resources", lambda s: all(
+            d["id"] != db_id for d in s["items"]), timeout=60)

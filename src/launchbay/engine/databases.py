@@ -16,17 +16,20 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 from urllib.parse import quote
 
+from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import SecretBox
 from launchbay.engine.runtime import ContainerSpec, Runtime, RuntimeFailure
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Job, Refused, Retry
-from launchbay.store.models import Database, DatabaseBackup, OperatorWork, utcnow
+from launchbay.store import audit
+from launchbay.store.models import BackupPolicy, Database, DatabaseBackup, OperatorWork, utcnow
 
 log = logging.getLogger("launchbay.databases")
 
@@ -49,7 +52,9 @@ class Kind:
     verify: list[str]  # reads a backup on its standard input; exits 0 if whole
     restore: Callable[[Database], list[str]] | None  # reads a backup on standard input
     discrete: Callable[[Database, str], dict[str, str]]  # the usual variables of its clients
-    restorable_evidence: str = ""  # a line of `verify`'s output a backup with data has
+    # Whether `verify`'s output shows something to restore (restoring an archive without
+    # entries restores nothing); None when the kind's verify cannot tell.
+    has_entries: Callable[[bytes], bool] | None = None
 
 
 def _pg_discrete(db: Database, password: str) -> dict[str, str]:
@@ -71,7 +76,9 @@ POSTGRES = Kind(
     restore=lambda db: ["sh", "-c", "cat > /tmp/backup && exec pg_restore --clean --if-exists "
                         "--single-transaction --exit-on-error --no-owner --no-privileges "
                         f"-h {db.host} -U {db.username} -d {db.database_name} /tmp/backup"],
-    discrete=_pg_discrete, restorable_evidence="TABLE DATA",
+    discrete=_pg_discrete,
+    has_entries=lambda listing: any(line.strip() and not line.startswith(b";")
+                                    for line in listing.splitlines()),
 )
 
 
@@ -302,11 +309,38 @@ class DatabaseWork:
             row.failure_code = row.failure_message = None
             s.commit()
             s.expunge(row)
+        if row.policy_id:
+            self._retain(job, row.policy_id)
         return row
 
-    def _verify(self, docker: Runtime, db: Database, password: str, path: Path) -> str | None:
-        """Why the backup at `path` cannot be restored, or None when its kind's reader read
-        it whole (and, where the kind tells, found data in it)."""
+    def _retain(self, job: Job, policy_id: str) -> None:
+        """Applies the policy's retention to the backups it made, after one of them
+        succeeded: beyond the newest `retention_count`, or older than `retention_days`, a
+        backup goes (its file, then its row), but never the newest ready one."""
+        with self.sessions() as s:
+            p = s.get(BackupPolicy, policy_id)
+            if p is None:
+                return
+            ready = s.scalars(select(DatabaseBackup).where(
+                DatabaseBackup.policy_id == p.id, DatabaseBackup.status == "ready")
+                .order_by(DatabaseBackup.created_at.desc())).all()
+            cutoff = utcnow() - timedelta(days=p.retention_days) if p.retention_days else None
+            expired = [b for n, b in enumerate(ready) if n > 0 and (
+                (p.retention_count is not None and n >= p.retention_count)
+                or (cutoff is not None and b.created_at < cutoff))]
+            for b in expired:
+                backup_path(self.root, b).unlink(missing_ok=True)
+                audit.record(s, "dependency-resource.backup-pruned", b.database_id,
+                             organization_id=b.organization_id, backupId=b.id, policyId=p.id)
+                s.delete(b)
+            s.commit()
+        if expired:
+            job.progress(step=f"retention removed {len(expired)} older backup(s)")
+
+    def _verify(self, docker: Runtime, db: Database, password: str, path: Path, *,
+                restoring: bool = False) -> str | None:
+        """Why the backup at `path` is unusable, or None when its kind's reader read it whole
+        (an empty database makes a good backup; `restoring` it would restore nothing)."""
         kind = KINDS[db.kind]
         listing = bytearray()
         with path.open("rb") as source:
@@ -314,8 +348,8 @@ class DatabaseWork:
                                       stdin=source, stdout=listing.extend)
         if code != 0:
             return f"the backup does not read whole: {errors.strip()[-500:] or code}"
-        if kind.restorable_evidence and kind.restorable_evidence.encode() not in listing:
-            return "the backup holds no data"
+        if restoring and kind.has_entries is not None and not kind.has_entries(bytes(listing)):
+            return "the backup holds nothing to restore"
         return None
 
     def _failed(self, b: DatabaseBackup, phase: str, code: str, message: str) -> NoReturn:
@@ -347,6 +381,8 @@ class DatabaseWork:
         if b.status != "ready" or not path.is_file() or _sha256(path) != b.sha256:
             raise Refused("backup-corrupted", "the backup file is missing or is not the one "
                           "that was verified; nothing was restored")
+        if problem := self._verify(docker, db, password, path, restoring=True):
+            raise Refused("backup-unusable", f"{problem}; nothing was restored")
         if safety is not None and safety.status != "ready":
             job.progress("restore", "safety backup")
             self.back_up(job, docker, db, password, safety)

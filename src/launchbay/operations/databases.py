@@ -10,12 +10,15 @@ secrets of the snapshot; a name a user variable already has is refused, never ov
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import model_validator
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DbSession
 
+from launchbay import schedules
 from launchbay.crypto import generate_password
 from launchbay.engine.databases import KINDS, masked_url, url_of
 from launchbay.operations import variables
@@ -27,6 +30,7 @@ from launchbay.operations.schemas import Field, Id, IdOut, Name, Schema, Timesta
 from launchbay.operations.servers import default_server, get_server
 from launchbay.slugs import slugify
 from launchbay.store.models import (
+    BackupPolicy,
     Database,
     DatabaseBackup,
     DatabaseBinding,
@@ -675,3 +679,160 @@ def restore(ctx: Context, data: RestoreIn) -> IdOut:
     safety.work_id = b.restore_work_id = work.id
     ctx.audit(d.id, backupId=b.id, safetyBackupId=safety.id)
     return IdOut(id=work.id)
+
+
+# -- backup policies ----------------------------------------------------------------------------
+
+
+class PolicyOut(Schema):
+    schema_version: str = "dependency-resource-backup-policies.policy/v1"
+    id: str
+    version: str
+    dependency_resource_id: str
+    schedule: str | None
+    timezone: str
+    schedule_interval_hours: int | None
+    retention_days: int | None
+    retention_count: int | None
+    provider_key: str = "local-file"
+    retry_on_failure: bool
+    enabled: bool
+    last_run_at: Timestamp | None
+    next_run_at: Timestamp | None
+    upcoming_runs: list[Timestamp]
+    updated_at: Timestamp
+
+
+def _policy_out(p: BackupPolicy) -> PolicyOut:
+    upcoming = schedules.upcoming(p.schedule, p.timezone, p.interval_hours,
+                                  p.next_run_at - timedelta(seconds=1)) \
+        if p.enabled and p.next_run_at else []
+    return PolicyOut(id=p.id, version=str(p.version), dependency_resource_id=p.database_id,
+                     schedule=p.schedule, timezone=p.timezone,
+                     schedule_interval_hours=p.interval_hours, retention_days=p.retention_days,
+                     retention_count=p.retention_count, retry_on_failure=p.retry_on_failure,
+                     enabled=p.enabled, last_run_at=p.last_run_at, next_run_at=p.next_run_at,
+                     upcoming_runs=upcoming, updated_at=p.updated_at)
+
+
+class PolicyIn(Schema):
+    dependency_resource_id: Id
+    schedule: str | None = Field(None, min_length=1, max_length=100)
+    timezone: str = Field("UTC", min_length=1, max_length=64)
+    schedule_interval_hours: int | None = Field(None, ge=1, le=8760)
+    retention_days: int | None = Field(None, ge=1, le=3650)
+    retention_count: int | None = Field(None, ge=1, le=1000)
+    retry_on_failure: bool = True
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> PolicyIn:
+        if (self.schedule is None) == (self.schedule_interval_hours is None):
+            raise ValueError("give either schedule (cron, in timezone) or "
+                             "scheduleIntervalHours")
+        if problem := schedules.problem(self.schedule, self.timezone):
+            raise ValueError(problem)
+        return self
+
+
+@operation("dependency-resources.backup-policies.configure", role="developer",
+           audit="dependency-resource.backup-policy-configured")
+def configure_policy(ctx: Context, data: PolicyIn) -> IdOut:
+    """Sets when a database is backed up and which of those backups are kept: at most
+    `retentionCount`, none older than `retentionDays`, and never the newest good one.
+    Retention runs only after a backup succeeded; a failed run deletes nothing."""
+    d = get_database(ctx, data.dependency_resource_id)
+    if d.source_mode != "managed":
+        raise Conflict("an imported database is not launchbay's to back up",
+                       code="dependency_resource_not_managed")
+    p = ctx.db.scalar(select(BackupPolicy).where(BackupPolicy.database_id == d.id))
+    if p is None:
+        p = BackupPolicy(id=new_id("dbp"), organization_id=ctx.org_id, database_id=d.id,
+                         version=0)
+        ctx.db.add(p)
+    now = utcnow()
+    p.created_by = ctx.user_id or ""
+    p.schedule, p.timezone, p.interval_hours = data.schedule, data.timezone, \
+        data.schedule_interval_hours
+    p.retention_days, p.retention_count = data.retention_days, data.retention_count
+    p.retry_on_failure, p.enabled = data.retry_on_failure, data.enabled
+    p.version, p.updated_at = (p.version or 0) + 1, now
+    p.next_run_at = schedules.next_fire(p.schedule, p.timezone, p.interval_hours, now) \
+        if p.enabled else None
+    ctx.audit(d.id, policyId=p.id, schedule=p.schedule, timezone=p.timezone,
+              intervalHours=p.interval_hours, retentionDays=p.retention_days,
+              retentionCount=p.retention_count, enabled=p.enabled)
+    return IdOut(id=p.id)
+
+
+class PolicyFilter(Schema):
+    dependency_resource_id: Id | None = None
+    enabled_only: bool = False
+
+
+class PolicyList(Schema):
+    schema_version: str = "dependency-resource-backup-policies.list/v1"
+    items: list[PolicyOut]
+
+
+@operation("dependency-resources.backup-policies.list")
+def list_policies(ctx: Context, data: PolicyFilter) -> PolicyList:
+    """The organization's backup policies, with their last and next runs."""
+    query = select(BackupPolicy).join(Database).where(
+        BackupPolicy.organization_id == ctx.org_id, Database.status != "deleted")
+    if data.dependency_resource_id:
+        query = query.where(BackupPolicy.database_id == data.dependency_resource_id)
+    if data.enabled_only:
+        query = query.where(BackupPolicy.enabled.is_(True))
+    return PolicyList(items=[_policy_out(p) for p in ctx.db.scalars(
+        query.order_by(BackupPolicy.created_at).limit(500))])
+
+
+class PolicyRef(Schema):
+    policy_id: Id
+
+
+class PolicyShow(Schema):
+    schema_version: str = "dependency-resource-backup-policies.show/v1"
+    policy: PolicyOut
+
+
+def _get_policy(ctx: Context, policy_id: str) -> BackupPolicy:
+    p = ctx.db.get(BackupPolicy, policy_id)
+    if p is None or p.organization_id != ctx.org_id:
+        raise NotFound("backup policy not found", code="backup_policy_not_found")
+    get_database(ctx, p.database_id)
+    return p
+
+
+@operation("dependency-resources.backup-policies.show")
+def show_policy(ctx: Context, data: PolicyRef) -> PolicyShow:
+    """One backup policy and its next five runs."""
+    return PolicyShow(policy=_policy_out(_get_policy(ctx, data.policy_id)))
+
+
+@operation("dependency-resources.backup-policies.run", role="developer",
+           audit="dependency-resource.backup-requested")
+def run_policy(ctx: Context, data: PolicyRef) -> IdOut:
+    """A backup by the policy now (its retention applies once it is ready). The scheduler
+    runs this when a policy is due; a due policy's next run is then set from now, so runs
+    missed while the control plane was down are skipped, not piled up."""
+    p = _get_policy(ctx, data.policy_id)
+    d = get_database(ctx, p.database_id)
+    now = utcnow()
+    if p.enabled and p.next_run_at is not None and p.next_run_at <= now:
+        p.next_run_at = schedules.next_fire(p.schedule, p.timezone, p.interval_hours, now)
+    p.last_run_at = now
+    b = new_backup(ctx, d, "scheduled")
+    b.policy_id = p.id
+    b.work_id = _work(ctx, d, "backup", backup_id=b.id).id
+    ctx.audit(d.id, backupId=b.id, policyId=p.id)
+    return IdOut(id=b.id)
+
+
+def due_policies(db: DbSession, now: datetime) -> list[tuple[str, str, dict[str, str]]]:
+    """(user, organization, input) of each policy due at `now`, by index: the scheduler's
+    work is the due policies, not every database."""
+    return [(p.created_by, p.organization_id, {"policyId": p.id}) for p in db.scalars(
+        select(BackupPolicy).where(BackupPolicy.enabled.is_(True),
+                                   BackupPolicy.next_run_at <= now).limit(1000))]

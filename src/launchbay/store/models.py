@@ -476,11 +476,38 @@ class DatabaseBackup(Base):
     file_name: Mapped[str | None] = mapped_column(String(300))
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
+    policy_id: Mapped[str | None] = mapped_column(String(40))  # the policy that made it
     work_id: Mapped[str | None] = mapped_column(String(40))  # the attempt that makes it
     restore_work_id: Mapped[str | None] = mapped_column(String(40))  # its latest restore
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]
     restored_at: Mapped[datetime | None]
+
+
+class BackupPolicy(Base):
+    """When a database is backed up (a cron schedule in a time zone, or every N hours) and
+    how many of those backups are kept (by count and age; never the newest good one)."""
+
+    __tablename__ = "database_backup_policies"
+    __table_args__ = (Index("ix_database_backup_policies_due", "enabled", "next_run_at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    database_id: Mapped[str] = mapped_column(ForeignKey("databases.id"), unique=True)
+    created_by: Mapped[str] = mapped_column(String(40))  # whom the scheduler acts for
+    schedule: Mapped[str | None] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    interval_hours: Mapped[int | None] = mapped_column(Integer)
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    retention_count: Mapped[int | None] = mapped_column(Integer)
+    retry_on_failure: Mapped[bool] = mapped_column(default=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    last_run_at: Mapped[datetime | None]
+    next_run_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Deployment(Base):

@@ -76,11 +76,36 @@ def upgrade() -> None:
         sa.Column("file_name", sa.String(300)),
         sa.Column("size_bytes", sa.BigInteger()),
         sa.Column("sha256", sa.String(64)),
+        sa.Column("policy_id", sa.String(40)),
         sa.Column("work_id", sa.String(40)),
         sa.Column("restore_work_id", sa.String(40)),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("completed_at", UTCDateTime()),
         sa.Column("restored_at", UTCDateTime()))
+    op.create_table(
+        "database_backup_policies",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("organization_id", sa.String(40),
+                  sa.ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("database_id", sa.String(40), sa.ForeignKey("databases.id"), nullable=False,
+                  unique=True),
+        sa.Column("created_by", sa.String(40), nullable=False),
+        sa.Column("schedule", sa.String(100)),
+        sa.Column("timezone", sa.String(64), nullable=False),
+        sa.Column("interval_hours", sa.Integer()),
+        sa.Column("retention_days", sa.Integer()),
+        sa.Column("retention_count", sa.Integer()),
+        sa.Column("retry_on_failure", sa.Boolean(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("last_run_at", UTCDateTime()),
+        sa.Column("next_run_at", UTCDateTime()),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False))
+    op.create_index("ix_database_backup_policies_organization_id", "database_backup_policies",
+                    ["organization_id"])
+    op.create_index("ix_database_backup_policies_due", "database_backup_policies",
+                    ["enabled", "next_run_at"])
     op.create_index("ix_database_backups_organization_id", "database_backups",
                     ["organization_id"])
     op.create_index("ix_database_backups_database_created", "database_backups",
@@ -88,6 +113,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("database_backup_policies")
     op.drop_table("database_backups")
     op.drop_table("database_bindings")
     op.drop_table("databases")
