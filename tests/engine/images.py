@@ -229,24 +229,41 @@ def ensure_redis() -> str:
                         changes=('CMD ["redis-server"]',))
 
 
-PGAPP = "lbtest/pgapp:v1"
-# An app that reads and writes PostgreSQL through the DATABASE_URL it is given: GET
-# /cgi-bin/write?N adds the row N, GET /cgi-bin/read lists the rows.
-PGAPP_CGI = {
+# Apps that read and write their database through the DATABASE_URL they are given: GET
+# /cgi-bin/write?N adds the row N, GET /cgi-bin/read lists the rows (busybox's httpd, in the
+# database's own image for its client).
+PG_CGI = {
     "write": 'psql "$DATABASE_URL" -qtAc "CREATE TABLE IF NOT EXISTS notes (n int); '
              'INSERT INTO notes VALUES (${QUERY_STRING%%[!0-9]*})" && echo ok',
     "read": 'psql "$DATABASE_URL" -qtAc "SELECT string_agg(n::text, \',\' ORDER BY n) '
             'FROM notes"',
 }
+_MYSQL_URL = ('u=${DATABASE_URL#*://}; cred=${u%%@*}; rest=${u#*@}; hostport=${rest%%/*}\n'
+              'export MYSQL_PWD=${cred#*:}\n'
+              'sql() { mariadb -h "${hostport%%:*}" -u "${cred%%:*}" "${rest#*/}" -N -e "$1"; }\n')
+MYSQL_CGI = {
+    "write": _MYSQL_URL + 'sql "CREATE TABLE IF NOT EXISTS notes (n int); '
+                          'INSERT INTO notes VALUES (${QUERY_STRING%%[!0-9]*})" && echo ok',
+    "read": _MYSQL_URL + "sql \"SELECT GROUP_CONCAT(n ORDER BY n) FROM notes\"",
+}
+REDIS_CGI = {
+    "write": 'redis-cli -u "$DATABASE_URL" RPUSH notes "${QUERY_STRING%%[!0-9]*}" >/dev/null '
+             '2>&1 && echo ok',
+    "read": 'redis-cli -u "$DATABASE_URL" LRANGE notes 0 -1 2>/dev/null | paste -sd,',
+}
+APPS = {"postgres": ("lbtest/pgapp:v1", ensure_postgres, PG_CGI),
+        "redis": ("lbtest/redisapp:v1", ensure_redis, REDIS_CGI),
+        "mysql": ("lbtest/mysqlapp:v1", ensure_mariadb, MYSQL_CGI)}
 
 
-def ensure_pgapp() -> str:
-    base = ensure_postgres()
+def ensure_app(kind: str) -> str:
+    tag, ensure_base, scripts = APPS[kind]
+    base = ensure_base()
     client = docker.from_env()
-    digest = hashlib.sha256(repr((PGAPP_CGI, "index")).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(repr((scripts, base, "index")).encode()).hexdigest()[:16]
     try:
-        if client.images.get(PGAPP).labels.get("launchbay.test-recipe") == digest:
-            return PGAPP
+        if client.images.get(tag).labels.get("launchbay.test-recipe") == digest:
+            return tag
     except docker.errors.ImageNotFound:
         pass
     dockerfile = (f"FROM {base}\nCOPY busybox /bin/busybox\nCOPY www /www\n"
@@ -254,17 +271,17 @@ def ensure_pgapp() -> str:
                   '"/www"]\n')
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        entries = {"Dockerfile": (dockerfile, 0o644), "www/index.html": ("pgapp\n", 0o644), **{
+        entries = {"Dockerfile": (dockerfile, 0o644), "www/index.html": ("app\n", 0o644), **{
             f"www/cgi-bin/{name}": (f"#!/bin/sh\necho 'Content-Type: text/plain'\necho\n"
-                                    f"{script}\n", 0o755) for name, script in PGAPP_CGI.items()}}
+                                    f"{script}\n", 0o755) for name, script in scripts.items()}}
         for name, (text, mode) in entries.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(text.encode()), mode
             tar.addfile(info, io.BytesIO(text.encode()))
         tar.add(BUSYBOX, arcname="busybox")
-    client.images.build(fileobj=io.BytesIO(buf.getvalue()), custom_context=True, tag=PGAPP,
+    client.images.build(fileobj=io.BytesIO(buf.getvalue()), custom_context=True, tag=tag,
                         labels={"launchbay.test-recipe": digest}, rm=True)
-    return PGAPP
+    return tag
 
 
 def ensure_all() -> None:

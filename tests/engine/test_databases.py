@@ -30,8 +30,9 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
                     edge_enabled=False, shipped_templates=False, worker_poll_seconds=0.1,
                     work_lease_seconds=5, reconcile_seconds=2,
-                    database_images={"postgres": images.ensure_postgres(), "mysql": "-",
-                                     "redis": "-"},
+                    database_images={"postgres": images.ensure_postgres(),
+                                     "mysql": images.ensure_mariadb(),
+                                     "redis": images.ensure_redis()},
                     backups_dir=tmp_path / "backups")
 
 
@@ -49,10 +50,17 @@ def rows(url: str) -> str:
     return body(f"{url}/cgi-bin/read").strip()
 
 
-def test_postgres_bound_backed_up_and_restored(api: Api, cp: Any, settings: Settings) -> None:
-    ids = make_app(api, images.ensure_pgapp())
+# Per kind: the name of one discrete variable its bindings inject, and of the password's.
+DISCRETE = {"postgres": ("PGHOST", "PGPASSWORD"), "mysql": ("MYSQL_HOST", "MYSQL_PASSWORD"),
+            "redis": ("REDIS_HOST", "REDIS_PASSWORD")}
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql", "redis"])
+def test_bound_backed_up_and_restored(api: Api, cp: Any, settings: Settings, kind: str) -> None:
+    host_var, password_var = DISCRETE[kind]
+    ids = make_app(api, images.ensure_app(kind))
     db_id = api.post("/dependency-resources/provision", {
-        "kind": "postgres", "projectId": ids["project"], "environmentId": ids["env"],
+        "kind": kind, "projectId": ids["project"], "environmentId": ids["env"],
         "name": "main"})["id"]
     try:
         shown = until(api, f"/dependency-resources/{db_id}", lambda s: s["dependencyResource"][
@@ -69,13 +77,13 @@ def test_postgres_bound_backed_up_and_restored(api: Api, cp: Any, settings: Sett
         binding = api.post(f"/resources/{resource}/dependency-bindings", {
             "dependencyResourceId": db_id, "targetName": "DATABASE_URL"})["id"]
         clash = api.request("POST", f"/resources/{resource}/variables",
-                            {"key": "PGHOST", "value": "elsewhere"})
+                            {"key": host_var, "value": "elsewhere"})
         assert clash.status_code == 409, clash.text
         again = api.request("POST", f"/resources/{resource}/dependency-bindings", {
             "dependencyResourceId": db_id, "targetName": "OTHER_URL"})
-        assert again.status_code == 409 and "PGHOST" in again.text  # discrete ones taken
+        assert again.status_code == 409 and host_var in again.text  # discrete ones taken
         listed = api.get(f"/resources/{resource}/dependency-bindings")["items"]
-        assert [b["id"] for b in listed] == [binding] and "PGPASSWORD" in listed[0]["variables"]
+        assert [b["id"] for b in listed] == [binding] and password_var in listed[0]["variables"]
 
         app = deployed(api, ids)
         url = f"http://127.0.0.1:{app['hostPort']}"
@@ -130,7 +138,7 @@ def test_postgres_bound_backed_up_and_restored(api: Api, cp: Any, settings: Sett
         with cp.sessions() as s:
             db = s.get_one(Database, db_id)
             s.expunge(db)
-        cut = path.with_name("cut.dump")
+        cut = path.with_name("cut")
         shutil.copy(path, cut)
         with cut.open("r+b") as f:
             f.truncate(cut.stat().st_size // 2)

@@ -87,20 +87,27 @@ def _mysql_discrete(db: Database, password: str) -> dict[str, str]:
             "MYSQL_PASSWORD": password, "MYSQL_DATABASE": db.database_name or ""}
 
 
+def _either(mariadb: str, mysql: str, *args: str) -> list[str]:
+    """MariaDB's images name their clients `mariadb*`, MySQL's `mysql*`: whichever is there."""
+    return ["sh", "-c", f'if command -v {mariadb} >/dev/null; then exec {mariadb} "$@"; fi; '
+            f'exec {mysql} "$@"', "sh", *args]
+
+
 MYSQL = Kind(  # MariaDB's and MySQL's images read the same MYSQL_* variables
     port=3306, data_path="/var/lib/mysql", scheme="mysql", extension="sql",
     server_env=lambda db, pw: {"MYSQL_USER": db.username or "", "MYSQL_PASSWORD": pw,
                                "MYSQL_DATABASE": db.database_name or "",
                                "MYSQL_RANDOM_ROOT_PASSWORD": "yes"},
     client_env=lambda db, pw: {"MYSQL_PWD": pw},
-    probe=lambda db: ["mysql", "-h", db.host, "-u", db.username or "",
-                      db.database_name or "", "-e", "SELECT 1"],
-    dump=lambda db: ["mysqldump", "--single-transaction", "--routines", "-h", db.host, "-u",
-                     db.username or "", db.database_name or ""],
-    # mysqldump ends a whole dump with this line; a truncated file does not have it.
+    probe=lambda db: _either("mariadb", "mysql", "-h", db.host, "-u", db.username or "",
+                             db.database_name or "", "-e", "SELECT 1"),
+    dump=lambda db: _either("mariadb-dump", "mysqldump", "--single-transaction", "--routines",
+                            "--no-tablespaces", "-h", db.host, "-u", db.username or "",
+                            db.database_name or ""),
+    # A whole dump ends with this line; a truncated file does not.
     verify=["sh", "-c", "tail -c 200 | grep -q -- '-- Dump completed'"],
-    restore=lambda db: ["mysql", "-h", db.host, "-u", db.username or "",
-                        db.database_name or ""],
+    restore=lambda db: _either("mariadb", "mysql", "-h", db.host, "-u", db.username or "",
+                               db.database_name or ""),
     discrete=_mysql_discrete,
 )
 
@@ -113,11 +120,11 @@ REDIS = Kind(
     port=6379, data_path="/data", scheme="redis", extension="rdb",
     server_env=lambda db, pw: {"REDIS_PASSWORD": pw},
     client_env=lambda db, pw: {"REDISCLI_AUTH": pw},
-    probe=lambda db: ["redis-cli", "-h", db.host, "ping"],
+    probe=lambda db: ["sh", "-c", f'test "$(redis-cli -h {db.host} ping)" = PONG'],
     dump=lambda db: ["sh", "-c", f"redis-cli -h {db.host} --rdb /tmp/dump.rdb >&2 && "
                      "cat /tmp/dump.rdb"],
     verify=["sh", "-c", "cat > /tmp/dump.rdb && redis-check-rdb /tmp/dump.rdb"],
-    restore=None,  # a snapshot is loaded at the server's start: not yet offered
+    restore=None,  # a snapshot is loaded at the server's start: `_restore_snapshot`
     discrete=_redis_discrete,
 )
 
@@ -126,9 +133,11 @@ KINDS: dict[str, Kind] = {"postgres": POSTGRES, "mysql": MYSQL, "redis": REDIS}
 
 def redis_command() -> list[str]:
     """Redis takes its password from a file the shell writes (not its command line), and
-    keeps an append-only log beside its snapshots."""
-    return ["sh", "-c", 'printf "requirepass %s\\nappendonly yes\\ndir /data\\n" '
-            '"$REDIS_PASSWORD" > /tmp/redis.conf && unset REDIS_PASSWORD && '
+    keeps an append-only log beside its snapshots; after a restore (a snapshot and no log)
+    it starts from the snapshot, and the restore turns the log back on."""
+    return ["sh", "-c", 'aof=yes; if [ -e /data/dump.rdb ] && [ ! -e /data/appendonlydir ]; '
+            'then aof=no; fi; printf "requirepass %s\\nappendonly %s\\ndir /data\\n" '
+            '"$REDIS_PASSWORD" "$aof" > /tmp/redis.conf && unset REDIS_PASSWORD && '
             "exec redis-server /tmp/redis.conf"]
 
 
@@ -225,20 +234,25 @@ class DatabaseWork:
                 command=redis_command() if db.kind == "redis" else None,
                 volumes=[(db.volume_name or "", kind.data_path, "rw")])).id
         job.progress(step="waiting for the database to answer")
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            code, errors = self._tool(docker, db, password, kind.probe(db), "probe", timeout=15)
-            if code == 0:
-                break
-            if time.monotonic() > deadline:
-                raise Refused("database-not-ready", f"the database did not answer within "
-                              f"{READY_TIMEOUT:.0f} s: {errors.strip()[-500:]}")
-            time.sleep(1)
+        self._answers(docker, db, password)
         with self.sessions() as s:
             row = s.get_one(Database, db.id)
             row.container_id, row.status, row.realized_at = container_id, "ready", utcnow()
             row.failure_code = row.failure_message = None
             s.commit()
+
+    def _answers(self, docker: Runtime, db: Database, password: str) -> None:
+        """Returns once the database answers its own client as its user."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            code, errors = self._tool(docker, db, password, KINDS[db.kind].probe(db), "probe",
+                                      timeout=15)
+            if code == 0:
+                return
+            if time.monotonic() > deadline:
+                raise Refused("database-not-ready", f"the database did not answer within "
+                              f"{READY_TIMEOUT:.0f} s: {errors.strip()[-500:]}")
+            time.sleep(1)
 
     def _remove(self, job: Job, docker: Runtime, db: Database) -> None:
         """The explicit delete of a database: its container, then its volume and data."""
@@ -368,8 +382,6 @@ class DatabaseWork:
         """A safety backup of what is there now, a check that the file is the one that was
         verified, then the kind's restore in one transaction."""
         kind = KINDS[db.kind]
-        if kind.restore is None:
-            raise Refused("restore-unsupported", f"restoring a {db.kind} backup is not offered")
         with self.sessions() as s:
             b = s.get_one(DatabaseBackup, backup_id)
             s.expunge(b)
@@ -387,9 +399,12 @@ class DatabaseWork:
             job.progress("restore", "safety backup")
             self.back_up(job, docker, db, password, safety)
         job.progress("restore", "restore")
-        with path.open("rb") as source:
-            code, errors = self._tool(docker, db, password, kind.restore(db), "restore",
-                                      stdin=source)
+        if kind.restore is None:
+            code, errors = self._restore_snapshot(job, docker, db, password, path)
+        else:
+            with path.open("rb") as source:
+                code, errors = self._tool(docker, db, password, kind.restore(db), "restore",
+                                          stdin=source)
         if code != 0:
             raise Refused("restore-failed", f"the restore failed and was rolled back: "
                           f"{errors.strip()[-500:] or code}")
@@ -397,6 +412,37 @@ class DatabaseWork:
             s.get_one(DatabaseBackup, b.id).restored_at = utcnow()
             s.commit()
         job.progress("restore", f"restored backup {b.id} ({b.size_bytes} bytes)")
+
+
+    def _restore_snapshot(self, job: Job, docker: Runtime, db: Database, password: str,
+                          path: Path) -> tuple[int, str]:
+        """Redis loads a snapshot only at its start: the server stops, the snapshot replaces
+        its files (the append-only log goes), it starts from it, and the log is turned back
+        on (written afresh from what was restored)."""
+        servers = [c for c in docker.containers(**{"launchbay.database": db.id})
+                   if c.labels.get("launchbay.run") is None]
+        if not servers:
+            return 1, "the database's container is missing"
+        docker.stop(servers[0].id)
+        try:
+            with path.open("rb") as source:
+                code, errors = docker.run_to_end(ContainerSpec(
+                    name=f"lb-db-{db.id}-restore-{secrets.token_hex(3)}", image=db.image or "",
+                    labels={"launchbay.database": db.id, "launchbay.run": "restore"},
+                    network="none", command=["sh", "-c", "cat > /data/restore.rdb && rm -rf "
+                                             "/data/appendonlydir /data/appendonly.aof && "
+                                             "mv /data/restore.rdb /data/dump.rdb"],
+                    volumes=[(db.volume_name or "", KINDS[db.kind].data_path, "rw")]),
+                    stdin=source, timeout=TOOL_TIMEOUT)
+        finally:
+            docker.start(servers[0].id)
+        if code != 0:
+            return code, errors
+        job.progress(step="waiting for the database to answer")
+        self._answers(docker, db, password)
+        return self._tool(docker, db, password, ["sh", "-c", f'test "$(redis-cli -h {db.host} '
+                                                 'CONFIG SET appendonly yes)" = OK'],
+                          "restore", timeout=60)
 
 
 def _sha256(path: Path) -> str:

@@ -203,7 +203,9 @@ def provision(ctx: Context, data: ProvisionIn) -> IdOut:
                  slug=slug, kind=data.kind, source_mode="managed", description=data.description,
                  image=ctx.settings.database_images[data.kind], port=KINDS[data.kind].port,
                  database_name=None if data.kind == "redis" else slug.replace("-", "_"),
-                 username=None if data.kind == "redis" else "app", status="provisioning",
+                 # Redis 6+ names its password's user `default` (URLs without one are
+                 # misread by some clients, redis-cli 7.0 among them).
+                 username="default" if data.kind == "redis" else "app", status="provisioning",
                  sealed_secret=ctx.secrets.encrypt(generate_password()), host="")
     d.host, d.volume_name = f"db-{d.id.removeprefix('db_')}", f"lb-db-{d.id}"
     ctx.db.add(d)
@@ -667,9 +669,6 @@ def restore(ctx: Context, data: RestoreIn) -> IdOut:
     if b.status != "ready":
         raise Conflict("only a ready (verified) backup can be restored",
                        code="dependency_resource_backup_not_ready")
-    if KINDS[d.kind].restore is None:
-        raise Conflict(f"restoring a {d.kind} backup is not offered yet",
-                       code="dependency_resource_restore_unsupported")
     if ctx.db.scalar(select(OperatorWork.id).where(
             OperatorWork.id == b.restore_work_id,
             OperatorWork.status.in_(("pending", "running", "retry-scheduled")))):
