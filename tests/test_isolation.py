@@ -7,7 +7,7 @@ import pytest
 
 from launchbay.http.native import ROUTES
 from launchbay.operations import CATALOG
-from launchbay.store.models import BackupPolicy, DatabaseBackup
+from launchbay.store.models import BackupDestination, BackupPolicy, DatabaseBackup
 
 from support import Api, add_member, snapshot
 
@@ -46,6 +46,9 @@ def world(admin: Api, cp):
     with cp.sessions() as s:  # a backup (of a managed database: no engine runs here)
         s.add(DatabaseBackup(id="dbk_world", organization_id=admin.org_id,
                              database_id=database, kind="postgres", status="ready"))
+        s.add(BackupDestination(id="dst_world", organization_id=admin.org_id, name="s3",
+                                endpoint="https://s3.example.com", bucket="backups",
+                                sealed_credentials="sealed"))
         s.add(BackupPolicy(id="dbp_world", organization_id=admin.org_id, database_id=database,
                            created_by=admin.user_id, interval_hours=24))
         s.commit()
@@ -109,6 +112,7 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
         ("POST", f"/dependency-resources/{world['database']}/backups", {}),
         ("GET", f"/dependency-resources/backups/{world['backup']}", None),
         ("GET", "/dependency-resources/backup-policies/dbp_world", None),
+        ("DELETE", "/backup-destinations/dst_world", None),
         ("POST", "/dependency-resources/backup-policies/dbp_world/runs", {}),
         ("POST", "/dependency-resources/backup-policies", {
             "dependencyResourceId": world["database"], "scheduleIntervalHours": 1}),
@@ -143,6 +147,7 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
     assert bob.get("/dependency-resources")["items"] == []
     assert bob.get("/dependency-resources/count")["count"] == 0
     assert bob.get("/dependency-resources/backup-policies")["items"] == []
+    assert bob.get("/backup-destinations")["items"] == []
     assert snapshot(cp) == before
     assert admin.get(f"/projects/{p}")["name"] == "alpha"
 
@@ -227,6 +232,10 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
             "dependencyResourceId": ids["dependencyResourceId"], "scheduleIntervalHours": 6,
             "retentionCount": 3},
         "dependency-resources.backup-policies.run": {},
+        "backup-destinations.create": {"name": "s3", "endpoint": "https://s3.example.com",
+                                       "bucket": "backups", "accessKeyId": "k",
+                                       "secretAccessKey": "s"},
+        "backup-destinations.delete": {},
         "dependency-resources.backups.restore": {"acknowledgeDataOverwrite": True},
         "resources.dependency-bindings.create": {
             "dependencyResourceId": ids["dependencyResourceId"], "targetName": "OTHER_URL",
@@ -299,7 +308,7 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "domain": "viewer.example.com", "name": "some-app", "deploymentName": "some-app",
            "template": "hello", "uuid": "0000abcd", "dependencyResourceId": world["database"],
            "backupId": world["backup"], "bindingId": world["db_binding"],
-           "policyId": "dbp_world"}
+           "policyId": "dbp_world", "destinationId": "dst_world"}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

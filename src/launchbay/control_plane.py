@@ -79,8 +79,7 @@ class ControlPlane:
              "runtime-maintenance": RuntimeControl(self.sessions, self.targets, reroute,
                                                    settings.edge_drain_seconds),
              "route-realization": RouteRealization(self.sessions, settings, self.edge),
-             "database": DatabaseWork(self.sessions, self.ops.secrets, self.targets,
-                                      settings.resolved_backups_dir),
+             "database": DatabaseWork(self.sessions, self.ops.secrets, self.targets, settings),
              "proxy-bootstrap": ProxyBootstrap(self.edge)},
             count=settings.workers, poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.work_lease_seconds, background=background)

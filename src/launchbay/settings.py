@@ -83,6 +83,8 @@ class Settings(BaseSettings):
                                        "redis": "redis:7"}
     backups_dir: Path | None = None
     backup_schedule_seconds: float = 30  # how often due backup policies are looked for
+    # Networks (CIDR) object stores may be at besides public addresses (as for git remotes).
+    backup_allowed_networks: list[str] = []
     # Where git repositories may be fetched from: public addresses, and these networks (CIDR)
     # besides; never the denied ones. Folders of the server are fetched only under
     # `git_local_folders` (for an operator's own mirrors; a user could otherwise read the disk).

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import pytest
 
 from launchbay.engine.databases import KINDS
@@ -22,7 +25,35 @@ from launchbay.store.models import BackupPolicy, Database, utcnow
 
 import images
 from docker_support import body, deployed
-from support import Api, make_app
+from support import Api, free_port, make_app, spawn
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[str]:
+    """An S3-compatible server on loopback (moto's), with the bucket `backups`."""
+    port = free_port()
+    proc = spawn([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p",
+                  str(port)])
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline and proc.poll() is None, "moto did not start"
+            time.sleep(0.2)
+    bucket(url).make_bucket("backups")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def bucket(url: str | None = None) -> Any:
+    from minio import Minio
+
+    return Minio((url or "").removeprefix("http://") or "127.0.0.1", access_key="test",
+                 secret_key="test-secret", secure=False, region="us-east-1")
 
 
 @pytest.fixture
@@ -33,7 +64,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
                     database_images={"postgres": images.ensure_postgres(),
                                      "mysql": images.ensure_mariadb(),
                                      "redis": images.ensure_redis()},
-                    backups_dir=tmp_path / "backups")
+                    backups_dir=tmp_path / "backups", backup_allowed_networks=["127.0.0.0/8"])
 
 
 def until(api: Api, path: str, done: Any, timeout: float = 120) -> dict[str, Any]:
@@ -173,7 +204,7 @@ def test_bound_backed_up_and_restored(api: Api, cp: Any, settings: Settings, kin
 
 
 def test_retention_keeps_the_newest_good_backups_and_a_failed_run_deletes_none(
-        api: Api, cp: Any, settings: Settings) -> None:
+        api: Api, cp: Any, settings: Settings, s3: str) -> None:
     """A policy keeping 3, run 5 times (its due time moved into the past each time, as a
     test clock): exactly the 3 newest remain, on disk and in the store; then a run against a
     database that does not answer fails and deletes nothing."""
@@ -188,9 +219,18 @@ def test_retention_keeps_the_newest_good_backups_and_a_failed_run_deletes_none(
         bad = api.request("POST", "/dependency-resources/backup-policies", {
             "dependencyResourceId": db_id, "schedule": "61 * * * *", "retentionCount": 3})
         assert bad.status_code == 400 and "cron" in bad.text
+        refused = api.request("POST", "/backup-destinations", {
+            "name": "metadata", "endpoint": "http://169.254.169.254", "bucket": "backups",
+            "accessKeyId": "test", "secretAccessKey": "test-secret"})
+        assert refused.status_code == 400 and "not a public address" in refused.text
+        destination = api.post("/backup-destinations", {
+            "name": "s3", "endpoint": s3, "bucket": "backups", "prefix": "lb",
+            "region": "us-east-1", "accessKeyId": "test", "secretAccessKey": "test-secret"})["id"]
+        assert "test-secret" not in str(api.get("/backup-destinations"))
         policy = api.post("/dependency-resources/backup-policies", {
             "dependencyResourceId": db_id, "schedule": "30 2 * * *",
-            "timezone": "Europe/Berlin", "retentionCount": 3})["id"]
+            "timezone": "Europe/Berlin", "retentionCount": 3,
+            "destinationIds": [destination]})["id"]
         shown = api.get(f"/dependency-resources/backup-policies/{policy}")["policy"]
         assert len(shown["upcomingRuns"]) == 5 and shown["nextRunAt"] == shown["upcomingRuns"][0]
         made = []
@@ -207,6 +247,14 @@ def test_retention_keeps_the_newest_good_backups_and_a_failed_run_deletes_none(
         assert all(b["status"] == "ready" for b in kept)
         files = sorted(p.name for p in settings.resolved_backups_dir.rglob("*.dump"))
         assert files == sorted(b["providerArtifactHandle"] for b in kept)
+        store = bucket(s3)
+        objects = {o.object_name: o for o in store.list_objects("backups", recursive=True)}
+        assert sorted(k.rsplit("/", 1)[-1] for k in objects) == files
+        for b in kept:  # every copy is the verified file
+            (copy,) = b["copies"]
+            assert copy["status"] == "uploaded" and copy["objectKey"].startswith("lb/")
+            data = store.get_object("backups", copy["objectKey"]).read()
+            assert hashlib.sha256(data).hexdigest() == b["sha256"]
 
         container = client.containers.list(filters={"label": f"launchbay.database={db_id}"})[0]
         container.stop(timeout=5)
@@ -219,6 +267,7 @@ def test_retention_keeps_the_newest_good_backups_and_a_failed_run_deletes_none(
         assert [b["id"] for b in after["items"]] == [b["id"] for b in kept]
         assert sorted(p.name for p in settings.resolved_backups_dir.rglob("*.dump")) == files
         assert not list(settings.resolved_backups_dir.rglob("*.partial"))
+        assert len(list(store.list_objects("backups", recursive=True))) == 3
     finally:
         api.request("DELETE", f"/dependency-resources/{db_id}?releaseBackups=true")
         until(api, "/dependency-resources", lambda s: all(

@@ -11,25 +11,39 @@ own reader, and only then renamed and marked `ready`.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import json
 import logging
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, NoReturn
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import SecretBox
+from launchbay.drivers.object_storage import Bucket, StorageError
+from launchbay.drivers.source_checkout import GitPolicy
 from launchbay.engine.runtime import ContainerSpec, Runtime, RuntimeFailure
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Job, Refused, Retry
+from launchbay.settings import Settings
 from launchbay.store import audit
-from launchbay.store.models import BackupPolicy, Database, DatabaseBackup, OperatorWork, utcnow
+from launchbay.store.models import (
+    BackupCopy,
+    BackupDestination,
+    BackupPolicy,
+    Database,
+    DatabaseBackup,
+    OperatorWork,
+    utcnow,
+)
 
 log = logging.getLogger("launchbay.databases")
 
@@ -170,8 +184,9 @@ class DatabaseWork:
     """The handler of `database` work items: provision, back up, restore or remove."""
 
     def __init__(self, sessions: sessionmaker, box: SecretBox, targets: Targets,
-                 backups_dir: Path):
-        self.sessions, self.box, self.targets, self.root = sessions, box, targets, backups_dir
+                 settings: Settings):
+        self.sessions, self.box, self.targets = sessions, box, targets
+        self.settings, self.root = settings, settings.resolved_backups_dir
 
     def run(self, job: Job) -> str:
         action = job.item.payload.get("action")
@@ -323,9 +338,36 @@ class DatabaseWork:
             row.failure_code = row.failure_message = None
             s.commit()
             s.expunge(row)
+        if row.destination_ids:
+            self._copy(job, row)
         if row.policy_id:
             self._retain(job, row.policy_id)
         return row
+
+    def _copy(self, job: Job, b: DatabaseBackup) -> None:
+        """Uploads a ready backup to each of its destinations; each copy's outcome is kept
+        (a destination that fails does not undo the others, nor the local backup)."""
+        path = backup_path(self.root, b)
+        with self.sessions() as s:
+            targets = s.scalars(select(BackupDestination).where(
+                BackupDestination.id.in_(b.destination_ids))).all()
+            s.expunge_all()
+        for t in targets:
+            job.progress("backup", f"copy to {t.name}")
+            key = object_key(t, b)
+            copy = BackupCopy(backup_id=b.id, destination_id=t.id, object_key=key)
+            try:
+                if problem := outbound_problem(t.endpoint, self.settings):
+                    raise StorageError(problem)
+                copy.size_bytes = bucket_of(t, self.box).put(key, path, b.sha256 or "")
+                copy.status, copy.uploaded_at = "uploaded", utcnow()
+                if copy.size_bytes != b.size_bytes:
+                    copy.status, copy.failure_message = "failed", "the sizes differ"
+            except StorageError as exc:
+                copy.status, copy.failure_message = "failed", str(exc)[-2000:]
+            with self.sessions() as s:
+                s.merge(copy)
+                s.commit()
 
     def _retain(self, job: Job, policy_id: str) -> None:
         """Applies the policy's retention to the backups it made, after one of them
@@ -342,6 +384,14 @@ class DatabaseWork:
             expired = [b for n, b in enumerate(ready) if n > 0 and (
                 (p.retention_count is not None and n >= p.retention_count)
                 or (cutoff is not None and b.created_at < cutoff))]
+            copies = s.execute(select(BackupCopy, BackupDestination).join(BackupDestination)
+                               .where(BackupCopy.backup_id.in_([b.id for b in expired]))).all()
+            for copy, t in copies:  # a copy that cannot be removed now stays listed
+                try:
+                    bucket_of(t, self.box).remove(copy.object_key)
+                except StorageError as exc:
+                    log.warning("backup %s stays in %s: %s", copy.backup_id, t.name, exc)
+                    expired = [b for b in expired if b.id != copy.backup_id]
             for b in expired:
                 backup_path(self.root, b).unlink(missing_ok=True)
                 audit.record(s, "dependency-resource.backup-pruned", b.database_id,
@@ -443,6 +493,38 @@ class DatabaseWork:
         return self._tool(docker, db, password, ["sh", "-c", f'test "$(redis-cli -h {db.host} '
                                                  'CONFIG SET appendonly yes)" = OK'],
                           "restore", timeout=60)
+
+
+def outbound_problem(endpoint: str, settings: Settings, *, resolve: bool = True) -> str | None:
+    """Why launchbay may not connect to `endpoint`, or None: every address it is at must be
+    public or in `backup_allowed_networks` (and none in the denied networks), so that a user
+    cannot make the control plane reach the server's own services. Without `resolve`, only
+    an address written in the endpoint is checked."""
+    url = urlsplit(endpoint)
+    host = url.hostname or ""
+    policy = GitPolicy(allowed_networks=tuple(settings.backup_allowed_networks),
+                       denied_networks=tuple(settings.git_denied_networks))
+    try:
+        addresses = {str(ipaddress.ip_address(host))}
+    except ValueError:
+        if not resolve:
+            return None
+        try:
+            addresses = {str(i[4][0]) for i in socket.getaddrinfo(host, url.port or 443)}
+        except (OSError, UnicodeError) as exc:
+            return f"cannot resolve {host}: {exc}"
+    refused = sorted(a for a in addresses if not policy.admits_address(a))
+    return f"{host} is at {refused[0]}, which is not a public address" if refused else None
+
+
+def object_key(t: BackupDestination, b: DatabaseBackup) -> str:
+    return "/".join(p for p in (t.prefix, b.organization_id, b.database_id, b.file_name) if p)
+
+
+def bucket_of(t: BackupDestination, box: SecretBox) -> Bucket:
+    keys = json.loads(box.decrypt(t.sealed_credentials))
+    return Bucket(endpoint=t.endpoint, name=t.bucket, access_key=keys["accessKeyId"],
+                  secret_key=keys["secretAccessKey"], region=t.region)
 
 
 def _sha256(path: Path) -> str:

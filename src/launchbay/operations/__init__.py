@@ -45,6 +45,7 @@ HOMES = {
     "projects": "projects", "environments": "environments",
     "resources": "resources", "storage-volumes": "storage",
     "dependency-resources": "databases", "resources.dependency-bindings": "databases",
+    "backup-destinations": "databases",
     "deployments": "deployments", "servers": "servers", "operator-work": "operator_work",
     "domain-bindings": "edge", "certificates": "edge", "default-access-domain-policies": "edge",
     "templates": "templates", "instances": "instances",

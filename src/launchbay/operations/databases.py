@@ -9,6 +9,7 @@ secrets of the snapshot; a name a user variable already has is refused, never ov
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
@@ -20,16 +21,18 @@ from sqlalchemy.orm import Session as DbSession
 
 from launchbay import schedules
 from launchbay.crypto import generate_password
-from launchbay.engine.databases import KINDS, masked_url, url_of
+from launchbay.engine.databases import KINDS, masked_url, outbound_problem, url_of
 from launchbay.operations import variables
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.environments import get_environment
 from launchbay.operations.errors import Conflict, Invalid, NotFound
 from launchbay.operations.resources import ResourceRef, get_resource
-from launchbay.operations.schemas import Field, Id, IdOut, Name, Schema, Timestamp
+from launchbay.operations.schemas import Empty, Field, Id, IdOut, Name, Schema, Timestamp
 from launchbay.operations.servers import default_server, get_server
 from launchbay.slugs import slugify
 from launchbay.store.models import (
+    BackupCopy,
+    BackupDestination,
     BackupPolicy,
     Database,
     DatabaseBackup,
@@ -520,6 +523,15 @@ class RestoreAttempt(Schema):
     failure_message: str | None = None
 
 
+class CopyOut(Schema):
+    destination_id: str
+    object_key: str
+    status: Literal["uploaded", "failed"]
+    size_bytes: int | None
+    failure_message: str | None
+    uploaded_at: Timestamp | None
+
+
 class BackupOut(Schema):
     id: str
     dependency_resource_id: str
@@ -541,12 +553,20 @@ class BackupOut(Schema):
     failure_code: str | None
     failure_message: str | None
     latest_restore_attempt: RestoreAttempt | None
+    copies: list[CopyOut]
     created_at: Timestamp
 
 
 def _backup_outs(ctx: Context, rows: Sequence[tuple[DatabaseBackup, Database]]) -> list[BackupOut]:
     restores = {w.id: w for w in ctx.db.scalars(select(OperatorWork).where(OperatorWork.id.in_(
         [b.restore_work_id for b, _ in rows if b.restore_work_id])))}
+    copies: dict[str, list[CopyOut]] = {b.id: [] for b, _ in rows}
+    for c in ctx.db.scalars(select(BackupCopy).where(BackupCopy.backup_id.in_(list(copies)))):
+        copies[c.backup_id].append(CopyOut(
+            destination_id=c.destination_id, object_key=c.object_key,
+            status=c.status,
+            size_bytes=c.size_bytes, failure_message=c.failure_message,
+            uploaded_at=c.uploaded_at))
     out = []
     for b, d in rows:
         failed = b.status == "failed"
@@ -568,7 +588,7 @@ def _backup_outs(ctx: Context, rows: Sequence[tuple[DatabaseBackup, Database]]) 
             completed_at=b.completed_at if not failed else None,
             failed_at=b.completed_at if failed else None, failure_code=b.failure_code,
             failure_message=b.failure_message, latest_restore_attempt=attempt,
-            created_at=b.created_at))
+            copies=copies[b.id], created_at=b.created_at))
     return out
 
 
@@ -587,6 +607,7 @@ def new_backup(ctx: Context, d: Database, reason: str) -> DatabaseBackup:
 
 class BackupIn(DatabaseRef):
     description: str | None = Field(None, max_length=500)
+    destination_ids: list[Id] = Field(default_factory=list, max_length=10)
 
 
 @operation("dependency-resources.backups.create", role="developer",
@@ -596,6 +617,7 @@ def create_backup(ctx: Context, data: BackupIn) -> IdOut:
     once the kind's own reader has read it whole."""
     d = get_database(ctx, data.dependency_resource_id)
     b = new_backup(ctx, d, "manual")
+    b.destination_ids = destinations(ctx, data.destination_ids)
     b.work_id = _work(ctx, d, "backup", backup_id=b.id).id
     ctx.audit(d.id, backupId=b.id)
     return IdOut(id=b.id)
@@ -694,6 +716,7 @@ class PolicyOut(Schema):
     retention_days: int | None
     retention_count: int | None
     provider_key: str = "local-file"
+    destination_ids: list[str]
     retry_on_failure: bool
     enabled: bool
     last_run_at: Timestamp | None
@@ -709,7 +732,8 @@ def _policy_out(p: BackupPolicy) -> PolicyOut:
     return PolicyOut(id=p.id, version=str(p.version), dependency_resource_id=p.database_id,
                      schedule=p.schedule, timezone=p.timezone,
                      schedule_interval_hours=p.interval_hours, retention_days=p.retention_days,
-                     retention_count=p.retention_count, retry_on_failure=p.retry_on_failure,
+                     retention_count=p.retention_count, destination_ids=p.destination_ids,
+                     retry_on_failure=p.retry_on_failure,
                      enabled=p.enabled, last_run_at=p.last_run_at, next_run_at=p.next_run_at,
                      upcoming_runs=upcoming, updated_at=p.updated_at)
 
@@ -723,6 +747,7 @@ class PolicyIn(Schema):
     retention_count: int | None = Field(None, ge=1, le=1000)
     retry_on_failure: bool = True
     enabled: bool = True
+    destination_ids: list[Id] = Field(default_factory=list, max_length=10)
 
     @model_validator(mode="after")
     def _one_schedule(self) -> PolicyIn:
@@ -755,6 +780,7 @@ def configure_policy(ctx: Context, data: PolicyIn) -> IdOut:
         data.schedule_interval_hours
     p.retention_days, p.retention_count = data.retention_days, data.retention_count
     p.retry_on_failure, p.enabled = data.retry_on_failure, data.enabled
+    p.destination_ids = destinations(ctx, data.destination_ids)
     p.version, p.updated_at = (p.version or 0) + 1, now
     p.next_run_at = schedules.next_fire(p.schedule, p.timezone, p.interval_hours, now) \
         if p.enabled else None
@@ -823,7 +849,7 @@ def run_policy(ctx: Context, data: PolicyRef) -> IdOut:
         p.next_run_at = schedules.next_fire(p.schedule, p.timezone, p.interval_hours, now)
     p.last_run_at = now
     b = new_backup(ctx, d, "scheduled")
-    b.policy_id = p.id
+    b.policy_id, b.destination_ids = p.id, list(p.destination_ids)
     b.work_id = _work(ctx, d, "backup", backup_id=b.id).id
     ctx.audit(d.id, backupId=b.id, policyId=p.id)
     return IdOut(id=b.id)
@@ -835,3 +861,98 @@ def due_policies(db: DbSession, now: datetime) -> list[tuple[str, str, dict[str,
     return [(p.created_by, p.organization_id, {"policyId": p.id}) for p in db.scalars(
         select(BackupPolicy).where(BackupPolicy.enabled.is_(True),
                                    BackupPolicy.next_run_at <= now).limit(1000))]
+
+
+# -- destinations -------------------------------------------------------------------------------
+
+
+class DestinationOut(Schema):
+    id: str
+    name: str
+    kind: Literal["s3"]
+    endpoint: str
+    bucket: str
+    prefix: str
+    region: str | None
+    created_at: Timestamp
+
+
+def _destination_out(t: BackupDestination) -> DestinationOut:
+    return DestinationOut(id=t.id, name=t.name, kind="s3", endpoint=t.endpoint, bucket=t.bucket,
+                          prefix=t.prefix, region=t.region, created_at=t.created_at)
+
+
+class DestinationIn(Schema):
+    name: Name
+    kind: Literal["s3"] = "s3"
+    endpoint: str = Field(min_length=1, max_length=500, pattern=r"^https?://[^/?#@\s]+/?$")
+    bucket: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
+    prefix: str = Field("", max_length=500, pattern=r"^[A-Za-z0-9._/-]*$")
+    region: str | None = Field(None, max_length=100, pattern=r"^[a-z0-9-]+$")
+    access_key_id: str = Field(min_length=1, max_length=200)
+    secret_access_key: str = Field(min_length=1, max_length=500)
+
+
+@operation("backup-destinations.create", role="admin", audit="backup-destination.created")
+def create_destination(ctx: Context, data: DestinationIn) -> IdOut:
+    """An S3-compatible bucket backups can be copied to (its keys are sealed, never shown).
+    Like git remotes, object stores are reached only at public addresses unless an operator
+    allows networks (`backup_allowed_networks`): an address is refused here, a name at each
+    upload (where it resolves then)."""
+    if problem := outbound_problem(data.endpoint, ctx.settings, resolve=False):
+        raise Invalid(problem, code="destination_not_allowed")
+    if ctx.db.scalar(select(BackupDestination.id).where(
+            BackupDestination.organization_id == ctx.org_id,
+            BackupDestination.name == data.name)):
+        raise Conflict(f"a destination named {data.name!r} exists", code="destination_exists")
+    t = BackupDestination(
+        id=new_id("dst"), organization_id=ctx.org_id, name=data.name, kind=data.kind,
+        endpoint=data.endpoint.rstrip("/"), bucket=data.bucket, prefix=data.prefix.strip("/"),
+        region=data.region, sealed_credentials=ctx.secrets.encrypt(json.dumps(
+            {"accessKeyId": data.access_key_id, "secretAccessKey": data.secret_access_key})))
+    ctx.db.add(t)
+    ctx.audit(t.id, name=t.name, endpoint=t.endpoint, bucket=t.bucket)
+    return IdOut(id=t.id)
+
+
+class DestinationList(Schema):
+    items: list[DestinationOut]
+
+
+@operation("backup-destinations.list")
+def list_destinations(ctx: Context, _: Empty) -> DestinationList:
+    """The organization's backup destinations (their keys never shown)."""
+    return DestinationList(items=[_destination_out(t) for t in ctx.db.scalars(
+        select(BackupDestination).where(BackupDestination.organization_id == ctx.org_id)
+        .order_by(BackupDestination.name).limit(500))])
+
+
+class DestinationRef(Schema):
+    destination_id: Id
+
+
+@operation("backup-destinations.delete", role="admin", audit="backup-destination.deleted")
+def delete_destination(ctx: Context, data: DestinationRef) -> IdOut:
+    """Forgets a destination (what it holds stays there); refused while a policy copies to
+    it or a backup's copy is there."""
+    t = ctx.db.get(BackupDestination, data.destination_id)
+    if t is None or t.organization_id != ctx.org_id:
+        raise NotFound("backup destination not found", code="destination_not_found")
+    used = any(t.id in p.destination_ids for p in ctx.db.scalars(select(BackupPolicy).where(
+        BackupPolicy.organization_id == ctx.org_id)))
+    if used or ctx.db.scalar(select(BackupCopy.backup_id).where(
+            BackupCopy.destination_id == t.id).limit(1)):
+        raise Conflict("the destination is in use by a policy or holds backups",
+                       code="destination_in_use")
+    ctx.db.delete(t)
+    ctx.audit(t.id, name=t.name)
+    return IdOut(id=t.id)
+
+
+def destinations(ctx: Context, ids: list[str]) -> list[str]:
+    """`ids`, each a destination of the caller's organization (404 otherwise)."""
+    found = set(ctx.db.scalars(select(BackupDestination.id).where(
+        BackupDestination.organization_id == ctx.org_id, BackupDestination.id.in_(ids))))
+    if missing := [i for i in ids if i not in found]:
+        raise NotFound(f"backup destination {missing[0]} not found", code="destination_not_found")
+    return list(dict.fromkeys(ids))

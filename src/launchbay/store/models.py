@@ -477,6 +477,7 @@ class DatabaseBackup(Base):
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
     policy_id: Mapped[str | None] = mapped_column(String(40))  # the policy that made it
+    destination_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # besides local
     work_id: Mapped[str | None] = mapped_column(String(40))  # the attempt that makes it
     restore_work_id: Mapped[str | None] = mapped_column(String(40))  # its latest restore
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -503,11 +504,47 @@ class BackupPolicy(Base):
     retention_count: Mapped[int | None] = mapped_column(Integer)
     retry_on_failure: Mapped[bool] = mapped_column(default=True)
     enabled: Mapped[bool] = mapped_column(default=True)
+    destination_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # besides local
     version: Mapped[int] = mapped_column(Integer, default=1)
     last_run_at: Mapped[datetime | None]
     next_run_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BackupDestination(Base):
+    """S3-compatible object storage that backups are copied to (besides the server's own
+    folder). Its keys are sealed."""
+
+    __tablename__ = "backup_destinations"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), default="s3")
+    endpoint: Mapped[str] = mapped_column(String(500))
+    bucket: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(500), default="")
+    region: Mapped[str | None] = mapped_column(String(100))
+    sealed_credentials: Mapped[str] = mapped_column(Text)  # {"accessKeyId", "secretAccessKey"}
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BackupCopy(Base):
+    """Where a backup was copied to, and what the destination holds for it."""
+
+    __tablename__ = "database_backup_copies"
+    backup_id: Mapped[str] = mapped_column(ForeignKey("database_backups.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    destination_id: Mapped[str] = mapped_column(ForeignKey("backup_destinations.id"),
+                                                primary_key=True)
+    object_key: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(20))  # uploaded | failed
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    uploaded_at: Mapped[datetime | None]
 
 
 class Deployment(Base):

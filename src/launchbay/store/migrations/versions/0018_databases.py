@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("size_bytes", sa.BigInteger()),
         sa.Column("sha256", sa.String(64)),
         sa.Column("policy_id", sa.String(40)),
+        sa.Column("destination_ids", sa.JSON(), nullable=False),
         sa.Column("work_id", sa.String(40)),
         sa.Column("restore_work_id", sa.String(40)),
         sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -97,6 +98,7 @@ def upgrade() -> None:
         sa.Column("retention_count", sa.Integer()),
         sa.Column("retry_on_failure", sa.Boolean(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("destination_ids", sa.JSON(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("last_run_at", UTCDateTime()),
         sa.Column("next_run_at", UTCDateTime()),
@@ -106,6 +108,33 @@ def upgrade() -> None:
                     ["organization_id"])
     op.create_index("ix_database_backup_policies_due", "database_backup_policies",
                     ["enabled", "next_run_at"])
+    op.create_table(
+        "backup_destinations",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("organization_id", sa.String(40),
+                  sa.ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("kind", sa.String(20), nullable=False),
+        sa.Column("endpoint", sa.String(500), nullable=False),
+        sa.Column("bucket", sa.String(200), nullable=False),
+        sa.Column("prefix", sa.String(500), nullable=False),
+        sa.Column("region", sa.String(100)),
+        sa.Column("sealed_credentials", sa.Text(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.UniqueConstraint("organization_id", "name"))
+    op.create_index("ix_backup_destinations_organization_id", "backup_destinations",
+                    ["organization_id"])
+    op.create_table(
+        "database_backup_copies",
+        sa.Column("backup_id", sa.String(40),
+                  sa.ForeignKey("database_backups.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("destination_id", sa.String(40), sa.ForeignKey("backup_destinations.id"),
+                  primary_key=True),
+        sa.Column("object_key", sa.String(1000), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("size_bytes", sa.BigInteger()),
+        sa.Column("failure_message", sa.Text()),
+        sa.Column("uploaded_at", UTCDateTime()))
     op.create_index("ix_database_backups_organization_id", "database_backups",
                     ["organization_id"])
     op.create_index("ix_database_backups_database_created", "database_backups",
@@ -113,6 +142,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("database_backup_copies")
+    op.drop_table("backup_destinations")
     op.drop_table("database_backup_policies")
     op.drop_table("database_backups")
     op.drop_table("database_bindings")
