@@ -272,3 +272,41 @@ def test_retention_keeps_the_newest_good_backups_and_a_failed_run_deletes_none(
         api.request("DELETE", f"/dependency-resources/{db_id}?releaseBackups=true")
         until(api, "/dependency-resources", lambda s: all(
             d["id"] != db_id for d in s["items"]), timeout=60)
+
+
+def test_the_db_commands(api: Api, server: str, tmp_path: Path, monkeypatch: Any) -> None:
+    """`launchbay db create|list|bind|backup|backups|restore|delete` against the real engine."""
+    from typer.testing import CliRunner
+
+    from launchbay.cli.main import app
+
+    monkeypatch.setenv("LAUNCHBAY_CLI_CONFIG", str(tmp_path / "cli"))
+    monkeypatch.setenv("LAUNCHBAY_URL", server)
+    monkeypatch.setenv("LAUNCHBAY_TOKEN", api.token)
+    runner = CliRunner()
+
+    def cli(*args: str, ok: bool = True) -> str:
+        result = runner.invoke(app, list(args))
+        assert (result.exit_code == 0) == ok, (args, result.exit_code, result.output)
+        return result.output
+
+    ids = make_app(api, images.ensure_app("postgres"), name="shop")
+    project = api.get(f"/projects/{ids['project']}")["slug"]
+    created = cli("db", "create", "orders", "--env", f"{project}/production")
+    assert created.startswith("ready db_") and ":****@" in created
+    assert "orders" in cli("db", "list")
+    cli("db", "bind", "orders", "shop")
+    url = f"http://127.0.0.1:{deployed(api, ids)['hostPort']}"
+    assert body(f"{url}/cgi-bin/write?7").strip() == "ok"
+    backup = cli("db", "backup", "orders").split()[1].rstrip(":")
+    assert backup.startswith("dbk_") and backup in cli("db", "backups", "orders")
+    assert body(f"{url}/cgi-bin/write?8").strip() == "ok"
+    cli("db", "restore", backup, "--confirm", "wrong", ok=False)
+    assert rows(url) == "7,8"
+    assert "restored orders" in cli("db", "restore", backup, "--confirm", "orders")
+    assert rows(url) == "7"
+    assert "in use" in cli("db", "delete", "orders", "--confirm", "orders", ok=False)
+    bindings = f"/resources/{ids['resource']}/dependency-bindings"
+    api.ok("DELETE", f"{bindings}/{api.get(bindings)['items'][0]['id']}")
+    cli("db", "delete", "orders", "--confirm", "orders", "--release-backups")
+    until(api, "/dependency-resources", lambda s: s["items"] == [], timeout=60)

@@ -12,10 +12,10 @@ from typer.core import TyperOption
 
 from launchbay.cli import apps, domains, instances, projects, system
 from launchbay.cli.client import Client, err, save_credentials
+from launchbay.cli.databases import db_app
 from launchbay.cli.output import emit, out
 
 app = typer.Typer(help="launchbay: a self-hosted deployment platform.", no_args_is_help=True)
-db_app = typer.Typer(help="The control plane's store.", no_args_is_help=True)
 instances_app = typer.Typer(help="Ephemeral environments from templates (yours and your "
                              "team's).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -160,7 +160,7 @@ def worker() -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply the store's migrations."""
+    """Apply the migrations of the control plane's own store."""
     from launchbay.settings import Settings
     from launchbay.store.db import make_engine
     from launchbay.store.migrate import upgrade
