@@ -6,7 +6,9 @@ volume; its password is on no process's command line."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -24,7 +26,7 @@ from launchbay.settings import Settings
 from launchbay.store.models import BackupPolicy, Database, utcnow
 
 import images
-from docker_support import body, deployed
+from docker_support import body, deployed, remove_runtime
 from support import Api, free_port, make_app, spawn
 
 
@@ -158,7 +160,9 @@ def test_bound_backed_up_and_restored(api: Api, cp: Any, settings: Settings, kin
                  {"acknowledgeDataOverwrite": True, "acknowledgeRuntimeNotRestarted": True})
         restored = until(api, f"/dependency-resources/backups/{backup_id}", lambda s: (
             s["backup"]["latestRestoreAttempt"] or {}).get("status") in ("succeeded", "failed"))
-        assert restored["backup"]["latestRestoreAttempt"]["status"] == "succeeded", restored
+        attempt = restored["backup"]["latestRestoreAttempt"]
+        assert attempt["status"] == "succeeded", restored
+        assert api.get(f"/operator-work/{attempt['attemptId']}")["item"]["attempts"] == 2
         assert rows(url) == "1,2"  # exactly the rows of the backup, the app untouched
         backups = api.get(f"/dependency-resources/{db_id}/backups")["items"]
         safety = [b for b in backups if b["reason"] == "safety"]
@@ -310,3 +314,92 @@ def test_the_db_commands(api: Api, server: str, tmp_path: Path, monkeypatch: Any
     api.ok("DELETE", f"{bindings}/{api.get(bindings)['items'][0]['id']}")
     cli("db", "delete", "orders", "--confirm", "orders", "--release-backups")
     until(api, "/dependency-resources", lambda s: s["items"] == [], timeout=60)
+
+
+def test_sigkill_during_a_backup_and_during_a_restore(tmp_path: Path) -> None:
+    """The control plane is killed while a backup streams, then while a restore runs: once
+    it is back, each is retried to its end, the database answers, and nothing partial is
+    ready."""
+    from test_resilience import _serve
+
+    from support import ADMIN_EMAIL, ADMIN_PASSWORD, login
+
+    port = free_port()
+    backups = tmp_path / "backups"
+    settings = {"LAUNCHBAY_DATABASE_IMAGES": json.dumps({"postgres": images.ensure_postgres()}),
+                "LAUNCHBAY_BACKUPS_DIR": str(backups)}
+    proc = _serve(tmp_path, port, **settings)
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    db_id = server_id = None
+    try:
+        http.post("/api/bootstrap/auth/first-admin",
+                  json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        api = login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
+        server_id = api.get("/servers")["items"][0]["id"]
+        ids = make_app(api, images.ensure_app("postgres"), name="big")
+        db_id = api.post("/dependency-resources/provision", {
+            "kind": "postgres", "projectId": ids["project"], "environmentId": ids["env"],
+            "name": "big"})["id"]
+        until(api, f"/dependency-resources/{db_id}",
+              lambda s: s["dependencyResource"]["lifecycleStatus"] == "ready")
+        api.post(f"/resources/{ids['resource']}/dependency-bindings",
+                 {"dependencyResourceId": db_id, "targetName": "DATABASE_URL"})
+        url = f"http://127.0.0.1:{deployed(api, ids)['hostPort']}"
+        assert body(f"{url}/cgi-bin/write?1").strip() == "ok"
+        # Enough rows (about 60 MB, not compressible) that a dump and a restore take a while.
+        container = docker.from_env().containers.list(
+            filters={"label": f"launchbay.database={db_id}"})[0]
+        filled = container.exec_run(["psql", "-U", "app", "-d", "big", "-c",
+                                     "CREATE TABLE filler AS SELECT g, md5(random()::text) || "
+                                     "md5(random()::text) AS a FROM generate_series(1, 800000) g"])
+        assert filled.exit_code == 0, filled.output
+
+        def killed_while(path: str, running: Any) -> None:
+            nonlocal proc
+            deadline = time.monotonic() + 60
+            while not running(api.get(path)):
+                assert time.monotonic() < deadline, api.get(path)
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            proc = _serve(tmp_path, port, **settings)
+
+        backup = api.post(f"/dependency-resources/{db_id}/backups", {})["id"]
+        killed_while(f"/dependency-resources/backups/{backup}",
+                     lambda s: s["backup"]["phase"] == "dump")
+        assert api.get(f"/dependency-resources/backups/{backup}")["backup"]["status"] != "ready"
+        done = until(api, f"/dependency-resources/backups/{backup}",
+                     lambda s: s["backup"]["status"] != "pending")["backup"]
+        assert done["status"] == "ready", done
+        work = api.get(f"/operator-work/{done['attemptId']}")["item"]
+        assert work["status"] == "succeeded" and work["attempts"] == 2  # taken up again
+        files = list(backups.rglob("*"))
+        assert [f.name for f in files if f.is_file()] == [done["providerArtifactHandle"]]
+        assert hashlib.sha256(files[-1].read_bytes()).hexdigest() == done["sha256"]
+
+        assert body(f"{url}/cgi-bin/write?2").strip() == "ok"
+        api.post(f"/dependency-resources/backups/{backup}/restore",
+                 {"acknowledgeDataOverwrite": True})
+        killed_while(f"/dependency-resources/backups/{backup}", lambda s: (
+            s["backup"]["latestRestoreAttempt"] or {}).get("status") == "pending" and any(
+            b["reason"] == "safety" and b["status"] == "ready"
+            for b in api.get(f"/dependency-resources/{db_id}/backups")["items"]))
+        restored = until(api, f"/dependency-resources/backups/{backup}", lambda s: (
+            s["backup"]["latestRestoreAttempt"] or {}).get("status") in ("succeeded", "failed"))
+        attempt = restored["backup"]["latestRestoreAttempt"]
+        assert attempt["status"] == "succeeded", restored
+        assert api.get(f"/operator-work/{attempt['attemptId']}")["item"]["attempts"] == 2
+        assert rows(url) == "1"  # the database answers, with exactly the backup's rows
+        assert all(b["status"] in ("ready", "failed") for b in api.get(
+            f"/dependency-resources/{db_id}/backups")["items"])
+        assert not list(backups.rglob("*.partial"))
+    finally:
+        if db_id:
+            for c in docker.from_env().containers.list(
+                    all=True, filters={"label": f"launchbay.database={db_id}"}):
+                c.remove(force=True)
+            docker.from_env().volumes.get(f"lb-db-{db_id}").remove(force=True)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        if server_id:
+            remove_runtime(server_id)

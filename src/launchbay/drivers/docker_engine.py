@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -271,7 +272,8 @@ class DockerEngine:
         its exit code (-1: killed at `timeout`) and the tail of its standard error. Its
         environment is the only way in for secrets: never its command line."""
         api = self.client.api
-        host = api.create_host_config(network_mode=spec.network, init=spec.init,
+        # Docker removes it when it ends, even if this process is killed meanwhile.
+        host = api.create_host_config(network_mode=spec.network, init=spec.init, auto_remove=True,
                                       mem_limit=f"{spec.memory_limit_mb}m"
                                       if spec.memory_limit_mb else None,
                                       binds={name: {"bind": path, "mode": mode}
@@ -290,9 +292,14 @@ class DockerEngine:
                 pass
 
         timer = threading.Timer(timeout, kill)
+        exited: list[int] = []  # asked before it starts: it may be gone once it ended
+        waiter = threading.Thread(target=lambda: exited.append(int(api.wait(
+            container, timeout=timeout + 60, condition="next-exit")["StatusCode"])), daemon=True)
         try:
             sock = api.attach_socket(container, params={
                 "stdin": int(stdin is not None), "stdout": 1, "stderr": 1, "stream": 1})
+            waiter.start()
+            time.sleep(0.05)  # the wait request is registered before the start
             api.start(container)
             timer.start()
             raw = getattr(sock, "_sock", sock)
@@ -305,8 +312,9 @@ class DockerEngine:
                 elif stream == 2:
                     errors += data
                     del errors[:-8192]
-            code = int(api.wait(container, timeout=max(timeout, 1))["StatusCode"])
+            waiter.join(timeout + 60)
             sock.close()
+            code = exited[0] if exited else -1
             return (-1 if killed.is_set() else code), errors.decode(errors="replace")
         finally:
             timer.cancel()
