@@ -200,11 +200,15 @@ def _placed(ctx: Context, data: ProvisionIn) -> tuple[str, str]:
 def provision(ctx: Context, data: ProvisionIn) -> IdOut:
     """A new database of `kind`: its container and volume are made by the engine; it is
     `ready` once it answers its own client."""
+    image = ctx.settings.database_images.get(data.kind)
+    if not image:
+        raise Invalid(f"no image is configured for {data.kind} databases (the operator's "
+                      "database_images setting)", code="database_image_missing")
     slug, server_id = _placed(ctx, data)
     d = Database(id=new_id("db"), organization_id=ctx.org_id, project_id=data.project_id,
                  environment_id=data.environment_id, server_id=server_id, name=data.name,
                  slug=slug, kind=data.kind, source_mode="managed", description=data.description,
-                 image=ctx.settings.database_images[data.kind], port=KINDS[data.kind].port,
+                 image=image, port=KINDS[data.kind].port,
                  database_name=None if data.kind == "redis" else slug.replace("-", "_"),
                  # Redis 6+ names its password's user `default` (URLs without one are
                  # misread by some clients, redis-cli 7.0 among them).
