@@ -10,7 +10,15 @@ import pytest
 from sqlalchemy import event
 
 from launchbay.settings import Settings
-from launchbay.store.models import Deployment, Resource
+from launchbay.store.models import (
+    BackupCopy,
+    BackupDestination,
+    BackupPolicy,
+    DatabaseBackup,
+    Deployment,
+    Resource,
+    utcnow,
+)
 
 from support import Api, free_port, make_app
 
@@ -77,6 +85,26 @@ def grow(cp: Any, admin: Api, ids: dict[str, str], upto: int, have: list[str]) -
         admin.post("/account/tokens", {"displayName": f"ci-{n}", "scopes": ["*"]})
         admin.post(f"/organizations/{admin.org_id}/invitations",
                    {"email": f"dev-{n}@example.com", "role": "developer"})
+        database = admin.post("/dependency-resources/import", {
+            "kind": "postgres", "projectId": ids["project"], "environmentId": ids["env"],
+            "name": f"db-{n}", "connectionUrl": f"postgresql://u:p@db-{n}.example.com/x"})["id"]
+        admin.post(f"/resources/{ids['resource']}/dependency-bindings", {
+            "dependencyResourceId": database, "targetName": f"DB_{n}_URL",
+            "discreteVariables": False})
+        with cp.sessions() as db:  # backups, policies and destinations need no engine here
+            db.add(DatabaseBackup(id=f"dbk_{n}", organization_id=admin.org_id,
+                                  database_id=ids.setdefault("database", database),
+                                  kind="postgres", status="ready", restore_work_id=f"wrk_{n}"))
+            db.add(BackupDestination(id=f"dst_{n}", organization_id=admin.org_id,
+                                     name=f"s3-{n}", endpoint="https://s3.example.com",
+                                     bucket="backups", sealed_credentials="sealed"))
+            db.flush()
+            db.add(BackupCopy(backup_id=f"dbk_{n}", destination_id=f"dst_{n}",
+                              object_key=f"k{n}", status="uploaded"))
+            db.add(BackupPolicy(id=f"dbp_{n}", organization_id=admin.org_id,
+                                database_id=database, created_by=admin.user_id,
+                                interval_hours=24, next_run_at=utcnow()))
+            db.commit()
         project = admin.post("/projects", {"name": f"project-{n}"})["id"]
         admin.post("/environments", {"projectId": project, "name": "production"})
         have.append(resource)
@@ -88,7 +116,9 @@ LISTS = ["/api/projects", "/api/environments", "/api/resources", "/api/deploymen
          "/api/instance-admin/instances", "/api/instance-templates", "/api/storage-volumes",
          "/api/account/tokens", "/api/account/sessions", "/api/templates", "/api/proxy/routes",
          "/api/blueprints/deployments", "/api/blueprints/services", "/api/usage-intents",
-         "/api/plans", "/api/instance-admin/templates", "/api/default-access-domain-policies"]
+         "/api/plans", "/api/instance-admin/templates", "/api/default-access-domain-policies",
+         "/api/dependency-resources", "/api/dependency-resources/backup-policies",
+         "/api/backup-destinations"]
 # Lists `grow` does not lengthen (asked all the same: their count must not grow either).
 UNGROWN = {"/api/servers", "/api/account/sessions", "/api/plans", "/api/usage-intents",
            "/api/proxy/routes", "/api/default-access-domain-policies"}
@@ -103,6 +133,8 @@ def test_every_list_runs_as_many_statements_for_200_rows_as_for_10(admin, cp, cl
     have: list[str] = []
     api_key = admin.post("/account/tokens", {"displayName": "k", "scopes": ["*"]})["token"]
     pages = [*LISTS, f"/api/organizations/{admin.org_id}/members",
+             f"/api/resources/{ids['resource']}/dependency-bindings",
+             "/api/dependency-resources/{database}/backups",  # made by `grow`
              f"/api/organizations/{admin.org_id}/invitations",
              f"/projects/{ids['project']}", "/projects",
              f"/resources/{ids['resource']}", "/compat/dploy/api/environments",
@@ -115,7 +147,8 @@ def test_every_list_runs_as_many_statements_for_200_rows_as_for_10(admin, cp, cl
         for page in pages:
             def get(page: str = page, size: int = size) -> None:
                 token = api_key if "/shipyard/" in page else admin.token
-                answer = client.get(page, headers={"Authorization": f"Bearer {token}"})
+                answer = client.get(page.format(**ids),
+                                    headers={"Authorization": f"Bearer {token}"})
                 assert answer.status_code == 200, (page, answer.text[:200])
                 listed = answer.json() if "/api/" in page else None
                 rows = next((v for v in listed.values() if isinstance(v, list)), []) \
