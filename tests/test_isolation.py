@@ -43,6 +43,8 @@ def world(admin: Api, cp):
         "connectionUrl": "postgresql://u:pw@db.example.com:5432/shop"})["id"]
     db_binding = admin.post(f"/resources/{resource}/dependency-bindings", {
         "dependencyResourceId": database, "targetName": "DATABASE_URL"})["id"]
+    plan = admin.post("/dependency-resources/provisioning/plan", {"mode": "create", "create": {
+        "kind": "redis", "projectId": project, "environmentId": env, "name": "cache"}})
     with cp.sessions() as s:  # a backup (of a managed database: no engine runs here)
         s.add(DatabaseBackup(id="dbk_world", organization_id=admin.org_id,
                              database_id=database, kind="postgres", status="ready"))
@@ -55,6 +57,7 @@ def world(admin: Api, cp):
     org_b = admin.post("/organizations", {"name": "Beta"})["organizationId"]
     bob = add_member(admin, org_b, "bob@example.com", "admin")
     return {"database": database, "db_binding": db_binding, "backup": "dbk_world",
+            "plan": plan["plan"]["id"],
             "project": project, "env": env, "other_env": other_env, "org_b": org_b, "bob": bob,
             "resource": resource, "volume": volume, "attachment": attachment,
             "deployment": deployment, "work": work, "binding": binding,
@@ -113,6 +116,9 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
         ("GET", f"/dependency-resources/backups/{world['backup']}", None),
         ("GET", "/dependency-resources/backup-policies/dbp_world", None),
         ("DELETE", "/backup-destinations/dst_world", None),
+        ("GET", f"/dependency-resources/provisioning/{world['plan']}", None),
+        ("POST", f"/dependency-resources/provisioning/{world['plan']}/accept",
+         {"acknowledgeMutation": True}),
         ("POST", "/dependency-resources/backup-policies/dbp_world/runs", {}),
         ("POST", "/dependency-resources/backup-policies", {
             "dependencyResourceId": world["database"], "scheduleIntervalHours": 1}),
@@ -226,6 +232,10 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
                                         "environmentId": ids["environmentId"], "name": "cache",
                                         "connectionUrl": "redis://:pw@cache.example.com:6379/0"},
         "dependency-resources.rename": {"name": "renamed"},
+        "dependency-resources.provisioning.plan": {"mode": "create", "create": {
+            "kind": "postgres", "projectId": ids["projectId"],
+            "environmentId": ids["environmentId"], "name": "planned"}},
+        "dependency-resources.provisioning.accept": {"acknowledgeMutation": True},
         "dependency-resources.delete": {},
         "dependency-resources.backups.create": {},
         "dependency-resources.backup-policies.configure": {
@@ -308,7 +318,7 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "domain": "viewer.example.com", "name": "some-app", "deploymentName": "some-app",
            "template": "hello", "uuid": "0000abcd", "dependencyResourceId": world["database"],
            "backupId": world["backup"], "bindingId": world["db_binding"],
-           "policyId": "dbp_world", "destinationId": "dst_world"}
+           "policyId": "dbp_world", "destinationId": "dst_world", "planId": world["plan"]}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

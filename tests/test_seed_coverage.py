@@ -20,9 +20,6 @@ PENDING: dict[str, list[str]] = {
         "POST /credentials/ssh/{}/rotate",
     ],
     "[databases]": [
-        "POST /dependency-resources/provisioning/plan",
-        "POST /dependency-resources/provisioning/{}/accept",
-        "GET /dependency-resources/provisioning/{}",
         "POST /resources/{}/dependency-bindings/{}/secret-rotations",
         "POST /storage-volumes/{}/runtime-cleanup",
     ],

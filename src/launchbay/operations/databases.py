@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import model_validator
@@ -37,6 +37,7 @@ from launchbay.store.models import (
     Database,
     DatabaseBackup,
     DatabaseBinding,
+    DatabasePlan,
     OperatorWork,
     Resource,
     new_id,
@@ -200,10 +201,21 @@ def _placed(ctx: Context, data: ProvisionIn) -> tuple[str, str]:
 def provision(ctx: Context, data: ProvisionIn) -> IdOut:
     """A new database of `kind`: its container and volume are made by the engine; it is
     `ready` once it answers its own client."""
-    image = ctx.settings.database_images.get(data.kind)
+    d = _provisioned(ctx, data)
+    ctx.audit(d.id, kind=d.kind, name=d.name)
+    return IdOut(id=d.id)
+
+
+def _image(ctx: Context, kind: str) -> str:
+    image = ctx.settings.database_images.get(kind)
     if not image:
-        raise Invalid(f"no image is configured for {data.kind} databases (the operator's "
+        raise Invalid(f"no image is configured for {kind} databases (the operator's "
                       "database_images setting)", code="database_image_missing")
+    return image
+
+
+def _provisioned(ctx: Context, data: ProvisionIn) -> Database:
+    image = _image(ctx, data.kind)
     slug, server_id = _placed(ctx, data)
     d = Database(id=new_id("db"), organization_id=ctx.org_id, project_id=data.project_id,
                  environment_id=data.environment_id, server_id=server_id, name=data.name,
@@ -217,8 +229,7 @@ def provision(ctx: Context, data: ProvisionIn) -> IdOut:
     d.host, d.volume_name = f"db-{d.id.removeprefix('db_')}", f"lb-db-{d.id}"
     ctx.db.add(d)
     _work(ctx, d, "provision")
-    ctx.audit(d.id, kind=d.kind, name=d.name)
-    return IdOut(id=d.id)
+    return d
 
 
 class ImportIn(ProvisionIn):
@@ -229,6 +240,13 @@ class ImportIn(ProvisionIn):
 def import_database(ctx: Context, data: ImportIn) -> IdOut:
     """An external database known by its URL: bound like any other, never touched by
     launchbay (not even on delete). Its URL is sealed and shown masked."""
+    d = _imported(ctx, data)
+    ctx.audit(d.id, kind=d.kind, name=d.name, host=d.host)
+    return IdOut(id=d.id)
+
+
+def _endpoint(data: ImportIn) -> tuple[str, int]:
+    """(host, port) of an imported database's URL, or 400."""
     url = urlsplit(data.connection_url)
     if url.scheme not in SCHEMES[data.kind] or not url.hostname:
         raise Invalid(f"expected a {data.kind} URL ({SCHEMES[data.kind][0]}://user:password@"
@@ -237,17 +255,167 @@ def import_database(ctx: Context, data: ImportIn) -> IdOut:
         port = url.port or KINDS[data.kind].port
     except ValueError:
         raise Invalid("the URL's port is not a number", code="invalid_connection_url") from None
+    return url.hostname, port
+
+
+def _imported(ctx: Context, data: ImportIn) -> Database:
+    host, port = _endpoint(data)
+    url = urlsplit(data.connection_url)
     slug, server_id = _placed(ctx, data)
     d = Database(id=new_id("db"), organization_id=ctx.org_id, project_id=data.project_id,
                  environment_id=data.environment_id, server_id=server_id, name=data.name,
                  slug=slug, kind=data.kind, source_mode="imported", description=data.description,
-                 host=url.hostname, port=port,
+                 host=host, port=port,
                  database_name=unquote(url.path.lstrip("/")) or None,
                  username=unquote(url.username) if url.username else None, status="ready",
                  sealed_secret=ctx.secrets.encrypt(data.connection_url), realized_at=utcnow())
     ctx.db.add(d)
-    ctx.audit(d.id, kind=d.kind, name=d.name, host=d.host)
-    return IdOut(id=d.id)
+    return d
+
+
+# -- provisioning plans (plan, then accept) -----------------------------------------------------
+
+
+class PlanIn(Schema):
+    mode: Literal["create", "reuse"]
+    create: ProvisionIn | None = None
+    reuse: ImportIn | None = None
+
+    @model_validator(mode="after")
+    def _matches(self) -> PlanIn:
+        if (self.create if self.mode == "create" else self.reuse) is None:
+            raise ValueError(f"mode {self.mode} needs `{self.mode}`")
+        return self
+
+
+class Capability(Schema):
+    type: Literal["postgres-extension", "redis-module"]
+    name: str
+    required: bool
+    description: str | None = None
+
+
+class Plan(Schema):
+    id: str
+    mode: Literal["create", "reuse"]
+    status: Literal["planned", "accepted", "realized", "failed"]
+    kind: str
+    project_id: str
+    environment_id: str
+    name: str
+    provider_key: str
+    server_id: str | None
+    endpoint: str | None
+    capabilities: list[Capability] = []
+    requires_acceptance: bool = True
+    requested_at: Timestamp
+    accepted_at: Timestamp | None
+    completed_at: Timestamp | None
+    dependency_resource_id: str | None
+    failure_code: str | None
+    failure_message: str | None
+    summary: list[str]
+
+
+class PlanOut(Schema):
+    schema_version: str = "dependency-resource-provisioning.plan/v1"
+    plan: Plan
+    generated_at: Timestamp
+
+
+def _plan_out(ctx: Context, p: DatabasePlan) -> PlanOut:
+    d = ctx.db.get(Database, p.database_id) if p.database_id else None
+    status = p.status
+    if d is not None and status == "accepted":
+        status = {"ready": "realized", "failed": "failed"}.get(d.status, status)
+    doc = p.document
+    summary = [f"create a {p.kind} database {p.name!r} in the environment (a container, a "
+               f"named volume and a generated password; image {doc.get('image')})"
+               if p.mode == "create" else
+               f"record the external {p.kind} database at {doc.get('endpoint')}; launchbay "
+               "never changes or deletes it"]
+    return PlanOut(plan=Plan(
+        id=p.id, mode=p.mode, status=status,
+        kind=p.kind, project_id=p.project_id, environment_id=p.environment_id, name=p.name,
+        provider_key="docker" if p.mode == "create" else "external", server_id=p.server_id,
+        endpoint=doc.get("endpoint"), requested_at=p.created_at, accepted_at=p.accepted_at,
+        completed_at=d.realized_at if d is not None and status == "realized" else None,
+        dependency_resource_id=p.database_id,
+        failure_code=d.failure_code if d is not None else None,
+        failure_message=d.failure_message if d is not None else None, summary=summary),
+        generated_at=utcnow())
+
+
+@operation("dependency-resources.provisioning.plan", role="developer",
+           audit="dependency-resource.plan-created")
+def plan(ctx: Context, data: PlanIn) -> PlanOut:
+    """What provisioning (`create`) or recording an external database (`reuse`) would do,
+    checked now (names, environment, image, URL) and changing nothing until accepted."""
+    given = data.create if data.mode == "create" else data.reuse
+    assert given is not None  # the model's validator saw to it
+    _, server_id = _placed(ctx, given)
+    document: dict[str, Any] = given.model_dump(mode="json", by_alias=True)
+    if isinstance(given, ImportIn):
+        host, port = _endpoint(given)
+        document["connectionUrl"] = ctx.secrets.encrypt(given.connection_url)
+        document["endpoint"] = f"{host}:{port}"
+    else:
+        document["image"] = _image(ctx, given.kind)
+    p = DatabasePlan(id=new_id("dpl"), organization_id=ctx.org_id, mode=data.mode,
+                     kind=given.kind, project_id=given.project_id,
+                     environment_id=given.environment_id, name=given.name, server_id=server_id,
+                     document=document, status="planned")
+    ctx.db.add(p)
+    ctx.db.flush()
+    ctx.audit(p.id, mode=p.mode, kind=p.kind, name=p.name)
+    return _plan_out(ctx, p)
+
+
+class PlanRef(Schema):
+    plan_id: Id
+
+
+class PlanAccept(PlanRef):
+    acknowledge_mutation: bool
+
+    @model_validator(mode="after")
+    def _acknowledged(self) -> PlanAccept:
+        if not self.acknowledge_mutation:
+            raise ValueError("accepting a plan changes things: acknowledgeMutation must be true")
+        return self
+
+
+def _get_plan(ctx: Context, plan_id: str) -> DatabasePlan:
+    p = ctx.db.get(DatabasePlan, plan_id)
+    if p is None or p.organization_id != ctx.org_id:
+        raise NotFound("provisioning plan not found", code="provisioning_plan_not_found")
+    return p
+
+
+@operation("dependency-resources.provisioning.accept", role="developer",
+           audit="dependency-resource.plan-accepted")
+def accept_plan(ctx: Context, data: PlanAccept) -> PlanOut:
+    """Does what the plan said (once: accepting it again answers the same plan)."""
+    p = _get_plan(ctx, data.plan_id)
+    if p.status != "planned":
+        ctx.unchanged = True
+        return _plan_out(ctx, p)
+    doc = dict(p.document)
+    if p.mode == "create":
+        d = _provisioned(ctx, ProvisionIn.model_validate(doc))
+    else:
+        doc["connectionUrl"] = ctx.secrets.decrypt(doc["connectionUrl"])
+        d = _imported(ctx, ImportIn.model_validate(doc))
+    p.database_id, p.status, p.accepted_at = d.id, "accepted", utcnow()
+    ctx.db.flush()
+    ctx.audit(p.id, dependencyResourceId=d.id)
+    return _plan_out(ctx, p)
+
+
+@operation("dependency-resources.provisioning.show")
+def show_plan(ctx: Context, data: PlanRef) -> PlanOut:
+    """A provisioning plan and, once accepted, how its database is doing."""
+    return _plan_out(ctx, _get_plan(ctx, data.plan_id))
 
 
 def _work(ctx: Context, d: Database, action: str, **payload: str) -> OperatorWork:

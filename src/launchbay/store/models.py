@@ -547,6 +547,27 @@ class BackupCopy(Base):
     uploaded_at: Mapped[datetime | None]
 
 
+class DatabasePlan(Base):
+    """A database to provision or import, checked but not done until accepted (seed 004)."""
+
+    __tablename__ = "database_plans"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    mode: Mapped[str] = mapped_column(String(20))  # create | reuse
+    kind: Mapped[str] = mapped_column(String(20))
+    project_id: Mapped[str] = mapped_column(String(40))
+    environment_id: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    server_id: Mapped[str | None] = mapped_column(String(40))
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)  # the input; a URL sealed
+    status: Mapped[str] = mapped_column(String(20), default="planned")
+    database_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted_at: Mapped[datetime | None]
+
+
 class Deployment(Base):
     """One attempt to make a resource run a frozen plan (image, config, variables)."""
 

@@ -109,6 +109,23 @@ def upgrade() -> None:
     op.create_index("ix_database_backup_policies_due", "database_backup_policies",
                     ["enabled", "next_run_at"])
     op.create_table(
+        "database_plans",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("organization_id", sa.String(40),
+                  sa.ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("mode", sa.String(20), nullable=False),
+        sa.Column("kind", sa.String(20), nullable=False),
+        sa.Column("project_id", sa.String(40), nullable=False),
+        sa.Column("environment_id", sa.String(40), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("server_id", sa.String(40)),
+        sa.Column("document", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("database_id", sa.String(40)),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("accepted_at", UTCDateTime()))
+    op.create_index("ix_database_plans_organization_id", "database_plans", ["organization_id"])
+    op.create_table(
         "backup_destinations",
         sa.Column("id", sa.String(40), primary_key=True),
         sa.Column("organization_id", sa.String(40),
@@ -142,6 +159,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("database_plans")
     op.drop_table("database_backup_copies")
     op.drop_table("backup_destinations")
     op.drop_table("database_backup_policies")

@@ -1,0 +1,72 @@
+"""Databases through the API without an engine: provisioning plans, imports, bindings'
+variables in a deployment's snapshot, and refusals (the end-to-end tests are in
+tests/engine/test_databases.py)."""
+
+from __future__ import annotations
+
+from launchbay.store.models import Deployment
+
+from support import Api, make_app
+
+
+def test_a_plan_changes_nothing_until_accepted_once(admin: Api, cp) -> None:
+    ids = make_app(admin, "lbtest/hello:v1")
+    where = {"kind": "postgres", "projectId": ids["project"], "environmentId": ids["env"]}
+    made = admin.post("/dependency-resources/provisioning/plan", {"mode": "reuse", "reuse": {
+        **where, "name": "ext", "connectionUrl": "postgresql://u:s3cret@db.example.com/shop"}})
+    plan = made["plan"]
+    assert plan["status"] == "planned" and plan["endpoint"] == "db.example.com:5432"
+    assert "s3cret" not in str(made) and admin.get("/dependency-resources")["items"] == []
+    refused = admin.request("POST", f"/dependency-resources/provisioning/{plan['id']}/accept",
+                            {"acknowledgeMutation": False})
+    assert refused.status_code == 400 and admin.get("/dependency-resources")["items"] == []
+    accepted = admin.post(f"/dependency-resources/provisioning/{plan['id']}/accept",
+                          {"acknowledgeMutation": True})["plan"]
+    again = admin.post(f"/dependency-resources/provisioning/{plan['id']}/accept",
+                       {"acknowledgeMutation": True})["plan"]
+    assert accepted["status"] == again["status"] == "realized"
+    assert accepted["dependencyResourceId"] == again["dependencyResourceId"]
+    (db,) = admin.get("/dependency-resources")["items"]
+    assert db["sourceMode"] == "imported-external" and db["lifecycleStatus"] == "ready"
+    assert db["connection"]["maskedConnection"] == "postgresql://u:****@db.example.com:5432/shop"
+    shown = admin.get(f"/dependency-resources/provisioning/{plan['id']}")["plan"]
+    assert shown["dependencyResourceId"] == db["id"]
+
+    create = admin.post("/dependency-resources/provisioning/plan", {"mode": "create", "create": {
+        **where, "name": "main"}})["plan"]
+    taken = admin.request("POST", "/dependency-resources/provisioning/plan", {
+        "mode": "create", "create": {**where, "name": "ext"}})
+    assert taken.status_code == 409  # checked at planning
+    done = admin.post(f"/dependency-resources/provisioning/{create['id']}/accept",
+                      {"acknowledgeMutation": True})["plan"]
+    assert done["status"] == "accepted"  # the engine (not running here) makes it
+    work = admin.get("/operator-work", params={"kind": "database"})["items"]
+    assert len(work) == 1 and work[0]["status"] == "pending"
+
+
+def test_a_binding_puts_the_url_in_the_next_snapshot_sealed(admin: Api, cp) -> None:
+    ids = make_app(admin, "lbtest/hello:v1")
+    db = admin.post("/dependency-resources/import", {
+        "kind": "mysql", "projectId": ids["project"], "environmentId": ids["env"],
+        "name": "legacy", "connectionUrl": "mysql://shop:pa%40ss@10.0.0.5:3307/shop"})["id"]
+    admin.post(f"/resources/{ids['resource']}/dependency-bindings",
+               {"dependencyResourceId": db, "targetName": "DATABASE_URL"})
+    deployment = admin.post("/deployments", {"projectId": ids["project"],
+                                             "environmentId": ids["env"],
+                                             "resourceId": ids["resource"]})["id"]
+    with cp.sessions() as s:
+        snapshot = s.get_one(Deployment, deployment).environment_snapshot
+    got = {v["key"]: v for v in snapshot["variables"]}
+    assert got["DATABASE_URL"]["isSecret"] and got["MYSQL_PASSWORD"]["isSecret"]
+    assert "pa%40ss" not in str(snapshot)  # sealed at rest
+    assert cp.ops.secrets.decrypt(got["MYSQL_PASSWORD"]["value"]) == "pa@ss"
+    assert got["MYSQL_HOST"]["value"] == "10.0.0.5" and not got["MYSQL_HOST"]["isSecret"]
+    assert got["MYSQL_PORT"]["value"] == "3307"
+    shown = admin.get(f"/deployments/{deployment}")["deployment"]
+    assert "pa@ss" not in str(shown) and "pa%40ss" not in str(shown)
+    # Unbound, deleted: an imported database is only forgotten.
+    binding = admin.get(f"/resources/{ids['resource']}/dependency-bindings")["items"][0]["id"]
+    admin.ok("DELETE", f"/resources/{ids['resource']}/dependency-bindings/{binding}")
+    admin.ok("DELETE", f"/dependency-resources/{db}")
+    assert admin.get("/dependency-resources")["items"] == []
+    assert admin.get("/operator-work", params={"kind": "database"})["items"] == []
