@@ -148,9 +148,13 @@ def foreign(admin, cp) -> dict[str, str]:
     deployment = admin.post("/deployments", {"projectId": project, "environmentId": app["env"],
                                              "resourceId": resource})["id"]
     work = admin.get("/operator-work")["items"][0]["id"]
+    database = admin.post("/dependency-resources/import", {
+        "kind": "redis", "projectId": project, "environmentId": app["env"],
+        "name": "alpha-cache", "connectionUrl": "redis://default:pw@cache.example.com"})["id"]
     org_b = admin.post("/organizations", {"name": "Beta"})["organizationId"]
     add_member(admin, org_b, "bob@example.com", "admin")
-    return {"project": project, "resource": resource, "deployment": deployment, "work": work}
+    return {"project": project, "resource": resource, "deployment": deployment, "work": work,
+            "database": database}
 
 
 def test_pages_never_show_another_organizations_data(foreign, cp):
@@ -162,6 +166,7 @@ def test_pages_never_show_another_organizations_data(foreign, cp):
                  f"/resources/{foreign['resource']}/logs",
                  f"/deployments/{foreign['deployment']}",
                  f"/deployments/{foreign['deployment']}/status",
+                 f"/databases/{foreign['database']}",
                  f"/api/deployments/{foreign['deployment']}/events/stream"):
         page = bob.get(path)
         assert page.status_code == 404, (path, page.status_code)
@@ -178,7 +183,14 @@ def test_pages_never_show_another_organizations_data(foreign, cp):
                        (f"/resources/{foreign['resource']}/runtime/stop", {}),
                        (f"/resources/{foreign['resource']}/delete", {"confirmName": "alpha-web"}),
                        (f"/projects/{foreign['project']}/delete",
-                        {"confirmName": "alpha-web-project"})):
+                        {"confirmName": "alpha-web-project"}),
+                       (f"/projects/{foreign['project']}/databases",
+                        {"name": "x", "kind": "redis"}),
+                       (f"/databases/{foreign['database']}/backups", {}),
+                       (f"/databases/{foreign['database']}/bindings",
+                        {"resourceId": foreign["resource"]}),
+                       (f"/databases/{foreign['database']}/delete",
+                        {"confirmName": "alpha-cache"})):
         refused = bob.post(path, data)
         assert refused.status_code == 404, (path, refused.status_code)
         assert "alpha" not in refused.text, path
@@ -268,8 +280,10 @@ def test_every_field_of_every_page_has_a_label_and_no_page_has_inline_script(adm
     resource = browser.post(f"{project}/apps", {"name": "web", "environmentId": env,
                                                 "image": "lbtest/hello:v1", "port": "8080"})
     deployment = browser.post(f"{resource.headers['location']}/deploy").headers["location"]
+    database = browser.post(f"{project}/databases", {"name": "db", "environmentId": env,
+                                                     "kind": "redis"}).headers["location"]
     for path in ("/projects", project, resource.headers["location"], deployment, "/servers",
-                 "/work", "/members", "/tokens", "/instances"):
+                 "/work", "/members", "/tokens", "/instances", database):
         page = browser.get(path).text
         labelled = set(re.findall(r'<label for="([^"]+)"', page))
         fields = [m.group(0) for m in re.finditer(r"<(input|select|textarea)\b[^>]*>", page)
@@ -301,3 +315,42 @@ def test_operator_work_can_be_canceled_and_retried(admin, cp):
     before = pending()
     assert browser.post(f"/work/{work['id']}/retry").status_code == 303
     assert len(pending() - before) == 1 and work["id"] not in pending()  # queued anew
+
+
+def test_databases_are_created_bound_backed_up_and_restored_from_the_console(admin, cp):
+    """Without an engine: the forms reach the operations (the engine's part is tested in
+    tests/engine/test_databases.py); a restore and a delete ask for the database's name."""
+    from launchbay.store.models import DatabaseBackup
+
+    ids = make_app(admin, "lbtest/hello:v1")
+    browser = Browser(cp).sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    project = browser.get(f"/projects/{ids['project']}")
+    assert "New database" in project.text
+    made = browser.post(f"/projects/{ids['project']}/databases",
+                        {"name": "orders", "environmentId": ids["env"], "kind": "postgres"})
+    assert made.status_code == 303 and made.headers["location"].startswith("/databases/db_")
+    page = browser.get(made.headers["location"])
+    assert "provisioning" in page.text and ":****@" in page.text
+    assert "orders" in browser.get(f"/projects/{ids['project']}").text
+
+    db = admin.post("/dependency-resources/import", {
+        "kind": "postgres", "projectId": ids["project"], "environmentId": ids["env"],
+        "name": "ledger", "connectionUrl": "postgresql://u:pw-s3cret@db.example.com/ledger"})["id"]
+    page = browser.get(f"/databases/{db}")
+    assert "pw-s3cret" not in page.text and "never changes it" in page.text
+    bound = browser.post(f"/databases/{db}/bindings",
+                         {"resourceId": ids["resource"], "targetName": "LEDGER_URL"})
+    assert bound.status_code == 303
+    (binding,) = admin.get(f"/resources/{ids['resource']}/dependency-bindings")["items"]
+    assert binding["target"]["targetName"] == "LEDGER_URL"
+    with cp.sessions() as s:
+        s.add(DatabaseBackup(id="dbk_console", organization_id=admin.org_id, database_id=db,
+                             kind="postgres", status="ready"))
+        s.commit()
+    browser.get(f"/databases/{db}")
+    before = snapshot(cp)
+    wrong = browser.post(f"/databases/{db}/backups/dbk_console/restore", {"confirmName": "no"})
+    assert wrong.status_code == 400 and "type ledger" in wrong.text
+    kept = browser.post(f"/databases/{db}/delete", {"confirmName": "ledger"})
+    assert kept.status_code == 409 and "in use" in kept.text  # bound, and a backup kept
+    assert snapshot(cp) == before

@@ -357,8 +357,64 @@ def create(cp: ControlPlane) -> APIRouter:
         resources = (await console.run(request, "resources.list",
                                        {"projectId": project_id, "limit": 500}))["items"]
         urls = (await console.run(request, "resources.urls", {"projectId": project_id}))
+        databases = (await console.run(request, "dependency-resources.list",
+                                       {"projectId": project_id, "limit": 500}))["items"]
         return {"project": project, "environments": envs, "resources": resources,
-                "urls": urls["items"]}
+                "urls": urls["items"], "databases": databases}
+
+    @action("/projects/{project_id}/databases", "project.html")
+    async def database_create(request: Request, form: Form, project_id: str) -> Response:
+        made = await console.run(request, "dependency-resources.provision", {
+            "projectId": project_id, "environmentId": form.get("environmentId", ""),
+            "kind": form.get("kind", ""), "name": form.get("name", "")})
+        return see_other(f"/databases/{made['id']}", request)
+
+    @view("/databases/{database_id}", "database.html")
+    async def database_values(request: Request, database_id: str) -> dict[str, Any]:
+        db = (await console.run(request, "dependency-resources.show",
+                                {"dependencyResourceId": database_id}))["dependencyResource"]
+        backups = (await console.run(request, "dependency-resources.backups.list",
+                                     {"dependencyResourceId": database_id}))["items"]
+        apps = (await console.run(request, "resources.list", {
+            "environmentId": db["environmentId"], "limit": 500}))["items"]
+        return {"db": db, "backups": backups, "apps": apps}
+
+    async def _database(request: Request, database_id: str) -> dict[str, Any]:
+        return (await console.run(request, "dependency-resources.show",
+                                  {"dependencyResourceId": database_id}))["dependencyResource"]
+
+    @action("/databases/{database_id}/bindings", "database.html")
+    async def database_bind(request: Request, form: Form, database_id: str) -> Response:
+        await console.run(request, "resources.dependency-bindings.create", {
+            "resourceId": form.get("resourceId", ""), "dependencyResourceId": database_id,
+            "targetName": form.get("targetName") or "DATABASE_URL"})
+        return see_other(f"/databases/{database_id}", request)
+
+    @action("/databases/{database_id}/backups", "database.html")
+    async def database_backup(request: Request, form: Form, database_id: str) -> Response:
+        await console.run(request, "dependency-resources.backups.create",
+                          {"dependencyResourceId": database_id})
+        return see_other(f"/databases/{database_id}", request)
+
+    @action("/databases/{database_id}/backups/{backup_id}/restore", "database.html")
+    async def database_restore(request: Request, form: Form, database_id: str,
+                               backup_id: str) -> Response:
+        db = await _database(request, database_id)
+        if form.get("confirmName") != db["name"]:
+            raise Refused({"confirmName": f"type {db['name']} to replace its data"})
+        await console.run(request, "dependency-resources.backups.restore", {
+            "backupId": backup_id, "acknowledgeDataOverwrite": True,
+            "acknowledgeRuntimeNotRestarted": True})
+        return see_other(f"/databases/{database_id}", request)
+
+    @action("/databases/{database_id}/delete", "database.html")
+    async def database_delete(request: Request, form: Form, database_id: str) -> Response:
+        db = await _database(request, database_id)
+        typed(form, db["name"])
+        await console.run(request, "dependency-resources.delete", {
+            "dependencyResourceId": database_id,
+            "releaseBackups": form.get("releaseBackups") == "on"})
+        return see_other(f"/projects/{db['projectId']}", request)
 
 
     @action("/projects/{project_id}/environments", "project.html")
