@@ -3,6 +3,7 @@ end-to-end test, marked `slow` (`make test-fast` leaves them out)."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,9 +55,38 @@ def mock_dns() -> Iterator[str]:
 
 @pytest.fixture
 def settings(tmp_path, database_url) -> Settings:
+    """Databases run the tests' images (a test builds the ones it uses: `images.ensure_app`);
+    backup destinations may be on loopback (the `s3` fixture)."""
     return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
                     edge_enabled=False, shipped_templates=False,
-                    worker_poll_seconds=0.1, work_lease_seconds=5, reconcile_seconds=2)
+                    worker_poll_seconds=0.1, work_lease_seconds=5, reconcile_seconds=2,
+                    database_images={"postgres": images.POSTGRES, "mysql": images.MARIADB,
+                                     "redis": images.REDIS},
+                    backup_allowed_networks=["127.0.0.0/8"])
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[str]:
+    """An S3-compatible server on loopback (moto's), with the bucket `backups`."""
+    from minio import Minio
+
+    port = free_port()
+    proc = spawn([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p",
+                  str(port)])
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline and proc.poll() is None, "moto did not start"
+            time.sleep(0.2)
+    Minio(f"127.0.0.1:{port}", access_key="test", secret_key="test-secret", secure=False,
+          region="us-east-1").make_bucket("backups")
+    yield url
+    proc.terminate()
+    proc.wait(10)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ Built once per machine and reused: each tag carries a label with the recipe's ha
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import shutil
@@ -92,18 +93,27 @@ NODE_BASE = "lbtest/node:bookworm"
 
 
 def debian_image(tag: str, packages: list[str], env: list[str], later: tuple[str, ...] = (),
-                 files: dict[str, str] | None = None, changes: tuple[str, ...] = ()) -> str:
+                 changes: tuple[str, ...] = ()) -> str:
     """A Debian bookworm image with `packages` (debootstrap, a minute or two, once per
     machine: the tag is reused), then `later` installed by apt inside it (debootstrap cannot
-    resolve virtual packages, which npm's dependencies need); `files` (path: an executable's
-    text) and Dockerfile `changes` (ENTRYPOINT, CMD...) last."""
+    resolve virtual packages, which npm's dependencies need); Dockerfile `changes` (CMD...)
+    last."""
     client = docker.from_env()
-    digest = hashlib.sha256(repr((packages, env, later, files, changes)).encode()).hexdigest()[:16]
-    try:
-        if client.images.get(tag).labels.get("launchbay.test-recipe") == digest:
-            return tag
-    except docker.errors.ImageNotFound:
-        pass
+    digest = hashlib.sha256(repr((packages, env, later, None, changes)).encode()).hexdigest()[:16]
+    # One builder at a time on the machine (both test workers may want the same image).
+    with open(Path(tempfile.gettempdir()) / "lbtest-debootstrap.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if client.images.get(tag).labels.get("launchbay.test-recipe") == digest:
+                return tag
+        except docker.errors.ImageNotFound:
+            pass
+        _debootstrap(tag, packages, env, later, changes, digest)
+    return tag
+
+
+def _debootstrap(tag: str, packages: list[str], env: list[str], later: tuple[str, ...],
+                 changes: tuple[str, ...], digest: str) -> None:
     with tempfile.TemporaryDirectory(prefix="lb-debootstrap-") as root:
         subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
                         "bookworm", root, debian_mirror()],
@@ -113,18 +123,13 @@ def debian_image(tag: str, packages: list[str], env: list[str], later: tuple[str
                             "noninteractive apt-get install -y -q --no-install-recommends "
                             + " ".join(later) + " && apt-get clean"],
                            check=True, capture_output=True, timeout=1200)
-        for path, text in (files or {}).items():
-            target = Path(root) / path.lstrip("/")
-            target.write_text(text)
-            target.chmod(0o755)
         tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-        changes = [arg for e in env for arg in ("--change", f"ENV {e}")] + \
+        options = [arg for e in env for arg in ("--change", f"ENV {e}")] + \
             [arg for c in [*changes, f"LABEL launchbay.test-recipe={digest}"]
              for arg in ("--change", c)]
-        subprocess.run(["docker", "import", *changes, "-", tag], stdin=tar.stdout, check=True,
+        subprocess.run(["docker", "import", *options, "-", tag], stdin=tar.stdout, check=True,
                        capture_output=True, timeout=600)
         tar.wait()
-    return tag
 
 
 def ensure_python_base() -> str:
@@ -172,11 +177,50 @@ exec "$@"
 """
 
 
+DATABASES_BASE = "lbtest/databases:bookworm"
+
+
+def _database_image(tag: str, entrypoint: str | None, command: str) -> str:
+    """A database image from one Debian base with all three servers (one debootstrap, not
+    three): its entrypoint (the official image's start-up contract) and command on top."""
+    base = debian_image(DATABASES_BASE, ["postgresql-15", "postgresql-client-15",
+                                         "mariadb-server", "mariadb-client", "redis-server",
+                                         "redis-tools"], ["LANG=C.UTF-8"])
+    files = {"entrypoint": entrypoint} if entrypoint else {}
+    dockerfile = (f"FROM {base}\n" + ("COPY entrypoint /usr/local/bin/entrypoint\n"
+                                      'ENTRYPOINT ["/usr/local/bin/entrypoint"]\n'
+                                      if entrypoint else "") + f"CMD {command}\n")
+    return _built(tag, dockerfile, {name: (text, 0o755) for name, text in files.items()})
+
+
+def _built(tag: str, dockerfile: str, files: dict[str, tuple[str, int]],
+           binary: dict[str, str] | None = None) -> str:
+    """`tag` built from `dockerfile` and `files` (name: (text, mode)) and `binary` (name: a
+    file of this machine), once: the recipe's hash is a label of the image."""
+    client = docker.from_env()
+    base = dockerfile.split("\n", 1)[0].removeprefix("FROM ")
+    base_id = client.images.get(base).id if base != "scratch" else ""
+    digest = hashlib.sha256(repr((dockerfile, files, binary, base_id)).encode()).hexdigest()[:16]
+    try:
+        if client.images.get(tag).labels.get("launchbay.test-recipe") == digest:
+            return tag
+    except docker.errors.ImageNotFound:
+        pass
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, (text, mode) in {"Dockerfile": (dockerfile, 0o644), **files}.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(text.encode()), mode
+            tar.addfile(info, io.BytesIO(text.encode()))
+        for name, path in (binary or {}).items():
+            tar.add(path, arcname=name)
+    client.images.build(fileobj=io.BytesIO(buf.getvalue()), custom_context=True, tag=tag,
+                        labels={"launchbay.test-recipe": digest}, rm=True)
+    return tag
+
+
 def ensure_postgres() -> str:
-    return debian_image(POSTGRES, ["postgresql-15", "postgresql-client-15"],
-                        ["LANG=C.UTF-8"],
-                        files={"/usr/local/bin/entrypoint": POSTGRES_ENTRYPOINT},
-                        changes=('ENTRYPOINT ["/usr/local/bin/entrypoint"]', 'CMD ["postgres"]'))
+    return _database_image(POSTGRES, POSTGRES_ENTRYPOINT, '["postgres"]')
 
 
 MARIADB = "lbtest/mariadb:10.11"
@@ -214,10 +258,7 @@ exec "$@"
 
 
 def ensure_mariadb() -> str:
-    return debian_image(MARIADB, ["mariadb-server", "mariadb-client"], ["LANG=C.UTF-8"],
-                        files={"/usr/local/bin/entrypoint": MARIADB_ENTRYPOINT},
-                        changes=('ENTRYPOINT ["/usr/local/bin/entrypoint"]',
-                                 'CMD ["mariadbd"]'))
+    return _database_image(MARIADB, MARIADB_ENTRYPOINT, '["mariadbd"]')
 
 
 REDIS = "lbtest/redis:7"
@@ -225,8 +266,7 @@ REDIS = "lbtest/redis:7"
 
 def ensure_redis() -> str:
     """Debian's Redis: launchbay starts it with its own command, as it does `redis:7`."""
-    return debian_image(REDIS, ["redis-server", "redis-tools"], ["LANG=C.UTF-8"],
-                        changes=('CMD ["redis-server"]',))
+    return _database_image(REDIS, None, '["redis-server"]')
 
 
 # Apps that read and write their database through the DATABASE_URL they are given: GET
@@ -258,30 +298,13 @@ APPS = {"postgres": ("lbtest/pgapp:v1", ensure_postgres, PG_CGI),
 
 def ensure_app(kind: str) -> str:
     tag, ensure_base, scripts = APPS[kind]
-    base = ensure_base()
-    client = docker.from_env()
-    digest = hashlib.sha256(repr((scripts, base, "index")).encode()).hexdigest()[:16]
-    try:
-        if client.images.get(tag).labels.get("launchbay.test-recipe") == digest:
-            return tag
-    except docker.errors.ImageNotFound:
-        pass
-    dockerfile = (f"FROM {base}\nCOPY busybox /bin/busybox\nCOPY www /www\n"
+    dockerfile = (f"FROM {ensure_base()}\nCOPY busybox /bin/busybox\nCOPY www /www\n"
                   'ENTRYPOINT []\nCMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", '
                   '"/www"]\n')
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        entries = {"Dockerfile": (dockerfile, 0o644), "www/index.html": ("app\n", 0o644), **{
-            f"www/cgi-bin/{name}": (f"#!/bin/sh\necho 'Content-Type: text/plain'\necho\n"
-                                    f"{script}\n", 0o755) for name, script in scripts.items()}}
-        for name, (text, mode) in entries.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(text.encode()), mode
-            tar.addfile(info, io.BytesIO(text.encode()))
-        tar.add(BUSYBOX, arcname="busybox")
-    client.images.build(fileobj=io.BytesIO(buf.getvalue()), custom_context=True, tag=tag,
-                        labels={"launchbay.test-recipe": digest}, rm=True)
-    return tag
+    files = {"www/index.html": ("app\n", 0o644), **{
+        f"www/cgi-bin/{name}": (f"#!/bin/sh\necho 'Content-Type: text/plain'\necho\n"
+                                f"{script}\n", 0o755) for name, script in scripts.items()}}
+    return _built(tag, dockerfile, files, {"busybox": BUSYBOX})
 
 
 def ensure_all() -> None:

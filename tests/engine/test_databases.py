@@ -6,82 +6,22 @@ volume; its password is on no process's command line."""
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
-import signal
-import sys
 import threading
-import time
-from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import docker
-import httpx
 import pytest
+from database_support import rows, until
 
 from launchbay.engine.databases import KINDS
 from launchbay.settings import Settings
-from launchbay.store.models import BackupPolicy, Database, utcnow
+from launchbay.store.models import Database
 
 import images
-from docker_support import body, deployed, remove_runtime
-from support import Api, free_port, make_app, spawn
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[str]:
-    """An S3-compatible server on loopback (moto's), with the bucket `backups`."""
-    port = free_port()
-    proc = spawn([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p",
-                  str(port)])
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline and proc.poll() is None, "moto did not start"
-            time.sleep(0.2)
-    bucket(url).make_bucket("backups")
-    yield url
-    proc.terminate()
-    proc.wait(10)
-
-
-def bucket(url: str | None = None) -> Any:
-    from minio import Minio
-
-    return Minio((url or "").removeprefix("http://") or "127.0.0.1", access_key="test",
-                 secret_key="test-secret", secure=False, region="us-east-1")
-
-
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
-                    edge_enabled=False, shipped_templates=False, worker_poll_seconds=0.1,
-                    work_lease_seconds=5, reconcile_seconds=2,
-                    database_images={"postgres": images.ensure_postgres(),
-                                     "mysql": images.ensure_mariadb(),
-                                     "redis": images.ensure_redis()},
-                    backups_dir=tmp_path / "backups", backup_allowed_networks=["127.0.0.0/8"])
-
-
-def until(api: Api, path: str, done: Any, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        shown = api.get(path)
-        if done(shown):
-            return shown
-        assert time.monotonic() < deadline, shown
-        time.sleep(0.3)
-
-
-def rows(url: str) -> str:
-    return body(f"{url}/cgi-bin/read").strip()
-
+from docker_support import body, deployed
+from support import Api, make_app
 
 # Per kind: the name of one discrete variable its bindings inject, and of the password's.
 DISCRETE = {"postgres": ("PGHOST", "PGPASSWORD"), "mysql": ("MYSQL_HOST", "MYSQL_PASSWORD"),
@@ -218,77 +158,6 @@ def test_bound_backed_up_and_restored(api: Api, cp: Any, settings: Settings, kin
     assert KINDS["postgres"].restore is not None
 
 
-def test_retention_keeps_the_newest_good_backups_and_a_failed_run_deletes_none(
-        api: Api, cp: Any, settings: Settings, s3: str) -> None:
-    """A policy keeping 3, run 5 times (its due time moved into the past each time, as a
-    test clock): exactly the 3 newest remain, on disk and in the store; then a run against a
-    database that does not answer fails and deletes nothing."""
-    ids = make_app(api, "lbtest/hello:v1")
-    db_id = api.post("/dependency-resources/provision", {
-        "kind": "postgres", "projectId": ids["project"], "environmentId": ids["env"],
-        "name": "kept"})["id"]
-    client = docker.from_env()
-    try:
-        until(api, f"/dependency-resources/{db_id}",
-              lambda s: s["dependencyResource"]["lifecycleStatus"] == "ready")
-        bad = api.request("POST", "/dependency-resources/backup-policies", {
-            "dependencyResourceId": db_id, "schedule": "61 * * * *", "retentionCount": 3})
-        assert bad.status_code == 400 and "cron" in bad.text
-        refused = api.request("POST", "/backup-destinations", {
-            "name": "metadata", "endpoint": "http://169.254.169.254", "bucket": "backups",
-            "accessKeyId": "test", "secretAccessKey": "test-secret"})
-        assert refused.status_code == 400 and "not a public address" in refused.text
-        destination = api.post("/backup-destinations", {
-            "name": "s3", "endpoint": s3, "bucket": "backups", "prefix": "lb",
-            "region": "us-east-1", "accessKeyId": "test", "secretAccessKey": "test-secret"})["id"]
-        assert "test-secret" not in str(api.get("/backup-destinations"))
-        policy = api.post("/dependency-resources/backup-policies", {
-            "dependencyResourceId": db_id, "schedule": "30 2 * * *",
-            "timezone": "Europe/Berlin", "retentionCount": 3,
-            "destinationIds": [destination]})["id"]
-        shown = api.get(f"/dependency-resources/backup-policies/{policy}")["policy"]
-        assert len(shown["upcomingRuns"]) == 5 and shown["nextRunAt"] == shown["upcomingRuns"][0]
-        made = []
-        for _ in range(5):
-            with cp.sessions() as s:  # due now
-                s.get_one(BackupPolicy, policy).next_run_at = utcnow() - timedelta(seconds=1)
-                s.commit()
-            assert cp.run_backup_schedule() == 1
-            assert cp.run_backup_schedule() == 0  # its next run is tomorrow now
-            made.append(until(api, f"/dependency-resources/{db_id}/backups", lambda s: all(
-                b["status"] != "pending" for b in s["items"]))["items"][0]["id"])
-        kept = api.get(f"/dependency-resources/{db_id}/backups")["items"]
-        assert [b["id"] for b in kept] == made[:-4:-1]  # the 3 newest, newest first
-        assert all(b["status"] == "ready" for b in kept)
-        files = sorted(p.name for p in settings.resolved_backups_dir.rglob("*.dump"))
-        assert files == sorted(b["providerArtifactHandle"] for b in kept)
-        store = bucket(s3)
-        objects = {o.object_name: o for o in store.list_objects("backups", recursive=True)}
-        assert sorted(k.rsplit("/", 1)[-1] for k in objects) == files
-        for b in kept:  # every copy is the verified file
-            (copy,) = b["copies"]
-            assert copy["status"] == "uploaded" and copy["objectKey"].startswith("lb/")
-            data = store.get_object("backups", copy["objectKey"]).read()
-            assert hashlib.sha256(data).hexdigest() == b["sha256"]
-
-        container = client.containers.list(filters={"label": f"launchbay.database={db_id}"})[0]
-        container.stop(timeout=5)
-        failed = api.post(f"/dependency-resources/backup-policies/{policy}/runs", {})["id"]
-        shown = until(api, f"/dependency-resources/backups/{failed}",
-                      lambda s: s["backup"]["status"] != "pending", timeout=60)["backup"]
-        assert shown["status"] == "failed" and shown["failureCode"] == "dump-failed"
-        assert shown["phase"] == "dump" and shown["failureMessage"]
-        after = api.get(f"/dependency-resources/{db_id}/backups", params={"status": "ready"})
-        assert [b["id"] for b in after["items"]] == [b["id"] for b in kept]
-        assert sorted(p.name for p in settings.resolved_backups_dir.rglob("*.dump")) == files
-        assert not list(settings.resolved_backups_dir.rglob("*.partial"))
-        assert len(list(store.list_objects("backups", recursive=True))) == 3
-    finally:
-        api.request("DELETE", f"/dependency-resources/{db_id}?releaseBackups=true")
-        until(api, "/dependency-resources", lambda s: all(
-            d["id"] != db_id for d in s["items"]), timeout=60)
-
-
 def test_the_db_commands(api: Api, server: str, tmp_path: Path, monkeypatch: Any) -> None:
     """`launchbay db create|list|bind|backup|backups|restore|delete` against the real engine."""
     from typer.testing import CliRunner
@@ -325,92 +194,3 @@ def test_the_db_commands(api: Api, server: str, tmp_path: Path, monkeypatch: Any
     api.ok("DELETE", f"{bindings}/{api.get(bindings)['items'][0]['id']}")
     cli("db", "delete", "orders", "--confirm", "orders", "--release-backups")
     until(api, "/dependency-resources", lambda s: s["items"] == [], timeout=60)
-
-
-def test_sigkill_during_a_backup_and_during_a_restore(tmp_path: Path) -> None:
-    """The control plane is killed while a backup streams, then while a restore runs: once
-    it is back, each is retried to its end, the database answers, and nothing partial is
-    ready."""
-    from test_resilience import _serve
-
-    from support import ADMIN_EMAIL, ADMIN_PASSWORD, login
-
-    port = free_port()
-    backups = tmp_path / "backups"
-    settings = {"LAUNCHBAY_DATABASE_IMAGES": json.dumps({"postgres": images.ensure_postgres()}),
-                "LAUNCHBAY_BACKUPS_DIR": str(backups)}
-    proc = _serve(tmp_path, port, **settings)
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    db_id = server_id = None
-    try:
-        http.post("/api/bootstrap/auth/first-admin",
-                  json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
-        api = login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
-        server_id = api.get("/servers")["items"][0]["id"]
-        ids = make_app(api, images.ensure_app("postgres"), name="big")
-        db_id = api.post("/dependency-resources/provision", {
-            "kind": "postgres", "projectId": ids["project"], "environmentId": ids["env"],
-            "name": "big"})["id"]
-        until(api, f"/dependency-resources/{db_id}",
-              lambda s: s["dependencyResource"]["lifecycleStatus"] == "ready")
-        api.post(f"/resources/{ids['resource']}/dependency-bindings",
-                 {"dependencyResourceId": db_id, "targetName": "DATABASE_URL"})
-        url = f"http://127.0.0.1:{deployed(api, ids)['hostPort']}"
-        assert body(f"{url}/cgi-bin/write?1").strip() == "ok"
-        # Enough rows (about 60 MB, not compressible) that a dump and a restore take a while.
-        container = docker.from_env().containers.list(
-            filters={"label": f"launchbay.database={db_id}"})[0]
-        filled = container.exec_run(["psql", "-U", "app", "-d", "big", "-c",
-                                     "CREATE TABLE filler AS SELECT g, md5(random()::text) || "
-                                     "md5(random()::text) AS a FROM generate_series(1, 800000) g"])
-        assert filled.exit_code == 0, filled.output
-
-        def killed_while(path: str, running: Any) -> None:
-            nonlocal proc
-            deadline = time.monotonic() + 60
-            while not running(api.get(path)):
-                assert time.monotonic() < deadline, api.get(path)
-                time.sleep(0.05)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-            proc = _serve(tmp_path, port, **settings)
-
-        backup = api.post(f"/dependency-resources/{db_id}/backups", {})["id"]
-        killed_while(f"/dependency-resources/backups/{backup}",
-                     lambda s: s["backup"]["phase"] == "dump")
-        assert api.get(f"/dependency-resources/backups/{backup}")["backup"]["status"] != "ready"
-        done = until(api, f"/dependency-resources/backups/{backup}",
-                     lambda s: s["backup"]["status"] != "pending")["backup"]
-        assert done["status"] == "ready", done
-        work = api.get(f"/operator-work/{done['attemptId']}")["item"]
-        assert work["status"] == "succeeded" and work["attempts"] == 2  # taken up again
-        files = list(backups.rglob("*"))
-        assert [f.name for f in files if f.is_file()] == [done["providerArtifactHandle"]]
-        assert hashlib.sha256(files[-1].read_bytes()).hexdigest() == done["sha256"]
-
-        assert body(f"{url}/cgi-bin/write?2").strip() == "ok"
-        api.post(f"/dependency-resources/backups/{backup}/restore",
-                 {"acknowledgeDataOverwrite": True})
-        killed_while(f"/dependency-resources/backups/{backup}", lambda s: (
-            s["backup"]["latestRestoreAttempt"] or {}).get("status") == "pending" and any(
-            b["reason"] == "safety" and b["status"] == "ready"
-            for b in api.get(f"/dependency-resources/{db_id}/backups")["items"]))
-        restored = until(api, f"/dependency-resources/backups/{backup}", lambda s: (
-            s["backup"]["latestRestoreAttempt"] or {}).get("status") in ("succeeded", "failed"))
-        attempt = restored["backup"]["latestRestoreAttempt"]
-        assert attempt["status"] == "succeeded", restored
-        assert api.get(f"/operator-work/{attempt['attemptId']}")["item"]["attempts"] == 2
-        assert rows(url) == "1"  # the database answers, with exactly the backup's rows
-        assert all(b["status"] in ("ready", "failed") for b in api.get(
-            f"/dependency-resources/{db_id}/backups")["items"])
-        assert not list(backups.rglob("*.partial"))
-    finally:
-        if db_id:
-            for c in docker.from_env().containers.list(
-                    all=True, filters={"label": f"launchbay.database={db_id}"}):
-                c.remove(force=True)
-            docker.from_env().volumes.get(f"lb-db-{db_id}").remove(force=True)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        if server_id:
-            remove_runtime(server_id)
