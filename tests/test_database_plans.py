@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from launchbay.store.models import Deployment
 
-from support import Api, make_app
+from support import Api, make_app, snapshot
 
 
 def test_a_plan_changes_nothing_until_accepted_once(admin: Api, cp) -> None:
@@ -70,3 +70,24 @@ def test_a_binding_puts_the_url_in_the_next_snapshot_sealed(admin: Api, cp) -> N
     admin.ok("DELETE", f"/dependency-resources/{db}")
     assert admin.get("/dependency-resources")["items"] == []
     assert admin.get("/operator-work", params={"kind": "database"})["items"] == []
+
+
+def test_an_environment_or_project_with_a_database_is_not_deleted(admin: Api, cp) -> None:
+    ids = make_app(admin, "lbtest/hello:v1")
+    db = admin.post("/dependency-resources/import", {
+        "kind": "redis", "projectId": ids["project"], "environmentId": ids["env"],
+        "name": "cache", "connectionUrl": "redis://default:pw@cache.example.com"})["id"]
+    before = snapshot(cp)
+    refused = admin.request("DELETE", f"/environments/{ids['env']}", {
+        "confirmation": {"environmentName": "production"}, "withResources": True})
+    assert refused.status_code == 409 and refused.json()["code"] == "databases_remain"
+    assert snapshot(cp) == before
+    admin.post(f"/projects/{ids['project']}/archive", {})
+    before = snapshot(cp)
+    refused = admin.request("DELETE", f"/projects/{ids['project']}", {
+        "confirmation": {"projectId": ids["project"]}, "withResources": True})
+    assert refused.status_code == 409 and snapshot(cp) == before
+    admin.ok("DELETE", f"/dependency-resources/{db}")
+    admin.ok("DELETE", f"/projects/{ids['project']}", {
+        "confirmation": {"projectId": ids["project"]}, "withResources": True})
+    assert admin.request("GET", f"/projects/{ids['project']}").status_code == 404

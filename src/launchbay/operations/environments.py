@@ -15,7 +15,7 @@ from launchbay.operations import variables
 from launchbay.operations.catalog import Context, Role, operation
 from launchbay.operations.errors import Conflict, Invalid, NotFound
 from launchbay.operations.projects import get_project
-from launchbay.operations.removal import remove_resources
+from launchbay.operations.removal import forget_databases, remove_resources
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Name, Schema, Timestamp
 from launchbay.operations.variables import (
     PRECEDENCE,
@@ -231,6 +231,7 @@ def delete_environment(ctx: Context, data: EnvironmentDelete) -> IdOut:
                        "first, or ask for withResources", code="environment_delete_blocked",
                        details={"blockers": [{"kind": "resource", "relatedEntityType":
                                               "resource", "count": len(resources)}]})
+    forget_databases(ctx, [env.id])
     remove_resources(ctx, resources)
     ctx.db.delete(env)
     ctx.audit(env.id, name=env.name, projectId=env.project_id, resources=len(resources))

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.errors import Conflict, Invalid, NotFound
-from launchbay.operations.removal import remove_resources
+from launchbay.operations.removal import forget_databases, remove_resources
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Name, Schema, Timestamp
 from launchbay.slugs import slugify
 from launchbay.store.models import (
@@ -247,6 +247,8 @@ def delete_project(ctx: Context, data: ProjectDelete) -> IdOut:
     if blockers:
         raise Conflict("the project cannot be deleted yet", code="project_delete_blocked",
                        details={"blockers": [b.model_dump(by_alias=True) for b in blockers]})
+    forget_databases(ctx, list(ctx.db.scalars(select(Environment.id).where(
+        Environment.project_id == project.id))))
     remove_resources(ctx, ctx.db.scalars(select(Resource).where(
         Resource.project_id == project.id)).all())
     ctx.db.delete(project)
