@@ -91,3 +91,22 @@ def test_an_environment_or_project_with_a_database_is_not_deleted(admin: Api, cp
     admin.ok("DELETE", f"/projects/{ids['project']}", {
         "confirmation": {"projectId": ids["project"]}, "withResources": True})
     assert admin.request("GET", f"/projects/{ids['project']}").status_code == 404
+
+
+def test_one_restore_of_a_database_at_a_time(admin: Api, cp) -> None:
+    from launchbay.store.models import Database, DatabaseBackup
+
+    ids = make_app(admin, "lbtest/hello:v1")
+    db = admin.post("/dependency-resources/provision", {
+        "kind": "postgres", "projectId": ids["project"], "environmentId": ids["env"],
+        "name": "main"})["id"]
+    with cp.sessions() as s:  # made ready, with two backups (no engine runs here)
+        s.get_one(Database, db).status = "ready"
+        for n in (1, 2):
+            s.add(DatabaseBackup(id=f"dbk_{n}", organization_id=admin.org_id, database_id=db,
+                                 kind="postgres", status="ready"))
+        s.commit()
+    admin.post("/dependency-resources/backups/dbk_1/restore", {"acknowledgeDataOverwrite": True})
+    second = admin.request("POST", "/dependency-resources/backups/dbk_2/restore",
+                           {"acknowledgeDataOverwrite": True})
+    assert second.status_code == 409 and second.json()["code"] == "restore_in_progress"

@@ -863,10 +863,12 @@ def restore(ctx: Context, data: RestoreIn) -> IdOut:
     if b.status != "ready":
         raise Conflict("only a ready (verified) backup can be restored",
                        code="dependency_resource_backup_not_ready")
+    restores = select(DatabaseBackup.restore_work_id).where(
+        DatabaseBackup.database_id == d.id, DatabaseBackup.restore_work_id.is_not(None))
     if ctx.db.scalar(select(OperatorWork.id).where(
-            OperatorWork.id == b.restore_work_id,
-            OperatorWork.status.in_(("pending", "running", "retry-scheduled")))):
-        raise Conflict("a restore of this backup is under way", code="restore_in_progress")
+            OperatorWork.id.in_(restores),
+            OperatorWork.status.in_(("pending", "running", "retry-scheduled"))).limit(1)):
+        raise Conflict("a restore of this database is under way", code="restore_in_progress")
     safety = new_backup(ctx, d, "safety")
     work = _work(ctx, d, "restore", backup_id=b.id, safety_backup_id=safety.id)
     safety.work_id = b.restore_work_id = work.id
