@@ -17,6 +17,16 @@ def bucket(url: str) -> Any:
                  secure=False, region="us-east-1")
 
 
+def server_container(db_id: str) -> Any:
+    """The database's own container (not one of its one-off tool containers)."""
+    import docker
+
+    (found,) = [c for c in docker.from_env().containers.list(
+        all=True, filters={"label": f"launchbay.database={db_id}"}, ignore_removed=True)
+        if "launchbay.run" not in c.labels]
+    return found
+
+
 def until(api: Api, path: str, done: Any, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:

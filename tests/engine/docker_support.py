@@ -60,7 +60,8 @@ def body(url: str, within: float = 5) -> str:
 
 def containers(**labels: str) -> list[Any]:
     filters = ["launchbay.managed=true"] + [f"{k}={v}" for k, v in labels.items()]
-    return docker.from_env().containers.list(all=True, filters={"label": filters})
+    return docker.from_env().containers.list(all=True, filters={"label": filters},
+                                             ignore_removed=True)  # (removed meanwhile)
 
 
 def remove_runtime(server_id: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import docker
 import httpx
-from database_support import bucket, rows, until
+from database_support import bucket, rows, server_container, until
 
 from launchbay.settings import Settings
 from launchbay.store.models import BackupPolicy, utcnow
@@ -34,7 +34,6 @@ def test_retention_keeps_the_newest_good_backups_and_a_failed_run_deletes_none(
     db_id = api.post("/dependency-resources/provision", {
         "kind": "postgres", "projectId": ids["project"], "environmentId": ids["env"],
         "name": "kept"})["id"]
-    client = docker.from_env()
     try:
         until(api, f"/dependency-resources/{db_id}",
               lambda s: s["dependencyResource"]["lifecycleStatus"] == "ready")
@@ -78,7 +77,7 @@ def test_retention_keeps_the_newest_good_backups_and_a_failed_run_deletes_none(
             data = store.get_object("backups", copy["objectKey"]).read()
             assert hashlib.sha256(data).hexdigest() == b["sha256"]
 
-        container = client.containers.list(filters={"label": f"launchbay.database={db_id}"})[0]
+        container = server_container(db_id)
         container.stop(timeout=5)
         failed = api.post(f"/dependency-resources/backup-policies/{policy}/runs", {})["id"]
         shown = until(api, f"/dependency-resources/backups/{failed}",
@@ -127,8 +126,7 @@ def test_sigkill_during_a_backup_and_during_a_restore(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{deployed(api, ids)['hostPort']}"
         assert body(f"{url}/cgi-bin/write?1").strip() == "ok"
         # Enough rows (about 60 MB, not compressible) that a dump and a restore take a while.
-        container = docker.from_env().containers.list(
-            filters={"label": f"launchbay.database={db_id}"})[0]
+        container = server_container(db_id)
         filled = container.exec_run(["psql", "-U", "app", "-d", "big", "-c",
                                      "CREATE TABLE filler AS SELECT g, md5(random()::text) || "
                                      "md5(random()::text) AS a FROM generate_series(1, 800000) g"])
@@ -176,7 +174,8 @@ def test_sigkill_during_a_backup_and_during_a_restore(tmp_path: Path) -> None:
     finally:
         if db_id:
             for c in docker.from_env().containers.list(
-                    all=True, filters={"label": f"launchbay.database={db_id}"}):
+                    all=True, filters={"label": f"launchbay.database={db_id}"},
+                    ignore_removed=True):
                 c.remove(force=True)
             docker.from_env().volumes.get(f"lb-db-{db_id}").remove(force=True)
         proc.send_signal(signal.SIGKILL)

@@ -153,7 +153,8 @@ def test_bound_backed_up_and_restored(api: Api, cp: Any, settings: Settings, kin
         until(api, "/dependency-resources", lambda s: all(
             d["id"] != db_id for d in s["items"]), timeout=60)
     client = docker.from_env()
-    assert not client.containers.list(all=True, filters={"label": f"launchbay.database={db_id}"})
+    assert not client.containers.list(all=True, filters={"label": f"launchbay.database={db_id}"},
+                                      ignore_removed=True)
     assert volume not in {v.name for v in client.volumes.list()}
     assert KINDS["postgres"].restore is not None
 
