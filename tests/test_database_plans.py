@@ -4,6 +4,8 @@ tests/engine/test_databases.py)."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from launchbay.store.models import Deployment
 
 from support import Api, make_app, snapshot
@@ -110,3 +112,24 @@ def test_one_restore_of_a_database_at_a_time(admin: Api, cp) -> None:
     second = admin.request("POST", "/dependency-resources/backups/dbk_2/restore",
                            {"acknowledgeDataOverwrite": True})
     assert second.status_code == 409 and second.json()["code"] == "restore_in_progress"
+
+
+def test_work_given_up_fails_what_it_was_making_and_removes_its_partial_file(
+        admin: Api, cp) -> None:
+    from launchbay.store.models import DatabaseBackup, OperatorWork
+
+    test_one_restore_of_a_database_at_a_time(admin, cp)  # a restore of dbk_1 is pending
+    with cp.sessions() as s:
+        item = s.scalars(select(OperatorWork).where(OperatorWork.kind == "database")
+                         .order_by(OperatorWork.created_at.desc())).first()
+        safety = s.get_one(DatabaseBackup, item.payload["safety_backup_id"])
+        s.expunge_all()
+    partial = cp.settings.resolved_backups_dir / safety.organization_id / \
+        safety.database_id / f"{safety.id}.partial"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"half a dump")
+    cp.workers.handlers["database"].give_up(item, "worker-lost", "gave up")
+    shown = admin.get(f"/dependency-resources/backups/{safety.id}")["backup"]
+    assert shown["status"] == "failed" and shown["failureCode"] == "worker-lost"
+    assert not partial.exists()
+    assert admin.get("/dependency-resources/backups/dbk_1")["backup"]["status"] == "ready"

@@ -213,12 +213,15 @@ class DatabaseWork:
         return "succeeded"
 
     def give_up(self, item: OperatorWork, code: str, message: str) -> None:
+        """The work will not be tried again: the backup it was making (a backup's, or a
+        restore's safety backup) is failed and its partial file goes."""
         action = item.payload.get("action")
+        making = {"backup": "backup_id", "restore": "safety_backup_id"}.get(action or "")
         with self.sessions() as s:
-            if action in ("backup", "restore"):
-                b = s.get(DatabaseBackup, item.payload.get("backup_id", ""))
-                if b is not None and action == "backup" and b.status != "ready":
-                    b.status, b.failure_code, b.failure_message = "failed", code, message
+            b = s.get(DatabaseBackup, item.payload.get(making, "")) if making else None
+            if b is not None and b.status != "ready":
+                b.status, b.failure_code, b.failure_message = "failed", code, message
+                backup_path(self.root, b).with_name(f"{b.id}.partial").unlink(missing_ok=True)
             db = s.get(Database, item.payload.get("database_id", ""))
             if db is not None and action == "provision":
                 db.status, db.failure_code, db.failure_message = "failed", code, message
