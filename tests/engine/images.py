@@ -99,6 +99,7 @@ def debian_image(tag: str, packages: list[str], env: list[str], later: tuple[str
     resolve virtual packages, which npm's dependencies need); Dockerfile `changes` (CMD...)
     last."""
     client = docker.from_env()
+    # (The None stands where a recipe's files once were: the images built since stay valid.)
     digest = hashlib.sha256(repr((packages, env, later, None, changes)).encode()).hexdigest()[:16]
     # One builder at a time on the machine (both test workers may want the same image).
     with open(Path(tempfile.gettempdir()) / "lbtest-debootstrap.lock", "w") as lock:
