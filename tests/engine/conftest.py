@@ -65,6 +65,27 @@ def settings(tmp_path, database_url) -> Settings:
                     backup_allowed_networks=["127.0.0.0/8"])
 
 
+@pytest.fixture
+def cli(api, server, tmp_path, monkeypatch):
+    """`launchbay ARGS...` as the first admin against `server`; its output (`ok`: whether it
+    must succeed)."""
+    from typer.testing import CliRunner
+
+    from launchbay.cli.main import app
+
+    monkeypatch.setenv("LAUNCHBAY_CLI_CONFIG", str(tmp_path / "cli"))
+    monkeypatch.setenv("LAUNCHBAY_URL", server)
+    monkeypatch.setenv("LAUNCHBAY_TOKEN", api.token)
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True) -> str:
+        result = runner.invoke(app, list(args))
+        assert (result.exit_code == 0) == ok, (args, result.exit_code, result.output)
+        return result.output
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def s3() -> Iterator[str]:
     """An S3-compatible server on loopback (moto's), with the bucket `backups`."""

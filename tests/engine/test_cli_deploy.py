@@ -11,29 +11,11 @@ import sys
 import time
 
 import httpx
-import pytest
-from typer.testing import CliRunner
 
 from launchbay.cli.apps import split_image
-from launchbay.cli.main import app
 
 from docker_support import body, containers, eventually, remove_runtime, wait
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login, make_app
-
-
-@pytest.fixture
-def cli(api, server, tmp_path, monkeypatch):
-    monkeypatch.setenv("LAUNCHBAY_CLI_CONFIG", str(tmp_path / "cli"))
-    monkeypatch.setenv("LAUNCHBAY_URL", server)
-    monkeypatch.setenv("LAUNCHBAY_TOKEN", api.token)
-    runner = CliRunner()
-
-    def run(*args: str, ok: bool = True) -> str:
-        result = runner.invoke(app, list(args))
-        assert (result.exit_code == 0) == ok, (args, result.exit_code, result.output)
-        return result.output
-
-    return run
 
 
 def test_split_image():

@@ -159,22 +159,8 @@ def test_bound_backed_up_and_restored(api: Api, cp: Any, settings: Settings, kin
     assert KINDS["postgres"].restore is not None
 
 
-def test_the_db_commands(api: Api, server: str, tmp_path: Path, monkeypatch: Any) -> None:
+def test_the_db_commands(api: Api, cli: Any) -> None:
     """`launchbay db create|list|bind|backup|backups|restore|delete` against the real engine."""
-    from typer.testing import CliRunner
-
-    from launchbay.cli.main import app
-
-    monkeypatch.setenv("LAUNCHBAY_CLI_CONFIG", str(tmp_path / "cli"))
-    monkeypatch.setenv("LAUNCHBAY_URL", server)
-    monkeypatch.setenv("LAUNCHBAY_TOKEN", api.token)
-    runner = CliRunner()
-
-    def cli(*args: str, ok: bool = True) -> str:
-        result = runner.invoke(app, list(args))
-        assert (result.exit_code == 0) == ok, (args, result.exit_code, result.output)
-        return result.output
-
     ids = make_app(api, images.ensure_app("postgres"), name="shop")
     project = api.get(f"/projects/{ids['project']}")["slug"]
     created = cli("db", "create", "orders", "--env", f"{project}/production")
