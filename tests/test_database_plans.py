@@ -133,3 +133,96 @@ def test_work_given_up_fails_what_it_was_making_and_removes_its_partial_file(
     assert shown["status"] == "failed" and shown["failureCode"] == "worker-lost"
     assert not partial.exists()
     assert admin.get("/dependency-resources/backups/dbk_1")["backup"]["status"] == "ready"
+
+
+def test_a_rotation_redeploys_what_has_the_old_url_then_completes(admin: Api, cp) -> None:
+    """An imported database's rotation (its new URL given): refusals change nothing; the
+    resource whose release has the old URL is redeployed once, with the new one; the rotation
+    completes when that release serves (nothing of an external database is revoked)."""
+    from launchbay.store.models import Database, Resource
+
+    ids = make_app(admin, "lbtest/hello:v1")
+    db = admin.post("/dependency-resources/import", {
+        "kind": "postgres", "projectId": ids["project"], "environmentId": ids["env"],
+        "name": "ext", "connectionUrl": "postgresql://u:old@db.example.com/shop"})["id"]
+    resource = ids["resource"]
+    binding = admin.post(f"/resources/{resource}/dependency-bindings",
+                         {"dependencyResourceId": db, "targetName": "DATABASE_URL"})["id"]
+    first = admin.post("/deployments", {"projectId": ids["project"],
+                                        "environmentId": ids["env"], "resourceId": resource})["id"]
+
+    def serves(deployment: str) -> None:  # (no engine runs here)
+        with cp.sessions() as s:
+            s.get_one(Deployment, deployment).status = "succeeded"
+            s.get_one(Resource, resource).current_deployment_id = deployment
+            s.commit()
+
+    def url_in(deployment: str) -> str:
+        with cp.sessions() as s:
+            given = {v["key"]: v for v in s.get_one(
+                Deployment, deployment).environment_snapshot["variables"]}
+        return cp.ops.secrets.decrypt(given["DATABASE_URL"]["value"])
+
+    serves(first)
+    rotations = f"/resources/{resource}/dependency-bindings/{binding}/secret-rotations"
+    before = snapshot(cp)
+    for body in ({"confirmHistoricalSnapshotsRemainUnchanged": True},  # no new URL
+                 {"confirmHistoricalSnapshotsRemainUnchanged": False,
+                  "secretValue": "postgresql://u:new@db.example.com/shop"},
+                 {"confirmHistoricalSnapshotsRemainUnchanged": True, "secretRef": "vault:x"},
+                 {"confirmHistoricalSnapshotsRemainUnchanged": True,
+                  "secretValue": "postgresql://u:new@elsewhere.example.com/shop"}):
+        refused = admin.request("POST", rotations, body)
+        assert refused.status_code == 400, (body, refused.text)
+        assert snapshot(cp) == before
+    other = admin.request("POST", f"/resources/{resource}/dependency-bindings/dbb_nope"
+                          "/secret-rotations", {"confirmHistoricalSnapshotsRemainUnchanged": True})
+    assert other.status_code == 404
+
+    rotated = admin.post(rotations, {"confirmHistoricalSnapshotsRemainUnchanged": True,
+                                     "secretValue": "postgresql://u:new@db.example.com/shop"})
+    assert rotated["secretVersion"] == "v2" and "new@" not in str(rotated)
+    shown = admin.get(f"/resources/{resource}/dependency-bindings/{binding}")["binding"]
+    assert shown["secretRotation"]["status"] == "redeploying" and "new@" not in str(shown)
+    busy = admin.request("POST", rotations, {"confirmHistoricalSnapshotsRemainUnchanged": True,
+                                             "secretValue": "postgresql://u:x@db.example.com/s"})
+    assert busy.status_code == 409
+    assert url_in(first) == "postgresql://u:old@db.example.com/shop"  # history unchanged
+
+    assert cp.advance_rotations() == 1
+    assert cp.advance_rotations() == 1  # its redeploy runs: not made twice
+    deployments = admin.get("/deployments", params={"resourceId": resource})["items"]
+    assert [d["triggerKind"] for d in deployments] == ["redeploy", "create"]
+    assert url_in(deployments[0]["id"]) == "postgresql://u:new@db.example.com/shop"
+    assert admin.get(f"/resources/{resource}/dependency-bindings/{binding}")["binding"][
+        "secretRotation"]["status"] == "redeploying"
+    serves(deployments[0]["id"])
+    cp.advance_rotations()
+    shown = admin.get(f"/resources/{resource}/dependency-bindings/{binding}")["binding"]
+    assert shown["secretRotation"]["status"] == "completed"
+    assert shown["secretRotation"]["previousSecretVersion"] == "v1"
+    assert cp.advance_rotations() == 0  # nothing left under way
+    events = {e["eventType"] for e in admin.get("/audit-events")["items"]}
+    assert {"resource.dependency-binding-secret-rotated",
+            "dependency-resource.credential-rotation-advanced"} <= events
+
+    # A database launchbay manages: its password is generated, and changed by the engine.
+    managed = admin.post("/dependency-resources/provision", {
+        "kind": "postgres", "projectId": ids["project"], "environmentId": ids["env"],
+        "name": "main"})["id"]
+    bound = admin.post(f"/resources/{resource}/dependency-bindings",
+                       {"dependencyResourceId": managed, "targetName": "MAIN_URL",
+                        "discreteVariables": False})["id"]
+    managed_rotations = f"/resources/{resource}/dependency-bindings/{bound}/secret-rotations"
+    not_ready = admin.request("POST", managed_rotations,
+                              {"confirmHistoricalSnapshotsRemainUnchanged": True})
+    assert not_ready.status_code == 409
+    with cp.sessions() as s:
+        s.get_one(Database, managed).status = "ready"
+        s.commit()
+    chosen = admin.request("POST", managed_rotations, {
+        "confirmHistoricalSnapshotsRemainUnchanged": True, "secretValue": "mine"})
+    assert chosen.status_code == 400
+    admin.post(managed_rotations, {"confirmHistoricalSnapshotsRemainUnchanged": True})
+    work = admin.get("/operator-work", params={"kind": "database"})["items"]
+    assert work[0]["operationKey"] == "dependency-resources.rotate"

@@ -131,6 +131,8 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
          None),
         ("POST", f"/resources/{world['resource']}/dependency-bindings",
          {"dependencyResourceId": world["database"], "targetName": "STOLEN_URL"}),
+        ("POST", f"/resources/{world['resource']}/dependency-bindings/{world['db_binding']}"
+         "/secret-rotations", {"confirmHistoricalSnapshotsRemainUnchanged": True}),
         ("POST", "/dependency-resources/provision", {"kind": "postgres", "projectId": p,
                                                       "environmentId": e, "name": "mine"}),
         ("GET", f"/storage-volumes/{world['volume']}", None),
@@ -251,6 +253,8 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
             "dependencyResourceId": ids["dependencyResourceId"], "targetName": "OTHER_URL",
             "discreteVariables": False},
         "resources.dependency-bindings.delete": {},
+        "resources.dependency-bindings.secret-rotations.create": {
+            "confirmHistoricalSnapshotsRemainUnchanged": True},
         "storage-volumes.delete": {},
         "operator-work.retry": {},
         "operator-work.cancel": {},

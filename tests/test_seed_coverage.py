@@ -20,7 +20,6 @@ PENDING: dict[str, list[str]] = {
         "POST /credentials/ssh/{}/rotate",
     ],
     "[databases]": [
-        "POST /resources/{}/dependency-bindings/{}/secret-rotations",
         "POST /storage-volumes/{}/runtime-cleanup",
     ],
     "[jobs]": [

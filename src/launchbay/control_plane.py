@@ -22,7 +22,14 @@ from launchbay.engine.runtime import LogLine
 from launchbay.engine.runtime_control import RuntimeControl
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Periodic, Workers
-from launchbay.operations import Actor, Operations, databases, instances, templates
+from launchbay.operations import (
+    Actor,
+    Operations,
+    credential_rotations,
+    databases,
+    instances,
+    templates,
+)
 from launchbay.operations.errors import OperationError
 from launchbay.operations.identity.accounts import authenticate
 from launchbay.operations.resources import RuntimeTarget
@@ -62,7 +69,9 @@ class ControlPlane:
                       Periodic("reap", settings.instance_reap_seconds, self.reap),
                       Periodic("warm-pools", settings.instance_pool_seconds, self.fill_pools),
                       Periodic("database-backups", settings.backup_schedule_seconds,
-                               self.run_backup_schedule)]
+                               self.run_backup_schedule),
+                      Periodic("credential-rotations", settings.backup_schedule_seconds,
+                               self.advance_rotations)]
         if self.edge:  # each process watches its own Caddy
             background += [Periodic("edge-watch", 1.0, self.edge.watch, once=False),
                            Periodic("certificates", settings.reconcile_seconds,
@@ -140,6 +149,13 @@ class ControlPlane:
         with self.sessions() as db:
             due = databases.due_policies(db, utcnow())
         return self._on_behalf("dependency-resources.backup-policies.run", due)
+
+    def advance_rotations(self) -> int:
+        """Moves on the database password rotations waiting for their redeploys, each on
+        behalf of whoever asked for it; returns how many were looked at."""
+        with self.sessions() as db:
+            under_way = credential_rotations.rotations_under_way(db)
+        return self._on_behalf("dependency-resources.credential-rotations.advance", under_way)
 
     def _on_behalf(self, key: str, calls: list[tuple[str, str, dict[str, Any]]]) -> int:
         """Runs `key` once per (user, organization, input) as that user: the platform acts

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     database_images: dict[str, str] = {"postgres": "postgres:16", "mysql": "mariadb:11",
                                        "redis": "redis:7"}
     backups_dir: Path | None = None
-    backup_schedule_seconds: float = 30  # how often due backup policies are looked for
+    backup_schedule_seconds: float = 30  # due backup policies and rotations are looked at
     # Networks (CIDR) object stores may be at besides public addresses (as for git remotes).
     backup_allowed_networks: list[str] = []
     # Where git repositories may be fetched from: public addresses, and these networks (CIDR)

@@ -94,6 +94,13 @@ def edge_settings(tmp_path, database_url: str, mock_dns: str, http_port: int,
                     edge_public_addresses=["127.0.0.1"], **extra)
 
 
+def host_of(api: Api, resource: str) -> str:
+    """The hostname the edge generated for `resource`."""
+    route = api.get(f"/resources/{resource}", params={"includeAccessSummary": "true"})[
+        "accessSummary"]["latestGeneratedAccessRoute"]
+    return route["hostname"]
+
+
 def via_url(url: str, edge_port: int) -> httpx.Response:
     """A public URL of the edge, sent to Caddy on loopback (the name resolves nowhere else)."""
     parts = httpx.URL(url)

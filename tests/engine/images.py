@@ -226,7 +226,7 @@ def ensure_postgres() -> str:
 
 MARIADB = "lbtest/mariadb:10.11"
 # What the official `mariadb` image does at its first start (MYSQL_USER, _PASSWORD,
-# _DATABASE; data in /var/lib/mysql), for Debian's MariaDB.
+# _DATABASE, _ROOT_PASSWORD for root@'%'; data in /var/lib/mysql), for Debian's MariaDB.
 MARIADB_ENTRYPOINT = r"""#!/bin/sh
 set -e
 DATA=/var/lib/mysql
@@ -247,11 +247,17 @@ CREATE DATABASE IF NOT EXISTS \`$MYSQL_DATABASE\`;
 CREATE USER '$MYSQL_USER'@'%' IDENTIFIED BY '$MYSQL_PASSWORD';
 GRANT ALL ON \`$MYSQL_DATABASE\`.* TO '$MYSQL_USER'@'%';
 SQL
+    if [ -n "$MYSQL_ROOT_PASSWORD" ]; then
+      mariadb --socket=/run/mysqld/init.sock <<SQL
+CREATE USER 'root'@'%' IDENTIFIED BY '$MYSQL_ROOT_PASSWORD';
+GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;
+SQL
+    fi
     kill "$pid"
     wait "$pid" || true
     touch "$DATA/.initialized"
   fi
-  unset MYSQL_PASSWORD
+  unset MYSQL_PASSWORD MYSQL_ROOT_PASSWORD
   exec mariadbd --user=mysql --bind-address=0.0.0.0
 fi
 exec "$@"

@@ -1,27 +1,41 @@
-"""Databases end to end on the real engine: provision PostgreSQL, bind it to an app that reads
-and writes through the injected URL, back up, write more, restore, and find exactly the first
-rows; a truncated backup never verifies; nothing but the database's own delete removes its
-volume; its password is on no process's command line."""
+"""Databases end to end on the real engine, per kind: provision, bind to an app that reads and
+writes through the injected URL, back up, write more, restore, and find exactly the first
+rows; a truncated backup never verifies; a password rotation never interrupts the app (seen
+through the edge) and ends with the old password refused; nothing but the database's own
+delete removes its volume; its password is on no process's command line."""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import pytest
 from database_support import rows, until
 
-from launchbay.engine.databases import KINDS
+from launchbay.engine.databases import KINDS, login_of
 from launchbay.settings import Settings
 from launchbay.store.models import Database
 
 import images
-from docker_support import body, deployed
-from support import Api, make_app
+from docker_support import body, deployed, eventually, host_of
+from support import Api, free_port, make_app
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The engine tests' settings with an edge proxy (a rotation's redeploy is watched through
+    it), and rotations moved on every second."""
+    return settings.model_copy(update={
+        "edge_enabled": True, "edge_bind": "127.0.0.1", "edge_http_port": free_port(),
+        "edge_admin": f"127.0.0.1:{free_port()}", "edge_drain_seconds": 0.5,
+        "backup_schedule_seconds": 1.0})
+
 
 # Per kind: the name of one discrete variable its bindings inject, and of the password's.
 DISCRETE = {"postgres": ("PGHOST", "PGPASSWORD"), "mysql": ("MYSQL_HOST", "MYSQL_PASSWORD"),
@@ -126,6 +140,55 @@ def test_bound_backed_up_and_restored(api: Api, cp: Any, settings: Settings, kin
         assert attempt["status"] == "failed" and attempt["failureCode"] == "backup-corrupted"
         assert rows(url) == "1,2"
 
+        # Rotated: a new login beside the old one, the app redeployed with it, then the old one
+        # revoked; through the edge, the app answers every request all along.
+        rotations = f"/resources/{resource}/dependency-bindings/{binding}/secret-rotations"
+        unconfirmed = api.request("POST", rotations,
+                                  {"confirmHistoricalSnapshotsRemainUnchanged": False})
+        assert unconfirmed.status_code == 400, unconfirmed.text
+        edge = f"http://127.0.0.1:{settings.edge_http_port}/cgi-bin/read"
+        answers: list[tuple[int, str]] = []
+        stop.clear()
+
+        def poll() -> None:
+            host = host_of(api, resource)
+            while not stop.is_set():
+                try:
+                    got = httpx.get(edge, headers={"Host": host}, timeout=5)
+                    answers.append((got.status_code, got.text.strip()))
+                except httpx.TransportError as exc:
+                    answers.append((0, str(exc)))
+                time.sleep(0.05)
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        assert eventually(lambda: answers and answers[-1] == (200, "1,2"))
+        answers.clear()
+        rotated = api.post(rotations, {"confirmHistoricalSnapshotsRemainUnchanged": True})
+        assert rotated["secretVersion"] == "v2" and rotated["id"].startswith("rot_")
+        again = api.request("POST", rotations, {"confirmHistoricalSnapshotsRemainUnchanged": True})
+        assert again.status_code == 409  # one rotation of a database at a time
+        shown = until(api, f"/resources/{resource}/dependency-bindings/{binding}", lambda s: s[
+            "binding"]["secretRotation"]["status"] in ("completed", "failed"), timeout=90)
+        stop.set()
+        poller.join()
+        rotation = shown["binding"]["secretRotation"]
+        assert rotation["status"] == "completed", rotation
+        assert (rotation["secretVersion"], rotation["previousSecretVersion"]) == ("v2", "v1")
+        assert answers and set(answers) == {(200, "1,2")}, set(answers)
+        releases = api.get("/deployments", params={"resourceId": resource})["items"]
+        assert releases[0]["triggerKind"] == "redeploy" and releases[0]["status"] == "succeeded"
+        docker_of = cp.targets.of(db.server_id)
+        old = handler._tool(docker_of, db, password, KINDS[kind].probe(db, login_of(db)), "probe")
+        assert old[0] != 0, old  # the old password no longer logs in
+        with cp.sessions() as s:
+            db = s.get_one(Database, db_id)
+            s.expunge(db)
+        password = cp.ops.secrets.decrypt(db.sealed_secret)
+        wrote = httpx.get(f"{edge.removesuffix('read')}write?4",
+                          headers={"Host": host_of(api, resource)}, timeout=5)
+        assert wrote.text.strip() == "ok"  # with the new login
+        assert rows(f"http://127.0.0.1:{releases[0]['hostPort']}") == "1,2,4"
+
         # No redeploy, prune, cleanup or delete of the app touches the database's volume.
         volume = f"lb-db-{db_id}"
         api.ok("DELETE", f"/resources/{resource}/dependency-bindings/{binding}")
@@ -140,8 +203,8 @@ def test_bound_backed_up_and_restored(api: Api, cp: Any, settings: Settings, kin
             w["status"] not in ("pending", "running") for w in s["items"]), timeout=60)
         cp.reconcile()
         assert docker.from_env().volumes.get(volume)
-        answered = cp.workers.handlers["database"]._tool(
-            cp.targets.of(db.server_id), db, password, KINDS[kind].probe(db), "probe")
+        answered = handler._tool(cp.targets.of(db.server_id), db, password,
+                                 KINDS[kind].probe(db, login_of(db)), "probe")
         assert answered[0] == 0, answered  # and the database still answers
         blocked = api.request("DELETE", f"/dependency-resources/{db_id}")
         assert blocked.status_code == 409 and "backup-relationship" in blocked.text
@@ -160,7 +223,7 @@ def test_bound_backed_up_and_restored(api: Api, cp: Any, settings: Settings, kin
 
 
 def test_the_db_commands(api: Api, cli: Any) -> None:
-    """`launchbay db create|list|bind|backup|backups|restore|delete` against the real engine."""
+    """`launchbay db create|list|bind|rotate|backup|backups|restore|delete` on the real engine."""
     ids = make_app(api, images.ensure_app("postgres"), name="shop")
     project = api.get(f"/projects/{ids['project']}")["slug"]
     created = cli("db", "create", "orders", "--env", f"{project}/production")
@@ -176,6 +239,10 @@ def test_the_db_commands(api: Api, cli: Any) -> None:
     assert rows(url) == "7,8"
     assert "restored orders" in cli("db", "restore", backup, "--confirm", "orders")
     assert rows(url) == "7"
+    assert "the old password is revoked" in cli("db", "rotate", "orders", "shop")
+    latest = api.get("/deployments", params={"resourceId": ids["resource"]})["items"][0]
+    url = f"http://127.0.0.1:{latest['hostPort']}"  # the redeploy, with the new password
+    assert latest["triggerKind"] == "redeploy" and rows(url) == "7"
     assert "in use" in cli("db", "delete", "orders", "--confirm", "orders", ok=False)
     bindings = f"/resources/{ids['resource']}/dependency-bindings"
     api.ok("DELETE", f"{bindings}/{api.get(bindings)['items'][0]['id']}")

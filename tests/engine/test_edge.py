@@ -14,7 +14,7 @@ import pytest
 from launchbay.control_plane import ControlPlane
 from launchbay.settings import Settings
 
-from docker_support import deploy, deployed, eventually, set_image, wait
+from docker_support import deploy, deployed, eventually, host_of, set_image, wait
 from support import free_port, make_app
 
 
@@ -30,14 +30,6 @@ def via_edge(settings: Settings, host: str, path: str = "/") -> httpx.Response:
     """A request to the edge proxy on loopback, for `host`."""
     return httpx.get(f"http://127.0.0.1:{settings.edge_http_port}{path}",
                      headers={"Host": host}, timeout=5)
-
-
-
-
-def host_of(api, resource: str) -> str:
-    route = api.get(f"/resources/{resource}", params={"includeAccessSummary": "true"})[
-        "accessSummary"]["latestGeneratedAccessRoute"]
-    return route["hostname"]
 
 
 def test_generated_hostname_routes_to_the_current_release(api, settings):

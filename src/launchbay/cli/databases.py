@@ -13,7 +13,8 @@ from launchbay.cli.client import Client, environment_id, err
 from launchbay.cli.output import confirm_typed, emit, out
 
 db_app = typer.Typer(help="Databases (PostgreSQL, MySQL/MariaDB, Redis): create, bind to an "
-                     "app, back up, restore; and `upgrade`, the control plane's own store.",
+                     "app, rotate its password, back up, restore; and `upgrade`, the control "
+                     "plane's own store.",
                      no_args_is_help=True)
 DbRef = Annotated[str, typer.Argument(metavar="DATABASE", help="Name or id.")]
 Wait = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until it is done.")]
@@ -93,6 +94,33 @@ def db_bind(
         "dependencyResourceId": resolve_db(client, database)["id"], "targetName": as_name,
         "discreteVariables": discrete})
     out.print(f"bound: {resource['name']} gets {as_name} at its next deploy")
+
+
+@db_app.command("rotate")
+def db_rotate(database: DbRef, app_ref: Annotated[str, typer.Argument(metavar="APP")],
+              wait: Wait = True) -> None:
+    """Change a database's password: the apps bound to it are redeployed with the new one,
+    then the old one is revoked (deployments made before keep what they were given)."""
+    client = Client()
+    resource, db = resolve_app(client, app_ref), resolve_db(client, database)
+    bindings = f"/resources/{resource['id']}/dependency-bindings"
+    found = [b for b in client.get(bindings)["items"] if b["dependencyResourceId"] == db["id"]]
+    if not found:
+        err.print(f"[red]error:[/] {db['name']} is not bound to {resource['name']}")
+        raise typer.Exit(1)
+    binding = f"{bindings}/{found[0]['id']}"
+    rotated = client.post(f"{binding}/secret-rotations",
+                          {"confirmHistoricalSnapshotsRemainUnchanged": True})
+    if not wait:
+        out.print(f"rotation {rotated['id']} requested ({rotated['secretVersion']})")
+        return
+    shown = _until(client, binding, lambda s: s["binding"]["secretRotation"]["status"] in (
+        "completed", "failed"), f"rotating the password of {db['name']}")["binding"][
+        "secretRotation"]
+    if shown["status"] != "completed":
+        err.print(f"[red]rotation {shown['status']}[/]: {shown['reason'] or 'still waiting'}")
+        raise typer.Exit(1)
+    out.print(f"rotated {db['name']}: {shown['secretVersion']}, the old password is revoked")
 
 
 @db_app.command("backup")

@@ -11,6 +11,7 @@ own reader, and only then renamed and marked `ready`.
 from __future__ import annotations
 
 import hashlib
+import io
 import ipaddress
 import json
 import logging
@@ -39,6 +40,7 @@ from launchbay.store.models import (
     BackupCopy,
     BackupDestination,
     BackupPolicy,
+    CredentialRotation,
     Database,
     DatabaseBackup,
     OperatorWork,
@@ -59,45 +61,64 @@ class Kind:
     data_path: str
     scheme: str
     extension: str
-    server_env: Callable[[Database, str], dict[str, str]]  # the server's first start
+    server_env: Callable[[Database, str, str], dict[str, str]]  # first start (password, admin's)
     client_env: Callable[[Database, str], dict[str, str]]  # a tool's credentials
-    probe: Callable[[Database], list[str]]  # exits 0 once the server answers, as its user
+    probe: Callable[[Database, str], list[str]]  # exits 0 once the server answers a login
     dump: Callable[[Database], list[str]]  # writes the backup to its standard output
     verify: list[str]  # reads a backup on its standard input; exits 0 if whole
     restore: Callable[[Database], list[str]] | None  # reads a backup on standard input
     discrete: Callable[[Database, str], dict[str, str]]  # the usual variables of its clients
+    client: Callable[[Database, str], list[str]]  # reads statements as a user
+    # A rotation's statements (read by `client`, so that no password is on a command line):
+    # `grant` adds a login beside the current one, `revoke` disables one.
+    grant: Callable[[Database, str, str], str]  # (login, password)
+    revoke: Callable[[Database, str, str], str]  # (login, password)
     # Whether `verify`'s output shows something to restore (restoring an archive without
     # entries restores nothing); None when the kind's verify cannot tell.
     has_entries: Callable[[bytes], bool] | None = None
+    admin: str | None = None  # the user a rotation runs as, when not the current login
 
 
 def _pg_discrete(db: Database, password: str) -> dict[str, str]:
-    return {"PGHOST": db.host, "PGPORT": str(db.port), "PGUSER": db.username or "",
+    return {"PGHOST": db.host, "PGPORT": str(db.port), "PGUSER": login_of(db),
             "PGPASSWORD": password, "PGDATABASE": db.database_name or ""}
 
 
 POSTGRES = Kind(
     port=5432, data_path="/var/lib/postgresql/data", scheme="postgresql", extension="dump",
-    server_env=lambda db, pw: {"POSTGRES_USER": db.username or "", "POSTGRES_PASSWORD": pw,
-                               "POSTGRES_DB": db.database_name or ""},
+    server_env=lambda db, pw, _: {"POSTGRES_USER": db.username or "", "POSTGRES_PASSWORD": pw,
+                                  "POSTGRES_DB": db.database_name or ""},
     client_env=lambda db, pw: {"PGPASSWORD": pw, "PGCONNECT_TIMEOUT": "5"},
-    probe=lambda db: ["psql", "-h", db.host, "-U", db.username or "", "-d",
-                      db.database_name or "", "-tAc", "SELECT 1"],
-    dump=lambda db: ["pg_dump", "-Fc", "-h", db.host, "-U", db.username or "", "-d",
+    probe=lambda db, login: ["psql", "-h", db.host, "-U", login, "-d",
+                             db.database_name or "", "-tAc", "SELECT 1"],
+    dump=lambda db: ["pg_dump", "-Fc", "-h", db.host, "-U", login_of(db), "-d",
                      db.database_name or ""],
     # A custom-format archive read whole: a truncated one fails here.
     verify=["sh", "-c", "cat > /tmp/backup && pg_restore --list /tmp/backup"],
     restore=lambda db: ["sh", "-c", "cat > /tmp/backup && exec pg_restore --clean --if-exists "
                         "--single-transaction --exit-on-error --no-owner --no-privileges "
-                        f"-h {db.host} -U {db.username} -d {db.database_name} /tmp/backup"],
+                        f"-h {db.host} -U {login_of(db)} -d {db.database_name} /tmp/backup"],
     discrete=_pg_discrete,
     has_entries=lambda listing: any(line.strip() and not line.startswith(b";")
                                     for line in listing.splitlines()),
+    client=lambda db, user: ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", db.host, "-U",
+                             user, "-d", db.database_name or ""],
+    # A login of its own that acts as the owner (PostgreSQL keeps one password per role).
+    grant=lambda db, login, pw: (
+        f"SELECT 'CREATE ROLE \"{login}\" LOGIN' WHERE NOT EXISTS "
+        f"(SELECT FROM pg_roles WHERE rolname = '{login}')\\gexec\n"
+        f"ALTER ROLE \"{login}\" LOGIN PASSWORD '{pw}';\n"
+        f"GRANT \"{db.username}\" TO \"{login}\";\n"
+        f"ALTER ROLE \"{login}\" SET role = '{db.username}';\n"),
+    revoke=lambda db, login, _: (
+        f"ALTER ROLE \"{login}\" NOLOGIN PASSWORD NULL;\n"
+        f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        f"WHERE usename = '{login}';\n"),
 )
 
 
 def _mysql_discrete(db: Database, password: str) -> dict[str, str]:
-    return {"MYSQL_HOST": db.host, "MYSQL_PORT": str(db.port), "MYSQL_USER": db.username or "",
+    return {"MYSQL_HOST": db.host, "MYSQL_PORT": str(db.port), "MYSQL_USER": login_of(db),
             "MYSQL_PASSWORD": password, "MYSQL_DATABASE": db.database_name or ""}
 
 
@@ -109,20 +130,30 @@ def _either(mariadb: str, mysql: str, *args: str) -> list[str]:
 
 MYSQL = Kind(  # MariaDB's and MySQL's images read the same MYSQL_* variables
     port=3306, data_path="/var/lib/mysql", scheme="mysql", extension="sql",
-    server_env=lambda db, pw: {"MYSQL_USER": db.username or "", "MYSQL_PASSWORD": pw,
-                               "MYSQL_DATABASE": db.database_name or "",
-                               "MYSQL_RANDOM_ROOT_PASSWORD": "yes"},
+    server_env=lambda db, pw, admin: {
+        "MYSQL_USER": db.username or "", "MYSQL_PASSWORD": pw,
+        "MYSQL_DATABASE": db.database_name or "",
+        **({"MYSQL_ROOT_PASSWORD": admin} if admin else {"MYSQL_RANDOM_ROOT_PASSWORD": "yes"})},
     client_env=lambda db, pw: {"MYSQL_PWD": pw},
-    probe=lambda db: _either("mariadb", "mysql", "-h", db.host, "-u", db.username or "",
-                             db.database_name or "", "-e", "SELECT 1"),
+    probe=lambda db, login: _either("mariadb", "mysql", "-h", db.host, "-u", login,
+                                    db.database_name or "", "-e", "SELECT 1"),
     dump=lambda db: _either("mariadb-dump", "mysqldump", "--single-transaction", "--routines",
-                            "--no-tablespaces", "-h", db.host, "-u", db.username or "",
+                            "--no-tablespaces", "-h", db.host, "-u", login_of(db),
                             db.database_name or ""),
     # A whole dump ends with this line; a truncated file does not.
     verify=["sh", "-c", "tail -c 200 | grep -q -- '-- Dump completed'"],
-    restore=lambda db: _either("mariadb", "mysql", "-h", db.host, "-u", db.username or "",
+    restore=lambda db: _either("mariadb", "mysql", "-h", db.host, "-u", login_of(db),
                                db.database_name or ""),
     discrete=_mysql_discrete,
+    grant=lambda db, login, pw: (
+        f"CREATE USER IF NOT EXISTS '{login}'@'%' IDENTIFIED BY '{pw}';\n"
+        f"ALTER USER '{login}'@'%' IDENTIFIED BY '{pw}' ACCOUNT UNLOCK;\n"
+        f"GRANT ALL PRIVILEGES ON `{db.database_name}`.* TO '{login}'@'%';\n"),
+    client=lambda db, user: _either("mariadb", "mysql", "-h", db.host, "-u", user),
+    # Locked (and its password forgotten), not dropped: what it defined keeps working.
+    revoke=lambda db, login, _: (f"ALTER USER '{login}'@'%' IDENTIFIED BY "
+                                 f"'{secrets.token_urlsafe(24)}' ACCOUNT LOCK;\n"),
+    admin="root",
 )
 
 
@@ -132,33 +163,45 @@ def _redis_discrete(db: Database, password: str) -> dict[str, str]:
 
 REDIS = Kind(
     port=6379, data_path="/data", scheme="redis", extension="rdb",
-    server_env=lambda db, pw: {"REDIS_PASSWORD": pw},
+    server_env=lambda db, pw, _: {"REDIS_PASSWORD": pw},
     client_env=lambda db, pw: {"REDISCLI_AUTH": pw},
-    probe=lambda db: ["sh", "-c", f'test "$(redis-cli -h {db.host} ping)" = PONG'],
+    probe=lambda db, _: ["sh", "-c", f'test "$(redis-cli -h {db.host} ping)" = PONG'],
     dump=lambda db: ["sh", "-c", f"redis-cli -h {db.host} --rdb /tmp/dump.rdb >&2 && "
                      "cat /tmp/dump.rdb"],
     verify=["sh", "-c", "cat > /tmp/dump.rdb && redis-check-rdb /tmp/dump.rdb"],
     restore=None,  # a snapshot is loaded at the server's start: `_restore_snapshot`
     discrete=_redis_discrete,
+    client=lambda db, _: ["redis-cli", "-h", db.host],
+    # One user with two passwords for a while; saved to the ACL file its server starts from.
+    grant=lambda db, _, pw: f"ACL SAVE\nACL SETUSER default on >{pw}\nACL SAVE\n",
+    revoke=lambda db, _, pw: f"ACL SETUSER default <{pw}\nACL SAVE\n",
 )
 
 KINDS: dict[str, Kind] = {"postgres": POSTGRES, "mysql": MYSQL, "redis": REDIS}
 
 
 def redis_command() -> list[str]:
-    """Redis takes its password from a file the shell writes (not its command line), and
-    keeps an append-only log beside its snapshots; after a restore (a snapshot and no log)
-    it starts from the snapshot, and the restore turns the log back on."""
+    """Redis keeps its users in an ACL file in its volume (written at its first start with the
+    password's hash; rotations change it), and an append-only log beside its snapshots; after
+    a restore (a snapshot and no log) it starts from the snapshot, and the restore turns the
+    log back on."""
     return ["sh", "-c", 'aof=yes; if [ -e /data/dump.rdb ] && [ ! -e /data/appendonlydir ]; '
-            'then aof=no; fi; printf "requirepass %s\\nappendonly %s\\ndir /data\\n" '
-            '"$REDIS_PASSWORD" "$aof" > /tmp/redis.conf && unset REDIS_PASSWORD && '
+            'then aof=no; fi; if [ ! -e /data/users.acl ]; then printf "user default on #%s '
+            '~* &* +@all\\n" "$(printf %s "$REDIS_PASSWORD" | sha256sum | cut -d" " -f1)" '
+            '> /data/users.acl; fi; printf "aclfile /data/users.acl\\nappendonly %s\\n'
+            'dir /data\\n" "$aof" > /tmp/redis.conf && unset REDIS_PASSWORD && '
             "exec redis-server /tmp/redis.conf"]
+
+
+def login_of(db: Database) -> str:
+    """Whom apps and tools log in as: the owner until a rotation gave them a login of theirs."""
+    return db.login or db.username or ""
 
 
 def url_of(db: Database, password: str, *, masked: bool = False) -> str:
     """The connection URL a bound app gets (`masked`: with `****` for its password)."""
     kind = KINDS[db.kind]
-    user = quote(db.username or "", safe="")
+    user = quote(login_of(db), safe="")
     path = "0" if db.kind == "redis" else quote(db.database_name or "", safe="")
     secret = "****" if masked else quote(password, safe="")
     return f"{kind.scheme}://{user}:{secret}@{db.host}:{db.port}/{path}"
@@ -200,6 +243,9 @@ class DatabaseWork:
         try:
             if action == "provision":
                 self._provision(job, docker, db, password)
+            elif action in ("rotate", "revoke"):
+                (self._rotate if action == "rotate" else self._revoke)(
+                    job, docker, db, password, job.item.payload["rotation_id"])
             elif action == "backup":
                 self._backup(job, docker, db, password, job.item.payload["backup_id"])
             elif action == "restore":
@@ -225,6 +271,11 @@ class DatabaseWork:
             db = s.get(Database, item.payload.get("database_id", ""))
             if db is not None and action == "provision":
                 db.status, db.failure_code, db.failure_message = "failed", code, message
+            rot = s.get(CredentialRotation, item.payload.get("rotation_id", ""))
+            if rot is not None and rot.status in ("adding", "revoking"):
+                kept = "the old login stays valid" if rot.status == "revoking" else \
+                    "nothing changed"
+                rot.status, rot.reason = "failed", f"{code}: {message} ({kept})"
             s.commit()
 
     # -- provisioning -------------------------------------------------------------------------
@@ -248,7 +299,8 @@ class DatabaseWork:
             container_id = docker.run(ContainerSpec(
                 name=container_name(db), image=db.image or "", labels=labels,
                 network=network_of(db.environment_id), aliases=[db.host],
-                env=kind.server_env(db, password),
+                env=kind.server_env(db, password, self.box.decrypt(db.sealed_admin_secret)
+                                    if db.sealed_admin_secret else ""),
                 command=redis_command() if db.kind == "redis" else None,
                 volumes=[(db.volume_name or "", kind.data_path, "rw")])).id
         job.progress(step="waiting for the database to answer")
@@ -259,11 +311,13 @@ class DatabaseWork:
             row.failure_code = row.failure_message = None
             s.commit()
 
-    def _answers(self, docker: Runtime, db: Database, password: str) -> None:
-        """Returns once the database answers its own client as its user."""
+    def _answers(self, docker: Runtime, db: Database, password: str,
+                 login: str | None = None) -> None:
+        """Returns once the database answers its own client as `login` (its current one)."""
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
-            code, errors = self._tool(docker, db, password, KINDS[db.kind].probe(db), "probe",
+            code, errors = self._tool(docker, db, password,
+                                      KINDS[db.kind].probe(db, login or login_of(db)), "probe",
                                       timeout=15)
             if code == 0:
                 return
@@ -294,6 +348,79 @@ class DatabaseWork:
             labels={"launchbay.database": db.id, "launchbay.run": purpose},
             network=network_of(db.environment_id), env=KINDS[db.kind].client_env(db, password),
             command=command), stdin=stdin, stdout=stdout, timeout=timeout)
+
+    # -- credential rotations -----------------------------------------------------------------
+
+    def _rotate(self, job: Job, docker: Runtime, db: Database, password: str,
+                rotation_id: str) -> None:
+        """Adds the rotation's login beside the current one; once it answers, deployments get
+        it (the old one stays valid until the resources bound are redeployed: `_revoke`)."""
+        with self.sessions() as s:
+            rot = s.get_one(CredentialRotation, rotation_id)
+            s.expunge(rot)
+        if rot.status != "adding" or not rot.new_login:
+            return
+        fresh = self.box.decrypt(rot.sealed_new_secret or "")
+        job.progress("rotate", f"adding the login {rot.new_login}")
+        self._statements(docker, db, password,
+                         KINDS[db.kind].grant(db, rot.new_login, fresh), "rotate")
+        job.progress(step="checking the new login")
+        self._answers(docker, db, fresh, rot.new_login)
+        with self.sessions() as s:
+            row, r = s.get_one(Database, db.id), s.get_one(CredentialRotation, rot.id)
+            r.old_login, r.sealed_old_secret = login_of(row), row.sealed_secret
+            row.login = r.new_login if r.new_login != row.username else None
+            row.sealed_secret, row.secret_version = r.sealed_new_secret or "", r.version
+            r.sealed_new_secret, r.status, r.swapped_at = None, "redeploying", utcnow()
+            audit.record(s, "dependency-resource.login-added", db.id,
+                         organization_id=db.organization_id, rotationId=r.id, login=r.new_login)
+            s.commit()
+
+    def _revoke(self, job: Job, docker: Runtime, db: Database, password: str,
+                rotation_id: str) -> None:
+        """Disables the login a rotation replaced (no release uses it any more), and checks
+        that it no longer answers."""
+        with self.sessions() as s:
+            rot = s.get_one(CredentialRotation, rotation_id)
+            s.expunge(rot)
+        if rot.status != "revoking":
+            return
+        if rot.old_login and rot.sealed_old_secret:
+            old = self.box.decrypt(rot.sealed_old_secret)
+            job.progress("revoke", f"revoking the login {rot.old_login}")
+            self._statements(docker, db, password,
+                             KINDS[db.kind].revoke(db, rot.old_login, old), "revoke")
+            code, _ = self._tool(docker, db, old, KINDS[db.kind].probe(db, rot.old_login),
+                                 "probe", timeout=15)
+            if code == 0:
+                raise Refused("revoke-failed", f"the login {rot.old_login} still answers")
+        with self.sessions() as s:
+            r = s.get_one(CredentialRotation, rot.id)
+            r.status, r.completed_at, r.sealed_old_secret = "completed", utcnow(), None
+            audit.record(s, "dependency-resource.login-revoked", db.id,
+                         organization_id=db.organization_id, rotationId=r.id, login=r.old_login)
+            s.commit()
+
+    def _statements(self, docker: Runtime, db: Database, password: str, script: str,
+                    purpose: str) -> None:
+        """Runs `script` with the kind's client, as the kind's administrator or as the current
+        login; the statements (passwords in them) reach it on its standard input."""
+        kind = KINDS[db.kind]
+        user = login_of(db)
+        if kind.admin:
+            if not db.sealed_admin_secret:
+                raise Refused("rotation-unsupported", "this database was provisioned without "
+                              "an administrator login; its password cannot be rotated")
+            user, password = kind.admin, self.box.decrypt(db.sealed_admin_secret)
+        out = bytearray()
+        code, errors = self._tool(docker, db, password, kind.client(db, user), purpose,
+                                  stdin=io.BytesIO(script.encode()), stdout=out.extend,
+                                  timeout=120)
+        refused = [line for line in out.splitlines()
+                   if line.startswith((b"ERR", b"WRONGPASS", b"NOPERM", b"NOAUTH"))]
+        if code != 0 or refused:
+            said = (errors.strip() or b"\n".join(refused).decode(errors="replace"))[-500:]
+            raise Refused(f"{purpose}-failed", f"the database refused the change: {said}")
 
     # -- backups ------------------------------------------------------------------------------
 

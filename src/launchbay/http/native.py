@@ -179,6 +179,8 @@ ROUTES: list[tuple[str, str, str, int]] = [
      "resources.dependency-bindings.show", 200),
     ("DELETE", "/resources/{resourceId}/dependency-bindings/{bindingId}",
      "resources.dependency-bindings.delete", 200),
+    ("POST", "/resources/{resourceId}/dependency-bindings/{bindingId}/secret-rotations",
+     "resources.dependency-bindings.secret-rotations.create", 202),
     ("GET", "/storage-volumes", "storage-volumes.list", 200),
     ("POST", "/storage-volumes", "storage-volumes.create", 201),
     ("GET", "/storage-volumes/{storageVolumeId}", "storage-volumes.show", 200),

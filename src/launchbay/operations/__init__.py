@@ -5,6 +5,7 @@ Each family of operation keys has one home (`HOMES`; a test holds every handler 
 from launchbay.operations import (  # noqa: F401  (each module registers its operations)
     audit,
     capabilities,
+    credential_rotations,
     databases,
     deployments,
     environments,
@@ -46,6 +47,8 @@ HOMES = {
     "resources": "resources", "storage-volumes": "storage",
     "dependency-resources": "databases", "resources.dependency-bindings": "databases",
     "backup-destinations": "databases",
+    "resources.dependency-bindings.secret-rotations": "credential_rotations",
+    "dependency-resources.credential-rotations": "credential_rotations",
     "deployments": "deployments", "servers": "servers", "operator-work": "operator_work",
     "domain-bindings": "edge", "certificates": "edge", "default-access-domain-policies": "edge",
     "templates": "templates", "instances": "instances",

@@ -34,6 +34,7 @@ from launchbay.store.models import (
     BackupCopy,
     BackupDestination,
     BackupPolicy,
+    CredentialRotation,
     Database,
     DatabaseBackup,
     DatabaseBinding,
@@ -225,10 +226,12 @@ def _provisioned(ctx: Context, data: ProvisionIn) -> Database:
                  # Redis 6+ names its password's user `default` (URLs without one are
                  # misread by some clients, redis-cli 7.0 among them).
                  username="default" if data.kind == "redis" else "app", status="provisioning",
-                 sealed_secret=ctx.secrets.encrypt(generate_password()), host="")
+                 sealed_secret=ctx.secrets.encrypt(generate_password()), host="",
+                 sealed_admin_secret=ctx.secrets.encrypt(generate_password())
+                 if KINDS[data.kind].admin else None)
     d.host, d.volume_name = f"db-{d.id.removeprefix('db_')}", f"lb-db-{d.id}"
     ctx.db.add(d)
-    _work(ctx, d, "provision")
+    database_work(ctx, d, "provision")
     return d
 
 
@@ -245,21 +248,21 @@ def import_database(ctx: Context, data: ImportIn) -> IdOut:
     return IdOut(id=d.id)
 
 
-def _endpoint(data: ImportIn) -> tuple[str, int]:
+def endpoint_of(kind: str, connection_url: str) -> tuple[str, int]:
     """(host, port) of an imported database's URL, or 400."""
-    url = urlsplit(data.connection_url)
-    if url.scheme not in SCHEMES[data.kind] or not url.hostname:
-        raise Invalid(f"expected a {data.kind} URL ({SCHEMES[data.kind][0]}://user:password@"
+    url = urlsplit(connection_url)
+    if url.scheme not in SCHEMES[kind] or not url.hostname:
+        raise Invalid(f"expected a {kind} URL ({SCHEMES[kind][0]}://user:password@"
                       "host:port/name)", code="invalid_connection_url")
     try:
-        port = url.port or KINDS[data.kind].port
+        port = url.port or KINDS[kind].port
     except ValueError:
         raise Invalid("the URL's port is not a number", code="invalid_connection_url") from None
     return url.hostname, port
 
 
 def _imported(ctx: Context, data: ImportIn) -> Database:
-    host, port = _endpoint(data)
+    host, port = endpoint_of(data.kind, data.connection_url)
     url = urlsplit(data.connection_url)
     slug, server_id = _placed(ctx, data)
     d = Database(id=new_id("db"), organization_id=ctx.org_id, project_id=data.project_id,
@@ -356,7 +359,7 @@ def plan(ctx: Context, data: PlanIn) -> PlanOut:
     _, server_id = _placed(ctx, given)
     document: dict[str, Any] = given.model_dump(mode="json", by_alias=True)
     if isinstance(given, ImportIn):
-        host, port = _endpoint(given)
+        host, port = endpoint_of(given.kind, given.connection_url)
         document["connectionUrl"] = ctx.secrets.encrypt(given.connection_url)
         document["endpoint"] = f"{host}:{port}"
     else:
@@ -418,7 +421,7 @@ def show_plan(ctx: Context, data: PlanRef) -> PlanOut:
     return _plan_out(ctx, _get_plan(ctx, data.plan_id))
 
 
-def _work(ctx: Context, d: Database, action: str, **payload: str) -> OperatorWork:
+def database_work(ctx: Context, d: Database, action: str, **payload: str) -> OperatorWork:
     return ctx.enqueue("database", f"dependency-resources.{action}", project_id=d.project_id,
                        server_id=d.server_id,
                        payload={"action": action, "database_id": d.id, **payload})
@@ -520,7 +523,7 @@ def delete_database(ctx: Context, data: DatabaseDelete) -> IdOut:
                        details={"blockers": [b.model_dump(by_alias=True) for b in blockers]})
     if d.source_mode == "managed":
         d.status = "deleting"
-        _work(ctx, d, "remove")
+        database_work(ctx, d, "remove")
     else:
         d.status, d.deleted_at = "deleted", utcnow()
     ctx.audit(d.id, name=d.name, releasedBackups=data.release_backups)
@@ -537,6 +540,17 @@ class BindingTarget(Schema):
     secret_ref: str
 
 
+class SecretRotation(Schema):
+    secret_ref: str
+    secret_version: str
+    rotated_at: Timestamp | None
+    previous_secret_version: str | None
+    # launchbay's own: where the rotation is (the old login is valid until `completed`)
+    rotation_id: str
+    status: Literal["adding", "redeploying", "revoking", "completed", "failed"]
+    reason: str | None
+
+
 class BindingOut(Schema):
     id: str
     project_id: str
@@ -551,6 +565,7 @@ class BindingOut(Schema):
     provider_managed: bool
     lifecycle_status: str
     target: BindingTarget
+    secret_rotation: SecretRotation | None
     variables: list[str]
     connection: Connection
     binding_readiness: Readiness
@@ -560,7 +575,28 @@ class BindingOut(Schema):
     removed_at: Timestamp | None = None
 
 
-def _binding_out(b: DatabaseBinding, r: Resource, d: Database) -> BindingOut:
+def _rotation_out(d: Database, rot: CredentialRotation | None) -> SecretRotation | None:
+    if rot is None:
+        return None
+    return SecretRotation(
+        secret_ref=f"database:{d.id}", secret_version=f"v{d.secret_version}",
+        rotated_at=rot.swapped_at, previous_secret_version=f"v{rot.version - 1}",
+        rotation_id=rot.id, status=rot.status, reason=rot.reason)
+
+
+def _latest_rotations(ctx: Context, database_ids: list[str]) -> dict[str, CredentialRotation]:
+    """The latest rotation of each database: one query."""
+    latest = select(CredentialRotation.database_id,
+                    func.max(CredentialRotation.created_at).label("at")).where(
+        CredentialRotation.database_id.in_(database_ids)).group_by(
+        CredentialRotation.database_id).subquery()
+    return {rot.database_id: rot for rot in ctx.db.scalars(select(CredentialRotation).join(
+        latest, (CredentialRotation.database_id == latest.c.database_id)
+        & (CredentialRotation.created_at == latest.c.at)))}
+
+
+def _binding_out(b: DatabaseBinding, r: Resource, d: Database,
+                 rot: CredentialRotation | None) -> BindingOut:
     shown = _out(d, 0, 0)
     return BindingOut(
         id=b.id, project_id=r.project_id, environment_id=r.environment_id, resource_id=r.id,
@@ -569,6 +605,7 @@ def _binding_out(b: DatabaseBinding, r: Resource, d: Database) -> BindingOut:
         provider_key=shown.provider_key, provider_managed=shown.provider_managed,
         lifecycle_status=d.status,
         target=BindingTarget(target_name=b.target_name, secret_ref=f"database:{d.id}"),
+        secret_rotation=_rotation_out(d, rot),
         variables=variables.injected(b, d), connection=shown.connection,
         binding_readiness=shown.binding_readiness,
         snapshot_readiness=Readiness(status="ready", reason="in the resource's next deployment"),
@@ -625,7 +662,9 @@ class BindingList(Schema):
 def list_bindings(ctx: Context, data: ResourceRef) -> BindingList:
     """The databases bound to a resource, and the variables each injects."""
     r = get_resource(ctx, data.resource_id)
-    return BindingList(items=[_binding_out(b, r, d) for b, d in bindings_of(ctx, r.id)],
+    bound = bindings_of(ctx, r.id)
+    rotations = _latest_rotations(ctx, [d.id for _, d in bound])
+    return BindingList(items=[_binding_out(b, r, d, rotations.get(d.id)) for b, d in bound],
                        generated_at=utcnow())
 
 
@@ -639,7 +678,7 @@ class BindingShow(Schema):
     generated_at: Timestamp
 
 
-def _get_binding(ctx: Context, data: BindingRef) -> tuple[DatabaseBinding, Resource, Database]:
+def get_binding(ctx: Context, data: BindingRef) -> tuple[DatabaseBinding, Resource, Database]:
     r = get_resource(ctx, data.resource_id)
     b = ctx.db.get(DatabaseBinding, data.binding_id)
     if b is None or b.resource_id != r.id:
@@ -650,8 +689,9 @@ def _get_binding(ctx: Context, data: BindingRef) -> tuple[DatabaseBinding, Resou
 @operation("resources.dependency-bindings.show")
 def show_binding(ctx: Context, data: BindingRef) -> BindingShow:
     """One binding of a resource."""
-    b, r, d = _get_binding(ctx, data)
-    return BindingShow(binding=_binding_out(b, r, d), generated_at=utcnow())
+    b, r, d = get_binding(ctx, data)
+    return BindingShow(binding=_binding_out(b, r, d, _latest_rotations(ctx, [d.id]).get(d.id)),
+                       generated_at=utcnow())
 
 
 @operation("resources.dependency-bindings.delete", role="developer",
@@ -659,7 +699,7 @@ def show_binding(ctx: Context, data: BindingRef) -> BindingShow:
 def unbind(ctx: Context, data: BindingRef) -> IdOut:
     """Unbinds: the resource's next deployment no longer gets the variables (running ones
     keep theirs until then)."""
-    b, r, d = _get_binding(ctx, data)
+    b, r, d = get_binding(ctx, data)
     ctx.db.delete(b)
     ctx.audit(r.id, bindingId=b.id, dependencyResourceId=d.id)
     return IdOut(id=b.id)
@@ -790,7 +830,7 @@ def create_backup(ctx: Context, data: BackupIn) -> IdOut:
     d = get_database(ctx, data.dependency_resource_id)
     b = new_backup(ctx, d, "manual")
     b.destination_ids = destinations(ctx, data.destination_ids)
-    b.work_id = _work(ctx, d, "backup", backup_id=b.id).id
+    b.work_id = database_work(ctx, d, "backup", backup_id=b.id).id
     ctx.audit(d.id, backupId=b.id)
     return IdOut(id=b.id)
 
@@ -870,7 +910,7 @@ def restore(ctx: Context, data: RestoreIn) -> IdOut:
             OperatorWork.status.in_(("pending", "running", "retry-scheduled"))).limit(1)):
         raise Conflict("a restore of this database is under way", code="restore_in_progress")
     safety = new_backup(ctx, d, "safety")
-    work = _work(ctx, d, "restore", backup_id=b.id, safety_backup_id=safety.id)
+    work = database_work(ctx, d, "restore", backup_id=b.id, safety_backup_id=safety.id)
     safety.work_id = b.restore_work_id = work.id
     ctx.audit(d.id, backupId=b.id, safetyBackupId=safety.id)
     return IdOut(id=work.id)
@@ -1024,7 +1064,7 @@ def run_policy(ctx: Context, data: PolicyRef) -> IdOut:
     p.last_run_at = now
     b = new_backup(ctx, d, "scheduled")
     b.policy_id, b.destination_ids = p.id, list(p.destination_ids)
-    b.work_id = _work(ctx, d, "backup", backup_id=b.id).id
+    b.work_id = database_work(ctx, d, "backup", backup_id=b.id).id
     ctx.audit(d.id, backupId=b.id, policyId=p.id)
     return IdOut(id=b.id)
 

@@ -425,8 +425,11 @@ class Database(Base):
     host: Mapped[str] = mapped_column(String(300))
     port: Mapped[int] = mapped_column(Integer)
     database_name: Mapped[str | None] = mapped_column(String(200))
-    username: Mapped[str | None] = mapped_column(String(200))
-    sealed_secret: Mapped[str] = mapped_column(Text)  # the password, or an imported URL
+    username: Mapped[str | None] = mapped_column(String(200))  # its owner
+    login: Mapped[str | None] = mapped_column(String(200))  # who apps log in as, if not its owner
+    sealed_secret: Mapped[str] = mapped_column(Text)  # the login's password, or an imported URL
+    secret_version: Mapped[int] = mapped_column(Integer, default=1)  # rotations + 1
+    sealed_admin_secret: Mapped[str | None] = mapped_column(Text)  # MySQL's root password
     volume_name: Mapped[str | None] = mapped_column(String(200))
     container_id: Mapped[str | None] = mapped_column(String(80))
     status: Mapped[str] = mapped_column(String(20), default="provisioning")
@@ -454,6 +457,33 @@ class DatabaseBinding(Base):
     target_name: Mapped[str] = mapped_column(String(200))
     discrete: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CredentialRotation(Base):
+    """A change of a database's password (seed 004's binding secret rotation): the new login
+    is added beside the old one, resources bound to the database are redeployed with it, and
+    only then is the old one revoked."""
+
+    __tablename__ = "database_credential_rotations"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    database_id: Mapped[str] = mapped_column(ForeignKey("databases.id"), index=True)
+    binding_id: Mapped[str] = mapped_column(String(40))  # the binding it was asked through
+    requested_by: Mapped[str] = mapped_column(String(40))  # whom the redeploys are made for
+    version: Mapped[int] = mapped_column(Integer)  # the database's secret version it makes
+    # adding -> redeploying -> revoking -> completed, or failed
+    status: Mapped[str] = mapped_column(String(20), default="adding", index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    new_login: Mapped[str | None] = mapped_column(String(200))
+    sealed_new_secret: Mapped[str | None] = mapped_column(Text)  # until it is the database's
+    old_login: Mapped[str | None] = mapped_column(String(200))
+    sealed_old_secret: Mapped[str | None] = mapped_column(Text)  # until it is revoked
+    deployment_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # redeploys it made
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    swapped_at: Mapped[datetime | None]  # since when deployments get the new login
+    completed_at: Mapped[datetime | None]
 
 
 class DatabaseBackup(Base):
