@@ -320,7 +320,7 @@ def test_operator_work_can_be_canceled_and_retried(admin, cp):
 def test_databases_are_created_bound_backed_up_and_restored_from_the_console(admin, cp):
     """Without an engine: the forms reach the operations (the engine's part is tested in
     tests/engine/test_databases.py); a restore and a delete ask for the database's name."""
-    from launchbay.store.models import DatabaseBackup
+    from launchbay.store.models import Backup
 
     ids = make_app(admin, "lbtest/hello:v1")
     browser = Browser(cp).sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -344,7 +344,7 @@ def test_databases_are_created_bound_backed_up_and_restored_from_the_console(adm
     (binding,) = admin.get(f"/resources/{ids['resource']}/dependency-bindings")["items"]
     assert binding["target"]["targetName"] == "LEDGER_URL"
     with cp.sessions() as s:
-        s.add(DatabaseBackup(id="dbk_console", organization_id=admin.org_id, database_id=db,
+        s.add(Backup(id="dbk_console", organization_id=admin.org_id, database_id=db,
                              kind="postgres", status="ready"))
         s.commit()
     browser.get(f"/databases/{db}")

@@ -96,7 +96,7 @@ def test_an_environment_or_project_with_a_database_is_not_deleted(admin: Api, cp
 
 
 def test_one_restore_of_a_database_at_a_time(admin: Api, cp) -> None:
-    from launchbay.store.models import Database, DatabaseBackup
+    from launchbay.store.models import Backup, Database
 
     ids = make_app(admin, "lbtest/hello:v1")
     db = admin.post("/dependency-resources/provision", {
@@ -105,7 +105,7 @@ def test_one_restore_of_a_database_at_a_time(admin: Api, cp) -> None:
     with cp.sessions() as s:  # made ready, with two backups (no engine runs here)
         s.get_one(Database, db).status = "ready"
         for n in (1, 2):
-            s.add(DatabaseBackup(id=f"dbk_{n}", organization_id=admin.org_id, database_id=db,
+            s.add(Backup(id=f"dbk_{n}", organization_id=admin.org_id, database_id=db,
                                  kind="postgres", status="ready"))
         s.commit()
     admin.post("/dependency-resources/backups/dbk_1/restore", {"acknowledgeDataOverwrite": True})
@@ -116,13 +116,13 @@ def test_one_restore_of_a_database_at_a_time(admin: Api, cp) -> None:
 
 def test_work_given_up_fails_what_it_was_making_and_removes_its_partial_file(
         admin: Api, cp) -> None:
-    from launchbay.store.models import DatabaseBackup, OperatorWork
+    from launchbay.store.models import Backup, OperatorWork
 
     test_one_restore_of_a_database_at_a_time(admin, cp)  # a restore of dbk_1 is pending
     with cp.sessions() as s:
         item = s.scalars(select(OperatorWork).where(OperatorWork.kind == "database")
                          .order_by(OperatorWork.created_at.desc())).first()
-        safety = s.get_one(DatabaseBackup, item.payload["safety_backup_id"])
+        safety = s.get_one(Backup, item.payload["safety_backup_id"])
         s.expunge_all()
     partial = cp.settings.resolved_backups_dir / safety.organization_id / \
         safety.database_id / f"{safety.id}.partial"

@@ -7,7 +7,7 @@ import pytest
 
 from launchbay.http.native import ROUTES
 from launchbay.operations import CATALOG
-from launchbay.store.models import BackupDestination, BackupPolicy, DatabaseBackup
+from launchbay.store.models import Backup, BackupDestination, BackupPolicy
 
 from support import Api, add_member, snapshot
 
@@ -46,13 +46,15 @@ def world(admin: Api, cp):
     plan = admin.post("/dependency-resources/provisioning/plan", {"mode": "create", "create": {
         "kind": "redis", "projectId": project, "environmentId": env, "name": "cache"}})
     with cp.sessions() as s:  # a backup (of a managed database: no engine runs here)
-        s.add(DatabaseBackup(id="dbk_world", organization_id=admin.org_id,
-                             database_id=database, kind="postgres", status="ready"))
+        s.add(Backup(id="dbk_world", organization_id=admin.org_id,
+                     database_id=database, kind="postgres", status="ready"))
         s.add(BackupDestination(id="dst_world", organization_id=admin.org_id, name="s3",
                                 endpoint="https://s3.example.com", bucket="backups",
                                 sealed_credentials="sealed"))
         s.add(BackupPolicy(id="dbp_world", organization_id=admin.org_id, database_id=database,
                            created_by=admin.user_id, interval_hours=24))
+        s.add(Backup(id="vbk_world", organization_id=admin.org_id, storage_volume_id=volume,
+                     kind="volume", status="ready"))
         s.commit()
     org_b = admin.post("/organizations", {"name": "Beta"})["organizationId"]
     bob = add_member(admin, org_b, "bob@example.com", "admin")
@@ -137,7 +139,16 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
                                                       "environmentId": e, "name": "mine"}),
         ("GET", f"/storage-volumes/{world['volume']}", None),
         ("DELETE", f"/storage-volumes/{world['volume']}", None),
+        ("GET", f"/storage-volumes/{world['volume']}/backups", None),
+        ("POST", f"/storage-volumes/{world['volume']}/backups", {}),
+        ("POST", f"/storage-volumes/{world['volume']}/runtime-cleanup",
+         {"serverId": admin.get("/servers")["items"][0]["id"],
+          "before": "2100-01-01T00:00:00Z", "dryRun": False,
+          "acknowledgeDataLoss": True}),
+        ("GET", "/storage-volume-backups/vbk_world", None),
+        ("POST", "/storage-volume-backups/vbk_world/restore", {"environmentId": e}),
         ("GET", f"/operator-work/{world['work']}", None),
+        ("GET", f"/operator-work/{world['work']}/events/stream", None),
         ("POST", f"/operator-work/{world['work']}/cancel", {}),
         ("GET", f"/domain-bindings/{world['binding']}", None),
         ("POST", f"/domain-bindings/{world['binding']}/route", {"routeBehavior": "serve"}),
@@ -256,6 +267,10 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "resources.dependency-bindings.secret-rotations.create": {
             "confirmHistoricalSnapshotsRemainUnchanged": True},
         "storage-volumes.delete": {},
+        "storage-volumes.backups.create": {},
+        "storage-volumes.backups.restore": {},
+        "storage-volumes.runtime-cleanup": {"serverId": ids["serverId"],
+                                            "before": "2100-01-01T00:00:00Z", "dryRun": False},
         "operator-work.retry": {},
         "operator-work.cancel": {},
         "operator-work.dead-letter": {},

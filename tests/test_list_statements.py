@@ -11,10 +11,10 @@ from sqlalchemy import event
 
 from launchbay.settings import Settings
 from launchbay.store.models import (
+    Backup,
     BackupCopy,
     BackupDestination,
     BackupPolicy,
-    DatabaseBackup,
     Deployment,
     Resource,
     utcnow,
@@ -92,15 +92,18 @@ def grow(cp: Any, admin: Api, ids: dict[str, str], upto: int, have: list[str]) -
             "dependencyResourceId": database, "targetName": f"DB_{n}_URL",
             "discreteVariables": False})
         with cp.sessions() as db:  # backups, policies and destinations need no engine here
-            db.add(DatabaseBackup(id=f"dbk_{n}", organization_id=admin.org_id,
-                                  database_id=ids.setdefault("database", database),
-                                  kind="postgres", status="ready", restore_work_id=f"wrk_{n}"))
+            db.add(Backup(id=f"dbk_{n}", organization_id=admin.org_id,
+                          database_id=ids.setdefault("database", database),
+                          kind="postgres", status="ready", restore_work_id=f"wrk_{n}"))
             db.add(BackupDestination(id=f"dst_{n}", organization_id=admin.org_id,
                                      name=f"s3-{n}", endpoint="https://s3.example.com",
                                      bucket="backups", sealed_credentials="sealed"))
             db.flush()
             db.add(BackupCopy(backup_id=f"dbk_{n}", destination_id=f"dst_{n}",
                               object_key=f"k{n}", status="uploaded"))
+            db.add(Backup(id=f"vbk_{n}", organization_id=admin.org_id,
+                          storage_volume_id=ids.setdefault("volume", volume), kind="volume",
+                          status="ready", restore_work_id=f"wrk_{n}"))
             db.add(BackupPolicy(id=f"dbp_{n}", organization_id=admin.org_id,
                                 database_id=database, created_by=admin.user_id,
                                 interval_hours=24, next_run_at=utcnow()))
@@ -135,6 +138,7 @@ def test_every_list_runs_as_many_statements_for_200_rows_as_for_10(admin, cp, cl
     pages = [*LISTS, f"/api/organizations/{admin.org_id}/members",
              f"/api/resources/{ids['resource']}/dependency-bindings",
              "/api/dependency-resources/{database}/backups",  # made by `grow`
+             "/api/storage-volumes/{volume}/backups",
              f"/api/organizations/{admin.org_id}/invitations",
              f"/projects/{ids['project']}", "/projects",
              f"/resources/{ids['resource']}", "/compat/dploy/api/environments",

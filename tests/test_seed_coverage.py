@@ -19,9 +19,6 @@ PENDING: dict[str, list[str]] = {
         "GET /credentials/ssh/{}", "DELETE /credentials/ssh/{}",
         "POST /credentials/ssh/{}/rotate",
     ],
-    "[databases]": [
-        "POST /storage-volumes/{}/runtime-cleanup",
-    ],
     "[jobs]": [
         "GET /scheduled-tasks", "POST /scheduled-tasks", "GET /scheduled-tasks/{}",
         "POST /scheduled-tasks/{}", "DELETE /scheduled-tasks/{}",

@@ -216,3 +216,40 @@ def test_0014_marks_the_features_own_projects_as_theirs(empty_database_url):
     assert kinds == {"p": "user", "services": "dployr", "ephemeral": "dploy",
                      "hosted-team": "shipyard", "hosted-ab12": "shipyard"}
     engine.dispose()
+
+
+def test_0019_and_0020_keep_databases_their_backups_and_copies(empty_database_url):
+    """Both alter tables other rows refer to (SQLite copies such a table): nothing that refers
+    to them is lost or refused."""
+    engine = make_engine(empty_database_url)
+    upgrade(engine, "0018")
+    at = "'2026-01-01 00:00:00'"
+    with engine.begin() as conn:
+        for row in OLD_INSTALL:
+            conn.exec_driver_sql(row)
+        conn.exec_driver_sql(
+            "INSERT INTO databases (id, organization_id, project_id, environment_id, server_id, "
+            "name, slug, kind, source_mode, host, port, username, sealed_secret, status, "
+            f"created_at) VALUES ('db_1', 'org_1', 'prj_1', 'env_1', 'srv_1', 'main', 'main', "
+            f"'postgres', 'managed', 'db-1', 5432, 'app', 'sealed', 'ready', {at})")
+        conn.exec_driver_sql(
+            "INSERT INTO database_backups (id, organization_id, database_id, kind, reason, "
+            f"status, destination_ids, created_at) VALUES ('dbk_1', 'org_1', 'db_1', "
+            f"'postgres', 'manual', 'ready', '[]', {at})")
+        conn.exec_driver_sql(
+            "INSERT INTO backup_destinations (id, organization_id, name, kind, endpoint, "
+            "bucket, prefix, sealed_credentials, created_at) VALUES ('dst_1', 'org_1', 's3', "
+            f"'s3', 'https://s3.example.com', 'b', '', 'sealed', {at})")
+        conn.exec_driver_sql(
+            "INSERT INTO database_backup_copies (backup_id, destination_id, object_key, status) "
+            "VALUES ('dbk_1', 'dst_1', 'k', 'uploaded')")
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT login, secret_version FROM databases").one() == (
+            None, 1)
+        assert conn.exec_driver_sql(
+            "SELECT database_id, storage_volume_id FROM database_backups").one() == ("db_1", None)
+        assert conn.exec_driver_sql("SELECT count(*) FROM database_backup_copies").scalar() == 1
+        if engine.dialect.name == "sqlite":  # and references are enforced again afterwards
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()

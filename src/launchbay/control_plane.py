@@ -21,6 +21,7 @@ from launchbay.engine.routing import EdgeProxy, ProxyBootstrap, RouteRealization
 from launchbay.engine.runtime import LogLine
 from launchbay.engine.runtime_control import RuntimeControl
 from launchbay.engine.targets import Targets
+from launchbay.engine.volume_backups import VolumeWork
 from launchbay.engine.worker import Periodic, Workers
 from launchbay.operations import (
     Actor,
@@ -89,6 +90,8 @@ class ControlPlane:
                                                    settings.edge_drain_seconds),
              "route-realization": RouteRealization(self.sessions, settings, self.edge),
              "database": DatabaseWork(self.sessions, self.ops.secrets, self.targets, settings),
+             "storage-volume": VolumeWork(self.sessions, self.ops.secrets, self.targets,
+                                          settings),
              "proxy-bootstrap": ProxyBootstrap(self.edge)},
             count=settings.workers, poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.work_lease_seconds, background=background)

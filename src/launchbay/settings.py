@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     database_images: dict[str, str] = {"postgres": "postgres:16", "mysql": "mariadb:11",
                                        "redis": "redis:7"}
     backups_dir: Path | None = None
+    # The image storage volumes are archived and restored with (it needs `sh` and `tar`).
+    volume_tool_image: str = "busybox:1.36"
     backup_schedule_seconds: float = 30  # due backup policies and rotations are looked at
     # Networks (CIDR) object stores may be at besides public addresses (as for git remotes).
     backup_allowed_networks: list[str] = []

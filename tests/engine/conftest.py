@@ -62,6 +62,7 @@ def settings(tmp_path, database_url) -> Settings:
                     worker_poll_seconds=0.1, work_lease_seconds=5, reconcile_seconds=2,
                     database_images={"postgres": images.POSTGRES, "mysql": images.MARIADB,
                                      "redis": images.REDIS},
+                    volume_tool_image="lbtest/busybox:v1",
                     backup_allowed_networks=["127.0.0.0/8"])
 
 

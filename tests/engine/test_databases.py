@@ -119,6 +119,30 @@ def test_bound_backed_up_and_restored(api: Api, cp: Any, settings: Settings, kin
         backups = api.get(f"/dependency-resources/{db_id}/backups")["items"]
         safety = [b for b in backups if b["reason"] == "safety"]
         assert len(safety) == 1 and safety[0]["status"] == "ready"  # what was there before
+        if kind == "postgres":  # into another database of the kind: a copy of it
+            copy = api.post("/dependency-resources/provision", {
+                "kind": kind, "projectId": ids["project"], "environmentId": ids["env"],
+                "name": "copy"})["id"]
+            until(api, f"/dependency-resources/{copy}", lambda s: s["dependencyResource"][
+                "lifecycleStatus"] == "ready")
+            api.post(f"/dependency-resources/backups/{backup_id}/restore", {
+                "acknowledgeDataOverwrite": True, "targetDependencyResourceId": copy})
+            into = until(api, f"/dependency-resources/backups/{backup_id}", lambda s: (
+                s["backup"]["latestRestoreAttempt"] or {}).get("status") in (
+                "succeeded", "failed"))["backup"]["latestRestoreAttempt"]
+            assert into["status"] == "succeeded" and into["restoredInto"] == copy, into
+            with cp.sessions() as s:
+                other = s.get_one(Database, copy)
+                s.expunge(other)
+            read = bytearray()
+            code, _ = cp.workers.handlers["database"]._tool(
+                cp.targets.of(other.server_id), other, cp.ops.secrets.decrypt(
+                    other.sealed_secret), ["psql", "-h", other.host, "-U", "app", "-d",
+                                           other.database_name, "-tAc",
+                                           "SELECT string_agg(n::text, ',' ORDER BY n) FROM notes"],
+                "probe", stdout=read.extend)
+            assert code == 0 and read.decode().strip() == "1,2"
+            api.ok("DELETE", f"/dependency-resources/{copy}?releaseBackups=true")
 
         # A truncated backup does not read whole: never ready, and a restore refuses it.
         handler = cp.workers.handlers["database"]
@@ -183,7 +207,12 @@ def test_bound_backed_up_and_restored(api: Api, cp: Any, settings: Settings, kin
         with cp.sessions() as s:
             db = s.get_one(Database, db_id)
             s.expunge(db)
-        password = cp.ops.secrets.decrypt(db.sealed_secret)
+        old_password, password = password, cp.ops.secrets.decrypt(db.sealed_secret)
+        shown_anywhere = str([api.get(p) for p in (
+            "/audit-events?limit=100", "/operator-work",
+            f"/resources/{resource}/dependency-bindings",
+            f"/dependency-resources/{db_id}", f"/deployments/{releases[0]['id']}/logs")])
+        assert old_password not in shown_anywhere and password not in shown_anywhere
         wrote = httpx.get(f"{edge.removesuffix('read')}write?4",
                           headers={"Host": host_of(api, resource)}, timeout=5)
         assert wrote.text.strip() == "ok"  # with the new login

@@ -240,6 +240,17 @@ class DockerEngine:
         except NotFound:
             pass
 
+    def volume_created(self, name: str) -> datetime | None:
+        try:
+            created = self.client.volumes.get(name).attrs.get("CreatedAt") or ""
+        except NotFound:
+            return None
+        return datetime.fromisoformat(created.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+    def volume_users(self, name: str) -> list[str]:
+        return [c.id for c in self.client.containers.list(
+            all=True, filters={"volume": name}, ignore_removed=True)]
+
     def run(self, spec: ContainerSpec) -> ContainerInfo:
         """Creates and starts a container; its port is published on a free loopback port."""
         kwargs: dict = {}

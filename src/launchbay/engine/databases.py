@@ -3,46 +3,42 @@
 Each kind is described once (`KINDS`): the image's contract (the official images' variables,
 data folder and port), how to tell it answers, and its dump, verify and restore commands.
 Every tool runs in a one-off container of the database's own image, so its version matches
-the server's; passwords reach it only through its environment, never a command line. A
-backup is written to `<file>.partial` while its sha256 is computed, verified by the kind's
-own reader, and only then renamed and marked `ready`.
+the server's; passwords reach it only through its environment (or, for a rotation's
+statements, its standard input), never a command line. Backups are filed by
+`engine/backups.py`: verified by the kind's own reader before they are `ready`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import ipaddress
-import json
 import logging
 import secrets
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO, NoReturn
-from urllib.parse import quote, urlsplit
+from typing import BinaryIO
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import SecretBox
-from launchbay.drivers.object_storage import Bucket, StorageError
-from launchbay.drivers.source_checkout import GitPolicy
+from launchbay.drivers.object_storage import StorageError
+from launchbay.engine.backups import BackupFiles, bucket_of, present
 from launchbay.engine.runtime import ContainerSpec, Runtime, RuntimeFailure
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Job, Refused, Retry
 from launchbay.settings import Settings
 from launchbay.store import audit
 from launchbay.store.models import (
+    Backup,
     BackupCopy,
     BackupDestination,
     BackupPolicy,
     CredentialRotation,
     Database,
-    DatabaseBackup,
     OperatorWork,
     utcnow,
 )
@@ -219,17 +215,13 @@ def container_name(db: Database) -> str:
     return f"lb-db-{db.id}"
 
 
-def backup_path(root: Path, b: DatabaseBackup) -> Path:
-    return root / b.organization_id / b.database_id / (b.file_name or f"{b.id}.partial")
-
-
 class DatabaseWork:
     """The handler of `database` work items: provision, back up, restore or remove."""
 
     def __init__(self, sessions: sessionmaker, box: SecretBox, targets: Targets,
                  settings: Settings):
         self.sessions, self.box, self.targets = sessions, box, targets
-        self.settings, self.root = settings, settings.resolved_backups_dir
+        self.settings, self.files = settings, BackupFiles(sessions, box, settings)
 
     def run(self, job: Job) -> str:
         action = job.item.payload.get("action")
@@ -264,10 +256,9 @@ class DatabaseWork:
         action = item.payload.get("action")
         making = {"backup": "backup_id", "restore": "safety_backup_id"}.get(action or "")
         with self.sessions() as s:
-            b = s.get(DatabaseBackup, item.payload.get(making, "")) if making else None
-            if b is not None and b.status != "ready":
-                b.status, b.failure_code, b.failure_message = "failed", code, message
-                backup_path(self.root, b).with_name(f"{b.id}.partial").unlink(missing_ok=True)
+            b = s.get(Backup, item.payload.get(making, "")) if making else None
+            if b is not None:
+                self.files.given_up(b, code, message)
             db = s.get(Database, item.payload.get("database_id", ""))
             if db is not None and action == "provision":
                 db.status, db.failure_code, db.failure_message = "failed", code, message
@@ -295,6 +286,7 @@ class DatabaseWork:
         if found:
             container_id = found[0].id
         else:
+            present(job, docker, db.image or "")
             job.progress(step=f"starting {db.image}")
             container_id = docker.run(ContainerSpec(
                 name=container_name(db), image=db.image or "", labels=labels,
@@ -427,7 +419,7 @@ class DatabaseWork:
     def _backup(self, job: Job, docker: Runtime, db: Database, password: str,
                 backup_id: str) -> None:
         with self.sessions() as s:
-            b = s.get_one(DatabaseBackup, backup_id)
+            b = s.get_one(Backup, backup_id)
             if b.status == "ready":  # done before a crash: nothing to do again
                 return
             b.status, b.phase, b.file_name = "running", "dump", None
@@ -436,68 +428,18 @@ class DatabaseWork:
         self.back_up(job, docker, db, password, b)
 
     def back_up(self, job: Job, docker: Runtime, db: Database, password: str,
-                b: DatabaseBackup) -> DatabaseBackup:
-        """Dumps, verifies and files one backup; marks it ready or failed (then raises)."""
+                b: Backup) -> Backup:
+        """Dumps, verifies and files one backup (see `BackupFiles.make`); then the policy's
+        retention, if a policy made it."""
         kind = KINDS[db.kind]
-        partial = backup_path(self.root, b).with_name(f"{b.id}.partial")
-        partial.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        digest, size = hashlib.sha256(), 0
-        job.progress("backup", "dump")
-        with partial.open("wb") as out:
-            def write(chunk: bytes) -> None:
-                nonlocal size
-                out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-            code, errors = self._tool(docker, db, password, kind.dump(db), "backup",
-                                      stdout=write)
-        if code != 0 or size == 0:
-            partial.unlink(missing_ok=True)
-            self._failed(b, "dump", "dump-failed", errors or f"the dump exited with {code}")
-        job.progress("backup", "verify")
-        problem = self._verify(docker, db, password, partial)
-        if problem:
-            partial.unlink(missing_ok=True)
-            self._failed(b, "verify", "verification-failed", problem)
-        name = f"{b.id}.{kind.extension}"
-        partial.rename(partial.with_name(name))
-        with self.sessions() as s:
-            row = s.get_one(DatabaseBackup, b.id)
-            row.status, row.phase, row.file_name = "ready", "done", name
-            row.size_bytes, row.sha256, row.completed_at = size, digest.hexdigest(), utcnow()
-            row.failure_code = row.failure_message = None
-            s.commit()
-            s.expunge(row)
-        if row.destination_ids:
-            self._copy(job, row)
+        row = self.files.make(
+            job, b, kind.extension,
+            lambda write: self._tool(docker, db, password, kind.dump(db), "backup",
+                                     stdout=write),
+            lambda path: self._verify(docker, db, password, path))
         if row.policy_id:
             self._retain(job, row.policy_id)
         return row
-
-    def _copy(self, job: Job, b: DatabaseBackup) -> None:
-        """Uploads a ready backup to each of its destinations; each copy's outcome is kept
-        (a destination that fails does not undo the others, nor the local backup)."""
-        path = backup_path(self.root, b)
-        with self.sessions() as s:
-            targets = s.scalars(select(BackupDestination).where(
-                BackupDestination.id.in_(b.destination_ids))).all()
-            s.expunge_all()
-        for t in targets:
-            job.progress("backup", f"copy to {t.name}")
-            key = object_key(t, b)
-            copy = BackupCopy(backup_id=b.id, destination_id=t.id, object_key=key)
-            try:
-                if problem := outbound_problem(t.endpoint, self.settings):
-                    raise StorageError(problem)
-                copy.size_bytes = bucket_of(t, self.box).put(key, path, b.sha256 or "")
-                copy.status, copy.uploaded_at = "uploaded", utcnow()
-                if copy.size_bytes != b.size_bytes:
-                    copy.status, copy.failure_message = "failed", "the sizes differ"
-            except StorageError as exc:
-                copy.status, copy.failure_message = "failed", str(exc)[-2000:]
-            with self.sessions() as s:
-                s.merge(copy)
-                s.commit()
 
     def _retain(self, job: Job, policy_id: str) -> None:
         """Applies the policy's retention to the backups it made, after one of them
@@ -507,9 +449,9 @@ class DatabaseWork:
             p = s.get(BackupPolicy, policy_id)
             if p is None:
                 return
-            ready = s.scalars(select(DatabaseBackup).where(
-                DatabaseBackup.policy_id == p.id, DatabaseBackup.status == "ready")
-                .order_by(DatabaseBackup.created_at.desc())).all()
+            ready = s.scalars(select(Backup).where(
+                Backup.policy_id == p.id, Backup.status == "ready")
+                .order_by(Backup.created_at.desc())).all()
             cutoff = utcnow() - timedelta(days=p.retention_days) if p.retention_days else None
             expired = [b for n, b in enumerate(ready) if n > 0 and (
                 (p.retention_count is not None and n >= p.retention_count)
@@ -523,7 +465,7 @@ class DatabaseWork:
                     log.warning("backup %s stays in %s: %s", copy.backup_id, t.name, exc)
                     expired = [b for b in expired if b.id != copy.backup_id]
             for b in expired:
-                backup_path(self.root, b).unlink(missing_ok=True)
+                self.files.path(b).unlink(missing_ok=True)
                 audit.record(s, "dependency-resource.backup-pruned", b.database_id,
                              organization_id=b.organization_id, backupId=b.id, policyId=p.id)
                 s.delete(b)
@@ -546,15 +488,6 @@ class DatabaseWork:
             return "the backup holds nothing to restore"
         return None
 
-    def _failed(self, b: DatabaseBackup, phase: str, code: str, message: str) -> NoReturn:
-        with self.sessions() as s:
-            row = s.get_one(DatabaseBackup, b.id)
-            row.status, row.phase = "failed", phase
-            row.failure_code, row.failure_message = code, message.strip()[-2000:]
-            row.completed_at = utcnow()
-            s.commit()
-        raise Refused(code, message.strip()[-500:])
-
     # -- restores -----------------------------------------------------------------------------
 
     def _restore(self, job: Job, docker: Runtime, db: Database, password: str,
@@ -563,16 +496,13 @@ class DatabaseWork:
         verified, then the kind's restore in one transaction."""
         kind = KINDS[db.kind]
         with self.sessions() as s:
-            b = s.get_one(DatabaseBackup, backup_id)
+            b = s.get_one(Backup, backup_id)
             s.expunge(b)
             safety_id = job.item.payload.get("safety_backup_id")
-            safety = s.get(DatabaseBackup, safety_id or "")
+            safety = s.get(Backup, safety_id or "")
             if safety is not None:
                 s.expunge(safety)
-        path = backup_path(self.root, b)
-        if b.status != "ready" or not path.is_file() or _sha256(path) != b.sha256:
-            raise Refused("backup-corrupted", "the backup file is missing or is not the one "
-                          "that was verified; nothing was restored")
+        path = self.files.verified(b)
         if problem := self._verify(docker, db, password, path, restoring=True):
             raise Refused("backup-unusable", f"{problem}; nothing was restored")
         if safety is not None and safety.status != "ready":
@@ -589,7 +519,7 @@ class DatabaseWork:
             raise Refused("restore-failed", f"the restore failed and was rolled back: "
                           f"{errors.strip()[-500:] or code}")
         with self.sessions() as s:
-            s.get_one(DatabaseBackup, b.id).restored_at = utcnow()
+            s.get_one(Backup, b.id).restored_at = utcnow()
             s.commit()
         job.progress("restore", f"restored backup {b.id} ({b.size_bytes} bytes)")
 
@@ -623,43 +553,3 @@ class DatabaseWork:
         return self._tool(docker, db, password, ["sh", "-c", f'test "$(redis-cli -h {db.host} '
                                                  'CONFIG SET appendonly yes)" = OK'],
                           "restore", timeout=60)
-
-
-def outbound_problem(endpoint: str, settings: Settings, *, resolve: bool = True) -> str | None:
-    """Why launchbay may not connect to `endpoint`, or None: every address it is at must be
-    public or in `backup_allowed_networks` (and none in the denied networks), so that a user
-    cannot make the control plane reach the server's own services. Without `resolve`, only
-    an address written in the endpoint is checked."""
-    url = urlsplit(endpoint)
-    host = url.hostname or ""
-    policy = GitPolicy(allowed_networks=tuple(settings.backup_allowed_networks),
-                       denied_networks=tuple(settings.git_denied_networks))
-    try:
-        addresses = {str(ipaddress.ip_address(host))}
-    except ValueError:
-        if not resolve:
-            return None
-        try:
-            addresses = {str(i[4][0]) for i in socket.getaddrinfo(host, url.port or 443)}
-        except (OSError, UnicodeError) as exc:
-            return f"cannot resolve {host}: {exc}"
-    refused = sorted(a for a in addresses if not policy.admits_address(a))
-    return f"{host} is at {refused[0]}, which is not a public address" if refused else None
-
-
-def object_key(t: BackupDestination, b: DatabaseBackup) -> str:
-    return "/".join(p for p in (t.prefix, b.organization_id, b.database_id, b.file_name) if p)
-
-
-def bucket_of(t: BackupDestination, box: SecretBox) -> Bucket:
-    keys = json.loads(box.decrypt(t.sealed_credentials))
-    return Bucket(endpoint=t.endpoint, name=t.bucket, access_key=keys["accessKeyId"],
-                  secret_key=keys["secretAccessKey"], region=t.region)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

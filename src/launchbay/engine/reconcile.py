@@ -89,7 +89,8 @@ def _remove_stray_containers(sessions: sessionmaker, targets: Targets, server_id
             OperatorWork.status.in_(OPEN))))
     removed = 0
     for container in found:
-        if "launchbay.database" in container.labels:  # a database is never a stray release
+        # A database, or a one-off tool (a backup's: it removes itself), is never a release.
+        if {"launchbay.database", "launchbay.run"} & container.labels.keys():
             continue
         d = deployments.get(container.labels.get("launchbay.deployment", ""))
         resource = resources.get(d.resource_id) if d else None

@@ -1,5 +1,6 @@
-"""Server-Sent Events: a deployment's events and logs until it ends, and a release's runtime
-logs as they are written.
+"""Server-Sent Events: a deployment's events and logs until it ends, a work item's progress
+(a database's provisioning, backup, restore or rotation; a volume's backup...) until it ends,
+and a release's runtime logs as they are written.
 
 Each stream sends one JSON object per `data:` line with `id:` set to its cursor, so a client
 that reconnects with `Last-Event-ID` resumes without losing or repeating anything; a comment
@@ -29,6 +30,7 @@ from launchbay.operations.resources import RuntimeTarget, log_line
 # The operations whose results are streamed (besides their JSON routes, if any).
 STREAMED = ("deployments.events", "resources.runtime-logs.follow",
             "deployments.hosted.logs.follow")
+WORK_ENDED = ("succeeded", "failed", "canceled", "dead-lettered")
 HEARTBEAT = 15.0
 POLL = 0.2
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -93,6 +95,42 @@ def install(api: APIRouter, cp: ControlPlane) -> None:
                 if page.terminal:
                     yield message({"deploymentId": deploymentId, "cursor": after}, id=after,
                                   event="done")
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    work_op = CATALOG["operator-work.show"]
+
+    @api.get("/operator-work/{workId}/events/stream", tags=["operator-work"],
+             operation_id="operator-work.events.stream",
+             summary="A work item's progress as Server-Sent Events (one `work` event each time "
+                     "its status, phase or step changes), until it ends.")
+    async def work_stream(request: Request, workId: str) -> StreamingResponse:
+        actor = await resolve_actor(cp, request, work_op)
+        meta = meta_of(request)
+
+        def read() -> Any:
+            return cp.ops.run("operator-work.show", actor, {"workId": workId}, meta).item
+
+        first = await run_in_threadpool(read)  # errors (404...) before the stream opens
+
+        async def stream() -> AsyncIterator[str]:
+            item, seen, n, beat = first, None, 0, time.monotonic()
+            while True:
+                state = (item.status, item.phase, item.step, item.attempts, item.error_code)
+                if state != seen:
+                    seen, n = state, n + 1
+                    yield message(item.model_dump(mode="json", by_alias=True), id=str(n),
+                                  event="work")
+                if item.status in WORK_ENDED:
+                    yield message({"workId": workId, "status": item.status}, event="done")
+                    return
+                if time.monotonic() - beat >= HEARTBEAT:
+                    beat = time.monotonic()
+                    yield ": heartbeat\n\n"
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(POLL)
+                item = await run_in_threadpool(read)
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session as DbSession
 
 from launchbay import schedules
 from launchbay.crypto import generate_password
-from launchbay.engine.databases import KINDS, masked_url, outbound_problem, url_of
+from launchbay.engine.backups import outbound_problem
+from launchbay.engine.databases import KINDS, masked_url, url_of
 from launchbay.operations import variables
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.environments import get_environment
@@ -31,12 +32,12 @@ from launchbay.operations.schemas import Empty, Field, Id, IdOut, Name, Schema, 
 from launchbay.operations.servers import default_server, get_server
 from launchbay.slugs import slugify
 from launchbay.store.models import (
+    Backup,
     BackupCopy,
     BackupDestination,
     BackupPolicy,
     CredentialRotation,
     Database,
-    DatabaseBackup,
     DatabaseBinding,
     DatabasePlan,
     OperatorWork,
@@ -123,9 +124,9 @@ def _outs(ctx: Context, rows: Sequence[Database]) -> list[DatabaseOut]:
     ids = [d.id for d in rows]
     bound = dict(ctx.db.execute(select(DatabaseBinding.database_id, func.count()).where(
         DatabaseBinding.database_id.in_(ids)).group_by(DatabaseBinding.database_id)).all())
-    kept = dict(ctx.db.execute(select(DatabaseBackup.database_id, func.count()).where(
-        DatabaseBackup.database_id.in_(ids), DatabaseBackup.status == "ready")
-        .group_by(DatabaseBackup.database_id)).all())
+    kept = dict(ctx.db.execute(select(Backup.database_id, func.count()).where(
+        Backup.database_id.in_(ids), Backup.status == "ready")
+        .group_by(Backup.database_id)).all())
     return [_out(d, bound.get(d.id, 0), kept.get(d.id, 0)) for d in rows]
 
 
@@ -728,6 +729,7 @@ def binding_variables(ctx: Context, resource_id: str) -> list[tuple[str, str, bo
 class RestoreAttempt(Schema):
     attempt_id: str
     status: Literal["pending", "succeeded", "failed"]
+    restored_into: str | None = None  # the database (or volume) restored into
     requested_at: Timestamp
     completed_at: Timestamp | None = None
     failed_at: Timestamp | None = None
@@ -744,19 +746,13 @@ class CopyOut(Schema):
     uploaded_at: Timestamp | None
 
 
-class BackupOut(Schema):
-    id: str
-    dependency_resource_id: str
-    project_id: str
-    environment_id: str
-    dependency_kind: str
-    provider_key: str = "local-file"
+class BackupFacts(Schema):
+    """What a backup of any source shows: its state, its file, its copies, its last restore."""
+
     status: Literal["pending", "ready", "failed"]
     phase: str | None
-    reason: str
     attempt_id: str | None
     requested_at: Timestamp
-    retention_status: Literal["retained"] = "retained"
     provider_artifact_handle: str | None
     size_bytes: int | None
     sha256: str | None
@@ -769,49 +765,68 @@ class BackupOut(Schema):
     created_at: Timestamp
 
 
-def _backup_outs(ctx: Context, rows: Sequence[tuple[DatabaseBackup, Database]]) -> list[BackupOut]:
+def backup_facts(ctx: Context, rows: Sequence[Backup]) -> dict[str, BackupFacts]:
+    """The facts of each backup by its id: two queries for them all."""
     restores = {w.id: w for w in ctx.db.scalars(select(OperatorWork).where(OperatorWork.id.in_(
-        [b.restore_work_id for b, _ in rows if b.restore_work_id])))}
-    copies: dict[str, list[CopyOut]] = {b.id: [] for b, _ in rows}
+        [b.restore_work_id for b in rows if b.restore_work_id])))}
+    copies: dict[str, list[CopyOut]] = {b.id: [] for b in rows}
     for c in ctx.db.scalars(select(BackupCopy).where(BackupCopy.backup_id.in_(list(copies)))):
         copies[c.backup_id].append(CopyOut(
             destination_id=c.destination_id, object_key=c.object_key,
             status=c.status,
             size_bytes=c.size_bytes, failure_message=c.failure_message,
             uploaded_at=c.uploaded_at))
-    out = []
-    for b, d in rows:
+    facts = {}
+    for b in rows:
         failed = b.status == "failed"
         w = restores.get(b.restore_work_id or "")
         attempt = None if w is None else RestoreAttempt(
-            attempt_id=w.id, status="succeeded" if w.status == "succeeded" else "failed"
+            attempt_id=w.id, restored_into=w.payload.get("database_id")
+            or w.payload.get("storage_volume_id"),
+            status="succeeded" if w.status == "succeeded" else "failed"
             if w.status in ("failed", "dead-lettered", "canceled") else "pending",
             requested_at=w.created_at,
             completed_at=w.finished_at if w.status == "succeeded" else None,
             failed_at=w.finished_at if w.status != "succeeded" else None,
             failure_code=w.error_code, failure_message=w.error_message)
-        out.append(BackupOut(
-            id=b.id, dependency_resource_id=d.id, project_id=d.project_id,
-            environment_id=d.environment_id, dependency_kind=b.kind,
+        facts[b.id] = BackupFacts(
             status="ready" if b.status == "ready" else "failed" if failed else "pending",
-            phase=b.phase, reason=b.reason, attempt_id=b.work_id, requested_at=b.created_at,
+            phase=b.phase, attempt_id=b.work_id, requested_at=b.created_at,
             provider_artifact_handle=b.file_name if b.status == "ready" else None,
             size_bytes=b.size_bytes, sha256=b.sha256,
             completed_at=b.completed_at if not failed else None,
             failed_at=b.completed_at if failed else None, failure_code=b.failure_code,
             failure_message=b.failure_message, latest_restore_attempt=attempt,
-            copies=copies[b.id], created_at=b.created_at))
-    return out
+            copies=copies[b.id], created_at=b.created_at)
+    return facts
 
 
-def new_backup(ctx: Context, d: Database, reason: str) -> DatabaseBackup:
+class BackupOut(BackupFacts):
+    id: str
+    dependency_resource_id: str
+    project_id: str
+    environment_id: str
+    dependency_kind: str
+    provider_key: str = "local-file"
+    reason: str
+    retention_status: Literal["retained"] = "retained"
+
+
+def _backup_outs(ctx: Context, rows: Sequence[tuple[Backup, Database]]) -> list[BackupOut]:
+    facts = backup_facts(ctx, [b for b, _ in rows])
+    return [BackupOut(id=b.id, dependency_resource_id=d.id, project_id=d.project_id,
+                      environment_id=d.environment_id, dependency_kind=b.kind, reason=b.reason,
+                      **facts[b.id].model_dump()) for b, d in rows]
+
+
+def new_backup(ctx: Context, d: Database, reason: str) -> Backup:
     if d.source_mode != "managed":
         raise Conflict("an imported database is not launchbay's to back up",
                        code="dependency_resource_not_managed")
     if d.status != "ready":
         raise Conflict(f"the database is {d.status}, not ready",
                        code="dependency_resource_not_ready")
-    b = DatabaseBackup(id=new_id("dbk"), organization_id=ctx.org_id, database_id=d.id,
+    b = Backup(id=new_id("dbk"), organization_id=ctx.org_id, database_id=d.id,
                        kind=d.kind, reason=reason, status="pending")
     ctx.db.add(b)
     return b
@@ -849,12 +864,12 @@ class BackupList(Schema):
 def list_backups(ctx: Context, data: BackupFilter) -> BackupList:
     """A database's backups, newest first."""
     d = get_database(ctx, data.dependency_resource_id)
-    query = select(DatabaseBackup).where(DatabaseBackup.database_id == d.id)
+    query = select(Backup).where(Backup.database_id == d.id)
     if data.status == "pending":
-        query = query.where(DatabaseBackup.status.in_(("pending", "running")))
+        query = query.where(Backup.status.in_(("pending", "running")))
     elif data.status:
-        query = query.where(DatabaseBackup.status == data.status)
-    rows = ctx.db.scalars(query.order_by(DatabaseBackup.created_at.desc()).limit(500)).all()
+        query = query.where(Backup.status == data.status)
+    rows = ctx.db.scalars(query.order_by(Backup.created_at.desc()).limit(500)).all()
     return BackupList(items=_backup_outs(ctx, [(b, d) for b in rows]), generated_at=utcnow())
 
 
@@ -868,9 +883,9 @@ class BackupShow(Schema):
     generated_at: Timestamp
 
 
-def _get_backup(ctx: Context, backup_id: str) -> tuple[DatabaseBackup, Database]:
-    b = ctx.db.get(DatabaseBackup, backup_id)
-    if b is None or b.organization_id != ctx.org_id:
+def _get_backup(ctx: Context, backup_id: str) -> tuple[Backup, Database]:
+    b = ctx.db.get(Backup, backup_id)
+    if b is None or b.organization_id != ctx.org_id or b.database_id is None:
         raise NotFound("backup not found", code="dependency_resource_backup_not_found")
     return b, get_database(ctx, b.database_id)
 
@@ -885,6 +900,8 @@ def show_backup(ctx: Context, data: BackupRef) -> BackupShow:
 class RestoreIn(BackupRef):
     acknowledge_data_overwrite: bool
     acknowledge_runtime_not_restarted: bool = False
+    # launchbay's own: another managed database of the same kind to restore into
+    target_dependency_resource_id: Id | None = None
 
     @model_validator(mode="after")
     def _acknowledged(self) -> RestoreIn:
@@ -897,22 +914,26 @@ class RestoreIn(BackupRef):
 @operation("dependency-resources.backups.restore", role="admin",
            audit="dependency-resource.restore-requested")
 def restore(ctx: Context, data: RestoreIn) -> IdOut:
-    """Restores a ready backup into its database, after a safety backup of what is there
-    now (kept like any other). The bound resources are not restarted."""
-    b, d = _get_backup(ctx, data.backup_id)
+    """Restores a ready backup into its database (or into another managed database of the
+    same kind: `targetDependencyResourceId`), after a safety backup of what is there now
+    (kept like any other). The bound resources are not restarted."""
+    b, source = _get_backup(ctx, data.backup_id)
     if b.status != "ready":
         raise Conflict("only a ready (verified) backup can be restored",
                        code="dependency_resource_backup_not_ready")
-    restores = select(DatabaseBackup.restore_work_id).where(
-        DatabaseBackup.database_id == d.id, DatabaseBackup.restore_work_id.is_not(None))
-    if ctx.db.scalar(select(OperatorWork.id).where(
-            OperatorWork.id.in_(restores),
-            OperatorWork.status.in_(("pending", "running", "retry-scheduled"))).limit(1)):
+    d = get_database(ctx, data.target_dependency_resource_id or source.id)
+    if d.kind != source.kind:
+        raise Invalid(f"a {source.kind} backup restores only into a {source.kind} database",
+                      code="dependency_resource_kind_mismatch")
+    if any(w.payload.get("action") == "restore" and w.payload.get("database_id") == d.id
+           for w in ctx.db.scalars(select(OperatorWork).where(
+               OperatorWork.organization_id == ctx.org_id, OperatorWork.kind == "database",
+               OperatorWork.status.in_(("pending", "running", "retry-scheduled"))))):
         raise Conflict("a restore of this database is under way", code="restore_in_progress")
     safety = new_backup(ctx, d, "safety")
     work = database_work(ctx, d, "restore", backup_id=b.id, safety_backup_id=safety.id)
     safety.work_id = b.restore_work_id = work.id
-    ctx.audit(d.id, backupId=b.id, safetyBackupId=safety.id)
+    ctx.audit(d.id, backupId=b.id, safetyBackupId=safety.id, sourceDependencyResourceId=source.id)
     return IdOut(id=work.id)
 
 

@@ -12,9 +12,9 @@ from sqlalchemy import delete, func, select
 from launchbay.operations.catalog import Context
 from launchbay.operations.errors import Conflict
 from launchbay.store.models import (
+    Backup,
     BackupPolicy,
     Database,
-    DatabaseBackup,
     DatabasePlan,
     Resource,
 )
@@ -44,7 +44,7 @@ def forget_databases(ctx: Context, environment_ids: list[str]) -> None:
                                               "relatedEntityType": "dependency-resource",
                                               "count": live}]})
     gone = select(Database.id).where(where)
-    ctx.db.execute(delete(DatabaseBackup).where(DatabaseBackup.database_id.in_(gone)))
+    ctx.db.execute(delete(Backup).where(Backup.database_id.in_(gone)))
     ctx.db.execute(delete(BackupPolicy).where(BackupPolicy.database_id.in_(gone)))
     ctx.db.execute(delete(DatabasePlan).where(DatabasePlan.environment_id.in_(environment_ids)))
     ctx.db.execute(delete(Database).where(where))

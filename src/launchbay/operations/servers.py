@@ -70,13 +70,16 @@ class EdgeProxy(Schema):
     last_error_message: str | None = None
 
 
-class ServerOut(Schema):
+class ServerSummary(Schema):
     id: str
     name: str
     host: str
     port: int
     provider_key: str
     target_kind: str
+
+
+class ServerOut(ServerSummary):
     lifecycle_status: str
     deactivated_at: Timestamp | None = None
     deactivation_reason: str | None = None

@@ -180,6 +180,7 @@ class WorkKind(StrEnum):
     ROUTE_REALIZATION = "route-realization"
     RUNTIME_MAINTENANCE = "runtime-maintenance"
     DATABASE = "database"  # provision, back up, restore or remove a database
+    STORAGE_VOLUME = "storage-volume"  # back up a storage volume, or restore into a new one
     SYSTEM = "system"
 
 
@@ -486,18 +487,23 @@ class CredentialRotation(Base):
     completed_at: Mapped[datetime | None]
 
 
-class DatabaseBackup(Base):
-    """One backup of a database: `ready` only once its file was verified."""
+class Backup(Base):
+    """One backup of a database or of a storage volume: `ready` only once its file was
+    verified. (The table's name is older than volume backups.) A volume's backups outlive
+    it: their rows and files stay when it is deleted."""
 
     __tablename__ = "database_backups"
     __table_args__ = (Index("ix_database_backups_database_created", "database_id",
-                            "created_at"),)
+                            "created_at"),
+                      Index("ix_database_backups_volume_created", "storage_volume_id",
+                            "created_at"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
-    database_id: Mapped[str] = mapped_column(ForeignKey("databases.id"))
-    kind: Mapped[str] = mapped_column(String(20))
+    database_id: Mapped[str | None] = mapped_column(ForeignKey("databases.id"))
+    storage_volume_id: Mapped[str | None] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))  # the database's kind, or volume
     reason: Mapped[str] = mapped_column(String(40), default="manual")  # or safety, scheduled
     status: Mapped[str] = mapped_column(String(20), default="pending")
     phase: Mapped[str | None] = mapped_column(String(40))
