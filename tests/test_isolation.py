@@ -7,7 +7,7 @@ import pytest
 
 from launchbay.http.native import ROUTES
 from launchbay.operations import CATALOG
-from launchbay.store.models import Backup, BackupDestination, BackupPolicy
+from launchbay.store.models import Backup, BackupDestination, BackupPolicy, CredentialRotation
 
 from support import Api, add_member, snapshot
 
@@ -55,6 +55,9 @@ def world(admin: Api, cp):
                            created_by=admin.user_id, interval_hours=24))
         s.add(Backup(id="vbk_world", organization_id=admin.org_id, storage_volume_id=volume,
                      kind="volume", status="ready"))
+        s.add(CredentialRotation(id="rot_world", organization_id=admin.org_id,
+                                 database_id=database, binding_id=db_binding,
+                                 requested_by=admin.user_id, version=2, status="redeploying"))
         s.commit()
     org_b = admin.post("/organizations", {"name": "Beta"})["organizationId"]
     bob = add_member(admin, org_b, "bob@example.com", "admin")
@@ -135,6 +138,7 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
          {"dependencyResourceId": world["database"], "targetName": "STOLEN_URL"}),
         ("POST", f"/resources/{world['resource']}/dependency-bindings/{world['db_binding']}"
          "/secret-rotations", {"confirmHistoricalSnapshotsRemainUnchanged": True}),
+        ("POST", "/dependency-resources/credential-rotations/rot_world/advance", {}),
         ("POST", "/dependency-resources/provision", {"kind": "postgres", "projectId": p,
                                                       "environmentId": e, "name": "mine"}),
         ("GET", f"/storage-volumes/{world['volume']}", None),
@@ -266,6 +270,7 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "resources.dependency-bindings.delete": {},
         "resources.dependency-bindings.secret-rotations.create": {
             "confirmHistoricalSnapshotsRemainUnchanged": True},
+        "dependency-resources.credential-rotations.advance": {},
         "storage-volumes.delete": {},
         "storage-volumes.backups.create": {},
         "storage-volumes.backups.restore": {},
@@ -337,7 +342,8 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "domain": "viewer.example.com", "name": "some-app", "deploymentName": "some-app",
            "template": "hello", "uuid": "0000abcd", "dependencyResourceId": world["database"],
            "backupId": world["backup"], "bindingId": world["db_binding"],
-           "policyId": "dbp_world", "destinationId": "dst_world", "planId": world["plan"]}
+           "policyId": "dbp_world", "destinationId": "dst_world", "planId": world["plan"],
+           "rotationId": "rot_world"}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

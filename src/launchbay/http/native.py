@@ -181,6 +181,8 @@ ROUTES: list[tuple[str, str, str, int]] = [
      "resources.dependency-bindings.delete", 200),
     ("POST", "/resources/{resourceId}/dependency-bindings/{bindingId}/secret-rotations",
      "resources.dependency-bindings.secret-rotations.create", 202),
+    ("POST", "/dependency-resources/credential-rotations/{rotationId}/advance",
+     "dependency-resources.credential-rotations.advance", 200),
     ("GET", "/storage-volumes", "storage-volumes.list", 200),
     ("POST", "/storage-volumes", "storage-volumes.create", 201),
     ("GET", "/storage-volumes/{storageVolumeId}", "storage-volumes.show", 200),
