@@ -7,7 +7,13 @@ import pytest
 
 from launchbay.http.native import ROUTES
 from launchbay.operations import CATALOG
-from launchbay.store.models import Backup, BackupDestination, BackupPolicy, CredentialRotation
+from launchbay.store.models import (
+    Backup,
+    BackupDestination,
+    BackupPolicy,
+    CredentialRotation,
+    SourceEvent,
+)
 
 from support import Api, add_member, snapshot
 
@@ -55,6 +61,10 @@ def world(admin: Api, cp):
                            created_by=admin.user_id, interval_hours=24))
         s.add(Backup(id="vbk_world", organization_id=admin.org_id, storage_volume_id=volume,
                      kind="volume", status="ready"))
+        s.add(SourceEvent(id="sev_world", organization_id=admin.org_id, project_id=project,
+                          source_kind="github", event_kind="push", delivery_id="d-1",
+                          repository="github.com/acme/web", ref="main", revision="a" * 40,
+                          resource_ids=[resource]))
         s.add(CredentialRotation(id="rot_world", organization_id=admin.org_id,
                                  database_id=database, binding_id=db_binding,
                                  requested_by=admin.user_id, version=2, status="redeploying"))
@@ -139,6 +149,10 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
         ("POST", f"/resources/{world['resource']}/dependency-bindings/{world['db_binding']}"
          "/secret-rotations", {"confirmHistoricalSnapshotsRemainUnchanged": True}),
         ("POST", "/dependency-resources/credential-rotations/rot_world/advance", {}),
+        ("POST", f"/resources/{world['resource']}/auto-deploy", {"mode": "disable"}),
+        ("GET", "/source-events/sev_world", None),
+        ("POST", "/source-events/sev_world/replay", {}),
+        ("POST", "/source-events/sev_world/dispatches", {"resourceId": world["resource"]}),
         ("POST", "/dependency-resources/provision", {"kind": "postgres", "projectId": p,
                                                       "environmentId": e, "name": "mine"}),
         ("GET", f"/storage-volumes/{world['volume']}", None),
@@ -271,6 +285,10 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "resources.dependency-bindings.secret-rotations.create": {
             "confirmHistoricalSnapshotsRemainUnchanged": True},
         "dependency-resources.credential-rotations.advance": {},
+        "resources.auto-deploy.configure": {"mode": "disable"},
+        "source-events.replay": {},
+        "source-events.dispatch": {"resourceId": ids["resourceId"]},
+        "source-events.prune": {"before": "2100-01-01T00:00:00Z", "dryRun": False},
         "storage-volumes.delete": {},
         "storage-volumes.backups.create": {},
         "storage-volumes.backups.restore": {},
@@ -343,7 +361,7 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "template": "hello", "uuid": "0000abcd", "dependencyResourceId": world["database"],
            "backupId": world["backup"], "bindingId": world["db_binding"],
            "policyId": "dbp_world", "destinationId": "dst_world", "planId": world["plan"],
-           "rotationId": "rot_world"}
+           "rotationId": "rot_world", "sourceEventId": "sev_world"}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

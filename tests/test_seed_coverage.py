@@ -27,15 +27,12 @@ PENDING: dict[str, list[str]] = {
     ],
     "[git-flow]": [
         "GET /deploy-tokens", "POST /deploy-tokens", "GET /deploy-tokens/{}",
-        "POST /deploy-tokens/{}/rotate", "POST /deploy-tokens/{}/revoke",
-        "POST /resources/{}/auto-deploy", "GET /source-events", "GET /source-events/{}",
-        "POST /source-events/{}/replay", "POST /source-events/prune", "GET /source-links",
+        "POST /deploy-tokens/{}/rotate", "POST /deploy-tokens/{}/revoke", "GET /source-links",
         "GET /source-links/{}", "DELETE /source-links/{}", "POST /source-links/relink",
         "POST /preview-policies", "POST /preview-policies/show", "GET /preview-environments",
         "GET /preview-environments/{}", "DELETE /resources/{}/preview-environments/{}",
         "POST /deployments/cleanup-preview", "GET /integrations",
         "GET /integrations/github/app-connection", "GET /integrations/github/repositories",
-        "POST /integrations/github/source-events",
     ],
     "[unfiled]": [
         "POST /entitlements/query", "GET /deployment-overlays", "POST /deployment-overlays",

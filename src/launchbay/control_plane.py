@@ -22,7 +22,7 @@ from launchbay.engine.runtime import LogLine
 from launchbay.engine.runtime_control import RuntimeControl
 from launchbay.engine.targets import Targets
 from launchbay.engine.volume_backups import VolumeWork
-from launchbay.engine.worker import Periodic, Workers
+from launchbay.engine.worker import Job, Periodic, Refused, Workers
 from launchbay.operations import (
     Actor,
     Operations,
@@ -38,9 +38,32 @@ from launchbay.operations.servers import ensure_local_server
 from launchbay.settings import Settings
 from launchbay.store.db import make_engine, make_sessionmaker
 from launchbay.store.migrate import is_current, upgrade
-from launchbay.store.models import utcnow
+from launchbay.store.models import OperatorWork, utcnow
 
 log = logging.getLogger(__name__)
+
+
+class OnBehalf:
+    """The handler of `operation` work items: an operation run as the user who set it up (a
+    webhook's dispatch runs as the author of the policy it concerns), within what that user
+    may still do; a refusal fails the item with the operation's own reason."""
+
+    def __init__(self, ops: Operations):
+        self.ops = ops
+
+    def run(self, job: Job) -> str:
+        item = job.item
+        try:
+            self.ops.run(item.payload["key"], Actor(user_id=item.payload["user_id"],
+                                                    organization_id=item.organization_id),
+                         {**item.payload.get("input", {}),
+                          "organizationId": item.organization_id})
+        except OperationError as exc:
+            raise Refused(exc.code, exc.message) from None
+        return "succeeded"
+
+    def give_up(self, item: OperatorWork, code: str, message: str) -> None:
+        """Nothing of its own to undo: what it did (or not) is the operation's record."""
 
 
 class ControlPlane:
@@ -92,6 +115,7 @@ class ControlPlane:
              "database": DatabaseWork(self.sessions, self.ops.secrets, self.targets, settings),
              "storage-volume": VolumeWork(self.sessions, self.ops.secrets, self.targets,
                                           settings),
+             "operation": OnBehalf(self.ops),
              "proxy-bootstrap": ProxyBootstrap(self.edge)},
             count=settings.workers, poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.work_lease_seconds, background=background)

@@ -27,6 +27,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 SHA = re.compile(r"^[0-9a-f]{7,40}$")
+# A branch or tag name git cannot take for an option or a revision expression.
+SAFE_REF = re.compile(r"^[A-Za-z0-9_.][^\s~^:?*\[\\]*$")
 # Where a repository may be: these schemes (with their default ports), `user@host:path`, or
 # (an operator's choice) a folder of the server.
 SCHEMES = {"https": 443, "http": 80, "ssh": 22, "git": 9418}
@@ -157,22 +159,12 @@ def checkout(url: str, ref: str | None, dest: Path, credential: str | None = Non
     shallowly, if `policy` allows where it is; returns the commit SHA. `credential` is a
     deploy key (a private key in OpenSSH/PEM form) or an access token (`user:token`, or a
     token alone)."""
-    remote = parse_remote(url)
     if ref is not None and (not ref or ref.startswith("-")):
         raise CheckoutError(f"{ref!r} is not a branch, tag or commit")
-    fetched, config, ssh_options = _pinned(remote, policy)
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    protocols = "file" if remote.scheme == "local" else "https:http:ssh:git"
-    with _authenticated(credential) as auth:
-        env = _with_config({**auth, "GIT_ALLOW_PROTOCOL": protocols,
-                            "GIT_PROTOCOL_FROM_USER": "0"}, config)
-        if remote.scheme == "ssh":
-            env["GIT_SSH_COMMAND"] = shlex.join(
-                [*shlex.split(auth.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o "
-                                                         "StrictHostKeyChecking=accept-new")),
-                 *ssh_options])
+    with _fetching(url, credential, policy) as (fetched, env):
         if ref and SHA.match(ref):
             _git("init", "-q", cwd=dest)
             _git("remote", "add", "origin", "--", fetched, cwd=dest)
@@ -182,6 +174,48 @@ def checkout(url: str, ref: str | None, dest: Path, credential: str | None = Non
             _git("clone", "-q", "--depth", "1", *([f"--branch={ref}"] if ref else []), "--",
                  fetched, str(dest), env=env)
     return _git("rev-parse", "HEAD", cwd=dest)
+
+
+def changed_paths(url: str, ref: str, tag: bool, before: str | None, after: str, work: Path,
+                  credential: str | None = None, policy: GitPolicy = GitPolicy()
+                  ) -> list[str] | None:
+    """The files a push of `ref` changed: `before..after` as the repository has them (every
+    file of `after` for a new ref); None when that cannot be known (`before` is not in the
+    history fetched: it was rewritten). Only trees are fetched where the server allows."""
+    if not SAFE_REF.match(ref) or not SHA.match(after) or (before and not SHA.match(before)):
+        raise CheckoutError(f"{ref!r} at {after!r} is not a ref and commit")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    _git("init", "-q", "--bare", cwd=work)
+    with _fetching(url, credential, policy) as (fetched, env):
+        _git("fetch", "-q", "--filter=blob:none", "--", fetched,
+             f"+refs/{'tags' if tag else 'heads'}/{ref}:refs/launchbay/pushed", cwd=work, env=env)
+    if before is None:
+        return _git("ls-tree", "-r", "--name-only", after, cwd=work).splitlines()
+    try:
+        return _git("diff", "--name-only", before, after, cwd=work).splitlines()
+    except CheckoutError:
+        return None
+
+
+@contextmanager
+def _fetching(url: str, credential: str | None, policy: GitPolicy
+              ) -> Iterator[tuple[str, dict[str, str]]]:
+    """(the URL to fetch, git's environment) for `url` if `policy` allows where it is: pinned
+    to the addresses checked, with the credential and nothing that could run a program."""
+    remote = parse_remote(url)
+    fetched, config, ssh_options = _pinned(remote, policy)
+    protocols = "file" if remote.scheme == "local" else "https:http:ssh:git"
+    with _authenticated(credential) as auth:
+        env = _with_config({**auth, "GIT_ALLOW_PROTOCOL": protocols,
+                            "GIT_PROTOCOL_FROM_USER": "0"}, config)
+        if remote.scheme == "ssh":
+            env["GIT_SSH_COMMAND"] = shlex.join(
+                [*shlex.split(auth.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o "
+                                                         "StrictHostKeyChecking=accept-new")),
+                 *ssh_options])
+        yield fetched, env
 
 
 def _with_config(env: dict[str, str], pairs: list[tuple[str, str]]) -> dict[str, str]:

@@ -188,6 +188,12 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("GET", "/storage-volumes/{storageVolumeId}", "storage-volumes.show", 200),
     ("DELETE", "/storage-volumes/{storageVolumeId}", "storage-volumes.delete", 200),
     ("POST", "/storage-volumes/{storageVolumeId}/rename", "storage-volumes.rename", 200),
+    ("POST", "/resources/{resourceId}/auto-deploy", "resources.auto-deploy.configure", 200),
+    ("GET", "/source-events", "source-events.list", 200),
+    ("POST", "/source-events/prune", "source-events.prune", 200),
+    ("GET", "/source-events/{sourceEventId}", "source-events.show", 200),
+    ("POST", "/source-events/{sourceEventId}/replay", "source-events.replay", 202),
+    ("POST", "/source-events/{sourceEventId}/dispatches", "source-events.dispatch", 200),
     ("POST", "/storage-volumes/{storageVolumeId}/runtime-cleanup",
      "storage-volumes.runtime-cleanup", 200),
     ("POST", "/storage-volumes/{storageVolumeId}/backups", "storage-volumes.backups.create", 202),
@@ -298,6 +304,18 @@ ROUTES: list[tuple[str, str, str, int]] = [
 
 # Routes whose body is not JSON: the raw bytes become the operation's `content`.
 UPLOADS = [("POST", "/resources/{resourceId}/source/archive", "resources.upload-archive", 201)]
+# Git hosts' webhooks (the delivery's signature is their credential, checked against each
+# policy's secret by the operation): (path, provider).
+WEBHOOKS = [("/integrations/github/source-events", "github"),
+            ("/integrations/gitlab/source-events", "gitlab"),
+            ("/integrations/gitea/source-events", "gitea"),
+            ("/resources/{resourceId}/source-events/generic-signed", "generic")]
+WEBHOOK_HEADERS = ("x-github-event", "x-github-delivery", "x-hub-signature-256",
+                   "x-gitlab-event", "x-gitlab-token", "x-gitlab-event-uuid", "idempotency-key",
+                   "x-gitea-event", "x-gitea-delivery", "x-gitea-signature", "x-forgejo-event",
+                   "x-forgejo-delivery", "x-forgejo-signature", "x-launchbay-event",
+                   "x-launchbay-delivery", "x-launchbay-signature")
+WEBHOOK_MAX_BYTES = 1 << 20  # GitHub's push payloads are far smaller
 
 
 def router(cp: ControlPlane) -> APIRouter:
@@ -306,7 +324,28 @@ def router(cp: ControlPlane) -> APIRouter:
         _add(api, cp, method, path, CATALOG[key], status)
     for method, path, key, status in UPLOADS:
         _add(api, cp, method, path, CATALOG[key], status, raw=True)
+    for path, provider in WEBHOOKS:
+        _add_webhook(api, cp, path, provider)
     return api
+
+
+def _add_webhook(api: APIRouter, cp: ControlPlane, path: str, provider: str) -> None:
+    """A git host's webhook: the raw body and its signature headers go to the operation (which
+    verifies them); 202 once kept, 200 for a ping or a delivery already received."""
+    op = CATALOG["source-events.ingest"]
+
+    async def endpoint(request: Request) -> Response:
+        data = {"provider": provider, "content": await bodies.read(request, WEBHOOK_MAX_BYTES),
+                "headers": {h: request.headers[h] for h in WEBHOOK_HEADERS
+                            if h in request.headers}, **request.path_params}
+        result = await run_in_threadpool(cp.ops.run, op.key, None, data, meta_of(request))
+        return Response(encoded(result), media_type="application/json",
+                        status_code=200 if result.status in ("ping", "deduped") else 202)
+
+    api.add_api_route(path, endpoint, methods=["POST"], status_code=202,
+                      name=f"{op.key}.{provider}", operation_id=f"{op.key}.{provider}",
+                      summary=f"A {provider} webhook delivery (signed) for push to deploy.",
+                      tags=["source-events"])
 
 
 def _add(api: APIRouter, cp: ControlPlane, method: str, path: str, op: Operation,

@@ -80,11 +80,15 @@ def readiness(resource: Resource, override: SourceProfile | None = None) -> list
     return reasons
 
 
-def build_plan(ctx: Context, r: Resource, override: SourceProfile | None = None) -> ReleasePlan:
+def build_plan(ctx: Context, r: Resource, override: SourceProfile | None = None,
+               revision: str | None = None) -> ReleasePlan:
     """The release of the resource's configuration, or of `override` (another image or ref),
-    which the resource adopts only once that release serves."""
+    which the resource adopts only once that release serves; `revision`: of the resource's
+    own repository at that commit (a push's), which it does not adopt."""
     profile = source_of(ctx, r, override) if override else r.source
     source = SourceProfile.model_validate(profile)
+    if revision is not None and source.kind == "git":
+        source = source.model_copy(update={"git_ref": None, "commit_sha": revision})
     runtime = RuntimeProfile.model_validate(r.runtime_profile)
     network = NetworkProfile.model_validate(r.network_profile)
     policy = HealthPolicy.model_validate(r.health_policy) if r.health_policy else HealthPolicy()
@@ -145,7 +149,8 @@ def snapshot(ctx: Context, r: Resource) -> dict[str, Any]:
 
 def start(ctx: Context, r: Resource, trigger: str, *, plan: dict[str, Any] | None = None,
           env: dict[str, Any] | None = None, source_deployment: str | None = None,
-          rollback_of: str | None = None, source: SourceProfile | None = None) -> Deployment:
+          rollback_of: str | None = None, source: SourceProfile | None = None,
+          revision: str | None = None) -> Deployment:
     """Creates a deployment (of the resource's configuration, or of another `source`) and
     its work item in the caller's transaction."""
     get_environment(ctx, r.environment_id, mutable=True)
@@ -161,7 +166,8 @@ def start(ctx: Context, r: Resource, trigger: str, *, plan: dict[str, Any] | Non
         environment_id=r.environment_id, resource_id=r.id, server_id=r.server_id,
         trigger_kind=trigger, source_deployment_id=source_deployment,
         rollback_of_deployment_id=rollback_of, triggered_by=ctx.user_id,
-        plan=plan if plan is not None else build_plan(ctx, r, source).model_dump(mode="json"),
+        plan=plan if plan is not None else build_plan(ctx, r, source, revision).model_dump(
+            mode="json"),
         environment_snapshot=env if env is not None else snapshot(ctx, r),
     )
     ctx.db.add(d)

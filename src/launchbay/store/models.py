@@ -181,6 +181,7 @@ class WorkKind(StrEnum):
     RUNTIME_MAINTENANCE = "runtime-maintenance"
     DATABASE = "database"  # provision, back up, restore or remove a database
     STORAGE_VOLUME = "storage-volume"  # back up a storage volume, or restore into a new one
+    OPERATION = "operation"  # an operation run on behalf of someone (a webhook's dispatch)
     SYSTEM = "system"
 
 
@@ -458,6 +459,62 @@ class DatabaseBinding(Base):
     target_name: Mapped[str] = mapped_column(String(200))
     discrete: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AutoDeployPolicy(Base):
+    """When a resource deploys itself from its git repository's events (seed 004's auto-deploy
+    policy): which refs and kinds of event, which paths; verified with its own webhook
+    secret (sealed), so that only whoever holds it can trigger it."""
+
+    __tablename__ = "auto_deploy_policies"
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True
+    )
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    repository: Mapped[str] = mapped_column(String(500), index=True)  # `repository_key` of it
+    status: Mapped[str] = mapped_column(String(20), default="enabled")  # or disabled
+    trigger_kind: Mapped[str] = mapped_column(String(40), default="git-push")
+    refs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    event_kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
+    include_paths: Mapped[list[str]] = mapped_column(JSON, default=list)
+    exclude_paths: Mapped[list[str]] = mapped_column(JSON, default=list)
+    dedupe_window_seconds: Mapped[int] = mapped_column(Integer, default=300)
+    sealed_webhook_secret: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(40))  # whom its deployments are made for
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SourceEvent(Base):
+    """One verified delivery of a repository's event, for one organization: its facts (never
+    the raw payload), and what came of it for each policy that matched."""
+
+    __tablename__ = "source_events"
+    __table_args__ = (UniqueConstraint("organization_id", "source_kind", "delivery_id"),
+                      Index("ix_source_events_org_received", "organization_id", "received_at"),
+                      Index("ix_source_events_facts", "organization_id", "repository", "ref",
+                            "revision"))
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    project_id: Mapped[str | None] = mapped_column(String(40))  # of the first resource matched
+    source_kind: Mapped[str] = mapped_column(String(20))  # github | gitlab | gitea | generic
+    event_kind: Mapped[str] = mapped_column(String(20))  # push | tag
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    repository: Mapped[str] = mapped_column(String(500))
+    ref: Mapped[str] = mapped_column(String(500))
+    revision: Mapped[str] = mapped_column(String(64))
+    before_revision: Mapped[str | None] = mapped_column(String(64))
+    # accepted -> dispatched | ignored | failed; or deduped at once
+    status: Mapped[str] = mapped_column(String(20), default="accepted")
+    dedupe_of_id: Mapped[str | None] = mapped_column(String(40))
+    resource_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # whose policies matched
+    policy_results: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dispatched_at: Mapped[datetime | None]
 
 
 class CredentialRotation(Base):
