@@ -8,6 +8,7 @@ import pytest
 from launchbay.http.native import ROUTES
 from launchbay.operations import CATALOG
 from launchbay.store.models import (
+    ApiToken,
     Backup,
     BackupDestination,
     BackupPolicy,
@@ -61,6 +62,10 @@ def world(admin: Api, cp):
                            created_by=admin.user_id, interval_hours=24))
         s.add(Backup(id="vbk_world", organization_id=admin.org_id, storage_volume_id=volume,
                      kind="volume", status="ready"))
+        s.add(ApiToken(id="tok_world", user_id=admin.user_id, organization_id=admin.org_id,
+                       display_name="ci", scopes=["*"], kind="deploy", token_hash="0" * 64,
+                       secret_suffix="abcd", targets={"resourceIds": [resource],
+                                                      "workflowCommands": ["deploy"]}))
         s.add(SourceEvent(id="sev_world", organization_id=admin.org_id, project_id=project,
                           source_kind="github", event_kind="push", delivery_id="d-1",
                           repository="github.com/acme/web", ref="main", revision="a" * 40,
@@ -150,6 +155,10 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
          "/secret-rotations", {"confirmHistoricalSnapshotsRemainUnchanged": True}),
         ("POST", "/dependency-resources/credential-rotations/rot_world/advance", {}),
         ("POST", f"/resources/{world['resource']}/auto-deploy", {"mode": "disable"}),
+        ("POST", "/deploy-tokens", {"displayName": "ci", "scope": {
+            "resourceIds": [world["resource"]], "workflowCommands": ["deploy"]}}),
+        ("GET", "/deploy-tokens/tok_world", None),
+        ("POST", "/deploy-tokens/tok_world/rotate", {}),
         ("GET", "/source-events/sev_world", None),
         ("POST", "/source-events/sev_world/replay", {}),
         ("POST", "/source-events/sev_world/dispatches", {"resourceId": world["resource"]}),
@@ -286,6 +295,10 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
             "confirmHistoricalSnapshotsRemainUnchanged": True},
         "dependency-resources.credential-rotations.advance": {},
         "resources.auto-deploy.configure": {"mode": "disable"},
+        "deploy-tokens.create": {"displayName": "ci", "scope": {
+            "resourceIds": [ids["resourceId"]], "workflowCommands": ["deploy"]}},
+        "deploy-tokens.rotate": {},
+        "deploy-tokens.revoke": {},
         "source-events.replay": {},
         "source-events.dispatch": {"resourceId": ids["resourceId"]},
         "source-events.prune": {"before": "2100-01-01T00:00:00Z", "dryRun": False},
@@ -361,7 +374,7 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "template": "hello", "uuid": "0000abcd", "dependencyResourceId": world["database"],
            "backupId": world["backup"], "bindingId": world["db_binding"],
            "policyId": "dbp_world", "destinationId": "dst_world", "planId": world["plan"],
-           "rotationId": "rot_world", "sourceEventId": "sev_world"}
+           "rotationId": "rot_world", "sourceEventId": "sev_world", "tokenId": "tok_world"}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

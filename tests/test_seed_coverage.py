@@ -26,8 +26,7 @@ PENDING: dict[str, list[str]] = {
         "GET /scheduled-task-runs/{}/logs",
     ],
     "[git-flow]": [
-        "GET /deploy-tokens", "POST /deploy-tokens", "GET /deploy-tokens/{}",
-        "POST /deploy-tokens/{}/rotate", "POST /deploy-tokens/{}/revoke", "GET /source-links",
+        "GET /source-links",
         "GET /source-links/{}", "DELETE /source-links/{}", "POST /source-links/relink",
         "POST /preview-policies", "POST /preview-policies/show", "GET /preview-environments",
         "GET /preview-environments/{}", "DELETE /resources/{}/preview-environments/{}",

@@ -194,3 +194,24 @@ def test_pushes_deploy_the_commit_pushed_and_nothing_else(api: Api, cp: Any,
     pruned = api.post("/source-events/prune", {"before": "2100-01-01T00:00:00Z"})
     assert pruned["dryRun"] and pruned["matchedCount"] == 4 and len(
         api.get("/source-events")["items"]) == 4
+
+
+def test_a_deploy_token_deploys_its_resource_from_the_cli(api: Api, cli: Any,
+                                                          monkeypatch: Any) -> None:
+    """What a CI job does: `launchbay deploy` with a deploy token in LAUNCHBAY_TOKEN."""
+    for tag in ("lbtest/hello:v1", "lbtest/hello:v2"):
+        images.ensure(tag)
+    project = api.post("/projects", {"name": "shop"})["id"]
+    env = api.post("/environments", {"projectId": project, "name": "production"})["id"]
+    resource = api.post("/resources", {
+        "projectId": project, "environmentId": env, "name": "web",
+        "source": {"kind": "docker-image", "imageName": "lbtest/hello", "imageTag": "v1"},
+        "networkProfile": {"internalPort": 8080}})["id"]
+    token = api.post("/deploy-tokens", {"displayName": "ci", "scope": {
+        "resourceIds": [resource], "workflowCommands": ["deploy"]}})["token"]
+    monkeypatch.setenv("LAUNCHBAY_TOKEN", token)
+    printed = cli("deploy", resource, "--image", "lbtest/hello:v2")
+    assert "deployed dep_" in printed, printed
+    (d,) = api.get("/deployments", params={"resourceId": resource})["items"]
+    assert body(d["url"]) == "hello v2\n"
+    assert "a deploy token cannot projects.list" in cli("projects", "list", ok=False)

@@ -35,6 +35,7 @@ from launchbay.operations.edge import (  # noqa: F401
 )
 from launchbay.operations.identity import (  # noqa: F401
     accounts,
+    deploy_tokens,
     oidc_login,
     tokens,
 )
@@ -42,6 +43,7 @@ from launchbay.operations.identity import (  # noqa: F401
 # Where the operations of each key prefix live (the longest prefix wins).
 HOMES = {
     "account": "identity", "auth": "identity", "bootstrap": "identity", "tokens": "identity",
+    "deploy-tokens": "identity",
     "organizations": "organizations", "plans": "plans", "usage-intents": "usage",
     "capabilities": "capabilities", "audit-events": "audit",
     "projects": "projects", "environments": "environments",

@@ -35,7 +35,7 @@ from launchbay.operations.errors import (
 from launchbay.operations.idempotency import Idempotent
 from launchbay.settings import Settings
 from launchbay.store import audit
-from launchbay.store.models import AuditEvent, Membership, OperatorWork
+from launchbay.store.models import AuditEvent, Deployment, Membership, OperatorWork, Resource
 
 if TYPE_CHECKING:
     from launchbay.engine.health_monitor import HealthMonitor
@@ -58,6 +58,9 @@ class Actor:
     session_id: str | None = None
     token_id: str | None = None
     scopes: frozenset[str] | None = None  # None: a session, limited only by role
+    # A deploy token's: the operations it may run and the resources they may be about
+    # (`deploy_tokens.allows`); None for everyone else.
+    targets: DeployTargets | None = None
 
     def scope_allows(self, family: str, write: bool) -> bool:
         if self.scopes is None or "*" in self.scopes:
@@ -188,17 +191,42 @@ def role_in(db: DbSession, actor: Actor, org_id: str | None) -> Role | None:
     return membership_role(db, actor.user_id, org_id)
 
 
+@dataclass(frozen=True)
+class DeployTargets:
+    """What a deploy token may act on: operation keys, and resources named directly or by
+    their environment or project."""
+
+    operations: frozenset[str]
+    resource_ids: frozenset[str] = frozenset()
+    environment_ids: frozenset[str] = frozenset()
+    project_ids: frozenset[str] = frozenset()
+
+
 def credential_refusal(op: Operation, actor: Actor | None) -> OperationError | None:
     """Why the caller's credentials cannot run `op` (no login, or token scopes), if they can't."""
     if op.scope == "public":
         return None
     if actor is None:
         return Unauthenticated("authentication required")
+    if actor.targets is not None and op.key not in actor.targets.operations:
+        return Forbidden(f"a deploy token cannot {op.key}", code="deploy_token_forbidden")
     if not actor.scope_allows(op.family, op.mutates):
         needed = f"{op.family}:{'write' if op.mutates else 'read'}"
         return Forbidden(f"token scopes do not include {needed}", code="insufficient_scope",
                          details={"needed": needed})
     return None
+
+
+def _targeted(db: DbSession, targets: DeployTargets, payload: BaseModel) -> bool:
+    """Whether the resource the input is about (by its id, or its deployment's) is one the
+    deploy token reaches; an input about no resource is not."""
+    resource_id = getattr(payload, "resource_id", None)
+    if resource_id is None and (deployment_id := getattr(payload, "deployment_id", None)):
+        resource_id = db.scalar(select(Deployment.resource_id).where(
+            Deployment.id == deployment_id))
+    r = db.get(Resource, resource_id) if resource_id else None
+    return r is not None and (r.id in targets.resource_ids or r.environment_id in
+                              targets.environment_ids or r.project_id in targets.project_ids)
 
 
 def role_refusal(op: Operation, role: Role | None, needed: Role | None) -> OperationError | None:
@@ -341,4 +369,7 @@ class Operations:
         role = role_in(db, actor, org_id)
         if refused := role_refusal(op, role, op.required_role(payload)):
             raise refused
+        if actor.targets is not None and not _targeted(db, actor.targets, payload):
+            raise Forbidden("the deploy token does not reach this resource",
+                            code="deploy_token_forbidden")
         return org_id, role

@@ -139,6 +139,10 @@ class ApiToken(Base):
     )
     display_name: Mapped[str] = mapped_column(String(200))
     scopes: Mapped[list[str]]
+    # A deploy token (`kind` deploy) acts only on `targets`: {projectIds, environmentIds,
+    # resourceIds, workflowCommands} (seed 004's deploy-token scope).
+    kind: Mapped[str] = mapped_column(String(20), default="api")
+    targets: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     secret_suffix: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -17,7 +17,7 @@ from launchbay.crypto import (
     new_token,
     verify_password,
 )
-from launchbay.operations.catalog import Actor, Context, operation, role_in
+from launchbay.operations.catalog import Actor, Context, DeployTargets, operation, role_in
 from launchbay.operations.errors import Conflict, Invalid, NotFound, RateLimited, Unauthenticated
 from launchbay.operations.identity import login_throttle
 from launchbay.operations.schemas import (
@@ -344,8 +344,33 @@ def authenticate(sessions: sessionmaker, secret: str) -> Actor | None:
                 t.last_used_at = now
                 db.commit()
             return Actor(user_id=t.user_id, organization_id=t.organization_id, token_id=t.id,
-                         scopes=frozenset(t.scopes))
+                         scopes=frozenset(t.scopes),
+                         targets=deploy_targets(t.targets) if t.kind == "deploy" else None)
     return None
+
+
+# What each command a deploy token is given lets it run (reading what it deploys included).
+DEPLOY_COMMANDS = {
+    "deploy": ("deployments.create", "deployments.show", "deployments.events",
+               "deployments.logs", "resources.show"),
+    "rollback": ("deployments.rollback", "deployments.list", "deployments.show",
+                 "deployments.events", "resources.show"),
+    "logs": ("resources.runtime-logs", "resources.runtime-logs.follow", "deployments.logs",
+             "resources.show"),
+}
+DEPLOY_COMMANDS["source-link-deploy"] = DEPLOY_COMMANDS["server-config-deploy"] = \
+    DEPLOY_COMMANDS["deploy"]  # seed 004's names of a deploy
+DEPLOY_COMMANDS["preview-cleanup"] = ()
+
+
+def deploy_targets(targets: dict | None) -> DeployTargets:
+    t = targets or {}
+    return DeployTargets(
+        operations=frozenset(k for c in t.get("workflowCommands", [])
+                             for k in DEPLOY_COMMANDS.get(c, ())),
+        resource_ids=frozenset(t.get("resourceIds", [])),
+        environment_ids=frozenset(t.get("environmentIds", [])),
+        project_ids=frozenset(t.get("projectIds", [])))
 
 
 def sign_in_organization(db: DbSession, settings: Settings) -> Organization | None:

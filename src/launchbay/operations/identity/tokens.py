@@ -71,7 +71,7 @@ def _out(t: ApiToken, secret: str | None = None) -> TokenOut:
                     rotated_at=t.rotated_at, revoked_at=t.revoked_at, token=secret)
 
 
-def _issue(token: ApiToken) -> str:
+def issue(token: ApiToken) -> str:
     secret = new_token(TOKEN_PREFIX)
     token.token_hash, token.secret_suffix = hash_token(secret), secret[-4:]
     return secret
@@ -84,7 +84,8 @@ class TokenList(Schema):
 @operation("tokens.list", scope="account")
 def list_tokens(ctx: Context, _: Schema) -> TokenList:
     """The caller's API tokens in every organization, newest first."""
-    rows = ctx.db.scalars(select(ApiToken).where(ApiToken.user_id == ctx.user_id)
+    rows = ctx.db.scalars(select(ApiToken).where(ApiToken.user_id == ctx.user_id,
+                                                 ApiToken.kind == "api")
                           .order_by(ApiToken.created_at.desc()))
     return TokenList(items=[_out(t) for t in rows])
 
@@ -103,12 +104,17 @@ class TokenCreate(Schema):
     @field_validator("expires_at")
     @classmethod
     def _future(cls, value: datetime | None) -> datetime | None:
-        if value is not None:
-            if value.tzinfo is None:
-                raise ValueError("needs a time zone, e.g. 2030-01-01T00:00:00Z")
-            if value <= utcnow():
-                raise ValueError("must be in the future")
-        return value
+        return future(value)
+
+
+def future(value: datetime | None) -> datetime | None:
+    """An expiry: with a time zone, and later than now."""
+    if value is not None:
+        if value.tzinfo is None:
+            raise ValueError("needs a time zone, e.g. 2030-01-01T00:00:00Z")
+        if value <= utcnow():
+            raise ValueError("must be in the future")
+    return value
 
 
 @operation("tokens.create", scope="account", audit="token.created")
@@ -126,7 +132,7 @@ def create_token(ctx: Context, data: TokenCreate) -> TokenOut:
     token = ApiToken(id=new_id("tok"), user_id=actor.user_id, organization_id=org_id,
                      display_name=data.display_name, scopes=data.scopes,
                      expires_at=data.expires_at)
-    secret = _issue(token)
+    secret = issue(token)
     ctx.db.add(token)
     ctx.db.flush()
     ctx.organization_id = org_id
@@ -140,7 +146,7 @@ class TokenRef(Schema):
 
 def _own(ctx: Context, token_id: str) -> ApiToken:
     token = ctx.db.get(ApiToken, token_id)
-    if token is None or token.user_id != ctx.user_id:
+    if token is None or token.user_id != ctx.user_id or token.kind != "api":
         raise NotFound("token not found")
     ctx.organization_id = token.organization_id
     return token
@@ -156,12 +162,17 @@ def show_token(ctx: Context, data: TokenRef) -> TokenOut:
 def rotate_token(ctx: Context, data: TokenRef) -> TokenOut:
     """Replaces the secret; the old one stops working at once."""
     token = _own(ctx, data.token_id)
-    if token.revoked_at:
-        raise Invalid("a revoked token cannot be rotated", code="token_revoked")
-    secret = _issue(token)
-    token.rotated_at = utcnow()
+    secret = reissue(token)
     ctx.audit(token.id)
     return _out(token, secret)
+
+
+def reissue(token: ApiToken) -> str:
+    """A new secret for a live token (API or deploy); the old one stops working at once."""
+    if token.revoked_at:
+        raise Invalid("a revoked token cannot be rotated", code="token_revoked")
+    token.rotated_at = utcnow()
+    return issue(token)
 
 
 @operation("tokens.revoke", scope="account", audit="token.revoked")

@@ -1,4 +1,4 @@
-"""auto-deploy policies and the source events they act on
+"""auto-deploy policies, the source events they act on, and deploy tokens
 
 Revision ID: 0021
 Revises: 0020
@@ -61,8 +61,14 @@ def upgrade() -> None:
                     ["organization_id", "received_at"])
     op.create_index("ix_source_events_facts", "source_events",
                     ["organization_id", "repository", "ref", "revision"])
+    with op.batch_alter_table("api_tokens") as table:
+        table.add_column(sa.Column("kind", sa.String(20), nullable=False, server_default="api"))
+        table.add_column(sa.Column("targets", sa.JSON()))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("api_tokens") as table:
+        table.drop_column("targets")
+        table.drop_column("kind")
     op.drop_table("source_events")
     op.drop_table("auto_deploy_policies")
