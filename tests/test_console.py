@@ -354,3 +354,36 @@ def test_databases_are_created_bound_backed_up_and_restored_from_the_console(adm
     kept = browser.post(f"/databases/{db}/delete", {"confirmName": "ledger"})
     assert kept.status_code == 409 and "in use" in kept.text  # bound, and a backup kept
     assert snapshot(cp) == before
+
+
+def test_push_to_deploy_is_turned_on_from_the_app_page_and_shows_what_pushes_did(admin, cp):
+    """The secret once, on the answer that made it; then the policy, and each event's outcome
+    (the dispatch itself is the engine's: tests/engine/test_push_to_deploy.py)."""
+    import json
+
+    from launchbay import webhooks
+
+    ids = make_app(admin, "lbtest/hello:v1")
+    resource = admin.post("/resources", {
+        "projectId": ids["project"], "environmentId": ids["env"], "name": "site",
+        "source": {"kind": "git", "locator": "https://github.com/acme/site.git",
+                   "gitRef": "main"}})["id"]
+    browser = Browser(cp).sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert "Deploy on push" in browser.get(f"/resources/{resource}").text
+    assert "Deploy on push" not in browser.get(f"/resources/{ids['resource']}").text  # an image
+    made = browser.post(f"/resources/{resource}/auto-deploy",
+                        {"mode": "enable", "excludePaths": "docs/*"})
+    secret = re.search(r'id="webhook-secret">([^<]+)<', made.text).group(1)
+    page = browser.get(f"/resources/{resource}")
+    assert secret not in page.text and "docs/*" in page.text
+    assert "/api/integrations/github/source-events" in page.text
+    data = json.dumps({"ref": "refs/heads/dev", "before": "a" * 40, "after": "b" * 40,
+                       "repository": {"clone_url": "https://github.com/acme/site.git"}}).encode()
+    sent = browser.http.post("/api/integrations/github/source-events", content=data, headers={
+        "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1",
+        "X-Hub-Signature-256": webhooks.sign(data, secret)})
+    assert sent.status_code == 202, sent.text
+    assert "b" * 12 in browser.get(f"/resources/{resource}").text  # the event, as received
+    off = browser.post(f"/resources/{resource}/auto-deploy", {"mode": "disable"})
+    assert off.status_code == 303
+    assert "Deploy on push" in browser.get(f"/resources/{resource}").text

@@ -12,12 +12,14 @@ from sqlalchemy import event
 
 from launchbay.settings import Settings
 from launchbay.store.models import (
+    ApiToken,
     Backup,
     BackupCopy,
     BackupDestination,
     BackupPolicy,
     Deployment,
     Resource,
+    SourceEvent,
     utcnow,
 )
 
@@ -105,6 +107,17 @@ def grow(cp: Any, admin: Api, ids: dict[str, str], upto: int, have: list[str]) -
             db.add(Backup(id=f"vbk_{n}", organization_id=admin.org_id,
                           storage_volume_id=ids.setdefault("volume", volume), kind="volume",
                           status="ready", restore_work_id=f"wrk_{n}"))
+            db.add(SourceEvent(id=f"sev_{n}", organization_id=admin.org_id,
+                               source_kind="github", event_kind="push", delivery_id=f"d-{n}",
+                               repository="github.com/a/b", ref="main", revision="a" * 40,
+                               resource_ids=[resource],
+                               policy_results=[{"resourceId": resource, "status": "ignored",
+                                                "reason": "ref-not-matched"}]))
+            db.add(ApiToken(id=f"dtk_{n}", user_id=admin.user_id, organization_id=admin.org_id,
+                            display_name=f"ci-{n}", scopes=["*"], kind="deploy",
+                            token_hash=f"{n:064d}", secret_suffix="abcd",
+                            targets={"resourceIds": [resource],
+                                     "workflowCommands": ["deploy"]}))
             db.add(BackupPolicy(id=f"dbp_{n}", organization_id=admin.org_id,
                                 database_id=database, created_by=admin.user_id,
                                 interval_hours=24, next_run_at=utcnow()))
@@ -122,7 +135,7 @@ LISTS = ["/api/projects", "/api/environments", "/api/resources", "/api/deploymen
          "/api/blueprints/deployments", "/api/blueprints/services", "/api/usage-intents",
          "/api/plans", "/api/instance-admin/templates", "/api/default-access-domain-policies",
          "/api/dependency-resources", "/api/dependency-resources/backup-policies",
-         "/api/backup-destinations"]
+         "/api/backup-destinations", "/api/source-events", "/api/deploy-tokens"]
 # Lists `grow` does not lengthen (asked all the same: their count must not grow either).
 UNGROWN = {"/api/servers", "/api/account/sessions", "/api/plans", "/api/usage-intents",
            "/api/proxy/routes", "/api/default-access-domain-policies"}

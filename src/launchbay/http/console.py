@@ -483,15 +483,34 @@ def create(cp: ControlPlane) -> APIRouter:
         now = await console.run(request, "resources.health", {"resourceId": resource_id}) \
             if r["currentDeploymentId"] else None
         project = await console.run(request, "projects.show", {"projectId": r["projectId"]})
+        git = (shown.get("source") or {}).get("kind") == "git"
+        pushes = (await console.run(request, "resources.auto-deploy.show",
+                                    {"resourceId": resource_id}))["policy"] if git else None
+        events = (await console.run(request, "source-events.list", {
+            "resourceId": resource_id, "limit": 10}))["items"] if pushes else []
         current = next((d for d in deployments if d["id"] == r["currentDeploymentId"]), None)
         overridden = {(o["key"], o["exposure"]) for o in config["overrides"]}
         return {"shown": shown, "resource": r, "deployments": deployments, "current": current,
                 "variables": config["effectiveEntries"], "overridden": overridden,
                 "domains": domains, "certificates": certificates,
                 "health": health["observations"], "rollups": health["rollups"][:6],
-                "now": now,
+                "now": now, "git": git, "pushes": pushes, "source_events": events,
                 "project": project,
                 "people": await people(request)}
+
+    @action("/resources/{resource_id}/auto-deploy", "resource.html")
+    async def auto_deploy(request: Request, form: Form, resource_id: str) -> Response:
+        mode = form.get("mode", "")
+        globs = [g for g in form.get("excludePaths", "").replace(",", " ").split() if g]
+        refs = [g for g in form.get("refs", "").replace(",", " ").split() if g]
+        made = await console.run(request, "resources.auto-deploy.configure", {
+            "resourceId": resource_id, "mode": mode,
+            "policy": {"refs": refs, "excludePaths": globs} if mode == "enable" else None})
+        if not made.get("webhookSecret"):
+            return see_other(f"/resources/{resource_id}", request)
+        # The secret is shown this once, on this answer: never stored for a later page.
+        return await console.page(request, "resource.html", webhook_secret=made["webhookSecret"],
+                                  **await resource_values(request, resource_id))
 
     async def people(request: Request) -> dict[str, str]:
         """Who is who in the organization: {user id: email}."""

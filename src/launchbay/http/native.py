@@ -193,6 +193,7 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("GET", "/deploy-tokens/{tokenId}", "deploy-tokens.show", 200),
     ("POST", "/deploy-tokens/{tokenId}/rotate", "deploy-tokens.rotate", 200),
     ("POST", "/deploy-tokens/{tokenId}/revoke", "deploy-tokens.revoke", 200),
+    ("GET", "/resources/{resourceId}/auto-deploy", "resources.auto-deploy.show", 200),
     ("POST", "/resources/{resourceId}/auto-deploy", "resources.auto-deploy.configure", 200),
     ("GET", "/source-events", "source-events.list", 200),
     ("POST", "/source-events/prune", "source-events.prune", 200),

@@ -142,6 +142,18 @@ def configure(ctx: Context, data: AutoDeployIn) -> AutoDeployOut:
     return _policy_out(ctx, r, p, shown_secret)
 
 
+class AutoDeployShow(Schema):
+    policy: AutoDeployOut | None  # None: the resource does not deploy on pushes
+
+
+@operation("resources.auto-deploy.show")
+def show_policy(ctx: Context, data: ResourceRef) -> AutoDeployShow:
+    """The resource's auto-deploy policy, if it has one (never its secret)."""
+    r = get_resource(ctx, data.resource_id)
+    p = ctx.db.get(AutoDeployPolicy, r.id)
+    return AutoDeployShow(policy=_policy_out(ctx, r, p) if p else None)
+
+
 def _policy_out(ctx: Context, r: Resource, p: AutoDeployPolicy,
                 secret: str | None = None) -> AutoDeployOut:
     base = "/api"
