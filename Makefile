@@ -15,14 +15,9 @@ run: install
 # Every test on both cores (pytest-xdist, a file per worker at a time; the end-to-end tests
 # each run their own control plane, Caddy and ports); then the schemathesis contract runs,
 # which xdist cannot distribute.
-# The contract runs (one process) go beside the others, which leave half the cores idle while
-# they wait on Docker; their output follows at the end.
 test: install services
-	@mkdir -p test-artifacts
-	$(BIN)/pytest -m contract > test-artifacts/contract.log 2>&1 & contract=$$!; \
-	$(BIN)/pytest -m "not contract" -n 2 --dist loadfile; rest=$$?; \
-	wait $$contract; agreed=$$?; cat test-artifacts/contract.log; \
-	test $$rest -eq 0 && test $$agreed -eq 0
+	$(BIN)/pytest -m "not contract" -n 2 --dist loadfile
+	$(BIN)/pytest -m contract
 
 # The fast set: everything but the end-to-end tests marked `slow`.
 test-fast: install services

@@ -9,6 +9,7 @@ from launchbay.http.native import ROUTES
 from launchbay.operations import CATALOG
 from launchbay.store.models import (
     ApiToken,
+    AutoDeployPolicy,
     Backup,
     BackupDestination,
     BackupPolicy,
@@ -66,6 +67,11 @@ def world(admin: Api, cp):
                        display_name="ci", scopes=["*"], kind="deploy", token_hash="0" * 64,
                        secret_suffix="abcd", targets={"resourceIds": [resource],
                                                       "workflowCommands": ["deploy"]}))
+        s.add(AutoDeployPolicy(resource_id=resource, organization_id=admin.org_id,
+                               fingerprint="src_world", repository="github.com/acme/web",
+                               refs=["main"], event_kinds=["push"], include_paths=[],
+                               exclude_paths=[], sealed_webhook_secret="sealed",
+                               created_by=admin.user_id))
         s.add(SourceEvent(id="sev_world", organization_id=admin.org_id, project_id=project,
                           source_kind="github", event_kind="push", delivery_id="d-1",
                           repository="github.com/acme/web", ref="main", revision="a" * 40,
@@ -160,6 +166,10 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
         ("GET", "/deploy-tokens/tok_world", None),
         ("POST", "/deploy-tokens/tok_world/rotate", {}),
         ("GET", "/source-events/sev_world", None),
+        ("GET", "/source-links/src_world", None),
+        ("DELETE", "/source-links/src_world", None),
+        ("POST", "/source-links/relink", {"sourceFingerprint": "src_world", "projectId": p,
+                                          "environmentId": e, "resourceId": world["resource"]}),
         ("GET", f"/resources/{world['resource']}/auto-deploy", None),
         ("POST", "/source-events/sev_world/replay", {}),
         ("POST", "/source-events/sev_world/dispatches", {"resourceId": world["resource"]}),
@@ -301,6 +311,10 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "deploy-tokens.rotate": {},
         "deploy-tokens.revoke": {},
         "source-events.replay": {},
+        "source-links.delete": {},
+        "source-links.relink": {"sourceFingerprint": "src_world", "projectId": ids["projectId"],
+                                "environmentId": ids["environmentId"],
+                                "resourceId": ids["resourceId"]},
         "source-events.dispatch": {"resourceId": ids["resourceId"]},
         "source-events.prune": {"before": "2100-01-01T00:00:00Z", "dryRun": False},
         "storage-volumes.delete": {},
@@ -375,7 +389,8 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "template": "hello", "uuid": "0000abcd", "dependencyResourceId": world["database"],
            "backupId": world["backup"], "bindingId": world["db_binding"],
            "policyId": "dbp_world", "destinationId": "dst_world", "planId": world["plan"],
-           "rotationId": "rot_world", "sourceEventId": "sev_world", "tokenId": "tok_world"}
+           "rotationId": "rot_world", "sourceEventId": "sev_world", "tokenId": "tok_world",
+           "sourceFingerprint": "src_world"}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

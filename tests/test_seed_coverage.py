@@ -26,8 +26,6 @@ PENDING: dict[str, list[str]] = {
         "GET /scheduled-task-runs/{}/logs",
     ],
     "[git-flow]": [
-        "GET /source-links",
-        "GET /source-links/{}", "DELETE /source-links/{}", "POST /source-links/relink",
         "POST /preview-policies", "POST /preview-policies/show", "GET /preview-environments",
         "GET /preview-environments/{}", "DELETE /resources/{}/preview-environments/{}",
         "POST /deployments/cleanup-preview", "GET /integrations",

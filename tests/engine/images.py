@@ -88,8 +88,7 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-PYTHON_BASE = "lbtest/python:bookworm"
-NODE_BASE = "lbtest/node:bookworm"
+DEBIAN_BASE = "lbtest/debian:bookworm"
 
 
 def debian_image(tag: str, packages: list[str], env: list[str], later: tuple[str, ...] = (),
@@ -133,14 +132,24 @@ def _debootstrap(tag: str, packages: list[str], env: list[str], later: tuple[str
         tar.wait()
 
 
+def ensure_debian_base() -> str:
+    """One Debian image for all that the tests run on Debian: the builders' Python and
+    Node.js and the database servers. One debootstrap per machine (a fresh CI machine spends
+    a minute or two on each), however many kinds of image use it."""
+    return debian_image(DEBIAN_BASE, [
+        "python3", "python3-pip", "python-is-python3", "nodejs", "postgresql-15",
+        "postgresql-client-15", "mariadb-server", "mariadb-client", "redis-server",
+        "redis-tools"], ["PIP_BREAK_SYSTEM_PACKAGES=1", "PIP_DISABLE_PIP_VERSION_CHECK=1",
+                         "NPM_CONFIG_UPDATE_NOTIFIER=false", "NPM_CONFIG_FUND=false",
+                         "LANG=C.UTF-8"], later=("npm",))
+
+
 def ensure_python_base() -> str:
-    return debian_image(PYTHON_BASE, ["python3", "python3-pip", "python-is-python3"],
-                        ["PIP_BREAK_SYSTEM_PACKAGES=1", "PIP_DISABLE_PIP_VERSION_CHECK=1"])
+    return ensure_debian_base()
 
 
 def ensure_node_base() -> str:
-    return debian_image(NODE_BASE, ["nodejs"], ["NPM_CONFIG_UPDATE_NOTIFIER=false",
-                                                "NPM_CONFIG_FUND=false"], later=("npm",))
+    return ensure_debian_base()
 
 
 POSTGRES = "lbtest/postgres:15"
@@ -178,15 +187,10 @@ exec "$@"
 """
 
 
-DATABASES_BASE = "lbtest/databases:bookworm"
-
-
 def _database_image(tag: str, entrypoint: str | None, command: str) -> str:
-    """A database image from one Debian base with all three servers (one debootstrap, not
-    three): its entrypoint (the official image's start-up contract) and command on top."""
-    base = debian_image(DATABASES_BASE, ["postgresql-15", "postgresql-client-15",
-                                         "mariadb-server", "mariadb-client", "redis-server",
-                                         "redis-tools"], ["LANG=C.UTF-8"])
+    """A database image from the Debian base (which has all three servers): its entrypoint
+    (the official image's start-up contract) and command on top."""
+    base = ensure_debian_base()
     files = {"entrypoint": entrypoint} if entrypoint else {}
     dockerfile = (f"FROM {base}\n" + ("COPY entrypoint /usr/local/bin/entrypoint\n"
                                       'ENTRYPOINT ["/usr/local/bin/entrypoint"]\n'

@@ -195,6 +195,10 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("POST", "/deploy-tokens/{tokenId}/revoke", "deploy-tokens.revoke", 200),
     ("GET", "/resources/{resourceId}/auto-deploy", "resources.auto-deploy.show", 200),
     ("POST", "/resources/{resourceId}/auto-deploy", "resources.auto-deploy.configure", 200),
+    ("GET", "/source-links", "source-links.list", 200),
+    ("POST", "/source-links/relink", "source-links.relink", 200),
+    ("GET", "/source-links/{sourceFingerprint}", "source-links.show", 200),
+    ("DELETE", "/source-links/{sourceFingerprint}", "source-links.delete", 200),
     ("GET", "/source-events", "source-events.list", 200),
     ("POST", "/source-events/prune", "source-events.prune", 200),
     ("GET", "/source-events/{sourceEventId}", "source-events.show", 200),
@@ -348,10 +352,13 @@ def _add_webhook(api: APIRouter, cp: ControlPlane, path: str, provider: str) -> 
         return Response(encoded(result), media_type="application/json",
                         status_code=200 if result.status in ("ping", "deduped") else 202)
 
+    params = [{"name": p, "in": "path", "required": True,
+               "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
+              for p in re.findall(r"{(\w+)}", path)]
     api.add_api_route(path, endpoint, methods=["POST"], status_code=202,
                       name=f"{op.key}.{provider}", operation_id=f"{op.key}.{provider}",
                       summary=f"A {provider} webhook delivery (signed) for push to deploy.",
-                      tags=["source-events"])
+                      tags=["source-events"], openapi_extra={"parameters": params})
 
 
 def _add(api: APIRouter, cp: ControlPlane, method: str, path: str, op: Operation,

@@ -53,6 +53,7 @@ HOMES = {
     "resources.dependency-bindings.secret-rotations": "credential_rotations",
     "dependency-resources.credential-rotations": "credential_rotations",
     "resources.auto-deploy": "source_events", "source-events": "source_events",
+    "source-links": "source_events",
     "deployments": "deployments", "servers": "servers", "operator-work": "operator_work",
     "domain-bindings": "edge", "certificates": "edge", "default-access-domain-policies": "edge",
     "templates": "templates", "instances": "instances",

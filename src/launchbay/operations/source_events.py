@@ -118,7 +118,7 @@ def configure(ctx: Context, data: AutoDeployIn) -> AutoDeployOut:
         if p is None:
             shown_secret = secrets.token_urlsafe(32)
             p = AutoDeployPolicy(resource_id=r.id, organization_id=ctx.org_id,
-                                 created_by=ctx.user_id or "",
+                                 fingerprint=new_id("src"), created_by=ctx.user_id or "",
                                  sealed_webhook_secret=ctx.secrets.encrypt(shown_secret))
             ctx.db.add(p)
         branch = source.git_ref if source and source.kind == "git" else None
@@ -161,7 +161,7 @@ def _policy_out(ctx: Context, r: Resource, p: AutoDeployPolicy,
         resource_id=r.id, status=p.status, trigger_kind=p.trigger_kind,
         refs=p.refs, event_kinds=p.event_kinds, include_paths=p.include_paths,
         exclude_paths=p.exclude_paths, dedupe_window_seconds=p.dedupe_window_seconds,
-        source_binding_fingerprint=p.repository, repository=p.repository,
+        source_binding_fingerprint=p.fingerprint, repository=p.repository,
         webhook_paths=WebhookPaths(
             github=f"{base}/integrations/github/source-events",
             gitlab=f"{base}/integrations/gitlab/source-events",
@@ -201,6 +201,8 @@ def ingest(ctx: Context, data: IngestIn) -> IngestOut:
         query = query.where(AutoDeployPolicy.repository.in_(delivery.repositories),
                             AutoDeployPolicy.trigger_kind == "git-push")
     candidates = ctx.db.scalars(query).all()
+    if not candidates and data.provider == "generic":  # it names a resource, which has none
+        raise NotFound("no resource here deploys on signed webhooks", code="not_found")
     if not candidates:
         raise Unavailable("no auto-deploy policy (and so no webhook secret) is set up for "
                           "this repository", code="webhook_secret_missing")
@@ -544,3 +546,139 @@ def prune(ctx: Context, data: PruneIn) -> PruneOut:
                     pruned_count=0 if data.dry_run else total,
                     counts_by_status=dict(by_status), counts_by_source_kind=dict(by_kind),
                     pruned_at=None if data.dry_run or not total else utcnow())
+
+
+# -- source links -------------------------------------------------------------------------------
+
+
+class Relinked(Schema):
+    """Where a source link leads."""
+
+    source_fingerprint: str
+    project_id: str
+    environment_id: str
+    resource_id: str
+    server_id: str | None
+    destination_id: str | None = None
+
+
+class SourceLink(Relinked):
+    repository: str
+    refs: list[str]
+    updated_at: Timestamp
+    reason: str
+
+
+def _link(p: AutoDeployPolicy, r: Resource) -> SourceLink:
+    return SourceLink(
+        source_fingerprint=p.fingerprint, project_id=r.project_id,
+        environment_id=r.environment_id, resource_id=r.id, server_id=r.server_id,
+        repository=p.repository, refs=p.refs, updated_at=p.updated_at,
+        reason=f"pushes to {', '.join(p.refs)} of {p.repository} deploy it ({p.status})")
+
+
+class LinkFilter(Schema):
+    project_id: Id | None = None
+    resource_id: Id | None = None
+    server_id: Id | None = None
+    limit: int = Field(50, gt=0, le=200)
+
+
+class LinkList(Schema):
+    schema_version: str = "source-links.list/v1"
+    items: list[SourceLink]
+
+
+@operation("source-links.list")
+def list_links(ctx: Context, data: LinkFilter) -> LinkList:
+    """Which repository feeds which resource (each auto-deploy policy is a link)."""
+    query = select(AutoDeployPolicy, Resource).join(Resource).where(
+        AutoDeployPolicy.organization_id == ctx.org_id)
+    for column, value in ((Resource.project_id, data.project_id),
+                          (Resource.id, data.resource_id), (Resource.server_id, data.server_id)):
+        if value:
+            query = query.where(column == value)
+    rows = ctx.db.execute(query.order_by(AutoDeployPolicy.updated_at.desc())
+                          .limit(data.limit)).all()
+    return LinkList(items=[_link(p, r) for p, r in rows])
+
+
+class LinkRef(Schema):
+    source_fingerprint: Id
+
+
+def _get_link(ctx: Context, fingerprint: str) -> tuple[AutoDeployPolicy, Resource]:
+    found = ctx.db.execute(select(AutoDeployPolicy, Resource).join(Resource).where(
+        AutoDeployPolicy.fingerprint == fingerprint,
+        AutoDeployPolicy.organization_id == ctx.org_id)).first()
+    if found is None:
+        raise NotFound("source link not found", code="source_link_not_found")
+    return found[0], found[1]
+
+
+class LinkShow(Schema):
+    schema_version: str = "source-links.show/v1"
+    source_link: SourceLink
+
+
+@operation("source-links.show")
+def show_link(ctx: Context, data: LinkRef) -> LinkShow:
+    """One source link."""
+    return LinkShow(source_link=_link(*_get_link(ctx, data.source_fingerprint)))
+
+
+class LinkDeleted(Schema):
+    source_fingerprint: str
+    deleted: bool
+
+
+@operation("source-links.delete", role="developer", audit="source-link.deleted")
+def delete_link(ctx: Context, data: LinkRef) -> LinkDeleted:
+    """Unlinks the repository from the resource: its pushes no longer deploy it (the
+    resource's source stays as it is)."""
+    p, r = _get_link(ctx, data.source_fingerprint)
+    get_resource(ctx, r.id, mutable=True)
+    ctx.db.delete(p)
+    ctx.audit(r.id, sourceFingerprint=p.fingerprint, repository=p.repository)
+    return LinkDeleted(source_fingerprint=p.fingerprint, deleted=True)
+
+
+class RelinkIn(LinkRef):
+    project_id: Id
+    environment_id: Id
+    resource_id: Id
+    server_id: Id | None = None
+    expected_current_resource_id: Id | None = None
+
+
+@operation("source-links.relink", role="developer", audit="source-link.relinked")
+def relink(ctx: Context, data: RelinkIn) -> Relinked:
+    """Moves a link (its policy and webhook secret) to another resource following the same
+    repository: only ever this explicit request, never a deploy, does that."""
+    p, current = _get_link(ctx, data.source_fingerprint)
+    if data.expected_current_resource_id not in (None, current.id):
+        raise Conflict("the link has moved since: look again", code="source_link_changed")
+    target = get_resource(ctx, data.resource_id, mutable=True)
+    if (target.project_id, target.environment_id) != (data.project_id, data.environment_id) \
+            or (data.server_id and target.server_id != data.server_id):
+        raise Invalid("the resource is not in that project, environment and server",
+                      code="context_mismatch")
+    source = SourceProfile.model_validate(target.source) if target.source else None
+    if source is None or source.kind != "git" or \
+            webhooks.repository_key(source.locator or "") != p.repository:
+        raise Conflict("the resource does not follow that repository",
+                       code="source_link_repository_mismatch")
+    if target.id != current.id:
+        if ctx.db.get(AutoDeployPolicy, target.id) is not None:
+            raise Conflict("the resource has a link of its own: delete it first",
+                           code="source_link_exists")
+        moved = AutoDeployPolicy(**{c.key: getattr(p, c.key)
+                                    for c in AutoDeployPolicy.__table__.columns})
+        ctx.db.delete(p)
+        ctx.db.flush()
+        moved.resource_id, moved.updated_at = target.id, utcnow()
+        ctx.db.add(moved)
+    ctx.audit(target.id, sourceFingerprint=p.fingerprint, fromResourceId=current.id)
+    return Relinked(source_fingerprint=p.fingerprint, project_id=target.project_id,
+                    environment_id=target.environment_id, resource_id=target.id,
+                    server_id=target.server_id)

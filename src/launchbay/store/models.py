@@ -477,6 +477,8 @@ class AutoDeployPolicy(Base):
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
+    # The link's own name (seed 004's source fingerprint): it stays when the link is moved.
+    fingerprint: Mapped[str] = mapped_column(String(40), unique=True)
     repository: Mapped[str] = mapped_column(String(500), index=True)  # `repository_key` of it
     status: Mapped[str] = mapped_column(String(20), default="enabled")  # or disabled
     trigger_kind: Mapped[str] = mapped_column(String(40), default="git-push")

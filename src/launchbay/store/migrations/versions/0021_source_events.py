@@ -22,6 +22,7 @@ def upgrade() -> None:
                   sa.ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("organization_id", sa.String(40),
                   sa.ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("fingerprint", sa.String(40), nullable=False, unique=True),
         sa.Column("repository", sa.String(500), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("trigger_kind", sa.String(40), nullable=False),
