@@ -13,6 +13,7 @@ from sqlalchemy import event
 from launchbay.settings import Settings
 from launchbay.store.models import (
     ApiToken,
+    AutoDeployPolicy,
     Backup,
     BackupCopy,
     BackupDestination,
@@ -113,6 +114,11 @@ def grow(cp: Any, admin: Api, ids: dict[str, str], upto: int, have: list[str]) -
                                resource_ids=[resource],
                                policy_results=[{"resourceId": resource, "status": "ignored",
                                                 "reason": "ref-not-matched"}]))
+            db.add(AutoDeployPolicy(resource_id=resource, organization_id=admin.org_id,
+                                    fingerprint=f"src_{n}", repository=f"github.com/a/r{n}",
+                                    refs=["main"], event_kinds=["push"], include_paths=[],
+                                    exclude_paths=[], sealed_webhook_secret="sealed",
+                                    created_by=admin.user_id))
             db.add(ApiToken(id=f"dtk_{n}", user_id=admin.user_id, organization_id=admin.org_id,
                             display_name=f"ci-{n}", scopes=["*"], kind="deploy",
                             token_hash=f"{n:064d}", secret_suffix="abcd",
@@ -135,7 +141,8 @@ LISTS = ["/api/projects", "/api/environments", "/api/resources", "/api/deploymen
          "/api/blueprints/deployments", "/api/blueprints/services", "/api/usage-intents",
          "/api/plans", "/api/instance-admin/templates", "/api/default-access-domain-policies",
          "/api/dependency-resources", "/api/dependency-resources/backup-policies",
-         "/api/backup-destinations", "/api/source-events", "/api/deploy-tokens"]
+         "/api/backup-destinations", "/api/source-events", "/api/deploy-tokens",
+         "/api/source-links"]
 # Lists `grow` does not lengthen (asked all the same: their count must not grow either).
 UNGROWN = {"/api/servers", "/api/account/sessions", "/api/plans", "/api/usage-intents",
            "/api/proxy/routes", "/api/default-access-domain-policies"}

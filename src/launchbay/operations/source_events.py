@@ -233,7 +233,7 @@ def ingest(ctx: Context, data: IngestIn) -> IngestOut:
                                    "key": "source-events.dispatch", "user_id": p.created_by,
                                    "input": {"sourceEventId": event.id,
                                              "resourceId": p.resource_id}})
-            ctx.after_commit(ctx.wake)
+    ctx.after_commit(ctx.wake)
     ctx.unchanged = not ctx.audited
     return IngestOut(status="accepted" if "accepted" in statuses else "deduped",
                      source_event_ids=ids)
@@ -245,11 +245,10 @@ def _kept(ctx: Context, org_id: str, provider: str, delivery: webhooks.Delivery,
     """The organization's event for the delivery, and whether it is new: a delivery already
     received is answered with what was kept; the same facts within the window are kept as
     `deduped` of the first."""
-    kind = provider
-    known = ctx.db.scalar(select(SourceEvent).where(
-        SourceEvent.organization_id == org_id, SourceEvent.source_kind == kind,
-        SourceEvent.delivery_id == delivery.delivery_id))
-    if known is not None:
+    delivered = select(SourceEvent).where(
+        SourceEvent.organization_id == org_id, SourceEvent.source_kind == provider,
+        SourceEvent.delivery_id == delivery.delivery_id)
+    if (known := ctx.db.scalar(delivered)) is not None:
         return known, False
     window = max(p.dedupe_window_seconds for p in policies)
     repository = policies[0].repository
@@ -262,7 +261,7 @@ def _kept(ctx: Context, org_id: str, provider: str, delivery: webhooks.Delivery,
     first = resources.get(policies[0].resource_id)
     event = SourceEvent(
         id=new_id("sev"), organization_id=org_id, project_id=first.project_id if first else None,
-        source_kind=kind, event_kind=delivery.event, delivery_id=delivery.delivery_id,
+        source_kind=provider, event_kind=delivery.event, delivery_id=delivery.delivery_id,
         repository=repository, ref=delivery.ref, revision=delivery.revision,
         before_revision=delivery.before, status="deduped" if twin else "accepted",
         dedupe_of_id=twin, resource_ids=[p.resource_id for p in policies], policy_results=[])
@@ -270,11 +269,9 @@ def _kept(ctx: Context, org_id: str, provider: str, delivery: webhooks.Delivery,
         with ctx.db.begin_nested():
             ctx.db.add(event)
     except IntegrityError:  # the same delivery at the same moment: the first one stands
-        return ctx.db.scalars(select(SourceEvent).where(
-            SourceEvent.organization_id == org_id, SourceEvent.source_kind == kind,
-            SourceEvent.delivery_id == delivery.delivery_id)).one(), False
+        return ctx.db.scalars(delivered).one(), False
     ctx.audited.append(audit.record(
-        ctx.db, "source-event.received", event.id, organization_id=org_id, sourceKind=kind,
+        ctx.db, "source-event.received", event.id, organization_id=org_id, sourceKind=provider,
         ref=event.ref, revision=event.revision, status=event.status))
     return event, True
 

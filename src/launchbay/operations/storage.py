@@ -228,9 +228,10 @@ def _backup_outs(ctx: Context, rows: Sequence[Backup]) -> list[VolumeBackupOut]:
 
 
 def _work(ctx: Context, volume: StorageVolume, action: str, **payload: str) -> OperatorWork:
+    server_id = default_server(ctx).id
     return ctx.enqueue("storage-volume", f"storage-volumes.backups.{action}",
-                       project_id=volume.project_id, server_id=default_server(ctx).id,
-                       payload={"action": action, "server_id": default_server(ctx).id,
+                       project_id=volume.project_id, server_id=server_id,
+                       payload={"action": action, "server_id": server_id,
                                 "volume": volume.docker_name, **payload})
 
 
