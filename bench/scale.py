@@ -2,8 +2,9 @@
 PostgreSQL. One app is made and deployed through the API; the rest are copies of its rows
 written through the store's own tables (the API would take an hour). Measured on each store:
 
-- the lists a user pages through (each face's, and the console's project page): p99 of the
-  slowest, against the p99 of `GET /api/bootstrap/auth/status` (no store) as the baseline;
+- the lists a user pages through (each face's): p99 of the slowest, against the p99 of
+  `GET /api/bootstrap/auth/status` (no store) as the baseline; and apart, the console's
+  project and app pages (a page runs a dozen operations, so it is no list endpoint);
 - one reconcile sweep and one health sweep, run in this process against the same store (the
   second health sweep: the first records every resource's first state);
 - the control plane's CPU while idle (its periodic jobs run) over `IDLE_S` seconds;
@@ -11,8 +12,9 @@ written through the store's own tables (the API would take an hour). Measured on
   case: the history is bounded, not sampled), measured in the store's own pages.
 
 Last line: `scale: list_p99_ms=... reconcile_s=... health_sweep_s=... idle_cpu_pct=...
-health_kb_per_resource_day=...` (the worst of the two stores; targets: < 25 ms, < 5 s, < 5 s,
-< 2 %, < 50 KB).
+health_kb_per_resource_day=... console_p99_ms=...` (the worst of the two stores; targets:
+< 25 ms, < 5 s, < 5 s, < 2 %, < 50 KB). A p99 is of `BENCH_REQUESTS` (300) requests: of 100,
+it would be the second slowest, which one hiccup of a shared machine decides.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import images
 
 RESOURCES = int(os.environ.get("BENCH_RESOURCES", "10000"))
 PER_PROJECT = 100
-REQUESTS = int(os.environ.get("BENCH_REQUESTS", "100"))
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "300"))
 IDLE_S = float(os.environ.get("BENCH_IDLE_S", "60"))
 FLAPPING = 50  # resources whose day of flapping is measured
 POSTGRES = os.environ.get("LAUNCHBAY_TEST_POSTGRES_URL",
@@ -203,11 +205,12 @@ def measure(url: str, small_url: str, store: str) -> dict[str, float]:
         lists = {path: p99(lb.api, path) for path in LISTS}
         console = httpx.Client(base_url=str(lb.api.base_url).rstrip("/").removesuffix("/api"),
                                headers=lb.api.headers, timeout=30)
-        lists["console project page"] = p99(console, f"/projects/{app['projectId']}")
-        lists["console app page"] = p99(console, f"/resources/{app['resourceId']}")
+        pages = {"console project page": p99(console, f"/projects/{app['projectId']}"),
+                 "console app page": p99(console, f"/resources/{app['resourceId']}")}
         slowest = max(lists, key=lists.__getitem__)
         print(f"[{store}] list p99 ms: " + ", ".join(f"{k} {v:.1f}" for k, v in lists.items())
-              + f" (baseline, no store: {base:.1f})")
+              + f" (baseline, no store: {base:.1f}); console p99 ms: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in pages.items()))
         print(f"[{store}] list median ms: " + ", ".join(
             f"{k} {v:.1f}" for k, v in MEDIANS.items()))
 
@@ -236,7 +239,7 @@ def measure(url: str, small_url: str, store: str) -> dict[str, float]:
               f"of a resource flapping all day: {kb:.1f} KB")
     return {"list_p99_ms": lists[slowest], "reconcile_s": reconcile_s,
             "health_sweep_s": sweep_s, "idle_cpu_pct": idle, "health_kb_per_resource_day": kb,
-            "slowest": slowest}  # type: ignore[dict-item]
+            "console_p99_ms": max(pages.values()), "slowest": slowest}  # type: ignore[dict-item]
 
 
 def main() -> None:
@@ -258,7 +261,7 @@ def main() -> None:
                 db.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         server.dispose()
     keys = ["list_p99_ms", "reconcile_s", "health_sweep_s", "idle_cpu_pct",
-            "health_kb_per_resource_day"]
+            "health_kb_per_resource_day", "console_p99_ms"]
     worst = {k: max(r[k] for r in results) for k in keys}
     print("scale: " + " ".join(f"{k}={worst[k]:.{2 if k == 'reconcile_s' else 1}f}"
                                for k in keys))

@@ -4,6 +4,7 @@ statements for the longer one."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -186,21 +187,105 @@ def test_every_list_runs_as_many_statements_for_50_rows_as_for_10(admin, cp, cli
     assert grown == {}, (grown, counts)
 
 
+# Every filter a list offers, with a value that selects something; `{…}` are `ids`.
+FILTERED = [
+    "/api/environments?projectId={project}", "/api/resources?projectId={project}",
+    "/api/resources?environmentId={env}", "/api/audit-events?aggregateId={resource}",
+    "/api/audit-events?eventType=resource.created",
+    "/api/deployments?projectId={project}", "/api/deployments?resourceId={resource}",
+    "/api/deployments?status=succeeded", "/api/deployments?statuses=succeeded,failed",
+    "/api/domain-bindings?projectId={project}", "/api/domain-bindings?environmentId={env}",
+    "/api/domain-bindings?resourceId={resource}", "/api/operator-work?kind=deployment",
+    "/api/operator-work?status=pending", "/api/operator-work?resourceId={resource}",
+    "/api/operator-work?deploymentId={deployment}", "/api/operator-work?serverId={server}",
+    "/api/dependency-resources?projectId={project}",
+    "/api/dependency-resources?environmentId={env}", "/api/dependency-resources?kind=postgres",
+    "/api/storage-volumes?projectId={project}", "/api/storage-volumes?environmentId={env}",
+    "/api/source-events?resourceId={resource}", "/api/source-events?projectId={project}",
+    "/api/source-events?status=ignored", "/api/source-events?sourceKind=github",
+    "/api/deploy-tokens?resourceId={resource}", "/api/source-links?resourceId={resource}",
+    "/api/source-links?projectId={project}",
+    "/api/resources/{resource}/health-history", "/api/deployments/{deployment}/logs",
+    "/api/deployments/{deployment}/events", "/api/deployments/{deployment}",
+    "/api/resources/{resource}", "/api/projects/{project}/resource-urls",
+]
+# Filters on what a row holds in a list (JSON) or a joined row has: the rows are walked
+# newest first in the organization's index, filtered, until the page is full.
+UNINDEXED = {"/api/source-events": {"resource_id"}, "/api/deploy-tokens": {"resource_id"},
+             "/api/source-links": {"project_id"}}
+# Tables a store of thousands of apps holds thousands (or millions) of rows of.
+LARGE = {"organizations", "instances", "resources", "deployments", "deployment_entries",
+         "operator_work", "audit_events", "health_observations", "health_rollups",
+         "domain_bindings", "source_events", "environment_variables", "databases",
+         "database_bindings", "database_backups", "storage_volumes", "storage_attachments",
+         "api_tokens", "sessions", "environments", "projects", "auto_deploy_policies"}
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_list_sorts_and_the_health_prunes_use_indexes(cp):
+def test_every_list_filter_uses_an_index_without_statistics(admin, cp):
+    """Each statement of every filtered list, as the API runs it, searches an index of each
+    large table it reads and sorts in no temporary B-tree, before SQLite has any statistics
+    (a young store; without them the planner goes by the indexes' shapes alone)."""
+    ids = make_app(admin, "lbtest/hello:v1")
+    admin.post("/plans/assignments", {"targetOrganizationId": admin.org_id,
+                                      "plan": "enterprise"})
+    have: list[str] = []
+    grow(cp, admin, ids, 3, have)
+    ids["resource"] = have[0]  # serving a release, with a domain
+    ids["deployment"] = admin.get("/deployments", params={"resourceId": have[0]})["items"][0]["id"]
+    ids["server"] = admin.get("/servers")["items"][0]["id"]
+    with cp.engine.connect() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS sqlite_stat1")
+        conn.commit()
+    cp.engine.dispose()
+    seen: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    bad = []
+    for page in [*LISTS, *FILTERED]:
+        seen.clear()
+        event.listen(cp.engine, "before_cursor_execute", keep)
+        try:
+            path, _, query = page.format(**ids).partition("?")
+            answer = admin.client.get(path, params=dict(
+                q.split("=", 1) for q in query.split("&") if q),
+                headers={"Authorization": f"Bearer {admin.token}"})
+        finally:
+            event.remove(cp.engine, "before_cursor_execute", keep)
+        assert answer.status_code == 200, (page, answer.text[:300])
+        filtered = {re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+                    for name in re.findall(r"(\w+Id)=", page)}
+        searched = set()
+        with cp.engine.connect() as conn:
+            for statement, parameters in seen:
+                plan = [row[-1] for row in conn.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {statement}", parameters)]
+                scans = [step for step in plan if step.startswith("SCAN ")
+                         and step.split()[1] in LARGE
+                         and not (" LIMIT " in statement and " USING " in step)]
+                first = next((step for step in plan if step.startswith(("SCAN", "SEARCH"))),
+                             "")
+                # A page of a large table (a LIMIT) is read in order from an index; the rows
+                # of a page's own children (bindings of its resources...) may be sorted.
+                sorts = [step for step in plan if "TEMP B-TREE FOR ORDER BY" in step
+                         and " LIMIT " in statement and first.split()[1] in LARGE]
+                if scans or sorts:
+                    bad.append((page, " ".join(statement.split()), plan))
+                searched |= {c for c in filtered if f"{c}=?" in first}
+        if filtered - searched - UNINDEXED.get(page.split("?")[0], set()):
+            # the list found its rows by what it is filtered on
+            bad.append((page, "no statement searches an index by", filtered - searched))
+    assert bad == [], "\n".join(map(str, bad))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_health_prunes_use_indexes(cp):
     from sqlalchemy import text
 
     plans = {
-        "deployments by organization, newest first": "SELECT id FROM deployments WHERE "
-        "organization_id = 'o' ORDER BY created_at DESC LIMIT 50",
-        "work by organization, newest first": "SELECT id FROM operator_work WHERE "
-        "organization_id = 'o' ORDER BY created_at DESC LIMIT 50",
-        "resources by name": "SELECT id FROM resources WHERE organization_id = 'o' "
-        "ORDER BY name LIMIT 100",
-        "a project's resources by name": "SELECT id FROM resources WHERE project_id = 'p' "
-        "ORDER BY name LIMIT 50",
-        "a project's deployments, newest first": "SELECT id FROM deployments WHERE "
-        "project_id = 'p' ORDER BY created_at DESC LIMIT 50",
         "the prune of old health observations": "SELECT id FROM health_observations "
         "WHERE observed_at < '2026-01-01'",
         "the prune of old health rollups": "SELECT resource_id FROM health_rollups "
@@ -211,3 +296,25 @@ def test_list_sorts_and_the_health_prunes_use_indexes(cp):
             plan = " ".join(str(row[-1]) for row in conn.execute(
                 text(f"EXPLAIN QUERY PLAN {query}")))
             assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, (what, plan)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_read_takes_one_connection_and_one_transaction(admin, cp, client):
+    """An API read and a console page authenticate and run all their operations in one store
+    session: one connection from the pool, one transaction (the role looked up once)."""
+    ids = make_app(admin, "lbtest/hello:v1")
+    admin.post("/plans/assignments", {"targetOrganizationId": admin.org_id,
+                                      "plan": "enterprise"})
+    have: list[str] = []
+    grow(cp, admin, ids, 2, have)
+    checkouts, begins = [], []
+    event.listen(cp.engine, "checkout", lambda *_: checkouts.append(1))
+    event.listen(cp.engine, "begin", lambda *_: begins.append(1))
+    for page in ["/api/resources", "/api/deployments", f"/api/resources/{have[0]}",
+                 f"/projects/{ids['project']}", f"/resources/{have[0]}"]:
+        client.get(page, headers={"Authorization": f"Bearer {admin.token}"})  # the stamp
+        checkouts.clear()
+        begins.clear()
+        answer = client.get(page, headers={"Authorization": f"Bearer {admin.token}"})
+        assert answer.status_code == 200, (page, answer.text[:200])
+        assert (len(checkouts), len(begins)) == (1, 1), page

@@ -26,6 +26,7 @@ from launchbay.engine.worker import Job, Periodic, Refused, Workers
 from launchbay.operations import (
     Actor,
     Operations,
+    Visit,
     credential_rotations,
     databases,
     instances,
@@ -121,10 +122,15 @@ class ControlPlane:
             lease_seconds=settings.work_lease_seconds, background=background)
         self._started = self._closed = False
 
-    def authenticate(self, secret: str) -> Actor | None:
+    def authenticate(self, secret: str, visit: Visit | None = None) -> Actor | None:
         """The actor behind a launchbay session or API token, or (when OpenID Connect is
-        configured) an id_token from the provider: its user, provisioned at first sight."""
-        actor = authenticate(self.sessions, secret)
+        configured) an id_token from the provider: its user, provisioned at first sight.
+        Read in `visit`'s session when the request has one."""
+        if visit is not None:
+            actor = authenticate(visit.db, secret)
+        else:
+            with self.sessions() as db:
+                actor = authenticate(db, secret)
         if actor is None and self.ops.oidc is not None and secret.count(".") == 2:
             try:
                 who = self.ops.run("auth.oidc.sign-in", None, {"idToken": secret})

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from launchbay.control_plane import ControlPlane
 from launchbay.http.browsers import refuse_cross_site
-from launchbay.operations import Actor, Meta
+from launchbay.operations import Actor, Meta, Visit
 from launchbay.operations.catalog import Operation
 from launchbay.operations.errors import Unauthenticated
 
@@ -38,12 +38,13 @@ async def resolve_actor(cp: ControlPlane, request: Request, op: Operation) -> Ac
     return await run_in_threadpool(actor_of, cp, secret, op) if secret else None
 
 
-def actor_of(cp: ControlPlane, secret: str | None, op: Operation) -> Actor | None:
+def actor_of(cp: ControlPlane, secret: str | None, op: Operation,
+             visit: Visit | None = None) -> Actor | None:
     """Who the secret (from `credentials`) names, for `op`: None without one; refused when it
     names no one and the operation is not public."""
     if secret is None:
         return None
-    actor = cp.authenticate(secret)
+    actor = cp.authenticate(secret, visit)
     if actor is None and op.scope != "public":
         raise Unauthenticated("invalid or expired credentials", code="invalid_token")
     return actor
@@ -51,8 +52,13 @@ def actor_of(cp: ControlPlane, secret: str | None, op: Operation) -> Actor | Non
 
 def run_as_caller(cp: ControlPlane, secret: str | None, op: Operation, data: dict[str, Any],
                   meta: Meta) -> Any:
-    """Authenticates and runs the operation, in one trip to a worker thread."""
-    return cp.ops.run(op.key, actor_of(cp, secret, op), data, meta)
+    """Authenticates and runs the operation (a read), in one trip to a worker thread and one
+    store session."""
+    visit = Visit(cp.ops.sessions)
+    try:
+        return cp.ops.run(op.key, actor_of(cp, secret, op, visit), data, meta, visit)
+    finally:
+        visit.close()
 
 
 def encoded(result: Any) -> bytes:

@@ -30,6 +30,7 @@ from launchbay.control_plane import ControlPlane
 from launchbay.http.bodies import form_body
 from launchbay.http.browsers import origin_of
 from launchbay.http.common import AFTER, FLOW_COOKIE, SESSION_COOKIE, credentials, meta_of
+from launchbay.operations import Visit
 from launchbay.operations.compat.blueprints import split_image
 from launchbay.operations.errors import Forbidden, NotFound, OperationError, Unauthenticated
 from launchbay.operations.identity.accounts import Actor
@@ -97,13 +98,19 @@ class Console:
 
     async def actor(self, request: Request) -> Actor | None:
         secret = request.cookies.get(SESSION_COOKIE) or credentials(request)
-        return await run_in_threadpool(self.cp.authenticate, secret) if secret else None
+        return await run_in_threadpool(self.cp.authenticate, secret, self.visit(request)) \
+            if secret else None
+
+    @staticmethod
+    def visit(request: Request) -> Visit | None:
+        """The store session a page's reads share (`page` opens it; a form has none)."""
+        return getattr(request.state, "visit", None)
 
     async def run(self, request: Request, key: str, data: dict[str, Any] | None = None,
                   actor: Actor | None = None) -> dict[str, Any]:
         """An operation's result as the API shows it (JSON field names)."""
         result = await run_in_threadpool(self.cp.ops.run, key, actor or request.state.actor,
-                                         data or {}, meta_of(request))
+                                         data or {}, meta_of(request), self.visit(request))
         return result.model_dump(mode="json", by_alias=True) if result is not None else {}
 
     async def context(self, request: Request) -> dict[str, Any] | None:
@@ -182,13 +189,18 @@ def create(cp: ControlPlane) -> APIRouter:
         def decorate(handler: Handler) -> Handler:
             async def endpoint(request: Request) -> Response:
                 started = time.perf_counter()
-                request.state.actor = await console.actor(request)
-                if request.state.actor is None and not public:
-                    return RedirectResponse(await _entry(request), status_code=303)
+                request.state.visit = Visit(cp.ops.sessions)
                 try:
-                    response = await handler(request, **request.path_params)
-                except OperationError as exc:
-                    response = await console.page(request, "error.html", exc.status, error=exc)
+                    request.state.actor = await console.actor(request)
+                    if request.state.actor is None and not public:
+                        return RedirectResponse(await _entry(request), status_code=303)
+                    try:
+                        response = await handler(request, **request.path_params)
+                    except OperationError as exc:
+                        response = await console.page(request, "error.html", exc.status,
+                                                      error=exc)
+                finally:
+                    await run_in_threadpool(request.state.visit.close)
                 # What rendering the page cost the server (browsers' dev tools show it).
                 response.headers["Server-Timing"] = \
                     f"app;dur={(time.perf_counter() - started) * 1000:.1f}"

@@ -21,7 +21,7 @@ from launchbay.operations import (  # noqa: F401  (each module registers its ope
     templates,
     usage,
 )
-from launchbay.operations.catalog import CATALOG, Actor, Meta, Operations
+from launchbay.operations.catalog import CATALOG, Actor, Meta, Operations, Visit
 from launchbay.operations.compat import (  # noqa: F401
     blueprints,
     hosted,
@@ -62,4 +62,4 @@ HOMES = {
     "deployments.hosted": "compat",
 }
 
-__all__ = ["CATALOG", "HOMES", "Actor", "Meta", "Operations"]
+__all__ = ["CATALOG", "HOMES", "Actor", "Meta", "Operations", "Visit"]

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import ORMExecuteState, sessionmaker
 from sqlalchemy.orm import Session as DbSession
-from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import SecretBox
 from launchbay.drivers.oidc import OidcClient
@@ -184,11 +185,51 @@ def membership_role(db: DbSession, user_id: str, org_id: str) -> Role | None:
         Membership.organization_id == org_id, Membership.user_id == user_id))
 
 
-def role_in(db: DbSession, actor: Actor, org_id: str | None) -> Role | None:
-    """The actor's role in an organization; a token only ever acts in its own."""
+def role_in(db: DbSession, actor: Actor, org_id: str | None,
+            known: dict[tuple[str, str], Role | None] | None = None) -> Role | None:
+    """The actor's role in an organization; a token only ever acts in its own. `known`: the
+    roles already looked up for this request (a `Visit`'s)."""
     if org_id is None or (actor.token_id and org_id != actor.organization_id):
         return None
-    return membership_role(db, actor.user_id, org_id)
+    if known is None:
+        return membership_role(db, actor.user_id, org_id)
+    if (actor.user_id, org_id) not in known:
+        known[actor.user_id, org_id] = membership_role(db, actor.user_id, org_id)
+    return known[actor.user_id, org_id]
+
+
+WROTE = "launchbay.wrote"  # in a session's `info`: it flushed or ran a change since
+
+
+@event.listens_for(DbSession, "after_flush")
+def _flushed(session: DbSession, _: Any) -> None:
+    session.info[WROTE] = True
+
+
+@event.listens_for(DbSession, "do_orm_execute")
+def _executes(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        state.session.info[WROTE] = True
+
+
+class Visit:
+    """The reads of one request (an API read, a console page): one store session and one
+    transaction for the caller's authentication and every operation the request reads
+    through (a page reads one connection's worth of the store, not one per operation); the
+    caller's role in an organization looked up once. What a read writes (an activity
+    stamp) is committed when that read ends. Used by one thread at a time."""
+
+    def __init__(self, sessions: sessionmaker):
+        self.db: DbSession = sessions()
+        self.roles: dict[tuple[str, str], Role | None] = {}
+
+    def settle(self) -> None:
+        """Ends a read: commits what it wrote, else the transaction reads on."""
+        if self.db.info.pop(WROTE, False) or self.db.new or self.db.dirty or self.db.deleted:
+            self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
 
 
 @dataclass(frozen=True)
@@ -308,10 +349,15 @@ class Operations:
         actor: Actor | None,
         data: dict[str, Any] | BaseModel | None = None,
         meta: Meta | None = None,
+        visit: Visit | None = None,
     ) -> Any:
+        """Runs `key` as `actor` in a transaction of its own (of `visit`'s session for a
+        read that is part of a request's `Visit`)."""
         op = CATALOG.get(key)
         if op is None:
             raise NotFound(f"unknown operation {key}", code="unknown_operation")
+        if visit is not None and op.mutates:
+            visit = None  # a change is always a session of its own
         if refused := credential_refusal(op, actor):  # before validation: strangers learn
             raise refused                               # nothing of the inputs
         try:
@@ -321,9 +367,10 @@ class Operations:
         except ValidationError as exc:
             raise validation_failed(exc.errors()) from None
         keyed = payload if isinstance(payload, Idempotent) and payload.idempotency_key else None
-        with self.sessions() as db:
+        with nullcontext(visit.db) if visit else self.sessions() as db:
             try:
-                org_id, role = self._authorize(db, op, actor, payload)
+                org_id, role = self._authorize(db, op, actor, payload,
+                                               visit.roles if visit else None)
                 if keyed:
                     answered, first = idempotency.recall(db, org_id, key, op.output, keyed)
                     if answered:
@@ -337,7 +384,7 @@ class Operations:
                 if keyed:
                     idempotency.remember(db, org_id, key, keyed, result)
                 try:
-                    db.commit()
+                    visit.settle() if visit else db.commit()
                 except IntegrityError:
                     if not keyed:
                         raise
@@ -360,13 +407,14 @@ class Operations:
                 raise
 
     def _authorize(
-        self, db: DbSession, op: Operation, actor: Actor | None, payload: BaseModel
+        self, db: DbSession, op: Operation, actor: Actor | None, payload: BaseModel,
+        known: dict[tuple[str, str], Role | None] | None,
     ) -> tuple[str | None, Role | None]:
         if op.scope != "organization":
             return (actor.organization_id if actor else None), None
         assert actor is not None
         org_id = getattr(payload, "organization_id", None) or actor.organization_id
-        role = role_in(db, actor, org_id)
+        role = role_in(db, actor, org_id, known)
         if refused := role_refusal(op, role, op.required_role(payload)):
             raise refused
         if actor.targets is not None and not _targeted(db, actor.targets, payload):

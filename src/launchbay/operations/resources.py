@@ -16,8 +16,8 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from sqlalchemy import func, select
-from sqlalchemy.orm import load_only
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import aliased, load_only
 
 from launchbay.crypto import mask
 from launchbay.drivers import source_checkout
@@ -51,6 +51,7 @@ from launchbay.store.models import (
     StorageAttachment,
     StorageVolume,
     new_id,
+    newest_deployment_of,
     utcnow,
 )
 from launchbay.store.profiles import (
@@ -131,22 +132,27 @@ def summary(ctx: Context, r: Resource) -> ResourceSummary:
     return summaries(ctx, [r])[0]
 
 
+# Each resource's newest deployment and how many it has, down the (resource, created_at)
+# index (no sort, however long the histories); the ports of current releases.
+_counted = aliased(Deployment)
+_LATEST = select(
+    Resource.id.label("resource_id"), Deployment.id, Deployment.status, Deployment.created_at,
+    select(func.count()).where(_counted.resource_id == Resource.id)
+    .scalar_subquery().label("total"),
+).join(Deployment, Deployment.id == newest_deployment_of(Resource.id)).where(
+    Resource.id.in_(bindparam("ids", expanding=True)))
+_PORTS = select(Deployment.id, Deployment.host_port).where(
+    Deployment.id.in_(bindparam("ids", expanding=True)))
+
+
 def summaries(ctx: Context, rows: list[Resource]) -> list[ResourceSummary]:
     """Resources with their deployment count, latest deployment and runtime state, in two
     queries whatever their number (a list page of hundreds stays fast)."""
-    ids = [r.id for r in rows]
-    ranked = select(Deployment.resource_id, Deployment.id, Deployment.status,
-                    Deployment.created_at,
-                    func.row_number().over(partition_by=Deployment.resource_id,
-                                           order_by=Deployment.created_at.desc()).label("n"),
-                    func.count().over(partition_by=Deployment.resource_id).label("total")
-                    ).where(Deployment.resource_id.in_(ids)).subquery()
     latest = {row.resource_id: row for row in ctx.db.execute(
-        select(ranked).where(ranked.c.n == 1))}
+        _LATEST, {"ids": [r.id for r in rows]})}
     counts = {rid: row.total for rid, row in latest.items()}
-    ports = dict(ctx.db.execute(select(Deployment.id, Deployment.host_port).where(
-        Deployment.id.in_([r.current_deployment_id for r in rows if r.current_deployment_id])
-    )).all())
+    ports = dict(ctx.db.execute(_PORTS, {"ids": [
+        r.current_deployment_id for r in rows if r.current_deployment_id]}).all())
     return [ResourceSummary(
         id=r.id, project_id=r.project_id, environment_id=r.environment_id,
         destination_id=r.server_id, name=r.name, slug=r.slug, kind=r.kind,

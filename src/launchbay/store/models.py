@@ -11,18 +11,19 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    ScalarSelect,
     Select,
     String,
     Text,
     UniqueConstraint,
-    func,
     select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 
@@ -57,6 +58,7 @@ class Base(DeclarativeBase):
 
 class Organization(Base):
     __tablename__ = "organizations"
+    __table_args__ = (Index("ix_organizations_created", "created_at"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(200), unique=True)
@@ -113,8 +115,9 @@ class Session(Base):
     """A login. The bearer secret is stored only as its hash."""
 
     __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_user_created", "user_id", "created_at"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     organization_id: Mapped[str | None] = mapped_column(
         ForeignKey("organizations.id", ondelete="SET NULL")
     )
@@ -132,8 +135,11 @@ class ApiToken(Base):
     """A scoped bearer token acting for its creator inside one organization."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_user_kind_created", "user_id", "kind", "created_at"),
+                      Index("ix_api_tokens_org_kind_created", "organization_id", "kind",
+                            "created_at"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE")
     )
@@ -234,7 +240,8 @@ class ProjectKind(StrEnum):
 
 class Project(Base):
     __tablename__ = "projects"
-    __table_args__ = (UniqueConstraint("organization_id", "slug"),)
+    __table_args__ = (UniqueConstraint("organization_id", "slug"),
+                      Index("ix_projects_org_name", "organization_id", "name"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
@@ -252,7 +259,10 @@ class Project(Base):
 
 class Environment(Base):
     __tablename__ = "environments"
-    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    __table_args__ = (UniqueConstraint("project_id", "name"),
+                      Index("ix_environments_org_created", "organization_id", "created_at"),
+                      Index("ix_environments_org_project_created", "organization_id",
+                            "project_id", "created_at"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     # Denormalized from the project so that every lookup can filter by organization.
@@ -296,7 +306,10 @@ class AuditEvent(Base):
     """One per state change; payloads are redacted before they are stored."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_org_aggregate", "organization_id", "aggregate_id"),)
+    __table_args__ = (Index("ix_audit_org_created", "organization_id", "created_at"),
+                      Index("ix_audit_org_aggregate", "organization_id", "aggregate_id",
+                            "created_at"),
+                      Index("ix_audit_org_type", "organization_id", "event_type", "created_at"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str | None] = mapped_column(String(40), index=True)
     actor_user_id: Mapped[str | None] = mapped_column(String(40))
@@ -339,7 +352,11 @@ class Resource(Base):
     __tablename__ = "resources"
     __table_args__ = (UniqueConstraint("environment_id", "slug"),
                       Index("ix_resources_org_name", "organization_id", "name"),
-                      Index("ix_resources_project_name", "project_id", "name"))
+                      Index("ix_resources_project_name", "project_id", "name"),
+                      Index("ix_resources_org_env_name", "organization_id", "environment_id",
+                            "name"),
+                      Index("ix_resources_org_project_created", "organization_id",
+                            "project_id", "created_at"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
@@ -379,7 +396,12 @@ class StorageVolume(Base):
     """A named Docker volume. Only an explicit delete of the volume removes its data."""
 
     __tablename__ = "storage_volumes"
-    __table_args__ = (UniqueConstraint("environment_id", "slug"),)
+    __table_args__ = (UniqueConstraint("environment_id", "slug"),
+                      Index("ix_storage_volumes_org_name", "organization_id", "name"),
+                      Index("ix_storage_volumes_org_project_name", "organization_id",
+                            "project_id", "name"),
+                      Index("ix_storage_volumes_org_env_name", "organization_id",
+                            "environment_id", "name"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
@@ -413,7 +435,13 @@ class Database(Base):
     URL) is sealed; its volume goes only with an explicit delete of the database."""
 
     __tablename__ = "databases"
-    __table_args__ = (UniqueConstraint("environment_id", "slug"),)
+    __table_args__ = (UniqueConstraint("environment_id", "slug"),
+                      Index("ix_databases_org_name", "organization_id", "name"),
+                      Index("ix_databases_org_project_name", "organization_id", "project_id",
+                            "name"),
+                      Index("ix_databases_org_env_name", "organization_id", "environment_id",
+                            "name"),
+                      Index("ix_databases_org_kind_name", "organization_id", "kind", "name"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
@@ -471,6 +499,8 @@ class AutoDeployPolicy(Base):
     secret (sealed), so that only whoever holds it can trigger it."""
 
     __tablename__ = "auto_deploy_policies"
+    __table_args__ = (Index("ix_auto_deploy_policies_org_updated", "organization_id",
+                            "updated_at"),)
     resource_id: Mapped[str] = mapped_column(
         ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True
     )
@@ -500,6 +530,8 @@ class SourceEvent(Base):
     __tablename__ = "source_events"
     __table_args__ = (UniqueConstraint("organization_id", "source_kind", "delivery_id"),
                       Index("ix_source_events_org_received", "organization_id", "received_at"),
+                      Index("ix_source_events_org_project", "organization_id", "project_id",
+                            "received_at"),
                       Index("ix_source_events_facts", "organization_id", "repository", "ref",
                             "revision"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -673,7 +705,10 @@ class Deployment(Base):
     __tablename__ = "deployments"
     __table_args__ = (Index("ix_deployments_resource_created", "resource_id", "created_at"),
                       Index("ix_deployments_org_created", "organization_id", "created_at"),
-                      Index("ix_deployments_project_created", "project_id", "created_at"))
+                      Index("ix_deployments_org_project_created", "organization_id",
+                            "project_id", "created_at"),
+                      Index("ix_deployments_org_resource_created", "organization_id",
+                            "resource_id", "created_at"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
@@ -705,13 +740,19 @@ class Deployment(Base):
     archived_at: Mapped[datetime | None]
 
 
-def newest_deployments(resource_ids: Iterable[str]) -> Select[tuple[str]]:
+def newest_deployment_of(resource_id: ColumnElement[str] | Mapped[str]) -> ScalarSelect[str]:
+    """The id of the newest deployment of `resource_id` (a column of an enclosing query):
+    one step down the (resource, created_at) index, however long its history."""
+    newest = aliased(Deployment)
+    return (select(newest.id).where(newest.resource_id == resource_id)
+            .order_by(newest.created_at.desc()).limit(1).scalar_subquery())
+
+
+def newest_deployments(resource_ids: Iterable[str]) -> Select[str]:
     """The id of each resource's newest deployment, for `Deployment.id.in_(...)`: one query
     with the rows it picks, whatever their number."""
-    ranked = select(Deployment.id, func.row_number().over(
-        partition_by=Deployment.resource_id, order_by=Deployment.created_at.desc()).label("n")
-    ).where(Deployment.resource_id.in_(list(resource_ids))).subquery()
-    return select(ranked.c.id).where(ranked.c.n == 1)
+    return select(newest_deployment_of(Resource.id)).where(
+        Resource.id.in_(list(resource_ids)))
 
 
 class DeploymentEntry(Base):
@@ -738,7 +779,13 @@ class OperatorWork(Base):
 
     __tablename__ = "operator_work"
     __table_args__ = (Index("ix_operator_work_claim", "status", "run_after"),
-                      Index("ix_operator_work_org_created", "organization_id", "created_at"))
+                      Index("ix_operator_work_org_created", "organization_id", "created_at"),
+                      Index("ix_operator_work_org_resource", "organization_id", "resource_id",
+                            "created_at"),
+                      Index("ix_operator_work_org_deployment", "organization_id",
+                            "deployment_id", "created_at"),
+                      Index("ix_operator_work_org_server", "organization_id", "server_id",
+                            "created_at"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(20), default="pending")
@@ -772,7 +819,15 @@ class DomainBinding(Base):
     whole server: the edge proxy routes every organization's traffic."""
 
     __tablename__ = "domain_bindings"
-    __table_args__ = (UniqueConstraint("domain_name", "path_prefix"),)
+    __table_args__ = (UniqueConstraint("domain_name", "path_prefix"),
+                      Index("ix_domain_bindings_org_name", "organization_id", "domain_name",
+                            "path_prefix"),
+                      Index("ix_domain_bindings_org_project_name", "organization_id",
+                            "project_id", "domain_name", "path_prefix"),
+                      Index("ix_domain_bindings_org_env_name", "organization_id",
+                            "environment_id", "domain_name", "path_prefix"),
+                      Index("ix_domain_bindings_org_resource_name", "organization_id",
+                            "resource_id", "domain_name", "path_prefix"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
@@ -800,6 +855,8 @@ class Certificate(Base):
     its internal CA), in which case the fields describe what Caddy serves."""
 
     __tablename__ = "certificates"
+    __table_args__ = (Index("ix_certificates_org_expires", "organization_id", "expires_at",
+                            "created_at"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
@@ -883,6 +940,8 @@ class UsageIntent(Base):
     idempotency key, for whoever bills the organization (seed 004's `usage-intents`)."""
 
     __tablename__ = "usage_intents"
+    __table_args__ = (Index("ix_usage_intents_org_recorded", "organization_id",
+                            "recorded_at"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     capability_key: Mapped[str] = mapped_column(String(200))
@@ -934,7 +993,8 @@ class Instance(Base):
     `expires_at` (None: unlimited). A warm pool's members have no owner until claimed."""
 
     __tablename__ = "instances"
-    __table_args__ = (Index("ix_instances_owner", "organization_id", "template", "owner_key"),)
+    __table_args__ = (Index("ix_instances_owner", "organization_id", "template", "owner_key"),
+                      Index("ix_instances_org_created", "organization_id", "created_at"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"))

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, func, select
 
 from launchbay.engine.plan import ReleasePlan
 from launchbay.operations import variables
@@ -327,17 +327,23 @@ class DeploymentPage(Plain):
     total: int
 
 
+def services_project(ctx: Context) -> ScalarSelect[str]:
+    """The id of the organization's project of services (Dployr's model)."""
+    return select(Project.id).where(
+        Project.organization_id == ctx.org_id, Project.kind == ProjectKind.DPLOYR,
+        Project.slug == PROJECT).scalar_subquery()
+
+
 def services_query(ctx: Context):
-    return select(Resource).join(Project, Project.id == Resource.project_id).where(
-        Resource.organization_id == ctx.org_id, Project.kind == ProjectKind.DPLOYR,
-        Project.slug == PROJECT)
+    return select(Resource).where(Resource.organization_id == ctx.org_id,
+                                  Resource.project_id == services_project(ctx))
 
 
 @operation("blueprints.deployments")
 def list_blueprint_deployments(ctx: Context, data: Page) -> DeploymentPage:
     """The deployments of the organization's services, newest first."""
-    ids = services_query(ctx).with_only_columns(Resource.id)
-    query = select(Deployment).where(Deployment.resource_id.in_(ids))
+    query = select(Deployment).where(Deployment.organization_id == ctx.org_id,
+                                     Deployment.project_id == services_project(ctx))
     total = ctx.db.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = ctx.db.scalars(query.order_by(Deployment.created_at.desc())
                           .limit(data.limit).offset(data.offset)).all()

@@ -76,9 +76,13 @@ def _projects(ctx: Context) -> list[str]:
 
 
 def _query(ctx: Context, slugs: list[str]):
-    return select(Resource).join(Project, Project.id == Resource.project_id).where(
-        Resource.organization_id == ctx.org_id, Project.kind == ProjectKind.SHIPYARD,
-        Project.slug.in_(slugs))
+    """The resources of the organization's hosted projects named `slugs`: found through the
+    (organization, project) index, in order of creation."""
+    return select(Resource).where(
+        Resource.organization_id == ctx.org_id, Resource.project_id.in_(
+            select(Project.id).where(Project.organization_id == ctx.org_id,
+                                     Project.kind == ProjectKind.SHIPYARD,
+                                     Project.slug.in_(slugs))))
 
 
 def _count(ctx: Context) -> int:
@@ -152,7 +156,7 @@ class HostedList(Schema):
 def list_hosted(ctx: Context, data: TeamContext) -> HostedList:
     """The caller's own hosted deployments, or the team's in a team context."""
     slugs = [TEAM] if data.organization_id else [_personal(ctx)]
-    rows = ctx.db.scalars(_query(ctx, slugs).order_by(Resource.created_at)
+    rows = ctx.db.scalars(_query(ctx, slugs).order_by(Resource.project_id, Resource.created_at)
                           .limit(UNPAGED_MAX)).all()
     return HostedList(items=hosted_outs(ctx, rows))
 

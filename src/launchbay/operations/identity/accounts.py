@@ -8,7 +8,6 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
-from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import (
     generate_password,
@@ -323,29 +322,28 @@ def revoke_session(ctx: Context, data: SessionRef) -> SessionRevoked:
 _TOUCH_EVERY = timedelta(minutes=1)
 
 
-def authenticate(sessions: sessionmaker, secret: str) -> Actor | None:
+def authenticate(db: DbSession, secret: str) -> Actor | None:
     """The actor behind a session or API token secret, or None if it is unknown or dead."""
     now = utcnow()
     token_hash = hash_token(secret)
-    with sessions() as db:
-        if secret.startswith(f"{SESSION_PREFIX}_"):
-            s = db.scalar(select(Session).where(Session.token_hash == token_hash))
-            if s is None or s.revoked_at or s.expires_at <= now:
-                return None
-            if now - s.last_active_at > _TOUCH_EVERY:
-                s.last_active_at = now
-                db.commit()
-            return Actor(user_id=s.user_id, organization_id=s.organization_id, session_id=s.id)
-        if secret.startswith(f"{TOKEN_PREFIX}_"):
-            t = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
-            if t is None or t.revoked_at or (t.expires_at and t.expires_at <= now):
-                return None
-            if t.last_used_at is None or now - t.last_used_at > _TOUCH_EVERY:
-                t.last_used_at = now
-                db.commit()
-            return Actor(user_id=t.user_id, organization_id=t.organization_id, token_id=t.id,
-                         scopes=frozenset(t.scopes),
-                         targets=deploy_targets(t.targets) if t.kind == "deploy" else None)
+    if secret.startswith(f"{SESSION_PREFIX}_"):
+        s = db.scalar(select(Session).where(Session.token_hash == token_hash))
+        if s is None or s.revoked_at or s.expires_at <= now:
+            return None
+        if now - s.last_active_at > _TOUCH_EVERY:
+            s.last_active_at = now
+            db.commit()
+        return Actor(user_id=s.user_id, organization_id=s.organization_id, session_id=s.id)
+    if secret.startswith(f"{TOKEN_PREFIX}_"):
+        t = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+        if t is None or t.revoked_at or (t.expires_at and t.expires_at <= now):
+            return None
+        if t.last_used_at is None or now - t.last_used_at > _TOUCH_EVERY:
+            t.last_used_at = now
+            db.commit()
+        return Actor(user_id=t.user_id, organization_id=t.organization_id, token_id=t.id,
+                     scopes=frozenset(t.scopes),
+                     targets=deploy_targets(t.targets) if t.kind == "deploy" else None)
     return None
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import field_validator
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.errors import Invalid, NotFound
@@ -115,6 +115,9 @@ def list_tokens(ctx: Context, data: DeployTokenFilter) -> DeployTokenList:
         query = query.where(ApiToken.revoked_at.is_not(None))
     elif data.status == "active":
         query = query.where(ApiToken.revoked_at.is_(None))
+    if data.resource_id:  # its resources are a list in the token's scope (JSON)
+        query = query.where(cast(ApiToken.targets, String).contains(
+            f'"{data.resource_id}"', autoescape=True))
     rows = [_out(t) for t in ctx.db.scalars(query.order_by(ApiToken.created_at.desc())
                                             .limit(data.limit))]
     if data.resource_id:
