@@ -79,7 +79,7 @@ def make_app(api: Api, image: str, *, name: str = "web", port: int | None = 8080
 
 def snapshot(cp: ControlPlane) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, minus activity stamps that reads may refresh."""
-    skip = {"last_active_at", "last_used_at"}
+    skip = {"last_active_at", "last_used_at", "last_used_address"}
     rows = {}
     with cp.engine.connect() as conn:
         for table in Base.metadata.sorted_tables:

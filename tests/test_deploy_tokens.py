@@ -40,6 +40,12 @@ def test_a_deploy_token_reaches_only_its_resource_and_its_commands(admin: Api, c
             ("GET", "/deploy-tokens", None)):
         refused = ci.request(method, path, data)
         assert refused.status_code == 403, (method, path, refused.text)
+    used = admin.get(f"/deploy-tokens/{made['tokenId']}")
+    assert used["lastUsedAt"] and used["lastUsedAddress"] == "testclient"  # TestClient's
+    # Only the Authorization header carries a token: in the session cookie it is nobody.
+    client.cookies.set("launchbay_session", secret)
+    assert client.get(f"/api/resources/{mine['resource']}").status_code == 401
+    client.cookies.clear()
     rotated = admin.post(f"/deploy-tokens/{made['tokenId']}/rotate",
                          {"confirmation": {"tokenId": made["tokenId"]}})
     assert ci.request("GET", f"/resources/{mine['resource']}").status_code == 401

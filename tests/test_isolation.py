@@ -14,6 +14,7 @@ from launchbay.store.models import (
     BackupDestination,
     BackupPolicy,
     CredentialRotation,
+    PreviewEnvironment,
     SourceEvent,
 )
 
@@ -76,6 +77,14 @@ def world(admin: Api, cp):
                           source_kind="github", event_kind="push", delivery_id="d-1",
                           repository="github.com/acme/web", ref="main", revision="a" * 40,
                           resource_ids=[resource]))
+        s.add(PreviewEnvironment(id="pen_world", organization_id=admin.org_id,
+                                 project_id=project, resource_id=resource,
+                                 base_environment_id=env, server_id=admin.get("/servers")[
+                                     "items"][0]["id"], fingerprint="pvw_world",
+                                 provider="github", repository="github.com/acme/web",
+                                 head_repository="github.com/acme/web", pull_request_number=1,
+                                 base_ref="main", head_ref="fix", head_sha="b" * 40,
+                                 created_by=admin.user_id))
         s.add(CredentialRotation(id="rot_world", organization_id=admin.org_id,
                                  database_id=database, binding_id=db_binding,
                                  requested_by=admin.user_id, version=2, status="redeploying"))
@@ -171,6 +180,13 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
         ("POST", "/source-links/relink", {"sourceFingerprint": "src_world", "projectId": p,
                                           "environmentId": e, "resourceId": world["resource"]}),
         ("GET", f"/resources/{world['resource']}/auto-deploy", None),
+        ("GET", "/preview-environments/pen_world", None),
+        ("POST", "/preview-environments/pen_world/expire", {}),
+        ("DELETE", f"/resources/{world['resource']}/preview-environments/pen_world", None),
+        ("POST", "/deployments/cleanup-preview", {"sourceFingerprint": "pvw_world"}),
+        ("POST", "/preview-policies", {"scope": {"kind": "project", "projectId": p}}),
+        ("POST", "/preview-policies/show", {"scope": {"kind": "resource", "projectId": p,
+                                                      "resourceId": world["resource"]}}),
         ("POST", "/source-events/sev_world/replay", {}),
         ("POST", "/source-events/sev_world/dispatches", {"resourceId": world["resource"]}),
         ("POST", "/dependency-resources/provision", {"kind": "postgres", "projectId": p,
@@ -205,6 +221,7 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
     assert bob.get("/dependency-resources/count")["count"] == 0
     assert bob.get("/dependency-resources/backup-policies")["items"] == []
     assert bob.get("/backup-destinations")["items"] == []
+    assert bob.get("/preview-environments")["items"] == []
     assert snapshot(cp) == before
     assert admin.get(f"/projects/{p}")["name"] == "alpha"
 
@@ -311,6 +328,11 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "deploy-tokens.rotate": {},
         "deploy-tokens.revoke": {},
         "source-events.replay": {},
+        "preview-policies.configure": {"scope": {"kind": "project",
+                                                 "projectId": ids["projectId"]}},
+        "preview-environments.delete": {},
+        "preview-environments.expire": {},
+        "deployments.cleanup-preview": {"sourceFingerprint": "pvw_world"},
         "source-links.delete": {},
         "source-links.relink": {"sourceFingerprint": "src_world", "projectId": ids["projectId"],
                                 "environmentId": ids["environmentId"],
@@ -390,7 +412,7 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "backupId": world["backup"], "bindingId": world["db_binding"],
            "policyId": "dbp_world", "destinationId": "dst_world", "planId": world["plan"],
            "rotationId": "rot_world", "sourceEventId": "sev_world", "tokenId": "tok_world",
-           "sourceFingerprint": "src_world"}
+           "sourceFingerprint": "src_world", "previewEnvironmentId": "pen_world"}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

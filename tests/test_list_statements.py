@@ -20,6 +20,7 @@ from launchbay.store.models import (
     BackupDestination,
     BackupPolicy,
     Deployment,
+    PreviewEnvironment,
     Resource,
     SourceEvent,
     utcnow,
@@ -125,6 +126,14 @@ def grow(cp: Any, admin: Api, ids: dict[str, str], upto: int, have: list[str]) -
                             token_hash=f"{n:064d}", secret_suffix="abcd",
                             targets={"resourceIds": [resource],
                                      "workflowCommands": ["deploy"]}))
+            db.add(PreviewEnvironment(
+                id=f"pen_{n}", organization_id=admin.org_id, project_id=ids["project"],
+                resource_id=resource, base_environment_id=ids["env"],
+                environment_id=ids["env"], preview_resource_id=resource,
+                last_deployment_id=deployment, server_id=d.server_id,
+                fingerprint=f"pvw_{n}", provider="github", repository="github.com/a/b",
+                head_repository="github.com/a/b", pull_request_number=n + 1, base_ref="main",
+                head_ref=f"fix-{n}", head_sha="c" * 40, created_by=admin.user_id))
             db.add(BackupPolicy(id=f"dbp_{n}", organization_id=admin.org_id,
                                 database_id=database, created_by=admin.user_id,
                                 interval_hours=24, next_run_at=utcnow()))
@@ -143,7 +152,7 @@ LISTS = ["/api/projects", "/api/environments", "/api/resources", "/api/deploymen
          "/api/plans", "/api/instance-admin/templates", "/api/default-access-domain-policies",
          "/api/dependency-resources", "/api/dependency-resources/backup-policies",
          "/api/backup-destinations", "/api/source-events", "/api/deploy-tokens",
-         "/api/source-links"]
+         "/api/source-links", "/api/preview-environments"]
 # Lists `grow` does not lengthen (asked all the same: their count must not grow either).
 UNGROWN = {"/api/servers", "/api/account/sessions", "/api/plans", "/api/usage-intents",
            "/api/proxy/routes", "/api/default-access-domain-policies"}
@@ -204,7 +213,8 @@ FILTERED = [
     "/api/source-events?resourceId={resource}", "/api/source-events?projectId={project}",
     "/api/source-events?status=ignored", "/api/source-events?sourceKind=github",
     "/api/deploy-tokens?resourceId={resource}", "/api/source-links?resourceId={resource}",
-    "/api/source-links?projectId={project}",
+    "/api/source-links?projectId={project}", "/api/preview-environments?resourceId={resource}",
+    "/api/preview-environments?projectId={project}",
     "/api/resources/{resource}/health-history", "/api/deployments/{deployment}/logs",
     "/api/deployments/{deployment}/events", "/api/deployments/{deployment}",
     "/api/resources/{resource}", "/api/projects/{project}/resource-urls",

@@ -26,10 +26,8 @@ PENDING: dict[str, list[str]] = {
         "GET /scheduled-task-runs/{}/logs",
     ],
     "[git-flow]": [
-        "POST /preview-policies", "POST /preview-policies/show", "GET /preview-environments",
-        "GET /preview-environments/{}", "DELETE /resources/{}/preview-environments/{}",
-        "POST /deployments/cleanup-preview", "GET /integrations",
-        "GET /integrations/github/app-connection", "GET /integrations/github/repositories",
+        "GET /integrations", "GET /integrations/github/app-connection",
+        "GET /integrations/github/repositories",
     ],
     "[unfiled]": [
         "POST /entitlements/query", "GET /deployment-overlays", "POST /deployment-overlays",

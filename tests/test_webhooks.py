@@ -74,3 +74,41 @@ def test_repository_urls_and_paths_match_as_a_user_means_them():
     assert not webhooks.paths_match(["src/*"], [], ["README.md"])
     assert not webhooks.paths_match(["src/*"], ["src/tests/*"], ["src/tests/t.py"])
     assert not webhooks.paths_match([], [], [])  # a push that changed nothing
+
+
+def pull_request(action: str = "opened", *, number: int = 7, head: str = "Acme/Shop",
+                 sha: str = "e" * 40) -> bytes:
+    """A pull request event as GitHub (and Gitea) sends it, trimmed to what is read."""
+    return json.dumps({"action": action, "number": number, "pull_request": {
+        "number": number, "merged": action == "closed",
+        "head": {"ref": "feature/x", "sha": sha,
+                 "repo": {"clone_url": f"https://github.com/{head}.git"}},
+        "base": {"ref": "main", "repo": {"clone_url": "https://github.com/Acme/Shop.git"}}},
+        "repository": {"clone_url": "https://github.com/Acme/Shop.git"}}).encode()
+
+
+def test_pull_request_events_are_read_into_their_facts():
+    headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "p1"}
+    opened = webhooks.read("github", headers, pull_request())
+    assert (opened.event, opened.ref, opened.revision) == ("pull-request", "feature/x", "e" * 40)
+    assert opened.pull_request == webhooks.PullRequest(7, "opened", "main",
+                                                       "github.com/acme/shop", False)
+    fork = webhooks.read("github", headers, pull_request("synchronize", head="mallory/Shop"))
+    assert fork.pull_request and fork.pull_request.fork
+    assert fork.pull_request.head_repository == "github.com/mallory/shop"
+    gitea = webhooks.read("gitea", {"X-Gitea-Event": "pull_request", "X-Gitea-Delivery": "g1"},
+                          pull_request("synchronized"))
+    assert gitea.pull_request and gitea.pull_request.action == "synchronize"
+    gitlab = webhooks.read("gitlab", {"X-Gitlab-Event": "Merge Request Hook",
+                                      "X-Gitlab-Event-UUID": "u9"}, json.dumps({
+        "object_kind": "merge_request", "project": {"git_http_url": "https://gitlab.com/a/b.git"},
+        "object_attributes": {"iid": 3, "action": "merge", "source_branch": "fix",
+                              "target_branch": "main", "source_project_id": 1,
+                              "target_project_id": 1, "last_commit": {"id": "f" * 40},
+                              "source": {"git_http_url": "https://gitlab.com/a/b.git"}}}).encode())
+    assert gitlab.pull_request == webhooks.PullRequest(3, "closed", "main", "gitlab.com/a/b", False)
+    assert (gitlab.ref, gitlab.revision) == ("fix", "f" * 40)
+    for bad in (pull_request(number=0), pull_request(sha="not-a-sha"),
+                json.dumps({"action": "opened"}).encode()):
+        with pytest.raises(webhooks.MalformedDelivery):
+            webhooks.read("github", headers, bad)

@@ -30,6 +30,7 @@ from launchbay.operations import (
     credential_rotations,
     databases,
     instances,
+    previews,
     templates,
 )
 from launchbay.operations.errors import OperationError
@@ -96,7 +97,8 @@ class ControlPlane:
                       Periodic("database-backups", settings.backup_schedule_seconds,
                                self.run_backup_schedule),
                       Periodic("credential-rotations", settings.backup_schedule_seconds,
-                               self.advance_rotations)]
+                               self.advance_rotations),
+                      Periodic("previews", settings.instance_reap_seconds, self.expire_previews)]
         if self.edge:  # each process watches its own Caddy
             background += [Periodic("edge-watch", 1.0, self.edge.watch, once=False),
                            Periodic("certificates", settings.reconcile_seconds,
@@ -122,15 +124,16 @@ class ControlPlane:
             lease_seconds=settings.work_lease_seconds, background=background)
         self._started = self._closed = False
 
-    def authenticate(self, secret: str, visit: Visit | None = None) -> Actor | None:
+    def authenticate(self, secret: str, visit: Visit | None = None,
+                     address: str | None = None) -> Actor | None:
         """The actor behind a launchbay session or API token, or (when OpenID Connect is
         configured) an id_token from the provider: its user, provisioned at first sight.
-        Read in `visit`'s session when the request has one."""
+        Read in `visit`'s session when the request has one; `address`: the client's."""
         if visit is not None:
-            actor = authenticate(visit.db, secret)
+            actor = authenticate(visit.db, secret, address)
         else:
             with self.sessions() as db:
-                actor = authenticate(db, secret)
+                actor = authenticate(db, secret, address)
         if actor is None and self.ops.oidc is not None and secret.count(".") == 2:
             try:
                 who = self.ops.run("auth.oidc.sign-in", None, {"idToken": secret})
@@ -189,6 +192,13 @@ class ControlPlane:
         with self.sessions() as db:
             under_way = credential_rotations.rotations_under_way(db)
         return self._on_behalf("dependency-resources.credential-rotations.advance", under_way)
+
+    def expire_previews(self) -> int:
+        """Cleans up the previews of pull requests whose time is over, each on behalf of whoever
+        it was made for; returns how many."""
+        with self.sessions() as db:
+            due = previews.due(db, utcnow())
+        return self._on_behalf("preview-environments.expire", due)
 
     def _on_behalf(self, key: str, calls: list[tuple[str, str, dict[str, Any]]]) -> int:
         """Runs `key` once per (user, organization, input) as that user: the platform acts

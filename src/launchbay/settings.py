@@ -141,7 +141,8 @@ class Settings(BaseSettings):
     plans: dict[str, int | None] = {"free": 1, "business": 10, "enterprise": None}
     default_plan: str = "free"
     # Ephemeral environments: how many a user may run (a template's `quota` may say less),
-    # what one extension adds when the template does not say, how often expired ones go.
+    # what one extension adds when the template does not say, how often expired ones (and
+    # expired previews of pull requests) go.
     instance_quota: int = 5
     instance_extend_seconds: int = 7200
     instance_reap_seconds: float = 30

@@ -28,15 +28,34 @@ class MalformedDelivery(ValueError):
 
 
 @dataclass(frozen=True)
+class PullRequest:
+    """What a pull (merge) request event says: which one, what happened, and its head."""
+
+    number: int
+    action: str  # opened | reopened | synchronize | closed (others are ignored)
+    base_ref: str  # the branch it would merge into
+    head_repository: str  # `repository_key` of where its head is (a fork's, or the same)
+    fork: bool
+
+
+@dataclass(frozen=True)
 class Delivery:
     provider: str
     delivery_id: str
-    event: str  # push | tag | ping | another event (ignored)
+    event: str  # push | tag | pull-request | ping | another event (ignored)
     repositories: frozenset[str] = field(default_factory=frozenset)  # `repository_key`s
-    ref: str = ""  # the branch or tag name (`main`, `v1.2`)
+    ref: str = ""  # the branch or tag name (`main`, `v1.2`); a pull request's head branch
     revision: str = ""
     before: str | None = None  # None: a new ref (or not said)
     deleted: bool = False
+    pull_request: PullRequest | None = None
+
+
+# A pull (merge) request event's action, by host: what launchbay does with it.
+PULL_REQUEST_ACTIONS = {"opened": "opened", "reopened": "reopened", "synchronize": "synchronize",
+                        "synchronized": "synchronize", "closed": "closed", "open": "opened",
+                        "reopen": "reopened", "update": "synchronize", "close": "closed",
+                        "merge": "closed"}
 
 
 def repository_key(url: str) -> str:
@@ -91,12 +110,18 @@ def read(provider: str, headers: dict[str, str], body: bytes) -> Delivery:
                     "x-gitlab-event", "x-launchbay-event").lower() or "push"
     if event in ("push hook", "tag push hook"):  # GitLab's names
         event = "push"
+    if event in ("pull_request", "merge request hook"):
+        event = "pull-request"
     delivery_id = _header(headers, "x-github-delivery", "x-gitea-delivery",
                           "x-forgejo-delivery", "x-gitlab-event-uuid", "x-launchbay-delivery",
                           "idempotency-key")
     repositories = _repositories(payload)
     if event == "ping":
         return Delivery(provider, delivery_id or "ping", "ping", repositories)
+    if event == "pull-request":
+        if not delivery_id:
+            raise MalformedDelivery("the delivery has no id header")
+        return _pull_request(provider, delivery_id[:200], repositories, payload)
     if event != "push":
         return Delivery(provider, delivery_id, event, repositories)
     ref = str(payload.get("ref") or "")
@@ -120,6 +145,41 @@ def read(provider: str, headers: dict[str, str], body: bytes) -> Delivery:
     return Delivery(provider, delivery_id[:200], kind, repositories, name[:500], revision[:64],
                     None if before in (None, ZERO) or not SHA.match(before or "") else before,
                     deleted)
+
+
+def _pull_request(provider: str, delivery_id: str, repositories: frozenset[str],
+                  payload: dict) -> Delivery:
+    """A pull request event of GitHub or Gitea/Forgejo (`pull_request`), or a merge request
+    event of GitLab (`object_attributes`)."""
+    def text(holder: object, *keys: str) -> str:
+        for key in keys:
+            holder = holder.get(key) if isinstance(holder, dict) else None
+        return holder if isinstance(holder, str) else ""
+
+    if isinstance(mr := payload.get("object_attributes"), dict):  # GitLab
+        number, action = mr.get("iid"), str(mr.get("action") or "")
+        head_ref, base_ref = text(mr, "source_branch"), text(mr, "target_branch")
+        revision = text(mr, "last_commit", "id").lower()
+        head = text(mr, "source", "git_http_url") or text(mr, "source", "web_url")
+        fork = mr.get("source_project_id") != mr.get("target_project_id")
+    else:
+        pr = payload.get("pull_request")
+        if not isinstance(pr, dict):
+            raise MalformedDelivery("a pull request event carries its pull request")
+        number, action = pr.get("number") or payload.get("number"), \
+            str(payload.get("action") or "")
+        head_ref, base_ref = text(pr, "head", "ref"), text(pr, "base", "ref")
+        revision = text(pr, "head", "sha").lower()
+        head = text(pr, "head", "repo", "clone_url") or text(pr, "head", "repo", "html_url")
+        fork = not head or repository_key(head) not in repositories  # gone: untrusted
+    if not isinstance(number, int) or number <= 0 or not SHA.match(revision) \
+            or not SAFE_REF.match(head_ref) or not SAFE_REF.match(base_ref or "-"):
+        raise MalformedDelivery("a pull request event names its number, head branch, head "
+                                "commit and base branch")
+    return Delivery(provider, delivery_id, "pull-request", repositories, head_ref[:500],
+                    revision[:64], pull_request=PullRequest(
+                        number, PULL_REQUEST_ACTIONS.get(action, action)[:20], base_ref[:500],
+                        repository_key(head) if head else "", bool(fork)))
 
 
 def _repositories(payload: dict) -> frozenset[str]:

@@ -15,6 +15,7 @@ from launchbay.settings import Settings
 
 import images
 from docker_support import remove_runtime
+from git_support import Repository
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, free_port, login, spawn
 
 HERE = Path(__file__).parent
@@ -123,3 +124,11 @@ def api(server, cp) -> Iterator[Api]:
     cp.workers.stop()  # nothing starts containers (a warm pool filling) while they go
     remove_runtime(admin.server_id)  # type: ignore[attr-defined]
     http.close()
+
+
+@pytest.fixture
+def repository(tmp_path):
+    """A git repository served on loopback (`git daemon`)."""
+    r = Repository(tmp_path / "git")
+    yield r
+    r.close()

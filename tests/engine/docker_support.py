@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -125,3 +128,26 @@ def eventually(check, within: float = 30):  # type: ignore[no-untyped-def]
 def tags_of(engine: Any, repository: str) -> list[str]:
     """The tags `repository:*` that exist on the engine."""
     return [t for t in engine.built_tags() if t.startswith(f"{repository}:")]
+
+
+def serve(tmp_path: Any, port: int, **settings: str) -> subprocess.Popen:
+    """`launchbay serve` of its own (edge off, short leases), data in `tmp_path/data`, ready;
+    `settings`: more LAUNCHBAY_* variables. For tests that kill it and start it again."""
+    env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path / "data"),
+           "LAUNCHBAY_EDGE_ENABLED": "false",
+           "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}", "LAUNCHBAY_WORK_LEASE_SECONDS": "3",
+           "LAUNCHBAY_WORKER_POLL_SECONDS": "0.1", "LAUNCHBAY_RECONCILE_SECONDS": "1",
+           **settings}
+    env.pop("LAUNCHBAY_DATABASE_URL", None)
+    exe = os.path.join(os.path.dirname(sys.executable), "launchbay")
+    proc = subprocess.Popen([exe, "serve"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
+        time.sleep(0.1)

@@ -20,7 +20,7 @@ from launchbay.settings import Settings
 from launchbay.store.models import BackupPolicy, utcnow
 
 import images
-from docker_support import body, deployed, remove_runtime
+from docker_support import body, deployed, remove_runtime, serve
 from support import Api, free_port, make_app
 
 
@@ -99,7 +99,6 @@ def test_sigkill_during_a_backup_and_during_a_restore(tmp_path: Path) -> None:
     """The control plane is killed while a backup streams, then while a restore runs: once
     it is back, each is retried to its end, the database answers, and nothing partial is
     ready."""
-    from test_resilience import _serve
 
     from support import ADMIN_EMAIL, ADMIN_PASSWORD, login
 
@@ -107,7 +106,7 @@ def test_sigkill_during_a_backup_and_during_a_restore(tmp_path: Path) -> None:
     backups = tmp_path / "backups"
     settings = {"LAUNCHBAY_DATABASE_IMAGES": json.dumps({"postgres": images.ensure_postgres()}),
                 "LAUNCHBAY_BACKUPS_DIR": str(backups)}
-    proc = _serve(tmp_path, port, **settings)
+    proc = serve(tmp_path, port, **settings)
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     db_id = server_id = None
     try:
@@ -140,7 +139,7 @@ def test_sigkill_during_a_backup_and_during_a_restore(tmp_path: Path) -> None:
                 time.sleep(0.05)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-            proc = _serve(tmp_path, port, **settings)
+            proc = serve(tmp_path, port, **settings)
 
         backup = api.post(f"/dependency-resources/{db_id}/backups", {})["id"]
         killed_while(f"/dependency-resources/backups/{backup}",

@@ -17,7 +17,7 @@ import pytest
 from launchbay.cli.client import iter_sse
 
 import images
-from docker_support import body, containers, deploy, remove_runtime, via_url, wait
+from docker_support import body, containers, deploy, remove_runtime, serve, via_url, wait
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, login, make_app
 
 
@@ -67,31 +67,10 @@ def test_runtime_log_stream_delivers_new_lines(api):
         assert data["deploymentId"] == d["id"] and "response:200" in data["message"]
 
 
-def _serve(tmp_path, port: int, **settings: str) -> subprocess.Popen:
-    env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path / "data"),
-           "LAUNCHBAY_EDGE_ENABLED": "false",
-           "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}", "LAUNCHBAY_WORK_LEASE_SECONDS": "3",
-           "LAUNCHBAY_WORKER_POLL_SECONDS": "0.1", "LAUNCHBAY_RECONCILE_SECONDS": "1",
-           **settings}
-    env.pop("LAUNCHBAY_DATABASE_URL", None)
-    exe = os.path.join(os.path.dirname(sys.executable), "launchbay")
-    proc = subprocess.Popen([exe, "serve"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
-        time.sleep(0.1)
-
-
 def test_sigkill_mid_deployment_then_restart(tmp_path):
     images.ensure("lbtest/slow:v1")
     port = free_port()
-    proc = _serve(tmp_path, port)
+    proc = serve(tmp_path, port)
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     server_id = None
     try:
@@ -111,7 +90,7 @@ def test_sigkill_mid_deployment_then_restart(tmp_path):
 
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        proc = _serve(tmp_path, port)
+        proc = serve(tmp_path, port)
 
         done = wait(api, deployment, timeout=60)
         assert done["status"] == "succeeded", (done["errorCode"], done["errorMessage"])
@@ -156,7 +135,7 @@ def test_apps_stay_online_while_launchbay_stops_and_starts(tmp_path):
             "LAUNCHBAY_EDGE_HTTP_PORT": str(edge_port), "LAUNCHBAY_EDGE_ADMIN": admin,
             "LAUNCHBAY_EDGE_STOP_ON_EXIT": "false", "LAUNCHBAY_HEALTH_OBSERVE_SECONDS": "0.5",
             "LAUNCHBAY_EDGE_DRAIN_SECONDS": "0.5"}
-    proc = _serve(tmp_path, port, **edge)
+    proc = serve(tmp_path, port, **edge)
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     server_id, answers, stop = None, [], threading.Event()
     try:
@@ -191,7 +170,7 @@ def test_apps_stay_online_while_launchbay_stops_and_starts(tmp_path):
             assert proc.wait(30) is not None
             time.sleep(1)  # launchbay is down: the app must still answer
             restarted_at = time.time()
-            proc = _serve(tmp_path, port, **edge)
+            proc = serve(tmp_path, port, **edge)
             api = login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
         time.sleep(2)  # a few health sweeps of the last control plane
         stop.set()

@@ -15,6 +15,7 @@ from launchbay.http.browsers import refuse_cross_site
 from launchbay.operations import Actor, Meta, Visit
 from launchbay.operations.catalog import Operation
 from launchbay.operations.errors import Unauthenticated
+from launchbay.operations.identity.accounts import SESSION_PREFIX
 
 SESSION_COOKIE = "launchbay_session"
 # An OpenID Connect sign-in under way: its state, nonce and PKCE verifier, sealed.
@@ -23,11 +24,14 @@ FLOW_COOKIE = "lb_oidc_flow"
 
 def credentials(request: Request, mutating: bool = False) -> str | None:
     """The bearer secret of a request: the Authorization header, else the session cookie,
-    which a `mutating` request may use only from launchbay's own pages (else 403)."""
+    which a `mutating` request may use only from launchbay's own pages (else 403). A token
+    (an API or deploy token) counts only in the header: the cookie carries sessions."""
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
     cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie and not cookie.startswith(f"{SESSION_PREFIX}_"):
+        return None
     if cookie and mutating:
         refuse_cross_site(request)
     return cookie
@@ -35,16 +39,17 @@ def credentials(request: Request, mutating: bool = False) -> str | None:
 
 async def resolve_actor(cp: ControlPlane, request: Request, op: Operation) -> Actor | None:
     secret = credentials(request, op.changes_as_caller)
-    return await run_in_threadpool(actor_of, cp, secret, op) if secret else None
+    return await run_in_threadpool(actor_of, cp, secret, op, None,
+                                   meta_of(request).ip_address) if secret else None
 
 
 def actor_of(cp: ControlPlane, secret: str | None, op: Operation,
-             visit: Visit | None = None) -> Actor | None:
+             visit: Visit | None = None, address: str | None = None) -> Actor | None:
     """Who the secret (from `credentials`) names, for `op`: None without one; refused when it
     names no one and the operation is not public."""
     if secret is None:
         return None
-    actor = cp.authenticate(secret, visit)
+    actor = cp.authenticate(secret, visit, address)
     if actor is None and op.scope != "public":
         raise Unauthenticated("invalid or expired credentials", code="invalid_token")
     return actor
@@ -56,7 +61,8 @@ def run_as_caller(cp: ControlPlane, secret: str | None, op: Operation, data: dic
     store session."""
     visit = Visit(cp.ops.sessions)
     try:
-        return cp.ops.run(op.key, actor_of(cp, secret, op, visit), data, meta, visit)
+        return cp.ops.run(op.key, actor_of(cp, secret, op, visit, meta.ip_address), data,
+                          meta, visit)
     finally:
         visit.close()
 

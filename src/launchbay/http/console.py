@@ -98,8 +98,8 @@ class Console:
 
     async def actor(self, request: Request) -> Actor | None:
         secret = request.cookies.get(SESSION_COOKIE) or credentials(request)
-        return await run_in_threadpool(self.cp.authenticate, secret, self.visit(request)) \
-            if secret else None
+        return await run_in_threadpool(self.cp.authenticate, secret, self.visit(request),
+                                       meta_of(request).ip_address) if secret else None
 
     @staticmethod
     def visit(request: Request) -> Visit | None:
@@ -371,8 +371,17 @@ def create(cp: ControlPlane) -> APIRouter:
         urls = (await console.run(request, "resources.urls", {"projectId": project_id}))
         databases = (await console.run(request, "dependency-resources.list",
                                        {"projectId": project_id, "limit": 500}))["items"]
+        previews = (await console.run(request, "preview-environments.list", {
+            "projectId": project_id, "status": "active", "limit": 200}))["items"]
         return {"project": project, "environments": envs, "resources": resources,
-                "urls": urls["items"], "databases": databases}
+                "urls": urls["items"], "databases": databases, "previews": previews}
+
+    @action("/projects/{project_id}/previews/{preview_id}/delete", "project.html")
+    async def preview_delete(request: Request, form: Form, project_id: str,
+                             preview_id: str) -> Response:
+        await console.run(request, "preview-environments.delete", {
+            "resourceId": form.get("resourceId", ""), "previewEnvironmentId": preview_id})
+        return see_other(f"/projects/{project_id}#previews", request)
 
     @action("/projects/{project_id}/databases", "project.html")
     async def database_create(request: Request, form: Form, project_id: str) -> Response:

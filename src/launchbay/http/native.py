@@ -204,6 +204,14 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("GET", "/source-events/{sourceEventId}", "source-events.show", 200),
     ("POST", "/source-events/{sourceEventId}/replay", "source-events.replay", 202),
     ("POST", "/source-events/{sourceEventId}/dispatches", "source-events.dispatch", 200),
+    ("POST", "/preview-policies", "preview-policies.configure", 200),
+    ("POST", "/preview-policies/show", "preview-policies.show", 200),
+    ("GET", "/preview-environments", "preview-environments.list", 200),
+    ("GET", "/preview-environments/{previewEnvironmentId}", "preview-environments.show", 200),
+    ("DELETE", "/resources/{resourceId}/preview-environments/{previewEnvironmentId}",
+     "preview-environments.delete", 200),
+    ("POST", "/preview-environments/{previewEnvironmentId}/expire", "preview-environments.expire",
+     200),
     ("POST", "/storage-volumes/{storageVolumeId}/runtime-cleanup",
      "storage-volumes.runtime-cleanup", 200),
     ("POST", "/storage-volumes/{storageVolumeId}/backups", "storage-volumes.backups.create", 202),
@@ -216,6 +224,7 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("GET", "/deployments", "deployments.list", 200),
     ("POST", "/deployments", "deployments.create", 201),
     ("POST", "/deployments/prune", "deployments.prune", 200),
+    ("POST", "/deployments/cleanup-preview", "deployments.cleanup-preview", 200),
     ("GET", "/deployments/{deploymentId}", "deployments.show", 200),
     ("GET", "/deployments/{deploymentId}/logs", "deployments.logs", 200),
     ("GET", "/deployments/{deploymentId}/events", "deployments.events", 200),
@@ -372,7 +381,8 @@ def _add(api: APIRouter, cp: ControlPlane, method: str, path: str, op: Operation
             result = await run_in_threadpool(run_as_caller, cp, secret, op, data,
                                              meta_of(request))
         else:  # who asks is known before a body is read
-            actor = await run_in_threadpool(actor_of, cp, secret, op)
+            actor = await run_in_threadpool(actor_of, cp, secret, op, None,
+                                            meta_of(request).ip_address)
             if raw:
                 data["content"] = await bodies.read(request, cp.settings.upload_max_mb << 20)
             else:

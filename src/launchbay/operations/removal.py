@@ -1,13 +1,14 @@
 """Removing resources: the row goes now, in the caller's transaction; the engine then removes
 their routes and containers (never their volumes). Deleting a resource, an environment or a
-project all come here. Databases are never removed with them: an environment or project
-with a database is not deleted until the database is."""
+project all come here, and so does cleaning up a preview of a pull request (whose previews
+go with the resource they preview). Databases are never removed with them: an environment or
+project with a database is not deleted until the database is."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 
 from launchbay.operations.catalog import Context
 from launchbay.operations.errors import Conflict
@@ -16,12 +17,25 @@ from launchbay.store.models import (
     BackupPolicy,
     Database,
     DatabasePlan,
+    Environment,
+    PreviewEnvironment,
     Resource,
+    utcnow,
 )
 from launchbay.store.profiles import MaintenancePayload, stored
 
 
 def remove_resources(ctx: Context, resources: Iterable[Resource]) -> None:
+    resources = list(resources)
+    ids = {r.id for r in resources}
+    for p in ctx.db.scalars(select(PreviewEnvironment).where(
+            PreviewEnvironment.status != "cleaned", or_(
+                PreviewEnvironment.resource_id.in_(ids),
+                PreviewEnvironment.preview_resource_id.in_(ids)))).all():
+        if p.resource_id in ids:  # the resource previewed goes: its previews go with it
+            clean_preview(ctx, p, "resource-deleted")
+        else:  # its copy goes (deleted by hand, or with its environment)
+            _cleaned(ctx, p, "deleted")
     for r in resources:
         ctx.enqueue("runtime-maintenance", "resources.delete", resource_id=r.id,
                     server_id=r.server_id, project_id=r.project_id,
@@ -29,6 +43,36 @@ def remove_resources(ctx: Context, resources: Iterable[Resource]) -> None:
         ctx.db.delete(r)
         ctx.audit(r.id, event_type="resource.deleted", name=r.name, slug=r.slug)
     ctx.db.flush()  # before their environment or project goes (the store cascades to them)
+
+
+def clean_preview(ctx: Context, p: PreviewEnvironment, reason: str) -> bool:
+    """The one cleanup of a preview of a pull request, whatever asked for it: its copy of the
+    resource goes (the engine removes its containers and routes, retrying until they are
+    gone), its environment too once no other preview holds it; the preview stays, `cleaned`
+    (`reason`). Whether there was anything to clean."""
+    if p.status == "cleaned":
+        return False
+    copy = ctx.db.get(Resource, p.preview_resource_id) if p.preview_resource_id else None
+    env = ctx.db.get(Environment, p.environment_id) if p.environment_id else None
+    shared = ctx.db.scalar(select(func.count()).select_from(PreviewEnvironment).where(
+        PreviewEnvironment.environment_id == p.environment_id, PreviewEnvironment.id != p.id,
+        PreviewEnvironment.status != "cleaned")) or 0
+    _cleaned(ctx, p, reason)
+    if copy is not None:
+        remove_resources(ctx, [copy])
+    if env is not None and not shared:
+        remove_resources(ctx, ctx.db.scalars(select(Resource).where(
+            Resource.environment_id == env.id)).all())
+        ctx.db.delete(env)
+    return True
+
+
+def _cleaned(ctx: Context, p: PreviewEnvironment, reason: str) -> None:
+    p.status, p.cleanup_reason, p.cleaned_at = "cleaned", reason, utcnow()
+    p.environment_id = p.preview_resource_id = None
+    p.updated_at = p.cleaned_at
+    ctx.audit(p.id, event_type="preview-environment.cleaned", reason=reason,
+              resourceId=p.resource_id, pullRequestNumber=p.pull_request_number)
 
 
 def forget_databases(ctx: Context, environment_ids: list[str]) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from launchbay import webhooks
 from launchbay.drivers import source_checkout
 from launchbay.engine import ledger
-from launchbay.operations import variables
+from launchbay.operations import previews, variables
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.deployments import start
 from launchbay.operations.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
@@ -214,10 +214,12 @@ def ingest(ctx: Context, data: IngestIn) -> IngestOut:
     if delivery.event == "ping":
         ctx.unchanged = True
         return IngestOut(status="ping", source_event_ids=[])
-    if delivery.event not in ("push", "tag"):
+    pr = delivery.pull_request
+    if delivery.event not in ("push", "tag", "pull-request") or (
+            pr is not None and pr.action not in previews.ACTIONS):
         ctx.unchanged = True
-        return IngestOut(status="ignored", source_event_ids=[],
-                         reason=f"{delivery.event} events do not deploy")
+        what = f"pull requests {pr.action}" if pr else f"{delivery.event} events"
+        return IngestOut(status="ignored", source_event_ids=[], reason=f"{what} do not deploy")
     resources = {r.id: r for r in ctx.db.scalars(select(Resource).where(
         Resource.id.in_([p.resource_id for p in verified])))}
     ids, statuses = [], set()
@@ -252,10 +254,13 @@ def _kept(ctx: Context, org_id: str, provider: str, delivery: webhooks.Delivery,
         return known, False
     window = max(p.dedupe_window_seconds for p in policies)
     repository = policies[0].repository
+    pr = delivery.pull_request
     twin = ctx.db.scalar(select(SourceEvent.id).where(
         SourceEvent.organization_id == org_id, SourceEvent.repository == repository,
         SourceEvent.ref == delivery.ref, SourceEvent.revision == delivery.revision,
         SourceEvent.event_kind == delivery.event, SourceEvent.status != "deduped",
+        SourceEvent.pull_request_number == (pr.number if pr else None),
+        SourceEvent.pull_request_action == (pr.action if pr else None),
         SourceEvent.received_at >= utcnow() - timedelta(seconds=window)).limit(1)) \
         if window else None
     first = resources.get(policies[0].resource_id)
@@ -264,7 +269,10 @@ def _kept(ctx: Context, org_id: str, provider: str, delivery: webhooks.Delivery,
         source_kind=provider, event_kind=delivery.event, delivery_id=delivery.delivery_id,
         repository=repository, ref=delivery.ref, revision=delivery.revision,
         before_revision=delivery.before, status="deduped" if twin else "accepted",
-        dedupe_of_id=twin, resource_ids=[p.resource_id for p in policies], policy_results=[])
+        dedupe_of_id=twin, resource_ids=[p.resource_id for p in policies], policy_results=[],
+        pull_request_number=pr.number if pr else None,
+        pull_request_action=pr.action if pr else None, base_ref=pr.base_ref if pr else None,
+        head_repository=pr.head_repository if pr else None)
     try:
         with ctx.db.begin_nested():
             ctx.db.add(event)
@@ -290,6 +298,7 @@ class PolicyResult(Schema):
     reason: str | None = None
     deployment_id: str | None = None
     error_code: str | None = None
+    preview_environment_id: str | None = None  # of a pull request event
 
 
 class DispatchOut(Schema):
@@ -312,7 +321,10 @@ def dispatch(ctx: Context, data: DispatchIn) -> DispatchOut:
     r = get_resource(ctx, data.resource_id)
     p = ctx.db.get(AutoDeployPolicy, r.id)
     result = _evaluate(ctx, event, r, p)
-    if result.status == "dispatched":
+    if result.status == "dispatched" and event.event_kind == "pull-request":
+        outcome = previews.on_pull_request(ctx, event, r)
+        result = PolicyResult(resource_id=r.id, **outcome.model_dump())
+    elif result.status == "dispatched":
         try:
             d = start(ctx, r, "auto-deploy", revision=event.revision or None)
             result.deployment_id = d.id
@@ -334,6 +346,9 @@ def _evaluate(ctx: Context, event: SourceEvent, r: Resource,
         return outcome("ignored", "policy-disabled")
     if r.lifecycle_status != LifecycleStatus.ACTIVE:
         return outcome("ignored", "resource-archived")
+    if event.event_kind == "pull-request":  # a preview of what would merge into its refs
+        return outcome("dispatched") if webhooks.matches(p.refs, event.base_ref or "") \
+            else outcome("ignored", "base-ref-not-matched")
     if event.event_kind not in p.event_kinds:
         return outcome("ignored", "event-kind-not-matched")
     if not webhooks.matches(p.refs, event.ref):
@@ -406,8 +421,17 @@ class EventOut(Schema):
     policy_results: list[PolicyResult]
     source_identity: dict[str, str]
     verification: dict[str, str]
+    pull_request: PullRequestFacts | None = None
     received_at: Timestamp
     dispatched_at: Timestamp | None
+
+
+class PullRequestFacts(Schema):
+    number: int
+    action: str
+    base_ref: str | None
+    head_repository: str | None
+    fork: bool
 
 
 def _out(e: SourceEvent) -> EventOut:
@@ -424,6 +448,11 @@ def _out(e: SourceEvent) -> EventOut:
         policy_results=results, source_identity={"locator": e.repository},
         verification={"status": "verified", "method": "generic-hmac" if e.source_kind ==
                       "generic" else "provider-signature"},
+        pull_request=PullRequestFacts(
+            number=e.pull_request_number, action=e.pull_request_action or "",
+            base_ref=e.base_ref, head_repository=e.head_repository,
+            fork=e.head_repository not in (None, "", e.repository))
+        if e.pull_request_number is not None else None,
         received_at=e.received_at, dispatched_at=e.dispatched_at)
 
 

@@ -164,11 +164,14 @@ def remove(ctx: Context, model: Model, owner_id: str, key: str, exposure: str) -
     return var
 
 
-def copy_all(ctx: Context, source_env_id: str, target_env_id: str) -> int:
-    """Makes an environment's variables exactly another's (ciphertext is copied, not opened)."""
+def copy_all(ctx: Context, source_env_id: str, target_env_id: str, *,
+             secrets: bool = True) -> int:
+    """Makes an environment's variables exactly another's (ciphertext is copied, not opened),
+    or its plain ones only (not `secrets`)."""
     ctx.db.execute(delete(EnvironmentVariable).where(
         EnvironmentVariable.environment_id == target_env_id))
-    variables = listed(ctx, EnvironmentVariable, source_env_id)
+    variables = [v for v in listed(ctx, EnvironmentVariable, source_env_id)
+                 if secrets or v.kind != "secret"]
     ctx.db.add_all(EnvironmentVariable(id=new_id("var"), environment_id=target_env_id, key=v.key,
                                        exposure=v.exposure, kind=v.kind, scope=v.scope,
                                        value=v.value) for v in variables)

@@ -154,6 +154,7 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    last_used_address: Mapped[str | None] = mapped_column(String(64))  # the client's
     rotated_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
@@ -540,12 +541,18 @@ class SourceEvent(Base):
     )
     project_id: Mapped[str | None] = mapped_column(String(40))  # of the first resource matched
     source_kind: Mapped[str] = mapped_column(String(20))  # github | gitlab | gitea | generic
-    event_kind: Mapped[str] = mapped_column(String(20))  # push | tag
+    event_kind: Mapped[str] = mapped_column(String(20))  # push | tag | pull-request
     delivery_id: Mapped[str] = mapped_column(String(200))
     repository: Mapped[str] = mapped_column(String(500))
-    ref: Mapped[str] = mapped_column(String(500))
+    ref: Mapped[str] = mapped_column(String(500))  # a pull request's: its head branch
     revision: Mapped[str] = mapped_column(String(64))
     before_revision: Mapped[str | None] = mapped_column(String(64))
+    # A pull request event's: its number, what happened (opened, synchronize, closed...), the
+    # branch it would merge into, and where its head is (a fork's repository, or this one).
+    pull_request_number: Mapped[int | None] = mapped_column(Integer)
+    pull_request_action: Mapped[str | None] = mapped_column(String(20))
+    base_ref: Mapped[str | None] = mapped_column(String(500))
+    head_repository: Mapped[str | None] = mapped_column(String(500))
     # accepted -> dispatched | ignored | failed; or deduped at once
     status: Mapped[str] = mapped_column(String(20), default="accepted")
     dedupe_of_id: Mapped[str | None] = mapped_column(String(40))
@@ -553,6 +560,77 @@ class SourceEvent(Base):
     policy_results: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     dispatched_at: Mapped[datetime | None]
+
+
+class PreviewPolicy(Base):
+    """Whether and how a project's (or one resource's) pull requests get previews (seed 004's
+    preview policy); without one, the defaults of `operations/previews.py` apply."""
+
+    __tablename__ = "preview_policies"
+    __table_args__ = (UniqueConstraint("project_id", "resource_id"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    # None: the project's policy; else this resource's, which wins over the project's.
+    resource_id: Mapped[str | None] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"))
+    same_repository: Mapped[bool] = mapped_column(default=True)
+    fork_previews: Mapped[str] = mapped_column(String(20), default="disabled")
+    secret_backed: Mapped[bool] = mapped_column(default=False)
+    max_active: Mapped[int] = mapped_column(Integer, default=5)
+    ttl_hours: Mapped[int] = mapped_column(Integer, default=72)
+    created_by: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PreviewEnvironment(Base):
+    """A pull request's preview of a resource: an environment cloned from the resource's (its
+    variables, secrets only when the policy says so; no domains, volumes or databases), with
+    a copy of the resource deployed at the pull request's head. It outlives its cleanup (as
+    `cleaned`), so its history stays readable."""
+
+    __tablename__ = "preview_environments"
+    __table_args__ = (UniqueConstraint("resource_id", "repository", "pull_request_number"),
+                      Index("ix_preview_environments_org_created", "organization_id",
+                            "created_at"),
+                      Index("ix_preview_environments_org_resource", "organization_id",
+                            "resource_id", "created_at"),
+                      Index("ix_preview_environments_org_project", "organization_id",
+                            "project_id", "created_at"),
+                      Index("ix_preview_environments_due", "status", "expires_at"))
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    # The resource previewed (and its environment, the preview's base).
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
+    base_environment_id: Mapped[str] = mapped_column(String(40))
+    # The preview's own environment and copy of the resource (None once cleaned up).
+    environment_id: Mapped[str | None] = mapped_column(String(40))
+    preview_resource_id: Mapped[str | None] = mapped_column(String(40))
+    server_id: Mapped[str] = mapped_column(String(40))
+    fingerprint: Mapped[str] = mapped_column(String(40), unique=True)  # seed's source fingerprint
+    provider: Mapped[str] = mapped_column(String(20))
+    repository: Mapped[str] = mapped_column(String(500))  # `repository_key`
+    head_repository: Mapped[str] = mapped_column(String(500))
+    pull_request_number: Mapped[int] = mapped_column(Integer)
+    base_ref: Mapped[str] = mapped_column(String(500))
+    head_ref: Mapped[str] = mapped_column(String(500))
+    head_sha: Mapped[str] = mapped_column(String(64))
+    fork: Mapped[bool] = mapped_column(default=False)
+    with_secrets: Mapped[bool] = mapped_column(default=False)
+    # active -> cleanup-requested -> cleaned (reopened: active again)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    cleanup_reason: Mapped[str | None] = mapped_column(String(40))  # closed | expired | deleted
+    last_deployment_id: Mapped[str | None] = mapped_column(String(40))
+    created_by: Mapped[str] = mapped_column(String(40))  # whom its work runs as
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cleaned_at: Mapped[datetime | None]
 
 
 class CredentialRotation(Base):

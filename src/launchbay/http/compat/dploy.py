@@ -39,7 +39,8 @@ def create(cp: ControlPlane) -> FastAPI:
     async def run(request: Request, key: str, data: dict[str, Any],
                   public: bool = False) -> Any:
         secret = credentials(request, CATALOG[key].changes_as_caller)
-        actor = await run_in_threadpool(cp.authenticate, secret) if secret else None
+        actor = await run_in_threadpool(cp.authenticate, secret, None,
+                                        meta_of(request).ip_address) if secret else None
         if actor is None and not public:
             raise Unauthenticated("unauthorized")
         return await run_in_threadpool(cp.ops.run, key, actor, data, meta_of(request))

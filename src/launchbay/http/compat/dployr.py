@@ -107,7 +107,8 @@ def create(cp: ControlPlane) -> FastAPI:
         secret = header[7:].strip() if header[:7].lower() == "bearer " else None
         if not secret and query_token:
             secret = request.query_params.get("token")
-        actor = await run_in_threadpool(cp.authenticate, secret) if secret else None
+        actor = await run_in_threadpool(cp.authenticate, secret, None,
+                                        meta_of(request).ip_address) if secret else None
         if actor is None:
             raise Unauthenticated("Unauthorized")
         return actor

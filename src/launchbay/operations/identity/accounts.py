@@ -322,8 +322,9 @@ def revoke_session(ctx: Context, data: SessionRef) -> SessionRevoked:
 _TOUCH_EVERY = timedelta(minutes=1)
 
 
-def authenticate(db: DbSession, secret: str) -> Actor | None:
-    """The actor behind a session or API token secret, or None if it is unknown or dead."""
+def authenticate(db: DbSession, secret: str, address: str | None = None) -> Actor | None:
+    """The actor behind a session or API token secret, or None if it is unknown or dead. A
+    token keeps when it was last used (to the minute) and from which `address`."""
     now = utcnow()
     token_hash = hash_token(secret)
     if secret.startswith(f"{SESSION_PREFIX}_"):
@@ -338,8 +339,9 @@ def authenticate(db: DbSession, secret: str) -> Actor | None:
         t = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
         if t is None or t.revoked_at or (t.expires_at and t.expires_at <= now):
             return None
-        if t.last_used_at is None or now - t.last_used_at > _TOUCH_EVERY:
-            t.last_used_at = now
+        if t.last_used_at is None or now - t.last_used_at > _TOUCH_EVERY or (
+                address and address != t.last_used_address):
+            t.last_used_at, t.last_used_address = now, address or t.last_used_address
             db.commit()
         return Actor(user_id=t.user_id, organization_id=t.organization_id, token_id=t.id,
                      scopes=frozenset(t.scopes),
@@ -358,7 +360,7 @@ DEPLOY_COMMANDS = {
 }
 DEPLOY_COMMANDS["source-link-deploy"] = DEPLOY_COMMANDS["server-config-deploy"] = \
     DEPLOY_COMMANDS["deploy"]  # seed 004's names of a deploy
-DEPLOY_COMMANDS["preview-cleanup"] = ()
+DEPLOY_COMMANDS["preview-cleanup"] = ("deployments.cleanup-preview",)
 
 
 def deploy_targets(targets: dict | None) -> DeployTargets:

@@ -43,6 +43,7 @@ class DeployTokenOut(Schema):
     created_at: Timestamp
     expires_at: Timestamp | None
     last_used_at: Timestamp | None
+    last_used_address: str | None
     rotated_at: Timestamp | None
     revoked_at: Timestamp | None
     token: str | None = None  # only in the answers to create and rotate: shown once
@@ -56,7 +57,8 @@ def _out(t: ApiToken, secret: str | None = None) -> DeployTokenOut:
         status=status, secret_suffix=t.secret_suffix,
         scope=DeployScope.model_validate(t.targets or {"workflowCommands": ["deploy"]}),
         created_at=t.created_at, expires_at=t.expires_at, last_used_at=t.last_used_at,
-        rotated_at=t.rotated_at, revoked_at=t.revoked_at, token=secret)
+        last_used_address=t.last_used_address, rotated_at=t.rotated_at,
+        revoked_at=t.revoked_at, token=secret)
 
 
 class DeployTokenIn(Schema):
