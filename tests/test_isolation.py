@@ -331,7 +331,12 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "preview-policies.configure": {"scope": {"kind": "project",
                                                  "projectId": ids["projectId"]}},
         "preview-environments.delete": {},
+        "integrations.github.app-connection.configure": {
+            "appId": "1", "installationId": "2", "privateKey": "x"},
+        "integrations.github.app-connection.delete": {},
+        "integrations.github.commit-statuses.report": {},
         "preview-environments.expire": {},
+        "preview-environments.reconcile": {},
         "deployments.cleanup-preview": {"sourceFingerprint": "pvw_world"},
         "source-links.delete": {},
         "source-links.relink": {"sourceFingerprint": "src_world", "projectId": ids["projectId"],

@@ -37,9 +37,10 @@ class Hook:
     """The resource's auto-deploy policy, and the pull request events its webhook gets, each
     dispatched as the engine does."""
 
-    def __init__(self, admin: Api, cp: Any, resource: str):
+    def __init__(self, admin: Api, cp: Any, resource: str, secret: str | None = None):
+        """`secret`: of the resource's policy already enabled (else it is enabled here)."""
         self.admin, self.cp, self.resource = admin, cp, resource
-        self.secret = admin.post(f"/resources/{resource}/auto-deploy", {
+        self.secret = secret or admin.post(f"/resources/{resource}/auto-deploy", {
             "mode": "enable", "policy": {"refs": ["main"]}})["webhookSecret"]
         self.n = 0
 
@@ -47,7 +48,7 @@ class Hook:
         self.n += 1
         answer = self.admin.client.post("/api/integrations/github/source-events", content=body,
                                         headers={"X-GitHub-Event": "pull_request",
-                                                 "X-GitHub-Delivery": f"d-{self.n}",
+                                                 "X-GitHub-Delivery": f"pr-{self.n}",
                                                  "X-Hub-Signature-256": webhooks.sign(
                                                      body, self.secret)})
         assert answer.status_code in (200, 202), answer.text

@@ -25,10 +25,6 @@ PENDING: dict[str, list[str]] = {
         "POST /scheduled-tasks/{}/runs", "GET /scheduled-task-runs", "GET /scheduled-task-runs/{}",
         "GET /scheduled-task-runs/{}/logs",
     ],
-    "[git-flow]": [
-        "GET /integrations", "GET /integrations/github/app-connection",
-        "GET /integrations/github/repositories",
-    ],
     "[unfiled]": [
         "POST /entitlements/query", "GET /deployment-overlays", "POST /deployment-overlays",
         "GET /route-surfaces", "POST /route-surfaces", "DELETE /account",

@@ -30,6 +30,7 @@ from launchbay.operations import (
     credential_rotations,
     databases,
     instances,
+    integrations,
     previews,
     templates,
 )
@@ -98,7 +99,11 @@ class ControlPlane:
                                self.run_backup_schedule),
                       Periodic("credential-rotations", settings.backup_schedule_seconds,
                                self.advance_rotations),
-                      Periodic("previews", settings.instance_reap_seconds, self.expire_previews)]
+                      Periodic("previews", settings.instance_reap_seconds, self.expire_previews),
+                      Periodic("commit-statuses", settings.commit_status_seconds,
+                               self.report_statuses),
+                      Periodic("preview-reconcile", settings.preview_reconcile_seconds,
+                               self.reconcile_previews)]
         if self.edge:  # each process watches its own Caddy
             background += [Periodic("edge-watch", 1.0, self.edge.watch, once=False),
                            Periodic("certificates", settings.reconcile_seconds,
@@ -199,6 +204,21 @@ class ControlPlane:
         with self.sessions() as db:
             due = previews.due(db, utcnow())
         return self._on_behalf("preview-environments.expire", due)
+
+    def reconcile_previews(self) -> int:
+        """Asks GitHub about the pull requests previewed, for each organization with a GitHub
+        App, on behalf of whoever connected it: closed ones are cleaned up."""
+        with self.sessions() as db:
+            calls = previews.connected(db)
+        return self._on_behalf("preview-environments.reconcile", calls)
+
+    def report_statuses(self) -> int:
+        """Tells GitHub the outcome of the deployments its events made, for each organization
+        with statuses due, on behalf of whoever connected its GitHub App; returns how many
+        organizations."""
+        with self.sessions() as db:
+            due = integrations.due(db, utcnow())
+        return self._on_behalf("integrations.github.commit-statuses.report", due)
 
     def _on_behalf(self, key: str, calls: list[tuple[str, str, dict[str, Any]]]) -> int:
         """Runs `key` once per (user, organization, input) as that user: the platform acts

@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     backup_schedule_seconds: float = 30  # due backup policies and rotations are looked at
     # Networks (CIDR) object stores may be at besides public addresses (as for git remotes).
     backup_allowed_networks: list[str] = []
+    # Networks (CIDR) a GitHub App's API (a GitHub Enterprise Server) may be at besides public
+    # addresses; and how often the outcome of deployments GitHub events made is reported.
+    integration_allowed_networks: list[str] = []
+    commit_status_seconds: float = 5
+    # How often the pull requests previewed are asked about (through the GitHub App), so that
+    # a preview whose close was never sent still goes.
+    preview_reconcile_seconds: float = 600
     # Where git repositories may be fetched from: public addresses, and these networks (CIDR)
     # besides; never the denied ones. Folders of the server are fetched only under
     # `git_local_folders` (for an operator's own mirrors; a user could otherwise read the disk).

@@ -139,14 +139,17 @@ def present(job: Job, docker: Runtime, image: str) -> None:
         docker.pull(image)
 
 
-def outbound_problem(endpoint: str, settings: Settings, *, resolve: bool = True) -> str | None:
+def outbound_problem(endpoint: str, settings: Settings, *, resolve: bool = True,
+                     allowed: list[str] | None = None) -> str | None:
     """Why launchbay may not connect to `endpoint`, or None: every address it is at must be
-    public or in `backup_allowed_networks` (and none in the denied networks), so that a user
-    cannot make the control plane reach the server's own services. Without `resolve`, only
-    an address written in the endpoint is checked."""
+    public or in `allowed` (`backup_allowed_networks` unless said: an object store's), and
+    none in the denied networks, so that a user cannot make the control plane reach the
+    server's own services. Without `resolve`, only an address written in the endpoint is
+    checked."""
     url = urlsplit(endpoint)
     host = url.hostname or ""
-    policy = GitPolicy(allowed_networks=tuple(settings.backup_allowed_networks),
+    policy = GitPolicy(allowed_networks=tuple(settings.backup_allowed_networks
+                                              if allowed is None else allowed),
                        denied_networks=tuple(settings.git_denied_networks))
     try:
         addresses = {str(ipaddress.ip_address(host))}

@@ -27,8 +27,9 @@ from typing import Any, Literal
 from pydantic import model_validator
 from sqlalchemy import func, select
 
+from launchbay.drivers.github_app import GitHubError
 from launchbay.engine.routing import access_policy
-from launchbay.operations import variables
+from launchbay.operations import integrations, variables
 from launchbay.operations.catalog import Context, Role, operation
 from launchbay.operations.deployments import start
 from launchbay.operations.environments import _new_environment
@@ -40,6 +41,7 @@ from launchbay.operations.schemas import Field, Id, IdOut, Schema, Timestamp
 from launchbay.store.models import (
     Deployment,
     Environment,
+    GitHubConnection,
     LifecycleStatus,
     PreviewEnvironment,
     PreviewPolicy,
@@ -133,6 +135,10 @@ def configure_policy(ctx: Context, data: PolicyConfigure) -> IdOut:
     ctx.audit(p.id, projectId=project_id, resourceId=resource_id,
               **s.model_dump(mode="json", by_alias=True))
     return IdOut(id=p.id)
+
+
+class NoInput(Schema):
+    pass
 
 
 class PolicyShowIn(Schema):
@@ -401,6 +407,56 @@ def expire_preview(ctx: Context, data: ExpireIn) -> CleanupOut:
     return _clean(ctx, p, "expired")
 
 
+class ReconcileOut(Schema):
+    checked: int
+    cleaned: int
+
+
+@operation("preview-environments.reconcile", role="developer",
+           audit="preview-environment.reconciled")
+def reconcile(ctx: Context, data: NoInput) -> ReconcileOut:
+    """Asks GitHub (through the organization's GitHub App) about each active preview of one of
+    its pull requests, and cleans up those whose pull request is closed or gone: a close whose
+    webhook never came. Run by the control plane now and then, on behalf of whoever connected
+    the app."""
+    c = ctx.db.get(GitHubConnection, ctx.org_id)
+    active = ctx.db.scalars(select(PreviewEnvironment).where(
+        PreviewEnvironment.organization_id == ctx.org_id, PreviewEnvironment.status == "active",
+        PreviewEnvironment.provider == "github").limit(500)).all()
+    if c is None or not active:
+        ctx.unchanged = True
+        return ReconcileOut(checked=0, cleaned=0)
+    app = integrations.app_of_or_refused(ctx, c)
+    asked = {p.id: (full_name(p.repository), p.pull_request_number) for p in active}
+    ctx.end_reads()  # GitHub answers in its own time
+    states: dict[str, str] = {}
+    for preview_id, (repository, number) in asked.items():
+        try:
+            states[preview_id] = app.pull_request_state(repository, number)
+        except GitHubError:
+            continue  # asked again next time
+    cleaned = 0
+    for p in ctx.db.scalars(select(PreviewEnvironment).where(
+            PreviewEnvironment.id.in_([i for i, s in states.items() if s in ("closed", "gone")]),
+            PreviewEnvironment.status == "active")):
+        clean_preview(ctx, p, "closed")
+        cleaned += 1
+    if cleaned:
+        ctx.audit(ctx.org_id, checked=len(states), cleaned=cleaned)
+    else:
+        ctx.unchanged = True
+    return ReconcileOut(checked=len(states), cleaned=cleaned)
+
+
+def connected(db: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """(user, organization, input) of each organization with a GitHub App and a preview of
+    one of its pull requests (`reconcile`)."""
+    return [(user, org, {}) for org, user in db.execute(
+        select(GitHubConnection.organization_id, GitHubConnection.created_by).where(
+            GitHubConnection.organization_id.in_(select(PreviewEnvironment.organization_id)
+                                                 .where(PreviewEnvironment.status == "active"))))]
+
+
 def due(db: Any, now: Any) -> list[tuple[str, str, dict[str, Any]]]:
     """(user, organization, input) of each preview whose time is over (an index's range)."""
     return [(p.created_by, p.organization_id, {"previewEnvironmentId": p.id})
@@ -461,6 +517,8 @@ def on_pull_request(ctx: Context, event: SourceEvent, r: Resource) -> Outcome:
     except Conflict as exc:
         return Outcome(status="failed", reason=exc.message, preview_environment_id=p.id)
     p.last_deployment_id, p.head_sha, p.updated_at = d.id, event.revision, utcnow()
+    integrations.track(ctx, event.source_kind, event.repository, event.revision, d,
+                       context=f"launchbay/{r.slug} (preview)")
     return Outcome(status="dispatched", deployment_id=d.id, preview_environment_id=p.id)
 
 

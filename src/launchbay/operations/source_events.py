@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from launchbay import webhooks
 from launchbay.drivers import source_checkout
 from launchbay.engine import ledger
-from launchbay.operations import previews, variables
+from launchbay.operations import integrations, previews, variables
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.deployments import start
 from launchbay.operations.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
@@ -328,6 +328,8 @@ def dispatch(ctx: Context, data: DispatchIn) -> DispatchOut:
         try:
             d = start(ctx, r, "auto-deploy", revision=event.revision or None)
             result.deployment_id = d.id
+            integrations.track(ctx, event.source_kind, event.repository, event.revision, d,
+                               context=f"launchbay/{r.slug}")
         except Conflict as exc:
             result.status, result.reason, result.error_code = "failed", exc.message, exc.code
     _record(event, result)

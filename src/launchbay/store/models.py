@@ -633,6 +633,52 @@ class PreviewEnvironment(Base):
     cleaned_at: Mapped[datetime | None]
 
 
+class GitHubConnection(Base):
+    """An organization's GitHub App installation (seed 004's app connection): which app,
+    which installation, at which API (github.com's or a GitHub Enterprise Server's), and its
+    private key, sealed."""
+
+    __tablename__ = "github_connections"
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    app_id: Mapped[str] = mapped_column(String(40))
+    installation_id: Mapped[str] = mapped_column(String(40))
+    api_url: Mapped[str] = mapped_column(String(500))
+    sealed_private_key: Mapped[str] = mapped_column(Text)
+    account_login: Mapped[str | None] = mapped_column(String(200))
+    account_type: Mapped[str | None] = mapped_column(String(40))
+    repositories_selection: Mapped[str | None] = mapped_column(String(20))
+    suspended_at: Mapped[str | None] = mapped_column(String(40))  # as GitHub says it
+    report_statuses: Mapped[bool] = mapped_column(default=True)
+    created_by: Mapped[str] = mapped_column(String(40))  # whom its reports run as
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CommitStatus(Base):
+    """A deployment a GitHub event made, whose outcome is reported to the commit (pending,
+    then success or failure); `done` once its last state is reported or reporting gave up."""
+
+    __tablename__ = "commit_statuses"
+    __table_args__ = (Index("ix_commit_statuses_due", "done", "next_attempt_at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    deployment_id: Mapped[str] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), unique=True
+    )
+    repository: Mapped[str] = mapped_column(String(500))  # owner/name
+    sha: Mapped[str] = mapped_column(String(64))
+    context: Mapped[str] = mapped_column(String(200))
+    reported_state: Mapped[str | None] = mapped_column(String(20))
+    done: Mapped[bool] = mapped_column(default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class CredentialRotation(Base):
     """A change of a database's password (seed 004's binding secret rotation): the new login
     is added beside the old one, resources bound to the database are redeployed with it, and
