@@ -1,8 +1,8 @@
 """A stand-in for GitHub's REST API on loopback, for the calls a GitHub App makes: the
 installation (with the app's JWT, checked against its public key), installation access
-tokens, the installation's repositories, its pull requests' state (`pulls`) and commit
-statuses (with such a token), answered in GitHub's shapes. It keeps the statuses it was sent;
-`failing` makes it answer 500."""
+tokens, the installation's repositories, its pull requests' state (`pulls`), commits' checks
+(`checks`) and commit statuses (with such a token), answered in GitHub's shapes. It keeps the
+statuses it was sent; `failing` makes it answer 500."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ class GitHub:
         self.tokens: set[str] = set()
         self.statuses: list[dict[str, Any]] = []
         self.pulls: dict[tuple[str, int], str] = {}  # (repository, number): open | closed
+        # (repository, sha): {name: ("status", state) or ("check", conclusion|in_progress)}
+        self.checks: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
         self.failing = False
         github = self
 
@@ -73,6 +75,20 @@ class GitHub:
                     return self.answer(200, {"id": int(github.installation_id), "account": {
                         "login": "acme", "type": "Organization"},
                         "repository_selection": "selected", "suspended_at": None})
+                if found := re.fullmatch(r"/repos/([^/]+/[^/]+)/commits/([0-9a-f]{40})/"
+                                         r"(status|check-runs)", path):
+                    if not self.installation_token():
+                        return self.answer(401, {"message": "Bad credentials"})
+                    checks = github.checks.get((found[1], found[2]), {})
+                    if found[3] == "status":
+                        return self.answer(200, {"state": "pending", "statuses": [
+                            {"context": name, "state": state}
+                            for name, (kind, state) in checks.items() if kind == "status"]})
+                    return self.answer(200, {"total_count": len(checks), "check_runs": [
+                        {"name": name, "status": "completed" if state != "in_progress"
+                         else "in_progress",
+                         "conclusion": None if state == "in_progress" else state}
+                        for name, (kind, state) in checks.items() if kind == "check"]})
                 if found := re.fullmatch(r"/repos/([^/]+/[^/]+)/pulls/([0-9]+)", path):
                     if not self.installation_token():
                         return self.answer(401, {"message": "Bad credentials"})

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from launchbay import webhooks
 from launchbay.operations import Actor
+from launchbay.operations.errors import Invalid
 from launchbay.store.models import CommitStatus, Deployment, Resource, utcnow
 
 from github_standin import GitHub
@@ -156,3 +157,78 @@ def test_deployments_of_github_events_are_reported_on_their_commits(admin, cp, g
     (preview,) = admin.get("/preview-environments")["items"]
     assert (preview["status"], preview["cleanupReason"]) == ("cleaned", "closed")
     assert cp.reconcile_previews() == 0  # no preview left to ask about
+
+
+def test_a_push_deploys_once_its_required_checks_passed(admin, cp, github):
+    from launchbay.operations.errors import NotYet
+
+    ids = make_app(admin, "lbtest/hello:v1")
+    resource = admin.post("/resources", {
+        "projectId": ids["project"], "environmentId": ids["env"], "name": "shop",
+        "source": {"kind": "git", "locator": REPO, "gitRef": "main"}})["id"]
+    policy = admin.post(f"/resources/{resource}/auto-deploy", {"mode": "enable", "policy": {
+        "refs": ["main"], "requiredChecks": ["ci", "lint"]}})
+    assert policy["requiredChecks"] == ["ci", "lint"]
+    actor = Actor(user_id=admin.user_id, organization_id=admin.org_id)
+
+    def push(sha: str, delivery: str) -> str:
+        data = json.dumps({"ref": "refs/heads/main", "before": "a" * 40, "after": sha,
+                           "repository": {"clone_url": REPO}}).encode()
+        sent = admin.client.post("/api/integrations/github/source-events", content=data,
+                                 headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": delivery,
+                                          "X-Hub-Signature-256": webhooks.sign(
+                                              data, policy["webhookSecret"])})
+        return sent.json()["sourceEventIds"][0]
+
+    def dispatch(event: str) -> dict[str, Any]:
+        cp.ops.run("source-events.dispatch", actor, {"sourceEventId": event,
+                                                     "resourceId": resource})
+        return admin.get(f"/source-events/{event}")
+
+    # Without the GitHub App, checks cannot be known: closed.
+    assert dispatch(push("b" * 40, "c-1"))["ignoredReasons"] == ["checks-unavailable"]
+    assert _connect(admin, github).status_code == 200
+
+    # Still running: not yet (the engine asks again); over the API, 409.
+    waiting = push("c" * 40, "c-2")
+    github.checks[("acme/shop", "c" * 40)] = {"ci": ("status", "success"),
+                                             "lint": ("check", "in_progress")}
+    with pytest.raises(NotYet):
+        dispatch(waiting)
+    asked = admin.request("POST", f"/source-events/{waiting}/dispatches",
+                          {"resourceId": resource})
+    assert asked.status_code == 409 and asked.json()["code"] == "checks_pending"
+    assert admin.get(f"/source-events/{waiting}")["status"] == "accepted"
+    github.checks[("acme/shop", "c" * 40)]["lint"] = ("check", "success")
+    passed = dispatch(waiting)
+    assert passed["status"] == "dispatched" and len(passed["createdDeploymentIds"]) == 1
+
+    failing = push("d" * 40, "c-3")
+    github.checks[("acme/shop", "d" * 40)] = {"ci": ("status", "failure"),
+                                             "lint": ("check", "success")}
+    assert dispatch(failing)["ignoredReasons"] == ["required-checks-failed"]
+
+
+def test_work_that_is_not_yet_decided_waits_instead_of_failing(admin, cp):
+    """The engine's handler of operations run on someone's behalf turns `NotYet` into a wait
+    (the same item again later, no attempt spent), any other refusal into a failure."""
+    from types import SimpleNamespace
+
+    from launchbay.control_plane import OnBehalf
+    from launchbay.engine.worker import Defer, Refused
+    from launchbay.operations.errors import NotYet
+
+    class Ops:
+        def __init__(self, error: Exception):
+            self.error = error
+
+        def run(self, *_: Any) -> None:
+            raise self.error
+
+    job = SimpleNamespace(item=SimpleNamespace(payload={"key": "k", "user_id": "u"},
+                                               organization_id="o"))
+    with pytest.raises(Defer) as waited:
+        OnBehalf(Ops(NotYet("checks still run", seconds=15))).run(job)  # type: ignore[arg-type]
+    assert waited.value.seconds == 15
+    with pytest.raises(Refused):
+        OnBehalf(Ops(Invalid("no"))).run(job)  # type: ignore[arg-type]

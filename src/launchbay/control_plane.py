@@ -22,7 +22,7 @@ from launchbay.engine.runtime import LogLine
 from launchbay.engine.runtime_control import RuntimeControl
 from launchbay.engine.targets import Targets
 from launchbay.engine.volume_backups import VolumeWork
-from launchbay.engine.worker import Job, Periodic, Refused, Workers
+from launchbay.engine.worker import Defer, Job, Periodic, Refused, Workers
 from launchbay.operations import (
     Actor,
     Operations,
@@ -34,7 +34,7 @@ from launchbay.operations import (
     previews,
     templates,
 )
-from launchbay.operations.errors import OperationError
+from launchbay.operations.errors import NotYet, OperationError
 from launchbay.operations.identity.accounts import authenticate
 from launchbay.operations.resources import RuntimeTarget
 from launchbay.operations.servers import ensure_local_server
@@ -61,6 +61,8 @@ class OnBehalf:
                                                     organization_id=item.organization_id),
                          {**item.payload.get("input", {}),
                           "organizationId": item.organization_id})
+        except NotYet as exc:  # not a failure: the same again later
+            raise Defer(exc.seconds, exc.message) from None
         except OperationError as exc:
             raise Refused(exc.code, exc.message) from None
         return "succeeded"

@@ -1,8 +1,8 @@
 """Previews of pull requests end to end: a repository served on loopback (`git daemon`), pull
 request events sent exactly as GitHub sends them to a `launchbay serve` of its own, the
 preview serving the pull request's head beside production; updated with it; gone with its
-containers and environment when closed (even when the control plane is killed during the
-cleanup) and when its time is over."""
+containers, route and environment when closed (even when the control plane is killed during
+the cleanup) and when its time is over."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import httpx
 from launchbay import webhooks
 
 import images
-from docker_support import body, containers, remove_runtime, serve, wait
+from docker_support import containers, eventually, remove_runtime, serve, via_url, wait
 from git_support import Repository
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, free_port, login
 
@@ -52,6 +52,15 @@ def _preview(api: Api, resource: str, number: int) -> dict[str, Any]:
     return found
 
 
+def page(url: str) -> str:
+    """What `url` (a generated host of the edge) serves, asked of Caddy on loopback."""
+    def served() -> httpx.Response | None:
+        answer = via_url(url, httpx.URL(url).port or 80)
+        return answer if answer.status_code == 200 else None
+
+    return eventually(served).text
+
+
 def _gone(resource_id: str, timeout: float = 60) -> None:
     """The copy's containers are removed (by the engine, after the cleanup)."""
     deadline = time.monotonic() + timeout
@@ -64,8 +73,11 @@ def test_a_pull_request_previews_updates_and_cleans_up(tmp_path, repository: Rep
     images.ensure("lbtest/hello:v1")
     dockerfile = "FROM lbtest/hello:v1\nCOPY site /www\n"
     repository.push({"Dockerfile": dockerfile, "site/index.html": "main\n"})
-    port = free_port()
-    settings = {"LAUNCHBAY_INSTANCE_REAP_SECONDS": "1"}
+    port, edge = free_port(), free_port()
+    settings = {"LAUNCHBAY_INSTANCE_REAP_SECONDS": "1", "LAUNCHBAY_EDGE_ENABLED": "true",
+                "LAUNCHBAY_EDGE_BIND": "127.0.0.1", "LAUNCHBAY_EDGE_HTTP_PORT": str(edge),
+                "LAUNCHBAY_EDGE_ADMIN": f"127.0.0.1:{free_port()}",
+                "LAUNCHBAY_EDGE_DRAIN_SECONDS": "1"}
     proc = serve(tmp_path, port, **settings)
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     server_id = None
@@ -83,7 +95,7 @@ def test_a_pull_request_previews_updates_and_cleans_up(tmp_path, repository: Rep
         production = wait(api, api.post("/deployments", {
             "projectId": project, "environmentId": env, "resourceId": resource})["id"],
             timeout=120)
-        assert production["status"] == "succeeded" and body(production["url"]) == "main\n"
+        assert production["status"] == "succeeded" and page(production["url"]) == "main\n"
         secret = api.post(f"/resources/{resource}/auto-deploy", {
             "mode": "enable", "policy": {"refs": ["main"]}})["webhookSecret"]
 
@@ -96,8 +108,9 @@ def test_a_pull_request_previews_updates_and_cleans_up(tmp_path, repository: Rep
         assert d["status"] == "succeeded", (d["errorCode"], d["errorMessage"])
         preview = _preview(api, resource, 1)
         assert preview["status"] == "active" and preview["url"] == d["url"] != production["url"]
-        assert body(preview["url"]) == "pull request one\n"
-        assert body(production["url"]) == "main\n"
+        assert preview["url"].startswith("http://web-pr-1-shop.")  # its own generated host
+        assert page(preview["url"]) == "pull request one\n"
+        assert page(production["url"]) == "main\n"
         copy = preview["previewResourceId"]
 
         # Synchronize: the new head serves in the same preview.
@@ -107,7 +120,7 @@ def test_a_pull_request_previews_updates_and_cleans_up(tmp_path, repository: Rep
         assert d["status"] == "succeeded" and d["resourceId"] == copy
         updated = _preview(api, resource, 1)
         assert updated["environmentId"] == preview["environmentId"]
-        assert body(updated["url"]) == "pull request two\n"
+        assert eventually(lambda: page(updated["url"]) == "pull request two\n")
 
         # Closed, and the control plane killed at once: after the restart, the preview's
         # containers and environment are gone, production serves.
@@ -121,7 +134,8 @@ def test_a_pull_request_previews_updates_and_cleans_up(tmp_path, repository: Rep
             time.sleep(0.2)
         _gone(copy)
         assert api.request("GET", f"/environments/{preview['environmentId']}").status_code == 404
-        assert body(production["url"]) == "main\n"
+        assert eventually(lambda: via_url(preview["url"], edge).status_code == 404)  # no route
+        assert page(production["url"]) == "main\n"
 
         # A second pull request whose time is over: the periodic job cleans it up.
         repository.git("checkout", "-q", "main")
@@ -142,7 +156,7 @@ def test_a_pull_request_previews_updates_and_cleans_up(tmp_path, repository: Rep
         mine = containers(**{"launchbay.server": server_id})
         assert [c.labels["launchbay.resource"] for c in mine] == [resource]
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        proc.terminate()  # its Caddy goes with it (LAUNCHBAY_EDGE_STOP_ON_EXIT)
+        proc.wait(20)
         if server_id:
             remove_runtime(server_id)

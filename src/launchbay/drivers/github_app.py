@@ -128,6 +128,23 @@ class GitHubApp:
             raise
         return str(found.get("state", "")) if isinstance(found, dict) else ""
 
+    def checks(self, full_name: str, sha: str) -> dict[str, str]:
+        """Each check of the commit by name (its commit statuses' contexts and its check
+        runs'): `passed`, `failed` or `pending`."""
+        found: dict[str, str] = {}
+        combined = self._request("GET", f"/repos/{full_name}/commits/{sha}/status",
+                                 f"token {self.token()}")
+        for s in combined.get("statuses", []) if isinstance(combined, dict) else []:
+            found[str(s.get("context"))] = {"success": "passed", "pending": "pending"}.get(
+                str(s.get("state")), "failed")
+        runs = self._request("GET", f"/repos/{full_name}/commits/{sha}/check-runs",
+                             f"token {self.token()}", params={"per_page": 100})
+        for r in runs.get("check_runs", []) if isinstance(runs, dict) else []:
+            found[str(r.get("name"))] = "pending" if r.get("status") != "completed" else \
+                "passed" if r.get("conclusion") in ("success", "neutral", "skipped") \
+                else "failed"
+        return found
+
     def status(self, full_name: str, sha: str, state: str, *, context: str,
                description: str, target_url: str | None) -> None:
         """Sets the commit's status of `context` (pending, success, failure or error)."""

@@ -55,6 +55,17 @@ class RateLimited(OperationError):
     status, code = 429, "rate_limited"
 
 
+class NotYet(Conflict):
+    """What the operation decides cannot be known yet (a commit's checks still run): asked
+    again in `seconds`, it may be. Work run by the engine waits that long; a person gets 409."""
+
+    code = "not_yet"
+
+    def __init__(self, message: str, seconds: float, **kw: Any):
+        super().__init__(message, **kw)
+        self.seconds = seconds
+
+
 def validation_failed(errors: Sequence[Mapping[str, Any]]) -> Invalid:
     """Turns pydantic's error list into `{field, message}` details."""
     details = [

@@ -17,24 +17,33 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, StringConstraints
 from sqlalchemy import String, cast, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from launchbay import webhooks
 from launchbay.drivers import source_checkout
+from launchbay.drivers.github_app import GitHubError
 from launchbay.engine import ledger
 from launchbay.operations import integrations, previews, variables
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.deployments import start
-from launchbay.operations.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
+from launchbay.operations.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    NotYet,
+    Unauthenticated,
+    Unavailable,
+)
 from launchbay.operations.resources import ResourceRef, get_resource
 from launchbay.operations.schemas import Field, Id, Schema, Timestamp
 from launchbay.store import audit
 from launchbay.store.models import (
     AutoDeployPolicy,
+    GitHubConnection,
     LifecycleStatus,
     Resource,
     SourceEvent,
@@ -57,6 +66,10 @@ class PolicyIn(Schema):
                                          min_length=1, max_length=2)
     include_paths: list[str] = Field(default_factory=list, max_length=50)
     exclude_paths: list[str] = Field(default_factory=list, max_length=50)
+    # Checks of GitHub (status contexts or check run names) the commit must have passed; the
+    # deploy waits for them (at most `CHECKS_WAIT`), and needs the organization's GitHub App.
+    required_checks: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = \
+        Field(default_factory=list, max_length=20)
     dedupe_window_seconds: int = Field(300, ge=0, le=86400)
 
 
@@ -82,6 +95,7 @@ class AutoDeployOut(Schema):
     event_kinds: list[str]
     include_paths: list[str]
     exclude_paths: list[str]
+    required_checks: list[str]
     dedupe_window_seconds: int
     source_binding_fingerprint: str
     repository: str
@@ -127,6 +141,7 @@ def configure(ctx: Context, data: AutoDeployIn) -> AutoDeployOut:
         p.event_kinds = list(dict.fromkeys(data.policy.event_kinds))
         p.include_paths = _checked(data.policy.include_paths)
         p.exclude_paths = _checked(data.policy.exclude_paths)
+        p.required_checks = list(dict.fromkeys(data.policy.required_checks))
         p.dedupe_window_seconds = data.policy.dedupe_window_seconds
         p.repository = webhooks.repository_key(source.locator or "") \
             if source and source.kind == "git" else f"resource/{r.id}"
@@ -160,7 +175,8 @@ def _policy_out(ctx: Context, r: Resource, p: AutoDeployPolicy,
     return AutoDeployOut(
         resource_id=r.id, status=p.status, trigger_kind=p.trigger_kind,
         refs=p.refs, event_kinds=p.event_kinds, include_paths=p.include_paths,
-        exclude_paths=p.exclude_paths, dedupe_window_seconds=p.dedupe_window_seconds,
+        exclude_paths=p.exclude_paths, required_checks=p.required_checks,
+        dedupe_window_seconds=p.dedupe_window_seconds,
         source_binding_fingerprint=p.fingerprint, repository=p.repository,
         webhook_paths=WebhookPaths(
             github=f"{base}/integrations/github/source-events",
@@ -370,7 +386,40 @@ def _evaluate(ctx: Context, event: SourceEvent, r: Resource,
             return outcome("ignored", "paths-unavailable")
         if not webhooks.paths_match(p.include_paths, p.exclude_paths, changed):
             return outcome("ignored", "path-not-matched")
+    if p.required_checks:
+        verdict = _checks(ctx, event, p.required_checks)
+        if verdict != "passed":
+            return outcome("ignored", verdict)
     return outcome("dispatched")
+
+
+CHECKS_WAIT = timedelta(hours=2)  # how long a push waits for its required checks
+
+
+def _checks(ctx: Context, event: SourceEvent, required: list[str]) -> str:
+    """`passed` when every required check of the pushed commit passed on GitHub; the reason
+    it does not deploy otherwise (a failed check, no GitHub App: closed). NotYet while one
+    still runs, or has not started (the engine asks again), for `CHECKS_WAIT`."""
+    c = ctx.db.get(GitHubConnection, ctx.org_id)
+    if c is None or event.source_kind != "github":
+        return "checks-unavailable"
+    app = integrations.app_of_or_refused(ctx, c)
+    ctx.end_reads()
+    try:
+        found = app.checks(previews.full_name(event.repository), event.revision)
+    except GitHubError as exc:
+        if exc.status in (401, 403, 404, 422):
+            return "checks-unavailable"
+        found = {}
+    if any(found.get(name) == "failed" for name in required):
+        return "required-checks-failed"
+    if all(found.get(name) == "passed" for name in required):
+        return "passed"
+    if utcnow() - event.received_at > CHECKS_WAIT:
+        return "required-checks-timed-out"
+    waiting = [n for n in required if found.get(n) != "passed"]
+    raise NotYet(f"waiting for the commit's checks: {', '.join(waiting)}", seconds=15,
+                 code="checks_pending")
 
 
 def _changed(ctx: Context, r: Resource, event: SourceEvent) -> list[str] | None:

@@ -517,6 +517,9 @@ class AutoDeployPolicy(Base):
     event_kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
     include_paths: Mapped[list[str]] = mapped_column(JSON, default=list)
     exclude_paths: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Checks (commit statuses or check runs, by name) a pushed commit must have passed on
+    # GitHub before it deploys.
+    required_checks: Mapped[list[str]] = mapped_column(JSON, default=list)
     dedupe_window_seconds: Mapped[int] = mapped_column(Integer, default=300)
     sealed_webhook_secret: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(40))  # whom its deployments are made for
