@@ -16,6 +16,7 @@ from launchbay.store.models import (
     CredentialRotation,
     PreviewEnvironment,
     SourceEvent,
+    SshCredential,
 )
 
 from support import Api, add_member, snapshot
@@ -85,6 +86,10 @@ def world(admin: Api, cp):
                                  head_repository="github.com/acme/web", pull_request_number=1,
                                  base_ref="main", head_ref="fix", head_sha="b" * 40,
                                  created_by=admin.user_id))
+        s.add(SshCredential(id="ssh_world", organization_id=admin.org_id, name="deploy",
+                            key_type="ed25519", key_bits=256, fingerprint="SHA256:x",
+                            public_key="ssh-ed25519 AAAA", sealed_private_key="sealed",
+                            created_by=admin.user_id))
         s.add(CredentialRotation(id="rot_world", organization_id=admin.org_id,
                                  database_id=database, binding_id=db_binding,
                                  requested_by=admin.user_id, version=2, status="redeploying"))
@@ -181,6 +186,8 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
                                           "environmentId": e, "resourceId": world["resource"]}),
         ("GET", f"/resources/{world['resource']}/auto-deploy", None),
         ("GET", "/preview-environments/pen_world", None),
+        ("GET", "/credentials/ssh/ssh_world", None),
+        ("DELETE", "/credentials/ssh/ssh_world", {"confirmation": {"credentialId": "ssh_world"}}),
         ("POST", "/preview-environments/pen_world/expire", {}),
         ("DELETE", f"/resources/{world['resource']}/preview-environments/pen_world", None),
         ("POST", "/deployments/cleanup-preview", {"sourceFingerprint": "pvw_world"}),
@@ -331,6 +338,10 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "preview-policies.configure": {"scope": {"kind": "project",
                                                  "projectId": ids["projectId"]}},
         "preview-environments.delete": {},
+        "credentials.ssh.create": {"name": "key"},
+        "credentials.ssh.delete": {"confirmation": {"credentialId": "ssh_world"}},
+        "credentials.ssh.rotate": {"privateKey": "x", "confirmation": {
+            "credentialId": "ssh_world", "acknowledgeServerUsage": True}},
         "integrations.github.app-connection.configure": {
             "appId": "1", "installationId": "2", "privateKey": "x"},
         "integrations.github.app-connection.delete": {},
@@ -417,7 +428,8 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "backupId": world["backup"], "bindingId": world["db_binding"],
            "policyId": "dbp_world", "destinationId": "dst_world", "planId": world["plan"],
            "rotationId": "rot_world", "sourceEventId": "sev_world", "tokenId": "tok_world",
-           "sourceFingerprint": "src_world", "previewEnvironmentId": "pen_world"}
+           "sourceFingerprint": "src_world", "previewEnvironmentId": "pen_world",
+           "credentialId": "ssh_world"}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

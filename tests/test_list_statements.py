@@ -23,6 +23,7 @@ from launchbay.store.models import (
     PreviewEnvironment,
     Resource,
     SourceEvent,
+    SshCredential,
     utcnow,
 )
 
@@ -134,6 +135,10 @@ def grow(cp: Any, admin: Api, ids: dict[str, str], upto: int, have: list[str]) -
                 fingerprint=f"pvw_{n}", provider="github", repository="github.com/a/b",
                 head_repository="github.com/a/b", pull_request_number=n + 1, base_ref="main",
                 head_ref=f"fix-{n}", head_sha="c" * 40, created_by=admin.user_id))
+            db.add(SshCredential(id=f"ssh_{n}", organization_id=admin.org_id, name=f"key-{n}",
+                                 key_type="ed25519", key_bits=256, fingerprint=f"SHA256:{n}",
+                                 public_key="ssh-ed25519 AAAA", sealed_private_key="sealed",
+                                 created_by=admin.user_id))
             db.add(BackupPolicy(id=f"dbp_{n}", organization_id=admin.org_id,
                                 database_id=database, created_by=admin.user_id,
                                 interval_hours=24, next_run_at=utcnow()))
@@ -152,7 +157,7 @@ LISTS = ["/api/projects", "/api/environments", "/api/resources", "/api/deploymen
          "/api/plans", "/api/instance-admin/templates", "/api/default-access-domain-policies",
          "/api/dependency-resources", "/api/dependency-resources/backup-policies",
          "/api/backup-destinations", "/api/source-events", "/api/deploy-tokens",
-         "/api/source-links", "/api/preview-environments"]
+         "/api/source-links", "/api/preview-environments", "/api/credentials/ssh"]
 # Lists `grow` does not lengthen (asked all the same: their count must not grow either).
 UNGROWN = {"/api/servers", "/api/account/sessions", "/api/plans", "/api/usage-intents",
            "/api/proxy/routes", "/api/default-access-domain-policies"}
@@ -228,7 +233,8 @@ LARGE = {"organizations", "instances", "resources", "deployments", "deployment_e
          "operator_work", "audit_events", "health_observations", "health_rollups",
          "domain_bindings", "source_events", "environment_variables", "databases",
          "database_bindings", "database_backups", "storage_volumes", "storage_attachments",
-         "api_tokens", "sessions", "environments", "projects", "auto_deploy_policies"}
+         "api_tokens", "sessions", "environments", "projects", "auto_deploy_policies",
+         "preview_environments", "ssh_credentials"}
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -15,9 +15,7 @@ PENDING: dict[str, list[str]] = {
         "POST /servers", "DELETE /servers/{}", "POST /servers/{}/rename",
         "POST /servers/{}/deactivate", "GET /servers/{}/delete-check",
         "POST /servers/{}/credentials", "POST /servers/{}/connectivity-tests",
-        "POST /servers/connectivity-tests", "GET /credentials/ssh", "POST /credentials/ssh",
-        "GET /credentials/ssh/{}", "DELETE /credentials/ssh/{}",
-        "POST /credentials/ssh/{}/rotate",
+        "POST /servers/connectivity-tests",
     ],
     "[jobs]": [
         "GET /scheduled-tasks", "POST /scheduled-tasks", "GET /scheduled-tasks/{}",

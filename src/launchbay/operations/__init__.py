@@ -6,6 +6,7 @@ from launchbay.operations import (  # noqa: F401  (each module registers its ope
     audit,
     capabilities,
     credential_rotations,
+    credentials,
     databases,
     deployments,
     environments,
@@ -45,7 +46,7 @@ from launchbay.operations.identity import (  # noqa: F401
 # Where the operations of each key prefix live (the longest prefix wins).
 HOMES = {
     "account": "identity", "auth": "identity", "bootstrap": "identity", "tokens": "identity",
-    "deploy-tokens": "identity",
+    "deploy-tokens": "identity", "credentials": "credentials",
     "organizations": "organizations", "plans": "plans", "usage-intents": "usage",
     "capabilities": "capabilities", "audit-events": "audit",
     "projects": "projects", "environments": "environments",

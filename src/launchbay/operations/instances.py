@@ -207,6 +207,8 @@ def list_instances(ctx: Context, _: Empty) -> InstanceList:
     """The caller's ephemeral environments (their own and their teams'), and their quota."""
     instances = ctx.db.scalars(_visible(ctx).order_by(Instance.created_at)
                                .limit(UNPAGED_MAX)).all()
+    if not instances:
+        return InstanceList(environments=[], count=0, limit=ctx.settings.instance_quota)
     docs = {t.name: TemplateDoc.model_validate(t.document) for t in ctx.db.scalars(
         select(Template).where(Template.name.in_({i.template for i in instances})))}
     states = _states(ctx, instances)

@@ -322,6 +322,29 @@ class AuditEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class SshCredential(Base):
+    """A reusable SSH private key of an organization (seed 004's SSH credential): sealed,
+    never shown again; servers name it, and it cannot go while one does."""
+
+    __tablename__ = "ssh_credentials"
+    __table_args__ = (Index("ix_ssh_credentials_org_created", "organization_id", "created_at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    username: Mapped[str | None] = mapped_column(String(100))
+    key_type: Mapped[str] = mapped_column(String(20))  # ed25519 | ecdsa | rsa
+    key_bits: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(100))
+    public_key: Mapped[str] = mapped_column(Text)
+    sealed_private_key: Mapped[str] = mapped_column(Text)
+    generated: Mapped[bool] = mapped_column(default=False)
+    created_by: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rotated_at: Mapped[datetime | None]
+
+
 class Server(Base):
     """A deployment target: a Docker engine (the local one is registered on first start)."""
 
@@ -337,6 +360,10 @@ class Server(Base):
     provider_key: Mapped[str] = mapped_column(String(40))
     target_kind: Mapped[str] = mapped_column(String(40), default="single-server")
     docker_url: Mapped[str | None] = mapped_column(String(500))
+    # The SSH credential it is reached with: a credential in use cannot be deleted (RESTRICT:
+    # never a server silently left without one).
+    credential_id: Mapped[str | None] = mapped_column(
+        ForeignKey("ssh_credentials.id", ondelete="RESTRICT"), index=True)
     lifecycle_status: Mapped[str] = mapped_column(String(20), default=LifecycleStatus.ACTIVE)
     # The edge proxy of the server: its kind (caddy | none) and the last bootstrap's outcome.
     edge_proxy_kind: Mapped[str] = mapped_column(String(20), default="caddy")

@@ -124,7 +124,10 @@ def hosted_out(ctx: Context, r: Resource) -> HostedOut:
 
 
 def hosted_outs(ctx: Context, resources: Sequence[Resource]) -> list[HostedOut]:
-    """Hosted deployments as Shipyard shows them, in four queries whatever their number."""
+    """Hosted deployments as Shipyard shows them, in four queries whatever their number (none
+    for none)."""
+    if not resources:
+        return []
     ids = [r.id for r in resources]
     states = made_states(ctx, resources)
     hosted = {h.resource_id: h for h in ctx.db.scalars(
