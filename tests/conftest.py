@@ -23,13 +23,14 @@ from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, free_port, login
 
 POSTGRES_URL = os.environ.get("LAUNCHBAY_TEST_POSTGRES_URL")
 # What the operator of a test machine allows: the images the tests build locally (no registry
-# is reachable), repositories in the tests' own folders and on loopback, and GitHub's API on
-# loopback (its stand-in, tests/github_standin.py). Tests of the defaults pass their own
-# settings.
+# is reachable), repositories in the tests' own folders and on loopback, GitHub's API on
+# loopback (its stand-in, tests/github_standin.py), and servers in the network namespaces
+# ../shared/fixtures/remote_server.py makes. Tests of the defaults pass their own settings.
 os.environ.setdefault("LAUNCHBAY_SHARED_IMAGES", '["lbtest/*"]')
 os.environ.setdefault("LAUNCHBAY_GIT_LOCAL_FOLDERS", '["/tmp"]')
 os.environ.setdefault("LAUNCHBAY_GIT_ALLOWED_NETWORKS", '["127.0.0.0/8"]')
 os.environ.setdefault("LAUNCHBAY_INTEGRATION_ALLOWED_NETWORKS", '["127.0.0.0/8"]')
+os.environ.setdefault("LAUNCHBAY_SERVER_ALLOWED_NETWORKS", '["10.251.0.0/16"]')
 # Each test's Caddy goes with its control plane (an install's outlives it).
 os.environ.setdefault("LAUNCHBAY_EDGE_STOP_ON_EXIT", "true")
 

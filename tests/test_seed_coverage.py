@@ -11,12 +11,6 @@ SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "004_695f1a24c
 
 # Operations not built yet, by the issue that builds them ("[unfiled]": no issue yet).
 PENDING: dict[str, list[str]] = {
-    "[servers]": [
-        "POST /servers", "DELETE /servers/{}", "POST /servers/{}/rename",
-        "POST /servers/{}/deactivate", "GET /servers/{}/delete-check",
-        "POST /servers/{}/credentials", "POST /servers/{}/connectivity-tests",
-        "POST /servers/connectivity-tests",
-    ],
     "[jobs]": [
         "GET /scheduled-tasks", "POST /scheduled-tasks", "GET /scheduled-tasks/{}",
         "POST /scheduled-tasks/{}", "DELETE /scheduled-tasks/{}",

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     # Networks (CIDR) a GitHub App's API (a GitHub Enterprise Server) may be at besides public
     # addresses; and how often the outcome of deployments GitHub events made is reported.
     integration_allowed_networks: list[str] = []
+    # Networks (CIDR) servers reached over SSH may be at besides public addresses, and how
+    # long a connection to one may take.
+    server_allowed_networks: list[str] = []
+    ssh_connect_timeout: float = 10
     commit_status_seconds: float = 5
     # How often the pull requests previewed are asked about (through the GitHub App), so that
     # a preview whose close was never sent still goes.

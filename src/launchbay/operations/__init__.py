@@ -17,6 +17,7 @@ from launchbay.operations import (  # noqa: F401  (each module registers its ope
     plans,
     previews,
     projects,
+    remote_servers,
     resources,
     servers,
     source_events,
@@ -47,6 +48,10 @@ from launchbay.operations.identity import (  # noqa: F401
 HOMES = {
     "account": "identity", "auth": "identity", "bootstrap": "identity", "tokens": "identity",
     "deploy-tokens": "identity", "credentials": "credentials",
+    "servers.register": "remote_servers", "servers.connectivity": "remote_servers",
+    "servers.host-key": "remote_servers", "servers.rename": "remote_servers",
+    "servers.credentials": "remote_servers", "servers.deactivate": "remote_servers",
+    "servers.delete": "remote_servers", "servers.delete-check": "remote_servers",
     "organizations": "organizations", "plans": "plans", "usage-intents": "usage",
     "capabilities": "capabilities", "audit-events": "audit",
     "projects": "projects", "environments": "environments",

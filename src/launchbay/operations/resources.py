@@ -34,7 +34,7 @@ from launchbay.operations.idempotency import Idempotent
 from launchbay.operations.projects import get_project
 from launchbay.operations.removal import remove_resources
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Name, Schema, Timestamp
-from launchbay.operations.servers import default_server, get_server
+from launchbay.operations.servers import LOCAL, default_server, get_server
 from launchbay.operations.variables import Entry, Exposure, VariableIn, VariableKey, VariableValue
 from launchbay.slugs import slugify
 from launchbay.store.models import (
@@ -449,6 +449,12 @@ def create_resource(ctx: Context, data: ResourceCreate) -> IdOut:
         raise Invalid("the environment does not belong to that project", code="context_mismatch")
     server_id = data.server_id or data.destination_id
     server = get_server(ctx, server_id) if server_id else default_server(ctx)
+    if server.lifecycle_status != LifecycleStatus.ACTIVE:
+        raise Conflict("the server is deactivated: it takes no new work",
+                       code="server_inactive")
+    if server.provider_key != LOCAL:
+        raise Conflict("deploying to servers reached over SSH is not built yet: place the "
+                       "resource on the local server", code="server_runtime_unavailable")
     slug = slugify(data.name)
     if ctx.db.scalar(select(Resource.id).where(Resource.environment_id == env.id,
                                                Resource.slug == slug)):

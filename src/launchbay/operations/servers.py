@@ -42,7 +42,9 @@ def ensure_local_server(db: DbSession) -> Server:
 
 
 def _visible(ctx: Context):
-    return or_(Server.organization_id.is_(None), Server.organization_id == ctx.org_id)
+    """The shared server and the organization's own, but those deleted (kept for history)."""
+    return or_(Server.organization_id.is_(None), Server.organization_id == ctx.org_id) & (
+        Server.lifecycle_status != LifecycleStatus.DELETED)
 
 
 def get_server(ctx: Context, server_id: str) -> Server:
@@ -53,8 +55,11 @@ def get_server(ctx: Context, server_id: str) -> Server:
 
 
 def default_server(ctx: Context) -> Server:
+    """Where a resource goes when it names no server: the organization's own first, among
+    those launchbay can deploy to (the local engine: servers over SSH do not run yet)."""
     server = ctx.db.scalar(select(Server).where(
-        _visible(ctx), Server.lifecycle_status == LifecycleStatus.ACTIVE)
+        _visible(ctx), Server.lifecycle_status == LifecycleStatus.ACTIVE,
+        Server.provider_key == LOCAL)
                            .order_by(Server.organization_id.is_(None), Server.created_at))
     if server is None:
         raise NotFound("no server is registered", code="server_not_found")
@@ -100,7 +105,13 @@ def _out(s: Server) -> ServerOut:
     return ServerOut(id=s.id, name=s.name, host=s.host, port=s.port, provider_key=s.provider_key,
                      target_kind=s.target_kind, lifecycle_status=s.lifecycle_status,
                      edge_proxy=edge_proxy(s),
-                     credential={"kind": "local-docker-socket"} if s.docker_url is None else None,
+                     deactivated_at=s.deactivated_at,
+                     deactivation_reason=s.deactivation_reason,
+                     credential={"kind": "ssh-private-key", "credentialId": s.credential_id,
+                                 "username": s.ssh_username, "publicKeyConfigured": True,
+                                 "privateKeyConfigured": True,
+                                 "hostKeyFingerprint": s.host_key_fingerprint}
+                     if s.credential_id else {"kind": "local-docker-socket"},
                      created_at=s.created_at)
 
 

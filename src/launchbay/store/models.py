@@ -226,6 +226,7 @@ class LifecycleStatus(StrEnum):
     ARCHIVED = "archived"  # read-only; what runs keeps running
     DELETING = "deleting"  # a resource whose containers the engine is removing
     INACTIVE = "inactive"  # a server that takes no new deployments
+    DELETED = "deleted"  # a server kept only for the history that names it
 
 
 class ProjectKind(StrEnum):
@@ -349,6 +350,7 @@ class Server(Base):
     """A deployment target: a Docker engine (the local one is registered on first start)."""
 
     __tablename__ = "servers"
+    __table_args__ = (UniqueConstraint("organization_id", "provider_key", "host", "port"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     # None: shared by every organization (the local engine); else owned by one.
     organization_id: Mapped[str | None] = mapped_column(
@@ -364,7 +366,17 @@ class Server(Base):
     # never a server silently left without one).
     credential_id: Mapped[str | None] = mapped_column(
         ForeignKey("ssh_credentials.id", ondelete="RESTRICT"), index=True)
+    ssh_username: Mapped[str | None] = mapped_column(String(100))
+    # The server's SSH host key, pinned at registration: another is refused until an admin
+    # pins it again.
+    host_public_key: Mapped[str | None] = mapped_column(Text)
+    host_key_fingerprint: Mapped[str | None] = mapped_column(String(100))
+    connectivity_status: Mapped[str | None] = mapped_column(String(20))
+    connectivity_checked_at: Mapped[datetime | None]
+    # active -> inactive (takes no new deployments) -> deleted (kept: its history refers to it)
     lifecycle_status: Mapped[str] = mapped_column(String(20), default=LifecycleStatus.ACTIVE)
+    deactivated_at: Mapped[datetime | None]
+    deactivation_reason: Mapped[str | None] = mapped_column(String(500))
     # The edge proxy of the server: its kind (caddy | none) and the last bootstrap's outcome.
     edge_proxy_kind: Mapped[str] = mapped_column(String(20), default="caddy")
     edge_proxy_status: Mapped[str] = mapped_column(String(20), default="pending")

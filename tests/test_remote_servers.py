@@ -1,0 +1,103 @@
+"""Servers reached over SSH, as the store sees them (tests/engine/test_server_connectivity.py
+connects to real ones): hosts made canonical, addresses of the control plane's own networks
+refused, servers of other organizations out of reach, deletes that keep history and free
+their credential, and no resource placed on a server that cannot run it yet."""
+
+from __future__ import annotations
+
+import pytest
+
+from launchbay.operations.errors import Invalid
+from launchbay.operations.remote_servers import canonical_host
+from launchbay.store.models import Server
+
+from support import Api, add_member, make_app
+from test_ssh_credentials import keygen
+
+
+def test_hosts_are_canonical_and_nothing_else():
+    assert canonical_host(" Build.Example.COM ") == "build.example.com"
+    assert canonical_host("2001:DB8::0:1") == "2001:db8::1"
+    assert canonical_host("[2001:db8::1]") == "2001:db8::1"
+    assert canonical_host("010.1.2.3".lstrip("0")) == "10.1.2.3"
+    for bad in ("https://example.com", "example.com:22", "10.0.0.0/8", "ex ample.com",
+                "-x.example.com", "user@example.com", "a" * 300):
+        with pytest.raises(Invalid):
+            canonical_host(bad)
+
+
+def _server(cp, org_id: str, credential: str, status: str = "inactive") -> str:
+    with cp.sessions() as db:
+        db.add(Server(id="srv_remote", organization_id=org_id, name="build", host="10.251.9.2",
+                      port=22, provider_key="generic-ssh", credential_id=credential,
+                      ssh_username="root", host_public_key="ssh-ed25519 AAAA",
+                      host_key_fingerprint="SHA256:x", lifecycle_status=status))
+        db.commit()
+    return "srv_remote"
+
+
+def test_addresses_of_the_control_planes_networks_are_refused(admin: Api, tmp_path):
+    key, _ = keygen(tmp_path, "ed", "-t", "ed25519")
+    credential = admin.post("/credentials/ssh", {"name": "k", "privateKey": key})["id"]
+    for host in ("127.0.0.1", "localhost", "169.254.169.254", "192.168.1.10", "::1"):
+        refused = admin.request("POST", "/servers/connectivity-tests", {"server": {
+            "host": host, "credentialId": credential}})
+        assert refused.status_code == 400, (host, refused.text)
+        assert refused.json()["code"] in ("server_address_refused", "validation_failed")
+    unknown = admin.request("POST", "/servers/connectivity-tests", {"server": {
+        "host": "10.251.9.2", "credentialId": "ssh_nope"}})
+    assert unknown.status_code == 404
+
+
+def test_deleting_a_server_keeps_its_history_and_frees_its_credential(admin, cp, tmp_path):
+    key, _ = keygen(tmp_path, "ed", "-t", "ed25519")
+    credential = admin.post("/credentials/ssh", {"name": "k", "privateKey": key})["id"]
+    server = _server(cp, admin.org_id, credential, status="active")
+    ids = make_app(admin, "lbtest/hello:v1")
+    placed = admin.request("POST", "/resources", {
+        "projectId": ids["project"], "environmentId": ids["env"], "name": "remote",
+        "serverId": server})
+    assert placed.status_code == 409 and placed.json()["code"] == "server_runtime_unavailable"
+    shown = admin.get(f"/servers/{server}")["server"]
+    assert shown["credential"]["credentialId"] == credential and "BEGIN" not in str(shown)
+
+    check = admin.get(f"/servers/{server}/delete-check")
+    assert not check["eligible"] and [b["kind"] for b in check["blockers"]] == ["active-server"]
+    confirm = {"confirmation": {"serverId": server}}
+    blocked = admin.request("DELETE", f"/servers/{server}", confirm)
+    assert blocked.status_code == 409 and blocked.json()["code"] == "server_delete_blocked"
+    admin.post(f"/servers/{server}/deactivate", {"reason": "moving to new hardware"})
+    again = admin.request("POST", "/resources", {
+        "projectId": ids["project"], "environmentId": ids["env"], "name": "remote",
+        "serverId": server})
+    assert again.json()["code"] == "server_inactive"
+    assert admin.get(f"/servers/{server}/delete-check")["eligible"]
+    assert admin.request("DELETE", f"/credentials/ssh/{credential}", {
+        "confirmation": {"credentialId": credential}}).status_code == 409  # still used
+    assert admin.ok("DELETE", f"/servers/{server}", confirm)["id"] == server
+    assert server not in [s["id"] for s in admin.get("/servers")["items"]]
+    assert admin.request("GET", f"/servers/{server}").status_code == 404
+    with cp.sessions() as db:
+        assert db.get(Server, server).lifecycle_status == "deleted"  # kept for its history
+    assert admin.ok("DELETE", f"/credentials/ssh/{credential}", {
+        "confirmation": {"credentialId": credential}})["id"] == credential
+
+
+def test_servers_stay_in_their_organization(admin, cp, tmp_path):
+    key, _ = keygen(tmp_path, "ed", "-t", "ed25519")
+    credential = admin.post("/credentials/ssh", {"name": "k", "privateKey": key})["id"]
+    server = _server(cp, admin.org_id, credential)
+    org_b = admin.post("/organizations", {"name": "Beta"})["organizationId"]
+    bob = add_member(admin, org_b, "bob@example.com", "admin")
+    assert server not in [s["id"] for s in bob.get("/servers")["items"]]
+    for method, path, body in (
+            ("GET", f"/servers/{server}", None), ("GET", f"/servers/{server}/delete-check", None),
+            ("POST", f"/servers/{server}/connectivity-tests", {}),
+            ("POST", f"/servers/{server}/rename", {"name": "mine"}),
+            ("POST", f"/servers/{server}/deactivate", {}),
+            ("POST", f"/servers/{server}/host-key", {"hostKeyFingerprint": "SHA256:mine"}),
+            ("DELETE", f"/servers/{server}", {"confirmation": {"serverId": server}})):
+        assert bob.request(method, path, body).status_code == 404, (method, path)
+    theirs = bob.request("POST", "/servers/connectivity-tests", {"server": {
+        "host": "10.251.9.2", "credentialId": credential}})  # not Bob's key
+    assert theirs.status_code == 404
