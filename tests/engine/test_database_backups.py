@@ -63,7 +63,9 @@ def test_retention_keeps_the_newest_good_backups_and_a_failed_run_deletes_none(
             assert cp.run_backup_schedule() == 0  # its next run is tomorrow now
             made.append(until(api, f"/dependency-resources/{db_id}/backups", lambda s: all(
                 b["status"] != "pending" for b in s["items"]))["items"][0]["id"])
-        kept = api.get(f"/dependency-resources/{db_id}/backups")["items"]
+        # Retention runs once the newest backup is ready, in the same work item: wait for it.
+        kept = until(api, f"/dependency-resources/{db_id}/backups",
+                     lambda s: len(s["items"]) <= 3)["items"]
         assert [b["id"] for b in kept] == made[:-4:-1]  # the 3 newest, newest first
         assert all(b["status"] == "ready" for b in kept)
         files = sorted(p.name for p in settings.resolved_backups_dir.rglob("*.dump"))
