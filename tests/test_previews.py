@@ -193,9 +193,8 @@ def test_forks_secrets_limits_expiry_and_deletes_follow_the_policy(admin, cp):
 
 
 def test_the_project_page_lists_previews_and_cleans_one_up(admin, cp):
-    from test_console import Browser
-
     from support import ADMIN_EMAIL, ADMIN_PASSWORD
+    from test_console import Browser
 
     ids, resource = _app(admin)
     Hook(admin, cp, resource).send(pull_request("opened", number=12))

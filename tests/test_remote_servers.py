@@ -6,10 +6,11 @@ their credential, and no resource placed on a server that cannot run it yet."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 
 from launchbay.operations.errors import Invalid
 from launchbay.operations.remote_servers import canonical_host
-from launchbay.store.models import Server
+from launchbay.store.models import OperatorWork, Server
 
 from support import Api, add_member, make_app
 from test_ssh_credentials import keygen
@@ -54,23 +55,38 @@ def test_deleting_a_server_keeps_its_history_and_frees_its_credential(admin, cp,
     credential = admin.post("/credentials/ssh", {"name": "k", "privateKey": key})["id"]
     server = _server(cp, admin.org_id, credential, status="active")
     ids = make_app(admin, "lbtest/hello:v1")
-    placed = admin.request("POST", "/resources", {
+    placed = admin.post("/resources", {
         "projectId": ids["project"], "environmentId": ids["env"], "name": "remote",
-        "serverId": server})
-    assert placed.status_code == 409 and placed.json()["code"] == "server_runtime_unavailable"
+        "serverId": server, "source": {"kind": "docker-image", "imageName": "lbtest/hello",
+                                       "imageTag": "v1"}})["id"]
+    assert admin.get(f"/resources/{placed}")["resource"]["destinationId"] == server
     shown = admin.get(f"/servers/{server}")["server"]
     assert shown["credential"]["credentialId"] == credential and "BEGIN" not in str(shown)
 
     check = admin.get(f"/servers/{server}/delete-check")
-    assert not check["eligible"] and [b["kind"] for b in check["blockers"]] == ["active-server"]
+    assert not check["eligible"]
+    assert [b["kind"] for b in check["blockers"]] == ["active-server", "resource"]
     confirm = {"confirmation": {"serverId": server}}
     blocked = admin.request("DELETE", f"/servers/{server}", confirm)
     assert blocked.status_code == 409 and blocked.json()["code"] == "server_delete_blocked"
     admin.post(f"/servers/{server}/deactivate", {"reason": "moving to new hardware"})
     again = admin.request("POST", "/resources", {
-        "projectId": ids["project"], "environmentId": ids["env"], "name": "remote",
+        "projectId": ids["project"], "environmentId": ids["env"], "name": "remote-2",
         "serverId": server})
     assert again.json()["code"] == "server_inactive"
+    undeployable = admin.request("POST", "/deployments", {
+        "projectId": ids["project"], "environmentId": ids["env"], "resourceId": placed})
+    assert undeployable.status_code == 409 and undeployable.json()["code"] == "server_inactive"
+    assert [b["kind"] for b in admin.get(f"/servers/{server}/delete-check")["blockers"]] == \
+        ["resource"]
+    admin.ok("DELETE", f"/resources/{placed}", {"confirmation": {"resourceSlug": "remote"}})
+    # Its removal from the server is work still to do there: it blocks the delete too.
+    assert [b["kind"] for b in admin.get(f"/servers/{server}/delete-check")["blockers"]] == \
+        ["scheduled-work"]
+    with cp.sessions() as db:  # as when that work has run
+        db.execute(update(OperatorWork).where(OperatorWork.server_id == server)
+                   .values(status="succeeded"))
+        db.commit()
     assert admin.get(f"/servers/{server}/delete-check")["eligible"]
     assert admin.request("DELETE", f"/credentials/ssh/{credential}", {
         "confirmation": {"credentialId": credential}}).status_code == 409  # still used

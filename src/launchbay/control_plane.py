@@ -10,14 +10,15 @@ from typing import Any
 
 from sqlalchemy import text
 
+from launchbay.crypto import SecretBox
 from launchbay.drivers.edge_proxy import Caddy
-from launchbay.engine import auto_update, reconcile
+from launchbay.engine import auto_update, reconcile, server_probe
 from launchbay.engine.databases import DatabaseWork
 from launchbay.engine.health_monitor import HealthMonitor
 from launchbay.engine.image_access import ImageAccess
 from launchbay.engine.ledger import Ledger
 from launchbay.engine.release import DeploymentRunner
-from launchbay.engine.routing import EdgeProxy, ProxyBootstrap, RouteRealization
+from launchbay.engine.routing import EdgeProxy, ProxyBootstrap, RemoteEdges, RouteRealization
 from launchbay.engine.runtime import LogLine
 from launchbay.engine.runtime_control import RuntimeControl
 from launchbay.engine.targets import Targets
@@ -83,12 +84,15 @@ class ControlPlane:
                 if settings.shipped_templates:
                     templates.load_files(db, templates.SHIPPED, origin="shipped")
                 templates.load_files(db, settings.resolved_templates_dir)
-        self.targets = Targets(self.sessions)
+        self.targets = Targets(self.sessions, SecretBox(settings.secret_key),
+                               settings.ssh_connect_timeout)
         self.ledger = Ledger(self.sessions, settings.work_lease_seconds)
         self.ops = Operations(settings, self.sessions, self.targets, self.wake)
         self.edge = EdgeProxy(self.sessions, settings, Caddy(
             settings.edge_admin, state_dir=settings.data_dir / "caddy",
-            manage=settings.edge_manage), self.ops.secrets) if settings.edge_enabled else None
+            manage=settings.edge_manage), self.ops.secrets, remote=RemoteEdges(
+                self.sessions, settings, self.ops.secrets, self.targets)) \
+            if settings.edge_enabled else None
         self.ops.edge = self.edge
         reroute = self.edge.apply if self.edge else None
         self.health = self.ops.health = HealthMonitor(self.sessions, settings, self.targets)
@@ -105,7 +109,9 @@ class ControlPlane:
                       Periodic("commit-statuses", settings.commit_status_seconds,
                                self.report_statuses),
                       Periodic("preview-reconcile", settings.preview_reconcile_seconds,
-                               self.reconcile_previews)]
+                               self.reconcile_previews),
+                      Periodic("server-probe", settings.server_probe_seconds,
+                               self.probe_servers)]
         if self.edge:  # each process watches its own Caddy
             background += [Periodic("edge-watch", 1.0, self.edge.watch, once=False),
                            Periodic("certificates", settings.reconcile_seconds,
@@ -206,6 +212,10 @@ class ControlPlane:
         with self.sessions() as db:
             due = previews.due(db, utcnow())
         return self._on_behalf("preview-environments.expire", due)
+
+    def probe_servers(self) -> int:
+        """Probes the servers reached over SSH; how many changed reachability."""
+        return server_probe.probe_servers(self.sessions, self.targets)
 
     def reconcile_previews(self) -> int:
         """Asks GitHub about the pull requests previewed, for each organization with a GitHub

@@ -90,11 +90,14 @@ class Settings(BaseSettings):
     # Networks (CIDR) a GitHub App's API (a GitHub Enterprise Server) may be at besides public
     # addresses; and how often the outcome of deployments GitHub events made is reported.
     integration_allowed_networks: list[str] = []
+    commit_status_seconds: float = 5
     # Networks (CIDR) servers reached over SSH may be at besides public addresses, and how
     # long a connection to one may take.
     server_allowed_networks: list[str] = []
     ssh_connect_timeout: float = 10
-    commit_status_seconds: float = 5
+    # Seconds between background probes of servers reached over SSH (two failures in a row
+    # make one unreachable).
+    server_probe_seconds: float = 60
     # How often the pull requests previewed are asked about (through the GitHub App), so that
     # a preview whose close was never sent still goes.
     preview_reconcile_seconds: float = 600

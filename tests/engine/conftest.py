@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from launchbay.settings import Settings
 import images
 from docker_support import remove_runtime
 from git_support import Repository
+from remote_support import server_of_its_own
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, free_port, login, spawn
 
 HERE = Path(__file__).parent
@@ -52,6 +54,12 @@ def mock_dns() -> Iterator[str]:
     yield f"127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture
+def remote() -> Iterator[dict[str, Any]]:
+    """A server reached over SSH (a network namespace of this machine), for one test."""
+    yield from server_of_its_own()
 
 
 @pytest.fixture

@@ -83,18 +83,24 @@ def remove_runtime(server_id: str) -> None:
             pass
 
 
+def with_edge(tmp_path, database_url: str, **extra) -> Settings:
+    """A control plane with its own Caddy on loopback (on free ports unless `extra` says)."""
+    values = {"data_dir": tmp_path / "data", "database_url": database_url, "workers": 2,
+              "worker_poll_seconds": 0.1, "work_lease_seconds": 10, "reconcile_seconds": 2,
+              "edge_enabled": True, "edge_bind": "127.0.0.1", "edge_http_port": free_port(),
+              "edge_admin": f"127.0.0.1:{free_port()}", "edge_drain_seconds": 0.5,
+              "shipped_templates": False, **extra}
+    return Settings(**values)
+
+
 def edge_settings(tmp_path, database_url: str, mock_dns: str, http_port: int,
                   **extra) -> Settings:
-    """A control plane with its own Caddy on loopback, domains resolved by the mock DNS and
-    served without TLS: what the compatible faces' end-to-end tests run on (their own
-    template catalog, unless they ask for the shipped templates)."""
-    extra = {"shipped_templates": False, **extra}
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
-                    worker_poll_seconds=0.1, work_lease_seconds=10, reconcile_seconds=2,
-                    edge_enabled=True, edge_bind="127.0.0.1", edge_http_port=http_port,
-                    edge_admin=f"127.0.0.1:{free_port()}", edge_drain_seconds=0.5,
-                    edge_domain_tls="disabled", dns_resolver=mock_dns,
-                    edge_public_addresses=["127.0.0.1"], **extra)
+    """`with_edge`, domains resolved by the mock DNS and served without TLS: what the
+    compatible faces' end-to-end tests run on (their own template catalog, unless they ask
+    for the shipped templates)."""
+    return with_edge(tmp_path, database_url, edge_http_port=http_port,
+                     edge_domain_tls="disabled", dns_resolver=mock_dns,
+                     edge_public_addresses=["127.0.0.1"], **extra)
 
 
 def host_of(api: Api, resource: str) -> str:

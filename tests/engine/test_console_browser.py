@@ -23,8 +23,8 @@ from selenium.webdriver.common.keys import Keys
 
 from launchbay.settings import Settings
 
-from docker_support import eventually, remove_runtime, via_url
-from support import free_port, login
+from docker_support import eventually, remove_runtime, via_url, with_edge
+from support import login
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 EMAIL, PASSWORD = "ops@example.com", "console-password-1"
@@ -32,11 +32,8 @@ EMAIL, PASSWORD = "ops@example.com", "console-password-1"
 
 @pytest.fixture
 def settings(tmp_path, database_url) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
-                    worker_poll_seconds=0.1, work_lease_seconds=5, reconcile_seconds=2,
-                    edge_enabled=True, edge_bind="127.0.0.1", edge_http_port=free_port(),
-                    edge_admin=f"127.0.0.1:{free_port()}", edge_drain_seconds=0.5,
-                    health_observe_seconds=1, shipped_templates=False)
+    return with_edge(tmp_path, database_url, work_lease_seconds=5,
+                     health_observe_seconds=1)
 
 
 @pytest.fixture

@@ -14,16 +14,14 @@ import pytest
 from launchbay.control_plane import ControlPlane
 from launchbay.settings import Settings
 
-from docker_support import deploy, deployed, eventually, host_of, set_image, wait
+from docker_support import deploy, deployed, eventually, host_of, set_image, wait, with_edge
 from support import free_port, make_app
 
 
 @pytest.fixture
 def settings(tmp_path, database_url) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, workers=2,
-                    worker_poll_seconds=0.1, work_lease_seconds=5, reconcile_seconds=2,
-                    edge_enabled=True, edge_bind="127.0.0.1", edge_http_port=free_port(),
-                    edge_admin=f"127.0.0.1:{free_port()}", edge_drain_seconds=1)
+    return with_edge(tmp_path, database_url, edge_drain_seconds=1, work_lease_seconds=5,
+                     shipped_templates=True)
 
 
 def via_edge(settings: Settings, host: str, path: str = "/") -> httpx.Response:

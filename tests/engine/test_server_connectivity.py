@@ -5,35 +5,10 @@ again, and each kind of failure is named."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import uuid
 from pathlib import Path
-from typing import Any
 
-import pytest
-
+from remote_support import fixture
 from support import Api
-
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "remote_server.py"
-
-
-def fixture(*args: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, str(FIXTURE), *args], check=True,
-                          capture_output=True, text=True, timeout=300)
-    return json.loads(done.stdout.strip().splitlines()[-1]) if args[0] == "up" else {}
-
-
-@pytest.fixture
-def remote() -> Any:
-    """A server of its own, removed afterwards."""
-    name = f"lb{uuid.uuid4().hex[:6]}"
-    try:
-        yield fixture("up", name)
-    finally:
-        subprocess.run([sys.executable, str(FIXTURE), "down", name], capture_output=True,
-                       timeout=120)
 
 
 def test_a_server_is_registered_with_its_host_key_pinned(api: Api, remote) -> None:

@@ -13,6 +13,8 @@ from launchbay.cli.output import confirm_typed, emit, out
 
 apps_app = typer.Typer(help="Applications (resources).", no_args_is_help=True)
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Server = Annotated[Optional[str], typer.Option(
+    help="The server it runs on (name or id; default: the control plane's own).")]
 Confirm = Annotated[Optional[str], typer.Option(
     metavar="NAME", help="Confirm without being asked (scripts): the name being deleted.")]
 AppRef = Annotated[str, typer.Argument(metavar="APP", help="Name, PROJECT/ENVIRONMENT/APP or id.")]
@@ -99,6 +101,7 @@ def apps_create(
     env: Annotated[str, typer.Option("--env", help="Environment name in the project.")],
     image: Annotated[Optional[str], typer.Option(help="Image to run, e.g. nginx:1.27.")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port the app listens on.")] = None,
+    server: Server = None,
     as_json: Json = False,
 ) -> None:
     """Create an app in a project's environment."""
@@ -107,6 +110,8 @@ def apps_create(
     pid = project_id(client, project)
     body: dict[str, Any] = {"projectId": pid, "environmentId": environment_id(
         client, f"{pid}/{env}"), "name": name}
+    if server:
+        body["serverId"] = resolve_server(client, server)["id"]
     if image:
         body["source"] = split_image(image)
     if port:
@@ -230,8 +235,18 @@ def apps_delete(app_ref: AppRef, confirm: Confirm = None) -> None:
     out.print(f"deleted app {resource['name']}")
 
 
+def resolve_server(client: Client, ref: str) -> dict[str, Any]:
+    """The server `ref` names (its name or id)."""
+    found = [s for s in client.get("/servers", limit=500)["items"] if ref in (s["id"], s["name"])]
+    if len(found) == 1:
+        return found[0]
+    err.print(f"[red]error:[/] {'no server' if not found else 'more than one server'} {ref!r}"
+              f"{'' if not found else '; use its id'}")
+    raise typer.Exit(1)
+
+
 def app_for_folder(client: Client, folder: Path, name: str | None, project: str | None,
-                   env: str) -> dict[str, Any]:
+                   env: str, server: str | None = None) -> dict[str, Any]:
     """The app a folder deploys to: in the project named after the folder (or `project`) and
     `env`, the app `name`, else the environment's only app, else a new app named after the
     folder (with the project and environment if they are new), listening on the port
@@ -257,6 +272,10 @@ def app_for_folder(client: Client, folder: Path, name: str | None, project: str 
     if name:
         apps = [r for r in apps if slugify(name) in (r["slug"], r["name"])]
     if len(apps) == 1:
+        if server and apps[0].get("destinationId") != server:
+            err.print(f"[red]error:[/] {apps[0]['name']} runs on another server: an app "
+                      "stays on the server it was created on")
+            raise typer.Exit(1)
         return apps[0]
     if apps:
         err.print(f"[red]error:[/] {project_slug}/{env} has {len(apps)} apps: choose one "
@@ -265,7 +284,8 @@ def app_for_folder(client: Client, folder: Path, name: str | None, project: str 
     slug = slugify(name or folder.resolve().name)
     port = detect(folder).port or 8080
     created = client.post("/resources", {"projectId": pid, "environmentId": eid, "name": slug,
-                                         "networkProfile": {"internalPort": port}})
+                                         "networkProfile": {"internalPort": port},
+                                         **({"serverId": server} if server else {})})
     out.print(f"created {', '.join([*made, f'app {slug}'])} (port {port})")
     return client.get(f"/resources/{created['id']}")["resource"]
 
@@ -280,6 +300,7 @@ def deploy(
     project: Annotated[Optional[str], typer.Option(
         help="With a folder: its project (default: named after the folder).")] = None,
     env: Annotated[str, typer.Option(help="With a folder: its environment.")] = "production",
+    server: Server = None,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Do not follow.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the outcome.")] = False,
 ) -> None:
@@ -294,7 +315,8 @@ def deploy(
     if folder.is_dir():
         from launchbay.cli.packing import pack
 
-        resource = app_for_folder(client, folder, app_name, project, env)
+        resource = app_for_folder(client, folder, app_name, project, env,
+                                  resolve_server(client, server)["id"] if server else None)
         archive = pack(folder)
         client.upload(f"/resources/{resource['id']}/source/archive", archive, "application/gzip")
         out.print(f"uploaded {len(archive) // 1024 + 1} KB of source")

@@ -14,11 +14,13 @@ from launchbay.cli import apps, domains, instances, projects, system
 from launchbay.cli.client import Client, err, save_credentials
 from launchbay.cli.databases import db_app
 from launchbay.cli.output import emit, out
+from launchbay.cli.servers import servers_app
 
 app = typer.Typer(help="launchbay: a self-hosted deployment platform.", no_args_is_help=True)
 instances_app = typer.Typer(help="Ephemeral environments from templates (yours and your "
                              "team's).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(servers_app, name="servers")
 app.add_typer(apps.apps_app, name="apps")
 app.add_typer(domains.domains_app, name="domains")
 app.add_typer(domains.certs_app, name="certs")

@@ -459,6 +459,20 @@ class DockerEngine:
     def disk_usage(self) -> dict:
         return self.client.df()
 
+    def export(self, ref: str) -> Iterator[bytes]:
+        """The image as `docker save` writes it, streamed."""
+        return iter(self.client.api.get_image(ref, chunk_size=1 << 20))
+
+    def load(self, chunks: Iterator[bytes]) -> None:
+        """Loads images `docker save` wrote, streamed (never whole in memory)."""
+        for said in self.client.api.load_image(chunks):
+            if isinstance(said, dict) and said.get("error"):
+                raise DockerException(said["error"])
+
+    def reach(self, port: int) -> str:
+        """Where the control plane reaches a port the engine published on its loopback."""
+        return f"127.0.0.1:{port}"
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

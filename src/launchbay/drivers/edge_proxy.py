@@ -15,10 +15,13 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from launchbay.drivers.ssh_transport import Tunnel, Unreachable
 
 log = logging.getLogger("launchbay.edge")
 
@@ -29,14 +32,17 @@ class EdgeError(Exception):
 
 class Caddy:
     def __init__(self, admin: str, *, state_dir: Path | None = None, manage: bool = True,
-                 binary: str = "caddy"):
-        self.admin = admin
+                 binary: str = "caddy", listen: str | None = None):
+        self.admin = admin  # where its admin API is reached from here
+        self.listen = listen or admin  # where it listens (another address through a tunnel)
         self.state_dir = state_dir
         self.manage = manage
         self.binary = binary
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
-        self._http = httpx.Client(base_url=f"http://{admin}", timeout=10, trust_env=False)
+        # The Host header names the address Caddy listens on: it refuses others.
+        self._http = httpx.Client(base_url=f"http://{admin}", timeout=10, trust_env=False,
+                                  headers={"Host": self.listen})
 
     @property
     def available(self) -> bool:
@@ -46,7 +52,7 @@ class Caddy:
     def admin_block(self) -> dict[str, Any]:
         """Part of every configuration: the admin endpoint stays where it is, and Caddy keeps no
         copy of its own (launchbay's store is the source of truth)."""
-        return {"listen": self.admin, "config": {"persist": False}}
+        return {"listen": self.listen, "config": {"persist": False}}
 
     def alive(self) -> bool:
         try:  # a small object of the configuration, not the whole of it
@@ -63,27 +69,37 @@ class Caddy:
                 raise EdgeError(f"Caddy's admin API at {self.admin} does not answer")
             if not self.available:
                 raise EdgeError(f"{self.binary} is not installed")
-            if self._process is not None and self._process.poll() is None:
-                self._process.kill()
-                self._process.wait(10)
-            assert self.state_dir is not None
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            bootstrap = self.state_dir / "bootstrap.json"
-            bootstrap.write_text(json.dumps({"admin": self.admin_block()}))
-            env = {**os.environ, "XDG_DATA_HOME": str(self.state_dir / "data"),
-                   "XDG_CONFIG_HOME": str(self.state_dir / "config"),
-                   "HOME": str(self.state_dir)}
-            logfile = open(self.state_dir / "caddy.log", "ab")  # noqa: SIM115 (owned by Caddy)
-            self._process = subprocess.Popen(
-                [self.binary, "run", "--config", str(bootstrap)], env=env,
-                stdout=logfile, stderr=logfile, start_new_session=True)
+            self._launch()
             deadline = time.monotonic() + 15
             while not self.alive():
-                if self._process.poll() is not None or time.monotonic() > deadline:
-                    raise EdgeError(f"Caddy did not start; see {self.state_dir / 'caddy.log'}")
+                if self._exited() or time.monotonic() > deadline:
+                    raise EdgeError(f"Caddy did not start; see {self._log_path()}")
                 time.sleep(0.05)
-            log.info("started Caddy (admin %s, pid %s)", self.admin, self._process.pid)
+            log.info("started Caddy (admin %s)", self.admin)
             return True
+
+    def _log_path(self) -> str:
+        return str(self.state_dir / "caddy.log") if self.state_dir else "its log"
+
+    def _exited(self) -> bool:
+        return self._process is None or self._process.poll() is not None
+
+    def _launch(self) -> None:
+        """`caddy run` with launchbay's bootstrap configuration (just the admin API)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(10)
+        assert self.state_dir is not None
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        bootstrap = self.state_dir / "bootstrap.json"
+        bootstrap.write_text(json.dumps({"admin": self.admin_block()}))
+        env = {**os.environ, "XDG_DATA_HOME": str(self.state_dir / "data"),
+               "XDG_CONFIG_HOME": str(self.state_dir / "config"),
+               "HOME": str(self.state_dir)}
+        logfile = open(self.state_dir / "caddy.log", "ab")  # noqa: SIM115 (owned by Caddy)
+        self._process = subprocess.Popen(
+            [self.binary, "run", "--config", str(bootstrap)], env=env,
+            stdout=logfile, stderr=logfile, start_new_session=True)
 
     def load(self, config: dict[str, Any]) -> None:
         """Replaces Caddy's whole configuration; Caddy keeps serving while it switches."""
@@ -135,3 +151,70 @@ class Caddy:
     def release(self) -> None:
         """Lets go of the admin API; Caddy keeps serving (the next control plane adopts it)."""
         self._http.close()
+
+
+# Starts the Caddy of a server over SSH, in a folder of its own, installing it from the
+# server's packages when it has none (and leaving the package's own service off: launchbay's
+# configuration is the one Caddy serves). The bootstrap configuration comes on stdin.
+_REMOTE_START = """set -e
+dir="$HOME/.launchbay-edge/{name}"
+mkdir -p "$dir/data" "$dir/config"
+cat > "$dir/bootstrap.json"
+if ! command -v caddy >/dev/null 2>&1; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "Caddy is not installed, and this server has no apt-get to install it"; exit 3
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y caddy >/dev/null
+  (systemctl disable --now caddy || service caddy stop) >/dev/null 2>&1 || true
+fi
+cd "$dir"
+XDG_DATA_HOME="$dir/data" XDG_CONFIG_HOME="$dir/config" HOME="$dir" \\
+  setsid -f caddy run --config "$dir/bootstrap.json" >>"$dir/caddy.log" 2>&1 </dev/null
+"""
+
+
+class RemoteCaddy(Caddy):
+    """The Caddy of a server reached over SSH: started there over SSH, its admin API listening
+    only on the server's loopback and driven through the SSH tunnel (never on a public
+    port). `tunnel` gives the server's current tunnel (made again when the server's key or
+    credential changes)."""
+
+    LISTEN = "127.0.0.1:2019"
+
+    def __init__(self, name: str, tunnel: Callable[[], Tunnel]):
+        self.name, self.tunnel, self._through = name, tunnel, tunnel()
+        super().__init__(self._address(), manage=True, listen=self.LISTEN)
+
+    def _address(self) -> str:
+        host, port = self.LISTEN.rsplit(":", 1)
+        return f"127.0.0.1:{self._through.port(int(port), host, keep=True)}"
+
+    @property
+    def available(self) -> bool:
+        return True  # installed when started, if the server can
+
+    def alive(self) -> bool:
+        current = self.tunnel()
+        if current is not self._through:  # the tunnel was made again: so is the client
+            self._through = current
+            self.admin = self._address()
+            self._http.close()
+            self._http = httpx.Client(base_url=f"http://{self.admin}", timeout=10,
+                                      trust_env=False, headers={"Host": self.listen})
+        return super().alive()
+
+    def _exited(self) -> bool:
+        return False  # not a child of this process: the deadline decides
+
+    def _log_path(self) -> str:
+        return f"~/.launchbay-edge/{self.name}/caddy.log on the server"
+
+    def _launch(self) -> None:
+        try:
+            status, said = self._through.run(
+                _REMOTE_START.format(name=self.name),
+                stdin=json.dumps({"admin": self.admin_block()}).encode(), timeout=600)
+        except (Unreachable, OSError, TimeoutError) as exc:
+            raise EdgeError(f"cannot reach the server to start Caddy: {exc}") from exc
+        if status != 0:
+            raise EdgeError(f"Caddy could not be started on the server: {said[-1000:]}")

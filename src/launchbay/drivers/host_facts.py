@@ -130,3 +130,37 @@ def devices(sys_block: Path = Path("/sys/block")) -> list[Device]:
         for part in sorted(p for p in disk.iterdir() if (p / "partition").exists()):
             found.append(Device(part.name, size(part), "part", mounted.get(part.name, [])))
     return found
+
+
+# What `remote()` reads of another machine, as one shell command over SSH (POSIX tools only).
+REMOTE_PROBE = r"""echo "cores $(nproc)"
+echo "load $(cut -d' ' -f1-3 /proc/loadavg)"
+grep -E '^(MemTotal|MemAvailable|MemFree):' /proc/meminfo
+for p in /var/lib/docker /; do
+  [ -e "$p" ] || continue
+  df -P -B1 "$p" | awk -v p="$p" 'NR==2 {print "disk", p, $2, $3, $4}'
+  df -P -i "$p" | awk -v p="$p" 'NR==2 {print "inodes", p, $2, $3, $4}'
+done"""
+
+
+def remote(said: str) -> dict:
+    """The facts `REMOTE_PROBE` printed: cores, load (1, 5, 15 min), memory (as `memory()`),
+    disks and inodes ((path, total, used, free) each)."""
+    facts: dict = {"cores": None, "load": (0.0, 0.0, 0.0), "disks": [], "inodes": []}
+    meminfo: dict[str, int] = {}
+    for line in said.splitlines():
+        word, _, rest = line.partition(" ")
+        fields = rest.split()
+        if word == "cores" and fields:
+            facts["cores"] = int(fields[0])
+        elif word == "load" and len(fields) == 3:
+            facts["load"] = tuple(float(f) for f in fields)
+        elif word.endswith(":") and fields:
+            meminfo[word[:-1]] = int(fields[0]) * 1024
+        elif word in ("disk", "inodes") and len(fields) == 4 and fields[1].isdigit():
+            facts["disks" if word == "disk" else "inodes"].append(
+                (fields[0], *(int(f) for f in fields[1:])))
+    total = meminfo.get("MemTotal", 0)
+    available = meminfo.get("MemAvailable", meminfo.get("MemFree", 0))
+    facts["memory"] = {"total": total, "available": available, "used": total - available}
+    return facts

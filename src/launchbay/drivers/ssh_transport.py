@@ -3,15 +3,22 @@ does not, which kind of failure it is. The server's host key is pinned: a test a
 pinned key refuses any other (`host-key-mismatch`), never trusting a key on each use.
 
 Each test runs on an event loop of its own in the calling thread (operations run in worker
-threads): one connection, its checks, closed.
+threads): one connection, its checks, closed. A `Tunnel` keeps one connection to a registered
+server for its runtime (the Docker engine, the ports it publishes, its edge proxy's admin API).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import socket
+import tempfile
+import threading
 import time
 import warnings
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,48 +74,59 @@ def _ms(start: float) -> int:
     return int((time.perf_counter() - start) * 1000)
 
 
-async def _test(target: Target, timeout: float) -> Result:
-    start = time.perf_counter()
-    presented: dict[str, Any] = {}
+class Unreachable(Exception):
+    """The server could not be reached, and why: `failure` names the kind (dns, timeout,
+    host-key-mismatch, auth, tcp)."""
 
-    def pinned() -> Any:
-        if target.pinned_host_key is None:
-            return None  # the draft: accept, and show the key to be pinned
-        return ([asyncssh.import_public_key(target.pinned_host_key)], [], [])
+    def __init__(self, failure: str, message: str):
+        super().__init__(message)
+        self.failure, self.message = failure, message
 
+
+async def _connect(target: Target, timeout: float, keepalive: float = 0) -> Any:
+    """An SSH connection to the target (with the pinned host key when there is one), or
+    Unreachable."""
+    known: Any = None if target.pinned_host_key is None else (  # None: the draft, shown the key
+        [asyncssh.import_public_key(target.pinned_host_key)], [], [])
     try:
         key = asyncssh.import_private_key(target.private_key)
-        conn = await asyncio.wait_for(asyncssh.connect(
+        return await asyncio.wait_for(asyncssh.connect(
             target.host, port=target.port, username=target.username, client_keys=[key],
-            known_hosts=pinned(), agent_path=None, config=None, connect_timeout=timeout,
-            preferred_auth="publickey"), timeout + 1)
+            known_hosts=known, agent_path=None, config=None, connect_timeout=timeout,
+            preferred_auth="publickey", keepalive_interval=keepalive or None,
+            keepalive_count_max=3), timeout + 1)
     except socket.gaierror as exc:
-        return Result([Check("ssh", "failed", f"{target.host} does not resolve ({exc})",
-                             _ms(start), "dns")])
+        raise Unreachable("dns", f"{target.host} does not resolve ({exc})") from None
     except (asyncio.TimeoutError, TimeoutError):
-        return Result([Check("ssh", "failed", f"no answer from {target.host}:{target.port} "
-                             f"within {timeout:g} s", _ms(start), "timeout")])
+        raise Unreachable("timeout", f"no answer from {target.host}:{target.port} within "
+                          f"{timeout:g} s") from None
     except asyncssh.HostKeyNotVerifiable:
-        return Result([Check("ssh", "failed", "the server's host key is not the one pinned: "
-                             "it may have been reinstalled, or the connection intercepted; "
-                             "re-pin it only once you know why", _ms(start),
-                             "host-key-mismatch")])
+        raise Unreachable("host-key-mismatch", "the server's host key is not the one pinned: "
+                          "it may have been reinstalled, or the connection intercepted; "
+                          "re-pin it only once you know why") from None
     except asyncssh.PermissionDenied:
-        return Result([Check("ssh", "failed", f"the server refused the key for "
-                             f"{target.username}", _ms(start), "auth")])
+        raise Unreachable("auth", f"the server refused the key for {target.username}") \
+            from None
     except (OSError, asyncssh.Error) as exc:
-        return Result([Check("ssh", "failed", f"cannot connect to {target.host}:{target.port}: "
-                             f"{getattr(exc, 'strerror', None) or exc}", _ms(start), "tcp")])
+        raise Unreachable("tcp", f"cannot connect to {target.host}:{target.port}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+
+
+async def _test(target: Target, timeout: float) -> Result:
+    start = time.perf_counter()
+    try:
+        conn = await _connect(target, timeout)
+    except Unreachable as exc:
+        return Result([Check("ssh", "failed", exc.message, _ms(start), exc.failure)])
     async with conn:
         host_key = conn.get_server_host_key()
         line = host_key.export_public_key("openssh").decode().split()[:2] if host_key else []
-        presented["key"] = " ".join(line) or None
         fingerprint = host_key.get_fingerprint("sha256") if host_key else None
         checks = [Check("ssh", "passed", f"connected as {target.username}", _ms(start),
                         metadata={"hostKeyFingerprint": fingerprint or ""})]
         checks.append(await _docker(conn))
         checks.append(await _edge(conn))
-    return Result(checks, presented["key"], fingerprint)
+    return Result(checks, " ".join(line) or None, fingerprint)
 
 
 async def _docker(conn: Any) -> Check:
@@ -134,3 +152,147 @@ async def _edge(conn: Any) -> Check:
         return Check("edge-proxy", "passed", "Caddy is installed", _ms(start))
     return Check("edge-proxy", "skipped", "no Caddy yet: bootstrapping the server's edge proxy "
                  "installs it", _ms(start))
+
+
+class Tunnel:
+    """One long-lived SSH connection to a server, on an event loop of its own thread, through
+    which local clients reach the server's sockets: its Docker engine's, and the ports it
+    publishes on its loopback. Local listeners are launchbay's own (a unix socket in a
+    private directory, loopback ports), each connection to one opening a channel: a dropped
+    SSH connection is made again on the next use, against the same pinned host key, without
+    the clients knowing (their requests in flight fail and are retried by their callers).
+    """
+
+    MAX_PORTS = 256  # forwarded ports kept listening; the least recently used are closed
+
+    def __init__(self, target: Target, timeout: float = 10, keepalive: float = 15):
+        if target.pinned_host_key is None:
+            raise ValueError("a tunnel needs the server's pinned host key")
+        self.target, self.timeout, self.keepalive = target, timeout, keepalive
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                         name=f"launchbay-ssh-{target.host}")
+        self._thread.start()
+        self._conn: Any = None
+        self._connecting: asyncio.Lock | None = None
+        self._dir = tempfile.mkdtemp(prefix="launchbay-ssh-")  # 0700: the process's own
+        self._socket: str | None = None
+        self._ports: OrderedDict[tuple[str, int], tuple[int, asyncio.AbstractServer]] = \
+            OrderedDict()
+        self._kept: dict[tuple[str, int], tuple[int, asyncio.AbstractServer]] = {}
+        self._servers: list[asyncio.AbstractServer] = []
+
+    def _call(self, coro: Any, timeout: float | None = None) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(
+            timeout or self.timeout + 5)
+
+    async def _connection(self) -> Any:
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._conn is None:
+                conn = await _connect(self.target, self.timeout, self.keepalive)
+                self._conn = conn
+                self._loop.create_task(self._forget_when_closed(conn))
+            return self._conn
+
+    async def _forget_when_closed(self, conn: Any) -> None:
+        await conn.wait_closed()
+        if self._conn is conn:
+            self._conn = None
+
+    def ensure(self) -> None:
+        """Connects unless connected; Unreachable (with the kind of failure) otherwise."""
+        self._call(self._connection())
+
+    def drop(self) -> None:
+        """Closes the SSH connection (the next use makes another): what a network cut does."""
+        async def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+        self._call(close())
+
+    def run(self, command: str, stdin: bytes | None = None, timeout: float = 300) -> \
+            tuple[int, str]:
+        """Runs a command on the server: (exit status, its output, stderr after stdout)."""
+        async def run() -> tuple[int, str]:
+            conn = await self._connection()
+            done = await conn.run(command, input=stdin, check=False, encoding=None)
+            out = (done.stdout or b"") + (done.stderr or b"")
+            return int(done.exit_status or 0), out.decode(errors="replace")
+        return self._call(asyncio.wait_for(run(), timeout), timeout + 5)
+
+    def unix_socket(self, remote_path: str = "/var/run/docker.sock") -> str:
+        """A local unix socket that reaches `remote_path` on the server (one, kept)."""
+        if self._socket is None:
+            path = os.path.join(self._dir, "docker.sock")
+
+            async def listen() -> None:
+                self._servers.append(await asyncio.start_unix_server(
+                    lambda r, w: self._relay(r, w, lambda c: c.open_unix_connection(
+                        remote_path)), path))
+            self._call(listen())
+            self._socket = path
+        return self._socket
+
+    def port(self, remote_port: int, remote_host: str = "127.0.0.1", keep: bool = False) -> int:
+        """A local loopback port that reaches `remote_host:remote_port` as the server sees it
+        (its own loopback by default: where it publishes containers' ports). Only the
+        `MAX_PORTS` most recently asked for stay open, but those to `keep`."""
+        async def listen() -> int:
+            key = (remote_host, remote_port)
+            kept = self._kept if keep else self._ports
+            if key in kept:
+                if not keep:
+                    self._ports.move_to_end(key)
+                return kept[key][0]
+            server = await asyncio.start_server(
+                lambda r, w: self._relay(r, w, lambda c: c.open_connection(
+                    remote_host, remote_port)), "127.0.0.1", 0)
+            local = server.sockets[0].getsockname()[1]
+            kept[key] = (local, server)
+            while len(self._ports) > self.MAX_PORTS:
+                self._ports.popitem(last=False)[1][1].close()
+            return int(local)
+        return int(self._call(listen()))
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     open_channel: Callable[[Any], Awaitable[tuple[Any, Any]]]) -> None:
+        try:
+            far_reader, far_writer = await open_channel(await self._connection())
+        except (Unreachable, OSError, asyncssh.Error):
+            writer.close()
+            return
+        await asyncio.gather(_pump(reader, far_writer), _pump(far_reader, writer))
+        writer.close()
+        far_writer.close()
+
+    def close(self) -> None:
+        async def close() -> None:
+            for server in self._servers + [s for _, s in [*self._ports.values(),
+                                                          *self._kept.values()]]:
+                server.close()
+            if self._conn is not None:
+                self._conn.close()
+                await self._conn.wait_closed()
+        try:
+            self._call(close(), 10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+async def _pump(reader: Any, writer: Any) -> None:
+    """Copies until the end of `reader`, then half-closes `writer` (Docker's attach and
+    hijacked streams half-close their input and keep reading)."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+        else:
+            writer.close()
+    except (OSError, asyncssh.Error):
+        writer.close()

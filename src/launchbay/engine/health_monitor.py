@@ -148,11 +148,15 @@ def look(settings: Settings, targets: Targets, found: list[Subject]) -> list[dic
     states = {s.resource_id: containers.get(s.current.container_id or "") if s.current else None
               for s in found}
 
-    def one(s: Subject) -> dict[str, Any]:
-        return summarize(settings, s, states[s.resource_id], at)
-
     running = [s for s in found if isinstance(state := states[s.resource_id], ContainerInfo)
                and state.status == "running"]  # their observation makes requests
+    probed = {s.resource_id for s in running}
+
+    def one(s: Subject) -> dict[str, Any]:
+        reach = None
+        if s.resource_id in probed and s.current and s.current.host_port:
+            reach = targets.of(s.current.server_id).reach(s.current.host_port)
+        return summarize(settings, s, states[s.resource_id], at, reach)
     summaries = {}
     if running:
         with ThreadPoolExecutor(min(settings.health_concurrency, len(running)),
@@ -163,9 +167,9 @@ def look(settings: Settings, targets: Targets, found: list[Subject]) -> list[dic
 
 
 def summarize(settings: Settings, s: Subject, container: ContainerInfo | str | None,
-              at: str) -> dict[str, Any]:
+              at: str, reach: str | None = None) -> dict[str, Any]:
     """The subject's summary, given its container's state (or why it is unknown), observed
-    `at`."""
+    `at`; `reach` is where the control plane reaches the release's port."""
     current, spec = s.current, s.health
     runtime: dict[str, Any] = {"lifecycle": "not-deployed", "health": "unknown",
                                "observedAt": at, "runtimeKind": "docker-container"}
@@ -181,8 +185,8 @@ def summarize(settings: Settings, s: Subject, container: ContainerInfo | str | N
                            message=f"container {container.status}")
         else:
             runtime["lifecycle"] = "running"
-            if spec and spec.enabled and current.host_port:
-                ok, seen = probe(f"http://127.0.0.1:{current.host_port}{spec.path}", spec)
+            if spec and spec.enabled and reach:
+                ok, seen = probe(f"http://{reach}{spec.path}", spec)
                 runtime.update(health="healthy" if ok else "unhealthy", message=seen)
             else:
                 runtime["health"] = "healthy"

@@ -73,10 +73,15 @@ class ImageAccess:
         return any(fnmatch.fnmatchcase(ref, pattern) for pattern in self.shared)
 
     def admit(self, docker: Runtime, server_id: str, organization_id: str,
-              reference: str, log: Callable[[str], None] = lambda _: None) -> str:
+              reference: str, log: Callable[[str], None] = lambda _: None,
+              origin: tuple[Runtime, str] | None = None) -> str:
         """The id of the image `reference` names, if the organization may use it (pulled for
-        it when that is how it may); ImageRefused otherwise."""
+        it when that is how it may); ImageRefused otherwise. With an `origin` (another
+        server's runtime and id: the control plane's own), an image the server lacks and the
+        organization may use there is copied from it first, so no registry is needed."""
         ref = normalized(reference)
+        if origin is not None and docker.image_id(ref) is None:
+            self._carry(docker, server_id, organization_id, ref, origin, log)
         if ref.startswith(BUILT):
             return self._built(docker, organization_id, ref)
         local = docker.image_id(ref)
@@ -87,6 +92,25 @@ class ImageAccess:
         image_id = self._pull(docker, ref, log)
         self.grant(organization_id, server_id, image_id, ref)
         return image_id
+
+    def _carry(self, docker: Runtime, server_id: str, organization_id: str, ref: str,
+               origin: tuple[Runtime, str], log: Callable[[str], None]) -> None:
+        source, source_id = origin
+        image_id = source.image_id(ref)
+        if image_id is None:
+            return
+        if ref.startswith(BUILT):
+            try:
+                self._built(source, organization_id, ref)
+            except ImageRefused:
+                return
+        elif not self.is_shared(ref) and not self._granted(organization_id, source_id,
+                                                           image_id):
+            return
+        log(f"copying {ref} to the server (docker save | docker load)")
+        docker.load(source.export(ref))
+        if not ref.startswith(BUILT) and not self.is_shared(ref):
+            self.grant(organization_id, server_id, image_id, ref)
 
     def grant(self, organization_id: str, server_id: str, image_id: str, reference: str) -> None:
         """Records that the organization may use this image (it pulled or built it)."""

@@ -32,6 +32,7 @@ from launchbay.engine.runtime import (
     Runtime,
     RuntimeFailure,
     RuntimeRefused,
+    ServerUnreachable,
 )
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Defer, Job, Retry
@@ -177,6 +178,10 @@ class Release:
         self.build_slots = runner.build_slots
         self.images, self.git_policy = runner.images, runner.git_policy
         self.docker = runner.targets.of(deployment.server_id)
+        # Where images the server lacks may come from: the control plane's own engine.
+        local = runner.targets.local_id()
+        self.origin = (runner.targets.of(local), local) if deployment.server_id != local \
+            else None
         self.image_ids: dict[str, str] = {}  # each image of the plan: the id admitted
         self.companions: list[tuple[str, str]] = []  # a stack's other services: (name, id)
         self.stopped: list[str] = []  # the releases a recreate stopped (started again on failure)
@@ -226,6 +231,12 @@ class Release:
     def execute(self) -> str:
         try:
             return self._execute()
+        except ServerUnreachable as exc:
+            if not exc.permanent:
+                raise Retry("server-unreachable", exc.message) from exc
+            self.log(f"the server cannot be used: {exc.message}", "plan", level="error")
+            finish(self.sessions, self.d.id, DeploymentStatus.FAILED, exc.failure, exc.message)
+            return WorkStatus.FAILED
         except RuntimeRefused as exc:
             if self._switched():  # it serves: never discard it; the reconciler tidies up
                 self.log(f"retiring older releases: {exc.explanation or exc}", "retire",
@@ -276,7 +287,7 @@ class Release:
                              f"plan: image {self.plan.image}{port}"),
                             start, started_at=utcnow())
         info = starting.result()
-        url = (f"http://127.0.0.1:{info.host_port}{self.plan.health.path}"
+        url = (f"http://{self.docker.reach(info.host_port)}{self.plan.health.path}"
                if info.host_port else None)
         self.job.progress(phase="verify", step="verifying health")
         verdict = verify(url, self.plan.health, running=self._running(info.id),
@@ -355,7 +366,8 @@ class Release:
     def _admit(self, reference: str) -> str:
         """The id of an image the organization may use (ImageRefused if it may not)."""
         return self.images.admit(self.docker, self.d.server_id, self.d.organization_id,
-                                 reference, lambda message: self.log(message, "image"))
+                                 reference, lambda message: self.log(message, "image"),
+                                 origin=self.origin)
 
     def _admit_images(self) -> bool:
         """Admits every image of the plan before anything is stopped or started; False when

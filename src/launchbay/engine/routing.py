@@ -26,7 +26,9 @@ from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import SecretBox
 from launchbay.drivers import dns_lookup, tls_certificates
-from launchbay.drivers.edge_proxy import Caddy, EdgeError
+from launchbay.drivers.edge_proxy import Caddy, EdgeError, RemoteCaddy
+from launchbay.engine.runtime import RuntimeFailure
+from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Job, Retry
 from launchbay.settings import Settings
 from launchbay.slugs import slugify
@@ -36,6 +38,7 @@ from launchbay.store.models import (
     Deployment,
     DomainBinding,
     Environment,
+    LifecycleStatus,
     OperatorWork,
     Project,
     Resource,
@@ -92,9 +95,23 @@ def hostname(settings: Settings, slug: str, access_profile: dict[str, Any], env_
     return re.sub(r"-+(?=\.)|(?<=\.)-+|^-+", "", re.sub(r"-{2,}", "-", host))
 
 
-def public_url(settings: Settings, host: str, tls: bool = False) -> str:
-    port, default = ((settings.edge_https_port, 443) if tls else (settings.edge_http_port, 80))
+REMOTE_PORTS = {"edge_bind": "", "edge_http_port": 80, "edge_https_port": 443}
+
+
+def public_url(settings: Settings, host: str, tls: bool = False, remote: bool = False) -> str:
+    """The URL of `host` at an edge: the control plane's (on its configured ports), or that
+    of a server reached over SSH (`remote`: on 80 and 443)."""
+    ports = REMOTE_PORTS if remote else {"edge_http_port": settings.edge_http_port,
+                                         "edge_https_port": settings.edge_https_port}
+    port, default = (ports["edge_https_port"], 443) if tls else (ports["edge_http_port"], 80)
     return f"{'https' if tls else 'http'}://{host}{'' if port == default else f':{port}'}"
+
+
+def on_remote_server(db: DbSession, server_id: str | None) -> bool:
+    """Whether the server is reached over SSH (its routes are served by its own edge). One
+    read per server and session: the session keeps it."""
+    server = db.get(Server, server_id) if server_id else None
+    return server is not None and server.credential_id is not None
 
 
 @dataclass
@@ -140,9 +157,15 @@ def _redirect(location: str, status: int) -> dict[str, Any]:
             "headers": {"Location": [location + "{http.request.uri}"]}}
 
 
-def routes(db: DbSession, settings: Settings, resource_id: str | None = None) -> list[Route]:
-    """The routes the store says the edge should serve (all, or one resource's), most
-    specific first."""
+def _served_by(server_id: str | None) -> Any:
+    """The servers an edge serves: one reached over SSH, or (None) the control plane's own."""
+    return Server.id == server_id if server_id else Server.credential_id.is_(None)
+
+
+def routes(db: DbSession, settings: Settings, resource_id: str | None = None,
+           server_id: str | None = None) -> list[Route]:
+    """The routes the store says an edge should serve (all, or one resource's), most
+    specific first: the local edge's, or those of the server `server_id`."""
     query = (select(Resource, Environment, Project)
              .join(Environment, Resource.environment_id == Environment.id)
              .join(Project, Resource.project_id == Project.id)
@@ -150,6 +173,8 @@ def routes(db: DbSession, settings: Settings, resource_id: str | None = None) ->
              .where(Server.edge_proxy_kind == "caddy"))
     if resource_id:
         query = query.where(Resource.id == resource_id)
+    else:
+        query = query.where(_served_by(server_id))
     found = []
     for resource, env, project in db.execute(query).all():
         current = db.get(Deployment, resource.current_deployment_id) \
@@ -169,13 +194,15 @@ def routes(db: DbSession, settings: Settings, resource_id: str | None = None) ->
             target = db.get(DomainBinding, b.redirect_to) if b.redirect_to else None
             if target is not None:
                 tls = target.tls_mode != "disabled"
-                redirect = (public_url(settings, target.domain_name, tls), b.redirect_status or 301)
+                redirect = (public_url(settings, target.domain_name, tls,
+                                       on_remote_server(db, resource.server_id)),
+                            b.redirect_status or 301)
             found.append(Route(id=f"lb-dom-{b.id}", organization_id=b.organization_id,
                                resource_id=resource.id,
                                hosts=[b.domain_name], path_prefix=b.path_prefix,
                                upstream=upstream, redirect=redirect, tls=b.tls_mode))
     if resource_id is None:
-        found += hand_routes(db)
+        found += hand_routes(db, server_id)
     return sorted(found, key=lambda r: (-len(r.path_prefix), r.id))
 
 
@@ -186,11 +213,11 @@ def upstream_dial(url: str) -> tuple[str, bool]:
     return f"{parts.hostname}:{parts.port or (443 if secure else 80)}", secure
 
 
-def hand_routes(db: DbSession) -> list[Route]:
+def hand_routes(db: DbSession, server_id: str | None = None) -> list[Route]:
     """Routes added by hand: domain bindings that proxy to a raw upstream."""
     rows = db.scalars(select(DomainBinding).join(Server, DomainBinding.server_id == Server.id)
                       .where(DomainBinding.upstream.is_not(None),
-                             Server.edge_proxy_kind == "caddy"))
+                             Server.edge_proxy_kind == "caddy", _served_by(server_id)))
     return [Route(id=f"lb-dom-{b.id}", organization_id=b.organization_id, resource_id=None,
                   hosts=[b.domain_name],
                   path_prefix=b.path_prefix, upstream=dial, tls=b.tls_mode, upstream_tls=secure)
@@ -268,20 +295,30 @@ def note_certificate(db: DbSession, binding_id: str,
 
 
 class EdgeProxy:
-    """Keeps Caddy serving what the store says, whatever restarts."""
+    """Keeps a Caddy serving what the store says, whatever restarts: the control plane's own
+    (`server_id` None), or that of a server reached over SSH. The local one also keeps the
+    remote ones (`remote`) applied."""
 
     def __init__(self, sessions: sessionmaker, settings: Settings, caddy: Caddy,
-                 secrets: SecretBox):
+                 secrets: SecretBox, server_id: str | None = None,
+                 remote: RemoteEdges | None = None):
         self.sessions, self.settings, self.caddy, self.secrets = sessions, settings, caddy, secrets
+        self.server_id, self.remote = server_id, remote
         self._lock = threading.Lock()
         self._applied: str | None = None
         self._recorded: tuple[str, str | None] | None = None
 
     def apply(self) -> None:
-        """Loads the desired configuration unless Caddy already has exactly it."""
+        """Loads the desired configuration unless Caddy already has exactly it (and so do
+        the ready edges of servers reached over SSH)."""
+        self._apply()
+        if self.remote is not None:
+            self.remote.apply()
+
+    def _apply(self) -> None:
         with self._lock, self.sessions() as db:
-            config = render(routes(db, self.settings), self.settings,
-                            imported_certificates(db, self.secrets))
+            config = render(routes(db, self.settings, server_id=self.server_id),
+                            self.settings, imported_certificates(db, self.secrets))
             config_id = config["apps"]["http"]["servers"][SERVER]["@id"]
             if config_id == self._applied and self.caddy.has(config_id):
                 return
@@ -325,7 +362,7 @@ class EdgeProxy:
         try:
             if self.caddy.start():
                 self._applied = None
-            self.apply()
+            self._apply()
         except EdgeError as exc:
             self._record("failed", str(exc))
             raise
@@ -336,7 +373,7 @@ class EdgeProxy:
             return
         now = utcnow()
         with self.sessions() as db:
-            for server in db.scalars(select(Server).where(Server.docker_url.is_(None))):
+            for server in db.scalars(select(Server).where(_served_by(self.server_id))):
                 server.edge_proxy_status, server.edge_proxy_error = status, error
                 server.edge_proxy_checked_at = now
                 if status == "ready":
@@ -367,6 +404,41 @@ class EdgeProxy:
         if self.settings.edge_stop_on_exit and self.settings.edge_manage:
             self.caddy.shutdown()
         self.caddy.release()
+
+
+class RemoteEdges:
+    """The edges of servers reached over SSH, each made when first needed: their Caddy listens
+    on the server's HTTP and HTTPS ports, and its admin API only on the server's loopback,
+    through the server's tunnel."""
+
+    def __init__(self, sessions: sessionmaker, settings: Settings, secrets: SecretBox,
+                 targets: Targets):
+        self.sessions, self.secrets, self.targets = sessions, secrets, targets
+        self.settings = settings.model_copy(update=REMOTE_PORTS)
+        self._edges: dict[str, EdgeProxy] = {}
+        self._lock = threading.Lock()
+
+    def of(self, server_id: str) -> EdgeProxy:
+        with self._lock:
+            if server_id not in self._edges:
+                caddy = RemoteCaddy(server_id, lambda: self.targets.tunnel(server_id))
+                self._edges[server_id] = EdgeProxy(self.sessions, self.settings, caddy,
+                                                   self.secrets, server_id)
+            return self._edges[server_id]
+
+    def apply(self) -> None:
+        """The routes of every active server whose edge was bootstrapped, loaded where they
+        changed; a server that cannot be reached keeps its edge's last routes."""
+        with self.sessions() as db:
+            ready = list(db.scalars(select(Server.id).where(
+                Server.credential_id.is_not(None), Server.edge_proxy_kind == "caddy",
+                Server.edge_proxy_status == "ready",
+                Server.lifecycle_status == LifecycleStatus.ACTIVE)))
+        for server_id in ready:
+            try:
+                self.of(server_id)._apply()
+            except (EdgeError, RuntimeFailure, OSError) as exc:
+                log.warning("edge proxy of %s: %s", server_id, exc)
 
 
 class RouteRealization:
@@ -448,9 +520,15 @@ class ProxyBootstrap:
         if self.edge is None:
             return "succeeded"  # no edge proxy on this control plane: nothing to start
         job.progress(phase="proxy", step="starting the edge proxy and loading its routes")
+        edge = self.edge
+        if job.item.server_id and self.edge.remote is not None:
+            with self.edge.sessions() as db:
+                server = db.get(Server, job.item.server_id)
+                if server is not None and server.credential_id is not None:
+                    edge = self.edge.remote.of(server.id)
         try:
-            self.edge.bootstrap(record_always=True)
-        except EdgeError as exc:
+            edge.bootstrap(record_always=True)
+        except (EdgeError, RuntimeFailure, OSError) as exc:
             raise Retry("edge-proxy", str(exc)) from exc
         return "succeeded"
 

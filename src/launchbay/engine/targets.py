@@ -1,5 +1,7 @@
-"""Runtime targets: the runtime of each server (today its Docker engine, at the server's
-`docker_url`; remote and Swarm runtimes are handed out here too)."""
+"""Runtime targets: the runtime of each server. The local engine is reached at the server's
+`docker_url`; a server reached over SSH through one long-lived connection, made again (and
+its runtime with it) when an admin changes what it is reached with: its address, user,
+credential (rotated too) or pinned host key."""
 
 from __future__ import annotations
 
@@ -8,24 +10,62 @@ import threading
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from launchbay.engine.runtime import Runtime, connect
-from launchbay.store.models import LifecycleStatus, Server
+from launchbay.crypto import SecretBox
+from launchbay.drivers.remote_docker import RemoteDockerEngine
+from launchbay.drivers.ssh_transport import Target, Tunnel
+from launchbay.engine.runtime import Runtime, connect, connect_over_ssh
+from launchbay.store.models import LifecycleStatus, Server, SshCredential
 
 
 class Targets:
-    def __init__(self, sessions: sessionmaker):
-        self.sessions = sessions
-        self._engines: dict[str, Runtime] = {}
+    def __init__(self, sessions: sessionmaker, secrets: SecretBox, ssh_timeout: float = 10):
+        self.sessions, self.secrets, self.ssh_timeout = sessions, secrets, ssh_timeout
+        self._engines: dict[str, tuple[tuple[str | None, ...], Runtime]] = {}
         self._lock = threading.Lock()
+        self._local: str | None = None
 
     def of(self, server_id: str) -> Runtime:
         """The runtime of the server `server_id` (one connection per server, kept)."""
         with self._lock:
-            if server_id not in self._engines:
-                with self.sessions() as db:
-                    server = db.get_one(Server, server_id)
-                    self._engines[server_id] = connect(server.docker_url)
-            return self._engines[server_id]
+            kept = self._engines.get(server_id)
+            if kept is not None and kept[0] == ("local",):
+                return kept[1]
+            with self.sessions() as db:
+                server = db.get_one(Server, server_id)
+                if server.credential_id is None:
+                    engine = kept[1] if kept else connect(server.docker_url)
+                    self._engines[server_id] = (("local",), engine)
+                    return engine
+                credential = db.get_one(SshCredential, server.credential_id)
+                reached_with = (server.host, str(server.port), server.ssh_username,
+                                credential.sealed_private_key, server.host_public_key)
+                if kept is not None and kept[0] == reached_with:
+                    return kept[1]
+                target = Target(server.host, server.port, server.ssh_username or "root",
+                                self.secrets.decrypt(credential.sealed_private_key),
+                                server.host_public_key)
+            if kept is not None:
+                kept[1].close()
+            engine = connect_over_ssh(target, self.ssh_timeout)
+            self._engines[server_id] = (reached_with, engine)
+            return engine
+
+    def tunnel(self, server_id: str) -> Tunnel:
+        """The SSH tunnel of a server reached over SSH (its edge proxy's admin API goes
+        through it too)."""
+        runtime = self.of(server_id)
+        assert isinstance(runtime, RemoteDockerEngine), f"{server_id} is not reached over SSH"
+        return runtime.tunnel
+
+    def local_id(self) -> str:
+        """The control plane's own server: where images other servers lack may come from."""
+        if self._local is None:
+            with self.sessions() as db:
+                self._local = db.scalars(select(Server.id).where(
+                    Server.organization_id.is_(None), Server.credential_id.is_(None))
+                    .order_by(Server.created_at)).first()
+        assert self._local is not None, "the local server is registered on first start"
+        return self._local
 
     def server_ids(self) -> list[str]:
         with self.sessions() as db:
@@ -33,5 +73,7 @@ class Targets:
                 Server.lifecycle_status == LifecycleStatus.ACTIVE)))
 
     def close(self) -> None:
-        for engine in self._engines.values():
-            engine.close()
+        with self._lock:
+            for _, engine in self._engines.values():
+                engine.close()
+            self._engines.clear()

@@ -662,14 +662,58 @@ def create(cp: ControlPlane) -> APIRouter:
 
     # -- the instance ------------------------------------------------------------------------
 
-    @page("/servers")
-    async def servers(request: Request) -> Response:
+    @view("/servers", "servers.html")
+    async def servers_values(request: Request) -> dict[str, Any]:
         listed = (await console.run(request, "servers.list"))["items"]
         capacity = [await console.run(request, "servers.capacity", {"serverId": s["id"]})
                     for s in listed]
-        return await console.page(request, "servers.html",
-                                  servers=zip(listed, capacity, strict=True),
-                                  proxy=await console.run(request, "proxy.status"))
+        return {"servers": list(zip(listed, capacity, strict=True)),
+                "proxy": await console.run(request, "proxy.status")}
+
+    @action("/servers/draft", "servers.html")
+    async def server_draft(request: Request, form: Form) -> Response:
+        """Step one of adding a server: its key (pasted, or made here: its public key shown
+        this once to install), then the draft test, whose host key the next step pins."""
+        made = None
+        if not form.get("credentialId"):
+            made = await console.run(request, "credentials.ssh.create", {
+                "name": f"{form.get('name') or 'server'}-key",
+                "privateKey": form.get("privateKey") or None,
+                "username": form.get("username") or "root"})
+            form["credentialId"] = made["id"]
+        form.pop("privateKey", None)  # never shown again
+        draft = {"name": form.get("name") or None, "host": form.get("host", ""),
+                 "port": int(form.get("port") or 22), "username": form.get("username") or "root",
+                 "credentialId": form["credentialId"]}
+        tested = await console.run(request, "servers.connectivity.test-draft",
+                                   {"server": draft})
+        return await console.page(request, "servers.html", draft=tested, made=made, form=form,
+                                  **await servers_values(request))
+
+    @action("/servers/add", "servers.html")
+    async def server_add(request: Request, form: Form) -> Response:
+        await console.run(request, "servers.register", {
+            "name": form.get("name", ""), "host": form.get("host", ""),
+            "port": int(form.get("port") or 22), "username": form.get("username") or "root",
+            "credentialId": form.get("credentialId", ""),
+            "hostKeyFingerprint": form.get("hostKeyFingerprint", "")})
+        return see_other("/servers", request)
+
+    @action("/servers/{server_id}/test", "servers.html")
+    async def server_test(request: Request, form: Form, server_id: str) -> Response:
+        await console.run(request, "servers.connectivity.test", {"serverId": server_id})
+        return see_other(f"/servers#srv-{server_id}", request)
+
+    @action("/servers/{server_id}/edge", "servers.html")
+    async def server_edge(request: Request, form: Form, server_id: str) -> Response:
+        await console.run(request, "servers.edge-proxy.bootstrap", {"serverId": server_id})
+        return see_other(f"/servers#srv-{server_id}", request)
+
+    @action("/servers/{server_id}/deactivate", "servers.html")
+    async def server_deactivate(request: Request, form: Form, server_id: str) -> Response:
+        await console.run(request, "servers.deactivate",
+                          {"serverId": server_id, "reason": form.get("reason") or None})
+        return see_other("/servers", request)
 
     @page("/work")
     async def work(request: Request) -> Response:

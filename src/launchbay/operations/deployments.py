@@ -161,6 +161,10 @@ def start(ctx: Context, r: Resource, trigger: str, *, plan: dict[str, Any] | Non
                            details={"reasonCodes": blocked})
     elif r.lifecycle_status != LifecycleStatus.ACTIVE:
         raise Conflict("the resource is archived", code="resource_archived")
+    if ctx.db.scalar(select(Server.lifecycle_status).where(Server.id == r.server_id)) != \
+            LifecycleStatus.ACTIVE:
+        raise Conflict("the resource's server is deactivated: it takes no new deployments",
+                       code="server_inactive")
     d = Deployment(
         id=new_id("dep"), organization_id=r.organization_id, project_id=r.project_id,
         environment_id=r.environment_id, resource_id=r.id, server_id=r.server_id,

@@ -24,7 +24,7 @@ from launchbay.drivers import source_checkout
 from launchbay.engine import health_monitor, routing
 from launchbay.engine.health import PROBE_AGENT
 from launchbay.engine.plan import ReleasePlan
-from launchbay.engine.routing import generated_host, public_url
+from launchbay.engine.routing import generated_host, on_remote_server, public_url
 from launchbay.engine.runtime import LogLine, RuntimeFailure
 from launchbay.operations import variables
 from launchbay.operations.catalog import Context, Role, operation
@@ -34,7 +34,7 @@ from launchbay.operations.idempotency import Idempotent
 from launchbay.operations.projects import get_project
 from launchbay.operations.removal import remove_resources
 from launchbay.operations.schemas import CountOut, Field, Id, IdOut, Name, Schema, Timestamp
-from launchbay.operations.servers import LOCAL, default_server, get_server
+from launchbay.operations.servers import default_server, get_server
 from launchbay.operations.variables import Entry, Exposure, VariableIn, VariableKey, VariableValue
 from launchbay.slugs import slugify
 from launchbay.store.models import (
@@ -311,7 +311,8 @@ def generated_url(ctx: Context, r: Resource,
     host = generated_host(ctx.db, ctx.settings, r, policy=policy) \
         if ctx.settings.edge_enabled else None
     tls = ctx.settings.edge_generated_tls != "disabled"
-    return (host, public_url(ctx.settings, host, tls) + "/") if host else None
+    return (host, public_url(ctx.settings, host, tls, on_remote_server(ctx.db, r.server_id))
+            + "/") if host else None
 
 
 def current_route(ctx: Context, r: Resource) -> Route | None:
@@ -368,7 +369,8 @@ def resource_urls(ctx: Context, data: ResourceUrlsIn) -> ResourceUrls:
             DomainBinding.project_id == data.project_id,
             DomainBinding.resource_id.is_not(None)).order_by(DomainBinding.domain_name)):
         urls.setdefault(b.resource_id, []).append(  # type: ignore[arg-type]  # the query keeps bindings with a resource
-            public_url(ctx.settings, b.domain_name, b.tls_mode != "disabled") + b.path_prefix)
+            public_url(ctx.settings, b.domain_name, b.tls_mode != "disabled",
+                       on_remote_server(ctx.db, b.server_id)) + b.path_prefix)
     return ResourceUrls(items=urls)
 
 
@@ -452,9 +454,6 @@ def create_resource(ctx: Context, data: ResourceCreate) -> IdOut:
     if server.lifecycle_status != LifecycleStatus.ACTIVE:
         raise Conflict("the server is deactivated: it takes no new work",
                        code="server_inactive")
-    if server.provider_key != LOCAL:
-        raise Conflict("deploying to servers reached over SSH is not built yet: place the "
-                       "resource on the local server", code="server_runtime_unavailable")
     slug = slugify(data.name)
     if ctx.db.scalar(select(Resource.id).where(Resource.environment_id == env.id,
                                                Resource.slug == slug)):

@@ -12,6 +12,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
 from launchbay.drivers import host_facts
+from launchbay.drivers.ssh_transport import Unreachable
 from launchbay.engine.runtime import RuntimeFailure
 from launchbay.operations.catalog import Context, Role, operation, role_at_least
 from launchbay.operations.errors import Forbidden, NotFound
@@ -90,6 +91,9 @@ class ServerOut(ServerSummary):
     deactivation_reason: str | None = None
     edge_proxy: EdgeProxy
     credential: dict[str, Any] | None = None
+    # The last connectivity test's (or the background probe's) verdict, for servers over SSH.
+    connectivity_status: str | None = None
+    connectivity_checked_at: Timestamp | None = None
     created_at: Timestamp
 
 
@@ -112,6 +116,8 @@ def _out(s: Server) -> ServerOut:
                                  "privateKeyConfigured": True,
                                  "hostKeyFingerprint": s.host_key_fingerprint}
                      if s.credential_id else {"kind": "local-docker-socket"},
+                     connectivity_status=s.connectivity_status,
+                     connectivity_checked_at=s.connectivity_checked_at,
                      created_at=s.created_at)
 
 
@@ -194,31 +200,46 @@ class Capacity(Schema):
     partial: bool
 
 
-def _memory() -> dict[str, Any]:
-    m = host_facts.memory()
-    return {"total": m["total"], "available": m["available"], "used": m["used"],
-            "usePercent": round(100 * m["used"] / m["total"], 1)}
+def _local_facts(ctx: Context) -> dict[str, Any]:
+    """The control plane's machine, as `host_facts.remote` reads another."""
+    disks, inodes = [], []
+    for path in ("/var/lib/docker", str(ctx.settings.data_dir)):
+        if os.path.exists(path):
+            usage, stat = shutil.disk_usage(path), os.statvfs(path)
+            disks.append((path, usage.total, usage.used, usage.free))
+            inodes.append((path, stat.f_files, stat.f_files - stat.f_ffree, stat.f_ffree))
+    return {"cores": os.cpu_count(), "load": os.getloadavg(), "memory": host_facts.memory(),
+            "disks": disks, "inodes": inodes}
 
 
 @operation("servers.capacity")
 def server_capacity(ctx: Context, data: ServerRef) -> Capacity:
-    """Disk, memory, CPU and Docker usage of a server, and launchbay's containers on it."""
+    """Disk, memory, CPU and Docker usage of a server (read over SSH for a server reached
+    that way), and launchbay's containers on it."""
     server = get_server(ctx, data.server_id)
     warnings, partial = [], False
-    disk, inodes, docker_usage, containers = [], [], {}, []
-    for path in ("/var/lib/docker", str(ctx.settings.data_dir)):
-        if not os.path.exists(path):
-            continue
-        usage, stat = shutil.disk_usage(path), os.statvfs(path)
-        percent = round(100 * usage.used / usage.total, 1)
-        disk.append({"path": path, "mount": path, "size": usage.total, "used": usage.used,
-                     "available": usage.free, "usePercent": percent})
-        used_inodes = stat.f_files - stat.f_ffree
-        inodes.append({"path": path, "mount": path, "used": used_inodes, "free": stat.f_ffree,
-                       "usePercent": round(100 * used_inodes / max(stat.f_files, 1), 1)})
-        if percent >= 90:
-            warnings.append({"code": "full-disk", "message": f"{path} is {percent}% full",
-                             "path": path, "resource": "disk"})
+    docker_usage: dict[str, Any] = {}
+    containers: list[dict[str, Any]] = []
+    ctx.end_reads()  # the server answers in its own time
+    facts: dict[str, Any] = {"cores": None, "load": (0.0, 0.0, 0.0), "disks": [],
+                             "inodes": [], "memory": {"total": 0, "available": 0, "used": 0}}
+    try:
+        facts = _local_facts(ctx) if server.credential_id is None else host_facts.remote(
+            ctx.runtime.tunnel(server.id).run(host_facts.REMOTE_PROBE, timeout=30)[1])
+    except (Unreachable, OSError, TimeoutError) as exc:
+        partial = True
+        warnings.append({"code": "server-unreachable", "message": str(exc)[:300],
+                         "resource": "server"})
+    disk = [{"path": path, "mount": path, "size": total, "used": used, "available": free,
+             "usePercent": round(100 * used / max(total, 1), 1)}
+            for path, total, used, free in facts["disks"]]
+    inodes = [{"path": path, "mount": path, "used": used, "free": free,
+               "usePercent": round(100 * used / max(total, 1), 1)}
+              for path, total, used, free in facts["inodes"]]
+    warnings += [{"code": "full-disk", "message": f"{d['path']} is {d['usePercent']}% full",
+                  "path": d["path"], "resource": "disk"} for d in disk if d["usePercent"] >= 90]
+    memory = facts["memory"]
+    load = facts["load"]
     try:
         engine = ctx.runtime.of(server.id)
         df = engine.disk_usage()
@@ -242,13 +263,15 @@ def server_capacity(ctx: Context, data: ServerRef) -> Capacity:
         partial = True
         warnings.append({"code": "docker-unreachable", "message": str(exc)[:300],
                          "resource": "docker"})
-    load = os.getloadavg()
     return Capacity(
         server={"id": server.id, "name": server.name, "host": server.host, "port": server.port,
                 "providerKey": server.provider_key, "targetKind": server.target_kind},
-        inspected_at=utcnow(), disk=disk, inodes=inodes, docker=docker_usage, memory=_memory(),
-        cpu={"logicalCores": os.cpu_count(), "loadAverage1m": load[0], "loadAverage5m": load[1],
-             "loadAverage15m": load[2]},
+        inspected_at=utcnow(), disk=disk, inodes=inodes, docker=docker_usage,
+        memory={"total": memory["total"], "available": memory["available"],
+                "used": memory["used"],
+                "usePercent": round(100 * memory["used"] / max(memory["total"], 1), 1)},
+        cpu={"logicalCores": facts["cores"], "loadAverage1m": load[0],
+             "loadAverage5m": load[1], "loadAverage15m": load[2]},
         launchbay_containers=containers, warnings=warnings, partial=partial)
 
 

@@ -373,6 +373,8 @@ class Server(Base):
     host_key_fingerprint: Mapped[str | None] = mapped_column(String(100))
     connectivity_status: Mapped[str | None] = mapped_column(String(20))
     connectivity_checked_at: Mapped[datetime | None]
+    # Background probes failed in a row: two make the server unreachable (one is a blip).
+    probe_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # active -> inactive (takes no new deployments) -> deleted (kept: its history refers to it)
     lifecycle_status: Mapped[str] = mapped_column(String(20), default=LifecycleStatus.ACTIVE)
     deactivated_at: Mapped[datetime | None]

@@ -7,7 +7,8 @@ changing that code.
 
 A runtime's failures are `RuntimeFailure` (the engine unreachable, a refused request);
 `RuntimeRefused` is the runtime saying no to a request (a bad plan, a name taken);
-`ImageMissing`, an image it does not have.
+`ImageMissing`, an image it does not have; `ServerUnreachable`, a server reached over SSH
+that cannot be (its `failure` says why, `permanent` when no retry mends it).
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ from launchbay.drivers.docker_engine import (
 from launchbay.drivers.docker_engine import (
     ImageNotFound as ImageMissing,
 )
+from launchbay.drivers.remote_docker import RemoteDockerEngine, ServerUnreachable
+from launchbay.drivers.ssh_transport import Target, Tunnel
 
 __all__ = ["BuildError", "ContainerInfo", "ContainerSpec", "ImageBuild", "ImageInfo",
-           "ImageMissing", "LogLine", "Runtime", "RuntimeFailure", "RuntimeRefused", "connect"]
+           "ImageMissing", "LogLine", "Runtime", "RuntimeFailure", "RuntimeRefused",
+           "ServerUnreachable", "connect", "connect_over_ssh"]
 
 
 class Runtime(Protocol):
@@ -57,6 +61,8 @@ class Runtime(Protocol):
     def dangling_images(self) -> list[tuple[str, int]]: ...
     def prune_build_cache(self) -> int: ...
     def disk_usage(self) -> dict[str, Any]: ...
+    def export(self, ref: str) -> Iterator[bytes]: ...  # `docker save`, streamed
+    def load(self, chunks: Iterator[bytes]) -> None: ...  # `docker load`, streamed
 
     # Networks and volumes
     def ensure_network(self, name: str, labels: dict[str, str]) -> str: ...  # its id
@@ -84,6 +90,8 @@ class Runtime(Protocol):
                since: datetime | None = None) -> Iterator[LogLine]: ...
     def stats(self, container_id: str) -> dict[str, Any]: ...
     def events(self, since: datetime, **labels: str) -> list[dict[str, Any]]: ...
+    def reach(self, port: int) -> str: ...  # `host:port` where the control plane reaches a
+    # port the runtime published on its server's loopback
 
     def close(self) -> None: ...
 
@@ -91,3 +99,9 @@ class Runtime(Protocol):
 def connect(url: str | None) -> Runtime:
     """The runtime of a server whose engine answers at `url` (a Docker socket or URL)."""
     return DockerEngine(url)
+
+
+def connect_over_ssh(target: Target, timeout: float = 10) -> Runtime:
+    """The runtime of a server reached over SSH (its Docker engine, through one long-lived
+    connection that checks the pinned host key)."""
+    return RemoteDockerEngine(Tunnel(target, timeout))

@@ -1,0 +1,314 @@
+"""Deploying to a server reached over SSH, against a real one: a network namespace with its own
+sshd and Docker engine (`../shared/fixtures/remote_server.py`), which has no registry and no
+route out. Images built or kept on the control plane reach it by `docker save | docker
+load`; its own Caddy, started over SSH with its admin API on the server's loopback only,
+routes its apps; a changed host key stops deployments until an admin pins it again."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+import pytest
+
+from launchbay.settings import Settings
+
+from docker_support import deploy, deployed, eventually, host_of, set_image, wait, with_edge
+from remote_support import fixture
+from support import Api
+from test_builds import repo
+
+
+@pytest.fixture
+def settings(tmp_path, database_url) -> Settings:
+    return with_edge(tmp_path, database_url, edge_drain_seconds=1)
+
+
+def engine_of(remote: dict[str, Any]) -> docker.DockerClient:
+    """The server's own engine, seen from the host (for assertions only)."""
+    return docker.DockerClient(base_url=f"unix://{remote['docker_sock']}")
+
+
+def register(api: Api, remote: dict[str, Any]) -> str:
+    """The server registered with a key launchbay generates (its public key installed on the
+    server as an admin would), its host key pinned as the draft test showed it."""
+    made = api.post("/credentials/ssh", {"name": f"gen-{remote['name']}", "username": "root"})
+    with open(Path(remote["private_key_path"]).parent / "authorized_keys", "a") as keys:
+        keys.write(made["publicKey"].strip() + "\n")
+    draft = {"host": remote["address"], "port": remote["ssh_port"], "username": "root",
+             "credentialId": made["id"]}
+    tested = api.post("/servers/connectivity-tests", {"server": draft})
+    assert tested["status"] == "healthy", tested
+    assert tested["hostKeyFingerprint"] == remote["host_key_fingerprint"]
+    return str(api.post("/servers", {**draft, "name": remote["name"],
+                                     "hostKeyFingerprint": tested["hostKeyFingerprint"]})["id"])
+
+
+def app_on(api: Api, server: str, image: str | None = None,
+           source: dict[str, Any] | None = None) -> dict[str, str]:
+    """An app placed on `server`, of `image` (or `source`)."""
+    project = api.post("/projects", {"name": f"remote-{uuid.uuid4().hex[:4]}"})["id"]
+    env = api.post("/environments", {"projectId": project, "name": "production",
+                                     "kind": "production"})["id"]
+    if image:
+        name, _, tag = image.partition(":")
+        source = {"kind": "docker-image", "imageName": name, "imageTag": tag}
+    resource = api.post("/resources", {
+        "projectId": project, "environmentId": env, "name": "web", "serverId": server,
+        "source": source, "networkProfile": {"internalPort": 8080}})["id"]
+    return {"project": project, "env": env, "resource": resource}
+
+
+def via_remote_edge(remote: dict[str, Any], host: str) -> httpx.Response:
+    """A request to the server's own Caddy, at its address (the namespace's)."""
+    return httpx.get(f"http://{remote['address']}/", headers={"Host": host}, timeout=5)
+
+
+def test_an_app_runs_and_is_routed_on_a_server_reached_over_ssh(api, settings, cp, remote):
+    server = register(api, remote)
+    assert engine_of(remote).images.list(name="lbtest/hello") == []  # nothing there yet
+    api.post(f"/servers/{server}/edge-proxy/bootstrap", {})
+    eventually(lambda: api.get(f"/servers/{server}")["server"]["edgeProxy"]["status"]
+               == "ready", within=60)
+
+    ids = app_on(api, server, "lbtest/hello:v1")
+    v1 = deployed(api, ids, timeout=120)
+    logs = [e["message"] for e in api.get(f"/deployments/{v1['id']}/logs")["logs"]]
+    assert any("copying lbtest/hello:v1 to the server" in m for m in logs), logs
+    theirs = engine_of(remote).containers.list(
+        filters={"label": f"launchbay.resource={ids['resource']}"})
+    assert [c.name for c in theirs] == [v1["containerName"]]
+    mine = docker.from_env().containers.list(
+        all=True, filters={"label": f"launchbay.resource={ids['resource']}"})
+    assert mine == []  # nothing of it on the control plane's engine
+    host = host_of(api, ids["resource"])
+    assert v1["url"] == f"http://{host}/"  # at the server's edge, on its port 80
+    assert eventually(lambda: via_remote_edge(remote, host).text == "hello v1\n")
+    # The control plane's own Caddy does not route it (its upstream is on the server).
+    local = httpx.get(f"http://127.0.0.1:{settings.edge_http_port}/", headers={"Host": host})
+    assert local.status_code == 404
+    # Caddy's admin API is not reachable at the server's address.
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://{remote['address']}:2019/config/", timeout=2)
+
+    # A redeploy under bounded traffic to the server's edge: no request fails.
+    seen: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        client = httpx.Client(timeout=5)
+        started = time.monotonic()
+        for n in range(20 * 30):
+            if stop.is_set() or time.monotonic() - started > 30:
+                break
+            try:
+                r = client.get(f"http://{remote['address']}/", headers={"Host": host})
+                seen.append((r.status_code, r.text))
+            except httpx.HTTPError as exc:
+                seen.append((0, repr(exc)))
+            time.sleep(max(0.0, started + (n + 1) / 20 - time.monotonic()))
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        time.sleep(1)
+        set_image(api, ids["resource"], "lbtest/hello:v2")
+        v2 = wait(api, deploy(api, ids), timeout=120)
+        assert v2["status"] == "succeeded", v2
+        time.sleep(2.5)  # the replaced release drains, then is stopped
+    finally:
+        stop.set()
+        sender.join(40)
+    assert [s for s in seen if s[0] != 200] == []
+    assert seen[-1][1] == "hello v2\n" and seen[0][1] == "hello v1\n"
+
+    back = api.post(f"/deployments/{v2['id']}/rollback", {})
+    assert wait(api, back["id"], timeout=120)["status"] == "succeeded"
+    assert eventually(lambda: via_remote_edge(remote, host).text == "hello v1\n")
+
+    logs = api.get(f"/resources/{ids['resource']}/runtime-logs", params={"tailLines": 50})
+    assert logs["deploymentId"] == back["id"]
+    assert any("response:200" in line["message"] for line in logs["logs"]), logs
+
+    capacity = api.get(f"/servers/{server}/capacity")
+    assert not capacity["partial"], capacity["warnings"]
+    running = {c["resourceId"] for c in capacity["launchbayContainers"] if c["running"]}
+    assert running == {ids["resource"]}
+    assert capacity["docker"]["imagesSize"] > 0
+    local = next(s["id"] for s in api.get("/servers")["items"] if s["providerKey"] ==
+                 "local-docker")
+    # The server's engine holds just what was copied to it; the control plane's, far more.
+    assert capacity["docker"]["imagesSize"] < \
+        api.get(f"/servers/{local}/capacity")["docker"]["imagesSize"]
+    assert {d["path"] for d in capacity["disk"]} == {"/var/lib/docker", "/"}
+    assert capacity["memory"]["total"] > 0 and capacity["cpu"]["logicalCores"] >= 1
+
+    api.post(f"/resources/{ids['resource']}/runtime/stop", {})
+    assert eventually(lambda: not engine_of(remote).containers.list(
+        filters={"label": f"launchbay.resource={ids['resource']}"}), within=60)
+    api.ok("DELETE", f"/resources/{ids['resource']}", {"confirmation": {"resourceSlug": "web"}})
+    assert eventually(lambda: not engine_of(remote).containers.list(
+        all=True, filters={"label": f"launchbay.resource={ids['resource']}"}), within=60)
+
+
+def test_a_git_source_is_built_on_the_server(api, settings, cp, remote, tmp_path):
+    server = register(api, remote)
+    api.post(f"/servers/{server}/edge-proxy/bootstrap", {})
+    sha = repo(tmp_path / "repo", {"Dockerfile": "FROM lbtest/hello:v1\nCOPY site /www\n",
+                                   "site/index.html": "built there\n"})
+    ids = app_on(api, server, source={"kind": "git", "locator": str(tmp_path / "repo"),
+                                      "gitRef": "main"})
+    d = deployed(api, ids, timeout=180)
+    assert d["sourceCommitSha"] == sha
+    # Built by the server's engine (its base image copied there first), not the local one.
+    org = api.get("/organizations/current-context")["currentOrganization"]["organizationId"]
+    built = f"lb/{org}/{ids['resource']}"
+    assert engine_of(remote).images.list(name=built)
+    assert docker.from_env().images.list(name=built) == []
+    host = host_of(api, ids["resource"])
+    assert eventually(lambda: via_remote_edge(remote, host).text == "built there\n", within=60)
+
+
+def test_a_changed_host_key_stops_deployments_until_pinned_again(api, settings, cp, remote):
+    server = register(api, remote)
+    ids = app_on(api, server, "lbtest/hello:v1")
+    deployed(api, ids, timeout=120)
+
+    cp.probe_servers()
+    assert api.get(f"/servers/{server}")["server"]["connectivityStatus"] == "healthy"
+
+    fixture("restart-sshd", remote["name"], "--new-host-key")
+    cp.targets.tunnel(server).drop()  # what a network cut does: the next use reconnects
+    refused = wait(api, deploy(api, ids), timeout=60)
+    assert (refused["status"], refused["errorCode"]) == ("failed", "host-key-mismatch"), refused
+    # The background probe: one failure is a blip, the second in a row is unreachable.
+    cp.probe_servers()
+    assert api.get(f"/servers/{server}")["server"]["connectivityStatus"] == "healthy"
+    assert cp.probe_servers() == 1
+    assert api.get(f"/servers/{server}")["server"]["connectivityStatus"] == "unreachable"
+    (change, *_) = api.get("/audit-events", params={
+        "eventType": "server.reachability-changed", "aggregateId": server})["items"]
+    shown = api.get(f"/audit-events/{change['auditEventId']}")
+    assert shown["event"]["payload"] == {"status": "unreachable", "previous": "healthy"}
+
+    presented = api.post(f"/servers/{server}/connectivity-tests", {})
+    assert presented["checks"][0]["failure"] == "host-key-mismatch"
+    new_key = api.post("/servers/connectivity-tests", {"server": {
+        "host": remote["address"], "port": remote["ssh_port"], "username": "root",
+        "credentialId": api.get(f"/servers/{server}")["server"]["credential"]["credentialId"]}})
+    api.post(f"/servers/{server}/host-key",
+             {"hostKeyFingerprint": new_key["hostKeyFingerprint"]})
+    assert deployed(api, ids, timeout=120)["status"] == "succeeded"
+    cp.probe_servers()
+    assert api.get(f"/servers/{server}")["server"]["connectivityStatus"] == "healthy"
+
+
+def test_the_ssh_connection_cut_mid_deployment_leaves_no_orphans(api, settings, cp, remote):
+    server = register(api, remote)
+    ids = app_on(api, server, "lbtest/hello:v1")
+    deployed(api, ids, timeout=120)
+    set_image(api, ids["resource"], "lbtest/hello:v2")
+    d = deploy(api, ids)
+    # The connection drops while the image is copied or the release starts.
+    eventually(lambda: api.get(f"/deployments/{d}")["deployment"]["status"] in
+               ("running", "succeeded", "failed"), within=60)
+    fixture("restart-sshd", remote["name"])
+    cp.targets.tunnel(server).drop()
+    done = wait(api, d, timeout=180)
+    assert done["status"] in ("succeeded", "failed"), done
+    expected = {done["containerName"]} if done["status"] == "succeeded" else set()
+    theirs = engine_of(remote).containers.list(
+        all=True, filters={"label": f"launchbay.resource={ids['resource']}"})
+    current = api.get(f"/resources/{ids['resource']}")
+    serving = {c.id for c in theirs if c.status == "running"}
+    # One release serves (the new one, or the previous one when this failed); nothing else
+    # of this deployment is left on the server, and nothing on the control plane's engine.
+    if done["status"] == "succeeded":
+        assert eventually(lambda: {c.name for c in engine_of(remote).containers.list(
+            all=True, filters={"label": f"launchbay.resource={ids['resource']}"})} ==
+            expected, within=30)
+    else:
+        assert not [c for c in theirs if c.labels.get("launchbay.deployment") == d]
+        assert len(serving) == 1, current
+    assert docker.from_env().containers.list(
+        all=True, filters={"label": f"launchbay.resource={ids['resource']}"}) == []
+
+
+def test_the_cli_adds_a_server_deploys_there_and_removes_it(api, cli, remote, settings):
+    name, fingerprint = remote["name"], remote["host_key_fingerprint"]
+    added = cli("servers", "add", name, remote["address"], "--key",
+                remote["private_key_path"], "--fingerprint", fingerprint, "--no-edge")
+    assert "healthy" in added and f"host key {fingerprint} pinned" in added
+    listed = cli("servers", "list")
+    assert name in listed and "active" in listed
+    assert "ssh: passed" in cli("servers", "test", name)
+
+    project = api.post("/projects", {"name": "cli-remote"})["id"]
+    api.post("/environments", {"projectId": project, "name": "production",
+                               "kind": "production"})
+    cli("apps", "create", "web", "--project", "cli-remote", "--env", "production", "--image",
+        "lbtest/hello:v1", "--port", "8080", "--server", name)
+    deployed_there = cli("deploy", "cli-remote/production/web", "--quiet")
+    # Its URL is at the server's edge (port 80 there), not the control plane's.
+    assert "deployed" in deployed_there and \
+        "http://web-production-cli-remote.localhost/" in deployed_there
+    assert len(engine_of(remote).containers.list(filters={"label": "launchbay.managed=true"})) == 1
+
+    blocked = cli("servers", "rm", name, "--confirm", name, ok=False)
+    assert "active-server" in blocked and "resource" in blocked
+    cli("servers", "deactivate", name, "--reason", "retired")
+    refused = cli("deploy", "cli-remote/production/web", "--quiet", ok=False)
+    assert "deactivated" in refused
+    assert "inactive" in cli("servers", "list")
+
+    # The key reached the server through launchbay's memory only: no file of launchbay's (its
+    # store, its tunnels' folders) and no log holds it.
+    key = Path(remote["private_key_path"]).read_text()
+    body = "".join(key.strip().splitlines()[1:-1])
+    places = [*settings.data_dir.rglob("*"), *Path(tempfile.gettempdir()).glob(
+        "launchbay-ssh-*/*")]
+    for path in places:
+        if path.is_file():
+            content = path.read_bytes()
+            assert body[:40].encode() not in content and b"PRIVATE KEY" not in content, path
+    for d in api.get("/deployments")["items"]:
+        logs = str(api.get(f"/deployments/{d['id']}/logs"))
+        assert body[:40] not in logs and "PRIVATE KEY" not in logs
+
+
+def test_the_console_adds_a_server_with_a_key_it_makes(api, cp, remote):
+    from support import ADMIN_EMAIL, ADMIN_PASSWORD
+    from test_console import Browser
+
+    browser = Browser(cp).sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert "Add a server" in browser.get("/servers").text
+    typed = {"name": remote["name"], "host": remote["address"], "port": "22",
+             "username": "root"}
+    first = browser.post("/servers/draft", typed)
+    assert first.status_code == 200, first.text
+    public = re.search(r'<p class="token">([^<]+)</p>', first.text)
+    assert public and public.group(1).startswith("ssh-ed25519 ")
+    assert "(auth)" in first.text  # not installed yet: the server refuses it
+    credential = re.search(r'name="credentialId" value="([^"]+)"', first.text).group(1)
+    with open(Path(remote["private_key_path"]).parent / "authorized_keys", "a") as keys:
+        keys.write(public.group(1) + "\n")
+
+    browser.csrf = re.search(r'name="csrf" value="([^"]+)"', first.text).group(1)
+    again = browser.post("/servers/draft", {**typed, "credentialId": credential})
+    assert remote["host_key_fingerprint"] in again.text and public.group(1) not in again.text
+    added = browser.post("/servers/add", {**typed, "credentialId": credential,
+                                          "hostKeyFingerprint": remote["host_key_fingerprint"]})
+    assert added.status_code == 303, added.text
+    (server,) = [s["id"] for s in api.get("/servers")["items"] if s["name"] == remote["name"]]
+    page = browser.get("/servers")
+    assert remote["name"] in page.text and remote["host_key_fingerprint"] in page.text
+    assert browser.post(f"/servers/{server}/test").status_code == 303
+    assert api.get(f"/servers/{server}")["server"]["connectivityStatus"] == "healthy"
+    assert "BEGIN OPENSSH PRIVATE KEY" not in page.text
