@@ -101,6 +101,10 @@ class Caddy:
             [self.binary, "run", "--config", str(bootstrap)], env=env,
             stdout=logfile, stderr=logfile, start_new_session=True)
 
+    def reach(self, host: str, port: int) -> tuple[str, int]:
+        """Where the control plane reaches a port this Caddy serves on `host`."""
+        return host, port
+
     def load(self, config: dict[str, Any]) -> None:
         """Replaces Caddy's whole configuration; Caddy keeps serving while it switches."""
         try:
@@ -205,6 +209,9 @@ class RemoteCaddy(Caddy):
 
     def _exited(self) -> bool:
         return False  # not a child of this process: the deadline decides
+
+    def reach(self, host: str, port: int) -> tuple[str, int]:
+        return "127.0.0.1", self._through.port(port, keep=True)  # its loopback, tunnelled
 
     def _log_path(self) -> str:
         return f"~/.launchbay-edge/{self.name}/caddy.log on the server"

@@ -395,8 +395,11 @@ class EdgeProxy:
                     db.commit()
 
     def served_certificate(self, domain: str) -> tls_certificates.CertificateFacts | None:
-        host = self.settings.edge_bind or "127.0.0.1"
-        return tls_certificates.served(host, self.settings.edge_https_port, domain)
+        """The certificate this edge serves for `domain` now (asked of it directly: a remote
+        server's through its tunnel)."""
+        host, port = self.caddy.reach(self.settings.edge_bind or "127.0.0.1",
+                                      self.settings.edge_https_port)
+        return tls_certificates.served(host, port, domain)
 
     def stop(self) -> None:
         """At the control plane's shutdown: Caddy keeps serving the apps, unless
@@ -455,10 +458,17 @@ class RouteRealization:
         with self.sessions() as db:
             binding = db.get(DomainBinding, binding_id) if binding_id else None
             domain = binding.domain_name if binding else None
+        edge = self.edge
         if domain:
+            expected = self.settings.edge_public_addresses
+            with self.sessions() as db:
+                server = db.get(Server, binding.server_id) if binding else None
+                if server is not None and server.credential_id is not None:
+                    expected = [server.public_address or server.host]  # its own edge serves it
+                    if edge is not None and edge.remote is not None:
+                        edge = edge.remote.of(server.id)
             job.progress(phase="dns", step=f"observing the DNS of {domain}")
-            observation = dns_lookup.observe(domain, self.settings.edge_public_addresses,
-                                             self.settings.dns_resolver)
+            observation = dns_lookup.observe(domain, expected, self.settings.dns_resolver)
             with self.sessions() as db:
                 b = db.get(DomainBinding, binding_id)
                 if b is not None:
@@ -480,16 +490,17 @@ class RouteRealization:
             db.commit()
             managed = b.tls_mode in ("auto", "internal")
         if managed:
-            self._record_certificate(job, binding_id, domain)  # type: ignore[arg-type]  # a managed binding has a domain
+            self._record_certificate(job, edge, binding_id, domain)  # type: ignore[arg-type]  # a managed binding has a domain, an edge
         return "succeeded"
 
-    def _record_certificate(self, job: Job, binding_id: str, domain: str) -> None:
-        """Waits until Caddy serves a certificate for the domain, then records what it is."""
-        assert self.edge is not None
+    def _record_certificate(self, job: Job, edge: EdgeProxy, binding_id: str,
+                            domain: str) -> None:
+        """Waits until the binding's edge serves a certificate for the domain, then records
+        what it is."""
         deadline = time.monotonic() + self.CERTIFICATE_WAIT
         while True:
             job.progress(phase="certificate", step=f"waiting for a certificate for {domain}")
-            found = self.edge.served_certificate(domain)
+            found = edge.served_certificate(domain)
             if found is not None and found.covers(domain):
                 break
             if time.monotonic() > deadline:

@@ -135,6 +135,8 @@ def test_draft(ctx: Context, data: DraftIn) -> ConnectivityOut:
 
 class ServerRegister(ServerDraft):
     name: Name
+    # Where its apps' domains should point (default: `host`).
+    public_address: str | None = Field(None, min_length=1, max_length=300)
     # The host key fingerprint the draft test showed and the caller checked: registration
     # pins it, and refuses a server presenting another.
     host_key_fingerprint: str = Field(min_length=8, max_length=100)
@@ -165,7 +167,9 @@ def register(ctx: Context, data: ServerRegister) -> IdOut:
                     ssh_username=data.username, host_public_key=result.host_key,
                     host_key_fingerprint=result.host_key_fingerprint,
                     connectivity_status=result.status, connectivity_checked_at=utcnow(),
-                    edge_proxy_kind="caddy", edge_proxy_status="pending")
+                    edge_proxy_kind="caddy", edge_proxy_status="pending",
+                    public_address=canonical_host(data.public_address)
+                    if data.public_address else None)
     try:
         with ctx.db.begin_nested():
             ctx.db.add(server)

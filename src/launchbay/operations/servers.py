@@ -94,6 +94,7 @@ class ServerOut(ServerSummary):
     # The last connectivity test's (or the background probe's) verdict, for servers over SSH.
     connectivity_status: str | None = None
     connectivity_checked_at: Timestamp | None = None
+    public_address: str | None = None  # where its apps' domains should point
     created_at: Timestamp
 
 
@@ -118,6 +119,7 @@ def _out(s: Server) -> ServerOut:
                      if s.credential_id else {"kind": "local-docker-socket"},
                      connectivity_status=s.connectivity_status,
                      connectivity_checked_at=s.connectivity_checked_at,
+                     public_address=(s.public_address or s.host) if s.credential_id else None,
                      created_at=s.created_at)
 
 

@@ -375,6 +375,9 @@ class Server(Base):
     connectivity_checked_at: Mapped[datetime | None]
     # Background probes failed in a row: two make the server unreachable (one is a blip).
     probe_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Where the server's domains should point (DNS checks compare with it): its host unless
+    # set (a server reached over SSH on a private address, say).
+    public_address: Mapped[str | None] = mapped_column(String(300))
     # active -> inactive (takes no new deployments) -> deleted (kept: its history refers to it)
     lifecycle_status: Mapped[str] = mapped_column(String(20), default=LifecycleStatus.ACTIVE)
     deactivated_at: Mapped[datetime | None]
