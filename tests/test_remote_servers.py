@@ -114,6 +114,13 @@ def test_servers_stay_in_their_organization(admin, cp, tmp_path):
             ("POST", f"/servers/{server}/host-key", {"hostKeyFingerprint": "SHA256:mine"}),
             ("DELETE", f"/servers/{server}", {"confirmation": {"serverId": server}})):
         assert bob.request(method, path, body).status_code == 404, (method, path)
+    # Nor can another organization place an app on it, or read its capacity.
+    project = bob.post("/projects", {"name": "b"})["id"]
+    env = bob.post("/environments", {"projectId": project, "name": "production"})["id"]
+    placed = bob.request("POST", "/resources", {"projectId": project, "environmentId": env,
+                                                "name": "app", "serverId": server})
+    assert placed.status_code == 404 and placed.json()["code"] == "server_not_found"
+    assert bob.request("GET", f"/servers/{server}/capacity").status_code == 404
     theirs = bob.request("POST", "/servers/connectivity-tests", {"server": {
         "host": "10.251.9.2", "credentialId": credential}})  # not Bob's key
     assert theirs.status_code == 404

@@ -26,6 +26,7 @@ from remote_support import fixture
 from support import Api
 from test_builds import repo
 from test_domains_tls import active, bind, issued
+from test_ssh_credentials import keygen
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def via_remote_edge(remote: dict[str, Any], host: str) -> httpx.Response:
     return httpx.get(f"http://{remote['address']}/", headers={"Host": host}, timeout=5)
 
 
-def test_an_app_runs_and_is_routed_on_a_server_reached_over_ssh(api, settings, cp, remote):
+def test_an_app_runs_and_is_routed_on_a_server_reached_over_ssh(remote, api, settings, cp):
     server = register(api, remote)
     assert engine_of(remote).images.list(name="lbtest/hello") == []  # nothing there yet
     api.post(f"/servers/{server}/edge-proxy/bootstrap", {})
@@ -160,7 +161,7 @@ def test_an_app_runs_and_is_routed_on_a_server_reached_over_ssh(api, settings, c
         all=True, filters={"label": f"launchbay.resource={ids['resource']}"}), within=60)
 
 
-def test_a_custom_domain_is_checked_and_served_at_the_servers_edge(api, settings, cp, remote):
+def test_a_custom_domain_is_checked_and_served_at_the_servers_edge(remote, api, settings, cp):
     server = register(api, remote)
     assert api.get(f"/servers/{server}")["server"]["publicAddress"] == remote["address"]
     api.post(f"/servers/{server}/edge-proxy/bootstrap", {})
@@ -181,7 +182,7 @@ def test_a_custom_domain_is_checked_and_served_at_the_servers_edge(api, settings
     assert plain.headers["location"] == "https://shop.example.test/"
 
 
-def test_a_git_source_is_built_on_the_server(api, settings, cp, remote, tmp_path):
+def test_a_git_source_is_built_on_the_server(remote, api, settings, cp, tmp_path):
     server = register(api, remote)
     api.post(f"/servers/{server}/edge-proxy/bootstrap", {})
     sha = repo(tmp_path / "repo", {"Dockerfile": "FROM lbtest/hello:v1\nCOPY site /www\n",
@@ -199,7 +200,7 @@ def test_a_git_source_is_built_on_the_server(api, settings, cp, remote, tmp_path
     assert eventually(lambda: via_remote_edge(remote, host).text == "built there\n", within=60)
 
 
-def test_a_changed_host_key_stops_deployments_until_pinned_again(api, settings, cp, remote):
+def test_a_changed_host_key_stops_deployments_until_pinned_again(remote, api, settings, cp):
     server = register(api, remote)
     ids = app_on(api, server, "lbtest/hello:v1")
     deployed(api, ids, timeout=120)
@@ -233,7 +234,7 @@ def test_a_changed_host_key_stops_deployments_until_pinned_again(api, settings, 
     assert api.get(f"/servers/{server}")["server"]["connectivityStatus"] == "healthy"
 
 
-def test_the_ssh_connection_cut_mid_deployment_leaves_no_orphans(api, settings, cp, remote):
+def test_the_ssh_connection_cut_mid_deployment_leaves_no_orphans(remote, api, settings, cp):
     server = register(api, remote)
     ids = app_on(api, server, "lbtest/hello:v1")
     deployed(api, ids, timeout=120)
@@ -262,7 +263,7 @@ def test_the_ssh_connection_cut_mid_deployment_leaves_no_orphans(api, settings, 
         all=True, filters={"label": f"launchbay.resource={ids['resource']}"}) == []
 
 
-def test_the_cli_adds_a_server_deploys_there_and_removes_it(api, cli, remote, settings):
+def test_the_cli_adds_a_server_deploys_there_and_removes_it(remote, api, cli, settings):
     name, fingerprint = remote["name"], remote["host_key_fingerprint"]
     added = cli("servers", "add", name, remote["address"], "--key",
                 remote["private_key_path"], "--fingerprint", fingerprint, "--no-edge")
@@ -304,7 +305,7 @@ def test_the_cli_adds_a_server_deploys_there_and_removes_it(api, cli, remote, se
         assert body[:40] not in logs and "PRIVATE KEY" not in logs
 
 
-def test_the_console_adds_a_server_with_a_key_it_makes(api, cp, remote):
+def test_the_console_adds_a_server_with_a_key_it_makes(remote, api, cp):
     from support import ADMIN_EMAIL, ADMIN_PASSWORD
     from test_console import Browser
 
@@ -333,3 +334,24 @@ def test_the_console_adds_a_server_with_a_key_it_makes(api, cp, remote):
     assert browser.post(f"/servers/{server}/test").status_code == 303
     assert api.get(f"/servers/{server}")["server"]["connectivityStatus"] == "healthy"
     assert "BEGIN OPENSSH PRIVATE KEY" not in page.text
+
+
+def test_rotating_a_credential_retests_its_servers_at_once(remote, api, cp, tmp_path):
+    server = register(api, remote)
+    credential = api.get(f"/servers/{server}")["server"]["credential"]["credentialId"]
+    ids = app_on(api, server, "lbtest/hello:v1")
+    deployed(api, ids, timeout=120)
+    acknowledged = {"credentialId": credential, "acknowledgeServerUsage": True}
+
+    stranger, _ = keygen(tmp_path, "stranger", "-t", "ed25519")  # the server does not know it
+    api.post(f"/credentials/ssh/{credential}/rotate",
+             {"privateKey": stranger, "confirmation": acknowledged})
+    assert api.get(f"/servers/{server}")["server"]["connectivityStatus"] == "unreachable"
+    refused = wait(api, deploy(api, ids), timeout=60)
+    assert (refused["status"], refused["errorCode"]) == ("failed", "auth"), refused
+
+    api.post(f"/credentials/ssh/{credential}/rotate", {
+        "privateKey": Path(remote["private_key_path"]).read_text(),
+        "confirmation": acknowledged})
+    assert api.get(f"/servers/{server}")["server"]["connectivityStatus"] == "healthy"
+    assert deployed(api, ids, timeout=120)["status"] == "succeeded"

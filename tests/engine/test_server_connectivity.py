@@ -11,7 +11,7 @@ from remote_support import fixture
 from support import Api
 
 
-def test_a_server_is_registered_with_its_host_key_pinned(api: Api, remote) -> None:
+def test_a_server_is_registered_with_its_host_key_pinned(remote, api: Api) -> None:
     name = remote["name"]
     key = Path(remote["private_key_path"]).read_text()
     credential = api.post("/credentials/ssh", {"name": "fixture", "privateKey": key,

@@ -166,8 +166,6 @@ class Tunnel:
     MAX_PORTS = 256  # forwarded ports kept listening; the least recently used are closed
 
     def __init__(self, target: Target, timeout: float = 10, keepalive: float = 15):
-        if target.pinned_host_key is None:
-            raise ValueError("a tunnel needs the server's pinned host key")
         self.target, self.timeout, self.keepalive = target, timeout, keepalive
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
@@ -181,8 +179,12 @@ class Tunnel:
             OrderedDict()
         self._kept: dict[tuple[str, int], tuple[int, asyncio.AbstractServer]] = {}
         self._servers: list[asyncio.AbstractServer] = []
+        self._closed = False
 
     def _call(self, coro: Any, timeout: float | None = None) -> Any:
+        if self._closed:  # its loop is gone: nothing would ever answer
+            coro.close()
+            raise Unreachable("closed", "the connection to this server was closed")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(
             timeout or self.timeout + 5)
 
@@ -191,6 +193,9 @@ class Tunnel:
             self._connecting = asyncio.Lock()
         async with self._connecting:
             if self._conn is None:
+                if self.target.pinned_host_key is None:  # never any key but the pinned one
+                    raise Unreachable("host-key-mismatch", "no host key is pinned for this "
+                                      "server: pin the one it presents")
                 conn = await _connect(self.target, self.timeout, self.keepalive)
                 self._conn = conn
                 self._loop.create_task(self._forget_when_closed(conn))
@@ -268,6 +273,9 @@ class Tunnel:
         far_writer.close()
 
     def close(self) -> None:
+        if self._closed:
+            return
+
         async def close() -> None:
             for server in self._servers + [s for _, s in [*self._ports.values(),
                                                           *self._kept.values()]]:
@@ -278,6 +286,7 @@ class Tunnel:
         try:
             self._call(close(), 10)
         finally:
+            self._closed = True
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
             shutil.rmtree(self._dir, ignore_errors=True)

@@ -17,11 +17,14 @@ from launchbay.store.models import LifecycleStatus, Server, utcnow
 FAILURES_TO_UNREACHABLE = 2
 
 
-def probe_servers(sessions: sessionmaker, targets: Targets) -> int:
-    """Probes every active server reached over SSH; how many changed state."""
+def probe_servers(sessions: sessionmaker, targets: Targets, only: list[str] | None = None,
+                  retest: bool = False) -> int:
+    """Probes every active server reached over SSH (or those `only`); how many changed
+    state. A `retest` (after their credential changed) believes a single failure."""
     with sessions() as db:
-        ids = list(db.scalars(select(Server.id).where(
-            Server.credential_id.is_not(None), Server.lifecycle_status == LifecycleStatus.ACTIVE)))
+        query = select(Server.id).where(Server.credential_id.is_not(None),
+                                        Server.lifecycle_status == LifecycleStatus.ACTIVE)
+        ids = list(db.scalars(query.where(Server.id.in_(only)) if only is not None else query))
     if not ids:
         return 0
     with ThreadPoolExecutor(min(8, len(ids)), thread_name_prefix="launchbay-probe") as pool:
@@ -33,7 +36,7 @@ def probe_servers(sessions: sessionmaker, targets: Targets) -> int:
             server.probe_failures = 0 if reached else server.probe_failures + 1
             server.connectivity_checked_at = utcnow()
             status = "healthy" if reached else (
-                "unreachable" if server.probe_failures >= FAILURES_TO_UNREACHABLE
+                "unreachable" if retest or server.probe_failures >= FAILURES_TO_UNREACHABLE
                 else server.connectivity_status)
             if status != server.connectivity_status:
                 audit.record(db, "server.reachability-changed", server.id,

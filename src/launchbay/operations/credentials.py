@@ -16,6 +16,7 @@ from typing import Literal
 from sqlalchemy import func, select
 
 from launchbay.drivers import ssh_keys
+from launchbay.engine import server_probe
 from launchbay.operations.catalog import Context, operation
 from launchbay.operations.errors import Conflict, Invalid, NotFound
 from launchbay.operations.schemas import Field, Id, IdOut, Name, Schema, Timestamp
@@ -231,6 +232,12 @@ def rotate_credential(ctx: Context, data: CredentialRotate) -> RotateOut:
     c.generated, c.rotated_at = False, utcnow()
     ctx.audit(c.id, previousFingerprint=previous, fingerprint=c.fingerprint,
               servers=affected.total_servers)
+    if affected.total_servers and ctx.targets is not None:  # their next connection uses it
+        targets, users = ctx.targets, list(ctx.db.scalars(select(Server.id).where(
+            Server.credential_id == c.id)))
+        def retest() -> None:
+            server_probe.probe_servers(targets.sessions, targets, users, retest=True)
+        ctx.after_commit(retest)
     return RotateOut(credential=Rotated(id=c.id, fingerprint=c.fingerprint,
                                         username_configured=c.username is not None,
                                         rotated_at=c.rotated_at),
