@@ -67,6 +67,14 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterato
     _drop_postgres(url)
 
 
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (for tests that run control planes on one)."""
+    url = _postgres(f"lb_test_{uuid.uuid4().hex[:12]}")
+    yield url
+    _drop_postgres(url)
+
+
 @pytest.fixture(scope="session")
 def migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One database per backend migrated once for the whole run; each test gets a copy."""

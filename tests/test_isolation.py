@@ -15,8 +15,11 @@ from launchbay.store.models import (
     BackupPolicy,
     CredentialRotation,
     PreviewEnvironment,
+    ScheduledTask,
+    ScheduledTaskRun,
     SourceEvent,
     SshCredential,
+    utcnow,
 )
 
 from support import Api, add_member, snapshot
@@ -93,6 +96,15 @@ def world(admin: Api, cp):
         s.add(CredentialRotation(id="rot_world", organization_id=admin.org_id,
                                  database_id=database, binding_id=db_binding,
                                  requested_by=admin.user_id, version=2, status="redeploying"))
+        s.add(ScheduledTask(id="tsk_world", organization_id=admin.org_id, project_id=project,
+                            environment_id=env, resource_id=resource, created_by=admin.user_id,
+                            name="report", schedule="@daily", command_kind="shell",
+                            command=["echo report"]))
+        s.flush()
+        s.add(ScheduledTaskRun(id="run_world", organization_id=admin.org_id,
+                               task_id="tsk_world", resource_id=resource, server_id="srv_x",
+                               trigger_kind="manual", scheduled_for=utcnow(),
+                               status="succeeded"))
         s.commit()
     org_b = admin.post("/organizations", {"name": "Beta"})["organizationId"]
     bob = add_member(admin, org_b, "bob@example.com", "admin")
@@ -188,6 +200,16 @@ def test_user_of_another_organization_gets_404_and_changes_nothing(admin, world,
         ("GET", "/preview-environments/pen_world", None),
         ("GET", "/credentials/ssh/ssh_world", None),
         ("DELETE", "/credentials/ssh/ssh_world", {"confirmation": {"credentialId": "ssh_world"}}),
+        ("GET", "/scheduled-tasks/tsk_world", None),
+        ("POST", "/scheduled-tasks/tsk_world", {"status": "disabled"}),
+        ("DELETE", "/scheduled-tasks/tsk_world", {}),
+        ("POST", "/scheduled-tasks/tsk_world/runs", {}),
+        ("POST", "/scheduled-tasks/tsk_world/fires", {}),
+        ("POST", "/scheduled-tasks", {"resourceId": world["resource"], "schedule": "@daily",
+                                      "commandIntent": "echo bob"}),
+        ("GET", "/scheduled-task-runs/run_world", None),
+        ("GET", "/scheduled-task-runs/run_world/logs", None),
+        ("GET", "/scheduled-task-runs/run_world/logs/stream", None),
         ("POST", "/preview-environments/pen_world/expire", {}),
         ("DELETE", f"/resources/{world['resource']}/preview-environments/pen_world", None),
         ("POST", "/deployments/cleanup-preview", {"sourceFingerprint": "pvw_world"}),
@@ -418,6 +440,12 @@ def _bodies(ids: dict[str, str]) -> dict[str, dict]:
         "instances.delete": {},
         "instances.expire": {},
         "instances.pool.fill": {},
+        "scheduled-tasks.create": {"resourceId": ids["resourceId"], "schedule": "@daily",
+                                   "commandIntent": "echo viewer"},
+        "scheduled-tasks.configure": {"status": "disabled"},
+        "scheduled-tasks.delete": {},
+        "scheduled-tasks.run-now": {},
+        "scheduled-tasks.fire": {},
     }
 
 
@@ -437,7 +465,7 @@ def test_viewer_gets_403_on_every_mutating_operation(admin, world, cp):
            "policyId": "dbp_world", "destinationId": "dst_world", "planId": world["plan"],
            "rotationId": "rot_world", "sourceEventId": "sev_world", "tokenId": "tok_world",
            "sourceFingerprint": "src_world", "previewEnvironmentId": "pen_world",
-           "credentialId": "ssh_world"}
+           "credentialId": "ssh_world", "taskId": "tsk_world"}
     bodies = _bodies(ids)
     mutating = [(m, p, k) for m, p, k, _ in ROUTES
                 if CATALOG[k].mutates and CATALOG[k].scope == "organization"]

@@ -22,6 +22,8 @@ from launchbay.store.models import (
     Deployment,
     PreviewEnvironment,
     Resource,
+    ScheduledTask,
+    ScheduledTaskRun,
     SourceEvent,
     SshCredential,
     utcnow,
@@ -142,6 +144,16 @@ def grow(cp: Any, admin: Api, ids: dict[str, str], upto: int, have: list[str]) -
             db.add(BackupPolicy(id=f"dbp_{n}", organization_id=admin.org_id,
                                 database_id=database, created_by=admin.user_id,
                                 interval_hours=24, next_run_at=utcnow()))
+            db.add(ScheduledTask(id=f"tsk_{n}", organization_id=admin.org_id,
+                                 project_id=ids["project"], environment_id=ids["env"],
+                                 resource_id=resource, created_by=admin.user_id,
+                                 name=f"job-{n}", schedule="@daily", command_kind="shell",
+                                 command=["echo hi"], next_fire_at=utcnow()))
+            db.flush()
+            db.add(ScheduledTaskRun(id=f"run_{n}", organization_id=admin.org_id,
+                                    task_id=f"tsk_{n}", resource_id=resource,
+                                    server_id=d.server_id, trigger_kind="manual",
+                                    scheduled_for=utcnow(), status="succeeded"))
             db.commit()
         project = admin.post("/projects", {"name": f"project-{n}"})["id"]
         admin.post("/environments", {"projectId": project, "name": "production"})
@@ -157,7 +169,8 @@ LISTS = ["/api/projects", "/api/environments", "/api/resources", "/api/deploymen
          "/api/plans", "/api/instance-admin/templates", "/api/default-access-domain-policies",
          "/api/dependency-resources", "/api/dependency-resources/backup-policies",
          "/api/backup-destinations", "/api/source-events", "/api/deploy-tokens",
-         "/api/source-links", "/api/preview-environments", "/api/credentials/ssh"]
+         "/api/source-links", "/api/preview-environments", "/api/credentials/ssh",
+         "/api/scheduled-tasks", "/api/scheduled-task-runs"]
 # Lists `grow` does not lengthen (asked all the same: their count must not grow either).
 UNGROWN = {"/api/servers", "/api/account/sessions", "/api/plans", "/api/usage-intents",
            "/api/proxy/routes", "/api/default-access-domain-policies"}
@@ -223,18 +236,23 @@ FILTERED = [
     "/api/resources/{resource}/health-history", "/api/deployments/{deployment}/logs",
     "/api/deployments/{deployment}/events", "/api/deployments/{deployment}",
     "/api/resources/{resource}", "/api/projects/{project}/resource-urls",
+    "/api/scheduled-tasks?resourceId={resource}", "/api/scheduled-tasks?projectId={project}",
+    "/api/scheduled-tasks?environmentId={env}", "/api/scheduled-tasks?status=enabled",
+    "/api/scheduled-task-runs?taskId=tsk_0", "/api/scheduled-task-runs?resourceId={resource}",
+    "/api/scheduled-task-runs?status=succeeded", "/api/scheduled-task-runs?triggerKind=manual",
 ]
 # Filters on what a row holds in a list (JSON) or a joined row has: the rows are walked
 # newest first in the organization's index, filtered, until the page is full.
 UNINDEXED = {"/api/source-events": {"resource_id"}, "/api/deploy-tokens": {"resource_id"},
-             "/api/source-links": {"project_id"}}
+             "/api/source-links": {"project_id"},
+             "/api/scheduled-tasks": {"project_id", "environment_id"}}
 # Tables a store of thousands of apps holds thousands (or millions) of rows of.
 LARGE = {"organizations", "instances", "resources", "deployments", "deployment_entries",
          "operator_work", "audit_events", "health_observations", "health_rollups",
          "domain_bindings", "source_events", "environment_variables", "databases",
          "database_bindings", "database_backups", "storage_volumes", "storage_attachments",
          "api_tokens", "sessions", "environments", "projects", "auto_deploy_policies",
-         "preview_environments", "ssh_credentials"}
+         "preview_environments", "ssh_credentials", "scheduled_tasks", "scheduled_task_runs"}
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -11,12 +11,6 @@ SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "004_695f1a24c
 
 # Operations not built yet, by the issue that builds them ("[unfiled]": no issue yet).
 PENDING: dict[str, list[str]] = {
-    "[jobs]": [
-        "GET /scheduled-tasks", "POST /scheduled-tasks", "GET /scheduled-tasks/{}",
-        "POST /scheduled-tasks/{}", "DELETE /scheduled-tasks/{}",
-        "POST /scheduled-tasks/{}/runs", "GET /scheduled-task-runs", "GET /scheduled-task-runs/{}",
-        "GET /scheduled-task-runs/{}/logs",
-    ],
     "[unfiled]": [
         "POST /entitlements/query", "GET /deployment-overlays", "POST /deployment-overlays",
         "GET /route-surfaces", "POST /route-surfaces", "DELETE /account",

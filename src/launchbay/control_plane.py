@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy import text
 
 from launchbay.crypto import SecretBox
 from launchbay.drivers.edge_proxy import Caddy
-from launchbay.engine import auto_update, reconcile, server_probe
+from launchbay.engine import auto_update, reconcile, server_probe, task_runs
 from launchbay.engine.databases import DatabaseWork
 from launchbay.engine.health_monitor import HealthMonitor
 from launchbay.engine.image_access import ImageAccess
@@ -22,6 +23,7 @@ from launchbay.engine.routing import EdgeProxy, ProxyBootstrap, RemoteEdges, Rou
 from launchbay.engine.runtime import LogLine
 from launchbay.engine.runtime_control import RuntimeControl
 from launchbay.engine.targets import Targets
+from launchbay.engine.task_runs import TaskRunStart
 from launchbay.engine.volume_backups import VolumeWork
 from launchbay.engine.worker import Defer, Job, Periodic, Refused, Workers
 from launchbay.operations import (
@@ -33,6 +35,7 @@ from launchbay.operations import (
     instances,
     integrations,
     previews,
+    scheduled_tasks,
     templates,
 )
 from launchbay.operations.errors import NotYet, OperationError
@@ -111,7 +114,12 @@ class ControlPlane:
                       Periodic("preview-reconcile", settings.preview_reconcile_seconds,
                                self.reconcile_previews),
                       Periodic("server-probe", settings.server_probe_seconds,
-                               self.probe_servers)]
+                               self.probe_servers),
+                      # Each process fires (a fire is admitted once whoever makes it).
+                      Periodic("scheduled-tasks", settings.task_schedule_seconds,
+                               self.fire_tasks, once=False),
+                      Periodic("task-runs", settings.task_schedule_seconds,
+                               self.watch_task_runs)]
         if self.edge:  # each process watches its own Caddy
             background += [Periodic("edge-watch", 1.0, self.edge.watch, once=False),
                            Periodic("certificates", settings.reconcile_seconds,
@@ -132,6 +140,8 @@ class ControlPlane:
              "storage-volume": VolumeWork(self.sessions, self.ops.secrets, self.targets,
                                           settings),
              "operation": OnBehalf(self.ops),
+             "scheduled-task-run": TaskRunStart(self.sessions, self.ops.secrets, self.targets,
+                                                settings),
              "proxy-bootstrap": ProxyBootstrap(self.edge)},
             count=settings.workers, poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.work_lease_seconds, background=background)
@@ -212,6 +222,28 @@ class ControlPlane:
         with self.sessions() as db:
             due = previews.due(db, utcnow())
         return self._on_behalf("preview-environments.expire", due)
+
+    def fire_tasks(self) -> int:
+        """Fires the scheduled tasks that are due, each on behalf of whoever made it, until
+        the next period: a fire due before then is made at its time (slept until), not at
+        the next tick. Returns how many tasks were fired."""
+        ends = time.monotonic() + self.settings.task_schedule_seconds
+        fired = 0
+        while True:
+            with self.sessions() as db:
+                due = scheduled_tasks.due(db, utcnow())
+                soonest = scheduled_tasks.next_due(db)
+            fired += self._on_behalf("scheduled-tasks.fire", due)
+            if soonest is None:
+                return fired
+            wait = (soonest - utcnow()).total_seconds()
+            if wait >= ends - time.monotonic():
+                return fired
+            time.sleep(max(0.0, wait))
+
+    def watch_task_runs(self) -> int:
+        """Follows the running runs of scheduled tasks; how many ended."""
+        return task_runs.watch(self.sessions, self.targets, self.ops.secrets, self.settings)
 
     def probe_servers(self) -> int:
         """Probes the servers reached over SSH; how many changed reachability."""

@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     # Seconds between background probes of servers reached over SSH (two failures in a row
     # make one unreachable).
     server_probe_seconds: float = 60
+    # Scheduled tasks: how often due tasks are fired and running runs looked at (the lag of a
+    # fire is at most this), how late a fire may be before it counts as missed, the first
+    # retry's backoff (doubling), and what each task keeps: runs, and lines of each run.
+    task_schedule_seconds: float = 1.0
+    task_misfire_grace_seconds: float = 60
+    task_retry_backoff_seconds: float = 10
+    task_runs_kept: int = 100
+    task_log_lines_kept: int = 5000
     # How often the pull requests previewed are asked about (through the GitHub App), so that
     # a preview whose close was never sent still goes.
     preview_reconcile_seconds: float = 600

@@ -139,12 +139,11 @@ def tags_of(engine: Any, repository: str) -> list[str]:
 def serve(tmp_path: Any, port: int, **settings: str) -> subprocess.Popen:
     """`launchbay serve` of its own (edge off, short leases), data in `tmp_path/data`, ready;
     `settings`: more LAUNCHBAY_* variables. For tests that kill it and start it again."""
-    env = {**os.environ, "LAUNCHBAY_DATA_DIR": str(tmp_path / "data"),
-           "LAUNCHBAY_EDGE_ENABLED": "false",
-           "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}", "LAUNCHBAY_WORK_LEASE_SECONDS": "3",
-           "LAUNCHBAY_WORKER_POLL_SECONDS": "0.1", "LAUNCHBAY_RECONCILE_SECONDS": "1",
-           **settings}
-    env.pop("LAUNCHBAY_DATABASE_URL", None)
+    env = {k: v for k, v in os.environ.items() if k != "LAUNCHBAY_DATABASE_URL"}
+    env.update({"LAUNCHBAY_DATA_DIR": str(tmp_path / "data"), "LAUNCHBAY_EDGE_ENABLED": "false",
+                "LAUNCHBAY_LISTEN": f"127.0.0.1:{port}", "LAUNCHBAY_WORK_LEASE_SECONDS": "3",
+                "LAUNCHBAY_WORKER_POLL_SECONDS": "0.1", "LAUNCHBAY_RECONCILE_SECONDS": "1",
+                **settings})
     exe = os.path.join(os.path.dirname(sys.executable), "launchbay")
     proc = subprocess.Popen([exe, "serve"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

@@ -41,14 +41,18 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
                                         "done) & "
                                         "(while :; do echo tick; sleep 1; done) & "
                                         "exec httpd -f -p 8080 -h /www"]),
+    # No shell at all: only /bin/busybox, named in full (argv commands only).
+    "lbtest/shellless:v1": ("no shell here\n", ["/bin/busybox", "httpd", "-f", "-p", "8080",
+                                                "-h", "/www"]),
 }
+SHELL_LESS = {"lbtest/shellless:v1"}
 
 
-def _context(html: str, command: list[str]) -> bytes:
+def _context(html: str, command: list[str], shell: bool = True) -> bytes:
     dockerfile = (
         "FROM scratch\nCOPY busybox /bin/busybox\n"
-        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-        "COPY www /www\n"
+        + ('RUN ["/bin/busybox", "--install", "-s", "/bin"]\n' if shell else "")
+        + "COPY www /www\n"
         f"CMD {__import__('json').dumps(command)}\n"
     )
     buf = io.BytesIO()
@@ -71,7 +75,8 @@ def ensure(tag: str) -> str:
             return tag
     except docker.errors.ImageNotFound:
         pass
-    client.images.build(fileobj=io.BytesIO(_context(html, command)), custom_context=True,
+    client.images.build(fileobj=io.BytesIO(_context(html, command, tag not in SHELL_LESS)),
+                        custom_context=True,
                         tag=tag, labels={"launchbay.test-recipe": digest}, rm=True)
     return tag
 

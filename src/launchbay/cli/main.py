@@ -13,6 +13,7 @@ from typer.core import TyperOption
 from launchbay.cli import apps, domains, instances, projects, system
 from launchbay.cli.client import Client, err, save_credentials
 from launchbay.cli.databases import db_app
+from launchbay.cli.jobs import jobs_app
 from launchbay.cli.output import emit, out
 from launchbay.cli.servers import servers_app
 
@@ -21,6 +22,7 @@ instances_app = typer.Typer(help="Ephemeral environments from templates (yours a
                              "team's).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(servers_app, name="servers")
+app.add_typer(jobs_app, name="jobs")
 app.add_typer(apps.apps_app, name="apps")
 app.add_typer(domains.domains_app, name="domains")
 app.add_typer(domains.certs_app, name="certs")

@@ -32,6 +32,7 @@ from launchbay.store.models import (
     Environment,
     OperatorWork,
     Resource,
+    ScheduledTaskRun,
 )
 
 log = logging.getLogger("launchbay.reconcile")
@@ -77,7 +78,7 @@ def _remove_stray_containers(sessions: sessionmaker, targets: Targets, server_id
     docker = targets.of(server_id)
     found = docker.containers(**{"launchbay.server": server_id})
     owners = {c.labels.get("launchbay.deployment") for c in found} - {None}
-    with sessions() as db:  # three queries for the whole server
+    with sessions() as db:  # four queries for the whole server
         deployments = {d.id: d for d in db.scalars(select(Deployment).where(
             Deployment.id.in_(owners)))}
         resources = {r.id: r for r in db.scalars(select(Resource).where(
@@ -87,8 +88,19 @@ def _remove_stray_containers(sessions: sessionmaker, targets: Targets, server_id
         busy = set(db.scalars(select(OperatorWork.resource_id).where(
             OperatorWork.resource_id.in_(resources), OperatorWork.kind == "deployment",
             OperatorWork.status.in_(OPEN))))
+        # A task's run is watched while it runs: a container of a run gone (deleted with its
+        # task) or ended is a leftover.
+        runs = {c.labels["launchbay.task-run"] for c in found if "launchbay.task-run" in c.labels}
+        live_runs = set(db.scalars(select(ScheduledTaskRun.id).where(
+            ScheduledTaskRun.id.in_(runs), ScheduledTaskRun.status.in_(
+                ("accepted", "running"))))) if runs else set()
     removed = 0
     for container in found:
+        run = container.labels.get("launchbay.task-run")
+        if run is not None and run not in live_runs:
+            docker.remove(container.id)
+            removed += 1
+            continue
         # A database, or a one-off tool (a backup's: it removes itself), is never a release.
         if {"launchbay.database", "launchbay.run"} & container.labels.keys():
             continue

@@ -107,11 +107,21 @@ def public_url(settings: Settings, host: str, tls: bool = False, remote: bool = 
     return f"{'https' if tls else 'http'}://{host}{'' if port == default else f':{port}'}"
 
 
+_REMOTE: dict[str, bool] = {}  # never changes for a server: the local one has no credential
+
+
 def on_remote_server(db: DbSession, server_id: str | None) -> bool:
-    """Whether the server is reached over SSH (its routes are served by its own edge). One
-    read per server and session: the session keeps it."""
-    server = db.get(Server, server_id) if server_id else None
-    return server is not None and server.credential_id is not None
+    """Whether the server is reached over SSH (its routes are served by its own edge). Read
+    once per server and process: a list of many rows asks it of each."""
+    if not server_id:
+        return False
+    if server_id not in _REMOTE:
+        credential = db.execute(select(Server.credential_id).where(
+            Server.id == server_id)).first()
+        if credential is None:
+            return False
+        _REMOTE[server_id] = credential[0] is not None
+    return _REMOTE[server_id]
 
 
 @dataclass

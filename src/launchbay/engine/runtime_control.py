@@ -35,6 +35,7 @@ class RuntimeControl:
                 self.reroute()            # the requests the proxy had sent them are answered
                 time.sleep(self.drain_seconds)
             remove_containers(docker, **{"launchbay.resource": item.resource_id})  # type: ignore[arg-type]  # runtime work always names its resource
+            remove_containers(docker, **{"launchbay.task-resource": item.resource_id})  # type: ignore[arg-type]  # its jobs' runs too
             if payload.delete_resource:  # it was kept to show `Deleting` until now
                 with self.sessions() as db:
                     if (resource := db.get(Resource, item.resource_id)) is not None:

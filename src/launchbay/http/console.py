@@ -511,12 +511,14 @@ def create(cp: ControlPlane) -> APIRouter:
             "resourceId": resource_id, "limit": 10}))["items"] if pushes else []
         current = next((d for d in deployments if d["id"] == r["currentDeploymentId"]), None)
         overridden = {(o["key"], o["exposure"]) for o in config["overrides"]}
+        jobs = (await console.run(request, "scheduled-tasks.list",
+                                  {"resourceId": resource_id, "limit": 100}))["items"]
         return {"shown": shown, "resource": r, "deployments": deployments, "current": current,
                 "variables": config["effectiveEntries"], "overridden": overridden,
                 "domains": domains, "certificates": certificates,
                 "health": health["observations"], "rollups": health["rollups"][:6],
                 "now": now, "git": git, "pushes": pushes, "source_events": events,
-                "project": project,
+                "project": project, "jobs": jobs,
                 "people": await people(request)}
 
     @action("/resources/{resource_id}/auto-deploy", "resource.html")
@@ -597,6 +599,46 @@ def create(cp: ControlPlane) -> APIRouter:
         await console.run(request, "resources.variables.delete", {
             "resourceId": resource_id, "key": form.get("key", ""), "exposure": "runtime"})
         return see_other(f"/resources/{resource_id}#variables", request)
+
+    @action("/resources/{resource_id}/jobs", "resource.html")
+    async def job_add(request: Request, form: Form, resource_id: str) -> Response:
+        """A job: a shell command on a schedule (`@every 10m`, cron...) in a time zone."""
+        await console.run(request, "scheduled-tasks.create", {
+            "resourceId": resource_id, "name": form.get("name") or None,
+            "schedule": form.get("schedule", ""), "timezone": form.get("timezone") or "UTC",
+            "commandIntent": form.get("commandIntent", ""),
+            "timeoutSeconds": form.get("timeoutSeconds") or 3600})  # validated there
+        return see_other(f"/resources/{resource_id}#jobs", request)
+
+    @action("/jobs/{task_id}/run")
+    async def job_run(request: Request, form: Form, task_id: str) -> Response:
+        made = await console.run(request, "scheduled-tasks.run-now", {"taskId": task_id})
+        return see_other(f"/job-runs/{made['run']['runId']}", request)
+
+    @action("/jobs/{task_id}/state")
+    async def job_state(request: Request, form: Form, task_id: str) -> Response:
+        task = (await console.run(request, "scheduled-tasks.configure", {
+            "taskId": task_id, "status": "enabled" if form.get("enable") else "disabled"}))[
+            "task"]
+        return see_other(f"/resources/{task['resourceId']}#jobs", request)
+
+    @action("/jobs/{task_id}/delete")
+    async def job_delete(request: Request, form: Form, task_id: str) -> Response:
+        gone = await console.run(request, "scheduled-tasks.delete", {"taskId": task_id})
+        return see_other(f"/resources/{gone['resourceId']}#jobs", request)
+
+    @page("/job-runs/{run_id}")
+    async def job_run_page(request: Request, run_id: str) -> Response:
+        """A run with its lines; refreshed (htmx) while it runs."""
+        run = (await console.run(request, "scheduled-task-runs.show", {"runId": run_id}))["run"]
+        task = (await console.run(request, "scheduled-tasks.show",
+                                  {"taskId": run["taskId"]}))["task"]
+        lines = (await console.run(request, "scheduled-task-runs.logs",
+                                   {"runId": run_id, "limit": 1000}))["entries"]
+        runs = (await console.run(request, "scheduled-task-runs.list",
+                                  {"taskId": run["taskId"], "limit": 20}))["items"]
+        return await console.page(request, "job_run.html", run=run, task=task, lines=lines,
+                                  runs=runs)
 
     @action("/resources/{resource_id}/domains", "resource.html")
     async def domain_add(request: Request, form: Form, resource_id: str) -> Response:

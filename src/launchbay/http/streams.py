@@ -29,7 +29,7 @@ from launchbay.operations.resources import RuntimeTarget, log_line
 
 # The operations whose results are streamed (besides their JSON routes, if any).
 STREAMED = ("deployments.events", "resources.runtime-logs.follow",
-            "deployments.hosted.logs.follow")
+            "deployments.hosted.logs.follow", "scheduled-task-runs.logs.follow")
 WORK_ENDED = ("succeeded", "failed", "canceled", "dead-lettered")
 HEARTBEAT = 15.0
 POLL = 0.2
@@ -142,6 +142,14 @@ def install(api: APIRouter, cp: ControlPlane) -> None:
         return await log_stream(request, cp, "resources.runtime-logs.follow",
                                 {**params, "resourceId": resourceId},
                                 number(params, "tailLines", 100))
+
+    @api.get("/scheduled-task-runs/{runId}/logs/stream", tags=["scheduled-tasks"],
+             operation_id="scheduled-task-runs.logs.stream",
+             summary="A running run's lines as Server-Sent Events, as they are written.")
+    async def task_run_stream(request: Request, runId: str) -> StreamingResponse:
+        params = dict(request.query_params)
+        return await log_stream(request, cp, "scheduled-task-runs.logs.follow",
+                                {**params, "runId": runId}, number(params, "tail", 1000))
 
     @api.get("/hosted-deployments/{name}/logs/stream", tags=["deployments"],
              operation_id="deployments.hosted.logs.stream",

@@ -19,6 +19,7 @@ from launchbay.operations import (  # noqa: F401  (each module registers its ope
     projects,
     remote_servers,
     resources,
+    scheduled_tasks,
     servers,
     source_events,
     storage,
@@ -67,6 +68,7 @@ HOMES = {
     "deployments": "deployments", "servers": "servers", "operator-work": "operator_work",
     "domain-bindings": "edge", "certificates": "edge", "default-access-domain-policies": "edge",
     "templates": "templates", "instances": "instances",
+    "scheduled-tasks": "scheduled_tasks", "scheduled-task-runs": "scheduled_tasks",
     # The document models of the compatible APIs: Dployr's, and Shipyard's hosted deployments.
     "blueprints": "compat", "proxy": "compat", "system": "compat", "instance-claims": "compat",
     "deployments.hosted": "compat",

@@ -193,6 +193,7 @@ class WorkKind(StrEnum):
     DATABASE = "database"  # provision, back up, restore or remove a database
     STORAGE_VOLUME = "storage-volume"  # back up a storage volume, or restore into a new one
     OPERATION = "operation"  # an operation run on behalf of someone (a webhook's dispatch)
+    TASK_RUN = "scheduled-task-run"  # start a scheduled task's run in a fresh container
     SYSTEM = "system"
 
 
@@ -812,6 +813,86 @@ class BackupPolicy(Base):
     next_run_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScheduledTask(Base):
+    """A job of a resource: a command run on a schedule (cron in a time zone, or `@every`) in
+    a fresh container of the resource's current release."""
+
+    __tablename__ = "scheduled_tasks"
+    __table_args__ = (Index("ix_scheduled_tasks_due", "status", "next_fire_at"),
+                      Index("ix_scheduled_tasks_org", "organization_id", "created_at", "id"),
+                      Index("ix_scheduled_tasks_org_resource", "organization_id",
+                            "resource_id", "created_at", "id"))
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(String(40))
+    environment_id: Mapped[str] = mapped_column(String(40))
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
+    created_by: Mapped[str] = mapped_column(String(40))  # whom the scheduler acts for
+    name: Mapped[str] = mapped_column(String(200))
+    schedule: Mapped[str] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    command_kind: Mapped[str] = mapped_column(String(10))  # shell | argv
+    command: Mapped[list[str]] = mapped_column(JSON)  # [shell string] or the argv
+    timeout_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    retry_limit: Mapped[int] = mapped_column(Integer, default=0)
+    concurrency_policy: Mapped[str] = mapped_column(String(10), default="forbid")
+    misfire_policy: Mapped[str] = mapped_column(String(10), default="skip")
+    status: Mapped[str] = mapped_column(String(10), default="enabled")  # | disabled
+    next_fire_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScheduledTaskRun(Base):
+    """One run of a task: admitted once per fire time (the unique key), started in a container
+    by a work item, then watched until it ends. A retry is a run of its own."""
+
+    __tablename__ = "scheduled_task_runs"
+    __table_args__ = (UniqueConstraint("task_id", "scheduled_for", "attempt"),
+                      Index("ix_scheduled_task_runs_task", "task_id", "created_at", "id"),
+                      Index("ix_scheduled_task_runs_org", "organization_id", "created_at", "id"),
+                      Index("ix_scheduled_task_runs_org_task", "organization_id", "task_id",
+                            "created_at", "id"),
+                      Index("ix_scheduled_task_runs_org_resource", "organization_id",
+                            "resource_id", "created_at", "id"),
+                      Index("ix_scheduled_task_runs_status", "status"))
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(40))
+    task_id: Mapped[str] = mapped_column(ForeignKey("scheduled_tasks.id", ondelete="CASCADE"))
+    resource_id: Mapped[str] = mapped_column(String(40))
+    server_id: Mapped[str] = mapped_column(String(40))
+    trigger_kind: Mapped[str] = mapped_column(String(10))  # manual | scheduled
+    # The fire time it was admitted for (a manual run: when it was asked for).
+    scheduled_for: Mapped[datetime]
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    # accepted -> running -> succeeded | failed | timed-out; or skipped (with its reason)
+    status: Mapped[str] = mapped_column(String(12), default="accepted")
+    skipped_reason: Mapped[str | None] = mapped_column(String(40))
+    stop_reason: Mapped[str | None] = mapped_column(String(20))  # timed-out | replaced | ...
+    deployment_id: Mapped[str | None] = mapped_column(String(40))  # the release it ran
+    container_id: Mapped[str | None] = mapped_column(String(80))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    failure_summary: Mapped[str | None] = mapped_column(Text)
+    not_before: Mapped[datetime | None]  # a retry's backoff
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class TaskRunLine(Base):
+    """A line a run wrote (secrets masked), kept when the run ends."""
+
+    __tablename__ = "scheduled_task_run_lines"
+    __table_args__ = (Index("ix_scheduled_task_run_lines_run", "run_id", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("scheduled_task_runs.id",
+                                                   ondelete="CASCADE"))
+    at: Mapped[datetime]
+    stream: Mapped[str] = mapped_column(String(6))
+    message: Mapped[str] = mapped_column(Text)
 
 
 class BackupDestination(Base):
