@@ -24,9 +24,13 @@ from typing import Any
 
 from cryptography.utils import CryptographyDeprecationWarning
 
-with warnings.catch_warnings():  # asyncssh still names DSA, which cryptography deprecates
-    warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-    import asyncssh
+
+def _asyncssh() -> Any:
+    """asyncssh, imported on first use: its 16 MB are paid only once a server over SSH is."""
+    with warnings.catch_warnings():  # asyncssh still names DSA, which cryptography deprecates
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        import asyncssh
+    return asyncssh
 
 
 @dataclass(frozen=True)
@@ -86,11 +90,12 @@ class Unreachable(Exception):
 async def _connect(target: Target, timeout: float, keepalive: float = 0) -> Any:
     """An SSH connection to the target (with the pinned host key when there is one), or
     Unreachable."""
+    ssh = _asyncssh()
     known: Any = None if target.pinned_host_key is None else (  # None: the draft, shown the key
-        [asyncssh.import_public_key(target.pinned_host_key)], [], [])
+        [ssh.import_public_key(target.pinned_host_key)], [], [])
     try:
-        key = asyncssh.import_private_key(target.private_key)
-        return await asyncio.wait_for(asyncssh.connect(
+        key = ssh.import_private_key(target.private_key)
+        return await asyncio.wait_for(ssh.connect(
             target.host, port=target.port, username=target.username, client_keys=[key],
             known_hosts=known, agent_path=None, config=None, connect_timeout=timeout,
             preferred_auth="publickey", keepalive_interval=keepalive or None,
@@ -100,14 +105,14 @@ async def _connect(target: Target, timeout: float, keepalive: float = 0) -> Any:
     except (asyncio.TimeoutError, TimeoutError):
         raise Unreachable("timeout", f"no answer from {target.host}:{target.port} within "
                           f"{timeout:g} s") from None
-    except asyncssh.HostKeyNotVerifiable:
+    except ssh.HostKeyNotVerifiable:
         raise Unreachable("host-key-mismatch", "the server's host key is not the one pinned: "
                           "it may have been reinstalled, or the connection intercepted; "
                           "re-pin it only once you know why") from None
-    except asyncssh.PermissionDenied:
+    except ssh.PermissionDenied:
         raise Unreachable("auth", f"the server refused the key for {target.username}") \
             from None
-    except (OSError, asyncssh.Error) as exc:
+    except (OSError, ssh.Error) as exc:
         raise Unreachable("tcp", f"cannot connect to {target.host}:{target.port}: "
                           f"{getattr(exc, 'strerror', None) or exc}") from None
 
@@ -265,7 +270,7 @@ class Tunnel:
                      open_channel: Callable[[Any], Awaitable[tuple[Any, Any]]]) -> None:
         try:
             far_reader, far_writer = await open_channel(await self._connection())
-        except (Unreachable, OSError, asyncssh.Error):
+        except (Unreachable, OSError, _asyncssh().Error):
             writer.close()
             return
         await asyncio.gather(_pump(reader, far_writer), _pump(far_reader, writer))
@@ -303,5 +308,5 @@ async def _pump(reader: Any, writer: Any) -> None:
             writer.write_eof()
         else:
             writer.close()
-    except (OSError, asyncssh.Error):
+    except (OSError, _asyncssh().Error):
         writer.close()
