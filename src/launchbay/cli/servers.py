@@ -39,6 +39,8 @@ def servers_add(
     fingerprint: Annotated[Optional[str], typer.Option(
         help="The host key fingerprint you expect (SHA256:...); asked otherwise.")] = None,
     edge: Annotated[bool, typer.Option(help="Start its edge proxy (Caddy) too.")] = True,
+    swarm: Annotated[bool, typer.Option(
+        "--swarm", help="It is a manager of a Docker Swarm (the cluster is checked too).")] = False,
 ) -> None:
     """Register a server reached over SSH: its host key is shown to confirm, then pinned."""
     client = Client()
@@ -52,7 +54,8 @@ def servers_add(
         out.print(made["publicKey"].strip())
         if sys.stdin.isatty():
             typer.confirm("Installed?", abort=True)
-    draft = {"host": host, "port": port, "username": user, "credentialId": made["id"]}
+    draft = {"host": host, "port": port, "username": user, "credentialId": made["id"],
+             "providerKey": "docker-swarm" if swarm else "generic-ssh"}
     tested = client.post("/servers/connectivity-tests", {"server": draft})
     _checks(tested)
     presented = tested.get("hostKeyFingerprint")

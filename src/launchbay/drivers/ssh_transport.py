@@ -10,6 +10,7 @@ server for its runtime (the Docker engine, the ports it publishes, its edge prox
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -44,7 +45,7 @@ class Target:
 
 @dataclass
 class Check:
-    name: str  # ssh | docker | edge-proxy
+    name: str  # ssh | docker | edge-proxy; for a swarm: swarm | nodes | overlay | ports
     status: str  # passed | failed | warning | skipped
     message: str
     duration_ms: int = 0
@@ -68,10 +69,11 @@ class Result:
             else "degraded"
 
 
-def test(target: Target, timeout: float = 10) -> Result:
+def test(target: Target, timeout: float = 10, swarm: bool = False) -> Result:
     """Connects (with the pinned host key when there is one) and checks the server: SSH, its
-    Docker engine (present, and usable by the user), its edge proxy (Caddy)."""
-    return asyncio.run(_test(target, timeout))
+    Docker engine (present, and usable by the user), its edge proxy (Caddy); for a Swarm
+    manager (`swarm`), the cluster's readiness too."""
+    return asyncio.run(_test(target, timeout, swarm))
 
 
 def _ms(start: float) -> int:
@@ -117,7 +119,7 @@ async def _connect(target: Target, timeout: float, keepalive: float = 0) -> Any:
                           f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
-async def _test(target: Target, timeout: float) -> Result:
+async def _test(target: Target, timeout: float, swarm: bool = False) -> Result:
     start = time.perf_counter()
     try:
         conn = await _connect(target, timeout)
@@ -131,6 +133,8 @@ async def _test(target: Target, timeout: float) -> Result:
                         metadata={"hostKeyFingerprint": fingerprint or ""})]
         checks.append(await _docker(conn))
         checks.append(await _edge(conn))
+        if swarm and checks[1].status == "passed":
+            checks += await _swarm(conn)
     return Result(checks, " ".join(line) or None, fingerprint)
 
 
@@ -148,6 +152,55 @@ async def _docker(conn: Any) -> Check:
                      "group)", _ms(start), "permission")
     return Check("docker", "failed", f"Docker does not answer: {said[-300:]}", _ms(start),
                  "docker-unavailable")
+
+
+# Between the nodes of a swarm (nothing here can see them from outside the cluster).
+SWARM_PORTS = "2377/tcp (managers), 7946/tcp and udp, 4789/udp (overlay networks)"
+
+
+async def _swarm(conn: Any) -> list[Check]:
+    """A Swarm manager's readiness: the swarm active with control available here (and the
+    managers' quorum), its nodes ready and active, the overlay network driver."""
+    start = time.perf_counter()
+    done = await conn.run("docker info --format '{{json .Swarm}}|{{json .Plugins.Network}}'",
+                          check=False)
+    info, _, drivers = (done.stdout or "").strip().partition("|")
+    try:
+        state, networks = json.loads(info or "{}"), json.loads(drivers or "[]")
+    except ValueError:
+        state, networks = {}, []
+    checks = []
+    if state.get("LocalNodeState") != "active":
+        return [Check("swarm", "failed", "Swarm is not active on this engine (docker swarm "
+                      "init, or join it to a swarm as a manager)", _ms(start), "swarm-inactive")]
+    if not state.get("ControlAvailable"):
+        return [Check("swarm", "failed", "this node is a worker: register a manager of the "
+                      "swarm", _ms(start), "not-a-manager")]
+    managers, nodes = int(state.get("Managers") or 0), int(state.get("Nodes") or 0)
+    quorum = {"managers": str(managers), "nodes": str(nodes)}
+    if managers % 2 == 0:
+        checks.append(Check("swarm", "warning", f"{managers} managers tolerate no more "
+                            f"failures than {managers - 1}: run an odd number", _ms(start),
+                            metadata=quorum))
+    else:
+        checks.append(Check("swarm", "passed", f"swarm active: {managers} manager(s), "
+                            f"{nodes} node(s); it survives {(managers - 1) // 2} managers "
+                            "lost", _ms(start), metadata=quorum))
+    start = time.perf_counter()
+    listed = await conn.run("docker node ls --format '{{json .}}'", check=False)
+    rows = [json.loads(row) for row in (listed.stdout or "").splitlines() if row.strip()]
+    ready = [r for r in rows if r.get("Status") == "Ready"]
+    active = [r for r in ready if r.get("Availability") == "Active"]
+    counts = {"ready": str(len(ready)), "active": str(len(active)), "total": str(len(rows))}
+    checks.append(Check("nodes", "passed" if rows and len(active) == len(rows) else "warning",
+                        f"{len(ready)} of {len(rows)} node(s) ready, {len(active)} taking "
+                        "tasks", _ms(start), metadata=counts))
+    checks.append(Check("overlay", "passed" if "overlay" in networks else "failed",
+                        "the overlay network driver is there" if "overlay" in networks
+                        else "no overlay network driver", 0,
+                        None if "overlay" in networks else "overlay-missing"))
+    checks.append(Check("ports", "skipped", f"open between the nodes: {SWARM_PORTS}"))
+    return checks
 
 
 async def _edge(conn: Any) -> Check:

@@ -42,7 +42,8 @@ from launchbay.store.models import (
     utcnow,
 )
 
-PROVIDER = "generic-ssh"
+PROVIDER, SWARM = "generic-ssh", "docker-swarm"  # a server; a Swarm manager (over SSH)
+TARGET_KINDS = {PROVIDER: "single-server", SWARM: "orchestrator-cluster"}
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
                       r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 USER = r"^[a-z_][a-z0-9_.-]{0,31}$"
@@ -68,7 +69,7 @@ class ServerDraft(Schema):
     name: Name | None = None
     host: str = Field(min_length=1, max_length=300)
     port: int = Field(22, ge=1, le=65535)
-    provider_key: Literal["generic-ssh"] = "generic-ssh"
+    provider_key: Literal["generic-ssh", "docker-swarm"] = "generic-ssh"
     username: str = Field("root", pattern=USER)
     credential_id: Id
 
@@ -106,12 +107,13 @@ def _target(ctx: Context, host: str, port: int, username: str, credential: SshCr
 
 
 def _tested(ctx: Context, target: ssh_transport.Target, server: Server | None,
-            name: str | None) -> tuple[ssh_transport.Result, ConnectivityOut]:
+            name: str | None, provider: str) -> tuple[ssh_transport.Result, ConnectivityOut]:
     ctx.end_reads()  # the server answers in its own time
-    result = ssh_transport.test(target, ctx.settings.ssh_connect_timeout)
+    result = ssh_transport.test(target, ctx.settings.ssh_connect_timeout,
+                                swarm=provider == SWARM)
     return result, ConnectivityOut(
         server_id=server.id if server else None, name=name, host=target.host,
-        port=target.port, provider_key=PROVIDER, checked_at=utcnow(),
+        port=target.port, provider_key=provider, checked_at=utcnow(),
         status=result.status,
         checks=[CheckOut(name=c.name, status=c.status, message=c.message,
                          duration_ms=c.duration_ms, failure=c.failure, metadata=c.metadata)
@@ -130,7 +132,7 @@ def test_draft(ctx: Context, data: DraftIn) -> ConnectivityOut:
     host = canonical_host(d.host)
     credential = get_credential(ctx, d.credential_id)
     return _tested(ctx, _target(ctx, host, d.port, d.username, credential, None), None,
-                   d.name)[1]
+                   d.name, d.provider_key)[1]
 
 
 class ServerRegister(ServerDraft):
@@ -148,11 +150,11 @@ def register(ctx: Context, data: ServerRegister) -> IdOut:
     host = canonical_host(data.host)
     credential = get_credential(ctx, data.credential_id)
     if ctx.db.scalar(select(Server.id).where(
-            Server.organization_id == ctx.org_id, Server.provider_key == PROVIDER,
+            Server.organization_id == ctx.org_id, Server.provider_key == data.provider_key,
             Server.host == host, Server.port == data.port)):
         raise Conflict(f"{host}:{data.port} is registered already", code="server_exists")
     result, shown = _tested(ctx, _target(ctx, host, data.port, data.username, credential,
-                                         None), None, data.name)
+                                         None), None, data.name, data.provider_key)
     if result.host_key is None:
         raise Conflict("the server cannot be reached to pin its host key: "
                        + shown.checks[0].message, code="server_unreachable",
@@ -163,7 +165,8 @@ def register(ctx: Context, data: ServerRegister) -> IdOut:
                        code="host_key_mismatch",
                        details={"presented": result.host_key_fingerprint})
     server = Server(id=new_id("srv"), organization_id=ctx.org_id, name=data.name, host=host,
-                    port=data.port, provider_key=PROVIDER, credential_id=credential.id,
+                    port=data.port, provider_key=data.provider_key,
+                    target_kind=TARGET_KINDS[data.provider_key], credential_id=credential.id,
                     ssh_username=data.username, host_public_key=result.host_key,
                     host_key_fingerprint=result.host_key_fingerprint,
                     connectivity_status=result.status, connectivity_checked_at=utcnow(),
@@ -189,7 +192,8 @@ def _remote(ctx: Context, server_id: str) -> Server:
     """One of the organization's servers reached over SSH (404 for another's; the local
     engine is no such server)."""
     server = get_server(ctx, server_id)
-    if server.provider_key != PROVIDER or server.lifecycle_status == LifecycleStatus.DELETED:
+    if server.provider_key not in TARGET_KINDS or \
+            server.lifecycle_status == LifecycleStatus.DELETED:
         raise Invalid("this server is not reached over SSH", code="server_not_remote")
     return server
 
@@ -205,7 +209,7 @@ def test_server(ctx: Context, data: ServerRef) -> ConnectivityOut:
     """Tests a registered server against its pinned host key; the outcome is kept on it."""
     server = _remote(ctx, data.server_id)
     target = _pinned_target(ctx, server)
-    result, shown = _tested(ctx, target, server, server.name)
+    result, shown = _tested(ctx, target, server, server.name, server.provider_key)
     server = ctx.db.get_one(Server, server.id)
     server.connectivity_status, server.connectivity_checked_at = result.status, utcnow()
     ctx.audit(server.id, status=result.status,
@@ -225,7 +229,7 @@ def pin_host_key(ctx: Context, data: HostKeyPin) -> ConnectivityOut:
     target = _pinned_target(ctx, server)
     result, shown = _tested(ctx, ssh_transport.Target(
         target.host, target.port, target.username, target.private_key, None), server,
-        server.name)
+        server.name, server.provider_key)
     if result.host_key is None or result.host_key_fingerprint != \
             data.host_key_fingerprint.strip():
         raise Conflict("the server does not present the host key confirmed",

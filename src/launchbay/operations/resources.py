@@ -454,6 +454,9 @@ def create_resource(ctx: Context, data: ResourceCreate) -> IdOut:
     if server.lifecycle_status != LifecycleStatus.ACTIVE:
         raise Conflict("the server is deactivated: it takes no new work",
                        code="server_inactive")
+    if server.target_kind == "orchestrator-cluster":
+        raise Conflict("releases on a Docker Swarm are not built yet ([swarm]): place the "
+                       "resource on a server", code="server_runtime_unavailable")
     slug = slugify(data.name)
     if ctx.db.scalar(select(Resource.id).where(Resource.environment_id == env.id,
                                                Resource.slug == slug)):
