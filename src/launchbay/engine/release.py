@@ -101,7 +101,8 @@ class DeploymentRunner:
 
     def __init__(self, sessions: sessionmaker, secrets: SecretBox, targets: Targets,
                  images: ImageAccess, git_policy: GitPolicy,
-                 reroute: Callable[[], None] | None = None, workspace: Path | None = None,
+                 reroute: Callable[[str | None], None] | None = None,
+                 workspace: Path | None = None,
                  build_slots: int = 1):
         self.sessions, self.secrets, self.targets = sessions, secrets, targets
         self.images, self.git_policy = images, git_policy
@@ -506,7 +507,7 @@ class Release:
         replaced are stopped (after the drain period) and removed; never a newer one."""
         if self.reroute is not None:
             try:
-                self.reroute()
+                self.reroute(self.d.server_id)
             except EdgeError as exc:  # nothing is retired while the edge still routes to it
                 raise Retry("edge-proxy", str(exc)) from exc
             self.log("the edge proxy routes to the new release", "switch")

@@ -318,11 +318,20 @@ class EdgeProxy:
         self._applied: str | None = None
         self._recorded: tuple[str, str | None] | None = None
 
-    def apply(self) -> None:
-        """Loads the desired configuration unless Caddy already has exactly it (and so do
-        the ready edges of servers reached over SSH)."""
+    def apply(self, server_id: str | None = None) -> None:
+        """Loads the desired configuration where Caddy does not have exactly it: into the edge
+        serving `server_id` (after a release there: its failure raises, so nothing is retired
+        while that edge still routes to it), or into every edge (the ready edges of servers
+        over SSH keep their last routes while they cannot be reached)."""
+        if server_id is not None and self.remote is not None:
+            with self.sessions() as db:
+                remote = on_remote_server(db, server_id)
+            if remote:
+                if self.remote.ready(server_id):
+                    self.remote.of(server_id)._apply()
+                return
         self._apply()
-        if self.remote is not None:
+        if server_id is None and self.remote is not None:
             self.remote.apply()
 
     def _apply(self) -> None:
@@ -439,14 +448,21 @@ class RemoteEdges:
                                                    self.secrets, server_id)
             return self._edges[server_id]
 
+    def _ready(self) -> Any:
+        return select(Server.id).where(
+            Server.credential_id.is_not(None), Server.edge_proxy_kind == "caddy",
+            Server.edge_proxy_status == "ready", Server.lifecycle_status == LifecycleStatus.ACTIVE)
+
+    def ready(self, server_id: str) -> bool:
+        """Whether the server's edge was bootstrapped (it has routes to keep)."""
+        with self.sessions() as db:
+            return db.scalar(self._ready().where(Server.id == server_id)) is not None
+
     def apply(self) -> None:
         """The routes of every active server whose edge was bootstrapped, loaded where they
         changed; a server that cannot be reached keeps its edge's last routes."""
         with self.sessions() as db:
-            ready = list(db.scalars(select(Server.id).where(
-                Server.credential_id.is_not(None), Server.edge_proxy_kind == "caddy",
-                Server.edge_proxy_status == "ready",
-                Server.lifecycle_status == LifecycleStatus.ACTIVE)))
+            ready = list(db.scalars(self._ready()))
         for server_id in ready:
             try:
                 self.of(server_id)._apply()

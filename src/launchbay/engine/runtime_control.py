@@ -21,7 +21,8 @@ class RuntimeControl:
     """The handler of `runtime-maintenance` work items."""
 
     def __init__(self, sessions: sessionmaker, targets: Targets,
-                 reroute: Callable[[], None] | None = None, drain_seconds: float = 0):
+                 reroute: Callable[[str | None], None] | None = None,
+                 drain_seconds: float = 0):
         self.sessions, self.targets, self.reroute = sessions, targets, reroute
         self.drain_seconds = drain_seconds
 
@@ -32,7 +33,7 @@ class RuntimeControl:
         docker = self.targets.of(item.server_id)  # type: ignore[arg-type]  # runtime work always names its server
         if action == "remove-resource":
             if self.reroute is not None:  # its route goes first, then its containers, once
-                self.reroute()            # the requests the proxy had sent them are answered
+                self.reroute(item.server_id)  # the requests the proxy had sent are answered
                 time.sleep(self.drain_seconds)
             remove_containers(docker, **{"launchbay.resource": item.resource_id})  # type: ignore[arg-type]  # runtime work always names its resource
             remove_containers(docker, **{"launchbay.task-resource": item.resource_id})  # type: ignore[arg-type]  # its jobs' runs too
@@ -61,7 +62,7 @@ class RuntimeControl:
                 db.get_one(Deployment, deployment.id).host_port = info.host_port
                 db.commit()
             if self.reroute is not None:
-                self.reroute()
+                self.reroute(item.server_id)
         return "succeeded"
 
     def give_up(self, item: OperatorWork, code: str, message: str) -> None:
