@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import SecretBox, mask
+from launchbay.engine import ledger
 from launchbay.engine.plan import ReleasePlan
 from launchbay.engine.release import runtime_env
 from launchbay.engine.runtime import ContainerSpec, Runtime, RuntimeFailure, RuntimeRefused
@@ -153,16 +154,15 @@ def _retry(db: DbSession, run: ScheduledTaskRun, backoff: float) -> None:
     if task is None or run.status not in ("failed", "timed-out") or \
             run.stop_reason in ("replaced", "deleted") or run.attempt > task.retry_limit:
         return
+    after = utcnow() + timedelta(seconds=backoff * 2 ** (run.attempt - 1))
     again = ScheduledTaskRun(
         id=new_id("run"), organization_id=run.organization_id, task_id=run.task_id,
         resource_id=run.resource_id, server_id=run.server_id, trigger_kind=run.trigger_kind,
-        scheduled_for=run.scheduled_for, attempt=run.attempt + 1,
-        not_before=utcnow() + timedelta(seconds=backoff * 2 ** (run.attempt - 1)))
+        scheduled_for=run.scheduled_for, attempt=run.attempt + 1, not_before=after)
     db.add(again)
-    db.add(OperatorWork(id=new_id("wrk"), kind="scheduled-task-run",
-                        operation_key="scheduled-tasks.retry", organization_id=run.organization_id,
-                        resource_id=run.resource_id, server_id=run.server_id,
-                        payload={"runId": again.id}, run_after=again.not_before))
+    ledger.enqueue(db, "scheduled-task-run", "scheduled-tasks.retry",
+                   organization_id=run.organization_id, resource_id=run.resource_id,
+                   server_id=run.server_id, payload={"runId": again.id}).run_after = after
 
 
 def watch(sessions: sessionmaker, targets: Targets, secrets: SecretBox,
