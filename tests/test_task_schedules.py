@@ -150,6 +150,13 @@ def test_a_fire_runs_when_the_app_serves_and_forbid_skips_the_next(admin: Api, c
     events = admin.get("/audit-events", params={"aggregateId": task["taskId"]})["items"]
     assert [e["eventType"] for e in events][:3] == ["scheduled-task.run-requested"] * 2 + [
         "scheduled-task.created"]
+    # `allow` runs side by side, up to a bound: it never starts containers without limit.
+    admin.post(f"/scheduled-tasks/{task['taskId']}", {"concurrencyPolicy": "allow"})
+    statuses = [admin.post(f"/scheduled-tasks/{task['taskId']}/runs", {})["run"]
+                for _ in range(cp.settings.task_max_concurrent_runs + 1)]
+    assert [r["status"] for r in statuses].count("accepted") == \
+        cp.settings.task_max_concurrent_runs - 1  # one was still open from before
+    assert statuses[-1]["skippedReason"] == "concurrency-limit"
 
 
 def test_tasks_and_runs_stay_in_their_organization(admin: Api, cp):

@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     task_misfire_grace_seconds: float = 60
     task_retry_backoff_seconds: float = 10
     task_runs_kept: int = 100
+    task_max_concurrent_runs: int = 5  # of one task with `allow` (more fires are skipped)
     task_log_lines_kept: int = 5000
     # How often the pull requests previewed are asked about (through the GitHub App), so that
     # a preview whose close was never sent still goes.

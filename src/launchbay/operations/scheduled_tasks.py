@@ -358,6 +358,9 @@ def admit(ctx: Context, task: ScheduledTask, trigger: str, at: datetime,
             reason = "resource-not-deployed"
         elif open_runs and task.concurrency_policy == "forbid":
             reason = "concurrency-forbidden"
+        elif len(open_runs) >= ctx.settings.task_max_concurrent_runs and \
+                task.concurrency_policy == "allow":
+            reason = "concurrency-limit"  # `allow` is not a way to start containers unbounded
     now = utcnow()
     run = ScheduledTaskRun(id=new_id("run"), organization_id=task.organization_id,
                            task_id=task.id, resource_id=task.resource_id,
