@@ -115,11 +115,10 @@ class ControlPlane:
                                self.reconcile_previews),
                       Periodic("server-probe", settings.server_probe_seconds,
                                self.probe_servers),
-                      # Each process fires (a fire is admitted once whoever makes it).
+                      # In each process: a fire is admitted once, and a run ended once,
+                      # whoever does it; no claim to write every second.
                       Periodic("scheduled-tasks", settings.task_schedule_seconds,
-                               self.fire_tasks, once=False),
-                      Periodic("task-runs", settings.task_schedule_seconds,
-                               self.watch_task_runs)]
+                               self.run_tasks, once=False)]
         if self.edge:  # each process watches its own Caddy
             background += [Periodic("edge-watch", 1.0, self.edge.watch, once=False),
                            Periodic("certificates", settings.reconcile_seconds,
@@ -222,6 +221,10 @@ class ControlPlane:
         with self.sessions() as db:
             due = previews.due(db, utcnow())
         return self._on_behalf("preview-environments.expire", due)
+
+    def run_tasks(self) -> int:
+        """The scheduler's period: fires what is due, then follows the runs under way."""
+        return self.fire_tasks() + self.watch_task_runs()
 
     def fire_tasks(self) -> int:
         """Fires the scheduled tasks that are due, each on behalf of whoever made it, until

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
@@ -33,6 +33,7 @@ from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Defer, Job
 from launchbay.settings import Settings
 from launchbay.store import audit
+from launchbay.store.db import changed
 from launchbay.store.models import (
     Deployment,
     OperatorWork,
@@ -168,7 +169,9 @@ def _retry(db: DbSession, run: ScheduledTaskRun, backoff: float) -> None:
 def watch(sessions: sessionmaker, targets: Targets, secrets: SecretBox,
           settings: Settings) -> int:
     """Follows the running runs (one container listing per server that has any); how many
-    ended. (The reconciler removes the containers of runs deleted with their task.)"""
+    ended. Every control plane looks (one indexed read when nothing runs); each run is ended
+    by one of them (`_ending`). The reconciler removes the containers of runs deleted with
+    their task."""
     with sessions() as db:
         running = list(db.scalars(select(ScheduledTaskRun).where(
             ScheduledTaskRun.status == "running")))
@@ -194,8 +197,7 @@ def _watch_server(sessions: sessionmaker, targets: Targets, secrets: SecretBox,
         container = containers.pop(run.id, None)
         if container is None:
             with sessions() as db:
-                if (fresh := db.get(ScheduledTaskRun, run.id)) is not None and \
-                        fresh.status == "running":
+                if (fresh := _ending(db, run.id)) is not None:
                     _end(db, fresh, "failed", "its container disappeared")
                     _retry(db, fresh, settings.task_retry_backoff_seconds)
                     db.commit()
@@ -239,8 +241,8 @@ def _collect(sessions: sessionmaker, docker: Runtime, secrets: SecretBox, settin
     except (RuntimeFailure, OSError):
         lines = []
     with sessions() as db:
-        run = db.get(ScheduledTaskRun, run_id)
-        if run is not None and run.status == "running":
+        run = _ending(db, run_id)
+        if run is not None:
             db.add_all(TaskRunLine(run_id=run_id, at=line.timestamp, stream=line.stream,
                                    message=mask(line.message, hidden)[0][:16000])
                        for line in lines)
@@ -259,6 +261,15 @@ def _collect(sessions: sessionmaker, docker: Runtime, secrets: SecretBox, settin
             db.commit()
     docker.remove(container_id)
     return 1
+
+
+def _ending(db: DbSession, run_id: str) -> ScheduledTaskRun | None:
+    """The run, if this look is the one to end it: a conditional update that one control
+    plane wins (every process looks; the others find it no longer running)."""
+    won = changed(db, update(ScheduledTaskRun).where(
+        ScheduledTaskRun.id == run_id, ScheduledTaskRun.status == "running")
+        .values(status="ending").execution_options(synchronize_session=False))
+    return db.get(ScheduledTaskRun, run_id) if won == 1 else None
 
 
 def _trim(db: DbSession, task_id: str, keep: int) -> None:
