@@ -156,3 +156,9 @@ def serve(tmp_path: Any, port: int, **settings: str) -> subprocess.Popen:
             pass
         assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
         time.sleep(0.1)
+
+
+def listed(client: Any, all: bool = True, label: str | None = None) -> list[Any]:
+    """The engine's containers (with `label`), those removed while listed left out."""
+    return client.containers.list(all=all, filters={"label": [label]} if label else {},
+                                  ignore_removed=True)

@@ -21,7 +21,16 @@ import pytest
 from launchbay.drivers import tls_certificates
 from launchbay.settings import Settings
 
-from docker_support import deploy, deployed, eventually, host_of, set_image, wait, with_edge
+from docker_support import (
+    deploy,
+    deployed,
+    eventually,
+    host_of,
+    listed,
+    set_image,
+    wait,
+    with_edge,
+)
 from remote_support import fixture
 from support import Api
 from test_builds import repo
@@ -32,6 +41,11 @@ from test_ssh_credentials import keygen
 @pytest.fixture
 def settings(tmp_path, database_url, mock_dns) -> Settings:
     return with_edge(tmp_path, database_url, edge_drain_seconds=1, dns_resolver=mock_dns)
+
+
+def containers_of(client: docker.DockerClient, ids: dict[str, str], all: bool = True) -> Any:
+    """The app's containers on an engine (one listing: never racing their removal)."""
+    return listed(client, all, f"launchbay.resource={ids['resource']}")
 
 
 def engine_of(remote: dict[str, Any]) -> docker.DockerClient:
@@ -85,11 +99,9 @@ def test_an_app_runs_and_is_routed_on_a_server_reached_over_ssh(remote, api, set
     v1 = deployed(api, ids, timeout=120)
     logs = [e["message"] for e in api.get(f"/deployments/{v1['id']}/logs")["logs"]]
     assert any("copying lbtest/hello:v1 to the server" in m for m in logs), logs
-    theirs = engine_of(remote).containers.list(
-        filters={"label": f"launchbay.resource={ids['resource']}"})
+    theirs = containers_of(engine_of(remote), ids, all=False)
     assert [c.name for c in theirs] == [v1["containerName"]]
-    mine = docker.from_env().containers.list(
-        all=True, filters={"label": f"launchbay.resource={ids['resource']}"})
+    mine = containers_of(docker.from_env(), ids)
     assert mine == []  # nothing of it on the control plane's engine
     host = host_of(api, ids["resource"])
     assert v1["url"] == f"http://{host}/"  # at the server's edge, on its port 80
@@ -154,11 +166,9 @@ def test_an_app_runs_and_is_routed_on_a_server_reached_over_ssh(remote, api, set
     assert capacity["memory"]["total"] > 0 and capacity["cpu"]["logicalCores"] >= 1
 
     api.post(f"/resources/{ids['resource']}/runtime/stop", {})
-    assert eventually(lambda: not engine_of(remote).containers.list(
-        filters={"label": f"launchbay.resource={ids['resource']}"}), within=60)
+    assert eventually(lambda: not containers_of(engine_of(remote), ids, all=False), within=60)
     api.ok("DELETE", f"/resources/{ids['resource']}", {"confirmation": {"resourceSlug": "web"}})
-    assert eventually(lambda: not engine_of(remote).containers.list(
-        all=True, filters={"label": f"launchbay.resource={ids['resource']}"}), within=60)
+    assert eventually(lambda: not containers_of(engine_of(remote), ids), within=60)
 
 
 def test_a_custom_domain_is_checked_and_served_at_the_servers_edge(remote, api, settings, cp):
@@ -246,21 +256,18 @@ def test_the_ssh_connection_cut_mid_deployment_leaves_no_orphans(remote, api, se
     done = wait(api, d, timeout=180)
     assert done["status"] in ("succeeded", "failed"), done
     expected = {done["containerName"]} if done["status"] == "succeeded" else set()
-    theirs = engine_of(remote).containers.list(
-        all=True, filters={"label": f"launchbay.resource={ids['resource']}"})
+    theirs = containers_of(engine_of(remote), ids)
     current = api.get(f"/resources/{ids['resource']}")
     serving = {c.id for c in theirs if c.status == "running"}
     # One release serves (the new one, or the previous one when this failed); nothing else
     # of this deployment is left on the server, and nothing on the control plane's engine.
     if done["status"] == "succeeded":
-        assert eventually(lambda: {c.name for c in engine_of(remote).containers.list(
-            all=True, filters={"label": f"launchbay.resource={ids['resource']}"})} ==
+        assert eventually(lambda: {c.name for c in containers_of(engine_of(remote), ids)} ==
             expected, within=30)
     else:
         assert not [c for c in theirs if c.labels.get("launchbay.deployment") == d]
         assert len(serving) == 1, current
-    assert docker.from_env().containers.list(
-        all=True, filters={"label": f"launchbay.resource={ids['resource']}"}) == []
+    assert containers_of(docker.from_env(), ids) == []
 
 
 def test_the_cli_adds_a_server_deploys_there_and_removes_it(remote, api, cli, settings):
@@ -268,8 +275,8 @@ def test_the_cli_adds_a_server_deploys_there_and_removes_it(remote, api, cli, se
     added = cli("servers", "add", name, remote["address"], "--key",
                 remote["private_key_path"], "--fingerprint", fingerprint, "--no-edge")
     assert "healthy" in added and f"host key {fingerprint} pinned" in added
-    listed = cli("servers", "list")
-    assert name in listed and "active" in listed
+    table = cli("servers", "list")
+    assert name in table and "active" in table
     assert "ssh: passed" in cli("servers", "test", name)
 
     project = api.post("/projects", {"name": "cli-remote"})["id"]
@@ -281,7 +288,7 @@ def test_the_cli_adds_a_server_deploys_there_and_removes_it(remote, api, cli, se
     # Its URL is at the server's edge (port 80 there), not the control plane's.
     assert "deployed" in deployed_there and \
         "http://web-production-cli-remote.localhost/" in deployed_there
-    assert len(engine_of(remote).containers.list(filters={"label": "launchbay.managed=true"})) == 1
+    assert len(listed(engine_of(remote), all=False, label="launchbay.managed=true")) == 1
 
     blocked = cli("servers", "rm", name, "--confirm", name, ok=False)
     assert "active-server" in blocked and "resource" in blocked

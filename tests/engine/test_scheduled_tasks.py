@@ -15,7 +15,7 @@ import pytest
 from launchbay.settings import Settings
 
 import images
-from docker_support import deployed, remove_runtime, serve
+from docker_support import deployed, listed, remove_runtime, serve
 from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, add_member, free_port, login, make_app
 
 SECRET = "s3cr3t-t0ken-value"
@@ -58,8 +58,7 @@ def ended(api: Api, run_id: str, within: float = 30) -> dict[str, Any]:
 
 
 def job_containers(ids: dict[str, str]) -> list[Any]:
-    return docker.from_env().containers.list(
-        all=True, filters={"label": f"launchbay.task-resource={ids['resource']}"})
+    return listed(docker.from_env(), label=f"launchbay.task-resource={ids['resource']}")
 
 
 def test_a_task_fires_on_time_with_its_secrets_masked_and_runs_now(api):
