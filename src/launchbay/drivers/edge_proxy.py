@@ -40,9 +40,12 @@ class Caddy:
         self.binary = binary
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._http = self._client()
+
+    def _client(self) -> httpx.Client:
         # The Host header names the address Caddy listens on: it refuses others.
-        self._http = httpx.Client(base_url=f"http://{admin}", timeout=10, trust_env=False,
-                                  headers={"Host": self.listen})
+        return httpx.Client(base_url=f"http://{self.admin}", timeout=10, trust_env=False,
+                            headers={"Host": self.listen})
 
     @property
     def available(self) -> bool:
@@ -203,8 +206,7 @@ class RemoteCaddy(Caddy):
             self._through = current
             self.admin = self._address()
             self._http.close()
-            self._http = httpx.Client(base_url=f"http://{self.admin}", timeout=10,
-                                      trust_env=False, headers={"Host": self.listen})
+            self._http = self._client()
         return super().alive()
 
     def _exited(self) -> bool:

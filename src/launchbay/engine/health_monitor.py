@@ -135,9 +135,11 @@ def look(settings: Settings, targets: Targets, found: list[Subject]) -> list[dic
     per server, then the health checks and public routes of the running ones,
     `health_concurrency` at a time."""
     containers: dict[str, ContainerInfo | str] = {}  # container id: its state, or why unknown
-    for server_id in {s.current.server_id for s in found if s.current and s.current.container_id}:
+    runtimes = {server_id: targets.of(server_id) for server_id in {
+        s.current.server_id for s in found if s.current and s.current.container_id}}
+    for server_id, runtime in runtimes.items():
         try:
-            containers.update({c.id: c for c in targets.of(server_id).containers(
+            containers.update({c.id: c for c in runtime.containers(
                 **{"launchbay.server": server_id})})
         except (RuntimeFailure, OSError) as exc:
             containers.update({s.current.container_id: str(exc) for s in found
@@ -155,7 +157,7 @@ def look(settings: Settings, targets: Targets, found: list[Subject]) -> list[dic
     def one(s: Subject) -> dict[str, Any]:
         reach = None
         if s.resource_id in probed and s.current and s.current.host_port:
-            reach = targets.of(s.current.server_id).reach(s.current.host_port)
+            reach = runtimes[s.current.server_id].reach(s.current.host_port)
         return summarize(settings, s, states[s.resource_id], at, reach)
     summaries = {}
     if running:
