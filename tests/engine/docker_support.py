@@ -162,3 +162,13 @@ def listed(client: Any, all: bool = True, label: str | None = None) -> list[Any]
     """The engine's containers (with `label`), those removed while listed left out."""
     return client.containers.list(all=all, filters={"label": [label]} if label else {},
                                   ignore_removed=True)
+
+
+def browser_get(client: httpx.Client, url: str, host: str) -> httpx.Response:
+    """GET as a browser does: a kept-alive connection closed by a proxy reload before any
+    response byte is retried once on a new connection (RFC 9112 §9.3.1; see
+    docs/architecture.md, "Edge proxy reloads"). Anything else is a failure."""
+    try:
+        return client.get(url, headers={"Host": host})
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        return client.get(url, headers={"Host": host})

@@ -14,7 +14,16 @@ import pytest
 from launchbay.control_plane import ControlPlane
 from launchbay.settings import Settings
 
-from docker_support import deploy, deployed, eventually, host_of, set_image, wait, with_edge
+from docker_support import (
+    browser_get,
+    deploy,
+    deployed,
+    eventually,
+    host_of,
+    set_image,
+    wait,
+    with_edge,
+)
 from support import free_port, make_app
 
 
@@ -84,16 +93,6 @@ def test_routes_survive_caddy_and_launchbay_restarts(api, settings, cp):
         assert eventually(lambda: via_edge(settings, host).text == "hello v1\n")
     finally:
         again.close()
-
-
-def browser_get(client: httpx.Client, url: str, host: str) -> httpx.Response:
-    """GET as a browser does: a kept-alive connection closed by a proxy reload before any
-    response byte is retried once on a new connection (RFC 9112 §9.3.1; see
-    docs/architecture.md, "Edge proxy reloads"). Anything else is a failure."""
-    try:
-        return client.get(url, headers={"Host": host})
-    except (httpx.ReadError, httpx.RemoteProtocolError):
-        return client.get(url, headers={"Host": host})
 
 
 def test_zero_failed_requests_while_redeploying_twice(api, settings):

@@ -22,6 +22,7 @@ from launchbay.drivers import tls_certificates
 from launchbay.settings import Settings
 
 from docker_support import (
+    browser_get,
     deploy,
     deployed,
     eventually,
@@ -124,7 +125,7 @@ def test_an_app_runs_and_is_routed_on_a_server_reached_over_ssh(remote, api, set
             if stop.is_set() or time.monotonic() - started > 30:
                 break
             try:
-                r = client.get(f"http://{remote['address']}/", headers={"Host": host})
+                r = browser_get(client, f"http://{remote['address']}/", host)
                 seen.append((r.status_code, r.text))
             except httpx.HTTPError as exc:
                 seen.append((0, repr(exc)))
