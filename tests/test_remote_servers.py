@@ -124,3 +124,25 @@ def test_servers_stay_in_their_organization(admin, cp, tmp_path):
     theirs = bob.request("POST", "/servers/connectivity-tests", {"server": {
         "host": "10.251.9.2", "credentialId": credential}})  # not Bob's key
     assert theirs.status_code == 404
+
+
+def test_replicas_need_a_cluster(admin: Api):
+    """A server runs one container per resource: more replicas are refused there, at creation,
+    in the runtime profile and by scale, and nothing changes."""
+    ids = make_app(admin, "lbtest/hello:v1")
+    created = admin.request("POST", "/resources", {
+        "projectId": ids["project"], "environmentId": ids["env"], "name": "many",
+        "runtimeProfile": {"replicas": 2}})
+    assert created.status_code == 409 and created.json()["code"] == "replicas_need_cluster"
+    for path, body in ((f"/resources/{ids['resource']}/runtime-profile",
+                        {"runtimeProfile": {"replicas": 3}}),
+                       (f"/resources/{ids['resource']}/scale", {"replicas": 3})):
+        refused = admin.request("POST", path, body)
+        assert refused.status_code == 409 and refused.json()["code"] == "replicas_need_cluster"
+    for bad in (0, 101, "two"):
+        assert admin.request("POST", f"/resources/{ids['resource']}/scale",
+                             {"replicas": bad}).status_code == 400
+    shown = admin.get(f"/resources/{ids['resource']}")
+    assert shown["runtimeProfile"].get("replicas", 1) == 1
+    one = admin.post(f"/resources/{ids['resource']}/scale", {"replicas": 1})
+    assert one == {"resourceId": ids["resource"], "replicas": 1, "runtimeControl": None}

@@ -29,3 +29,18 @@ def server_of_its_own() -> Iterator[dict[str, Any]]:
     finally:
         subprocess.run([sys.executable, str(FIXTURE), "down", name], capture_output=True,
                        timeout=120)
+
+
+def form_swarm(pair: dict[str, Any]) -> tuple[Any, Any]:
+    """Makes a `--swarm-pair` one cluster as its operator would (on the nodes' own engines):
+    a manager and a worker; their engines' clients."""
+    import docker
+
+    a, b = pair["servers"]
+    manager = docker.DockerClient(base_url=f"unix://{a['docker_sock']}")
+    worker = docker.DockerClient(base_url=f"unix://{b['docker_sock']}")
+    manager.swarm.init(advertise_addr=a["address"], listen_addr=f"{a['address']}:2377")
+    worker.swarm.join(remote_addrs=[f"{a['address']}:2377"], advertise_addr=b["address"],
+                      listen_addr=f"{b['address']}:2377",
+                      join_token=manager.swarm.attrs["JoinTokens"]["Worker"])
+    return manager, worker

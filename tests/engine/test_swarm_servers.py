@@ -10,11 +10,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
-from remote_support import fixture
-from support import Api, make_app
+from remote_support import fixture, form_swarm
+from support import Api
 
 
 @pytest.fixture
@@ -41,13 +40,7 @@ def test_a_swarm_manager_is_registered_with_the_clusters_readiness(pair, api: Ap
     assert inactive["status"] == "degraded"
     assert checks(inactive)["swarm"]["failure"] == "swarm-inactive"
 
-    # The cluster, made as its operator would (on the nodes' own engines).
-    manager = docker.DockerClient(base_url=f"unix://{a['docker_sock']}")
-    worker = docker.DockerClient(base_url=f"unix://{b['docker_sock']}")
-    manager.swarm.init(advertise_addr=a["address"], listen_addr=f"{a['address']}:2377")
-    worker.swarm.join(remote_addrs=[f"{a['address']}:2377"], advertise_addr=b["address"],
-                      listen_addr=f"{b['address']}:2377",
-                      join_token=manager.swarm.attrs["JoinTokens"]["Worker"])
+    manager, _ = form_swarm(pair)
 
     tested = api.post("/servers/connectivity-tests", {"server": draft})
     found = checks(tested)
@@ -71,10 +64,3 @@ def test_a_swarm_manager_is_registered_with_the_clusters_readiness(pair, api: Ap
     degraded = api.post(f"/servers/{server}/connectivity-tests", {})
     assert degraded["status"] == "degraded"
     assert checks(degraded)["nodes"]["metadata"] == {"ready": "2", "active": "1", "total": "2"}
-
-    # Releases on a swarm come with [swarm]: until then an app is not placed there.
-    ids = make_app(api, "lbtest/hello:v1")
-    refused = api.request("POST", "/resources", {
-        "projectId": ids["project"], "environmentId": ids["env"], "name": "on-swarm",
-        "serverId": server})
-    assert refused.status_code == 409 and refused.json()["code"] == "server_runtime_unavailable"

@@ -102,6 +102,9 @@ class LogLine:
 
 
 class DockerEngine:
+    # The networks it makes (a swarm's span its nodes)
+    network_options: dict[str, Any] = {"driver": "bridge"}
+
     def __init__(self, url: str | None = None, timeout: int = 60):
         self.url = url or "unix:///var/run/docker.sock"
         self._timeout = timeout
@@ -194,8 +197,8 @@ class DockerEngine:
             found = self._named(name)
             if not found:
                 try:
-                    self.client.networks.create(name, driver="bridge",
-                                                labels={MANAGED: "true", **labels})
+                    self.client.networks.create(name, labels={MANAGED: "true", **labels},
+                                                **self.network_options)
                 except APIError as exc:  # created concurrently
                     if exc.status_code != 409:
                         raise
@@ -377,31 +380,41 @@ class DockerEngine:
     def logs(self, container_id: str, tail: int = 100,
              since: datetime | None = None) -> list[LogLine]:
         """The last `tail` lines of stdout and stderr, oldest first."""
-        container = self.client.containers.get(container_id)
         lines: list[LogLine] = []
         for stream in ("stdout", "stderr"):
-            raw = container.logs(stdout=stream == "stdout", stderr=stream == "stderr",
-                                 timestamps=True, tail=tail, since=since)
-            lines += [_line(stream, text) for text in raw.decode(errors="replace").splitlines()]
+            for chunk in self._log_chunks(container_id, stream, False, tail, since):
+                lines += [self._log_line(stream, text)
+                          for text in chunk.decode(errors="replace").splitlines()]
         lines.sort(key=lambda line: line.timestamp)
         return lines[-tail:] if tail else []
+
+    def _log_chunks(self, container_id: str, stream: str, follow: bool, tail: int,
+                    since: datetime | None) -> Iterator[bytes]:
+        """The raw log output of one stream (timestamped lines), as chunks."""
+        container = self.client.containers.get(container_id)
+        said = container.logs(stdout=stream == "stdout", stderr=stream == "stderr",
+                              stream=follow, follow=follow, timestamps=True, tail=tail,
+                              since=since)
+        return said if follow else iter([said])
+
+    def _log_line(self, stream: str, text: str) -> LogLine:
+        return _line(stream, text)
 
     def follow(self, container_id: str, tail: int = 0, stop: threading.Event | None = None,
                since: datetime | None = None) -> Iterator[LogLine]:
         """New lines as the container writes them, until it stops or `stop` is set."""
-        container = self.client.containers.get(container_id)
+        sources = {stream: self._log_chunks(container_id, stream, True, tail, since)
+                   for stream in ("stdout", "stderr")}
         lines: queue.Queue[LogLine | None] = queue.Queue(maxsize=1000)
         stop = stop or threading.Event()
 
         def pump(stream: str) -> None:
             try:
-                for chunk in container.logs(stdout=stream == "stdout", stderr=stream == "stderr",
-                                            stream=True, follow=True, timestamps=True,
-                                            tail=tail, since=since):
+                for chunk in sources[stream]:
                     if stop.is_set():
                         break
                     for text in chunk.decode(errors="replace").splitlines():
-                        lines.put(_line(stream, text))
+                        lines.put(self._log_line(stream, text))
             except (DockerException, OSError):
                 pass
             finally:

@@ -93,6 +93,8 @@ class ReleasePlan(BaseModel):
     # resource adopts it once this release serves: a deploy of another image, a rollback.
     source_profile: dict[str, Any] | None = None
     adopt_source: bool = False
+    # The kind of server it runs on: a replicated service on an `orchestrator-cluster`.
+    target_kind: str = "single-server"
 
     def images(self) -> set[str]:
         return {i for i in (self.image, *(s.image for s in self.services)) if i}

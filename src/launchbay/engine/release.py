@@ -33,6 +33,7 @@ from launchbay.engine.runtime import (
     RuntimeFailure,
     RuntimeRefused,
     ServerUnreachable,
+    SwarmManager,
 )
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Defer, Job, Retry
@@ -119,6 +120,9 @@ class DeploymentRunner:
             return WorkStatus.CANCELED  # deleted with its resource before it ran
         if deployment.status in TERMINAL:
             return WorkStatus.SUCCEEDED
+        if isinstance(self.targets.of(deployment.server_id), SwarmManager):
+            from launchbay.engine.swarm_release import SwarmRelease
+            return SwarmRelease(self, job, deployment).execute()
         return Release(self, job, deployment).execute()
 
     def give_up(self, item: OperatorWork, code: str, message: str) -> None:
@@ -128,9 +132,12 @@ class DeploymentRunner:
                 return
             resource = db.get(Resource, deployment.resource_id)
             current = resource is not None and resource.current_deployment_id == deployment.id
-        if not current:
-            remove_containers(self.targets.of(deployment.server_id),
-                              **{"launchbay.deployment": deployment.id})
+        runtime = self.targets.of(deployment.server_id)
+        if isinstance(runtime, SwarmManager):  # its service may serve an earlier release
+            from launchbay.engine.swarm_release import discard
+            discard(runtime, deployment, current)
+        elif not current:
+            remove_containers(runtime, **{"launchbay.deployment": deployment.id})
         finish(self.sessions, deployment.id, DeploymentStatus.FAILED, code, message)
 
 
@@ -254,7 +261,9 @@ class Release:
         except (RuntimeFailure, OSError) as exc:
             raise Retry("runtime-unreachable", f"Docker engine unreachable: {exc}") from exc
 
-    def _execute(self) -> str:
+    def _resume(self) -> str | None:
+        """What every attempt does first: a cancel asked for before it ran, a turn to wait
+        for, a switch an interrupted attempt made (the result then), else None."""
         if self.d.status == DeploymentStatus.CANCEL_REQUESTED:
             return self._cancel()
         self._wait_for_earlier_releases()
@@ -263,6 +272,11 @@ class Release:
                      "plan", level="warn")
         if self.d.phase == "switched":
             return self._retire_and_succeed()
+        return None
+
+    def _execute(self) -> str:
+        if (resumed := self._resume()) is not None:
+            return resumed
         if self.job.item.attempts > 1:
             removed = remove_containers(self.docker, **{"launchbay.deployment": self.d.id})
             if removed:

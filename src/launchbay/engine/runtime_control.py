@@ -1,5 +1,6 @@
-"""Runtime controls of a resource's current release: stop, start, restart; and removing the
-containers of a deleted resource. Volumes are never touched."""
+"""Runtime controls of a resource's current release: stop, start, restart, scale (a Swarm
+service's replicas); and removing the containers of a deleted resource. Volumes are never
+touched."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from collections.abc import Callable
 from sqlalchemy.orm import sessionmaker
 
 from launchbay.engine.release import remove_containers
+from launchbay.engine.runtime import SwarmManager
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Job, Refused
 from launchbay.store.models import Deployment, Environment, OperatorWork, Resource
 from launchbay.store.profiles import MaintenancePayload
 
-ACTIONS = ("stop", "start", "restart", "remove-resource")
+ACTIONS = ("stop", "start", "restart", "scale", "remove-resource")
 
 
 class RuntimeControl:
@@ -54,7 +56,12 @@ class RuntimeControl:
         job.progress(phase=action, step=f"{action} {deployment.container_name}")
         if docker.inspect(deployment.container_id) is None:
             raise Refused("runtime-missing", f"container {deployment.container_name} is gone")
-        getattr(docker, action)(deployment.container_id)
+        if action == "scale":
+            if not isinstance(docker, SwarmManager):
+                raise Refused("not-a-cluster", "only a Docker Swarm runs replicas")
+            docker.scale(deployment.container_id, payload.replicas or 1)
+        else:
+            getattr(docker, action)(deployment.container_id)
         info = docker.inspect(deployment.container_id)
         if info is not None and info.host_port != deployment.host_port:
             # A started container gets a new loopback port: record where it answers now.

@@ -38,7 +38,8 @@ class Targets:
                     return engine
                 credential = db.get_one(SshCredential, server.credential_id)
                 reached_with = (server.host, str(server.port), server.ssh_username,
-                                credential.sealed_private_key, server.host_public_key)
+                                credential.sealed_private_key, server.host_public_key,
+                                server.provider_key)
                 if kept is not None and kept[0] == reached_with:
                     return kept[1]
                 target = Target(server.host, server.port, server.ssh_username or "root",
@@ -46,7 +47,8 @@ class Targets:
                                 server.host_public_key)
             if kept is not None:
                 kept[1].close()
-            engine = connect_over_ssh(target, self.ssh_timeout)
+            engine = connect_over_ssh(target, self.ssh_timeout,
+                                      swarm=reached_with[-1] == "docker-swarm")
             self._engines[server_id] = (reached_with, engine)
             return engine
 

@@ -146,6 +146,7 @@ ROUTES: list[tuple[str, str, str, int]] = [
     ("POST", "/resources/{resourceId}/runtime/stop", "resources.runtime.stop", 202),
     ("POST", "/resources/{resourceId}/runtime/start", "resources.runtime.start", 202),
     ("POST", "/resources/{resourceId}/runtime/restart", "resources.runtime.restart", 202),
+    ("POST", "/resources/{resourceId}/scale", "resources.scale", 202),
     ("GET", "/resources/{resourceId}/runtime-logs", "resources.runtime-logs", 200),
     ("POST", "/resources/{resourceId}/redeploy", "deployments.redeploy", 201),
     ("GET", "/resources/{resourceId}/proxy-configuration", "resources.proxy-configuration", 200),

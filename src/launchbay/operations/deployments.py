@@ -129,6 +129,8 @@ def build_plan(ctx: Context, r: Resource, override: SourceProfile | None = None,
         network=f"lb-{r.environment_id}", aliases=[r.slug],
         drain_seconds=ctx.settings.edge_drain_seconds if ctx.settings.edge_enabled else 0,
         source_profile=profile, adopt_source=override is not None,
+        target_kind=ctx.db.scalar(select(Server.target_kind).where(Server.id == r.server_id))
+        or "single-server",
     )
 
 
@@ -241,7 +243,7 @@ class DeploymentOut(Schema):
 
 
 def runtime_plan(d: Deployment, plan: ReleasePlan) -> dict[str, Any]:
-    profile = plan.source_profile or {}
+    profile, cluster = plan.source_profile or {}, plan.target_kind == "orchestrator-cluster"
     if plan.build and plan.build.archive:  # named by its id and upload name, never its path
         upload = profile.get("locator") or Path(plan.build.archive).name.split(".")[0]
         source = {"kind": "archive", "locator": upload, "commitSha": plan.commit_sha,
@@ -262,8 +264,9 @@ def runtime_plan(d: Deployment, plan: ReleasePlan) -> dict[str, Any]:
         + [{"name": s.name, "image": s.image, "web": False} for s in plan.services]
         if plan.service_name else [],
         "execution": {
-            "kind": "docker-container", "startCommand": shlex.join(plan.command)
-            if plan.command else None, "healthCheckPath": plan.health.path,
+            "kind": "swarm-service" if cluster else "docker-container",
+            "startCommand": shlex.join(plan.command) if plan.command else None,
+            "healthCheckPath": plan.health.path,
             "healthCheck": plan.health.model_dump(mode="json"), "port": plan.internal_port,
             "image": plan.image, "cpuLimit": plan.cpu_limit, "memoryLimitMb": plan.memory_limit_mb,
             "restartPolicy": plan.restart_policy,
@@ -271,10 +274,14 @@ def runtime_plan(d: Deployment, plan: ReleasePlan) -> dict[str, Any]:
             "verificationSteps": [{"kind": "internal-http" if plan.health.enabled
                                    else "container-running", "label": plan.health.path}],
         },
-        "target": {"kind": "single-server", "providerKey": "local-docker",
+        "target": {"kind": plan.target_kind,
+                   "providerKey": "docker-swarm" if cluster else "local-docker",
                    "serverIds": [d.server_id]},
-        "steps": ["prepare image", "start new release beside the current one",
-                  "verify health", "switch", "retire the previous release"],
+        "steps": ["prepare image", "update the service start-first, task by task",
+                  "wait for every replica to pass its health check (else Swarm rolls back)",
+                  "switch"] if cluster else
+        ["prepare image", "start new release beside the current one", "verify health",
+         "switch", "retire the previous release"],
     }
 
 

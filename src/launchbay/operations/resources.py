@@ -454,9 +454,7 @@ def create_resource(ctx: Context, data: ResourceCreate) -> IdOut:
     if server.lifecycle_status != LifecycleStatus.ACTIVE:
         raise Conflict("the server is deactivated: it takes no new work",
                        code="server_inactive")
-    if server.target_kind == "orchestrator-cluster":
-        raise Conflict("releases on a Docker Swarm are not built yet ([swarm]): place the "
-                       "resource on a server", code="server_runtime_unavailable")
+    _check_replicas(server.target_kind, data.runtime_profile.replicas)
     slug = slugify(data.name)
     if ctx.db.scalar(select(Resource.id).where(Resource.environment_id == env.id,
                                                Resource.slug == slug)):
@@ -543,8 +541,48 @@ class RuntimeIn(ResourceRef):
 
 @operation("resources.configure-runtime", role="developer", audit="resource.runtime-configured")
 def configure_runtime(ctx: Context, data: RuntimeIn) -> IdOut:
-    """Sets how the resource is built and started (commands, limits, restart policy)."""
+    """Sets how the resource is built and started (commands, limits, restart policy,
+    replicas on a Docker Swarm)."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    _check_replicas(get_server(ctx, r.server_id).target_kind, data.runtime_profile.replicas,
+                    bool(attachments(ctx, r.id)))
     return _configure(ctx, data.resource_id, "runtime_profile", data.runtime_profile)
+
+
+def _check_replicas(target_kind: str, replicas: int, volumes: bool = False) -> None:
+    """More than one replica: only on a cluster, and never with a volume (local to a node)."""
+    if replicas > 1 and target_kind != "orchestrator-cluster":
+        raise Conflict("a server runs one container per resource: replicas need a Docker "
+                       "Swarm server", code="replicas_need_cluster")
+    if replicas > 1 and volumes:
+        raise Conflict("a resource with a volume runs one replica (the volume is local to a "
+                       "node)", code="volume_needs_one_replica")
+
+
+class ScaleIn(ResourceRef):
+    replicas: int = Field(ge=1, le=100)
+
+
+class Scaled(Schema):
+    resource_id: str
+    replicas: int
+    runtime_control: RuntimeControl | None  # None: nothing runs yet; the next release has them
+
+
+@operation("resources.scale", role="developer", audit="resource.scaled")
+def scale(ctx: Context, data: ScaleIn) -> Scaled:
+    """Sets the resource's replicas on its Docker Swarm; its service follows at once."""
+    r = get_resource(ctx, data.resource_id, mutable=True)
+    _check_replicas(get_server(ctx, r.server_id).target_kind, data.replicas,
+                    bool(attachments(ctx, r.id)))
+    profile = RuntimeProfile.model_validate(r.runtime_profile or {})
+    r.runtime_profile = stored(profile.model_copy(update={"replicas": data.replicas}))
+    control = None
+    if r.current_deployment_id is not None:
+        control = control_runtime(ctx, data, "scale", replicas=data.replicas)
+    else:
+        ctx.audit(r.id, replicas=data.replicas)
+    return Scaled(resource_id=r.id, replicas=data.replicas, runtime_control=control)
 
 
 class NetworkIn(ResourceRef):
@@ -915,23 +953,26 @@ class RuntimeControl(Schema):
     phases: list[Phase]
 
 
-def control_runtime(ctx: Context, data: ResourceRef, action: str) -> RuntimeControl:
+def control_runtime(ctx: Context, data: ResourceRef, action: str,
+                    replicas: int | None = None) -> RuntimeControl:
     r = get_resource(ctx, data.resource_id)
     if r.current_deployment_id is None:
         raise Conflict("the resource has no running release to control", code="no_runtime")
     work = ctx.enqueue("runtime-maintenance", f"resources.runtime.{action}", resource_id=r.id,
                        server_id=r.server_id, project_id=r.project_id,
                        deployment_id=r.current_deployment_id,
-                       payload=stored(MaintenancePayload(action=action)))
+                       payload=stored(MaintenancePayload(action=action, replicas=replicas)))
     ctx.db.flush()
-    ctx.audit(r.id, action=action, workId=work.id)
+    extra: dict[str, Any] = {"replicas": replicas} if replicas else {}
+    ctx.audit(r.id, action=action, workId=work.id, **extra)
     return control_status(work)
 
 
 def control_status(work: OperatorWork) -> RuntimeControl:
     action = MaintenancePayload.model_validate(work.payload).action
     status = {"pending": "accepted", "retry-scheduled": "accepted"}.get(work.status, work.status)
-    state = {"stop": "stopped", "start": "running", "restart": "running"}.get(action, "unknown")
+    state = {"stop": "stopped", "start": "running", "restart": "running",
+             "scale": "running"}.get(action, "unknown")
     if work.status not in ("succeeded",):
         state = "stopping" if action == "stop" else "starting"
     return RuntimeControl(

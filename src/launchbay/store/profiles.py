@@ -89,6 +89,8 @@ class RuntimeProfile(Profile):
     cpu_limit: float | None = Field(None, gt=0, le=256)
     memory_limit_mb: int | None = Field(None, ge=6, le=1_048_576)
     restart_policy: Literal["unless-stopped", "always", "on-failure", "no"] = "unless-stopped"
+    # Tasks of the resource's service on a Docker Swarm (a server runs one container).
+    replicas: int = Field(1, ge=1, le=100)
 
 
 class NetworkProfile(Profile):
@@ -146,10 +148,11 @@ class EnvironmentSnapshot(Profile):
 
 class MaintenancePayload(Profile):
     """What a `runtime-maintenance` work item does: a runtime control (stop, start,
-    restart) or removing a deleted resource's containers, then its row (and its
+    restart, scale) or removing a deleted resource's containers, then its row (and its
     environment, made for it alone)."""
 
     action: str
+    replicas: int | None = None  # of a `scale`
     delete_resource: bool = False
     delete_environment: bool = False
 

@@ -2,7 +2,8 @@
 interface it does so through. Releases, runtime controls, health, the reconciler, builds and
 image admission use `Runtime` and the shapes below, never a driver: the Docker engine
 (`drivers/docker_engine.py`, reached at a socket or URL) is the first implementation, and
-Docker over SSH or a Swarm manager are others that `engine/targets.py` can hand out without
+Docker over SSH and a Swarm manager (`drivers/swarm.py`: a release is a service, which it
+presents as a container) are others that `engine/targets.py` can hand out without
 changing that code.
 
 A runtime's failures are `RuntimeFailure` (the engine unreachable, a refused request);
@@ -38,10 +39,12 @@ from launchbay.drivers.docker_engine import (
 )
 from launchbay.drivers.remote_docker import RemoteDockerEngine, ServerUnreachable
 from launchbay.drivers.ssh_transport import Target, Tunnel
+from launchbay.drivers.swarm import ServiceSpec, ServiceState, SwarmManager
 
 __all__ = ["BuildError", "ContainerInfo", "ContainerSpec", "ImageBuild", "ImageInfo",
            "ImageMissing", "LogLine", "Runtime", "RuntimeFailure", "RuntimeRefused",
-           "ServerUnreachable", "connect", "connect_over_ssh"]
+           "ServerUnreachable", "ServiceSpec", "ServiceState", "SwarmManager", "connect",
+           "connect_over_ssh"]
 
 
 class Runtime(Protocol):
@@ -101,7 +104,8 @@ def connect(url: str | None) -> Runtime:
     return DockerEngine(url)
 
 
-def connect_over_ssh(target: Target, timeout: float = 10) -> Runtime:
+def connect_over_ssh(target: Target, timeout: float = 10, swarm: bool = False) -> Runtime:
     """The runtime of a server reached over SSH (its Docker engine, through one long-lived
-    connection that checks the pinned host key)."""
-    return RemoteDockerEngine(Tunnel(target, timeout))
+    connection that checks the pinned host key); `swarm`: the server is a Swarm manager, whose
+    releases are services."""
+    return (SwarmManager if swarm else RemoteDockerEngine)(Tunnel(target, timeout))

@@ -1,0 +1,124 @@
+"""Releases on a two-node Docker Swarm (`remote_server.py --swarm-pair`, its manager registered
+over SSH): a resource is one replicated service spread over the nodes; a release updates it
+start-first behind the task's health check and succeeds only once every replica of the new
+release runs; a release whose health check fails is rolled back by Swarm and fails with the
+task's error, the old release still whole; scaling, draining a node."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from docker_support import deploy, deployed, eventually, set_image, wait
+from remote_support import fixture, form_swarm
+from support import Api
+
+pytestmark = pytest.mark.slow
+FAST = {"intervalSeconds": 1, "timeoutSeconds": 1, "retries": 2, "startPeriodSeconds": 3}
+
+
+@pytest.fixture
+def swarm() -> Any:
+    """Two namespace servers made one cluster (a manager and a worker), as an operator would."""
+    name = f"lbs{uuid.uuid4().hex[:5]}"
+    try:
+        pair = fixture("up", name, "--swarm-pair", "--images", "lbtest/hello:v1,lbtest/hello:v2")
+        manager, worker = form_swarm(pair)
+        yield {**pair, "manager": manager, "worker": worker}
+    finally:
+        fixture("down", name)
+
+
+def register_swarm(api: Api, swarm: dict[str, Any]) -> str:
+    a = swarm["servers"][0]
+    credential = api.post("/credentials/ssh", {
+        "name": f"swarm-{swarm['name']}", "username": "root",
+        "privateKey": Path(swarm["private_key_path"]).read_text()})["id"]
+    draft = {"host": a["address"], "port": 22, "username": "root", "credentialId": credential,
+             "providerKey": "docker-swarm"}
+    tested = api.post("/servers/connectivity-tests", {"server": draft})
+    assert tested["status"] == "healthy", tested
+    return str(api.post("/servers", {**draft, "name": swarm["name"],
+                                     "hostKeyFingerprint": tested["hostKeyFingerprint"]})["id"])
+
+
+def tasks(manager: docker.DockerClient, resource: str) -> list[dict[str, Any]]:
+    """The service's tasks that should run, with the node each is on."""
+    service = manager.services.get("lb-" + resource.replace("_", "-").lower())
+    return [t for t in service.tasks(filters={"desired-state": "running"})]
+
+
+def running(manager: docker.DockerClient, resource: str) -> list[dict[str, Any]]:
+    return [t for t in tasks(manager, resource) if t["Status"]["State"] == "running"]
+
+
+def test_a_replicated_service_is_released_health_gated_and_rolled_back_by_swarm(
+        swarm, api: Api):
+    manager = swarm["manager"]
+    server = register_swarm(api, swarm)
+    project = api.post("/projects", {"name": "swarm"})["id"]
+    env = api.post("/environments", {"projectId": project, "name": "production",
+                                     "kind": "production"})["id"]
+    resource = api.post("/resources", {
+        "projectId": project, "environmentId": env, "name": "web", "serverId": server,
+        "source": {"kind": "docker-image", "imageName": "lbtest/hello", "imageTag": "v1"},
+        "networkProfile": {"internalPort": 8080},
+        "runtimeProfile": {"replicas": 2}})["id"]
+    ids = {"project": project, "env": env, "resource": resource}
+    api.post(f"/resources/{resource}/health-policy", {"healthCheck": FAST})
+
+    v1 = deployed(api, ids, timeout=180)
+    assert v1["runtimePlan"]["target"] == {"kind": "orchestrator-cluster",
+                                           "providerKey": "docker-swarm",
+                                           "serverIds": [server]}
+    up = running(manager, resource)
+    assert len(up) == 2
+    assert len({t["NodeID"] for t in up}) == 2  # one replica on each node
+    service = manager.services.get(v1["containerName"])
+    spec = service.attrs["Spec"]
+    assert spec["UpdateConfig"]["Order"] == "start-first"
+    assert spec["UpdateConfig"]["FailureAction"] == "rollback"
+    assert spec["EndpointSpec"]["Mode"] == "dnsrr"
+    assert spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"]["Test"][0] == "CMD-SHELL"
+
+    # A new release replaces the tasks; the same service, no second one.
+    set_image(api, resource, "lbtest/hello:v2")
+    v2 = deployed(api, ids, timeout=180)
+    assert v2["containerName"] == v1["containerName"]
+    assert [s.name for s in manager.services.list()] == [v1["containerName"]]
+    image_v2 = manager.images.get("lbtest/hello:v2").id
+    assert {t["Spec"]["ContainerSpec"]["Image"] for t in running(manager, resource)} == \
+        {image_v2}
+
+    # A release whose health check fails: Swarm rolls back, the deployment fails with why.
+    api.post(f"/resources/{resource}/health-policy", {"healthCheck": {
+        **FAST, "http": {"path": "/missing"}}})
+    set_image(api, resource, "lbtest/hello:v1")
+    bad = wait(api, deploy(api, ids), timeout=240)
+    assert bad["status"] == "failed", bad
+    assert "unhealthy" in (bad["errorMessage"] or ""), bad["errorMessage"]
+    logs = [e["message"] for e in api.get(f"/deployments/{bad['id']}/logs")["logs"]]
+    assert any("rolled the service back" in m for m in logs), logs
+    up = running(manager, resource)
+    assert len(up) == 2 and {t["Spec"]["ContainerSpec"]["Image"] for t in up} == {image_v2}
+
+    # Scale 2 -> 3 -> 1 through the API.
+    api.post(f"/resources/{resource}/health-policy", {"healthCheck": FAST})
+    for replicas in (3, 1):
+        scaled = api.post(f"/resources/{resource}/scale", {"replicas": replicas})
+        assert scaled["replicas"] == replicas
+        eventually(lambda n=replicas: len(running(manager, resource)) == n
+                   and len(tasks(manager, resource)) == n, within=90)
+
+    # Draining the node the replica runs on moves it to the other.
+    api.post(f"/resources/{resource}/scale", {"replicas": 2})
+    eventually(lambda: len(running(manager, resource)) == 2, within=90)
+    worker = next(n for n in manager.nodes.list() if n.attrs["Spec"]["Role"] == "worker")
+    worker.update({**worker.attrs["Spec"], "Availability": "drain"})
+    eventually(lambda: {t["NodeID"] for t in running(manager, resource)} != {worker.id}
+               and worker.id not in {t["NodeID"] for t in tasks(manager, resource)}
+               and len(running(manager, resource)) == 2, within=90)
