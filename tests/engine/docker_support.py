@@ -158,6 +158,16 @@ def serve(tmp_path: Any, port: int, **settings: str) -> subprocess.Popen:
         time.sleep(0.1)
 
 
+def first_admin(port: int) -> Api:
+    """The first admin of a `serve` of a test's own, signed in."""
+    from support import ADMIN_EMAIL, ADMIN_PASSWORD, login
+
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    http.post("/api/bootstrap/auth/first-admin",
+              json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    return login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
 def listed(client: Any, all: bool = True, label: str | None = None) -> list[Any]:
     """The engine's containers (with `label`), those removed while listed left out."""
     return client.containers.list(all=all, filters={"label": [label]} if label else {},

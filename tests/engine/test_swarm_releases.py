@@ -6,6 +6,7 @@ task's error, the old release still whole; scaling, draining a node."""
 
 from __future__ import annotations
 
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,17 @@ from typing import Any
 import docker
 import pytest
 
-from docker_support import deploy, deployed, eventually, set_image, wait
+from docker_support import (
+    deploy,
+    deployed,
+    eventually,
+    first_admin,
+    serve,
+    set_image,
+    wait,
+)
 from remote_support import fixture, form_swarm
-from support import Api
+from support import Api, free_port
 
 pytestmark = pytest.mark.slow
 FAST = {"intervalSeconds": 1, "timeoutSeconds": 1, "retries": 2, "startPeriodSeconds": 3}
@@ -46,6 +55,21 @@ def register_swarm(api: Api, swarm: dict[str, Any]) -> str:
                                      "hostKeyFingerprint": tested["hostKeyFingerprint"]})["id"])
 
 
+def replicated_app(api: Api, server: str, replicas: int = 2) -> dict[str, str]:
+    """An app of lbtest/hello:v1 with `replicas` on the swarm, its health checked every
+    second."""
+    project = api.post("/projects", {"name": f"swarm-{uuid.uuid4().hex[:4]}"})["id"]
+    env = api.post("/environments", {"projectId": project, "name": "production",
+                                     "kind": "production"})["id"]
+    resource = api.post("/resources", {
+        "projectId": project, "environmentId": env, "name": "web", "serverId": server,
+        "source": {"kind": "docker-image", "imageName": "lbtest/hello", "imageTag": "v1"},
+        "networkProfile": {"internalPort": 8080},
+        "runtimeProfile": {"replicas": replicas}})["id"]
+    api.post(f"/resources/{resource}/health-policy", {"healthCheck": FAST})
+    return {"project": project, "env": env, "resource": resource}
+
+
 def tasks(manager: docker.DockerClient, resource: str) -> list[dict[str, Any]]:
     """The service's tasks that should run, with the node each is on."""
     service = manager.services.get("lb-" + resource.replace("_", "-").lower())
@@ -60,17 +84,8 @@ def test_a_replicated_service_is_released_health_gated_and_rolled_back_by_swarm(
         swarm, api: Api):
     manager = swarm["manager"]
     server = register_swarm(api, swarm)
-    project = api.post("/projects", {"name": "swarm"})["id"]
-    env = api.post("/environments", {"projectId": project, "name": "production",
-                                     "kind": "production"})["id"]
-    resource = api.post("/resources", {
-        "projectId": project, "environmentId": env, "name": "web", "serverId": server,
-        "source": {"kind": "docker-image", "imageName": "lbtest/hello", "imageTag": "v1"},
-        "networkProfile": {"internalPort": 8080},
-        "runtimeProfile": {"replicas": 2}})["id"]
-    ids = {"project": project, "env": env, "resource": resource}
-    api.post(f"/resources/{resource}/health-policy", {"healthCheck": FAST})
-
+    ids = replicated_app(api, server)
+    resource = ids["resource"]
     v1 = deployed(api, ids, timeout=180)
     assert v1["runtimePlan"]["target"] == {"kind": "orchestrator-cluster",
                                            "providerKey": "docker-swarm",
@@ -122,3 +137,35 @@ def test_a_replicated_service_is_released_health_gated_and_rolled_back_by_swarm(
     eventually(lambda: {t["NodeID"] for t in running(manager, resource)} != {worker.id}
                and worker.id not in {t["NodeID"] for t in tasks(manager, resource)}
                and len(running(manager, resource)) == 2, within=90)
+
+
+def test_a_control_plane_killed_mid_release_ends_it_as_the_service_really_is(swarm, tmp_path):
+    """SIGKILL while Swarm replaces the tasks: the next process reads the service's spec (it
+    names the release) and waits for Swarm's verdict instead of asking again; one service."""
+    port = free_port()
+    proc = serve(tmp_path, port)
+    try:
+        api = first_admin(port)
+        ids = replicated_app(api, register_swarm(api, swarm))
+        deployed(api, ids, timeout=180)
+        set_image(api, ids["resource"], "lbtest/hello:v2")
+        release = deploy(api, ids)
+        eventually(lambda: api.get(f"/deployments/{release}")["deployment"]["status"]
+                   == "running", within=60)  # the service's update asked for, or about to be
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        proc = serve(tmp_path, port)
+        api = first_admin(port)
+        done = wait(api, release, timeout=180)
+        assert done["status"] == "succeeded", done
+        service = swarm["manager"].services.get(done["containerName"])
+        assert service.attrs["Spec"]["Labels"]["launchbay.deployment"] == release
+        assert [s.name for s in swarm["manager"].services.list()] == [done["containerName"]]
+        image_v2 = swarm["manager"].images.get("lbtest/hello:v2").id
+        up = running(swarm["manager"], ids["resource"])
+        assert len(up) == 2 and {t["Spec"]["ContainerSpec"]["Image"] for t in up} == {image_v2}
+        work = api.get(f"/deployments/{release}/logs")["logs"]
+        assert any("resuming after an interrupted attempt" in e["message"] for e in work)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
