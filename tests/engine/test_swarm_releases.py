@@ -81,7 +81,7 @@ def running(manager: docker.DockerClient, resource: str) -> list[dict[str, Any]]
 
 
 def test_a_replicated_service_is_released_health_gated_and_rolled_back_by_swarm(
-        swarm, api: Api):
+        swarm, api: Api, cli):
     manager = swarm["manager"]
     server = register_swarm(api, swarm)
     ids = replicated_app(api, server)
@@ -129,8 +129,8 @@ def test_a_replicated_service_is_released_health_gated_and_rolled_back_by_swarm(
         eventually(lambda n=replicas: len(running(manager, resource)) == n
                    and len(tasks(manager, resource)) == n, within=90)
 
-    # Draining the node the replica runs on moves it to the other.
-    api.post(f"/resources/{resource}/scale", {"replicas": 2})
+    # Draining a node moves its replica to the other (scaled back to 2 by the CLI).
+    assert "web runs 2 replicas" in cli("apps", "scale", resource, "2")
     eventually(lambda: len(running(manager, resource)) == 2, within=90)
     worker = next(n for n in manager.nodes.list() if n.attrs["Spec"]["Role"] == "worker")
     worker.update({**worker.attrs["Spec"], "Availability": "drain"})

@@ -189,10 +189,15 @@ def _control(app_ref: str, action: str, done: str) -> None:
     it has (or has failed to)."""
     client = Client()
     resource = resolve_app(client, app_ref)
-    work_id = client.post(f"/resources/{resource['id']}/runtime/{action}")[
-        "runtimeControlAttemptId"]
+    _wait_for(client, client.post(f"/resources/{resource['id']}/runtime/{action}")[
+        "runtimeControlAttemptId"], action)
+    out.print(f"{done} {resource['name']}")
+
+
+def _wait_for(client: Client, work_id: str, action: str) -> None:
+    """Waits for a runtime control's work item; exits 1 if it did not succeed."""
     deadline = time.monotonic() + 120
-    with out.status(f"{action} {resource['name']}"):
+    with out.status(action):
         while (work := client.get(f"/operator-work/{work_id}")["item"])["status"] in (
                 "pending", "running", "retry-scheduled") and time.monotonic() < deadline:
             time.sleep(0.3)
@@ -200,7 +205,6 @@ def _control(app_ref: str, action: str, done: str) -> None:
         err.print(f"[red]error:[/] {action} {work['status']}: "
                   f"{work.get('errorMessage') or 'still waiting for the engine'}")
         raise typer.Exit(1)
-    out.print(f"{done} {resource['name']}")
 
 
 @apps_app.command("stop")
@@ -219,6 +223,19 @@ def apps_start(app_ref: AppRef) -> None:
 def apps_restart(app_ref: AppRef) -> None:
     """Restart an app's running release (same image, same configuration)."""
     _control(app_ref, "restart", "restarted")
+
+
+@apps_app.command("scale")
+def apps_scale(app_ref: AppRef,
+               replicas: Annotated[int, typer.Argument(min=1, max=100)]) -> None:
+    """Set how many replicas of an app run (on a Docker Swarm server; a server runs one)."""
+    client = Client()
+    resource = resolve_app(client, app_ref)
+    scaled = client.post(f"/resources/{resource['id']}/scale", {"replicas": replicas})
+    if scaled["runtimeControl"]:
+        _wait_for(client, scaled["runtimeControl"]["runtimeControlAttemptId"], "scale")
+    out.print(f"{resource['name']} runs {replicas} replica{'s' if replicas > 1 else ''}"
+              + ("" if scaled["runtimeControl"] else " from its first deploy"))
 
 
 @apps_app.command("delete")
