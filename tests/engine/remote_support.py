@@ -44,3 +44,17 @@ def form_swarm(pair: dict[str, Any]) -> tuple[Any, Any]:
                       listen_addr=f"{b['address']}:2377",
                       join_token=manager.swarm.attrs["JoinTokens"]["Worker"])
     return manager, worker
+
+
+def overlay_traffic(host: str, port: int = 8080, most: int = 2000) -> list[str]:
+    """A client's command (for a container of a `lbtest/*` image on a swarm's overlay network):
+    a request to `host` every 50 ms, at most `most`, a line each: `req N: <status line>
+    <body's last line>`; a failed one has nothing after the colon."""
+    request = "printf 'GET / HTTP/1.0\\r\\n\\r\\n'"
+    return ["sh", "-c", f"i=0; while [ $i -lt {most} ]; do i=$((i+1)); echo \"req $i: $("
+            f"{request} | nc -w 2 {host} {port} | sed -n '1p;$p' | tr '\\r\\n' '  ')\"; "
+            "sleep 0.05; done"]
+
+
+def failed_requests(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("req ") and " 200 " not in line]

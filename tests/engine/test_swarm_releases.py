@@ -23,7 +23,7 @@ from docker_support import (
     set_image,
     wait,
 )
-from remote_support import fixture, form_swarm
+from remote_support import failed_requests, fixture, form_swarm, overlay_traffic
 from support import Api, free_port
 
 pytestmark = pytest.mark.slow
@@ -100,9 +100,19 @@ def test_a_replicated_service_is_released_health_gated_and_rolled_back_by_swarm(
     assert spec["EndpointSpec"]["Mode"] == "dnsrr"
     assert spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"]["Test"][0] == "CMD-SHELL"
 
-    # A new release replaces the tasks; the same service, no second one.
+    # A new release replaces the tasks under bounded constant traffic (a client on the
+    # environment's overlay network, by the app's name): not one request fails.
+    client = manager.containers.run("lbtest/hello:v1", overlay_traffic("web"), detach=True,
+                                    network=f"lb-{ids['env']}")
     set_image(api, resource, "lbtest/hello:v2")
     v2 = deployed(api, ids, timeout=180)
+    eventually(lambda: "hello v2" in client.logs().decode(), within=10)
+    client.kill()
+    answers = client.logs().decode().splitlines()
+    client.remove(force=True)
+    assert len(answers) > 50 and failed_requests(answers) == [], answers
+    assert any("hello v1" in a for a in answers) and "hello v2" in answers[-1]
+    # ...the same service, no second one.
     assert v2["containerName"] == v1["containerName"]
     assert [s.name for s in manager.services.list()] == [v1["containerName"]]
     image_v2 = manager.images.get("lbtest/hello:v2").id
