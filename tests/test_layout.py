@@ -87,10 +87,11 @@ def test_layers_import_only_downwards():
     assert not reaches("launchbay.operations", ("launchbay.http", "launchbay.cli"))
     # Everything runs containers through the Runtime interface (engine/runtime), never
     # through the Docker driver: remote and Swarm runtimes slot in behind it (the engine of a
-    # server over SSH is the same driver through a tunnel).
+    # server over SSH, or a Swarm manager, is the same driver through a tunnel).
     assert {name for name, imports in GRAPH.items()
             if "launchbay.drivers.docker_engine" in imports} == {
-        "launchbay.engine.runtime", "launchbay.drivers.remote_docker"}
+        "launchbay.engine.runtime", "launchbay.drivers.remote_docker",
+        "launchbay.drivers.swarm"}
     assert not reaches("launchbay.store", ("launchbay.operations", "launchbay.http",
                                            "launchbay.engine"))
     # The CLI talks to the API over HTTP (serve and db commands start the server); it reads

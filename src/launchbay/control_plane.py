@@ -22,6 +22,7 @@ from launchbay.engine.release import DeploymentRunner
 from launchbay.engine.routing import EdgeProxy, ProxyBootstrap, RemoteEdges, RouteRealization
 from launchbay.engine.runtime import LogLine
 from launchbay.engine.runtime_control import RuntimeControl
+from launchbay.engine.swarm_release import SwarmRelease
 from launchbay.engine.targets import Targets
 from launchbay.engine.task_runs import TaskRunStart
 from launchbay.engine.volume_backups import VolumeWork
@@ -131,7 +132,8 @@ class ControlPlane:
                                                 *settings.build_base_images.values()]),
                                             settings.git_policy, reroute,
                                             settings.data_dir / "workspaces",
-                                            settings.build_slots),
+                                            settings.build_slots,
+                                            cluster_release=SwarmRelease),
              "runtime-maintenance": RuntimeControl(self.sessions, self.targets, reroute,
                                                    settings.edge_drain_seconds),
              "route-realization": RouteRealization(self.sessions, settings, self.edge),

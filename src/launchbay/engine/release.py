@@ -104,7 +104,7 @@ class DeploymentRunner:
                  images: ImageAccess, git_policy: GitPolicy,
                  reroute: Callable[[str | None], None] | None = None,
                  workspace: Path | None = None,
-                 build_slots: int = 1):
+                 build_slots: int = 1, cluster_release: type[Release] | None = None):
         self.sessions, self.secrets, self.targets = sessions, secrets, targets
         self.images, self.git_policy = images, git_policy
         self.workspace = workspace or Path("/tmp/launchbay-workspaces")
@@ -112,6 +112,8 @@ class DeploymentRunner:
         self.build_slots = threading.BoundedSemaphore(build_slots)
         # Makes the edge proxy route to the current releases (None: no edge proxy).
         self.reroute = reroute
+        # How a release is carried out on a Swarm (engine/swarm_release.py).
+        self.cluster_release = cluster_release
 
     def run(self, job: Job) -> str:
         with self.sessions() as db:
@@ -120,10 +122,12 @@ class DeploymentRunner:
             return WorkStatus.CANCELED  # deleted with its resource before it ran
         if deployment.status in TERMINAL:
             return WorkStatus.SUCCEEDED
-        if isinstance(self.targets.of(deployment.server_id), SwarmManager):
-            from launchbay.engine.swarm_release import SwarmRelease
-            return SwarmRelease(self, job, deployment).execute()
-        return Release(self, job, deployment).execute()
+        return self._release(deployment)(self, job, deployment).execute()
+
+    def _release(self, d: Deployment) -> type[Release]:
+        """How a release is carried out on the deployment's server."""
+        clustered = isinstance(self.targets.of(d.server_id), SwarmManager)
+        return self.cluster_release if clustered and self.cluster_release else Release
 
     def give_up(self, item: OperatorWork, code: str, message: str) -> None:
         with self.sessions() as db:
@@ -132,12 +136,8 @@ class DeploymentRunner:
                 return
             resource = db.get(Resource, deployment.resource_id)
             current = resource is not None and resource.current_deployment_id == deployment.id
-        runtime = self.targets.of(deployment.server_id)
-        if isinstance(runtime, SwarmManager):  # its service may serve an earlier release
-            from launchbay.engine.swarm_release import discard
-            discard(runtime, deployment, current)
-        elif not current:
-            remove_containers(runtime, **{"launchbay.deployment": deployment.id})
+        self._release(deployment).abandon(self.targets.of(deployment.server_id), deployment,
+                                          current)
         finish(self.sessions, deployment.id, DeploymentStatus.FAILED, code, message)
 
 
@@ -193,6 +193,12 @@ class Release:
         self.image_ids: dict[str, str] = {}  # each image of the plan: the id admitted
         self.companions: list[tuple[str, str]] = []  # a stack's other services: (name, id)
         self.stopped: list[str] = []  # the releases a recreate stopped (started again on failure)
+
+    @classmethod
+    def abandon(cls, runtime: Runtime, d: Deployment, current: bool) -> None:
+        """Takes back what a release given up did, unless it serves."""
+        if not current:
+            remove_containers(runtime, **{"launchbay.deployment": d.id})
 
     # -- journal -----------------------------------------------------------------------------
     def log(self, message: str, phase: str, level: str = "info", source: str = "launchbay") -> None:

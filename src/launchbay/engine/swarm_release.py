@@ -20,7 +20,7 @@ from sqlalchemy import select
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.plan import HealthSpec, ReleasePlan
 from launchbay.engine.release import Release, deployment_labels, finish
-from launchbay.engine.runtime import ServiceSpec, ServiceState, SwarmManager
+from launchbay.engine.runtime import Runtime, ServiceSpec, ServiceState, SwarmManager
 from launchbay.store.models import Deployment, DeploymentStatus, Resource, WorkStatus, utcnow
 from launchbay.store.profiles import RuntimeProfile
 
@@ -73,6 +73,11 @@ def discard(manager: SwarmManager, d: Deployment, current: bool) -> None:
 
 class SwarmRelease(Release):
     docker: SwarmManager
+
+    @classmethod
+    def abandon(cls, runtime: Runtime, d: Deployment, current: bool) -> None:
+        assert isinstance(runtime, SwarmManager)
+        discard(runtime, d, current)
 
     def _execute(self) -> str:
         if (resumed := self._resume()) is not None:
