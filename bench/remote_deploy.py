@@ -10,28 +10,19 @@ Last line: `remote_deploy: local_s=... remote_s=... ratio=... first_copy_s=...`.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
-from harness import ROOT, launchbay
+from harness import launchbay
 
 import images  # the tests' locally built images (harness puts them on the path)
+from remote_support import fixture
 
 N = int(os.environ.get("BENCH_N", "8"))
 IMAGE = "lbtest/hello:v1"
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "remote_server.py"
-
-
-def fixture(*args: str) -> dict:
-    done = subprocess.run([sys.executable, str(FIXTURE), *args], check=True,
-                          capture_output=True, text=True, timeout=300)
-    return json.loads(done.stdout.strip().splitlines()[-1]) if args[0] == "up" else {}
 
 
 def timed(lb, app: dict[str, str]) -> float:

@@ -11,31 +11,21 @@ Last line: `swarm_release: docker_s=... swarm_s=... ratio=... failed_requests=..
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
-from harness import ROOT, launchbay
+from harness import launchbay
 
 import images  # the tests' locally built images (harness puts them on the path)
-from remote_support import failed_requests, form_swarm, overlay_traffic
+from remote_support import failed_requests, fixture, form_swarm, overlay_traffic
 
 N = int(os.environ.get("BENCH_N", "4"))
 IMAGES = ("lbtest/hello:v1", "lbtest/hello:v2")
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "remote_server.py"
 FAST = {"intervalSeconds": 1, "timeoutSeconds": 1, "retries": 2, "startPeriodSeconds": 2}
 
-
-
-def fixture(*args: str) -> dict:
-    done = subprocess.run([sys.executable, str(FIXTURE), *args], check=True,
-                          capture_output=True, text=True, timeout=300)
-    return json.loads(done.stdout.strip().splitlines()[-1]) if args[0] == "up" else {}
 
 
 def timed(lb, app: dict[str, str], image: str) -> float:

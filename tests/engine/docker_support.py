@@ -158,13 +158,14 @@ def serve(tmp_path: Any, port: int, **settings: str) -> subprocess.Popen:
         time.sleep(0.1)
 
 
-def first_admin(port: int) -> Api:
-    """The first admin of a `serve` of a test's own, signed in."""
+def first_admin(port: int, bootstrap: bool = True) -> Api:
+    """The first admin of a `serve` of a test's own, signed in (`bootstrap`: made first)."""
     from support import ADMIN_EMAIL, ADMIN_PASSWORD, login
 
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    http.post("/api/bootstrap/auth/first-admin",
-              json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    if bootstrap:
+        http.post("/api/bootstrap/auth/first-admin",
+                  json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
     return login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
 
 

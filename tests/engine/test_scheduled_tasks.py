@@ -9,14 +9,13 @@ import time
 from typing import Any
 
 import docker
-import httpx
 import pytest
 
 from launchbay.settings import Settings
 
 import images
-from docker_support import deployed, listed, remove_runtime, serve
-from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, add_member, free_port, login, make_app
+from docker_support import deployed, first_admin, listed, remove_runtime, serve
+from support import ADMIN_EMAIL, ADMIN_PASSWORD, Api, add_member, free_port, make_app
 
 SECRET = "s3cr3t-t0ken-value"
 
@@ -167,14 +166,6 @@ def _seconds(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def _login(port: int, first: bool = True) -> Api:
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    if first:
-        http.post("/api/bootstrap/auth/first-admin",
-                  json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
-    return login(http, ADMIN_EMAIL, ADMIN_PASSWORD)
-
-
 def test_two_control_planes_on_one_postgresql_run_each_fire_once(tmp_path, postgres_url):
     ports = [free_port(), free_port()]
     fast = {"LAUNCHBAY_DATABASE_URL": postgres_url, "LAUNCHBAY_TASK_SCHEDULE_SECONDS": "0.2"}
@@ -182,7 +173,7 @@ def test_two_control_planes_on_one_postgresql_run_each_fire_once(tmp_path, postg
     procs.append(serve(tmp_path, ports[1], **fast))  # the same store and master key
     server_id = None
     try:
-        api = _login(ports[0])
+        api = first_admin(ports[0])
         server_id = api.get("/servers")["items"][0]["id"]
         ids = make_app(api, "lbtest/hello:v1")
         deployed(api, ids)
@@ -190,7 +181,7 @@ def test_two_control_planes_on_one_postgresql_run_each_fire_once(tmp_path, postg
         t = task(api, ids, schedule="@every 1s", commandIntent="echo fired",
                  concurrencyPolicy="allow")
         time.sleep(6)
-        _login(ports[1], first=False).post(f"/scheduled-tasks/{t['taskId']}",
+        first_admin(ports[1], bootstrap=False).post(f"/scheduled-tasks/{t['taskId']}",
                                            {"status": "disabled"})
         until(lambda: all(r["status"] not in ("accepted", "running")
                           for r in runs_of(api, t["taskId"])), within=30)
@@ -215,7 +206,7 @@ def test_sigkill_during_a_run_leaves_no_run_running_nor_container(tmp_path):
     proc = serve(tmp_path, port, LAUNCHBAY_TASK_SCHEDULE_SECONDS="0.2")
     server_id = None
     try:
-        api = _login(port)
+        api = first_admin(port)
         server_id = api.get("/servers")["items"][0]["id"]
         ids = make_app(api, "lbtest/hello:v1")
         deployed(api, ids)

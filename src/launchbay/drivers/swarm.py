@@ -49,7 +49,6 @@ class ServiceSpec:
     cpu_limit: float | None = None
     memory_limit_mb: int | None = None
     volumes: list[tuple[str, str, str]] = field(default_factory=list)  # (name, path, rw|ro)
-    constraints: list[str] = field(default_factory=list)
 
     @property
     def monitor_seconds(self) -> float:
@@ -96,8 +95,6 @@ class SwarmManager(RemoteDockerEngine):
         template = types.TaskTemplate(
             container, resources=resources,
             restart_policy=types.RestartPolicy("any", delay=2 * _NS),
-            placement=types.Placement(constraints=spec.constraints) if spec.constraints
-            else None,
             networks=[types.NetworkAttachmentConfig(spec.network, aliases=spec.aliases)])
         order = "start-first" if spec.health else "stop-first"
         monitor = int(spec.monitor_seconds * _NS)
@@ -157,18 +154,20 @@ class SwarmManager(RemoteDockerEngine):
     def scale(self, container_id: str, replicas: int, remember: bool = True) -> None:
         """Sets the service's replicas (`remember`: also those `start` gives back)."""
         found = self._existing(_service_id(container_id))
-        spec = found["Spec"]
-        labels = {**(spec.get("Labels") or {})}
+        labels = {**(found["Spec"].get("Labels") or {})}
         if remember:
             labels[REPLICAS] = str(replicas)
-        spec["Mode"] = {"Replicated": {"Replicas": replicas}}
-        self.client.api.update_service(
-            found["ID"], found["Version"]["Index"], spec["TaskTemplate"], name=spec["Name"],
-            labels=labels, mode=spec["Mode"], update_config=spec.get("UpdateConfig"),
-            rollback_config=spec.get("RollbackConfig"), endpoint_spec=spec.get("EndpointSpec"))
+        self._respec(found, labels=labels, mode={"Replicated": {"Replicas": replicas}})
 
-    def nodes(self) -> list[dict[str, Any]]:
-        return list(self.client.api.nodes())
+    def _respec(self, found: dict[str, Any], **changes: Any) -> None:
+        """Updates the service `found` (as inspected) to its own spec with `changes`."""
+        spec = found["Spec"]
+        self.client.api.update_service(found["ID"], found["Version"]["Index"], **{
+            "task_template": spec["TaskTemplate"], "name": spec["Name"],
+            "labels": spec.get("Labels"), "mode": spec.get("Mode"),
+            "update_config": spec.get("UpdateConfig"),
+            "rollback_config": spec.get("RollbackConfig"),
+            "endpoint_spec": spec.get("EndpointSpec"), **changes})
 
     def _service(self, name_or_id: str) -> dict[str, Any] | None:
         try:
@@ -207,14 +206,9 @@ class SwarmManager(RemoteDockerEngine):
         if not container_id.startswith(SERVICE):
             return super().restart(container_id, timeout)
         found = self._existing(_service_id(container_id))
-        spec = found["Spec"]
-        template = spec["TaskTemplate"]
+        template = found["Spec"]["TaskTemplate"]
         template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
-        self.client.api.update_service(
-            found["ID"], found["Version"]["Index"], template, name=spec["Name"],
-            labels=spec.get("Labels"), mode=spec.get("Mode"),
-            update_config=spec.get("UpdateConfig"), rollback_config=spec.get("RollbackConfig"),
-            endpoint_spec=spec.get("EndpointSpec"))
+        self._respec(found, task_template=template)
 
     def remove(self, container_id: str) -> None:
         if not container_id.startswith(SERVICE):

@@ -20,11 +20,10 @@ from sqlalchemy import select
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.plan import HealthSpec, ReleasePlan
 from launchbay.engine.release import Release, deployment_labels, finish
-from launchbay.engine.runtime import Runtime, ServiceSpec, ServiceState, SwarmManager
+from launchbay.engine.runtime import SERVICE, Runtime, ServiceSpec, ServiceState, SwarmManager
 from launchbay.store.models import Deployment, DeploymentStatus, Resource, WorkStatus, utcnow
 from launchbay.store.profiles import RuntimeProfile
 
-SERVICE = "service:"
 # Seconds a release may wait for its tasks to be scheduled and their images found, besides
 # the health deadline of each replica it replaces.
 SCHEDULING_SECONDS = 60

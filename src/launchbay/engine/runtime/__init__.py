@@ -39,11 +39,11 @@ from launchbay.drivers.docker_engine import (
 )
 from launchbay.drivers.remote_docker import RemoteDockerEngine, ServerUnreachable
 from launchbay.drivers.ssh_transport import Target, Tunnel
-from launchbay.drivers.swarm import ServiceSpec, ServiceState, SwarmManager
+from launchbay.drivers.swarm import SERVICE, ServiceSpec, ServiceState, SwarmManager
 
 __all__ = ["BuildError", "ContainerInfo", "ContainerSpec", "ImageBuild", "ImageInfo",
            "ImageMissing", "LogLine", "Runtime", "RuntimeFailure", "RuntimeRefused",
-           "ServerUnreachable", "ServiceSpec", "ServiceState", "SwarmManager", "connect",
+           "SERVICE", "ServerUnreachable", "ServiceSpec", "ServiceState", "SwarmManager", "connect",
            "connect_over_ssh"]
 
 
