@@ -41,7 +41,7 @@ def main() -> None:
     for image in IMAGES:
         images.ensure(image)
     name = f"lbq{uuid.uuid4().hex[:5]}"
-    pair = fixture("up", name, "--swarm-pair", "--images", ",".join(IMAGES))
+    pair = fixture("up", name, "--swarm-pair")  # images are copied there by launchbay
     a = pair["servers"][0]
     manager, _ = form_swarm(pair)
     client = None

@@ -35,7 +35,7 @@ def swarm() -> Any:
     """Two namespace servers made one cluster (a manager and a worker), as an operator would."""
     name = f"lbs{uuid.uuid4().hex[:5]}"
     try:
-        pair = fixture("up", name, "--swarm-pair", "--images", "lbtest/hello:v1,lbtest/hello:v2")
+        pair = fixture("up", name, "--swarm-pair")  # no image there: they come from launchbay
         manager, worker = form_swarm(pair)
         yield {**pair, "manager": manager, "worker": worker}
     finally:
@@ -87,6 +87,12 @@ def test_a_replicated_service_is_released_health_gated_and_rolled_back_by_swarm(
     ids = replicated_app(api, server)
     resource = ids["resource"]
     v1 = deployed(api, ids, timeout=180)
+    logs = [e["message"] for e in api.get(f"/deployments/{v1['id']}/logs")["logs"]]
+    worker_address = swarm["servers"][1]["address"]
+    assert "copying lbtest/hello:v1 to the server (docker save | docker load)" in logs, logs
+    assert f"copying lbtest/hello:v1 to node {worker_address}" in logs, logs
+    image_v1 = manager.images.get("lbtest/hello:v1").id
+    assert swarm["worker"].images.get(image_v1).id == image_v1
     assert v1["runtimePlan"]["target"] == {"kind": "orchestrator-cluster",
                                            "providerKey": "docker-swarm",
                                            "serverIds": [server]}
@@ -179,3 +185,24 @@ def test_a_control_plane_killed_mid_release_ends_it_as_the_service_really_is(swa
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+
+
+def test_a_node_presenting_another_host_key_gets_no_image_until_pinned_again(swarm, api: Api):
+    server = register_swarm(api, swarm)
+    ids = replicated_app(api, server)
+    deployed(api, ids, timeout=180)
+    fixture("restart-sshd", swarm["name"], "--server", "b", "--new-host-key")
+    set_image(api, ids["resource"], "lbtest/hello:v2")
+    refused = wait(api, deploy(api, ids), timeout=120)
+    assert refused["status"] == "failed" and refused["errorCode"] == "image-unavailable-on-node"
+    assert swarm["servers"][1]["address"] in refused["errorMessage"]
+    assert "host key" in refused["errorMessage"]
+    with pytest.raises(docker.errors.ImageNotFound):  # nothing was sent there
+        swarm["worker"].images.get(docker.from_env().images.get("lbtest/hello:v2").id)
+
+    # An admin who checked the keys pins them again (the manager's is unchanged).
+    manager_key = swarm["servers"][0]["host_key_fingerprint"]
+    api.post(f"/servers/{server}/host-key", {"hostKeyFingerprint": manager_key})
+    v2 = deployed(api, ids, timeout=180)
+    assert v2["status"] == "succeeded"
+    assert len(running(swarm["manager"], ids["resource"])) == 2

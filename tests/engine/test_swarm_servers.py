@@ -48,6 +48,8 @@ def test_a_swarm_manager_is_registered_with_the_clusters_readiness(pair, api: Ap
     assert found["swarm"]["metadata"] == {"managers": "1", "nodes": "2"}
     assert found["nodes"]["metadata"] == {"ready": "2", "active": "2", "total": "2"}
     assert found["overlay"]["status"] == "passed" and found["ports"]["status"] == "skipped"
+    # The worker's host key, as it presents it through the manager: pinned at registration.
+    assert found["node-keys"]["metadata"] == {b["address"]: b["host_key_fingerprint"]}
     server = api.post("/servers", {**draft, "name": pair["name"],
                                    "hostKeyFingerprint": tested["hostKeyFingerprint"]})["id"]
     shown = api.get(f"/servers/{server}")["server"]

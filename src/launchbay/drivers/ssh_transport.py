@@ -41,6 +41,8 @@ class Target:
     username: str
     private_key: str = field(repr=False)  # OpenSSH form, unencrypted (as the store unseals it)
     pinned_host_key: str | None = None  # `ssh-ed25519 AAAA...`; None: the draft test
+    # Reached through another server (a swarm's node through its manager), not directly.
+    jump: Target | None = None
 
 
 @dataclass
@@ -58,6 +60,8 @@ class Result:
     checks: list[Check]
     host_key: str | None = None  # what the server presented (OpenSSH public key line)
     host_key_fingerprint: str | None = None
+    # A swarm manager's other nodes: {address: the host key it presents through the manager}
+    node_host_keys: dict[str, str] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -90,8 +94,21 @@ class Unreachable(Exception):
 
 
 async def _connect(target: Target, timeout: float, keepalive: float = 0) -> Any:
-    """An SSH connection to the target (with the pinned host key when there is one), or
-    Unreachable."""
+    """An SSH connection to the target (with the pinned host key when there is one; through
+    its `jump` server's connection when it has one), or Unreachable."""
+    jump = await _connect(target.jump, timeout, keepalive) if target.jump else None
+    try:
+        conn = await _open(target, timeout, keepalive, jump)
+    except Unreachable:
+        if jump is not None:
+            jump.close()
+        raise
+    if jump is not None:  # the way there goes with the connection
+        asyncio.get_running_loop().create_task(_close_after(conn, jump))
+    return conn
+
+
+async def _open(target: Target, timeout: float, keepalive: float, jump: Any) -> Any:
     ssh = _asyncssh()
     known: Any = None if target.pinned_host_key is None else (  # None: the draft, shown the key
         [ssh.import_public_key(target.pinned_host_key)], [], [])
@@ -101,7 +118,7 @@ async def _connect(target: Target, timeout: float, keepalive: float = 0) -> Any:
             target.host, port=target.port, username=target.username, client_keys=[key],
             known_hosts=known, agent_path=None, config=None, connect_timeout=timeout,
             preferred_auth="publickey", keepalive_interval=keepalive or None,
-            keepalive_count_max=3), timeout + 1)
+            keepalive_count_max=3, tunnel=jump), timeout + 1)
     except socket.gaierror as exc:
         raise Unreachable("dns", f"{target.host} does not resolve ({exc})") from None
     except (asyncio.TimeoutError, TimeoutError):
@@ -119,6 +136,11 @@ async def _connect(target: Target, timeout: float, keepalive: float = 0) -> Any:
                           f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
+async def _close_after(conn: Any, jump: Any) -> None:
+    await conn.wait_closed()
+    jump.close()
+
+
 async def _test(target: Target, timeout: float, swarm: bool = False) -> Result:
     start = time.perf_counter()
     try:
@@ -133,9 +155,13 @@ async def _test(target: Target, timeout: float, swarm: bool = False) -> Result:
                         metadata={"hostKeyFingerprint": fingerprint or ""})]
         checks.append(await _docker(conn))
         checks.append(await _edge(conn))
+        nodes: dict[str, str] = {}
         if swarm and checks[1].status == "passed":
             checks += await _swarm(conn)
-    return Result(checks, " ".join(line) or None, fingerprint)
+            if checks[-1].name == "ports":  # the swarm is ready to be looked into
+                check, nodes = await _node_keys(conn, timeout)
+                checks.append(check)
+    return Result(checks, " ".join(line) or None, fingerprint, nodes)
 
 
 async def _docker(conn: Any) -> Check:
@@ -201,6 +227,35 @@ async def _swarm(conn: Any) -> list[Check]:
                         None if "overlay" in networks else "overlay-missing"))
     checks.append(Check("ports", "skipped", f"open between the nodes: {SWARM_PORTS}"))
     return checks
+
+
+async def _node_keys(conn: Any, timeout: float) -> tuple[Check, dict[str, str]]:
+    """The host keys the swarm's other nodes present, asked through the manager (where
+    images are copied to them from): pinned with the manager's at registration."""
+    start = time.perf_counter()
+    listed = await conn.run("docker node inspect --format '{{.Status.Addr}}' "
+                            "$(docker node ls -q --filter role=worker) "
+                            "$(docker node ls -q --filter role=manager) 2>/dev/null; "
+                            "docker info --format 'self {{.Swarm.NodeAddr}}'", check=False)
+    lines = (listed.stdout or "").split()
+    own = lines[lines.index("self") + 1] if "self" in lines else ""
+    addresses = sorted({a for a in lines if a not in ("self", own)})
+    keys, seen, missing = {}, {}, []
+    for address in addresses:
+        try:
+            key = await asyncio.wait_for(_asyncssh().get_server_host_key(
+                address, 22, tunnel=conn), timeout)
+        except (OSError, asyncio.TimeoutError, _asyncssh().Error):
+            missing.append(address)
+            continue
+        keys[address] = " ".join(key.export_public_key("openssh").decode().split()[:2])
+        seen[address] = key.get_fingerprint("sha256")
+    if missing:
+        return Check("node-keys", "warning", f"no SSH answer from node(s) {', '.join(missing)} "
+                     "through the manager: images cannot be copied there", _ms(start),
+                     "node-unreachable", seen), keys
+    return Check("node-keys", "passed", f"{len(keys)} other node(s) present their host keys "
+                 "(pinned with the manager's)", _ms(start), metadata=seen), keys
 
 
 async def _edge(conn: Any) -> Check:

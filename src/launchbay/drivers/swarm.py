@@ -169,6 +169,12 @@ class SwarmManager(RemoteDockerEngine):
             "rollback_config": spec.get("RollbackConfig"),
             "endpoint_spec": spec.get("EndpointSpec"), **changes})
 
+    def other_nodes(self) -> list[str]:
+        """The addresses of the swarm's ready nodes but this manager."""
+        own = self.client.info()["Swarm"]["NodeID"]
+        return sorted(n["Status"]["Addr"] for n in self.client.api.nodes()
+                      if n["ID"] != own and n["Status"].get("State") == "ready")
+
     def _service(self, name_or_id: str) -> dict[str, Any] | None:
         try:
             return self._existing(name_or_id)

@@ -185,6 +185,7 @@ class Release:
         self.secrets, self.workspace = runner.secrets, runner.workspace
         self.build_slots = runner.build_slots
         self.images, self.git_policy = runner.images, runner.git_policy
+        self.targets = runner.targets
         self.docker = runner.targets.of(deployment.server_id)
         # Where images the server lacks may come from: the control plane's own engine.
         local = runner.targets.local_id()

@@ -20,7 +20,15 @@ from sqlalchemy import select
 from launchbay.engine.journal import TERMINAL
 from launchbay.engine.plan import HealthSpec, ReleasePlan
 from launchbay.engine.release import Release, deployment_labels, finish
-from launchbay.engine.runtime import SERVICE, Runtime, ServiceSpec, ServiceState, SwarmManager
+from launchbay.engine.runtime import (
+    SERVICE,
+    Runtime,
+    RuntimeFailure,
+    ServerUnreachable,
+    ServiceSpec,
+    ServiceState,
+    SwarmManager,
+)
 from launchbay.store.models import Deployment, DeploymentStatus, Resource, WorkStatus, utcnow
 from launchbay.store.profiles import RuntimeProfile
 
@@ -94,7 +102,7 @@ class SwarmRelease(Release):
             built = self.plan.build is not None and not self.plan.image
             if built and not self._build():
                 return WorkStatus.FAILED
-            if not self._admit_images():
+            if not self._admit_images() or not self._distribute():
                 return WorkStatus.FAILED
             replicas = self._replicas()
             if replicas > 1 and self.plan.volumes:
@@ -131,6 +139,24 @@ class SwarmRelease(Release):
         self.log(f"healthy: {reason}", "verify")
         self._switch()
         return self._retire_and_succeed()
+
+    def _distribute(self) -> bool:
+        """Copies the release's images (by id) from the manager to every other node that
+        lacks them (docker save | docker load through the manager); False when a node
+        cannot get one (the deployment is then failed, naming it)."""
+        address = "?"
+        try:
+            for address, node in self.targets.nodes(self.d.server_id):
+                for ref, image_id in sorted(self.image_ids.items()):
+                    if node.image_id(image_id) is None:
+                        self.log(f"copying {ref} to node {address}", "image")
+                        node.load(self.docker.export(image_id))
+        except (ServerUnreachable, RuntimeFailure, OSError) as exc:
+            why = exc.message if isinstance(exc, ServerUnreachable) else str(exc)
+            self._refuse("image-unavailable-on-node", f"node {address} of the swarm cannot "
+                         f"get the release's images: {why}")
+            return False
+        return True
 
     def _refuse(self, code: str, message: str) -> str:
         self.log(message, "plan", level="error")

@@ -13,13 +13,20 @@ from sqlalchemy.orm import sessionmaker
 from launchbay.crypto import SecretBox
 from launchbay.drivers.remote_docker import RemoteDockerEngine
 from launchbay.drivers.ssh_transport import Target, Tunnel
-from launchbay.engine.runtime import Runtime, connect, connect_over_ssh
+from launchbay.engine.runtime import (
+    Runtime,
+    ServerUnreachable,
+    SwarmManager,
+    connect,
+    connect_over_ssh,
+)
 from launchbay.store.models import LifecycleStatus, Server, SshCredential
 
 
 class Targets:
     def __init__(self, sessions: sessionmaker, secrets: SecretBox, ssh_timeout: float = 10):
         self.sessions, self.secrets, self.ssh_timeout = sessions, secrets, ssh_timeout
+        # By server id (a swarm's other nodes: `server@address`)
         self._engines: dict[str, tuple[tuple[str | None, ...], Runtime]] = {}
         self._lock = threading.Lock()
         self._local: str | None = None
@@ -51,6 +58,36 @@ class Targets:
                                       swarm=reached_with[-1] == "docker-swarm")
             self._engines[server_id] = (reached_with, engine)
             return engine
+
+    def nodes(self, server_id: str) -> list[tuple[str, Runtime]]:
+        """The swarm's ready nodes but its manager: (address, runtime), each reached through
+        the manager's SSH server with the same user and key, against the host key pinned for
+        it (a node with none pinned is refused: ServerUnreachable)."""
+        manager = self.of(server_id)
+        assert isinstance(manager, SwarmManager), f"{server_id} is not a swarm manager"
+        with self.sessions() as db:
+            pinned = dict(db.get_one(Server, server_id).node_host_keys or {})
+        jump = manager.tunnel.target
+        found = []
+        for address in manager.other_nodes():
+            if address not in pinned:
+                raise ServerUnreachable("host-key-mismatch", f"the host key of node {address} "
+                                        "is not pinned: pin the server's host keys again once "
+                                        "you trust the new node")
+            key = f"{server_id}@{address}"
+            reached_with = (jump.host, str(jump.port), jump.username, jump.private_key,
+                            jump.pinned_host_key, pinned[address])
+            with self._lock:
+                kept = self._engines.get(key)
+                if kept is None or kept[0] != reached_with:
+                    if kept is not None:
+                        kept[1].close()
+                    kept = (reached_with, connect_over_ssh(Target(
+                        address, 22, jump.username, jump.private_key, pinned[address],
+                        jump=jump), self.ssh_timeout))
+                    self._engines[key] = kept
+            found.append((address, kept[1]))
+        return found
 
     def tunnel(self, server_id: str) -> Tunnel:
         """The SSH tunnel of a server reached over SSH (its edge proxy's admin API goes

@@ -146,7 +146,8 @@ class ServerRegister(ServerDraft):
 
 @operation("servers.register", role="admin", audit="server.registered")
 def register(ctx: Context, data: ServerRegister) -> IdOut:
-    """Registers a server reached over SSH, pinning the host key the caller confirmed."""
+    """Registers a server reached over SSH, pinning the host key the caller confirmed (and a
+    swarm manager's other nodes' keys, as they present them through it)."""
     host = canonical_host(data.host)
     credential = get_credential(ctx, data.credential_id)
     if ctx.db.scalar(select(Server.id).where(
@@ -169,6 +170,7 @@ def register(ctx: Context, data: ServerRegister) -> IdOut:
                     target_kind=TARGET_KINDS[data.provider_key], credential_id=credential.id,
                     ssh_username=data.username, host_public_key=result.host_key,
                     host_key_fingerprint=result.host_key_fingerprint,
+                    node_host_keys=result.node_host_keys or None,
                     connectivity_status=result.status, connectivity_checked_at=utcnow(),
                     edge_proxy_kind="caddy", edge_proxy_status="pending",
                     public_address=canonical_host(data.public_address)
@@ -180,7 +182,8 @@ def register(ctx: Context, data: ServerRegister) -> IdOut:
         raise Conflict(f"{host}:{data.port} is registered already", code="server_exists") \
             from None
     ctx.audit(server.id, name=server.name, host=host, port=data.port,
-              credentialId=credential.id, hostKeyFingerprint=server.host_key_fingerprint)
+              credentialId=credential.id, hostKeyFingerprint=server.host_key_fingerprint,
+              nodes=sorted(result.node_host_keys))
     return IdOut(id=server.id)
 
 
@@ -224,7 +227,8 @@ class HostKeyPin(ServerRef):
 @operation("servers.host-key.pin", role="admin", audit="server.host-key-pinned")
 def pin_host_key(ctx: Context, data: HostKeyPin) -> ConnectivityOut:
     """Pins the host key the server presents now, once the caller confirmed its fingerprint
-    (after a reinstall, say): never done on its own."""
+    (after a reinstall, say): never done on its own. A swarm manager's nodes' keys are pinned
+    again with it (a node added to the swarm since, say)."""
     server = _remote(ctx, data.server_id)
     target = _pinned_target(ctx, server)
     result, shown = _tested(ctx, ssh_transport.Target(
@@ -239,6 +243,7 @@ def pin_host_key(ctx: Context, data: HostKeyPin) -> ConnectivityOut:
     previous = server.host_key_fingerprint
     server.host_public_key, server.host_key_fingerprint = result.host_key, \
         result.host_key_fingerprint
+    server.node_host_keys = result.node_host_keys or None  # a swarm's nodes as they are now
     server.connectivity_status, server.connectivity_checked_at = result.status, utcnow()
     ctx.audit(server.id, previousFingerprint=previous, fingerprint=result.host_key_fingerprint)
     return shown

@@ -372,6 +372,9 @@ class Server(Base):
     # pins it again.
     host_public_key: Mapped[str | None] = mapped_column(Text)
     host_key_fingerprint: Mapped[str | None] = mapped_column(String(100))
+    # A swarm manager's other nodes: {address: host key}, pinned with the manager's (images
+    # reach the nodes through it); a node not pinned, or presenting another key, is refused.
+    node_host_keys: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     connectivity_status: Mapped[str | None] = mapped_column(String(20))
     connectivity_checked_at: Mapped[datetime | None]
     # Background probes failed in a row: two make the server unreachable (one is a blip).
