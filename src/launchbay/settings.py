@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     edge_https_port: int = 443
     # Seconds a replaced release keeps serving the requests it has before it is stopped.
     edge_drain_seconds: float = 2
+    # The image of the edge proxy on each node of a Docker Swarm (a container of it per node).
+    swarm_edge_image: str = "caddy:2"
     # TLS of generated hostnames: disabled (the default `localhost` base domain cannot have a
     # public certificate), internal (Caddy's CA) or auto (ACME, for a real wildcard domain).
     edge_generated_tls: Literal["disabled", "internal", "auto"] = "disabled"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -183,3 +184,40 @@ def browser_get(client: httpx.Client, url: str, host: str) -> httpx.Response:
         return client.get(url, headers={"Host": host})
     except (httpx.ReadError, httpx.RemoteProtocolError):
         return client.get(url, headers={"Host": host})
+
+
+class Traffic:
+    """Bounded constant traffic to an edge, sent as a browser sends it: `rate` GETs a second
+    to `urls` in turn (with the Host `host`) while in the `with` block, for `seconds` at the
+    most. `seen`: (status, body) of each, status 0 for a request that failed."""
+
+    def __init__(self, urls: list[str], host: str, rate: float = 20, seconds: float = 60):
+        self.urls, self.host, self.rate, self.seconds = urls, host, rate, seconds
+        self.seen: list[tuple[int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._send)
+
+    def _send(self) -> None:
+        client = httpx.Client(timeout=5)
+        started = time.monotonic()
+        for n in range(int(self.rate * self.seconds)):
+            if self._stop.is_set() or time.monotonic() - started > self.seconds:
+                break
+            try:
+                r = browser_get(client, self.urls[n % len(self.urls)], self.host)
+                self.seen.append((r.status_code, r.text))
+            except httpx.HTTPError as exc:
+                self.seen.append((0, repr(exc)))
+            time.sleep(max(0.0, started + (n + 1) / self.rate - time.monotonic()))
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(self.seconds)
+
+    @property
+    def failures(self) -> list[tuple[int, str]]:
+        return [s for s in self.seen if s[0] != 200]

@@ -326,3 +326,42 @@ def ensure_app(kind: str) -> str:
 def ensure_all() -> None:
     for tag in RECIPES:
         ensure(tag)
+
+
+CADDY = "lbtest/caddy:2"
+
+
+def ensure_caddy() -> str:
+    """Caddy in an image (the swarm's edge runs one on each node; production uses
+    `caddy:2`): this machine's own `caddy` and the libraries it links, on nothing else, with
+    a `caddy` on the PATH as in the official image."""
+    binary = shutil.which("caddy") or "/usr/bin/caddy"
+    linked = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
+    libraries = sorted({part for line in linked.splitlines() for part in line.split()
+                        if part.startswith("/")})
+    digest = hashlib.sha256(repr((Path(binary).stat().st_size, libraries)).encode()) \
+        .hexdigest()[:16]
+    client = docker.from_env()
+    try:
+        if client.images.get(CADDY).labels.get("launchbay.test-recipe") == digest:
+            return CADDY
+    except docker.errors.ImageNotFound:
+        pass
+    dockerfile = ("FROM scratch\nCOPY rootfs /\nENV PATH=/usr/bin\n"
+                  'CMD ["caddy", "run"]\n')
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = dockerfile.encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        tar.add(binary, arcname="rootfs/usr/bin/caddy")
+        for library in libraries:
+            tar.add(str(Path(library).resolve()), arcname=f"rootfs{library}")
+        for folder in ("etc/launchbay", "data", "config", "tmp"):
+            info = tarfile.TarInfo(f"rootfs/{folder}")
+            info.type, info.mode = tarfile.DIRTYPE, 0o755 if folder != "tmp" else 0o1777
+            tar.addfile(info)
+    client.images.build(fileobj=io.BytesIO(buf.getvalue()), custom_context=True, tag=CADDY,
+                        labels={"launchbay.test-recipe": digest}, rm=True)
+    return CADDY

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 
 import httpx
@@ -15,7 +14,7 @@ from launchbay.control_plane import ControlPlane
 from launchbay.settings import Settings
 
 from docker_support import (
-    browser_get,
+    Traffic,
     deploy,
     deployed,
     eventually,
@@ -100,36 +99,16 @@ def test_zero_failed_requests_while_redeploying_twice(api, settings):
     deployed(api, ids)
     host = host_of(api, ids["resource"])
     eventually(lambda: via_edge(settings, host).text == "hello v1\n")
-    seen: list[tuple[float, int, str]] = []
-    stop = threading.Event()
-
-    def traffic() -> None:  # 40 requests/s on loopback, bounded by count and time
-        client = httpx.Client(timeout=5)
-        started = time.monotonic()
-        for n in range(40 * 20):
-            if stop.is_set() or time.monotonic() - started > 20:
-                break
-            try:
-                r = browser_get(client, f"http://127.0.0.1:{settings.edge_http_port}/", host)
-                seen.append((time.monotonic(), r.status_code, r.text))
-            except httpx.HTTPError as exc:
-                seen.append((time.monotonic(), 0, repr(exc)))
-            time.sleep(max(0.0, started + (n + 1) / 40 - time.monotonic()))
-
-    sender = threading.Thread(target=traffic)
-    sender.start()
-    try:
+    with Traffic([f"http://127.0.0.1:{settings.edge_http_port}/"], host, rate=40,
+                 seconds=20) as traffic:  # 40 requests/s on loopback
         time.sleep(1.5)
         for image in ("lbtest/hello:v2", "lbtest/hello:v3"):
             set_image(api, ids["resource"], image)
             assert wait(api, deploy(api, ids))["status"] == "succeeded"
             time.sleep(2.5)  # the replaced release drains, then is stopped
-    finally:
-        stop.set()
-        sender.join(30)
-    failures = [s for s in seen if s[1] != 200]
-    assert not failures, failures[:5]
-    versions = [text.strip() for _, _, text in seen]
+    seen = traffic.seen
+    assert not traffic.failures, traffic.failures[:5]
+    versions = [text.strip() for _, text in seen]
     order = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
     assert order == ["hello v1", "hello v2", "hello v3"], order
     assert len(seen) > 200

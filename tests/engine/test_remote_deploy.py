@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +21,7 @@ from launchbay.drivers import tls_certificates
 from launchbay.settings import Settings
 
 from docker_support import (
-    browser_get,
+    Traffic,
     deploy,
     deployed,
     eventually,
@@ -115,35 +114,14 @@ def test_an_app_runs_and_is_routed_on_a_server_reached_over_ssh(remote, api, set
         httpx.get(f"http://{remote['address']}:2019/config/", timeout=2)
 
     # A redeploy under bounded traffic to the server's edge: no request fails.
-    seen: list[tuple[int, str]] = []
-    stop = threading.Event()
-
-    def traffic() -> None:
-        client = httpx.Client(timeout=5)
-        started = time.monotonic()
-        for n in range(20 * 30):
-            if stop.is_set() or time.monotonic() - started > 30:
-                break
-            try:
-                r = browser_get(client, f"http://{remote['address']}/", host)
-                seen.append((r.status_code, r.text))
-            except httpx.HTTPError as exc:
-                seen.append((0, repr(exc)))
-            time.sleep(max(0.0, started + (n + 1) / 20 - time.monotonic()))
-
-    sender = threading.Thread(target=traffic)
-    sender.start()
-    try:
+    with Traffic([f"http://{remote['address']}/"], host, seconds=30) as traffic:
         time.sleep(1)
         set_image(api, ids["resource"], "lbtest/hello:v2")
         v2 = wait(api, deploy(api, ids), timeout=120)
         assert v2["status"] == "succeeded", v2
         time.sleep(2.5)  # the replaced release drains, then is stopped
-    finally:
-        stop.set()
-        sender.join(40)
-    assert [s for s in seen if s[0] != 200] == []
-    assert seen[-1][1] == "hello v2\n" and seen[0][1] == "hello v1\n"
+    assert traffic.failures == []
+    assert traffic.seen[-1][1] == "hello v2\n" and traffic.seen[0][1] == "hello v1\n"
 
     back = api.post(f"/deployments/{v2['id']}/rollback", {})
     assert wait(api, back["id"], timeout=120)["status"] == "succeeded"

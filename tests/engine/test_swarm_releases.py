@@ -12,22 +12,36 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import pytest
 
+from launchbay.settings import Settings
+
+import images
 from docker_support import (
+    Traffic,
     deploy,
     deployed,
     eventually,
     first_admin,
+    host_of,
     serve,
     set_image,
     wait,
+    with_edge,
 )
 from remote_support import failed_requests, fixture, form_swarm, overlay_traffic
 from support import Api, free_port
 
 pytestmark = pytest.mark.slow
 FAST = {"intervalSeconds": 1, "timeoutSeconds": 1, "retries": 2, "startPeriodSeconds": 3}
+
+
+@pytest.fixture
+def settings(tmp_path, database_url, mock_dns) -> Settings:
+    """With an edge proxy: on a swarm, a Caddy container on each node (of the tests' image)."""
+    return with_edge(tmp_path, database_url, edge_drain_seconds=1, dns_resolver=mock_dns,
+                     swarm_edge_image=images.ensure_caddy())
 
 
 @pytest.fixture
@@ -86,6 +100,9 @@ def test_a_replicated_service_is_released_health_gated_and_rolled_back_by_swarm(
     server = register_swarm(api, swarm)
     ids = replicated_app(api, server)
     resource = ids["resource"]
+    api.post(f"/servers/{server}/edge-proxy/bootstrap", {})
+    eventually(lambda: api.get(f"/servers/{server}")["server"]["edgeProxy"]["status"]
+               == "ready", within=120)
     v1 = deployed(api, ids, timeout=180)
     logs = [e["message"] for e in api.get(f"/deployments/{v1['id']}/logs")["logs"]]
     worker_address = swarm["servers"][1]["address"]
@@ -106,13 +123,26 @@ def test_a_replicated_service_is_released_health_gated_and_rolled_back_by_swarm(
     assert spec["EndpointSpec"]["Mode"] == "dnsrr"
     assert spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"]["Test"][0] == "CMD-SHELL"
 
-    # A new release replaces the tasks under bounded constant traffic (a client on the
-    # environment's overlay network, by the app's name): not one request fails.
+    # The edge on each node serves it: a request reaching either node is answered.
+    host = host_of(api, resource)
+    assert api.get(f"/deployments/{v1['id']}")["deployment"]["url"] == f"http://{host}/"
+    nodes = [s["address"] for s in swarm["servers"]]
+    for address in nodes:
+        assert eventually(lambda a=address: httpx.get(
+            f"http://{a}/", headers={"Host": host}, timeout=5).text == "hello v1\n")
+
+    # A new release replaces the tasks under bounded constant traffic, through both nodes'
+    # edges and from a client on the environment's overlay network (by the app's name): not
+    # one request fails.
     client = manager.containers.run("lbtest/hello:v1", overlay_traffic("web"), detach=True,
                                     network=f"lb-{ids['env']}")
-    set_image(api, resource, "lbtest/hello:v2")
-    v2 = deployed(api, ids, timeout=180)
-    eventually(lambda: "hello v2" in client.logs().decode(), within=10)
+    with Traffic([f"http://{address}/" for address in nodes], host) as traffic:
+        set_image(api, resource, "lbtest/hello:v2")
+        v2 = deployed(api, ids, timeout=180)
+        eventually(lambda: "hello v2" in client.logs().decode(), within=10)
+        eventually(lambda: traffic.seen[-1][1] == "hello v2\n", within=10)
+    assert len(traffic.seen) > 50 and traffic.failures == [], traffic.failures[:5]
+    assert {text for _, text in traffic.seen} == {"hello v1\n", "hello v2\n"}
     client.kill()
     answers = client.logs().decode().splitlines()
     client.remove(force=True)

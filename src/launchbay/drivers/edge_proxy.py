@@ -8,18 +8,21 @@ local CA and certificates live there) and starts it again if it stops.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import shutil
 import subprocess
+import tarfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
+from docker import errors as docker_errors
 
 from launchbay.drivers.ssh_transport import Tunnel, Unreachable
 
@@ -28,6 +31,20 @@ log = logging.getLogger("launchbay.edge")
 
 class EdgeError(Exception):
     """Caddy is unreachable, or refused a configuration (the message says why)."""
+
+
+class Edge(Protocol):
+    """What drives an edge proxy: a Caddy launchbay runs here, over SSH, or in containers."""
+
+    @property
+    def available(self) -> bool: ...
+    def alive(self) -> bool: ...
+    def start(self) -> bool: ...  # True if it had to be started
+    def load(self, config: dict[str, Any]) -> None: ...
+    def has(self, object_id: str) -> bool: ...
+    def reach(self, host: str, port: int) -> tuple[str, int]: ...
+    def shutdown(self) -> None: ...
+    def release(self) -> None: ...
 
 
 class Caddy:
@@ -227,3 +244,118 @@ class RemoteCaddy(Caddy):
             raise EdgeError(f"cannot reach the server to start Caddy: {exc}") from exc
         if status != 0:
             raise EdgeError(f"Caddy could not be started on the server: {said[-1000:]}")
+
+
+class ContainerCaddy:
+    """A Caddy in a container (`lb-edge`) on one node of a Docker Swarm: it publishes the
+    node's ports 80 and 443 and joins the swarm's overlay networks, where it reaches services
+    by their tasks' DNS names. Its admin API listens on the container's own loopback only
+    (never on a network the apps share): a configuration is written into the container and
+    loaded with `caddy reload` run inside it, through the node's Docker engine.
+
+    `engine` is the node's Docker driver; `networks()` the overlay networks (ids) it must
+    be on."""
+
+    NAME = "lb-edge"
+    CONFIG = "/etc/launchbay/caddy.json"
+    ADMIN = {"listen": "localhost:2019", "config": {"persist": False}}
+
+    def __init__(self, engine: Any, image: str, networks: Callable[[], list[str]]):
+        self.engine, self.image, self.networks = engine, image, networks
+        # (container id, the `@id`s of the configuration it loaded)
+        self._loaded: tuple[str, set[str]] | None = None
+
+    available = True
+
+    def _container(self) -> Any:
+        try:
+            return self.engine.client.containers.get(self.NAME)
+        except docker_errors.NotFound:
+            return None
+
+    def alive(self) -> bool:
+        found = self._container()
+        return found is not None and found.status == "running"
+
+    def start(self) -> bool:
+        """Creates and starts the container if it is not running; True if it had to."""
+        found = self._container()
+        if found is not None and found.status == "running":
+            return False
+        try:
+            if found is None:
+                found = self.engine.client.containers.create(
+                    self.image, ["caddy", "run", "--config", self.CONFIG], name=self.NAME,
+                    ports={"80/tcp": 80, "443/tcp": 443}, detach=True,
+                    restart_policy={"Name": "unless-stopped"},
+                    environment={"XDG_DATA_HOME": "/data", "XDG_CONFIG_HOME": "/config",
+                                 "HOME": "/data"},
+                    volumes={"lb-edge-data": {"bind": "/data", "mode": "rw"}},
+                    labels={"launchbay.edge": "true"})
+                self._write(found, {"admin": self.ADMIN})
+            found.start()
+        except docker_errors.DockerException as exc:
+            raise EdgeError(f"the edge container could not be started: {exc}") from exc
+        self._loaded = None
+        return True
+
+    def load(self, config: dict[str, Any]) -> None:
+        """Joins the overlay networks it is not on yet, writes the configuration and has the
+        Caddy inside load it (it keeps serving while it switches)."""
+        found = self._container()
+        if found is None:
+            raise EdgeError("the edge container is gone")
+        attached = (found.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        joined = {*attached, *(n.get("NetworkID") for n in attached.values())}
+        try:
+            for network in self.networks():
+                if network not in joined:
+                    self.engine.client.api.connect_container_to_network(found.id, network)
+            self._write(found, {"admin": self.ADMIN, **config})
+            code, said = found.exec_run(["caddy", "reload", "--config", self.CONFIG,
+                                         "--force"])
+        except docker_errors.DockerException as exc:
+            raise EdgeError(f"the edge container does not answer: {exc}") from exc
+        if code != 0:
+            raise EdgeError(f"Caddy refused the configuration: {said.decode()[-2000:]}")
+        self._loaded = (found.id, _object_ids(config))
+
+    def _write(self, container: Any, config: dict[str, Any]) -> None:
+        body = json.dumps(config).encode()
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            info = tarfile.TarInfo(self.CONFIG.rsplit("/", 1)[1])
+            info.size, info.mode = len(body), 0o600
+            tar.addfile(info, io.BytesIO(body))
+        container.client.api.put_archive(container.id, self.CONFIG.rsplit("/", 1)[0],
+                                         archive.getvalue())
+
+    def has(self, object_id: str) -> bool:
+        """Whether the running container loaded the configuration with this `@id` (a
+        restarted container loads its file again: the last one written)."""
+        found = self._container()
+        return (found is not None and found.status == "running" and self._loaded is not None
+                and self._loaded[0] == found.id and object_id in self._loaded[1])
+
+    def reach(self, host: str, port: int) -> tuple[str, int]:
+        where, _, local = self.engine.reach(port).rpartition(":")
+        return where, int(local)
+
+    def shutdown(self) -> None:
+        found = self._container()
+        if found is not None:
+            found.remove(force=True)
+        self._loaded = None
+
+    def release(self) -> None:
+        pass
+
+
+def _object_ids(config: Any) -> set[str]:
+    """Every `@id` in a Caddy configuration."""
+    if isinstance(config, dict):
+        own = {str(config["@id"])} if "@id" in config else set()
+        return own | {i for value in config.values() for i in _object_ids(value)}
+    if isinstance(config, list):
+        return {i for value in config for i in _object_ids(value)}
+    return set()

@@ -26,8 +26,10 @@ from sqlalchemy.orm import sessionmaker
 
 from launchbay.crypto import SecretBox
 from launchbay.drivers import dns_lookup, tls_certificates
-from launchbay.drivers.edge_proxy import Caddy, EdgeError, RemoteCaddy
-from launchbay.engine.runtime import RuntimeFailure
+from launchbay.drivers.edge_proxy import Edge, EdgeError, RemoteCaddy
+from launchbay.engine.cluster_edge import ClusterCaddy
+from launchbay.engine.plan import ReleasePlan
+from launchbay.engine.runtime import SERVICE, RuntimeFailure
 from launchbay.engine.targets import Targets
 from launchbay.engine.worker import Job, Retry
 from launchbay.settings import Settings
@@ -189,7 +191,7 @@ def routes(db: DbSession, settings: Settings, resource_id: str | None = None,
     for resource, env, project in db.execute(query).all():
         current = db.get(Deployment, resource.current_deployment_id) \
             if resource.current_deployment_id else None
-        upstream = f"127.0.0.1:{current.host_port}" if current and current.host_port else None
+        upstream = _upstream(current)
         # A stopped release keeps its hostname, answered 503 until it is started again.
         host = generated_host(db, settings, resource, env, project) if current else None
         if host:
@@ -214,6 +216,17 @@ def routes(db: DbSession, settings: Settings, resource_id: str | None = None,
     if resource_id is None:
         found += hand_routes(db, server_id)
     return sorted(found, key=lambda r: (-len(r.path_prefix), r.id))
+
+
+def _upstream(current: Deployment | None) -> str | None:
+    """Where a release answers: its port on the server's loopback, or a swarm service by
+    its name on the overlay network (Swarm's DNS holds its healthy tasks)."""
+    if current is None:
+        return None
+    if current.container_id and current.container_id.startswith(SERVICE):
+        port = ReleasePlan.model_validate(current.plan).internal_port
+        return f"{current.container_name}:{port}" if port else None
+    return f"127.0.0.1:{current.host_port}" if current.host_port else None
 
 
 def upstream_dial(url: str) -> tuple[str, bool]:
@@ -309,7 +322,7 @@ class EdgeProxy:
     (`server_id` None), or that of a server reached over SSH. The local one also keeps the
     remote ones (`remote`) applied."""
 
-    def __init__(self, sessions: sessionmaker, settings: Settings, caddy: Caddy,
+    def __init__(self, sessions: sessionmaker, settings: Settings, caddy: Edge,
                  secrets: SecretBox, server_id: str | None = None,
                  remote: RemoteEdges | None = None):
         self.sessions, self.settings, self.caddy, self.secrets = sessions, settings, caddy, secrets
@@ -443,7 +456,11 @@ class RemoteEdges:
     def of(self, server_id: str) -> EdgeProxy:
         with self._lock:
             if server_id not in self._edges:
-                caddy = RemoteCaddy(server_id, lambda: self.targets.tunnel(server_id))
+                with self.sessions() as db:
+                    swarm = db.get_one(Server, server_id).provider_key == "docker-swarm"
+                caddy: Edge = ClusterCaddy(self.targets, server_id,
+                                           self.settings.swarm_edge_image) if swarm else \
+                    RemoteCaddy(server_id, lambda: self.targets.tunnel(server_id))
                 self._edges[server_id] = EdgeProxy(self.sessions, self.settings, caddy,
                                                    self.secrets, server_id)
             return self._edges[server_id]

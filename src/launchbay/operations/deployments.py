@@ -26,6 +26,7 @@ from launchbay.operations.catalog import Context, operation
 from launchbay.operations.environments import get_environment
 from launchbay.operations.errors import Conflict, Invalid, NotFound
 from launchbay.operations.resources import (
+    answers,
     archive_path,
     attachments,
     check_repository,
@@ -293,8 +294,8 @@ def deployment_out(ctx: Context, d: Deployment, logs: list[LogEntry] | None = No
         else None
     url, plan = direct, ReleasePlan.model_validate(d.plan)
     resource = ctx.db.get(Resource, d.resource_id)
-    if direct and resource is not None and resource.current_deployment_id == d.id \
-            and ctx.settings.edge_enabled:
+    if answers(d) and d.status == "succeeded" and resource is not None \
+            and resource.current_deployment_id == d.id and ctx.settings.edge_enabled:
         if policies is not None and resource.server_id not in policies:
             policies[resource.server_id] = access_policy(ctx.db, resource.server_id)
         generated = generated_url(ctx, resource, (policies or {}).get(resource.server_id))

@@ -25,7 +25,7 @@ from launchbay.engine import health_monitor, routing
 from launchbay.engine.health import PROBE_AGENT
 from launchbay.engine.plan import ReleasePlan
 from launchbay.engine.routing import generated_host, on_remote_server, public_url
-from launchbay.engine.runtime import LogLine, RuntimeFailure
+from launchbay.engine.runtime import SERVICE, LogLine, RuntimeFailure
 from launchbay.operations import variables
 from launchbay.operations.catalog import Context, Role, operation
 from launchbay.operations.environments import get_environment
@@ -315,11 +315,17 @@ def generated_url(ctx: Context, r: Resource,
             + "/") if host else None
 
 
+def answers(d: Deployment) -> bool:
+    """Whether a release can be reached: on its server's loopback port, or as a swarm's
+    service (through the edge proxy only)."""
+    return d.host_port is not None or (d.container_id or "").startswith(SERVICE)
+
+
 def current_route(ctx: Context, r: Resource) -> Route | None:
     """Where the current release answers: its generated URL through the edge proxy, or its
     loopback port when there is no edge proxy."""
     current = ctx.db.get(Deployment, r.current_deployment_id) if r.current_deployment_id else None
-    if current is None or current.host_port is None:
+    if current is None or not answers(current):
         return None
     generated = generated_url(ctx, r)
     if generated:
@@ -329,6 +335,8 @@ def current_route(ctx: Context, r: Resource) -> Route | None:
                      deployment_status=current.status, target_port=current.host_port,
                      path_prefix=AccessProfile.model_validate(r.access_profile).path_prefix,
                      updated_at=current.finished_at)
+    if current.host_port is None:  # a swarm's service, with no edge proxy to reach it
+        return None
     return Route(url=f"http://127.0.0.1:{current.host_port}/", hostname="127.0.0.1",
                  deployment_id=current.id, deployment_status=current.status,
                  target_port=current.host_port, updated_at=current.finished_at)
