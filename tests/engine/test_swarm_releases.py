@@ -128,8 +128,7 @@ def test_a_replicated_service_is_released_health_gated_and_rolled_back_by_swarm(
     assert api.get(f"/deployments/{v1['id']}")["deployment"]["url"] == f"http://{host}/"
     nodes = [s["address"] for s in swarm["servers"]]
     for address in nodes:
-        assert eventually(lambda a=address: httpx.get(
-            f"http://{a}/", headers={"Host": host}, timeout=5).text == "hello v1\n")
+        assert eventually(lambda a=address: answer(a, host) == "hello v1\n")
 
     # A new release replaces the tasks under bounded constant traffic, through both nodes'
     # edges and from a client on the environment's overlay network (by the app's name): not
@@ -166,6 +165,8 @@ def test_a_replicated_service_is_released_health_gated_and_rolled_back_by_swarm(
     assert any("rolled the service back" in m for m in logs), logs
     up = running(manager, resource)
     assert len(up) == 2 and {t["Spec"]["ContainerSpec"]["Image"] for t in up} == {image_v2}
+    for address in nodes:  # the old release still answers, at both nodes
+        assert answer(address, host) == "hello v2\n"
 
     # Scale 2 -> 3 -> 1 through the API.
     api.post(f"/resources/{resource}/health-policy", {"healthCheck": FAST})
@@ -183,6 +184,35 @@ def test_a_replicated_service_is_released_health_gated_and_rolled_back_by_swarm(
     eventually(lambda: {t["NodeID"] for t in running(manager, resource)} != {worker.id}
                and worker.id not in {t["NodeID"] for t in tasks(manager, resource)}
                and len(running(manager, resource)) == 2, within=90)
+    for address in nodes:  # ...and the app keeps answering at both nodes' edges
+        assert answer(address, host) == "hello v2\n"
+
+    # Runtime controls and logs act on the service: logs merged across tasks, each line
+    # naming its task and node; stop scales it to 0 (its replicas given back by start);
+    # restart replaces its tasks; delete removes it.
+    lines = api.get(f"/resources/{resource}/runtime-logs", params={"tailLines": 50})["logs"]
+    assert lines and all(line["message"].startswith("[task ") for line in lines), lines[:3]
+    before = {t["ID"] for t in running(manager, resource)}
+    for action, expected in (("stop", 0), ("start", 2), ("restart", 2)):
+        control(api, resource, action)
+        eventually(lambda n=expected: len(running(manager, resource)) == n
+                   and len(tasks(manager, resource)) == n, within=90)
+    assert not before & {t["ID"] for t in running(manager, resource)}  # all replaced
+    assert api.request("DELETE", f"/resources/{resource}",
+                       {"confirmation": {"resourceSlug": "web"}}).status_code < 300
+    eventually(lambda: manager.services.list() == [], within=60)
+
+
+def answer(address: str, host: str) -> str:
+    """The body a node's edge answers for `host`."""
+    return str(httpx.get(f"http://{address}/", headers={"Host": host}, timeout=5).text)
+
+
+def control(api: Api, resource: str, action: str) -> None:
+    """A runtime control of the resource, done."""
+    work = api.post(f"/resources/{resource}/runtime/{action}", {})["runtimeControlAttemptId"]
+    eventually(lambda: api.get(f"/operator-work/{work}")["item"]["status"] == "succeeded",
+               within=90)
 
 
 def test_a_control_plane_killed_mid_release_ends_it_as_the_service_really_is(swarm, tmp_path):
