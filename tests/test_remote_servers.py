@@ -27,10 +27,13 @@ def test_hosts_are_canonical_and_nothing_else():
             canonical_host(bad)
 
 
-def _server(cp, org_id: str, credential: str, status: str = "inactive") -> str:
+def _server(cp, org_id: str, credential: str, status: str = "inactive",
+            swarm: bool = False) -> str:
     with cp.sessions() as db:
         db.add(Server(id="srv_remote", organization_id=org_id, name="build", host="10.251.9.2",
-                      port=22, provider_key="generic-ssh", credential_id=credential,
+                      port=22, provider_key="docker-swarm" if swarm else "generic-ssh",
+                      target_kind="orchestrator-cluster" if swarm else "single-server",
+                      credential_id=credential,
                       ssh_username="root", host_public_key="ssh-ed25519 AAAA",
                       host_key_fingerprint="SHA256:x", lifecycle_status=status))
         db.commit()
@@ -146,3 +149,38 @@ def test_replicas_need_a_cluster(admin: Api):
     assert shown["runtimeProfile"].get("replicas", 1) == 1
     one = admin.post(f"/resources/{ids['resource']}/scale", {"replicas": 1})
     assert one == {"resourceId": ids["resource"], "replicas": 1, "runtimeControl": None}
+
+
+def test_a_volume_is_shared_by_replicas_only_on_one_node(admin: Api, cp, tmp_path):
+    """On a swarm, placement constraints say where tasks go; replicas with a (node-local)
+    volume only when pinned to one node, whichever comes first: the volume or the replicas.
+    Off a swarm, constraints are refused. Nothing changes when refused."""
+    key, _ = keygen(tmp_path, "ed", "-t", "ed25519")
+    credential = admin.post("/credentials/ssh", {"name": "k", "privateKey": key})["id"]
+    server = _server(cp, admin.org_id, credential, status="active", swarm=True)
+    ids = make_app(admin, "lbtest/hello:v1")
+    refused = admin.request("POST", f"/resources/{ids['resource']}/runtime-profile", {
+        "runtimeProfile": {"placementConstraints": ["node.role==manager"]}})
+    assert refused.status_code == 409 and refused.json()["code"] == "placement_needs_cluster"
+    for bad in ("node.hostname==a; rm -rf /", "engine.labels.x==1", "node.hostname=a"):
+        assert admin.request("POST", f"/resources/{ids['resource']}/runtime-profile", {
+            "runtimeProfile": {"placementConstraints": [bad]}}).status_code == 400
+
+    resource = admin.post("/resources", {
+        "projectId": ids["project"], "environmentId": ids["env"], "name": "db",
+        "serverId": server, "runtimeProfile": {"replicas": 2}})["id"]
+    volume = admin.post("/storage-volumes", {"projectId": ids["project"],
+                                             "environmentId": ids["env"], "name": "data"})["id"]
+    attach = {"storageVolumeId": volume, "destinationPath": "/data"}
+    refused = admin.request("POST", f"/resources/{resource}/storage-attachments", attach)
+    assert refused.status_code == 409 and refused.json()["code"] == "volume_needs_one_replica"
+    pinned = ["node.hostname==db1", "node.labels.disk!=hdd"]
+    admin.post(f"/resources/{resource}/runtime-profile", {
+        "runtimeProfile": {"replicas": 2, "placementConstraints": pinned}})
+    admin.post(f"/resources/{resource}/storage-attachments", attach)
+    unpinned = admin.request("POST", f"/resources/{resource}/runtime-profile", {
+        "runtimeProfile": {"replicas": 2, "placementConstraints": ["node.labels.disk!=hdd"]}})
+    assert unpinned.status_code == 409 and unpinned.json()["code"] == "volume_needs_one_replica"
+    shown = admin.get(f"/resources/{resource}")["runtimeProfile"]
+    assert shown["placementConstraints"] == pinned and shown["replicas"] == 2
+    assert admin.post(f"/resources/{resource}/scale", {"replicas": 3})["replicas"] == 3

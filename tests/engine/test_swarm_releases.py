@@ -266,3 +266,10 @@ def test_a_node_presenting_another_host_key_gets_no_image_until_pinned_again(swa
     v2 = deployed(api, ids, timeout=180)
     assert v2["status"] == "succeeded"
     assert len(running(swarm["manager"], ids["resource"])) == 2
+
+    # Placement constraints apply from the next release: both replicas on the manager.
+    api.post(f"/resources/{ids['resource']}/runtime-profile", {"runtimeProfile": {
+        "replicas": 2, "placementConstraints": ["node.role==manager"]}})
+    deployed(api, ids, timeout=180)
+    manager_id = swarm["manager"].info()["Swarm"]["NodeID"]
+    assert {t["NodeID"] for t in running(swarm["manager"], ids["resource"])} == {manager_id}

@@ -49,6 +49,7 @@ class ServiceSpec:
     cpu_limit: float | None = None
     memory_limit_mb: int | None = None
     volumes: list[tuple[str, str, str]] = field(default_factory=list)  # (name, path, rw|ro)
+    constraints: list[str] = field(default_factory=list)  # where Swarm may place its tasks
 
     @property
     def monitor_seconds(self) -> float:
@@ -95,6 +96,7 @@ class SwarmManager(RemoteDockerEngine):
         template = types.TaskTemplate(
             container, resources=resources,
             restart_policy=types.RestartPolicy("any", delay=2 * _NS),
+            placement=types.Placement(constraints=spec.constraints),
             networks=[types.NetworkAttachmentConfig(spec.network, aliases=spec.aliases)])
         order = "start-first" if spec.health else "stop-first"
         monitor = int(spec.monitor_seconds * _NS)

@@ -94,7 +94,7 @@ class SwarmRelease(Release):
         if state is not None and state.deployment == self.d.id:
             self.log("an earlier attempt had updated the service: waiting for Swarm to "
                      "finish it", "verify", level="warn")
-            replicas = self._replicas()
+            replicas = self._placement().replicas
         else:
             if self.plan.services:
                 return self._refuse("stack-unsupported", "compose stacks are not released on "
@@ -104,11 +104,13 @@ class SwarmRelease(Release):
                 return WorkStatus.FAILED
             if not self._admit_images() or not self._distribute():
                 return WorkStatus.FAILED
-            replicas = self._replicas()
-            if replicas > 1 and self.plan.volumes:
+            placement = self._placement()
+            replicas = placement.replicas
+            if replicas > 1 and self.plan.volumes and not placement.pinned:
                 return self._refuse("volume-needs-one-replica", "a service with a volume runs "
-                                    "one replica: the volume is local to a node")
-            spec = self._spec(name, replicas)
+                                    "one replica unless pinned to a node: the volume is local "
+                                    "to a node")
+            spec = self._spec(name, replicas, placement.placement_constraints)
             if spec.health is None:
                 self.log("no health check can be made (health checks off, or no port): the "
                          "update stops the old task before it starts the new one", "start",
@@ -163,15 +165,15 @@ class SwarmRelease(Release):
         finish(self.sessions, self.d.id, DeploymentStatus.FAILED, code, message)
         return WorkStatus.FAILED
 
-    def _replicas(self) -> int:
-        """The resource's scale now (a setting of the resource, not frozen in a release: a
-        rollback keeps it)."""
+    def _placement(self) -> RuntimeProfile:
+        """The resource's scale and placement now (settings of the resource, not frozen in a
+        release: a rollback keeps them)."""
         with self.sessions() as db:
             profile = db.scalar(select(Resource.runtime_profile).where(
                 Resource.id == self.d.resource_id))
-        return RuntimeProfile.model_validate(profile or {}).replicas
+        return RuntimeProfile.model_validate(profile or {})
 
-    def _spec(self, name: str, replicas: int) -> ServiceSpec:
+    def _spec(self, name: str, replicas: int, constraints: list[str]) -> ServiceSpec:
         plan: ReleasePlan = self.plan
         network = self.docker.ensure_network(plan.network, {
             "launchbay.environment": self.d.environment_id, "launchbay.server": self.d.server_id})
@@ -193,7 +195,8 @@ class SwarmRelease(Release):
             health_timing=(plan.health.interval_seconds, plan.health.timeout_seconds,
                            plan.health.retries, plan.health.start_period_seconds),
             cpu_limit=plan.cpu_limit, memory_limit_mb=plan.memory_limit_mb,
-            volumes=[(v.docker_name, v.path, v.mode) for v in plan.volumes])
+            volumes=[(v.docker_name, v.path, v.mode) for v in plan.volumes],
+            constraints=constraints)
 
     def _converge(self, name: str, replaced: int) -> tuple[str, str]:
         """Waits for Swarm's verdict on the update: (healthy | failed | canceled, why)."""

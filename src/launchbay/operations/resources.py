@@ -462,7 +462,7 @@ def create_resource(ctx: Context, data: ResourceCreate) -> IdOut:
     if server.lifecycle_status != LifecycleStatus.ACTIVE:
         raise Conflict("the server is deactivated: it takes no new work",
                        code="server_inactive")
-    _check_replicas(server.target_kind, data.runtime_profile.replicas)
+    _check_placement(server.target_kind, data.runtime_profile)
     slug = slugify(data.name)
     if ctx.db.scalar(select(Resource.id).where(Resource.environment_id == env.id,
                                                Resource.slug == slug)):
@@ -552,19 +552,25 @@ def configure_runtime(ctx: Context, data: RuntimeIn) -> IdOut:
     """Sets how the resource is built and started (commands, limits, restart policy,
     replicas on a Docker Swarm)."""
     r = get_resource(ctx, data.resource_id, mutable=True)
-    _check_replicas(get_server(ctx, r.server_id).target_kind, data.runtime_profile.replicas,
-                    bool(attachments(ctx, r.id)))
+    _check_placement(get_server(ctx, r.server_id).target_kind, data.runtime_profile,
+                     bool(attachments(ctx, r.id)))
     return _configure(ctx, data.resource_id, "runtime_profile", data.runtime_profile)
 
 
-def _check_replicas(target_kind: str, replicas: int, volumes: bool = False) -> None:
-    """More than one replica: only on a cluster, and never with a volume (local to a node)."""
-    if replicas > 1 and target_kind != "orchestrator-cluster":
+def _check_placement(target_kind: str, profile: RuntimeProfile, volumes: bool = False) -> None:
+    """Replicas and placement constraints only on a cluster; more than one replica with a
+    volume only when pinned to a node (a volume is local to its node)."""
+    cluster = target_kind == "orchestrator-cluster"
+    if profile.replicas > 1 and not cluster:
         raise Conflict("a server runs one container per resource: replicas need a Docker "
                        "Swarm server", code="replicas_need_cluster")
-    if replicas > 1 and volumes:
-        raise Conflict("a resource with a volume runs one replica (the volume is local to a "
-                       "node)", code="volume_needs_one_replica")
+    if profile.placement_constraints and not cluster:
+        raise Conflict("placement constraints need a Docker Swarm server",
+                       code="placement_needs_cluster")
+    if profile.replicas > 1 and volumes and not profile.pinned:
+        raise Conflict("a resource with a volume runs one replica, unless it is pinned to a "
+                       "node (`node.hostname==NAME`): the volume is local to a node",
+                       code="volume_needs_one_replica")
 
 
 class ScaleIn(ResourceRef):
@@ -581,10 +587,11 @@ class Scaled(Schema):
 def scale(ctx: Context, data: ScaleIn) -> Scaled:
     """Sets the resource's replicas on its Docker Swarm; its service follows at once."""
     r = get_resource(ctx, data.resource_id, mutable=True)
-    _check_replicas(get_server(ctx, r.server_id).target_kind, data.replicas,
-                    bool(attachments(ctx, r.id)))
-    profile = RuntimeProfile.model_validate(r.runtime_profile or {})
-    r.runtime_profile = stored(profile.model_copy(update={"replicas": data.replicas}))
+    profile = RuntimeProfile.model_validate(r.runtime_profile or {}).model_copy(
+        update={"replicas": data.replicas})
+    _check_placement(get_server(ctx, r.server_id).target_kind, profile,
+                     bool(attachments(ctx, r.id)))
+    r.runtime_profile = stored(profile)
     control = None
     if r.current_deployment_id is not None:
         control = control_runtime(ctx, data, "scale", replicas=data.replicas)
@@ -909,6 +916,8 @@ def attach_storage(ctx: Context, data: AttachIn) -> IdOut:
     volume = ctx.db.get(StorageVolume, data.storage_volume_id)
     if volume is None or volume.organization_id != ctx.org_id:
         raise NotFound("storage volume not found", code="storage_volume_not_found")
+    _check_placement(get_server(ctx, r.server_id).target_kind,
+                     RuntimeProfile.model_validate(r.runtime_profile or {}), volumes=True)
     if volume.environment_id != r.environment_id:
         raise Conflict("the volume belongs to another environment", code="context_mismatch")
     if ctx.db.scalar(select(StorageAttachment.id).where(

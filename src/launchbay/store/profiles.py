@@ -7,7 +7,7 @@ operations and the engine alike."""
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -74,6 +74,11 @@ class SourceProfile(Profile):
         return f"{self.image_name}:{self.image_tag or 'latest'}"
 
 
+PlacementConstraint = Annotated[str, Field(
+    max_length=200, pattern=r"^node\.(id|hostname|role|platform\.os|platform\.arch|"
+                            r"labels\.[A-Za-z0-9_.-]+)\s*(==|!=)\s*[A-Za-z0-9_.-]+$")]
+
+
 class RuntimeProfile(Profile):
     strategy: Literal["auto", "dockerfile", "docker-compose", "static",
                       "workspace-commands"] = "auto"
@@ -89,8 +94,16 @@ class RuntimeProfile(Profile):
     cpu_limit: float | None = Field(None, gt=0, le=256)
     memory_limit_mb: int | None = Field(None, ge=6, le=1_048_576)
     restart_policy: Literal["unless-stopped", "always", "on-failure", "no"] = "unless-stopped"
-    # Tasks of the resource's service on a Docker Swarm (a server runs one container).
+    # Tasks of the resource's service on a Docker Swarm (a server runs one container), and
+    # where Swarm may place them (`node.hostname==db1`, `node.labels.disk!=hdd`...).
     replicas: int = Field(1, ge=1, le=100)
+    placement_constraints: list[PlacementConstraint] = Field(default_factory=list,
+                                                             max_length=10)
+
+    @property
+    def pinned(self) -> bool:
+        """Whether its tasks all run on one node (a local volume is then theirs to share)."""
+        return any(re.match(r"^node\.(hostname|id)\s*==", c) for c in self.placement_constraints)
 
 
 class NetworkProfile(Profile):
