@@ -32,6 +32,7 @@ from docker_support import (
 )
 from remote_support import failed_requests, fixture, form_swarm, overlay_traffic
 from support import Api, free_port
+from test_builds import repo
 
 pytestmark = pytest.mark.slow
 FAST = {"intervalSeconds": 1, "timeoutSeconds": 1, "retries": 2, "startPeriodSeconds": 3}
@@ -193,10 +194,13 @@ def test_a_replicated_service_is_released_health_gated_and_rolled_back_by_swarm(
     lines = api.get(f"/resources/{resource}/runtime-logs", params={"tailLines": 50})["logs"]
     assert lines and all(line["message"].startswith("[task ") for line in lines), lines[:3]
     before = {t["ID"] for t in running(manager, resource)}
-    for action, expected in (("stop", 0), ("start", 2), ("restart", 2)):
+    for action, expected, lifecycle in (("stop", 0, "stopped"), ("start", 2, "running"),
+                                        ("restart", 2, "running")):
         control(api, resource, action)
         eventually(lambda n=expected: len(running(manager, resource)) == n
                    and len(tasks(manager, resource)) == n, within=90)
+        health = api.get(f"/resources/{resource}/health", params={"mode": "live"})
+        assert health["runtime"]["lifecycle"] == lifecycle, health
     assert not before & {t["ID"] for t in running(manager, resource)}  # all replaced
     assert api.request("DELETE", f"/resources/{resource}",
                        {"confirmation": {"resourceSlug": "web"}}).status_code < 300
@@ -273,3 +277,68 @@ def test_a_node_presenting_another_host_key_gets_no_image_until_pinned_again(swa
     deployed(api, ids, timeout=180)
     manager_id = swarm["manager"].info()["Swarm"]["NodeID"]
     assert {t["NodeID"] for t in running(swarm["manager"], ids["resource"])} == {manager_id}
+
+
+STACK = """services:
+  web:
+    build: ./web
+    ports: ["8080"]
+    depends_on: [api]
+  api:
+    image: lbtest/hello:v2
+    command: httpd -f -p 5000 -h /www
+"""
+# Asks the stack's `api` service, by its name on the stack's network.
+ASK_API = """#!/bin/sh
+echo "Content-Type: text/plain"
+echo ""
+printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 api 5000 | tail -n 1
+"""
+
+
+def test_a_compose_stack_is_services_that_find_each_other_by_name(swarm, api: Api, tmp_path):
+    server = register_swarm(api, swarm)
+    api.post(f"/servers/{server}/edge-proxy/bootstrap", {})
+    source = tmp_path / "stack"
+    repo(source, {"compose.yaml": STACK,
+                  "web/Dockerfile": "FROM lbtest/busybox:v1\nCOPY www /www\n"
+                                    'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n',
+                  "web/www/index.html": "stack web\n", "web/www/cgi-bin/api": ASK_API})
+    (source / "web/www/cgi-bin/api").chmod(0o755)
+    repo(source, {}, message="executable")
+    project = api.post("/projects", {"name": "stack"})["id"]
+    env = api.post("/environments", {"projectId": project, "name": "production"})["id"]
+    ids = {"project": project, "env": env, "resource": api.post("/resources", {
+        "projectId": project, "environmentId": env, "name": "web", "serverId": server,
+        "source": {"kind": "git", "locator": str(source), "gitRef": "main"},
+        "runtimeProfile": {"replicas": 2}})["id"]}
+    api.post(f"/resources/{ids['resource']}/health-policy", {"healthCheck": FAST})
+    first = deployed(api, ids, timeout=300)
+    web = first["containerName"]
+    assert sorted(s.name for s in swarm["manager"].services.list()) == [web, f"{web}-api"]
+    host = host_of(api, ids["resource"])
+    for address in (s["address"] for s in swarm["servers"]):
+        assert eventually(lambda a=address: answer(a, host) == "stack web\n", within=60)
+        assert httpx.get(f"http://{address}/cgi-bin/api", headers={"Host": host},
+                         timeout=10).text == "hello v2\n"  # web reaches api by its name
+    second = deployed(api, ids, timeout=300)
+    assert second["containerName"] == web
+    assert sorted(s.name for s in swarm["manager"].services.list()) == [web, f"{web}-api"]
+    api_service = swarm["manager"].services.get(f"{web}-api")
+    assert api_service.attrs["Spec"]["Labels"]["launchbay.deployment"] == second["id"]
+    lines = api.get(f"/resources/{ids['resource']}/runtime-logs",
+                    params={"serviceName": "api", "tailLines": 20})["logs"]
+    assert all(line["serviceName"] == "api" for line in lines)
+
+    # A release whose `api` cannot run: Swarm rolls that service back, the release fails
+    # naming it, and the stack as it was keeps answering.
+    repo(source, {"compose.yaml": STACK.replace("httpd -f -p 5000 -h /www",
+                                                "sh -c 'echo cannot start >&2; exit 3'")})
+    failed = wait(api, deploy(api, ids), timeout=300)
+    assert (failed["status"], failed["errorCode"]) == ("failed", "service-failed"), failed
+    assert "service api" in failed["errorMessage"]
+    assert swarm["manager"].services.get(f"{web}-api").attrs["Spec"]["Labels"][
+        "launchbay.deployment"] == second["id"]
+    address = swarm["servers"][1]["address"]
+    assert eventually(lambda: httpx.get(f"http://{address}/cgi-bin/api", headers={"Host": host},
+                                        timeout=10).text == "hello v2\n", within=60)

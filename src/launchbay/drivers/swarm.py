@@ -39,6 +39,7 @@ class ServiceSpec:
     task_labels: dict[str, str]
     network: str
     aliases: list[str] = field(default_factory=list)
+    networks: dict[str, list[str]] = field(default_factory=dict)  # more networks: aliases
     env: dict[str, str] = field(default_factory=dict)
     command: list[str] | None = None
     replicas: int = 1
@@ -97,7 +98,8 @@ class SwarmManager(RemoteDockerEngine):
             container, resources=resources,
             restart_policy=types.RestartPolicy("any", delay=2 * _NS),
             placement=types.Placement(constraints=spec.constraints),
-            networks=[types.NetworkAttachmentConfig(spec.network, aliases=spec.aliases)])
+            networks=[types.NetworkAttachmentConfig(network, aliases=aliases) for
+                      network, aliases in {spec.network: spec.aliases, **spec.networks}.items()])
         order = "start-first" if spec.health else "stop-first"
         monitor = int(spec.monitor_seconds * _NS)
         kwargs: dict[str, Any] = dict(
@@ -190,13 +192,15 @@ class SwarmManager(RemoteDockerEngine):
     def containers(self, **labels: str) -> list[ContainerInfo]:
         filters = [f"{MANAGED}=true"] + [f"{k}={v}" for k, v in labels.items()]
         services = self.client.api.services(filters={"label": filters})
-        return [*(self._as_container(s) for s in services), *super().containers(**labels)]
+        running = self._running_tasks() if services else {}
+        return [*(self._as_container(s, running) for s in services),
+                *super().containers(**labels)]
 
     def inspect(self, container_id: str) -> ContainerInfo | None:
         if not container_id.startswith(SERVICE):
             return super().inspect(container_id)
         found = self._service(_service_id(container_id))
-        return self._as_container(found) if found else None
+        return self._as_container(found, self._running_tasks(found["ID"])) if found else None
 
     def stop(self, container_id: str, timeout: int = 10) -> None:
         if not container_id.startswith(SERVICE):
@@ -251,11 +255,24 @@ class SwarmManager(RemoteDockerEngine):
             line.message = f"[task {task} on {node}] {line.message[details.end():]}"
         return line
 
-    def _as_container(self, service: dict[str, Any]) -> ContainerInfo:
+    def _running_tasks(self, service_id: str | None = None) -> dict[str, int]:
+        """Tasks running now, by service (of one service, or of all in one listing)."""
+        filters = {"desired-state": "running", **({"service": service_id} if service_id
+                                                  else {})}
+        counts: dict[str, int] = {}
+        for task in self.client.api.tasks(filters=filters):
+            if (task.get("Status") or {}).get("State") == "running":
+                counts[task["ServiceID"]] = counts.get(task["ServiceID"], 0) + 1
+        return counts
+
+    def _as_container(self, service: dict[str, Any], running: dict[str, int]) -> ContainerInfo:
+        """A service as a container: running while a task of it runs, exited when scaled to
+        0, restarting while none of its tasks runs."""
         spec = service["Spec"]
         replicas = int(spec.get("Mode", {}).get("Replicated", {}).get("Replicas", 0))
-        return ContainerInfo(id=SERVICE + service["ID"], name=spec["Name"],
-                             status="running" if replicas else "exited",
+        status = "exited" if not replicas else \
+            "running" if running.get(service["ID"]) else "restarting"
+        return ContainerInfo(id=SERVICE + service["ID"], name=spec["Name"], status=status,
                              labels=spec.get("Labels") or {}, host_port=None,
                              exit_code=None if replicas else 0,
                              image_id=spec["TaskTemplate"]["ContainerSpec"].get("Image"))

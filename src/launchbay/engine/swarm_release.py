@@ -29,6 +29,7 @@ from launchbay.engine.runtime import (
     ServiceState,
     SwarmManager,
 )
+from launchbay.slugs import slugify
 from launchbay.store.models import Deployment, DeploymentStatus, Resource, WorkStatus, utcnow
 from launchbay.store.profiles import RuntimeProfile
 
@@ -66,16 +67,26 @@ def health_command(port: int, health: HealthSpec) -> list[str]:
     return ["CMD-SHELL", script]
 
 
+def stack_network(resource_id: str) -> str:
+    """The overlay network of a resource's compose stack: its services find each other there
+    by name (one for all its releases, as its services are)."""
+    return f"lb-stack-{resource_id.replace('_', '-').lower()}"
+
+
 def discard(manager: SwarmManager, d: Deployment, current: bool) -> None:
-    """Takes back what a release that did not take over did to its service: the update is
-    rolled back (or, if nothing served before, the service removed)."""
-    state = manager.service(service_name(d.resource_id))
-    if state is None or state.deployment != d.id or current:
+    """Takes back what a release that did not take over did to its services (the web one and
+    a stack's others): each update is rolled back (or, if nothing served before, the service
+    removed)."""
+    if current:
         return
-    if state.previous:
-        manager.rollback(service_name(d.resource_id))
-    else:
-        manager.remove(SERVICE + state.id)
+    for found in manager.containers(**{"launchbay.deployment": d.id}):
+        state = manager.service(found.name) if found.id.startswith(SERVICE) else None
+        if state is None or state.deployment != d.id:
+            continue
+        if state.previous:
+            manager.rollback(found.name)
+        else:
+            manager.remove(found.id)
 
 
 class SwarmRelease(Release):
@@ -96,9 +107,6 @@ class SwarmRelease(Release):
                      "finish it", "verify", level="warn")
             replicas = self._placement().replicas
         else:
-            if self.plan.services:
-                return self._refuse("stack-unsupported", "compose stacks are not released on "
-                                    "a Docker Swarm yet: deploy the web service's image")
             built = self.plan.build is not None and not self.plan.image
             if built and not self._build():
                 return WorkStatus.FAILED
@@ -125,6 +133,8 @@ class SwarmRelease(Release):
                                 (DeploymentStatus.PLANNED, "plan",
                                  f"plan: image {self.plan.image} as a Swarm service"),
                                 step, started_at=utcnow())
+            if not self._companions(placement.placement_constraints):
+                return WorkStatus.FAILED
             service_id = self.docker.deploy(spec)
             self.update(container_id=SERVICE + service_id, container_name=name,
                         host_port=None, phase="verify")
@@ -133,6 +143,7 @@ class SwarmRelease(Release):
         if outcome == "canceled":
             return self._cancel()
         if outcome != "healthy":
+            self._discard()  # a stack's other services too (Swarm rolled the web one back)
             self.log(f"the new release is not healthy ({reason}); {self._fallback()}",
                      "verify", level="error")
             finish(self.sessions, self.d.id, DeploymentStatus.FAILED,
@@ -141,6 +152,44 @@ class SwarmRelease(Release):
         self.log(f"healthy: {reason}", "verify")
         self._switch()
         return self._retire_and_succeed()
+
+    def _companions(self, constraints: list[str]) -> bool:
+        """A compose stack's other services, each a service of one replica on the stack's
+        network (reached there by its name), updated stop-first (no health check) and
+        converged before the web one; False when one fails (the deployment is then failed
+        and every service it changed taken back)."""
+        plan, labels = self.plan, deployment_labels(self.d)
+        for service in plan.services:
+            name = f"{service_name(self.d.resource_id)}-{slugify(service.name)}"
+            self.docker.deploy(ServiceSpec(
+                name=name, image=self.image_ids[service.image],
+                labels={**plan.labels, **labels, "launchbay.managed": "true",
+                        "launchbay.service": service.name, "launchbay.image": service.image},
+                task_labels=self._task_labels(), network=self._stack(),
+                aliases=[service.name], env={**service.env, **self.env},
+                command=service.command,
+                volumes=[(v.docker_name, v.path, v.mode) for v in service.volumes],
+                constraints=constraints))
+            self.log(f"updating service {service.name} ({name})", "start")
+            outcome, reason = self._converge(name, 1)
+            if outcome == "canceled":
+                self._cancel()
+                return False
+            if outcome != "healthy":
+                self._discard()
+                self._refuse("service-failed", f"service {service.name}: {reason}")
+                return False
+        return True
+
+    def _stack(self) -> str:
+        return self.docker.ensure_network(stack_network(self.d.resource_id), {
+            "launchbay.environment": self.d.environment_id, "launchbay.server": self.d.server_id,
+            "launchbay.resource": self.d.resource_id})
+
+    def _task_labels(self) -> dict[str, str]:
+        return {"launchbay.deployment": self.d.id,
+                "launchbay.organization": self.d.organization_id,
+                "launchbay.swarm-resource": self.d.resource_id}
 
     def _distribute(self) -> bool:
         """Copies the release's images (by id) from the manager to every other node that
@@ -185,10 +234,9 @@ class SwarmRelease(Release):
                   "launchbay.image": plan.image}
         return ServiceSpec(
             name=name, image=self.image_ids[plan.image], labels=labels,
-            task_labels={"launchbay.deployment": self.d.id,
-                         "launchbay.organization": self.d.organization_id,
-                         "launchbay.swarm-resource": self.d.resource_id},
-            network=network, aliases=plan.aliases, env=env, command=plan.command,
+            task_labels=self._task_labels(), network=network, aliases=plan.aliases,
+            networks={self._stack(): [plan.service_name]} if plan.service_name else {},
+            env=env, command=plan.command,
             replicas=replicas,
             health=health_command(plan.internal_port, plan.health)  # type: ignore[arg-type]  # healthy implies a port
             if healthy else None,
