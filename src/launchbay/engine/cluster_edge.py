@@ -23,7 +23,7 @@ class ClusterCaddy:
 
     def __init__(self, targets: Targets, server_id: str, image: str):
         self.targets, self.server_id, self.image = targets, server_id, image
-        self._edges: dict[tuple[str, int], ContainerCaddy] = {}
+        self._edges: dict[str, tuple[Runtime, ContainerCaddy]] = {}  # by node address
 
     def _nodes(self) -> list[tuple[str, Runtime, ContainerCaddy]]:
         """Every ready node: (address, runtime, its edge)."""
@@ -31,10 +31,11 @@ class ClusterCaddy:
                  *self.targets.nodes(self.server_id)]
         edges = []
         for address, runtime in found:
-            key = (address, id(runtime))  # a runtime made again (new keys): a new driver
-            if key not in self._edges:
-                self._edges[key] = ContainerCaddy(runtime, self.image, self._networks)
-            edges.append((address, runtime, self._edges[key]))
+            kept = self._edges.get(address)
+            if kept is None or kept[0] is not runtime:  # made again (new keys): a new driver
+                kept = self._edges[address] = (runtime, ContainerCaddy(
+                    runtime, self.image, self._networks))
+            edges.append((address, runtime, kept[1]))
         return edges
 
     def _networks(self) -> list[str]:

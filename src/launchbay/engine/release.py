@@ -299,15 +299,8 @@ class Release:
         # progress is recorded, not after.
         starting = _InBackground(self._start)
         port = f", port {self.plan.internal_port}" if self.plan.internal_port else ""
-        start = (DeploymentStatus.RUNNING, "start",
-                 f"starting the new release ({self.plan.image}{port})")
-        if built:
-            self.transition(start)
-        else:
-            self.transition((DeploymentStatus.PLANNING, "plan", "deployment started"),
-                            (DeploymentStatus.PLANNED, "plan",
-                             f"plan: image {self.plan.image}{port}"),
-                            start, started_at=utcnow())
+        self._begin(built, f"plan: image {self.plan.image}{port}",
+                    f"starting the new release ({self.plan.image}{port})")
         info = starting.result()
         url = (f"http://{self.docker.reach(info.host_port)}{self.plan.health.path}"
                if info.host_port else None)
@@ -328,6 +321,16 @@ class Release:
         self.log(f"healthy: {verdict.reason}", "verify")
         self._switch()
         return self._retire_and_succeed()
+
+    def _begin(self, built: bool, plan: str, start: str) -> None:
+        """The deployment is running its release now (after a build, or at once)."""
+        step = (DeploymentStatus.RUNNING, "start", start)
+        if built:  # the build already said it started and what its plan is
+            self.transition(step)
+        else:
+            self.transition((DeploymentStatus.PLANNING, "plan", "deployment started"),
+                            (DeploymentStatus.PLANNED, "plan", plan), step,
+                            started_at=utcnow())
 
     def _build(self) -> bool:
         """Builds the image from source and freezes it into the plan (so a retry or rollback

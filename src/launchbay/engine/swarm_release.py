@@ -30,7 +30,7 @@ from launchbay.engine.runtime import (
     SwarmManager,
 )
 from launchbay.slugs import slugify
-from launchbay.store.models import Deployment, DeploymentStatus, Resource, WorkStatus, utcnow
+from launchbay.store.models import Deployment, DeploymentStatus, Resource, WorkStatus
 from launchbay.store.profiles import RuntimeProfile
 
 # Seconds a release may wait for its tasks to be scheduled and their images found, besides
@@ -123,16 +123,9 @@ class SwarmRelease(Release):
                 self.log("no health check can be made (health checks off, or no port): the "
                          "update stops the old task before it starts the new one", "start",
                          level="warn")
-            step = (DeploymentStatus.RUNNING, "start",
-                    f"updating service {name} to {self.plan.image} ({replicas} "
-                    f"replica{'s' if replicas > 1 else ''})")
-            if built:
-                self.transition(step)
-            else:
-                self.transition((DeploymentStatus.PLANNING, "plan", "deployment started"),
-                                (DeploymentStatus.PLANNED, "plan",
-                                 f"plan: image {self.plan.image} as a Swarm service"),
-                                step, started_at=utcnow())
+            self._begin(built, f"plan: image {self.plan.image} as a Swarm service",
+                        f"updating service {name} to {self.plan.image} ({replicas} "
+                        f"replica{'s' if replicas > 1 else ''})")
             if not self._companions(placement.placement_constraints):
                 return WorkStatus.FAILED
             service_id = self.docker.deploy(spec)
